@@ -1,0 +1,1 @@
+//! The Monte-Carlo BER engine.

@@ -1,0 +1,55 @@
+//! The error type of kaq-model. Every variant names the offending field or value.
+
+use thiserror::Error;
+
+/// Errors returned by kaq-model.
+#[derive(Debug, Error, Clone, PartialEq)]
+pub enum ModelError {
+    /// A modulation name that is not one of bpsk, qpsk, 16qam, 64qam.
+    #[error("unknown modulation `{0}` (expected one of: bpsk, qpsk, 16qam, 64qam)")]
+    UnknownModulation(String),
+    /// A dimension that must be positive, or is too large.
+    #[error("invalid dimension {name} = {value}: {reason}")]
+    InvalidDimension {
+        /// Which dimension.
+        name: &'static str,
+        /// The value given.
+        value: usize,
+        /// Why it is refused.
+        reason: &'static str,
+    },
+    /// A numeric parameter outside its allowed range or not finite.
+    #[error("invalid {name} = {value}: {reason}")]
+    InvalidParameter {
+        /// Which parameter.
+        name: &'static str,
+        /// The value given.
+        value: f64,
+        /// Why it is refused.
+        reason: &'static str,
+    },
+    /// A detector or model name or specification that could not be parsed.
+    #[error("invalid detector `{spec}`: {reason}")]
+    InvalidDetector {
+        /// The specification given.
+        spec: String,
+        /// Why it is refused.
+        reason: String,
+    },
+    /// A batch whose shape does not fit the detector.
+    #[error("shape mismatch: {0}")]
+    Shape(String),
+    /// A detector that failed on a frame (for example a singular matrix).
+    #[error("detector {detector} failed on frame {frame}: {reason}")]
+    DetectFailed {
+        /// The detector's name.
+        detector: String,
+        /// The frame within the batch.
+        frame: usize,
+        /// What went wrong.
+        reason: String,
+    },
+    /// A non-finite value where a finite one is required.
+    #[error("non-finite value in {0}")]
+    NonFinite(String),
+}

@@ -1,0 +1,20 @@
+//! kaq-model: everything upstream of the IR.
+//!
+//! * [`modulation`] and [`link`]: the normative system model of DESIGN.md §2 — Gray-mapped
+//!   alphabets, Rayleigh and Kronecker channels, the per-receive-antenna SNR, the real-valued
+//!   equivalent and seeded ChaCha streams.
+//! * [`detect`]: the [`detect::Detector`] trait and the classical detectors (ZF, MMSE, K-best, ML).
+//! * [`ber`]: the Monte-Carlo BER engine.
+//!
+//! Data flows one way: this crate never depends on codegen or simulation.
+
+pub mod ber;
+pub mod detect;
+pub mod error;
+pub mod link;
+pub mod modulation;
+
+pub use detect::Detector;
+pub use error::ModelError;
+pub use link::{ChannelModel, FrameBatch, FrameGenerator, LinkConfig};
+pub use modulation::Modulation;

@@ -1,0 +1,2 @@
+//! kaq-sim: builds generated RTL with Verilator into a shared library and drives it from Rust,
+//! checking it bit for bit against the integer golden model of kaq-model.

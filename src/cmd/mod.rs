@@ -1,0 +1,3 @@
+//! One module per `kaq` subcommand.
+
+pub mod ber;

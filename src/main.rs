@@ -1,0 +1,38 @@
+//! The `kaq` command-line interface: one module per subcommand under `cmd/`.
+//!
+//! Usage errors (bad values, unknown options) exit with status 2 and a message naming the
+//! offending argument; run-time failures exit with status 1.
+
+mod cmd;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// Deep-unfolded MIMO detectors from training to verified hardware.
+#[derive(Debug, Parser)]
+#[command(name = "kaq", version, about, long_about = None)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Monte-Carlo bit error rate of detectors over an SNR range.
+    Ber(cmd::ber::BerArgs),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Ber(args) => cmd::ber::run(args),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("error: {err:#}");
+            ExitCode::from(1)
+        }
+    }
+}
