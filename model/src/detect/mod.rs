@@ -16,3 +16,76 @@ pub trait Detector: Send + Sync {
     /// `decisions`, which holds `batch.frames × batch.n` values.
     fn detect(&self, batch: &FrameBatch, decisions: &mut [i32]) -> Result<(), ModelError>;
 }
+
+/// Largest K-best breadth accepted.
+pub const MAX_KBEST: usize = 1 << 16;
+
+/// A classical detector named on the command line: `zf`, `mmse`, `kbest:K` or `ml`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum DetectorSpec {
+    /// Zero forcing.
+    Zf,
+    /// Linear MMSE with the true noise variance.
+    Mmse,
+    /// Real-valued sorted-QR K-best sphere decoder keeping `k` candidates per level.
+    KBest {
+        /// Breadth, 1 ≤ k ≤ [`MAX_KBEST`].
+        k: usize,
+    },
+    /// Exhaustive maximum likelihood (small systems only).
+    Ml,
+}
+
+impl std::fmt::Display for DetectorSpec {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Zf => f.write_str("zf"),
+            Self::Mmse => f.write_str("mmse"),
+            Self::KBest { k } => write!(f, "kbest:{k}"),
+            Self::Ml => f.write_str("ml"),
+        }
+    }
+}
+
+impl std::str::FromStr for DetectorSpec {
+    type Err = ModelError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let err = |reason: String| ModelError::InvalidDetector { spec: s.to_string(), reason };
+        let lower = s.trim().to_ascii_lowercase();
+        match lower.split_once(':') {
+            None => match lower.as_str() {
+                "zf" => Ok(Self::Zf),
+                "mmse" => Ok(Self::Mmse),
+                "ml" => Ok(Self::Ml),
+                "kbest" => Err(err("K-best needs a breadth, e.g. kbest:32".into())),
+                _ => Err(err("expected one of zf, mmse, kbest:K, ml".into())),
+            },
+            Some(("kbest", k)) => {
+                let k: usize = k
+                    .parse()
+                    .map_err(|_| err(format!("K-best breadth `{k}` is not a positive integer")))?;
+                if k == 0 || k > MAX_KBEST {
+                    return Err(err(format!("K-best breadth must be between 1 and {MAX_KBEST}")));
+                }
+                Ok(Self::KBest { k })
+            }
+            Some(_) => Err(err("expected one of zf, mmse, kbest:K, ml".into())),
+        }
+    }
+}
+
+#[cfg(test)]
+mod spec_tests {
+    use super::*;
+
+    #[test]
+    fn parses_and_displays_specs() {
+        for s in ["zf", "mmse", "kbest:32", "ml"] {
+            assert_eq!(s.parse::<DetectorSpec>().unwrap().to_string(), s);
+        }
+        for bad in ["kbest:0", "kbest", "kbest:x", "foo", "zf:1", ""] {
+            assert!(bad.parse::<DetectorSpec>().is_err(), "{bad}");
+        }
+    }
+}
