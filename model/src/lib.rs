@@ -5,6 +5,7 @@
 //!   equivalent and seeded ChaCha streams.
 //! * [`detect`]: the [`detect::Detector`] trait and the classical detectors (ZF, MMSE, K-best, ML).
 //! * [`ber`]: the Monte-Carlo BER engine.
+//! * [`unfolded`]: the deep-unfolded PGD-Net and ADMM-Net in f32 with hand-derived gradients.
 //!
 //! Data flows one way: this crate never depends on codegen or simulation.
 
@@ -13,6 +14,7 @@ pub mod detect;
 pub mod error;
 pub mod link;
 pub mod modulation;
+pub mod unfolded;
 
 pub use detect::Detector;
 pub use error::ModelError;
