@@ -113,39 +113,83 @@ fn params64(net: &UnfoldedNet) -> Vec<f64> {
 }
 
 /// Relative tolerance on each gradient entry against finite differences, and absolute
-/// tolerance as a fraction of the largest gradient entry: f32 forward and backward passes over
-/// at most 6 layers and 12-dimensional channels keep ~5 significant digits, so 1e-3 is honest
-/// while a wrong sign or a missing term moves entries by O(1) of their size.
+/// tolerance as a fraction of the largest gradient entry, on top of the finite-difference
+/// gradient's own sensitivity to f32 rounding (see [`check_gradient`]): a wrong sign or a
+/// missing term moves entries by O(1) of their size.
 const RTOL: f64 = 1e-3;
 const ATOL_OF_MAX: f64 = 1e-3;
 /// Absolute floor: gradients below 1e-6 are at the f32 rounding level of the loss terms.
 const ATOL_FLOOR: f64 = 1e-6;
+/// Safety factor on the measured rounding sensitivity.
+const SENSITIVITY_FACTOR: f64 = 20.0;
+
+/// Central differences of the f64 reference loss; `None` where a prox changes branch inside
+/// [p − h, p + h] (there the difference quotient is not the derivative).
+fn fd_gradient(net: &UnfoldedNet, base: &[f64], data: &TrainBatch<'_>) -> Vec<Option<f64>> {
+    let reference = reference::run(net, base, data);
+    (0..base.len())
+        .map(|i| {
+            let h = 1e-5 * base[i].abs().max(1.0);
+            let mut p = base.to_vec();
+            p[i] = base[i] + h;
+            let plus = reference::run(net, &p, data);
+            p[i] = base[i] - h;
+            let minus = reference::run(net, &p, data);
+            (plus.pattern == reference.pattern && minus.pattern == reference.pattern)
+                .then(|| (plus.loss - minus.loss) / (2.0 * h))
+        })
+        .collect()
+}
+
+/// `data` with H and y moved by one f32 ulp and `params` scaled by 1 ± 2⁻²⁴, random signs.
+fn jittered(data: &Owned, params: &[f64], seed: u64) -> (Owned, Vec<f64>) {
+    use rand::Rng;
+    let mut rng = stream_rng(seed, 1);
+    let unit = f32::EPSILON as f64 / 2.0;
+    let p = params
+        .iter()
+        .map(|&v| v * (1.0 + if rng.random::<bool>() { unit } else { -unit }))
+        .collect();
+    let mut moved = data.clone();
+    for v in moved.h.iter_mut().chain(moved.y.iter_mut()) {
+        *v = if rng.random::<bool>() {
+            v.next_up()
+        } else {
+            v.next_down()
+        };
+    }
+    (moved, p)
+}
 
 /// Checks the analytic gradient of `net` on `data` against central differences of the f64
-/// reference. Returns the number of parameters checked.
-fn check_gradient(net: &UnfoldedNet, data: &TrainBatch<'_>) -> Result<usize, TestCaseError> {
+/// reference. The tolerance of each entry adds [`SENSITIVITY_FACTOR`] times the spread of the
+/// finite-difference gradient over two f32-rounding-level perturbations of the inputs, so
+/// ill-conditioned cases (sharp qam prox, many layers) get the slack f32 needs and no more.
+/// Returns the number of parameters checked.
+fn check_gradient(net: &UnfoldedNet, data: &Owned) -> Result<usize, TestCaseError> {
+    let view = data.view();
     let base = params64(net);
-    let reference = reference::run(net, &base, data);
+    let reference = reference::run(net, &base, &view);
     prop_assume!(reference.kink_margin > 1e-3);
     let mut grad = vec![0.0f32; base.len()];
-    let loss = net.loss_and_grad(data, &mut grad);
+    let loss = net.loss_and_grad(&view, &mut grad);
     prop_assert!(
         ((loss as f64) - reference.loss).abs() <= 1e-4 * (1.0 + reference.loss),
         "loss {loss} vs reference {}",
         reference.loss
     );
     let names = net.param_names();
-    let mut fd = vec![None; base.len()];
-    for i in 0..base.len() {
-        let h = 1e-5 * base[i].abs().max(1.0);
-        let mut p = base.clone();
-        p[i] = base[i] + h;
-        let plus = reference::run(net, &p, data);
-        p[i] = base[i] - h;
-        let minus = reference::run(net, &p, data);
-        // Central differences are exact only if no prox changes branch inside [p − h, p + h].
-        if plus.pattern == reference.pattern && minus.pattern == reference.pattern {
-            fd[i] = Some((plus.loss - minus.loss) / (2.0 * h));
+    let fd = fd_gradient(net, &base, &view);
+    let mut spread = vec![0.0f64; base.len()];
+    for seed in 0..2 {
+        let (moved, p) = jittered(data, &base, seed);
+        for (s, (a, b)) in spread
+            .iter_mut()
+            .zip(fd_gradient(net, &p, &moved.view()).iter().zip(&fd))
+        {
+            if let (Some(a), Some(b)) = (a, b) {
+                *s = s.max((a - b).abs());
+            }
         }
     }
     let max = fd.iter().flatten().fold(0.0f64, |a, v| a.max(v.abs()));
@@ -153,7 +197,8 @@ fn check_gradient(net: &UnfoldedNet, data: &TrainBatch<'_>) -> Result<usize, Tes
     for (i, want) in fd.iter().enumerate() {
         let Some(want) = *want else { continue };
         let got = grad[i] as f64;
-        let tol = RTOL * want.abs() + ATOL_OF_MAX * max + ATOL_FLOOR;
+        let tol =
+            RTOL * want.abs() + ATOL_OF_MAX * max + ATOL_FLOOR + SENSITIVITY_FACTOR * spread[i];
         prop_assert!(
             (got - want).abs() <= tol,
             "{}: analytic {got} vs finite difference {want} (tolerance {tol}), config {:?}, \
@@ -175,23 +220,49 @@ proptest! {
     /// Every parameter gradient matches central finite differences of the f64 reference.
     #[test]
     fn gradients_match_finite_differences(case in case()) {
-        let checked = check_gradient(&case.net, &case.data.view())?;
+        let checked = check_gradient(&case.net, &case.data)?;
         prop_assert!(checked > 0, "no parameter could be checked");
     }
 
-    /// The fast f32 forward equals the f64 reference forward within f32 accuracy.
+    /// The fast f32 forward equals the f64 reference forward within f32 accuracy: the
+    /// tolerance is the reference's own spread when its inputs and parameters are rounded
+    /// differently at the f32 unit roundoff (times a safety factor of 20), so ill-conditioned
+    /// cases (sharp qam prox, underdetermined links) get the slack they need and no more.
     #[test]
-    fn forward_matches_reference(case in case()) {
+    fn forward_matches_reference(case in case(), signs in any::<u64>()) {
         let data = case.data.view();
         let mut out = vec![0.0f32; data.batch * data.n];
         case.net.forward(&data, &mut out);
-        let reference = reference::run(&case.net, &params64(&case.net), &data);
+        let params = params64(&case.net);
+        let reference = reference::run(&case.net, &params, &data);
+        let spread = f32_sensitivity(&case.net, &params, &case.data, signs, &reference.outputs);
         let scale = reference.outputs.iter().fold(1.0f64, |a, v| a.max(v.abs()));
         for (i, (&got, &want)) in out.iter().zip(&reference.outputs).enumerate() {
-            prop_assert!((got as f64 - want).abs() <= 1e-4 * scale,
-                "element {i}: {got} vs reference {want}");
+            let tol = 1e-5 * scale + 20.0 * spread[i];
+            prop_assert!((got as f64 - want).abs() <= tol,
+                "element {i}: {got} vs reference {want} (tolerance {tol})");
         }
     }
+}
+
+/// Per output element, the largest change of the f64 reference over three f32-rounding-level
+/// perturbations of its inputs and parameters (see [`jittered`]).
+fn f32_sensitivity(
+    net: &UnfoldedNet,
+    params: &[f64],
+    data: &Owned,
+    seed: u64,
+    base: &[f64],
+) -> Vec<f64> {
+    let mut spread = vec![0.0f64; base.len()];
+    for i in 0..3 {
+        let (moved, p) = jittered(data, params, seed.wrapping_add(i));
+        let run = reference::run(net, &p, &moved.view());
+        for (s, (a, b)) in spread.iter_mut().zip(run.outputs.iter().zip(base)) {
+            *s = s.max((a - b).abs());
+        }
+    }
+    spread
 }
 
 #[test]
@@ -218,7 +289,7 @@ fn gradient_test_sees_every_parameter_kind() {
                 }
             }
             let checked =
-                check_gradient(&net, &data.view()).unwrap_or_else(|e| panic!("{arch} {prox}: {e}"));
+                check_gradient(&net, &data).unwrap_or_else(|e| panic!("{arch} {prox}: {e}"));
             assert_eq!(
                 checked,
                 net.params().len(),
