@@ -4,6 +4,7 @@
 //! offending argument; run-time failures exit with status 1.
 
 mod cmd;
+mod plot;
 
 use std::process::ExitCode;
 

@@ -310,7 +310,19 @@ pub fn wilson_interval(errors: u64, n: u64, z: f64) -> (f64, f64) {
     let denom = 1.0 + z2 / n;
     let centre = (p + z2 / (2.0 * n)) / denom;
     let half = z / denom * (p * (1.0 - p) / n + z2 / (4.0 * n * n)).sqrt();
-    ((centre - half).max(0.0), (centre + half).min(1.0))
+    // The ends are exactly 0 and 1 when no trial (or every trial) is an error; the formula
+    // would leave rounding residue there.
+    let low = if errors == 0 {
+        0.0
+    } else {
+        (centre - half).max(0.0)
+    };
+    let high = if errors as f64 == n {
+        1.0
+    } else {
+        (centre + half).min(1.0)
+    };
+    (low, high)
 }
 
 /// Progress of the SNR point being simulated, reported after every wave.
@@ -544,6 +556,10 @@ mod tests {
             assert!((h - hi).abs() < 5e-5, "{x}/{n}: high {h}, want {hi}");
         }
         // Closed forms: 0/n has upper end z²/(n + z²); n/n is its mirror.
+        let (l, h) = wilson_interval(0, 12_800_000, Z_95);
+        assert_eq!(l, 0.0);
+        let n = 12_800_000.0;
+        assert!((h - Z_95 * Z_95 / (n + Z_95 * Z_95)).abs() < 1e-15);
         let (l, h) = wilson_interval(0, 100, Z_95);
         assert_eq!(l, 0.0);
         assert!((h - Z_95 * Z_95 / (100.0 + Z_95 * Z_95)).abs() < 1e-12);

@@ -1,0 +1,351 @@
+//! SVG line plots for the CLI (BER curves, training losses, …).
+//!
+//! One entry point, [`line_plot`]: a titled chart with labelled axes, linear or log-10 y axis,
+//! one coloured line with markers per [`Series`], optional vertical error bars, and a legend.
+//! The SVG is rendered in memory and written with [`write_atomically`], so the file on disk is
+//! either the complete previous version or the complete new one, never half-written.
+//!
+//! On a log axis, points whose y is not strictly positive cannot be drawn: they are left out of
+//! the line, and if the series has an error bar with a positive upper end, that bar is drawn
+//! from the bottom of the axis up to the upper end (an upper bound, as for a BER point with
+//! zero errors). Non-finite values are always left out.
+
+use std::io::Write;
+use std::path::Path;
+
+use anyhow::{Context, bail};
+use plotters::prelude::*;
+
+/// One curve of a [`line_plot`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct Series {
+    /// Legend entry.
+    pub name: String,
+    /// `(x, y)` points, drawn in the given order.
+    pub points: Vec<(f64, f64)>,
+    /// Optional `(low, high)` error bar for each point, same length as `points`.
+    pub y_err: Option<Vec<(f64, f64)>>,
+}
+
+/// Writes `contents` to `path` atomically: a temporary file in the same directory is written,
+/// flushed and synced, then renamed over `path`. Errors name the path.
+pub fn write_atomically(path: &Path, contents: &[u8]) -> anyhow::Result<()> {
+    let dir = parent_dir(path);
+    let mut tmp = tempfile::Builder::new()
+        .prefix(".kaq-")
+        .suffix(".tmp")
+        .tempfile_in(dir)
+        .with_context(|| format!("cannot write {}", path.display()))?;
+    tmp.write_all(contents)
+        .and_then(|()| tmp.as_file().sync_all())
+        .with_context(|| format!("cannot write {}", path.display()))?;
+    tmp.persist(path)
+        .map_err(|e| e.error)
+        .with_context(|| format!("cannot write {}", path.display()))?;
+    Ok(())
+}
+
+/// Checks, before any long computation, that `path` can later be written by
+/// [`write_atomically`]: its directory exists and accepts a new file, and `path` is not a
+/// directory. Leaves nothing behind.
+pub fn check_writable(path: &Path) -> anyhow::Result<()> {
+    if path.is_dir() {
+        bail!("cannot write {}: it is a directory", path.display());
+    }
+    let dir = parent_dir(path);
+    if !dir.is_dir() {
+        bail!(
+            "cannot write {}: directory {} does not exist",
+            path.display(),
+            dir.display()
+        );
+    }
+    tempfile::Builder::new()
+        .prefix(".kaq-")
+        .tempfile_in(dir)
+        .with_context(|| format!("cannot write {}", path.display()))?;
+    Ok(())
+}
+
+/// The directory a file path lives in (`.` for a bare file name).
+fn parent_dir(path: &Path) -> &Path {
+    match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    }
+}
+
+/// Draws `series` as an SVG line plot and writes it atomically to `path`.
+///
+/// `log_y` selects a log-10 y axis. The axis ranges cover every drawable point and error bar,
+/// with a small margin. Fails if no series has a drawable point, or if the file cannot be
+/// written (the error names the path).
+pub fn line_plot(
+    path: &Path,
+    title: &str,
+    x_label: &str,
+    y_label: &str,
+    log_y: bool,
+    series: &[Series],
+) -> anyhow::Result<()> {
+    let svg = render_svg(title, x_label, y_label, log_y, series)?;
+    write_atomically(path, svg.as_bytes())
+}
+
+/// Renders the plot of [`line_plot`] into an SVG string.
+pub fn render_svg(
+    title: &str,
+    x_label: &str,
+    y_label: &str,
+    log_y: bool,
+    series: &[Series],
+) -> anyhow::Result<String> {
+    for s in series {
+        if let Some(err) = &s.y_err
+            && err.len() != s.points.len()
+        {
+            bail!(
+                "series `{}` has {} points but {} error bars",
+                s.name,
+                s.points.len(),
+                err.len()
+            );
+        }
+    }
+    let drawable = |y: f64| y.is_finite() && (!log_y || y > 0.0);
+    let mut xs = Vec::new();
+    let mut ys = Vec::new();
+    for s in series {
+        for (i, &(x, y)) in s.points.iter().enumerate() {
+            if !x.is_finite() {
+                continue;
+            }
+            if drawable(y) {
+                xs.push(x);
+                ys.push(y);
+            }
+            if let Some((lo, hi)) = s.y_err.as_ref().map(|e| e[i]) {
+                for v in [lo, hi] {
+                    if drawable(v) {
+                        xs.push(x);
+                        ys.push(v);
+                    }
+                }
+            }
+        }
+    }
+    if xs.is_empty() {
+        bail!("nothing to plot: no series has a drawable point");
+    }
+    let (x_min, x_max) = padded(min(&xs), max(&xs), 0.03);
+    let mut svg = String::new();
+    {
+        let root = SVGBackend::with_string(&mut svg, (900, 600)).into_drawing_area();
+        root.fill(&WHITE).map_err(plot_error)?;
+        let mut builder = ChartBuilder::on(&root);
+        builder
+            .caption(title, ("sans-serif", 24))
+            .margin(16)
+            .x_label_area_size(48)
+            .y_label_area_size(80);
+        if log_y {
+            // Whole decades around the data.
+            let lo = 10f64.powf(min(&ys).log10().floor());
+            let hi = 10f64.powf(max(&ys).log10().ceil().max(lo.log10() + 1.0));
+            let mut chart = builder
+                .build_cartesian_2d(x_min..x_max, (lo..hi).log_scale())
+                .map_err(plot_error)?;
+            chart
+                .configure_mesh()
+                .x_desc(x_label)
+                .y_desc(y_label)
+                .y_label_formatter(&|v| format!("{v:.0e}"))
+                .draw()
+                .map_err(plot_error)?;
+            draw_series(&mut chart, series, lo, drawable)?;
+            legend(&mut chart)?;
+        } else {
+            let (lo, hi) = padded(min(&ys), max(&ys), 0.05);
+            let mut chart = builder
+                .build_cartesian_2d(x_min..x_max, lo..hi)
+                .map_err(plot_error)?;
+            chart
+                .configure_mesh()
+                .x_desc(x_label)
+                .y_desc(y_label)
+                .draw()
+                .map_err(plot_error)?;
+            draw_series(&mut chart, series, lo, drawable)?;
+            legend(&mut chart)?;
+        }
+        root.present().map_err(plot_error)?;
+    }
+    Ok(svg)
+}
+
+/// Draws lines, markers and error bars of every series on a chart whose y axis starts at
+/// `y_floor` (where upper-bound-only bars begin).
+fn draw_series<'a, Y>(
+    chart: &mut ChartContext<
+        'a,
+        SVGBackend<'a>,
+        Cartesian2d<plotters::coord::types::RangedCoordf64, Y>,
+    >,
+    series: &[Series],
+    y_floor: f64,
+    drawable: impl Fn(f64) -> bool,
+) -> anyhow::Result<()>
+where
+    Y: Ranged<ValueType = f64>,
+{
+    for (index, s) in series.iter().enumerate() {
+        let color = Palette99::pick(index).to_rgba();
+        let points: Vec<(f64, f64)> = s
+            .points
+            .iter()
+            .copied()
+            .filter(|&(x, y)| x.is_finite() && drawable(y))
+            .collect();
+        chart
+            .draw_series(LineSeries::new(points.clone(), color.stroke_width(2)))
+            .map_err(plot_error)?
+            .label(s.name.clone())
+            .legend(move |(x, y)| {
+                PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(2))
+            });
+        chart
+            .draw_series(points.iter().map(|&p| Circle::new(p, 4, color.filled())))
+            .map_err(plot_error)?;
+        if let Some(err) = &s.y_err {
+            let bars = s
+                .points
+                .iter()
+                .zip(err)
+                .filter(|&(&(x, _), &(_, hi))| x.is_finite() && drawable(hi))
+                .map(|(&(x, _), &(lo, hi))| {
+                    let lo = if drawable(lo) { lo } else { y_floor };
+                    ErrorBar::new_vertical(x, lo, (lo + hi) / 2.0, hi, color.stroke_width(1), 8)
+                });
+            chart.draw_series(bars).map_err(plot_error)?;
+        }
+    }
+    Ok(())
+}
+
+fn legend<'a, Y: Ranged<ValueType = f64>>(
+    chart: &mut ChartContext<
+        'a,
+        SVGBackend<'a>,
+        Cartesian2d<plotters::coord::types::RangedCoordf64, Y>,
+    >,
+) -> anyhow::Result<()> {
+    chart
+        .configure_series_labels()
+        .background_style(WHITE.mix(0.85))
+        .border_style(BLACK)
+        .position(SeriesLabelPosition::UpperRight)
+        .draw()
+        .map_err(plot_error)
+}
+
+fn plot_error<E: std::error::Error + Send + Sync + 'static>(
+    e: DrawingAreaErrorKind<E>,
+) -> anyhow::Error {
+    anyhow::anyhow!("plot rendering failed: {e}")
+}
+
+fn min(v: &[f64]) -> f64 {
+    v.iter().copied().fold(f64::INFINITY, f64::min)
+}
+
+fn max(v: &[f64]) -> f64 {
+    v.iter().copied().fold(f64::NEG_INFINITY, f64::max)
+}
+
+/// `[lo, hi]` widened by `frac` of its span on each side (by 1 if the span is zero).
+fn padded(lo: f64, hi: f64, frac: f64) -> (f64, f64) {
+    let span = hi - lo;
+    if span > 0.0 {
+        (lo - frac * span, hi + frac * span)
+    } else {
+        (lo - 1.0, hi + 1.0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn series(name: &str, points: Vec<(f64, f64)>, y_err: Option<Vec<(f64, f64)>>) -> Series {
+        Series {
+            name: name.into(),
+            points,
+            y_err,
+        }
+    }
+
+    /// The trimmed contents of every `<text>` element.
+    fn svg_texts(svg: &str) -> Vec<String> {
+        svg.split("<text")
+            .skip(1)
+            .filter_map(|t| {
+                let body = &t[t.find('>')? + 1..];
+                Some(body[..body.find("</text>")?].trim().to_string())
+            })
+            .collect()
+    }
+
+    #[test]
+    fn renders_lines_legend_and_labels() {
+        let s = [
+            series(
+                "zf",
+                vec![(0.0, 0.1), (5.0, 0.01), (10.0, 0.0)],
+                Some(vec![(0.09, 0.11), (0.009, 0.011), (0.0, 0.001)]),
+            ),
+            series("mmse", vec![(0.0, 0.05), (5.0, 0.004)], None),
+        ];
+        let svg = render_svg("BER", "SNR [dB]", "BER", true, &s).unwrap();
+        assert!(svg.starts_with("<svg"));
+        let texts = svg_texts(&svg);
+        for text in ["BER", "SNR [dB]", "zf", "mmse"] {
+            assert!(
+                texts.iter().any(|t| t == text),
+                "missing text {text} in {texts:?}"
+            );
+        }
+        assert!(svg.contains("<polyline"));
+        let linear = render_svg("loss", "epoch", "loss", false, &s[1..]).unwrap();
+        let texts = svg_texts(&linear);
+        assert!(texts.iter().any(|t| t == "mmse"));
+        assert!(!texts.iter().any(|t| t == "zf"));
+    }
+
+    #[test]
+    fn rejects_empty_and_mismatched_series() {
+        assert!(render_svg("t", "x", "y", true, &[]).is_err());
+        let zeros = series("z", vec![(0.0, 0.0)], None);
+        assert!(render_svg("t", "x", "y", true, &[zeros]).is_err());
+        let bad = series("b", vec![(0.0, 1.0)], Some(vec![]));
+        let err = render_svg("t", "x", "y", false, &[bad]).unwrap_err();
+        assert!(err.to_string().contains("`b`"), "{err}");
+    }
+
+    #[test]
+    fn atomic_write_replaces_whole_file_and_names_bad_paths() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("out.txt");
+        write_atomically(&path, b"first").unwrap();
+        write_atomically(&path, b"second").unwrap();
+        assert_eq!(std::fs::read(&path).unwrap(), b"second");
+        // Only the target is left in the directory.
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
+        check_writable(&path).unwrap();
+        let missing = dir.path().join("nope").join("out.txt");
+        let err = check_writable(&missing).unwrap_err();
+        assert!(err.to_string().contains("nope"), "{err}");
+        assert!(write_atomically(&missing, b"x").is_err());
+        assert!(check_writable(dir.path()).is_err());
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
+    }
+}
