@@ -6,6 +6,7 @@
 //! * [`detect`]: the [`detect::Detector`] trait and the classical detectors (ZF, MMSE, K-best, ML).
 //! * [`ber`]: the Monte-Carlo BER engine.
 //! * [`unfolded`]: the deep-unfolded PGD-Net and ADMM-Net in f32 with hand-derived gradients.
+//! * [`train`]: f32 training of the unfolded nets (data sets, Adam, the loop) and the model file.
 //!
 //! Data flows one way: this crate never depends on codegen or simulation.
 
@@ -14,6 +15,7 @@ pub mod detect;
 pub mod error;
 pub mod link;
 pub mod modulation;
+pub mod train;
 pub mod unfolded;
 
 pub use detect::Detector;
