@@ -22,12 +22,15 @@ struct Cli {
 enum Command {
     /// Monte-Carlo bit error rate of detectors over an SNR range.
     Ber(cmd::ber::BerArgs),
+    /// Train a PGD-Net or ADMM-Net in f32 and write the model file.
+    Train(cmd::train::TrainArgs),
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Ber(args) => cmd::ber::run(args),
+        Command::Train(args) => cmd::train::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -1,3 +1,4 @@
 //! One module per `kaq` subcommand.
 
 pub mod ber;
+pub mod train;
