@@ -76,7 +76,7 @@ pub struct TrainArgs {
     batch: usize,
 
     /// Initial Adam learning rate.
-    #[arg(long, value_parser = parse_lr, default_value_t = 1e-3)]
+    #[arg(long, value_parser = parse_lr, default_value_t = 1e-3, allow_hyphen_values = true)]
     lr: f64,
 
     /// The learning rate halves every this many epochs.
@@ -158,7 +158,9 @@ fn parse_positive(s: &str) -> Result<usize, String> {
 fn parse_layers(s: &str) -> Result<usize, String> {
     let n = parse_whole(s)?;
     if n == 0 || n > MAX_LAYERS {
-        return Err(format!("layers must be between 1 and {MAX_LAYERS}, got {n}"));
+        return Err(format!(
+            "layers must be between 1 and {MAX_LAYERS}, got {n}"
+        ));
     }
     Ok(n)
 }
@@ -166,7 +168,9 @@ fn parse_layers(s: &str) -> Result<usize, String> {
 fn parse_antennas(s: &str) -> Result<usize, String> {
     let n = parse_whole(s)?;
     if n == 0 || n > MAX_ANTENNAS {
-        return Err(format!("antenna count must be between 1 and {MAX_ANTENNAS}, got {n}"));
+        return Err(format!(
+            "antenna count must be between 1 and {MAX_ANTENNAS}, got {n}"
+        ));
     }
     Ok(n)
 }
@@ -185,7 +189,9 @@ fn parse_lr(s: &str) -> Result<f64, String> {
         .parse()
         .map_err(|_| format!("`{s}` is not a number"))?;
     if !v.is_finite() || v <= 0.0 {
-        return Err(format!("learning rate must be finite and positive, got {v}"));
+        return Err(format!(
+            "learning rate must be finite and positive, got {v}"
+        ));
     }
     Ok(v)
 }
@@ -282,7 +288,7 @@ fn epoch_line(r: &EpochRecord, epochs: usize) -> String {
     let bers: Vec<String> = r
         .val_ber
         .iter()
-        .map(|p| format!("{:g} dB {:.3e}", p.snr_db, p.ber))
+        .map(|p| format!("{} dB {:.3e}", p.snr_db, p.ber))
         .collect();
     format!(
         "epoch {:>width$}/{epochs}  lr {:.2e}  train loss {:.5}  val loss {:.5}  val BER [{}]  {:.1} s",
@@ -309,19 +315,13 @@ fn run_training(config: &TrainConfig) -> Result<TrainedModel, TrainError> {
     bar.enable_steady_tick(std::time::Duration::from_millis(200));
     let mut epochs = 0;
     let result = train(config, &mut |p| match p {
-        Progress::Started {
-            epochs: e,
-            batches,
-        } => {
+        Progress::Started { epochs: e, batches } => {
             epochs = e;
             bar.set_length(batches as u64);
             bar.set_prefix(format!("1/{e}"));
         }
         Progress::Batch {
-            epoch,
-            batch,
-            loss,
-            ..
+            epoch, batch, loss, ..
         } => {
             bar.set_prefix(format!("{epoch}/{epochs}"));
             bar.set_position(batch as u64);

@@ -107,7 +107,12 @@ mod tests {
         let end = loss(&p);
         assert!(end < 1e-4 * start, "loss {start} → {end}, p = {p:?}");
         for i in 0..3 {
-            assert!((p[i] - c[i]).abs() < 0.02, "p[{i}] = {} want {}", p[i], c[i]);
+            assert!(
+                (p[i] - c[i]).abs() < 0.02,
+                "p[{i}] = {} want {}",
+                p[i],
+                c[i]
+            );
         }
     }
 }

@@ -320,7 +320,11 @@ mod tests {
         assert_ne!(one.h(), other_seed.h());
         let validation =
             TrainSet::generate(&link(), samples, &SNRS, 5, SetKind::Validation).unwrap();
-        assert_ne!(one.h(), validation.h(), "train and validation share a stream");
+        assert_ne!(
+            one.h(),
+            validation.h(),
+            "train and validation share a stream"
+        );
     }
 
     #[test]
@@ -389,8 +393,14 @@ mod tests {
                 &batch.h[slot * m * n..(slot + 1) * m * n],
                 &set.h()[s * m * n..(s + 1) * m * n]
             );
-            assert_eq!(&batch.y[slot * m..(slot + 1) * m], &set.y()[s * m..(s + 1) * m]);
-            assert_eq!(&batch.x[slot * n..(slot + 1) * n], &set.x()[s * n..(s + 1) * n]);
+            assert_eq!(
+                &batch.y[slot * m..(slot + 1) * m],
+                &set.y()[s * m..(s + 1) * m]
+            );
+            assert_eq!(
+                &batch.x[slot * n..(slot + 1) * n],
+                &set.x()[s * n..(s + 1) * n]
+            );
             assert_eq!(batch.noise_var[slot], set.noise_var()[s]);
         }
 

@@ -131,7 +131,11 @@ impl Default for TrainConfig {
     }
 }
 
-fn config_error(field: &'static str, value: impl ToString, reason: impl Into<String>) -> TrainError {
+fn config_error(
+    field: &'static str,
+    value: impl ToString,
+    reason: impl Into<String>,
+) -> TrainError {
     TrainError::Config {
         field,
         value: value.to_string(),
@@ -192,7 +196,11 @@ impl TrainConfig {
             ("val_ber_snr_db", &self.val_ber_snr_db),
         ] {
             if let Some(bad) = list.iter().find(|v| !v.is_finite() || v.abs() > 100.0) {
-                return Err(config_error(field, bad, "every SNR must be finite, within ±100 dB"));
+                return Err(config_error(
+                    field,
+                    bad,
+                    "every SNR must be finite, within ±100 dB",
+                ));
             }
         }
         if !self.val_ber_snr_db.is_empty() && self.val_ber_frames == 0 {
@@ -399,54 +407,22 @@ pub fn train(
 
 fn train_on(
     config: &TrainConfig,
-    mut net: UnfoldedNet,
+    net: UnfoldedNet,
     data: &RunData,
     progress: &mut dyn FnMut(Progress<'_>),
 ) -> Result<TrainedModel, TrainError> {
-    let names = net.param_names();
-    let mut adam = Adam::new(net.params().len());
-    let mut grad = vec![0.0f32; net.params().len()];
-    let mut batcher = Minibatcher::new(data.train.len(), config.batch);
-    let batches = batcher.batches();
+    let mut trainer = Trainer::new(net, data.train.len(), config.batch, config.seed);
     let mut history = Vec::with_capacity(config.epochs);
     progress(Progress::Started {
         epochs: config.epochs,
-        batches,
+        batches: trainer.batches(),
     });
     for epoch in 1..=config.epochs {
         let started = Instant::now();
         let lr = config.lr_at(epoch);
-        batcher.shuffle(config.seed, epoch);
-        let mut loss_sum = 0.0f64;
-        for b in 0..batches {
-            let diverged = |what: String| TrainError::Diverged {
-                epoch,
-                stage: format!("batch {} of {batches}", b + 1),
-                what,
-            };
-            let batch: TrainBatch<'_> = batcher.gather(&data.train, b);
-            let count = batch.batch;
-            let loss = net.loss_and_grad(&batch, &mut grad);
-            if !loss.is_finite() {
-                return Err(diverged(format!("the loss is {loss}")));
-            }
-            if let Some(what) = first_non_finite(&grad, &names) {
-                return Err(diverged(format!("the gradient of {what}")));
-            }
-            adam.update(net.params_mut(), &grad, lr);
-            net.project();
-            if let Some(what) = first_non_finite(net.params(), &names) {
-                return Err(diverged(format!("after the update {what}")));
-            }
-            loss_sum += loss as f64 * count as f64;
-            progress(Progress::Batch {
-                epoch,
-                batch: b + 1,
-                batches,
-                loss,
-            });
-        }
-        let val_loss = mean_loss(&net, &data.validation);
+        let train_loss = trainer.epoch(&data.train, epoch, lr, progress)?;
+        let net = trainer.net();
+        let val_loss = mean_loss(net, &data.validation);
         if !val_loss.is_finite() {
             return Err(TrainError::Diverged {
                 epoch,
@@ -458,12 +434,12 @@ fn train_on(
             .ber_probes
             .iter()
             .zip(&config.val_ber_snr_db)
-            .map(|(set, &snr)| ber_on(&net, set, snr))
+            .map(|(set, &snr)| ber_on(net, set, snr))
             .collect();
         let record = EpochRecord {
             epoch,
             lr,
-            train_loss: loss_sum / data.train.len() as f64,
+            train_loss,
             val_loss,
             val_ber,
             seconds: started.elapsed().as_secs_f64(),
@@ -471,12 +447,100 @@ fn train_on(
         progress(Progress::Epoch(&record));
         history.push(record);
     }
+    let net = trainer.into_net();
     net.validate()?;
     Ok(TrainedModel {
         net,
         config: config.clone(),
         history,
     })
+}
+
+/// The optimizer side of a run: a net, its Adam state and the shuffled minibatches.
+#[derive(Debug)]
+pub struct Trainer {
+    net: UnfoldedNet,
+    names: Vec<String>,
+    adam: Adam,
+    grad: Vec<f32>,
+    batcher: Minibatcher,
+    seed: u64,
+}
+
+impl Trainer {
+    /// A trainer of `net` over a set of `samples` samples in minibatches of `batch`, shuffled
+    /// with `seed`.
+    pub fn new(net: UnfoldedNet, samples: usize, batch: usize, seed: u64) -> Self {
+        let len = net.params().len();
+        Self {
+            names: net.param_names(),
+            adam: Adam::new(len),
+            grad: vec![0.0; len],
+            batcher: Minibatcher::new(samples, batch),
+            seed,
+            net,
+        }
+    }
+
+    /// Minibatches per epoch.
+    pub fn batches(&self) -> usize {
+        self.batcher.batches()
+    }
+
+    /// The net as trained so far.
+    pub fn net(&self) -> &UnfoldedNet {
+        &self.net
+    }
+
+    /// The trained net.
+    pub fn into_net(self) -> UnfoldedNet {
+        self.net
+    }
+
+    /// One epoch over `set` (`epoch` counted from 1, learning rate `lr`): shuffle, then one
+    /// Adam step per minibatch followed by the net's projection onto its parameter domain.
+    /// Returns the mean minibatch loss weighted by minibatch size; fails on any non-finite
+    /// loss, gradient or parameter.
+    pub fn epoch(
+        &mut self,
+        set: &TrainSet,
+        epoch: usize,
+        lr: f64,
+        progress: &mut dyn FnMut(Progress<'_>),
+    ) -> Result<f64, TrainError> {
+        let batches = self.batcher.batches();
+        self.batcher.shuffle(self.seed, epoch);
+        let mut loss_sum = 0.0f64;
+        for b in 0..batches {
+            let diverged = |what: String| TrainError::Diverged {
+                epoch,
+                stage: format!("batch {} of {batches}", b + 1),
+                what,
+            };
+            let batch: TrainBatch<'_> = self.batcher.gather(set, b);
+            let count = batch.batch;
+            let loss = self.net.loss_and_grad(&batch, &mut self.grad);
+            if !loss.is_finite() {
+                return Err(diverged(format!("the loss is {loss}")));
+            }
+            if let Some(what) = first_non_finite(&self.grad, &self.names) {
+                return Err(diverged(format!("the gradient of {what}")));
+            }
+            self.adam.update(self.net.params_mut(), &self.grad, lr);
+            self.net.project();
+            if let Some(what) = first_non_finite(self.net.params(), &self.names) {
+                return Err(diverged(format!("after the update {what}")));
+            }
+            loss_sum += loss as f64 * count as f64;
+            progress(Progress::Batch {
+                epoch,
+                batch: b + 1,
+                batches,
+                loss,
+            });
+        }
+        Ok(loss_sum / set.len() as f64)
+    }
 }
 
 #[cfg(test)]
@@ -529,7 +593,11 @@ mod tests {
         let config = small_config();
         let one = train_with_threads(&config, 1);
         let two = train_with_threads(&config, 2);
-        assert_eq!(one.net.params(), two.net.params(), "params depend on threads");
+        assert_eq!(
+            one.net.params(),
+            two.net.params(),
+            "params depend on threads"
+        );
         assert_eq!(without_times(&one.history), without_times(&two.history));
 
         let untrained = UnfoldedNet::new(config.net.clone(), &config.link).unwrap();
@@ -611,10 +679,7 @@ mod tests {
             other => panic!("expected divergence, got {other}"),
         }
 
-        let config = TrainConfig {
-            lr: 1e30,
-            ..config
-        };
+        let config = TrainConfig { lr: 1e30, ..config };
         let err = train(&config, &mut |_| {}).unwrap_err();
         assert!(
             matches!(err, TrainError::Diverged { .. }),
@@ -625,19 +690,97 @@ mod tests {
     #[test]
     fn config_errors_name_the_field() {
         let cases: Vec<(&str, TrainConfig)> = vec![
-            ("samples", TrainConfig { samples: 0, ..small_config() }),
-            ("val_samples", TrainConfig { val_samples: 0, ..small_config() }),
-            ("batch", TrainConfig { batch: 0, ..small_config() }),
-            ("batch", TrainConfig { batch: 2_001, ..small_config() }),
-            ("epochs", TrainConfig { epochs: 0, ..small_config() }),
-            ("lr_step", TrainConfig { lr_step: 0, ..small_config() }),
-            ("lr", TrainConfig { lr: f64::NAN, ..small_config() }),
-            ("lr", TrainConfig { lr: -1.0, ..small_config() }),
-            ("snr_db", TrainConfig { snr_db: vec![], ..small_config() }),
-            ("snr_db", TrainConfig { snr_db: vec![0.0, f64::INFINITY], ..small_config() }),
-            ("val_ber_snr_db", TrainConfig { val_ber_snr_db: vec![f64::NAN], ..small_config() }),
-            ("val_ber_frames", TrainConfig { val_ber_frames: 0, ..small_config() }),
-            ("samples", TrainConfig { samples: usize::MAX / 2, ..small_config() }),
+            (
+                "samples",
+                TrainConfig {
+                    samples: 0,
+                    ..small_config()
+                },
+            ),
+            (
+                "val_samples",
+                TrainConfig {
+                    val_samples: 0,
+                    ..small_config()
+                },
+            ),
+            (
+                "batch",
+                TrainConfig {
+                    batch: 0,
+                    ..small_config()
+                },
+            ),
+            (
+                "batch",
+                TrainConfig {
+                    batch: 2_001,
+                    ..small_config()
+                },
+            ),
+            (
+                "epochs",
+                TrainConfig {
+                    epochs: 0,
+                    ..small_config()
+                },
+            ),
+            (
+                "lr_step",
+                TrainConfig {
+                    lr_step: 0,
+                    ..small_config()
+                },
+            ),
+            (
+                "lr",
+                TrainConfig {
+                    lr: f64::NAN,
+                    ..small_config()
+                },
+            ),
+            (
+                "lr",
+                TrainConfig {
+                    lr: -1.0,
+                    ..small_config()
+                },
+            ),
+            (
+                "snr_db",
+                TrainConfig {
+                    snr_db: vec![],
+                    ..small_config()
+                },
+            ),
+            (
+                "snr_db",
+                TrainConfig {
+                    snr_db: vec![0.0, f64::INFINITY],
+                    ..small_config()
+                },
+            ),
+            (
+                "val_ber_snr_db",
+                TrainConfig {
+                    val_ber_snr_db: vec![f64::NAN],
+                    ..small_config()
+                },
+            ),
+            (
+                "val_ber_frames",
+                TrainConfig {
+                    val_ber_frames: 0,
+                    ..small_config()
+                },
+            ),
+            (
+                "samples",
+                TrainConfig {
+                    samples: usize::MAX / 2,
+                    ..small_config()
+                },
+            ),
         ];
         for (field, config) in cases {
             let err = config.validate().unwrap_err();
@@ -662,10 +805,16 @@ mod tests {
     #[test]
     fn default_is_the_paper_protocol() {
         let c = TrainConfig::default();
-        assert_eq!((c.samples, c.batch, c.epochs, c.lr_step), (50_000, 128, 50, 10));
+        assert_eq!(
+            (c.samples, c.batch, c.epochs, c.lr_step),
+            (50_000, 128, 50, 10)
+        );
         assert_eq!(c.lr, 1e-3);
         assert_eq!(c.snr_db, vec![0.0, 5.0, 10.0, 15.0, 20.0, 25.0]);
-        assert_eq!((c.link.nt, c.link.nr, c.link.modulation), (16, 16, Modulation::Qam16));
+        assert_eq!(
+            (c.link.nt, c.link.nr, c.link.modulation),
+            (16, 16, Modulation::Qam16)
+        );
         assert_eq!(c.lr_at(1), 1e-3);
         assert_eq!(c.lr_at(10), 1e-3);
         assert_eq!(c.lr_at(11), 5e-4);

@@ -127,7 +127,10 @@ impl ModelFile {
             ));
         }
         if let Some(i) = net.params().iter().position(|v| !v.is_finite()) {
-            return Err(format!("net.params[{i}] = {} is not finite", net.params()[i]));
+            return Err(format!(
+                "net.params[{i}] = {} is not finite",
+                net.params()[i]
+            ));
         }
         net.validate().map_err(|e| format!("net: {e}"))?;
         for (i, record) in self.history.iter().enumerate() {
