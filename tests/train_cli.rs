@@ -163,3 +163,79 @@ fn bad_flags_exit_2_naming_the_argument() {
         .stderr(predicate::str::contains("--out"));
     assert!(!dir.path().join("model.json").exists());
 }
+
+#[test]
+fn ber_compares_a_trained_model_with_the_classical_detectors() {
+    let dir = tempfile::tempdir().unwrap();
+    tiny(dir.path(), "model.json").assert().success();
+    let ber = |extra: &[&str]| {
+        let mut cmd = Command::cargo_bin("kaq").unwrap();
+        cmd.current_dir(dir.path()).args([
+            "ber",
+            "--detector",
+            "zf",
+            "--snr",
+            "0,10",
+            "--max-frames",
+            "400",
+            "--model",
+            "model.json",
+        ]);
+        cmd.args(extra);
+        cmd
+    };
+    ber(&[
+        "--nt", "4", "--nr", "4", "--mod", "qpsk", "--json", "ber.json",
+    ])
+    .assert()
+    .success()
+    .stdout(predicate::str::contains("pgd-soft-k3"));
+    let report = read_json(&dir.path().join("ber.json"));
+    let detectors = report["detectors"].as_array().unwrap();
+    assert_eq!(detectors.len(), 2, "{detectors:?}");
+    assert_eq!(detectors[1], "pgd-soft-k3");
+    let net_points: Vec<&Value> = report["points"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|p| p["detector"] == "pgd-soft-k3")
+        .collect();
+    assert_eq!(net_points.len(), 2);
+    assert!(net_points.iter().all(|p| p["bits"].as_u64().unwrap() > 0));
+
+    // The same model twice is told apart by its path.
+    ber(&[
+        "--nt",
+        "4",
+        "--nr",
+        "4",
+        "--mod",
+        "qpsk",
+        "--model",
+        "./model.json",
+    ])
+    .assert()
+    .success()
+    .stdout(predicate::str::contains("pgd-soft-k3 (./model.json)"));
+
+    // A model of another link is refused before the run, naming the mismatch.
+    ber(&["--nt", "8", "--nr", "8", "--mod", "qpsk"])
+        .assert()
+        .code(1)
+        .stderr(predicate::str::contains("trained for 4x4 qpsk"));
+    // A broken model file is refused with the file named.
+    fs::write(dir.path().join("broken.json"), "{\"format\": \"kaq-model\"").unwrap();
+    ber(&[
+        "--nt",
+        "4",
+        "--nr",
+        "4",
+        "--mod",
+        "qpsk",
+        "--model",
+        "broken.json",
+    ])
+    .assert()
+    .code(1)
+    .stderr(predicate::str::contains("broken.json"));
+}

@@ -29,12 +29,18 @@
 //! `points` holds one row per detector and SNR point, detector-major. The file depends only on
 //! the arguments (no timings), so equal runs give equal bytes.
 //!
+//! `--model PATH` (repeatable) adds a trained unfolded net from a `kaq train` model file as one
+//! more detector, named by its architecture (for example `pgd-soft-k5`, with the file name
+//! appended when two nets would share a name). Its antennas and modulation must be those of the
+//! run; the channel model may differ (a Rayleigh-trained net on a Kronecker channel is a
+//! robustness study).
+//!
 //! `--plot PATH.svg` draws log BER against SNR, one curve per detector, with the Wilson
 //! intervals as error bars. A point with zero bit errors has no place on a log axis: it is left
 //! out of the curve and shown only by its error bar, from the bottom of the axis up to the
 //! interval's upper end.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use anyhow::Context;
@@ -43,6 +49,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use kaq_model::ber::{BerConfig, BerPoint, BerProgress, DEFAULT_BATCH_FRAMES, simulate};
 use kaq_model::detect::DetectorSpec;
 use kaq_model::link::{MAX_ANTENNAS, stream_rng};
+use kaq_model::train::ModelFile;
 use kaq_model::{ChannelModel, Detector, LinkConfig, Modulation};
 use serde::Serialize;
 
@@ -60,6 +67,10 @@ pub struct BerArgs {
     /// Detectors to compare, comma separated: zf, mmse, kbest:K, ml (duplicates are dropped).
     #[arg(long, value_delimiter = ',', value_parser = parse_detector, default_value = "zf,mmse,kbest:32")]
     detector: Vec<DetectorSpec>,
+
+    /// A trained net to compare (a `kaq train` model file); repeat for several.
+    #[arg(long, value_name = "PATH")]
+    model: Vec<PathBuf>,
 
     /// Transmit antennas (streams), 1 to 256.
     #[arg(long, value_parser = parse_antennas, default_value_t = 16)]
@@ -257,7 +268,15 @@ pub fn run(args: BerArgs) -> anyhow::Result<()> {
             specs.push(spec);
         }
     }
-    let detectors: Vec<Box<dyn Detector>> = specs.iter().map(DetectorSpec::build).collect();
+    let mut detectors: Vec<Box<dyn Detector>> = specs.iter().map(DetectorSpec::build).collect();
+    for path in &args.model {
+        let net = load_net(path, &link)?;
+        let mut name = net.name();
+        if detectors.iter().any(|d| d.name() == name) {
+            name = format!("{name} ({})", path.display());
+        }
+        detectors.push(Box::new(NamedDetector { name, inner: net }));
+    }
     let detector_refs: Vec<&dyn Detector> = detectors.iter().map(AsRef::as_ref).collect();
     let config = BerConfig {
         link,
@@ -349,6 +368,46 @@ pub fn run(args: BerArgs) -> anyhow::Result<()> {
     }
     eprintln!("simulated in {:.1} s", elapsed.as_secs_f64());
     Ok(())
+}
+
+/// Loads the net of a model file and checks that it detects the run's link.
+fn load_net(path: &Path, link: &LinkConfig) -> anyhow::Result<Box<dyn Detector>> {
+    let file = ModelFile::load(path).with_context(|| format!("--model {}", path.display()))?;
+    let trained = file.net.link();
+    if (trained.nt, trained.nr, trained.modulation) != (link.nt, link.nr, link.modulation) {
+        anyhow::bail!(
+            "--model {}: the net was trained for {}x{} {}, this run simulates {}x{} {} \
+             (set --nt, --nr and --mod to match)",
+            path.display(),
+            trained.nt,
+            trained.nr,
+            trained.modulation,
+            link.nt,
+            link.nr,
+            link.modulation
+        );
+    }
+    Ok(Box::new(file.net))
+}
+
+/// A detector under another name (to tell apart two nets of the same architecture).
+struct NamedDetector {
+    name: String,
+    inner: Box<dyn Detector>,
+}
+
+impl Detector for NamedDetector {
+    fn name(&self) -> String {
+        self.name.clone()
+    }
+
+    fn detect(
+        &self,
+        batch: &kaq_model::FrameBatch,
+        decisions: &mut [i32],
+    ) -> Result<(), kaq_model::ModelError> {
+        self.inner.detect(batch, decisions)
+    }
 }
 
 /// Runs every detector on one frame of the link so that a detector unable to handle it (for
