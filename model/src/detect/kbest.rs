@@ -57,18 +57,22 @@ struct Search {
     alphabet: Vec<f64>,
     /// Q (column-major, m × n) during the decomposition.
     q: Vec<f64>,
-    /// R (n × n row-major, upper triangle).
+    /// R (n × n column-major, upper triangle): column l holds R_il at `r[l * n + i]`.
     r: Vec<f64>,
     /// Residual squared column norms during the decomposition.
     norms: Vec<f64>,
     /// Column permutation: position p of the sorted system is column perm[p] of H̃.
     perm: Vec<usize>,
     z: Vec<f64>,
-    /// Surviving paths (capacity × n, positions level..n filled) and their metrics.
-    paths: Vec<i32>,
+    /// Per surviving path (capacity × n): the residual ρ_i = z_i − Σ_{j ≥ level} R_ij s_j of
+    /// the rows not yet decided (i < level), and its accumulated metric.
+    rho: Vec<f64>,
     metrics: Vec<f64>,
-    next_paths: Vec<i32>,
+    next_rho: Vec<f64>,
     next_metrics: Vec<f64>,
+    /// Traceback (n × capacity): parent and level index of survivor c at each level.
+    back_parent: Vec<u32>,
+    back_level: Vec<u8>,
     candidates: Vec<Candidate>,
 }
 
@@ -84,10 +88,12 @@ impl Search {
             norms: vec![0.0; n],
             perm: vec![0; n],
             z: vec![0.0; n],
-            paths: vec![0; capacity * n],
+            rho: vec![0.0; capacity * n],
             metrics: vec![0.0; capacity],
-            next_paths: vec![0; capacity * n],
+            next_rho: vec![0.0; capacity * n],
             next_metrics: vec![0.0; capacity],
+            back_parent: vec![0; n * capacity],
+            back_level: vec![0; n * capacity],
             candidates: Vec::with_capacity(capacity * levels),
         }
     }
@@ -105,7 +111,8 @@ impl Search {
             *p = j;
         }
         for (j, norm) in self.norms.iter_mut().enumerate() {
-            *norm = self.q[j * m..(j + 1) * m].iter().map(|v| v * v).sum();
+            let col = &self.q[j * m..(j + 1) * m];
+            *norm = dot(col, col);
         }
         for i in 0..n {
             // The remaining column of least residual norm goes to position i.
@@ -116,7 +123,7 @@ impl Search {
                 self.norms.swap(i, k);
                 self.perm.swap(i, k);
                 for row in 0..i {
-                    self.r.swap(row * n + i, row * n + k);
+                    self.r.swap(i * n + row, k * n + row);
                 }
                 for t in 0..m {
                     self.q.swap(i * m + t, k * m + t);
@@ -124,7 +131,7 @@ impl Search {
             }
             let (done, rest) = self.q.split_at_mut((i + 1) * m);
             let qi = &mut done[i * m..];
-            let rii = qi.iter().map(|v| v * v).sum::<f64>().sqrt();
+            let rii = dot(qi, qi).sqrt();
             if !(rii > 0.0 && rii.is_finite()) {
                 return Err(format!(
                     "H̃ is rank deficient or not finite (sorted column {i})"
@@ -135,8 +142,8 @@ impl Search {
                 *v /= rii;
             }
             for (l, ql) in (i + 1..n).zip(rest.chunks_exact_mut(m)) {
-                let ril: f64 = qi.iter().zip(ql.iter()).map(|(a, b)| a * b).sum();
-                self.r[i * n + l] = ril;
+                let ril = dot(qi, ql);
+                self.r[l * n + i] = ril;
                 for (b, a) in ql.iter_mut().zip(qi.iter()) {
                     *b -= ril * a;
                 }
@@ -144,34 +151,34 @@ impl Search {
             }
         }
         for (zj, qj) in self.z.iter_mut().zip(self.q.chunks_exact(m)) {
-            *zj = qj.iter().zip(y).map(|(a, b)| a * b).sum();
+            *zj = dot(qj, y);
         }
         Ok(())
     }
 
     /// Breadth-first search keeping `k` paths; writes the un-permuted decision into `out`.
+    ///
+    /// Each path carries its residual ρ over the undecided rows, so extending it by a level
+    /// costs one update of ρ (an axpy with a column of R) and no path is ever copied; the
+    /// decision is traced back through the per-level parent table at the end.
     fn search(&mut self, k: usize, out: &mut [i32]) {
         let n = self.n;
+        let capacity = self.metrics.len();
         let mut count = 1;
         self.metrics[0] = 0.0;
+        self.rho[..n].copy_from_slice(&self.z);
         for level in (0..n).rev() {
             self.candidates.clear();
-            let r_row = &self.r[level * n..(level + 1) * n];
-            let r_diag = r_row[level];
-            for (parent, (path, &metric)) in self
-                .paths
+            let r_col = &self.r[level * n..level * n + level];
+            let r_diag = self.r[level * n + level];
+            for (parent, (rho, &metric)) in self
+                .rho
                 .chunks_exact(n)
                 .zip(&self.metrics)
                 .take(count)
                 .enumerate()
             {
-                // Interference of the symbols already decided on this path.
-                let b = self.z[level]
-                    - r_row[level + 1..]
-                        .iter()
-                        .zip(&path[level + 1..])
-                        .map(|(r, &s)| r * s as f64)
-                        .sum::<f64>();
+                let b = rho[level];
                 for (level_index, &s) in self.alphabet.iter().enumerate() {
                     let e = b - r_diag * s;
                     self.candidates.push(Candidate {
@@ -186,25 +193,52 @@ impl Search {
                     .select_nth_unstable_by(k - 1, |a, b| a.metric.total_cmp(&b.metric));
                 self.candidates.truncate(k);
             }
+            let back = level * capacity;
             for (c, cand) in self.candidates.iter().enumerate() {
                 let parent = cand.parent as usize;
-                let dst = &mut self.next_paths[c * n..(c + 1) * n];
-                dst[level + 1..]
-                    .copy_from_slice(&self.paths[parent * n + level + 1..(parent + 1) * n]);
-                dst[level] = self.alphabet[cand.level_index as usize] as i32;
+                let s = self.alphabet[cand.level_index as usize];
+                let src = &self.rho[parent * n..parent * n + level];
+                let dst = &mut self.next_rho[c * n..c * n + level];
+                for ((d, &x), &r) in dst.iter_mut().zip(src).zip(r_col) {
+                    *d = x - r * s;
+                }
                 self.next_metrics[c] = cand.metric;
+                self.back_parent[back + c] = cand.parent;
+                self.back_level[back + c] = cand.level_index;
             }
             count = self.candidates.len();
-            std::mem::swap(&mut self.paths, &mut self.next_paths);
+            std::mem::swap(&mut self.rho, &mut self.next_rho);
             std::mem::swap(&mut self.metrics, &mut self.next_metrics);
         }
-        let best = (0..count)
+        let mut c = (0..count)
             .min_by(|&a, &b| self.metrics[a].total_cmp(&self.metrics[b]))
             .unwrap_or(0);
-        for (p, &s) in self.paths[best * n..(best + 1) * n].iter().enumerate() {
-            out[self.perm[p]] = s;
+        for level in 0..n {
+            let at = level * capacity + c;
+            let level_index = self.back_level[at] as usize;
+            out[self.perm[level]] = self.alphabet[level_index] as i32;
+            c = self.back_parent[at] as usize;
         }
     }
+}
+
+/// Dot product with four independent partial sums, so the additions neither wait on each
+/// other nor prevent vectorization.
+fn dot(a: &[f64], b: &[f64]) -> f64 {
+    let mut acc = [0.0; 4];
+    let (a4, b4) = (a.chunks_exact(4), b.chunks_exact(4));
+    let tail: f64 = a4
+        .remainder()
+        .iter()
+        .zip(b4.remainder())
+        .map(|(x, y)| x * y)
+        .sum();
+    for (x, y) in a4.zip(b4) {
+        for t in 0..4 {
+            acc[t] += x[t] * y[t];
+        }
+    }
+    (acc[0] + acc[1]) + (acc[2] + acc[3]) + tail
 }
 
 impl Detector for KBest {

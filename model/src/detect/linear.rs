@@ -265,18 +265,24 @@ impl Scratch {
             return false;
         }
         let (nr, nt) = (m / 2, n / 2);
-        for i in 0..nr {
-            let top = &h[i * n..(i + 1) * n];
-            let bottom = &h[(i + nr) * n..(i + nr + 1) * n];
+        let (top, bottom) = h.split_at(nr * n);
+        // Bit-pattern comparison of every pair (stricter than `==`: a ±0 mismatch falls back to
+        // the real path, which is still correct), OR-accumulated so the check vectorizes.
+        const SIGN: u64 = 1 << 63;
+        let mut mismatch = 0u64;
+        for (top, bottom) in top.chunks_exact(n).zip(bottom.chunks_exact(n)) {
             let (re, minus_im) = top.split_at(nt);
             let (im, re2) = bottom.split_at(nt);
-            let structured = re.iter().zip(re2).all(|(a, b)| a == b)
-                && im.iter().zip(minus_im).all(|(a, b)| *a == -*b);
-            if !structured {
-                return false;
+            for (((a, b), c), d) in re.iter().zip(re2).zip(im).zip(minus_im) {
+                mismatch |= (a.to_bits() ^ b.to_bits()) | (c.to_bits() ^ d.to_bits() ^ SIGN);
             }
-            self.hr[i * nt..(i + 1) * nt].copy_from_slice(re);
-            self.hi[i * nt..(i + 1) * nt].copy_from_slice(im);
+        }
+        if mismatch != 0 {
+            return false;
+        }
+        for (i, (top, bottom)) in top.chunks_exact(n).zip(bottom.chunks_exact(n)).enumerate() {
+            self.hr[i * nt..(i + 1) * nt].copy_from_slice(&top[..nt]);
+            self.hi[i * nt..(i + 1) * nt].copy_from_slice(&bottom[..nt]);
         }
         self.yr.copy_from_slice(&y[..nr]);
         self.yi.copy_from_slice(&y[nr..]);
@@ -351,29 +357,31 @@ impl Scratch {
         gi.fill(0.0);
         zr.fill(0.0);
         zi.fill(0.0);
-        // Upper triangle of HᴴH: G_jk = Σ_i conj(h_ij)·h_ik; z_j = Σ_i conj(h_ij)·y_i.
-        for (((hr, hi), &yr), &yi) in self
+        // z_j = Σ_i conj(h_ij)·y_i.
+        for ((hr, hi), (&yr, &yi)) in self
             .hr
             .chunks_exact(nt)
             .zip(self.hi.chunks_exact(nt))
-            .zip(&self.yr)
-            .zip(&self.yi)
+            .zip(self.yr.iter().zip(&self.yi))
         {
-            for j in 0..nt {
-                let (a, b) = (hr[j], hi[j]);
-                zr[j] += a * yr + b * yi;
-                zi[j] += a * yi - b * yr;
-                let span = j * nt + j..(j + 1) * nt;
-                for (((gre, gim), &cr), &ci) in gr[span.clone()]
-                    .iter_mut()
-                    .zip(&mut gi[span])
-                    .zip(&hr[j..])
-                    .zip(&hi[j..])
-                {
-                    *gre += a * cr + b * ci;
-                    *gim += a * ci - b * cr;
-                }
+            for (((zr, zi), &a), &b) in zr.iter_mut().zip(zi.iter_mut()).zip(hr).zip(hi) {
+                *zr += a * yr + b * yi;
+                *zi += a * yi - b * yr;
             }
+        }
+        // Upper triangle of HᴴH, G_jk = Σ_i conj(h_ij)·h_ik, four rows of H per sweep over G so
+        // that each load and store of G carries four complex products.
+        let mut rows_r = self.hr.chunks_exact(4 * nt);
+        let mut rows_i = self.hi.chunks_exact(4 * nt);
+        for (block_r, block_i) in (&mut rows_r).zip(&mut rows_i) {
+            gram_rows4(block_r, block_i, gr, gi, nt);
+        }
+        for (hr, hi) in rows_r
+            .remainder()
+            .chunks_exact(nt)
+            .zip(rows_i.remainder().chunks_exact(nt))
+        {
+            gram_row(hr, hi, gr, gi, nt);
         }
         for j in 0..nt {
             gr[j * nt + j] += delta;
@@ -455,6 +463,55 @@ impl Scratch {
     }
 }
 
+/// Adds conj(h_j)·h_k of one row of H (re `hr`, im `hi`, length nt) to the upper triangle of G.
+fn gram_row(hr: &[f64], hi: &[f64], gr: &mut [f64], gi: &mut [f64], nt: usize) {
+    for j in 0..nt {
+        let (a, b) = (hr[j], hi[j]);
+        let span = j * nt + j..(j + 1) * nt;
+        for (((gre, gim), &cr), &ci) in gr[span.clone()]
+            .iter_mut()
+            .zip(&mut gi[span])
+            .zip(&hr[j..])
+            .zip(&hi[j..])
+        {
+            *gre += a * cr + b * ci;
+            *gim += a * ci - b * cr;
+        }
+    }
+}
+
+/// [`gram_row`] for four consecutive rows of H (`hr`, `hi` hold 4 × nt values).
+#[allow(clippy::needless_range_loop)] // one index walks ten equal-length slices
+fn gram_rows4(hr: &[f64], hi: &[f64], gr: &mut [f64], gi: &mut [f64], nt: usize) {
+    let (r0, r1, r2, r3) = (
+        &hr[..nt],
+        &hr[nt..2 * nt],
+        &hr[2 * nt..3 * nt],
+        &hr[3 * nt..4 * nt],
+    );
+    let (i0, i1, i2, i3) = (
+        &hi[..nt],
+        &hi[nt..2 * nt],
+        &hi[2 * nt..3 * nt],
+        &hi[3 * nt..4 * nt],
+    );
+    for j in 0..nt {
+        let (a0, a1, a2, a3) = (r0[j], r1[j], r2[j], r3[j]);
+        let (b0, b1, b2, b3) = (i0[j], i1[j], i2[j], i3[j]);
+        let len = nt - j;
+        let gre = &mut gr[j * nt + j..(j + 1) * nt];
+        let gim = &mut gi[j * nt + j..(j + 1) * nt];
+        let (c0, c1, c2, c3) = (&r0[j..], &r1[j..], &r2[j..], &r3[j..]);
+        let (d0, d1, d2, d3) = (&i0[j..], &i1[j..], &i2[j..], &i3[j..]);
+        for k in 0..len {
+            gre[k] += (a0 * c0[k] + b0 * d0[k] + a1 * c1[k] + b1 * d1[k])
+                + (a2 * c2[k] + b2 * d2[k] + a3 * c3[k] + b3 * d3[k]);
+            gim[k] += (a0 * d0[k] - b0 * c0[k] + a1 * d1[k] - b1 * c1[k])
+                + (a2 * d2[k] - b2 * c2[k] + a3 * d3[k] - b3 * c3[k]);
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use proptest::prelude::*;
@@ -476,6 +533,17 @@ mod tests {
             .generate(snr_db, &mut stream_rng(seed, 0))
     }
 
+    /// Condition number of H̃ᵀH̃ + δI of frame `f` (nalgebra SVD).
+    fn normal_matrix_condition(kind: LinearKind, b: &FrameBatch, f: usize) -> f64 {
+        let delta = LinearDetector::new(kind, Kernel::Fast)
+            .regularization(b, f)
+            .unwrap();
+        let h = DMatrix::from_row_slice(b.m, b.n, b.h(f));
+        let gram = h.transpose() * &h + DMatrix::identity(b.n, b.n) * delta;
+        let sv = gram.singular_values();
+        sv.max() / sv.min()
+    }
+
     /// Runs fast and reference kernels of `kind` and checks they agree.
     fn assert_kernels_agree(kind: LinearKind, b: &FrameBatch) -> Result<(), TestCaseError> {
         let fast = LinearDetector::new(kind, Kernel::Fast);
@@ -491,9 +559,14 @@ mod tests {
                 .iter()
                 .zip(r)
                 .fold(0.0f64, |acc, (p, q)| acc.max((p - q).abs()));
+            // Two backward-stable solvers agree to O(κ·ε) relative, κ the condition number of
+            // the normal matrix: 1e-9 relative up to κ = 1e5, proportionally looser beyond
+            // (a near-singular square ZF system can reach κ ~ 1e9).
+            let kappa = normal_matrix_condition(kind, b, f);
+            let tolerance = 1e-9 * (kappa / 1e5).max(1.0);
             prop_assert!(
-                diff <= 1e-9 * scale,
-                "{kind:?} frame {f}: |fast − reference| = {diff:e}, scale {scale}"
+                diff <= tolerance * scale,
+                "{kind:?} frame {f}: |fast − reference| = {diff:e}, scale {scale}, κ = {kappa:e}"
             );
         }
         let (mut df, mut dr) = (vec![0; size], vec![0; size]);
