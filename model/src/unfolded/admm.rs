@@ -19,11 +19,12 @@
 //! Finally s⁽⁰⁾ = x⁽⁰⁾ gives δx⁽⁰⁾ += δs⁽⁰⁾ (u⁽⁰⁾ = 0 is a constant), and with x⁽⁰⁾ = α Hᵀy,
 //! ∂L/∂α = ⟨δx⁽⁰⁾, Hᵀy⟩. With x⁽⁰⁾ = 0 the k = 1 propagation is skipped.
 
-use super::batch::{Plan, Sample, Workspace, initial_estimate};
+use super::batch::{Plan, Sample, Workspace, first_residual, initial_estimate};
 use super::matvec::{dot, residual, transpose_mul};
 
-/// Runs the layers on one sample; the output is `ws.s[K·n..]`.
-pub(crate) fn forward(plan: &Plan, sample: Sample<'_>, ws: &mut Workspace) {
+/// Runs the layers on one sample; the output is `ws.s[K·n..]`. With `TRAIN` the prox
+/// derivatives are kept for [`backward`].
+pub(crate) fn forward<const TRAIN: bool>(plan: &Plan, sample: Sample<'_>, ws: &mut Workspace) {
     let n = plan.n;
     initial_estimate(plan, sample, ws);
     ws.s[..n].copy_from_slice(&ws.x[..n]);
@@ -34,21 +35,32 @@ pub(crate) fn forward(plan: &Plan, sample: Sample<'_>, ws: &mut Workspace) {
         let xp = &done[k * n..];
         let xpp = &done[kpp * n..(kpp + 1) * n];
         let g = &mut ws.g[k * n..(k + 1) * n];
-        residual(sample.h, xp, sample.y, &mut ws.e);
+        if k == 0 {
+            first_residual(plan, sample, xp, &mut ws.e);
+        } else {
+            residual(sample.h, xp, sample.y, &mut ws.e);
+        }
         transpose_mul(sample.h, &ws.e, g);
         let (s_done, s_rest) = ws.s.split_at_mut((k + 1) * n);
         let (u_done, u_rest) = ws.u.split_at_mut((k + 1) * n);
         let (sp, up) = (&s_done[k * n..], &u_done[k * n..]);
         let (x_next, s_next, u_next) = (&mut rest[..n], &mut s_rest[..n], &mut u_rest[..n]);
-        let v = &mut ws.pre[k * n..(k + 1) * n];
+        let d_input = &mut ws.d_input[k * n..(k + 1) * n];
+        let d_param = &mut ws.d_param[k * n..(k + 1) * n];
         let eta_rho = lp.eta * lp.rho;
         for i in 0..n {
             let c = xp[i] - sp[i] + up[i];
             let xn = xp[i] - lp.eta * g[i] - eta_rho * c + lp.beta * (xp[i] - xpp[i]);
             x_next[i] = xn;
             let vi = xn + up[i];
-            v[i] = vi;
-            let si = lp.prox.apply(vi);
+            let si = if TRAIN {
+                let ev = lp.prox.eval(vi);
+                d_input[i] = ev.d_input;
+                d_param[i] = ev.d_param;
+                ev.value
+            } else {
+                lp.prox.apply(vi)
+            };
             s_next[i] = si;
             u_next[i] = vi - si;
         }
@@ -81,10 +93,9 @@ pub(crate) fn backward(
         let (mut d_eta, mut d_rho, mut d_beta, mut d_param) = (0.0f32, 0.0f32, 0.0f32, 0.0f32);
         for i in 0..n {
             let at = (k + 1) * n + i;
-            let ev = lp.prox.eval(ws.pre[k * n + i]);
             let ds_total = ws.ds[at] - ws.du[at];
-            let dv = ws.du[at] + ds_total * ev.d_input;
-            d_param += ds_total * ev.d_param;
+            let dv = ws.du[at] + ds_total * ws.d_input[k * n + i];
+            d_param += ds_total * ws.d_param[k * n + i];
             let delta = ws.dx[at] + dv;
             ws.du[k * n + i] += dv;
             let (xp, xpp) = (ws.x[k * n + i], ws.x[kpp * n + i]);

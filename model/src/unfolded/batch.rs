@@ -17,8 +17,11 @@ const CHUNK: usize = 8;
 pub(crate) struct Workspace {
     /// x⁽⁰⁾ … x⁽ᴷ⁾, `(K+1) × n`.
     pub x: Vec<f32>,
-    /// Prox inputs r⁽ᵏ⁾ (PGD) or v⁽ᵏ⁾ (ADMM) of layers 1..K, `K × n`.
-    pub pre: Vec<f32>,
+    /// ∂prox/∂input at the prox inputs r⁽ᵏ⁾ (PGD) or v⁽ᵏ⁾ (ADMM) of layers 1..K, `K × n`
+    /// (filled by training forward passes only).
+    pub d_input: Vec<f32>,
+    /// ∂prox/∂p_k at the same points, `K × n` (training forward passes only).
+    pub d_param: Vec<f32>,
     /// g⁽ᵏ⁾ = Hᵀ(H x⁽ᵏ⁻¹⁾ − y) of layers 1..K, `K × n`.
     pub g: Vec<f32>,
     /// s⁽⁰⁾ … s⁽ᴷ⁾ (ADMM), `(K+1) × n`.
@@ -46,7 +49,8 @@ impl Workspace {
         let states = (layers + 1) * n;
         Self {
             x: vec![0.0; states],
-            pre: vec![0.0; layers * n],
+            d_input: vec![0.0; layers * n],
+            d_param: vec![0.0; layers * n],
             g: vec![0.0; layers * n],
             s: vec![0.0; states],
             u: vec![0.0; states],
@@ -102,10 +106,11 @@ impl Plan {
         }
     }
 
-    fn forward_sample(&self, sample: Sample<'_>, ws: &mut Workspace) {
+    /// One sample's forward pass; with `TRAIN` it also keeps the prox derivatives.
+    fn forward_sample<const TRAIN: bool>(&self, sample: Sample<'_>, ws: &mut Workspace) {
         match self.arch {
-            Arch::Pgd => pgd::forward(self, sample, ws),
-            Arch::Admm => admm::forward(self, sample, ws),
+            Arch::Pgd => pgd::forward::<TRAIN>(self, sample, ws),
+            Arch::Admm => admm::forward::<TRAIN>(self, sample, ws),
         }
     }
 
@@ -141,7 +146,7 @@ pub(crate) fn loss_and_grad(net: &UnfoldedNet, data: &TrainBatch<'_>, grad: &mut
             let mut loss = 0.0f64;
             for b in c * CHUNK..((c + 1) * CHUNK).min(data.batch) {
                 let s = sample(data, b);
-                plan.forward_sample(s, &mut ws);
+                plan.forward_sample::<true>(s, &mut ws);
                 let truth = &data.x[b * n..(b + 1) * n];
                 let out = plan.output(&ws);
                 loss += out
@@ -179,10 +184,21 @@ pub(crate) fn forward(net: &UnfoldedNet, data: &TrainBatch<'_>, out: &mut [f32])
         .for_each(|(c, out)| {
             let mut ws = Workspace::new(k, plan.m, n);
             for (i, o) in out.chunks_exact_mut(n).enumerate() {
-                plan.forward_sample(sample(data, c * CHUNK + i), &mut ws);
+                plan.forward_sample::<false>(sample(data, c * CHUNK + i), &mut ws);
                 o.copy_from_slice(plan.output(&ws));
             }
         });
+}
+
+/// e = H x⁽⁰⁾ − y, skipping the product when x⁽⁰⁾ = 0.
+pub(crate) fn first_residual(plan: &Plan, sample: Sample<'_>, x0: &[f32], e: &mut [f32]) {
+    if plan.mf.is_none() {
+        for (e, &y) in e.iter_mut().zip(sample.y) {
+            *e = -y;
+        }
+    } else {
+        super::matvec::residual(sample.h, x0, sample.y, e);
+    }
 }
 
 /// Writes x⁽⁰⁾ into `ws.x[..n]`: zero, or α Hᵀy with Hᵀy kept in `ws.z` for the backward pass.

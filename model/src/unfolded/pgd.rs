@@ -17,11 +17,12 @@
 //! With x⁽⁰⁾ = α Hᵀy: ∂L/∂α = ⟨δx⁽⁰⁾, Hᵀy⟩. With x⁽⁰⁾ = 0 the k = 1 propagation is skipped.
 //! HᵀH δr is computed as Hᵀ(H δr), two matrix–vector products, never forming HᵀH.
 
-use super::batch::{Plan, Sample, Workspace, initial_estimate};
+use super::batch::{Plan, Sample, Workspace, first_residual, initial_estimate};
 use super::matvec::{dot, residual, transpose_mul};
 
-/// Runs the layers on one sample; the output is `ws.x[K·n..]`.
-pub(crate) fn forward(plan: &Plan, sample: Sample<'_>, ws: &mut Workspace) {
+/// Runs the layers on one sample; the output is `ws.x[K·n..]`. With `TRAIN` the prox
+/// derivatives are kept for [`backward`].
+pub(crate) fn forward<const TRAIN: bool>(plan: &Plan, sample: Sample<'_>, ws: &mut Workspace) {
     let n = plan.n;
     initial_estimate(plan, sample, ws);
     for (k, lp) in plan.layers.iter().enumerate() {
@@ -30,14 +31,25 @@ pub(crate) fn forward(plan: &Plan, sample: Sample<'_>, ws: &mut Workspace) {
         let xp = &done[k * n..];
         let xpp = &done[kpp * n..(kpp + 1) * n];
         let g = &mut ws.g[k * n..(k + 1) * n];
-        residual(sample.h, xp, sample.y, &mut ws.e);
+        if k == 0 {
+            first_residual(plan, sample, xp, &mut ws.e);
+        } else {
+            residual(sample.h, xp, sample.y, &mut ws.e);
+        }
         transpose_mul(sample.h, &ws.e, g);
-        let r = &mut ws.pre[k * n..(k + 1) * n];
+        let d_input = &mut ws.d_input[k * n..(k + 1) * n];
+        let d_param = &mut ws.d_param[k * n..(k + 1) * n];
         let next = &mut rest[..n];
         for i in 0..n {
             let ri = xp[i] - lp.eta * g[i] + lp.beta * (xp[i] - xpp[i]);
-            r[i] = ri;
-            next[i] = lp.prox.apply(ri);
+            if TRAIN {
+                let ev = lp.prox.eval(ri);
+                next[i] = ev.value;
+                d_input[i] = ev.d_input;
+                d_param[i] = ev.d_param;
+            } else {
+                next[i] = lp.prox.apply(ri);
+            }
         }
     }
 }
@@ -65,15 +77,15 @@ pub(crate) fn backward(
         let kpp = k.saturating_sub(1);
         let (mut d_eta, mut d_beta, mut d_param) = (0.0f32, 0.0f32, 0.0f32);
         {
-            let r = &ws.pre[k * n..(k + 1) * n];
+            let d_input = &ws.d_input[k * n..(k + 1) * n];
+            let d_prox = &ws.d_param[k * n..(k + 1) * n];
             let g = &ws.g[k * n..(k + 1) * n];
             let dx = &ws.dx[(k + 1) * n..(k + 2) * n];
             let xp = &ws.x[k * n..(k + 1) * n];
             let xpp = &ws.x[kpp * n..(kpp + 1) * n];
             for i in 0..n {
-                let ev = lp.prox.eval(r[i]);
-                let dr = dx[i] * ev.d_input;
-                d_param += dx[i] * ev.d_param;
+                let dr = dx[i] * d_input[i];
+                d_param += dx[i] * d_prox[i];
                 d_eta -= dr * g[i];
                 d_beta += dr * (xp[i] - xpp[i]);
                 ws.t[i] = dr;
