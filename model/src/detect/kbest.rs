@@ -11,11 +11,14 @@
 //! 3. Breadth-first search from the last row to the first: every surviving partial path (its
 //!    accumulated metric Σ_{i ≥ level} (z_i − Σ_{j ≥ i} R_ij s_j)²) is extended by every level
 //!    of the alphabet, and the K children of least metric survive (partial selection with
-//!    `select_nth_unstable_by`, not a full sort). The decision is the surviving full path of
-//!    least metric, un-permuted.
+//!    `select_nth_unstable_by`, not a full sort). Each path carries the residual of its
+//!    undecided rows, so an extension is one axpy with a column of R and paths are never
+//!    copied; the decision is the surviving full path of least metric, traced back through a
+//!    per-level parent table and un-permuted.
 //!
 //! K ≥ L^N keeps every path, so the search is then exhaustive and returns the exact ML decision.
-//! Buffers (paths, candidates, the QR factors) are allocated once per call, never per frame.
+//! Buffers (residuals, traceback, candidates, the QR factors) are allocated once per call, never
+//! per frame; the path buffers hold min(K, L^N) entries.
 //!
 //! Guarantees: K outside 1..=[`MAX_KBEST`], M < N, a shape mismatch, and a rank-deficient H̃
 //! return errors naming the cause; nothing panics on bad input.

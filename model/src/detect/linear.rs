@@ -233,6 +233,8 @@ struct Scratch {
     gi: Vec<f64>,
     zr: Vec<f64>,
     zi: Vec<f64>,
+    /// Complex path: 1 / U_jj, so the triangular solves multiply instead of divide.
+    inv_diag: Vec<f64>,
     /// The estimate x̂ of the current frame (n values).
     x: Vec<f64>,
 }
@@ -253,6 +255,7 @@ impl Scratch {
             gi: vec![0.0; nt * nt],
             zr: vec![0.0; nt],
             zi: vec![0.0; nt],
+            inv_diag: vec![0.0; nt],
             x: vec![0.0; n],
         }
     }
@@ -353,6 +356,7 @@ impl Scratch {
     fn solve_complex(&mut self, delta: f64) -> Result<(), String> {
         let nt = self.n / 2;
         let (gr, gi, zr, zi) = (&mut self.gr, &mut self.gi, &mut self.zr, &mut self.zi);
+        let inv_diag = &mut self.inv_diag;
         gr.fill(0.0);
         gi.fill(0.0);
         zr.fill(0.0);
@@ -398,6 +402,7 @@ impl Scratch {
             let inv = 1.0 / d;
             gr[j * nt + j] = d;
             gi[j * nt + j] = 0.0;
+            inv_diag[j] = inv;
             for v in &mut gr[j * nt + j + 1..(j + 1) * nt] {
                 *v *= inv;
             }
@@ -426,8 +431,8 @@ impl Scratch {
         }
         // Uᴴw = z (column-oriented, in place on z): z_k −= conj(U_jk)·w_j.
         for j in 0..nt {
-            let d = gr[j * nt + j];
-            let (wr, wi) = (zr[j] / d, zi[j] / d);
+            let inv = inv_diag[j];
+            let (wr, wi) = (zr[j] * inv, zi[j] * inv);
             zr[j] = wr;
             zi[j] = wi;
             let span = j * nt + j + 1..(j + 1) * nt;
@@ -455,9 +460,9 @@ impl Scratch {
                 sr += ur * vr - ui * vi;
                 si += ur * vi + ui * vr;
             }
-            let d = gr[j * nt + j];
-            xr[j] = (zr[j] - sr) / d;
-            xi[j] = (zi[j] - si) / d;
+            let inv = inv_diag[j];
+            xr[j] = (zr[j] - sr) * inv;
+            xi[j] = (zi[j] - si) * inv;
         }
         Ok(())
     }
