@@ -10,11 +10,11 @@ use serde_json::Value;
 
 /// A tiny, fast run: 4×4 QPSK, PGD-soft K = 3, 600 samples, 3 epochs.
 fn tiny(dir: &Path, out: &str) -> Command {
-    tiny_on(dir, out, "1")
+    tiny_with(dir, out, "1", "0.01")
 }
 
-/// [`tiny`] on `threads` worker threads.
-fn tiny_on(dir: &Path, out: &str, threads: &str) -> Command {
+/// [`tiny`] on `threads` worker threads with learning rate `lr`.
+fn tiny_with(dir: &Path, out: &str, threads: &str, lr: &str) -> Command {
     let mut cmd = Command::cargo_bin("kaq").unwrap();
     cmd.current_dir(dir).args([
         "train",
@@ -37,7 +37,7 @@ fn tiny_on(dir: &Path, out: &str, threads: &str) -> Command {
         "--epochs",
         "3",
         "--lr",
-        "0.01",
+        lr,
         "--threads",
         threads,
         "--out",
@@ -84,7 +84,9 @@ fn writes_model_history_and_plot() {
 fn equal_arguments_give_equal_models_on_any_thread_count() {
     let dir = tempfile::tempdir().unwrap();
     tiny(dir.path(), "a.json").assert().success();
-    tiny_on(dir.path(), "b.json", "2").assert().success();
+    tiny_with(dir.path(), "b.json", "2", "0.01")
+        .assert()
+        .success();
     let (a, b) = (
         read_json(&dir.path().join("a.json")),
         read_json(&dir.path().join("b.json")),
@@ -122,6 +124,19 @@ fn refuses_to_clobber_without_force() {
 }
 
 #[test]
+fn diverging_run_fails_and_writes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    tiny_with(dir.path(), "model.json", "1", "1e30")
+        .args(["--json", "h.json", "--plot", "loss.svg"])
+        .assert()
+        .code(1)
+        .stderr(predicate::str::contains("diverged"))
+        .stderr(predicate::str::contains("no file was written"));
+    let left: Vec<_> = fs::read_dir(dir.path()).unwrap().collect();
+    assert!(left.is_empty(), "files left behind: {left:?}");
+}
+
+#[test]
 fn unwritable_output_fails_before_training() {
     let dir = tempfile::tempdir().unwrap();
     tiny(dir.path(), "missing-dir/model.json")
@@ -147,12 +162,17 @@ fn bad_flags_exit_2_naming_the_argument() {
         (vec!["--nt", "0"], "--nt"),
         (vec!["--snr", "0,x"], "--snr"),
         (vec!["--threads", "0"], "--threads"),
-        (vec!["--batch", "601"], "--batch"),
+        (vec!["--samples", "600", "--batch", "601"], "--batch"),
     ] {
-        tiny(dir.path(), "model.json")
+        // Only the bad flag on top of the defaults: parsing fails before any training.
+        Command::cargo_bin("kaq")
+            .unwrap()
+            .current_dir(dir.path())
+            .args(["train", "--out", "model.json"])
             .args(&args)
             .assert()
             .code(2)
+            .stderr(predicate::str::contains("invalid value"))
             .stderr(predicate::str::contains(name));
     }
     Command::cargo_bin("kaq")

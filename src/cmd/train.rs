@@ -306,7 +306,7 @@ fn run_training(config: &TrainConfig) -> Result<TrainedModel, TrainError> {
     let bar = ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr());
     bar.set_style(
         ProgressStyle::with_template(
-            "{spinner} epoch {prefix} [{bar:30}] {pos}/{len} batches  loss {msg}  {elapsed}",
+            "{spinner} epoch {prefix} [{bar:30}] {pos}/{len} batches  {msg}  {elapsed}",
         )
         .expect("the progress template is valid")
         .progress_chars("=> "),
@@ -325,7 +325,7 @@ fn run_training(config: &TrainConfig) -> Result<TrainedModel, TrainError> {
         } => {
             bar.set_prefix(format!("{epoch}/{epochs}"));
             bar.set_position(batch as u64);
-            bar.set_message(format!("{loss:.5}"));
+            bar.set_message(format!("loss {loss:.5}"));
         }
         Progress::Epoch(record) => {
             bar.suspend(|| println!("{}", epoch_line(record, epochs)));

@@ -224,7 +224,7 @@ impl TrainConfig {
 /// The validation BER at one SNR after one epoch.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct BerPoint {
+pub struct ValidationBer {
     /// SNR in dB.
     pub snr_db: f64,
     /// Bit error rate, `bit_errors / bits`.
@@ -248,7 +248,7 @@ pub struct EpochRecord {
     /// Mean validation loss after the epoch.
     pub val_loss: f64,
     /// Validation BER after the epoch at each configured SNR.
-    pub val_ber: Vec<BerPoint>,
+    pub val_ber: Vec<ValidationBer>,
     /// Wall time of the epoch in seconds, validation included.
     pub seconds: f64,
 }
@@ -360,7 +360,7 @@ pub fn mean_loss(net: &UnfoldedNet, set: &TrainSet) -> f64 {
 }
 
 /// Gray-bit error count of `net`'s sliced x⁽ᴷ⁾ over `set` at the SNR `snr_db` of the set.
-pub fn ber_on(net: &UnfoldedNet, set: &TrainSet, snr_db: f64) -> BerPoint {
+pub fn ber_on(net: &UnfoldedNet, set: &TrainSet, snr_db: f64) -> ValidationBer {
     let modulation = set.link().modulation;
     let n = set.n();
     let mut out = Vec::new();
@@ -378,7 +378,7 @@ pub fn ber_on(net: &UnfoldedNet, set: &TrainSet, snr_db: f64) -> BerPoint {
             .sum::<u64>();
     }
     let bits = set.len() as u64 * set.link().bits_per_frame();
-    BerPoint {
+    ValidationBer {
         snr_db,
         ber: bit_errors as f64 / bits as f64,
         bit_errors,

@@ -264,7 +264,7 @@ mod tests {
     use super::*;
     use crate::link::LinkConfig;
     use crate::modulation::Modulation;
-    use crate::train::{BerPoint, TrainConfig};
+    use crate::train::{TrainConfig, ValidationBer};
     use crate::unfolded::NetConfig;
 
     fn sample_file() -> ModelFile {
@@ -283,7 +283,7 @@ mod tests {
                 lr: 1e-3,
                 train_loss: 1.0 / epoch as f64,
                 val_loss: 1.1 / epoch as f64,
-                val_ber: vec![BerPoint {
+                val_ber: vec![ValidationBer {
                     snr_db: 10.0,
                     ber: 0.125,
                     bit_errors: 5,
