@@ -6,6 +6,10 @@
 //! in a private directory under `tmp/` and renamed into place; builds of one key are serialised
 //! by an exclusive file lock, so concurrent test processes and threads never share a build
 //! directory and never see a half-written entry.
+//!
+//! A failed build leaves its scratch directory (with `build.log`, which the error names) under
+//! `tmp/` for inspection; nothing is evicted automatically — deleting the whole cache root is
+//! always safe while no build runs.
 
 use std::fs::File;
 use std::path::{Path, PathBuf};
