@@ -85,6 +85,10 @@ impl ProxFloat for f64 {
 /// Largest alphabet size per real dimension (64-QAM).
 const MAX_LEVELS: usize = 8;
 
+/// Largest exponent 4/τ for which the qam weights are built from ratios (e^80 is finite in
+/// f32); below τ = 0.05 every weight gets its own exponential.
+const RATIO_EXPONENT_LIMIT: f64 = 80.0;
+
 /// One layer's prox operator with its parameter resolved, ready to apply element-wise.
 #[derive(Debug, Clone, Copy)]
 pub struct ProxOp<F> {
@@ -98,6 +102,10 @@ pub struct ProxOp<F> {
     /// The alphabet levels (qam), `levels` of them.
     alphabet: [F; MAX_LEVELS],
     levels: usize,
+    /// q_m = exp(−4(2m+1)/τ), the fixed factor of the ratio between neighbouring qam weights.
+    ratio: [F; MAX_LEVELS],
+    /// Whether exp(4/τ) stays far from overflow, so the weights can be built from ratios.
+    ratio_ok: bool,
 }
 
 /// Value and derivatives of a prox at one point.
@@ -120,17 +128,24 @@ impl<F: ProxFloat> ProxOp<F> {
         for (slot, level) in alphabet.iter_mut().zip(modulation.alphabet()) {
             *slot = F::of(level as f64);
         }
+        let tau = if kind == Prox::Qam {
+            param.exp()
+        } else {
+            F::ONE
+        };
+        let mut ratio = [F::ZERO; MAX_LEVELS];
+        for (m, q) in ratio.iter_mut().enumerate() {
+            *q = (-F::of(4.0 * (2 * m + 1) as f64) / tau).exp();
+        }
         Self {
             kind,
             param,
-            tau: if kind == Prox::Qam {
-                param.exp()
-            } else {
-                F::ONE
-            },
+            tau,
             max_level: F::of(modulation.max_level() as f64),
             alphabet,
             levels,
+            ratio,
+            ratio_ok: F::of(4.0) / tau <= F::of(RATIO_EXPONENT_LIMIT),
         }
     }
 
@@ -205,19 +220,41 @@ impl<F: ProxFloat> ProxOp<F> {
         let tau = self.tau;
         let alphabet = &self.alphabet[..self.levels];
         let mut d = [F::ZERO; MAX_LEVELS];
-        let mut min_d = F::ZERO;
+        let (mut nearest, mut min_d) = (0, F::ZERO);
         for (i, &s) in alphabet.iter().enumerate() {
             let diff = r - s;
             d[i] = diff * diff;
             if i == 0 || d[i] < min_d {
-                min_d = d[i];
+                (nearest, min_d) = (i, d[i]);
             }
         }
-        // Weights exp(−(d_s − min d)/τ): the largest is exactly 1.
+        // Weights w_s = exp(−(d_s − min d)/τ), so the nearest level's weight is exactly 1.
         let mut w = [F::ZERO; MAX_LEVELS];
+        w[nearest] = F::ONE;
+        if self.ratio_ok {
+            // With δ = r − s_j for the nearest level j and s_{j±(m+1)} = s_{j±m} ± 2:
+            // w_{j+m+1}/w_{j+m} = e^{4δ/τ}·q_m and w_{j−m−1}/w_{j−m} = e^{−4δ/τ}·q_m, each ≤ 1
+            // (|δ| ≤ 1 between levels; beyond an edge only the shrinking side exists).
+            // One exponential per element instead of one per level.
+            let up = (F::of(4.0) * (r - alphabet[nearest]) / tau).exp();
+            let down = F::ONE / up;
+            let mut acc = F::ONE;
+            for (m, i) in (nearest + 1..alphabet.len()).enumerate() {
+                acc = acc * (up * self.ratio[m]);
+                w[i] = acc;
+            }
+            acc = F::ONE;
+            for (m, i) in (0..nearest).rev().enumerate() {
+                acc = acc * (down * self.ratio[m]);
+                w[i] = acc;
+            }
+        } else {
+            for (i, wi) in w.iter_mut().enumerate().take(alphabet.len()) {
+                *wi = (-(d[i] - min_d) / tau).exp();
+            }
+        }
         let (mut z, mut m_s, mut m_d) = (F::ZERO, F::ZERO, F::ZERO);
         for (i, &s) in alphabet.iter().enumerate() {
-            w[i] = (-(d[i] - min_d) / tau).exp();
             z = z + w[i];
             m_s = m_s + w[i] * s;
             m_d = m_d + w[i] * d[i];
@@ -318,6 +355,38 @@ mod tests {
             let v = op.apply(r);
             prop_assert!(v.abs() <= m + 1e-12, "{v}");
             prop_assert!((v + op.apply(-r)).abs() < 1e-9);
+        }
+    }
+
+    proptest! {
+        /// The qam denoiser and its derivatives (ratio-built or direct weights) equal the
+        /// softmax definition evaluated directly, over temperatures on both sides of the
+        /// ratio limit and inputs beyond the alphabet's edges.
+        #[test]
+        fn qam_prox_matches_direct_softmax(
+            modulation in modulation(), r in -12.0f64..12.0, log_tau in -4.0f64..3.0,
+        ) {
+            let op = ProxOp::<f64>::new(Prox::Qam, modulation, log_tau);
+            let tau = log_tau.exp();
+            let alphabet: Vec<f64> = modulation.alphabet().iter().map(|&l| l as f64).collect();
+            let logits: Vec<f64> = alphabet.iter().map(|s| -(r - s).powi(2) / tau).collect();
+            let top = logits.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
+            let w: Vec<f64> = logits.iter().map(|l| (l - top).exp()).collect();
+            let z: f64 = w.iter().sum();
+            let mean = |f: &dyn Fn(f64) -> f64| -> f64 {
+                alphabet.iter().zip(&w).map(|(&s, wi)| wi * f(s)).sum::<f64>() / z
+            };
+            let value = mean(&|s| s);
+            let var = mean(&|s| (s - value).powi(2));
+            let d_mean = mean(&|s| (r - s).powi(2));
+            let cov = mean(&|s| (s - value) * ((r - s).powi(2) - d_mean));
+            let e = op.eval(r);
+            let close = |a: f64, b: f64| (a - b).abs() <= 1e-9 * (1.0 + b.abs());
+            prop_assert!(close(e.value, value), "value {} vs {value}", e.value);
+            prop_assert!(close(e.d_input, 2.0 * var / tau), "d/dr {} vs {}", e.d_input, 2.0 * var / tau);
+            prop_assert!(close(e.d_param, cov / tau), "d/dθ {} vs {}", e.d_param, cov / tau);
+            let e32 = ProxOp::<f32>::new(Prox::Qam, modulation, log_tau as f32).eval(r as f32);
+            prop_assert!(e32.value.is_finite() && e32.d_input.is_finite() && e32.d_param.is_finite());
         }
     }
 
