@@ -2,9 +2,10 @@
 //! gradients for training (DESIGN.md §3–4).
 //!
 //! This module owns the nets' semantics, their parameter layout and their forward and backward
-//! passes. It guarantees that [`UnfoldedNet::loss_and_grad`] returns the exact gradient of the
-//! loss it reports (checked against f64 central differences in property tests), and that every
-//! batched result is independent of the thread count.
+//! passes. It guarantees that [`UnfoldedNet::loss_and_grad`] returns the gradient of the loss
+//! it reports, up to f32 rounding (at the kinks of `soft` and `box` the derivative of the flat
+//! piece is taken), checked against f64 central differences of an independent reference in
+//! property tests, and that every batched result is independent of the thread count.
 //!
 //! # The nets
 //!
@@ -43,7 +44,18 @@
 //! # Loss
 //!
 //! L = (1/B) Σ_b ‖x_b − x̂_b‖², x̂ the net output, B the batch size (DESIGN.md §4). The backward
-//! passes are derived in [`pgd`] and [`admm`].
+//! passes are derived by hand in the docs of `pgd.rs` and `admm.rs` (reverse through the layers
+//! carrying ∂L/∂x⁽ᵏ⁾, and ∂L/∂s⁽ᵏ⁾, ∂L/∂u⁽ᵏ⁾ for ADMM), the prox derivatives in [`prox`].
+//!
+//! # Execution
+//!
+//! The batch is cut into fixed chunks of 8 samples run in parallel (rayon), each with its own
+//! preallocated workspace; parameter gradients are accumulated in f64 per chunk and the chunks
+//! are summed in order. Per sample and layer the datapath is two contiguous matrix–vector
+//! products (H v as row dot products, Hᵀe as row axpys); the training forward pass keeps
+//! x⁽ᵏ⁾ (and s⁽ᵏ⁾, u⁽ᵏ⁾), g⁽ᵏ⁾ and the prox derivatives, so the backward pass costs two more
+//! products per layer (HᵀH δ as Hᵀ(H δ)) and no exponentials. `reference.rs` (tests only) is the
+//! slow f64 implementation written straight from the equations above.
 
 mod admm;
 mod batch;
