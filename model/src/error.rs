@@ -49,6 +49,9 @@ pub enum ModelError {
         /// What went wrong.
         reason: String,
     },
+    /// An invalid fixed-point format or requantization step.
+    #[error("invalid fixed-point descriptor: {0}")]
+    FixedPoint(#[from] crate::fixed::FixedPointError),
     /// A non-finite value where a finite one is required.
     #[error("non-finite value in {0}")]
     NonFinite(String),

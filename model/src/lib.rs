@@ -7,12 +7,14 @@
 //! * [`ber`]: the Monte-Carlo BER engine.
 //! * [`unfolded`]: the deep-unfolded PGD-Net and ADMM-Net in f32 with hand-derived gradients.
 //! * [`train`]: f32 training of the unfolded nets (data sets, Adam, the loop) and the model file.
+//! * [`fixed`]: the normative fixed-point arithmetic of `docs/fixed-point.md`.
 //!
 //! Data flows one way: this crate never depends on codegen or simulation.
 
 pub mod ber;
 pub mod detect;
 pub mod error;
+pub mod fixed;
 pub mod link;
 pub mod modulation;
 pub mod train;
