@@ -316,7 +316,10 @@ impl Requant {
         };
         // |mult| ≤ 2^31 and extra ≤ 63: the product is exact in i128.
         let mult = i128::from(self.mult) << extra;
-        let Some(mult) = i64::try_from(mult).ok().filter(|&m| fits(m, MAX_MULT_WIDTH)) else {
+        let Some(mult) = i64::try_from(mult)
+            .ok()
+            .filter(|&m| fits(m, MAX_MULT_WIDTH))
+        else {
             return Err(rescale);
         };
         Requant::new(mult, shift, self.rounding, self.overflow, self.out_width)

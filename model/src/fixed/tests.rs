@@ -132,7 +132,11 @@ fn hand_worked_examples_hold() {
     for (x, w, sat, wr, sym) in cases {
         assert_eq!(overflow(x, w, Saturate), sat, "saturate {x} to {w}");
         assert_eq!(overflow(x, w, Wrap), wr, "wrap {x} to {w}");
-        assert_eq!(overflow(x, w, SaturateSymmetric), sym, "symmetric {x} to {w}");
+        assert_eq!(
+            overflow(x, w, SaturateSymmetric),
+            sym,
+            "symmetric {x} to {w}"
+        );
     }
     // 100 · 3 / 8 = 37.5 → 38 (half-up), 37 (floor), 38 (half-even); 8-bit output.
     assert_eq!(requantize(100, 3, 3, HalfUp, Saturate, 8), 38);
@@ -218,7 +222,10 @@ fn qformat_ranges_follow_signedness() {
     for width in 1..=MAX_STORED_WIDTH {
         let s = QFormat::new(width, 0, true).unwrap();
         let (lo, hi) = slow::range(width);
-        assert_eq!((i128::from(s.min_code()), i128::from(s.max_code())), (lo, hi));
+        assert_eq!(
+            (i128::from(s.min_code()), i128::from(s.max_code())),
+            (lo, hi)
+        );
         let u = QFormat::new(width, 0, false).unwrap();
         assert_eq!(u.min_code(), 0);
         assert_eq!(i128::from(u.max_code()), slow::pow2(width) - 1);
@@ -268,7 +275,13 @@ fn requant_validates_and_round_trips() {
         Err(FixedPointError::Mult { value: too_big })
     );
     assert_eq!(
-        Requant::new(1, MAX_SHIFT + 1, RoundingMode::HalfUp, OverflowMode::Saturate, 8),
+        Requant::new(
+            1,
+            MAX_SHIFT + 1,
+            RoundingMode::HalfUp,
+            OverflowMode::Saturate,
+            8
+        ),
         Err(FixedPointError::Shift {
             value: MAX_SHIFT + 1
         })
@@ -282,7 +295,11 @@ fn requant_validates_and_round_trips() {
     ));
     assert!(matches!(
         r.with_shift(11),
-        Err(FixedPointError::Rescale { from: 12, to: 11, .. })
+        Err(FixedPointError::Rescale {
+            from: 12,
+            to: 11,
+            ..
+        })
     ));
     assert!(matches!(
         r.with_shift(40),

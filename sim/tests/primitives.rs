@@ -1,0 +1,684 @@
+//! The hand-written RTL primitives of `rtl-templates/primitives/` against the normative Rust
+//! arithmetic of `kaq_model::fixed`, bit for bit.
+//!
+//! Each test writes one Verilog testbench holding many parameterized instances, runs it under
+//! Icarus (and once under Verilator), and compares every `$display`ed line with the Rust
+//! primitive. Combinational cells are swept over every input; the MAC lane gets a seeded random
+//! stimulus with resets, clears, holds and extreme codes. Every test uses its own temporary
+//! directory. A missing tool skips the test, or fails it under `KAQ_REQUIRE_VERILATOR=1`.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use kaq_model::fixed::{
+    OverflowMode, RoundingMode, mac, max_code, min_code, overflow, requantize, round_shift, wrap,
+};
+use kaq_sim::tools::{Tool, require};
+
+const ROUND_SHIFT_SAT: &str = "kaq_round_shift_sat.v";
+const REQUANT: &str = "kaq_requant.v";
+const MAC_LANE: &str = "kaq_mac_lane.v";
+
+fn primitive(file: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../rtl-templates/primitives")
+        .join(file)
+}
+
+/// Whether every tool is present; `false` skips the test, a required but missing tool panics.
+fn tools_present(tools: &[Tool]) -> bool {
+    for &tool in tools {
+        match require(tool) {
+            Ok(Some(_)) => {}
+            Ok(None) => {
+                eprintln!("skipping: {tool} not found (set KAQ_REQUIRE_VERILATOR=1 to fail)");
+                return false;
+            }
+            Err(e) => panic!("{e}"),
+        }
+    }
+    true
+}
+
+/// A small deterministic generator (SplitMix64) for stimulus.
+struct SplitMix(u64);
+
+impl SplitMix {
+    fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    }
+
+    /// A signed `w`-bit code; one draw in four is an extreme code (min, max, −1, 0, 1).
+    fn code(&mut self, w: u32) -> i64 {
+        let r = self.next();
+        if r.is_multiple_of(4) {
+            let extremes = [min_code(w), max_code(w), -1, 0, wrap(1, w)];
+            extremes[(r / 4 % 5) as usize]
+        } else {
+            wrap((r >> 2) as i64, w)
+        }
+    }
+}
+
+/// The two's-complement bits of `v` in `w` bits.
+fn bits(v: i64, w: u32) -> u128 {
+    u128::from((v as u64) & (u64::MAX >> (64 - w)))
+}
+
+/// One testbench under construction: declarations and one sequential `initial` body.
+struct Bench {
+    dir: PathBuf,
+    decls: String,
+    body: String,
+}
+
+impl Bench {
+    fn new(dir: &Path) -> Self {
+        Bench {
+            dir: dir.to_path_buf(),
+            decls: String::new(),
+            body: String::new(),
+        }
+    }
+
+    /// Writes `words` (hex, one per line) to a stimulus file and declares the memory `name`
+    /// loaded from it by absolute path.
+    fn memory(&mut self, name: &str, width: u32, words: &[String]) {
+        let path = self.dir.join(format!("{name}.mem"));
+        std::fs::write(&path, words.join("\n") + "\n").expect("write stimulus");
+        let _ = writeln!(
+            self.decls,
+            "  reg [{}:0] {name} [0:{}];\n  initial $readmemh(\"{}\", {name});",
+            width - 1,
+            words.len() - 1,
+            path.display()
+        );
+    }
+
+    fn finish(self) -> String {
+        format!(
+            "`default_nettype none\nmodule tb;\n  integer i;\n  integer j;\n{}  initial begin\n{}    $finish;\n  end\nendmodule\n",
+            self.decls, self.body
+        )
+    }
+}
+
+/// A `kaq_round_shift_sat` instance, swept over all 2^IN_W inputs.
+#[derive(Debug, Clone, Copy)]
+struct RoundShiftSat {
+    in_w: u32,
+    shift: u32,
+    out_w: u32,
+    rounding: RoundingMode,
+    overflow: OverflowMode,
+}
+
+/// A `kaq_requant` instance, swept over all inputs and multipliers when `samples` is 0, else
+/// over `samples` seeded random pairs.
+#[derive(Debug, Clone, Copy)]
+struct Requant {
+    in_w: u32,
+    mult_w: u32,
+    shift: u32,
+    out_w: u32,
+    rounding: RoundingMode,
+    overflow: OverflowMode,
+    samples: usize,
+    seed: u64,
+}
+
+/// A `kaq_mac_lane` instance driven for `cycles` clock cycles of seeded random stimulus.
+#[derive(Debug, Clone, Copy)]
+struct MacLane {
+    a_w: u32,
+    b_w: u32,
+    acc_w: u32,
+    cycles: usize,
+    seed: u64,
+}
+
+#[derive(Debug, Clone, Copy)]
+enum Case {
+    RoundShiftSat(RoundShiftSat),
+    Requant(Requant),
+    MacLane(MacLane),
+}
+
+/// One stimulus step of a MAC lane.
+#[derive(Debug, Clone, Copy)]
+struct MacStep {
+    rst: bool,
+    clear: bool,
+    en: bool,
+    a: i64,
+    b: i64,
+}
+
+impl Requant {
+    fn pairs(&self) -> Vec<(i64, i64)> {
+        if self.samples == 0 {
+            let mut pairs = Vec::new();
+            for i in 0..1i64 << self.in_w {
+                for j in 0..1i64 << self.mult_w {
+                    pairs.push((wrap(i, self.in_w), wrap(j, self.mult_w)));
+                }
+            }
+            pairs
+        } else {
+            let mut rng = SplitMix(self.seed);
+            (0..self.samples)
+                .map(|_| (rng.code(self.in_w), rng.code(self.mult_w)))
+                .collect()
+        }
+    }
+}
+
+impl MacLane {
+    /// The stimulus and the accumulator the Rust model expects after each step. A step that
+    /// would leave the accumulator width is turned into a clear, as the lowering guarantees.
+    fn run(&self) -> Vec<(MacStep, i64)> {
+        let mut rng = SplitMix(self.seed);
+        let mut acc = 0i64;
+        let mut out = Vec::with_capacity(self.cycles);
+        for cycle in 0..self.cycles {
+            let r = rng.next();
+            let mut step = MacStep {
+                rst: cycle == 0 || r.is_multiple_of(61),
+                clear: r.is_multiple_of(7),
+                en: !r.is_multiple_of(5),
+                a: rng.code(self.a_w),
+                b: rng.code(self.b_w),
+            };
+            let next = |s: &MacStep, acc: i64| -> Option<i64> {
+                let base = if s.clear { 0 } else { acc };
+                let (a, b) = if s.en { (s.a, s.b) } else { (0, 0) };
+                let sum = i128::from(base) + i128::from(a) * i128::from(b);
+                (sum >= i128::from(min_code(self.acc_w)) && sum <= i128::from(max_code(self.acc_w)))
+                    .then(|| mac(base, a as i32, b as i32, self.acc_w))
+            };
+            acc = if step.rst {
+                0
+            } else if step.clear || step.en {
+                match next(&step, acc) {
+                    Some(v) => v,
+                    None => {
+                        step.clear = true;
+                        next(&step, acc).expect("one product always fits ACC_W")
+                    }
+                }
+            } else {
+                acc
+            };
+            out.push((step, acc));
+        }
+        out
+    }
+}
+
+impl Case {
+    /// Declares the instance `u<tag>` and appends its stimulus; every output line starts
+    /// with the tag.
+    fn emit(&self, tag: usize, bench: &mut Bench) {
+        match *self {
+            Case::RoundShiftSat(c) => {
+                let _ = writeln!(
+                    bench.decls,
+                    "  reg signed [{}:0] x{tag};\n  wire signed [{}:0] y{tag};\n  \
+                     kaq_round_shift_sat #(.IN_W({}), .SHIFT({}), .OUT_W({}), .ROUNDING({}), .OVERFLOW({})) \
+                     u{tag} (.x(x{tag}), .y(y{tag}));",
+                    c.in_w - 1,
+                    c.out_w - 1,
+                    c.in_w,
+                    c.shift,
+                    c.out_w,
+                    c.rounding.verilog_code(),
+                    c.overflow.verilog_code()
+                );
+                let _ = writeln!(
+                    bench.body,
+                    "    for (i = 0; i < {n}; i = i + 1) begin\n      x{tag} = i[{m}:0];\n      #1;\n      \
+                     $display(\"{tag} %0d %0d\", x{tag}, y{tag});\n    end",
+                    n = 1u64 << c.in_w,
+                    m = c.in_w - 1
+                );
+            }
+            Case::Requant(c) => {
+                let _ = writeln!(
+                    bench.decls,
+                    "  reg signed [{}:0] x{tag};\n  reg signed [{}:0] m{tag};\n  wire signed [{}:0] y{tag};\n  \
+                     kaq_requant #(.IN_W({}), .MULT_W({}), .SHIFT({}), .OUT_W({}), .ROUNDING({}), .OVERFLOW({})) \
+                     u{tag} (.x(x{tag}), .mult(m{tag}), .y(y{tag}));",
+                    c.in_w - 1,
+                    c.mult_w - 1,
+                    c.out_w - 1,
+                    c.in_w,
+                    c.mult_w,
+                    c.shift,
+                    c.out_w,
+                    c.rounding.verilog_code(),
+                    c.overflow.verilog_code()
+                );
+                let show = format!(
+                    "      #1;\n      $display(\"{tag} %0d %0d %0d\", x{tag}, m{tag}, y{tag});"
+                );
+                if c.samples == 0 {
+                    let _ = writeln!(
+                        bench.body,
+                        "    for (i = 0; i < {}; i = i + 1) begin\n      for (j = 0; j < {}; j = j + 1) begin\n        \
+                         x{tag} = i[{}:0];\n        m{tag} = j[{}:0];\n  {show}\n      end\n    end",
+                        1u64 << c.in_w,
+                        1u64 << c.mult_w,
+                        c.in_w - 1,
+                        c.mult_w - 1
+                    );
+                } else {
+                    let words: Vec<String> = c
+                        .pairs()
+                        .into_iter()
+                        .map(|(x, m)| {
+                            format!("{:x}", bits(x, c.in_w) << c.mult_w | bits(m, c.mult_w))
+                        })
+                        .collect();
+                    bench.memory(&format!("stim{tag}"), c.in_w + c.mult_w, &words);
+                    let _ = writeln!(
+                        bench.body,
+                        "    for (i = 0; i < {}; i = i + 1) begin\n      {{x{tag}, m{tag}}} = stim{tag}[i];\n{show}\n    end",
+                        words.len()
+                    );
+                }
+            }
+            Case::MacLane(c) => {
+                let _ = writeln!(
+                    bench.decls,
+                    "  reg clk{tag} = 1'b0;\n  reg rst{tag};\n  reg clear{tag};\n  reg en{tag};\n  \
+                     reg signed [{}:0] a{tag};\n  reg signed [{}:0] b{tag};\n  wire signed [{}:0] acc{tag};\n  \
+                     kaq_mac_lane #(.A_W({}), .B_W({}), .ACC_W({})) u{tag} (.clk(clk{tag}), .rst(rst{tag}), \
+                     .clear(clear{tag}), .en(en{tag}), .a(a{tag}), .b(b{tag}), .acc(acc{tag}));",
+                    c.a_w - 1,
+                    c.b_w - 1,
+                    c.acc_w - 1,
+                    c.a_w,
+                    c.b_w,
+                    c.acc_w
+                );
+                let words: Vec<String> = c
+                    .run()
+                    .into_iter()
+                    .map(|(s, _)| {
+                        let flags =
+                            u128::from(s.rst) << 2 | u128::from(s.clear) << 1 | u128::from(s.en);
+                        let word = (flags << c.a_w | bits(s.a, c.a_w)) << c.b_w | bits(s.b, c.b_w);
+                        format!("{word:x}")
+                    })
+                    .collect();
+                bench.memory(&format!("stim{tag}"), 3 + c.a_w + c.b_w, &words);
+                let _ = writeln!(
+                    bench.body,
+                    "    for (i = 0; i < {}; i = i + 1) begin\n      \
+                     {{rst{tag}, clear{tag}, en{tag}, a{tag}, b{tag}}} = stim{tag}[i];\n      \
+                     #1 clk{tag} = 1'b1;\n      #1 clk{tag} = 1'b0;\n      $display(\"{tag} %0d\", acc{tag});\n    end",
+                    words.len()
+                );
+            }
+        }
+    }
+
+    /// The lines the Rust primitives predict, without the tag.
+    fn expected(&self) -> Vec<Vec<i64>> {
+        match *self {
+            Case::RoundShiftSat(c) => (0..1i64 << c.in_w)
+                .map(|i| {
+                    let x = wrap(i, c.in_w);
+                    let y = overflow(round_shift(x, c.shift, c.rounding), c.out_w, c.overflow);
+                    vec![x, y]
+                })
+                .collect(),
+            Case::Requant(c) => c
+                .pairs()
+                .into_iter()
+                .map(|(x, m)| {
+                    vec![
+                        x,
+                        m,
+                        requantize(x, m, c.shift, c.rounding, c.overflow, c.out_w),
+                    ]
+                })
+                .collect(),
+            Case::MacLane(c) => c.run().into_iter().map(|(_, acc)| vec![acc]).collect(),
+        }
+    }
+}
+
+enum Simulator {
+    Icarus,
+    Verilator,
+}
+
+/// Writes the testbench for `cases`, simulates it and checks every line of every case.
+fn check_cases(simulator: Simulator, cases: &[Case]) {
+    let tools: &[Tool] = match simulator {
+        Simulator::Icarus => &[Tool::Iverilog, Tool::Vvp],
+        Simulator::Verilator => &[Tool::Verilator],
+    };
+    if !tools_present(tools) {
+        return;
+    }
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let mut bench = Bench::new(dir.path());
+    for (tag, case) in cases.iter().enumerate() {
+        case.emit(tag, &mut bench);
+    }
+    let tb = dir.path().join("tb.v");
+    std::fs::write(&tb, bench.finish()).expect("write testbench");
+    let sources = [ROUND_SHIFT_SAT, REQUANT, MAC_LANE].map(primitive);
+    let output = match simulator {
+        Simulator::Icarus => {
+            let image = dir.path().join("tb.vvp");
+            run(Command::new("iverilog")
+                .args(["-g2012", "-Wall", "-o"])
+                .arg(&image)
+                .arg(&tb)
+                .args(&sources));
+            run(Command::new("vvp").arg("-n").arg(&image))
+        }
+        Simulator::Verilator => {
+            let obj = dir.path().join("obj");
+            run(Command::new("verilator")
+                .args(["--binary", "-j", "2", "-Wall", "--top-module", "tb"])
+                // The bench runs for well under a second: compile the C++ for speed of building.
+                .args([
+                    "-MAKEFLAGS",
+                    "OPT_FAST=-O0 OPT_SLOW=-O0 OPT_GLOBAL=-O0",
+                    "-Mdir",
+                ])
+                .arg(&obj)
+                .arg(&tb)
+                .args(&sources));
+            run(&mut Command::new(obj.join("Vtb")))
+        }
+    };
+    compare(cases, &output);
+}
+
+/// Runs a command, failing the test with its output unless it succeeds silently on stderr
+/// (a warning is a failure).
+fn run(cmd: &mut Command) -> String {
+    let out = cmd
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"));
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let noisy = stderr
+        .lines()
+        .any(|l| l.contains("arning") || l.contains("rror"));
+    assert!(
+        out.status.success() && !noisy,
+        "{cmd:?} failed ({}):\n{stderr}\n{}",
+        out.status,
+        stdout.lines().take(20).collect::<Vec<_>>().join("\n")
+    );
+    stdout
+}
+
+fn compare(cases: &[Case], output: &str) {
+    let mut got: BTreeMap<usize, Vec<Vec<i64>>> = BTreeMap::new();
+    for line in output.lines() {
+        let fields: Vec<&str> = line.split_whitespace().collect();
+        let Some((tag, values)) = fields.split_first() else {
+            continue;
+        };
+        let (Ok(tag), Ok(values)) = (
+            tag.parse::<usize>(),
+            values
+                .iter()
+                .map(|v| v.parse::<i64>())
+                .collect::<Result<Vec<_>, _>>(),
+        ) else {
+            // Simulator chatter such as Verilator's `- tb.v:…: Verilog $finish`.
+            assert!(
+                line.contains("$finish") || line.starts_with('-'),
+                "unparsable line `{line}`"
+            );
+            continue;
+        };
+        got.entry(tag).or_default().push(values);
+    }
+    for (tag, case) in cases.iter().enumerate() {
+        let want = case.expected();
+        let have = got.remove(&tag).unwrap_or_default();
+        let mismatches: Vec<String> = want
+            .iter()
+            .zip(&have)
+            .enumerate()
+            .filter(|(_, (w, h))| w != h)
+            .take(5)
+            .map(|(n, (w, h))| format!("line {n}: rust {w:?}, rtl {h:?}"))
+            .collect();
+        assert!(
+            mismatches.is_empty() && want.len() == have.len(),
+            "{case:?}: {} lines expected, {} simulated; first mismatches:\n{}",
+            want.len(),
+            have.len(),
+            mismatches.join("\n")
+        );
+    }
+    assert!(got.is_empty(), "lines with unknown tags: {:?}", got.keys());
+}
+
+/// Every SHIFT × OUT_W × ROUNDING × OVERFLOW of the matrix for one input width.
+fn round_shift_sat_matrix(in_w: u32, shifts: &[u32], out_ws: &[u32]) -> Vec<Case> {
+    let mut cases = Vec::new();
+    for &shift in shifts {
+        for &out_w in out_ws {
+            for rounding in RoundingMode::ALL {
+                for overflow in OverflowMode::ALL {
+                    cases.push(Case::RoundShiftSat(RoundShiftSat {
+                        in_w,
+                        shift,
+                        out_w,
+                        rounding,
+                        overflow,
+                    }));
+                }
+            }
+        }
+    }
+    cases
+}
+
+const SHIFTS: [u32; 4] = [0, 1, 3, 5];
+const OUT_WS: [u32; 3] = [4, 6, 8];
+
+#[test]
+fn round_shift_sat_matches_rust_for_6_bit_inputs_under_icarus() {
+    check_cases(
+        Simulator::Icarus,
+        &round_shift_sat_matrix(6, &SHIFTS, &OUT_WS),
+    );
+}
+
+#[test]
+fn round_shift_sat_matches_rust_for_8_bit_inputs_under_icarus() {
+    check_cases(
+        Simulator::Icarus,
+        &round_shift_sat_matrix(8, &SHIFTS, &OUT_WS),
+    );
+}
+
+#[test]
+fn round_shift_sat_matches_rust_for_12_bit_inputs_under_icarus() {
+    check_cases(
+        Simulator::Icarus,
+        &round_shift_sat_matrix(12, &SHIFTS, &OUT_WS),
+    );
+}
+
+/// Corners of the parameter space: a 1-bit output, a shift beyond the input width, an output
+/// wider than the working width, and OUT_W equal to it.
+#[test]
+fn round_shift_sat_matches_rust_at_parameter_corners_under_icarus() {
+    let mut cases = round_shift_sat_matrix(3, &[0, 2, 3, 4, 7], &[1, 2, 3, 4, 9]);
+    cases.extend(round_shift_sat_matrix(1, &[0, 1], &[1, 2]));
+    check_cases(Simulator::Icarus, &cases);
+}
+
+fn requant_cases(samples: usize) -> Vec<Case> {
+    let mut cases = Vec::new();
+    for rounding in RoundingMode::ALL {
+        for overflow in OverflowMode::ALL {
+            // Exhaustive: every 7-bit x and every 5-bit multiplier.
+            cases.push(Case::Requant(Requant {
+                in_w: 7,
+                mult_w: 5,
+                shift: 4,
+                out_w: 6,
+                rounding,
+                overflow,
+                samples: 0,
+                seed: 0,
+            }));
+            // Wide: a 24-bit accumulator, 16-bit multipliers, 12-bit shift, 8-bit result.
+            cases.push(Case::Requant(Requant {
+                in_w: 24,
+                mult_w: 16,
+                shift: 12 + rounding.verilog_code() * 7,
+                out_w: 8,
+                rounding,
+                overflow,
+                samples,
+                seed: 17 + u64::from(overflow.verilog_code()),
+            }));
+        }
+    }
+    cases
+}
+
+#[test]
+fn requant_matches_rust_under_icarus() {
+    check_cases(Simulator::Icarus, &requant_cases(2000));
+}
+
+fn mac_cases(cycles: usize) -> Vec<Case> {
+    [
+        (8, 8, 16),
+        (6, 5, 20),
+        (16, 12, 40),
+        (32, 32, 64),
+        (3, 2, 5),
+    ]
+    .iter()
+    .enumerate()
+    .map(|(n, &(a_w, b_w, acc_w))| {
+        Case::MacLane(MacLane {
+            a_w,
+            b_w,
+            acc_w,
+            cycles,
+            seed: 1000 + n as u64,
+        })
+    })
+    .collect()
+}
+
+#[test]
+fn mac_lane_matches_rust_under_icarus() {
+    check_cases(Simulator::Icarus, &mac_cases(3000));
+}
+
+/// One Verilator build covering every primitive: the 8-bit round-shift matrix at two shifts,
+/// the requantizers and the MAC lanes.
+#[test]
+fn primitives_match_rust_under_verilator() {
+    let mut cases = round_shift_sat_matrix(8, &[0, 3], &[4, 8]);
+    cases.extend(requant_cases(200));
+    cases.extend(mac_cases(500));
+    check_cases(Simulator::Verilator, &cases);
+}
+
+/// `verilator --lint-only -Wall` prints nothing for each primitive under several parameter sets.
+#[test]
+fn primitives_are_lint_clean() {
+    if !tools_present(&[Tool::Verilator]) {
+        return;
+    }
+    let sets: &[(&str, &[&str], &[&str])] = &[
+        (
+            "kaq_round_shift_sat",
+            &[ROUND_SHIFT_SAT],
+            &[
+                "IN_W=16 SHIFT=4 OUT_W=8 ROUNDING=0 OVERFLOW=0",
+                "IN_W=8 SHIFT=3 OUT_W=4 ROUNDING=2 OVERFLOW=1",
+                "IN_W=8 SHIFT=0 OUT_W=4 ROUNDING=2 OVERFLOW=2",
+                "IN_W=6 SHIFT=1 OUT_W=8 ROUNDING=2 OVERFLOW=2",
+                "IN_W=6 SHIFT=9 OUT_W=1 ROUNDING=0 OVERFLOW=2",
+                "IN_W=12 SHIFT=5 OUT_W=7 ROUNDING=1 OVERFLOW=1",
+                "IN_W=12 SHIFT=5 OUT_W=8 ROUNDING=1 OVERFLOW=0",
+                "IN_W=40 SHIFT=20 OUT_W=16 ROUNDING=2 OVERFLOW=2",
+            ],
+        ),
+        (
+            "kaq_requant",
+            &[REQUANT, ROUND_SHIFT_SAT],
+            &[
+                "IN_W=24 MULT_W=16 SHIFT=12 OUT_W=8 ROUNDING=0 OVERFLOW=0",
+                "IN_W=7 MULT_W=5 SHIFT=4 OUT_W=6 ROUNDING=2 OVERFLOW=1",
+                "IN_W=32 MULT_W=32 SHIFT=40 OUT_W=16 ROUNDING=1 OVERFLOW=2",
+                "IN_W=8 MULT_W=2 SHIFT=0 OUT_W=12 ROUNDING=0 OVERFLOW=0",
+            ],
+        ),
+        (
+            "kaq_mac_lane",
+            &[MAC_LANE],
+            &[
+                "A_W=8 B_W=8 ACC_W=24",
+                "A_W=8 B_W=8 ACC_W=16",
+                "A_W=32 B_W=32 ACC_W=64",
+                "A_W=3 B_W=12 ACC_W=33",
+            ],
+        ),
+    ];
+    for (top, files, param_sets) in sets {
+        for params in *param_sets {
+            let mut cmd = Command::new("verilator");
+            cmd.args(["--lint-only", "-Wall", "--top-module", top]);
+            cmd.args(params.split_whitespace().map(|p| format!("-G{p}")));
+            cmd.args(files.iter().map(|f| primitive(f)));
+            let out = cmd.output().expect("run verilator");
+            assert!(
+                out.status.success() && out.stderr.is_empty() && out.stdout.is_empty(),
+                "{top} with {params} is not lint-clean:\n{}{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+    }
+}
+
+/// An unknown ROUNDING or OVERFLOW code, or a MAC accumulator narrower than its product,
+/// fails elaboration instead of building something unspecified.
+#[test]
+fn invalid_parameters_fail_elaboration() {
+    if !tools_present(&[Tool::Verilator]) {
+        return;
+    }
+    let cases: &[(&str, &[&str], &str)] = &[
+        ("kaq_round_shift_sat", &[ROUND_SHIFT_SAT], "ROUNDING=3"),
+        ("kaq_round_shift_sat", &[ROUND_SHIFT_SAT], "OVERFLOW=3"),
+        ("kaq_mac_lane", &[MAC_LANE], "ACC_W=15"),
+    ];
+    for (top, files, param) in cases {
+        let out = Command::new("verilator")
+            .args(["--lint-only", "-Wall", "--top-module", top])
+            .arg(format!("-G{param}"))
+            .args(files.iter().map(|f| primitive(f)))
+            .output()
+            .expect("run verilator");
+        assert!(!out.status.success(), "{top} accepted {param}");
+    }
+}
