@@ -682,3 +682,48 @@ fn invalid_parameters_fail_elaboration() {
         assert!(!out.status.success(), "{top} accepted {param}");
     }
 }
+
+/// Each primitive synthesizes in Yosys (`synth -top …`) without a single latch.
+#[test]
+fn primitives_synthesize_without_latches() {
+    if !tools_present(&[Tool::Yosys]) {
+        return;
+    }
+    let sets: &[(&str, &[&str], &str)] = &[
+        (
+            "kaq_round_shift_sat",
+            &[ROUND_SHIFT_SAT],
+            "IN_W=12 SHIFT=5 OUT_W=6 ROUNDING=2 OVERFLOW=2",
+        ),
+        (
+            "kaq_requant",
+            &[REQUANT, ROUND_SHIFT_SAT],
+            "IN_W=12 MULT_W=8 SHIFT=6 OUT_W=8 ROUNDING=0 OVERFLOW=0",
+        ),
+        ("kaq_mac_lane", &[MAC_LANE], "A_W=8 B_W=8 ACC_W=20"),
+    ];
+    for (top, files, params) in sets {
+        let read: Vec<String> = files
+            .iter()
+            .map(|f| format!("read_verilog {};", primitive(f).display()))
+            .collect();
+        let chparam: String = params
+            .split_whitespace()
+            .map(|p| format!(" -set {}", p.replace('=', " ")))
+            .collect();
+        let script = format!(
+            "{} chparam{chparam} {top}; synth -top {top}; select -assert-none t:$dlatch t:$adlatch t:$_DLATCH_*",
+            read.join(" ")
+        );
+        let out = Command::new("yosys")
+            .args(["-q", "-p", &script])
+            .output()
+            .expect("run yosys");
+        assert!(
+            out.status.success(),
+            "{top} with {params} failed synthesis or has latches:\n{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}
