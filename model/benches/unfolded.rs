@@ -1,8 +1,11 @@
 //! Throughput of the f32 unfolded nets in the paper configuration (PGD-Net, K = 5, 16×16
 //! 16-QAM, batch 128): training steps (forward + backward) in samples/s, forward-only in
 //! frames/s, and the net as a [`Detector`] (f64 → f32 conversion, forward, slicing) in frames/s.
+//! The group `inference_one_thread` runs PGD-Net and MMSE as detectors on the same frames inside
+//! a one-thread rayon pool, so their ratio is a per-core comparison measured in one run.
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use kaq_model::detect::DetectorSpec;
 use kaq_model::link::stream_rng;
 use kaq_model::unfolded::{Arch, NetConfig, Prox, TrainBatch, UnfoldedNet};
 use kaq_model::{Detector, LinkConfig, Modulation};
@@ -57,6 +60,22 @@ fn bench_unfolded(c: &mut Criterion) {
         let mut decisions = vec![0i32; BATCH * frames.n];
         group.bench_function(format!("detect/{name}"), |b| {
             b.iter(|| net.detect(&frames, &mut decisions).expect("detect"))
+        });
+    }
+    group.finish();
+
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(1)
+        .build()
+        .expect("one-thread pool");
+    let mut group = c.benchmark_group("inference_one_thread_16x16_16qam");
+    group.throughput(Throughput::Elements(BATCH as u64));
+    let pgd = UnfoldedNet::new(NetConfig::default(), &link).expect("valid net");
+    let mmse = DetectorSpec::Mmse.build();
+    let mut decisions = vec![0i32; BATCH * frames.n];
+    for detector in [&pgd as &dyn Detector, mmse.as_ref()] {
+        group.bench_function(detector.name(), |b| {
+            b.iter(|| pool.install(|| detector.detect(&frames, &mut decisions).expect("detect")))
         });
     }
     group.finish();
