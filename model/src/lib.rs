@@ -7,6 +7,7 @@
 //! * [`ber`]: the Monte-Carlo BER engine.
 //! * [`unfolded`]: the deep-unfolded PGD-Net and ADMM-Net in f32 with hand-derived gradients.
 //! * [`train`]: f32 training of the unfolded nets (data sets, Adam, the loop) and the model file.
+//! * [`mmd`]: the kernel MMD² distribution-matching loss of KAQ with hand-derived gradients.
 //! * [`fixed`]: the normative fixed-point arithmetic of `docs/fixed-point.md`.
 //!
 //! Data flows one way: this crate never depends on codegen or simulation.
@@ -16,6 +17,7 @@ pub mod detect;
 pub mod error;
 pub mod fixed;
 pub mod link;
+pub mod mmd;
 pub mod modulation;
 pub mod train;
 pub mod unfolded;
