@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use criterion::measurement::{Measurement, ValueFormatter, WallTime};
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
-use kaq_model::detect::{KBest, Kernel, LinearDetector, LinearKind};
+use kaq_model::detect::{KBest, KBestVariant, Kernel, LinearDetector, LinearKind};
 use kaq_model::link::stream_rng;
 use kaq_model::{Detector, FrameBatch, LinkConfig, Modulation};
 
@@ -76,6 +76,10 @@ fn detectors() -> Vec<(Box<dyn Detector>, FrameBatch)> {
         ),
         (Box::new(LinearDetector::zf()), linear),
         (Box::new(KBest::new(32)), frames(100)),
+        (
+            Box::new(KBest::with_variant(32, KBestVariant::Zf)),
+            frames(100),
+        ),
     ]
 }
 

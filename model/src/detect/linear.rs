@@ -87,7 +87,7 @@ impl LinearDetector {
     }
 
     /// Diagonal loading δ of frame `f` (see the module documentation).
-    fn regularization(&self, batch: &FrameBatch, f: usize) -> Result<f64, ModelError> {
+    pub(crate) fn regularization(&self, batch: &FrameBatch, f: usize) -> Result<f64, ModelError> {
         match self.kind {
             LinearKind::Zf => Ok(0.0),
             LinearKind::Mmse => {

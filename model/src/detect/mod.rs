@@ -11,7 +11,7 @@ pub mod kbest;
 pub mod linear;
 pub mod ml;
 
-pub use kbest::KBest;
+pub use kbest::{KBest, KBestVariant};
 pub use linear::{Kernel, LinearDetector, LinearKind};
 pub use ml::{ML_MAX_CANDIDATES, Ml, ml_metric};
 
@@ -28,17 +28,21 @@ pub trait Detector: Send + Sync {
 /// Largest K-best breadth accepted.
 pub const MAX_KBEST: usize = 1 << 16;
 
-/// A classical detector named on the command line: `zf`, `mmse`, `kbest:K` or `ml`.
+/// A classical detector named on the command line: `zf`, `mmse`, `kbest:K`, `kbest-reg:K`,
+/// `kbest-zf:K` (the K-best variants of [`KBestVariant`]) or `ml`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum DetectorSpec {
     /// Zero forcing.
     Zf,
     /// Linear MMSE with the true noise variance.
     Mmse,
-    /// Real-valued sorted-QR K-best sphere decoder keeping `k` candidates per level.
+    /// Real-valued sorted-QR K-best sphere decoder keeping `k` candidates per level:
+    /// `kbest:K`, `kbest-reg:K` or `kbest-zf:K`.
     KBest {
         /// Breadth, 1 ≤ k ≤ [`MAX_KBEST`].
         k: usize,
+        /// Decomposition and metric.
+        variant: KBestVariant,
     },
     /// Exhaustive maximum likelihood (small systems only).
     Ml,
@@ -49,11 +53,14 @@ impl std::fmt::Display for DetectorSpec {
         match self {
             Self::Zf => f.write_str("zf"),
             Self::Mmse => f.write_str("mmse"),
-            Self::KBest { k } => write!(f, "kbest:{k}"),
+            Self::KBest { k, variant } => write!(f, "{}:{k}", variant.prefix()),
             Self::Ml => f.write_str("ml"),
         }
     }
 }
+
+/// The parse error's list of valid detector names.
+const EXPECTED: &str = "expected one of zf, mmse, kbest:K, kbest-reg:K, kbest-zf:K, ml";
 
 impl std::str::FromStr for DetectorSpec {
     type Err = ModelError;
@@ -69,10 +76,16 @@ impl std::str::FromStr for DetectorSpec {
                 "zf" => Ok(Self::Zf),
                 "mmse" => Ok(Self::Mmse),
                 "ml" => Ok(Self::Ml),
-                "kbest" => Err(err("K-best needs a breadth, e.g. kbest:32".into())),
-                _ => Err(err("expected one of zf, mmse, kbest:K, ml".into())),
+                "kbest" | "kbest-reg" | "kbest-zf" => {
+                    Err(err(format!("K-best needs a breadth, e.g. {lower}:32")))
+                }
+                _ => Err(err(EXPECTED.into())),
             },
-            Some(("kbest", k)) => {
+            Some((prefix, k)) => {
+                let variant = KBestVariant::ALL
+                    .into_iter()
+                    .find(|m| m.prefix() == prefix)
+                    .ok_or_else(|| err(EXPECTED.into()))?;
                 let k: usize = k
                     .parse()
                     .map_err(|_| err(format!("K-best breadth `{k}` is not a positive integer")))?;
@@ -81,9 +94,8 @@ impl std::str::FromStr for DetectorSpec {
                         "K-best breadth must be between 1 and {MAX_KBEST}"
                     )));
                 }
-                Ok(Self::KBest { k })
+                Ok(Self::KBest { k, variant })
             }
-            Some(_) => Err(err("expected one of zf, mmse, kbest:K, ml".into())),
         }
     }
 }
@@ -94,7 +106,7 @@ impl DetectorSpec {
         match *self {
             Self::Zf => Box::new(LinearDetector::zf()),
             Self::Mmse => Box::new(LinearDetector::mmse()),
-            Self::KBest { k } => Box::new(KBest::new(k)),
+            Self::KBest { k, variant } => Box::new(KBest::with_variant(k, variant)),
             Self::Ml => Box::new(Ml),
         }
     }
@@ -133,17 +145,60 @@ mod spec_tests {
 
     #[test]
     fn parses_and_displays_specs() {
-        for s in ["zf", "mmse", "kbest:32", "ml"] {
+        for s in [
+            "zf",
+            "mmse",
+            "kbest:32",
+            "kbest-reg:32",
+            "kbest-zf:32",
+            "ml",
+        ] {
             assert_eq!(s.parse::<DetectorSpec>().unwrap().to_string(), s);
         }
-        for bad in ["kbest:0", "kbest", "kbest:x", "foo", "zf:1", ""] {
-            assert!(bad.parse::<DetectorSpec>().is_err(), "{bad}");
+        assert_eq!(
+            "KBest:8".parse::<DetectorSpec>().unwrap(),
+            DetectorSpec::KBest {
+                k: 8,
+                variant: KBestVariant::Mmse
+            }
+        );
+        assert_eq!(
+            " kbest-ZF:8".parse::<DetectorSpec>().unwrap(),
+            DetectorSpec::KBest {
+                k: 8,
+                variant: KBestVariant::Zf
+            }
+        );
+        for bad in [
+            "kbest:0",
+            "kbest-zf:0",
+            "kbest-reg:0",
+            "kbest",
+            "kbest-zf",
+            "kbest:x",
+            "kbest-zf:-1",
+            "kbest-mmse:8",
+            "foo",
+            "zf:1",
+            "",
+        ] {
+            let e = bad.parse::<DetectorSpec>().unwrap_err().to_string();
+            assert!(e.contains(bad.trim()), "{bad}: {e}");
         }
+        let e = "kbest-zf".parse::<DetectorSpec>().unwrap_err().to_string();
+        assert!(e.contains("kbest-zf:32"), "{e}");
     }
 
     #[test]
     fn build_names_the_detector_it_parsed() {
-        for s in ["zf", "mmse", "kbest:32", "ml"] {
+        for s in [
+            "zf",
+            "mmse",
+            "kbest:32",
+            "kbest-reg:32",
+            "kbest-zf:32",
+            "ml",
+        ] {
             let spec: DetectorSpec = s.parse().unwrap();
             assert_eq!(spec.build().name(), s);
         }
