@@ -141,11 +141,9 @@ struct Search {
     m: usize,
     n: usize,
     alphabet: Vec<f64>,
-    /// Upper M rows of Q (column-major, m × n) during the decomposition.
+    /// Q of the augmented system during the decomposition, column-major (m + n) × n: the upper
+    /// m rows come from H̃, the lower n from √δ·I (in sorted row coordinates).
     q: Vec<f64>,
-    /// Lower N rows of Q (column-major, n × n), the part coming from √δ·I, in sorted row
-    /// coordinates; all zero for the unbiased metric.
-    q_low: Vec<f64>,
     /// R (n × n column-major, upper triangle): column l holds R_il at `r[l * n + i]`.
     r: Vec<f64>,
     /// Residual squared column norms during the decomposition.
@@ -175,8 +173,7 @@ impl Search {
             m,
             n,
             alphabet,
-            q: vec![0.0; m * n],
-            q_low: vec![0.0; n * n],
+            q: vec![0.0; (m + n) * n],
             r: vec![0.0; n * n],
             norms: vec![0.0; n],
             unbias: 0.0,
@@ -193,27 +190,30 @@ impl Search {
     }
 
     /// Sorted QR of the augmented H̄ = [h; √δ·I] (`h` m × n row-major, δ ≥ 0) and z = Qᵀ[y; 0];
-    /// δ = 0 is the plain sorted QR of `h`. `unbias` (δ or 0) is subtracted as δ·s² per
-    /// decided level by the search.
+    /// δ = 0 is the plain sorted QR of `h` and skips the lower block. `unbias` (δ or 0) is
+    /// subtracted as δ·s² per decided level by the search.
     fn decompose(&mut self, h: &[f64], y: &[f64], delta: f64, unbias: f64) -> Result<(), String> {
         self.unbias = unbias;
         let (m, n) = (self.m, self.n);
+        let stride = m + n;
+        let augmented = delta > 0.0;
         for (i, row) in h.chunks_exact(n).enumerate() {
             for (j, &v) in row.iter().enumerate() {
-                self.q[j * m + i] = v;
+                self.q[j * stride + i] = v;
             }
         }
         let sqrt_delta = delta.sqrt();
-        self.q_low.fill(0.0);
         for j in 0..n {
-            self.q_low[j * n + j] = sqrt_delta;
+            let low = &mut self.q[j * stride + m..(j + 1) * stride];
+            low.fill(0.0);
+            low[j] = sqrt_delta;
         }
         self.r.fill(0.0);
         for (j, p) in self.perm.iter_mut().enumerate() {
             *p = j;
         }
         for (j, norm) in self.norms.iter_mut().enumerate() {
-            let col = &self.q[j * m..(j + 1) * m];
+            let col = &self.q[j * stride..j * stride + m];
             *norm = dot(col, col) + delta;
         }
         for i in 0..n {
@@ -227,29 +227,26 @@ impl Search {
                     k = c;
                 }
             }
+            // Rows of a column that can be non-zero at step i: the upper m, and of the lower
+            // block rows 0..=i (for column i; a later column's own row l is still untouched).
+            let len = if augmented { m + i + 1 } else { m };
             if k != i {
                 self.norms.swap(i, k);
                 self.perm.swap(i, k);
                 for row in 0..i {
                     self.r.swap(i * n + row, k * n + row);
                 }
-                for t in 0..m {
-                    self.q.swap(i * m + t, k * m + t);
+                // Swap the two columns over their shared support (upper block and lower rows
+                // 0..i), and move each one's own lower diagonal entry with it, i.e. swap
+                // lower rows i and k too.
+                for t in 0..m + i {
+                    self.q.swap(i * stride + t, k * stride + t);
                 }
-                // Lower block: swap the two columns (rows 0..i, the only shared support) and
-                // move each one's own diagonal entry with it, i.e. swap rows i and k too.
-                for t in 0..i {
-                    self.q_low.swap(i * n + t, k * n + t);
-                }
-                self.q_low.swap(i * n + i, k * n + k);
+                self.q.swap(i * stride + m + i, k * stride + m + k);
             }
-            // Column i's lower part lives in rows 0..=i; every other remaining column's in
-            // rows 0..i and its own row.
-            let (done, rest) = self.q.split_at_mut((i + 1) * m);
-            let (low_done, low_rest) = self.q_low.split_at_mut((i + 1) * n);
-            let qi = &mut done[i * m..];
-            let qi_low = &mut low_done[i * n..i * n + i + 1];
-            let rii = (dot(qi, qi) + dot(qi_low, qi_low)).sqrt();
+            let (done, rest) = self.q.split_at_mut((i + 1) * stride);
+            let qi = &mut done[i * stride..i * stride + len];
+            let rii = dot(qi, qi).sqrt();
             if !(rii > 0.0 && rii.is_finite()) {
                 return Err(format!(
                     "H̃ is rank deficient or not finite (sorted column {i})"
@@ -257,27 +254,21 @@ impl Search {
             }
             self.r[i * n + i] = rii;
             let inv = 1.0 / rii;
-            for v in qi.iter_mut().chain(qi_low.iter_mut()) {
+            for v in qi.iter_mut() {
                 *v *= inv;
             }
-            for ((l, ql), ql_low) in (i + 1..n)
-                .zip(rest.chunks_exact_mut(m))
-                .zip(low_rest.chunks_exact_mut(n))
-            {
-                let ql_low = &mut ql_low[..i + 1];
-                let ril = dot(qi, ql) + dot(qi_low, ql_low);
+            for (l, ql) in (i + 1..n).zip(rest.chunks_exact_mut(stride)) {
+                let ql = &mut ql[..len];
+                let ril = dot(qi, ql);
                 self.r[l * n + i] = ril;
                 for (b, a) in ql.iter_mut().zip(qi.iter()) {
-                    *b -= ril * a;
-                }
-                for (b, a) in ql_low.iter_mut().zip(qi_low.iter()) {
                     *b -= ril * a;
                 }
                 self.norms[l] -= ril * ril;
             }
         }
-        for (zj, qj) in self.z.iter_mut().zip(self.q.chunks_exact(m)) {
-            *zj = dot(qj, y);
+        for (zj, qj) in self.z.iter_mut().zip(self.q.chunks_exact(stride)) {
+            *zj = dot(&qj[..m], y);
         }
         Ok(())
     }
