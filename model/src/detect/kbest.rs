@@ -202,11 +202,14 @@ impl Search {
                 self.q[j * stride + i] = v;
             }
         }
-        let sqrt_delta = delta.sqrt();
-        for j in 0..n {
-            let low = &mut self.q[j * stride + m..(j + 1) * stride];
-            low.fill(0.0);
-            low[j] = sqrt_delta;
+        // Without δ the lower block is never read, so it is neither set nor kept up to date.
+        if augmented {
+            let sqrt_delta = delta.sqrt();
+            for j in 0..n {
+                let low = &mut self.q[j * stride + m..(j + 1) * stride];
+                low.fill(0.0);
+                low[j] = sqrt_delta;
+            }
         }
         self.r.fill(0.0);
         for (j, p) in self.perm.iter_mut().enumerate() {
@@ -239,10 +242,13 @@ impl Search {
                 // Swap the two columns over their shared support (upper block and lower rows
                 // 0..i), and move each one's own lower diagonal entry with it, i.e. swap
                 // lower rows i and k too.
-                for t in 0..m + i {
+                let shared = if augmented { m + i } else { m };
+                for t in 0..shared {
                     self.q.swap(i * stride + t, k * stride + t);
                 }
-                self.q.swap(i * stride + m + i, k * stride + m + k);
+                if augmented {
+                    self.q.swap(i * stride + m + i, k * stride + m + k);
+                }
             }
             let (done, rest) = self.q.split_at_mut((i + 1) * stride);
             let qi = &mut done[i * stride..i * stride + len];
