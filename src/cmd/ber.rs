@@ -64,7 +64,8 @@ const MAX_BATCH: usize = 1 << 20;
 /// Arguments of `kaq ber`.
 #[derive(Debug, Args)]
 pub struct BerArgs {
-    /// Detectors to compare, comma separated: zf, mmse, kbest:K, ml (duplicates are dropped).
+    /// Detectors to compare, comma separated: zf, mmse, kbest:K (MMSE-sorted QR), kbest-zf:K,
+    /// kbest-reg:K, ml (duplicates are dropped).
     #[arg(long, value_delimiter = ',', value_parser = parse_detector, default_value = "zf,mmse,kbest:32")]
     detector: Vec<DetectorSpec>,
 
