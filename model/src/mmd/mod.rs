@@ -73,11 +73,14 @@
 //!
 //! # Execution
 //!
-//! The inputs are widened to f64 once; the squared distances are computed by direct loops into
-//! preallocated buffers (upper triangles for the symmetric teacher–teacher and student–student
-//! terms, the full B × B block for the cross term), then one pass per term evaluates the kernels
-//! and accumulates the loss, the student gradient and the bandwidth gradient in f64. Cost:
-//! O(B² · (N + S)) for S kernels, single-threaded and deterministic.
+//! The inputs are widened to f64 once and also kept transposed (N × B). The squared distances
+//! are accumulated feature by feature into preallocated B × B buffers (only j > i for the
+//! symmetric teacher–teacher and student–student terms), each inner loop running over a
+//! contiguous row so that it vectorizes. One pass per term then evaluates the kernels,
+//! accumulates the loss and the bandwidth gradient in f64 and leaves ψ in place of the distance;
+//! the student gradient is two matrix products of those ψ matrices with the batch, accumulated
+//! as N × B. Cost: O(B² · (N + S)) for S kernels, single-threaded and deterministic (the same
+//! input gives bit-identical results).
 
 #[cfg(test)]
 mod tests;
@@ -243,17 +246,27 @@ impl MmdStats {
 pub struct MmdWorkspace {
     batch: usize,
     dim: usize,
+    /// Activations widened to f64, `B × N` row-major.
     teacher: Vec<f64>,
     student: Vec<f64>,
-    /// Upper triangle (i < j, row by row) of the teacher–teacher squared distances.
+    /// The same, transposed to `N × B` so that loops over the batch run on contiguous memory.
+    teacher_t: Vec<f64>,
+    student_t: Vec<f64>,
+    /// `B × B` teacher–teacher squared distances; only the strict upper triangle is used.
     dist_tt: Vec<f64>,
-    /// Upper triangle of the student–student squared distances.
+    /// `B × B` student–student squared distances (strict upper triangle), overwritten by the
+    /// symmetric matrix of ψ₂ (zero diagonal) when a gradient is wanted.
     dist_ss: Vec<f64>,
-    /// All B × B teacher–student squared distances, row i = teacher i.
+    /// `B × B` teacher–student squared distances (row i = teacher i), overwritten by ψ₃.
     dist_ts: Vec<f64>,
-    /// Scratch for the median selection.
-    pooled: Vec<f64>,
-    grad: Vec<f64>,
+    /// Scratch for the median selection: squared distances as their IEEE bit patterns, which
+    /// order like the values because every squared distance is finite and ≥ +0.
+    pooled: Vec<u64>,
+    /// Student gradient, `N × B`.
+    grad_t: Vec<f64>,
+    /// Per student j: Σ_i ψ₂(i, j) and Σ_i ψ₃(i, j).
+    psi_ss_sum: Vec<f64>,
+    psi_ts_sum: Vec<f64>,
     /// 1/(2σ²) of each kernel of each term.
     inv_two_var: [Vec<f64>; 3],
 }
@@ -282,23 +295,26 @@ impl MmdWorkspace {
         })?;
         let pairs = batch
             .checked_mul(batch)
-            .and_then(|b2| b2.checked_mul(2))
+            .and_then(|b2| b2.checked_mul(3))
             .ok_or(ModelError::InvalidDimension {
                 name: "batch",
                 value: batch,
                 reason: "the number of pairs overflows usize",
             })?;
-        let triangle = batch * (batch - 1) / 2;
         Ok(MmdWorkspace {
             batch,
             dim,
             teacher: vec![0.0; values],
             student: vec![0.0; values],
-            dist_tt: vec![0.0; triangle],
-            dist_ss: vec![0.0; triangle],
+            teacher_t: vec![0.0; values],
+            student_t: vec![0.0; values],
+            dist_tt: vec![0.0; batch * batch],
+            dist_ss: vec![0.0; batch * batch],
             dist_ts: vec![0.0; batch * batch],
             pooled: Vec::with_capacity(pairs),
-            grad: vec![0.0; values],
+            grad_t: vec![0.0; values],
+            psi_ss_sum: vec![0.0; batch],
+            psi_ts_sum: vec![0.0; batch],
             inv_two_var: [Vec::new(), Vec::new(), Vec::new()],
         })
     }
@@ -351,60 +367,87 @@ impl MmdWorkspace {
                 *o = v as f64;
             }
         }
+        let (b, n) = (self.batch, self.dim);
+        for (x, xt) in [
+            (&self.teacher, &mut self.teacher_t),
+            (&self.student, &mut self.student_t),
+        ] {
+            for (i, row) in x.chunks_exact(n).enumerate() {
+                for (t, &v) in row.iter().enumerate() {
+                    xt[t * b + i] = v;
+                }
+            }
+        }
         Ok(())
     }
 
-    /// Fills the three squared-distance buffers from the widened activations.
+    /// Fills the three squared-distance buffers from the widened activations: row i of each
+    /// matrix is accumulated feature by feature against a contiguous row of the transposed
+    /// batch (which vectorizes), the symmetric ones only for j > i.
     fn distances(&mut self) {
         let (b, n) = (self.batch, self.dim);
-        for (x, out) in [
-            (&self.teacher, &mut self.dist_tt),
-            (&self.student, &mut self.dist_ss),
+        for (x, xt, out) in [
+            (&self.teacher, &self.teacher_t, &mut self.dist_tt),
+            (&self.student, &self.student_t, &mut self.dist_ss),
         ] {
-            let mut p = 0;
             for i in 0..b {
-                let xi = &x[i * n..(i + 1) * n];
-                for j in i + 1..b {
-                    out[p] = squared_distance(xi, &x[j * n..(j + 1) * n]);
-                    p += 1;
+                let row = &mut out[i * b + i + 1..(i + 1) * b];
+                row.fill(0.0);
+                for t in 0..n {
+                    let v = x[i * n + t];
+                    for (d, &y) in row.iter_mut().zip(&xt[t * b + i + 1..(t + 1) * b]) {
+                        let e = v - y;
+                        *d += e * e;
+                    }
                 }
             }
         }
         for i in 0..b {
-            let ai = &self.teacher[i * n..(i + 1) * n];
             let row = &mut self.dist_ts[i * b..(i + 1) * b];
-            for (j, d) in row.iter_mut().enumerate() {
-                *d = squared_distance(ai, &self.student[j * n..(j + 1) * n]);
+            row.fill(0.0);
+            for t in 0..n {
+                let v = self.teacher[i * n + t];
+                for (d, &y) in row.iter_mut().zip(&self.student_t[t * b..(t + 1) * b]) {
+                    let e = v - y;
+                    *d += e * e;
+                }
             }
         }
     }
 
     /// The median distance over the pooled sample, with the fallbacks of the module doc.
     fn median_sigma(&mut self) -> f64 {
+        let b = self.batch;
         self.pooled.clear();
-        self.pooled.extend_from_slice(&self.dist_tt);
-        self.pooled.extend_from_slice(&self.dist_ss);
-        self.pooled.extend_from_slice(&self.dist_ts);
+        for i in 0..b {
+            let upper = i * b + i + 1..(i + 1) * b;
+            self.pooled
+                .extend(self.dist_tt[upper.clone()].iter().map(|d| d.to_bits()));
+            self.pooled
+                .extend(self.dist_ss[upper].iter().map(|d| d.to_bits()));
+        }
+        self.pooled.extend(self.dist_ts.iter().map(|d| d.to_bits()));
         let count = self.pooled.len();
         let mid = count / 2;
-        let (lower, &mut upper, _) = self.pooled.select_nth_unstable_by(mid, f64::total_cmp);
+        let (lower, &mut upper, _) = self.pooled.select_nth_unstable(mid);
+        let upper = f64::from_bits(upper);
         let median = if count % 2 == 1 {
             upper.sqrt()
         } else {
-            let below = lower.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+            let below = f64::from_bits(lower.iter().copied().max().unwrap_or(0));
             0.5 * (below.sqrt() + upper.sqrt())
         };
         if median > 0.0 {
             return median;
         }
-        let mean = self.pooled.iter().map(|d| d.sqrt()).sum::<f64>() / count as f64;
+        let mean = self
+            .pooled
+            .iter()
+            .map(|&d| f64::from_bits(d).sqrt())
+            .sum::<f64>()
+            / count as f64;
         if mean > 0.0 { mean } else { 1.0 }
     }
-}
-
-/// Sum of squared differences of two equal-length rows.
-fn squared_distance(u: &[f64], v: &[f64]) -> f64 {
-    u.iter().zip(v).map(|(a, b)| (a - b) * (a - b)).sum()
 }
 
 /// Refuses a bandwidth that is not finite and positive or whose 1/(2σ²) is not finite and
@@ -462,7 +505,8 @@ impl Mmd {
     /// If given, `grad_student` (same length) is overwritten with ∂MMD²/∂student and
     /// `grad_log_sigma` with ∂MMD²/∂(ln σ₁, ln σ₂, ln σ₃) — zero in `Median` and `Multi` modes,
     /// which have no learnable bandwidth. Errors: a length mismatch, a non-finite activation,
-    /// an invalid bandwidth, `Unbiased` with batch < 2, or a non-finite result.
+    /// an invalid bandwidth, `Unbiased` with batch < 2, or a non-finite result (the gradient
+    /// buffers' contents are then unspecified).
     pub fn eval(
         &self,
         workspace: &mut MmdWorkspace,
@@ -514,59 +558,76 @@ impl Mmd {
             Estimator::Unbiased => (1.0 / (bf * (bf - 1.0)), 0.0),
         };
         let w_cross = 1.0 / (bf * bf);
-        let want_grad = grad_student.is_some();
-        ws.grad.fill(0.0);
 
         // Teacher–teacher: loss value and ∂/∂ln σ₁ only.
         let mut tt = TermSums::default();
-        for &d in &ws.dist_tt {
-            let (k, psi) = kernel(&ws.inv_two_var[0], d);
-            tt.kernel += k;
-            tt.psi_d += psi * d;
-        }
-
-        // Student–student: pair (i < j) adds g (b_j − b_i) to row i and its negative to row j.
-        let mut ss = TermSums::default();
-        let mut p = 0;
         for i in 0..b {
-            for j in i + 1..b {
-                let d = ws.dist_ss[p];
-                p += 1;
-                let (k, psi) = kernel(&ws.inv_two_var[1], d);
-                ss.kernel += k;
-                ss.psi_d += psi * d;
-                if want_grad {
-                    let g = 2.0 * w_within * psi;
-                    let (head, tail) = ws.grad.split_at_mut(j * n);
-                    let gi = &mut head[i * n..(i + 1) * n];
-                    let gj = &mut tail[..n];
-                    let bi = &ws.student[i * n..(i + 1) * n];
-                    let bj = &ws.student[j * n..(j + 1) * n];
-                    for t in 0..n {
-                        let step = g * (bj[t] - bi[t]);
-                        gi[t] += step;
-                        gj[t] -= step;
-                    }
-                }
+            for &d in &ws.dist_tt[i * b + i + 1..(i + 1) * b] {
+                let (k, psi) = kernel(&ws.inv_two_var[0], d);
+                tt.kernel += k;
+                tt.psi_d += psi * d;
             }
         }
 
-        // Cross: student row j gets 2 w₃ Σ_i ψ (b_j − a_i).
-        let mut ts = TermSums::default();
+        // Student–student: ψ₂ replaces the distance in both triangles (zero diagonal).
+        let mut ss = TermSums::default();
         for i in 0..b {
-            let ai = &ws.teacher[i * n..(i + 1) * n];
-            for j in 0..b {
-                let d = ws.dist_ts[i * b + j];
-                let (k, psi) = kernel(&ws.inv_two_var[2], d);
-                ts.kernel += k;
-                ts.psi_d += psi * d;
-                if want_grad {
-                    let g = 2.0 * w_cross * psi;
-                    let bj = &ws.student[j * n..(j + 1) * n];
-                    let gj = &mut ws.grad[j * n..(j + 1) * n];
-                    for t in 0..n {
-                        gj[t] += g * (bj[t] - ai[t]);
+            ws.dist_ss[i * b + i] = 0.0;
+            for j in i + 1..b {
+                let d = ws.dist_ss[i * b + j];
+                let (k, psi) = kernel(&ws.inv_two_var[1], d);
+                ss.kernel += k;
+                ss.psi_d += psi * d;
+                ws.dist_ss[i * b + j] = psi;
+                ws.dist_ss[j * b + i] = psi;
+            }
+        }
+
+        // Cross: ψ₃ replaces the distance.
+        let mut ts = TermSums::default();
+        for d in ws.dist_ts.iter_mut() {
+            let (k, psi) = kernel(&ws.inv_two_var[2], *d);
+            ts.kernel += k;
+            ts.psi_d += psi * *d;
+            *d = psi;
+        }
+
+        if let Some(out) = grad_student {
+            // ∂/∂b_j = c₂ (Σ_i ψ₂ᵢⱼ b_i − b_j Σ_i ψ₂ᵢⱼ) + c₃ (b_j Σ_i ψ₃ᵢⱼ − Σ_i ψ₃ᵢⱼ a_i),
+            // accumulated as N × B so that the innermost loop runs over j contiguously.
+            let c_ss = 2.0 * w_within;
+            let c_ts = 2.0 * w_cross;
+            ws.grad_t.fill(0.0);
+            ws.psi_ss_sum.fill(0.0);
+            ws.psi_ts_sum.fill(0.0);
+            for i in 0..b {
+                let psi_ss = &ws.dist_ss[i * b..(i + 1) * b];
+                let psi_ts = &ws.dist_ts[i * b..(i + 1) * b];
+                for (s, &p) in ws.psi_ss_sum.iter_mut().zip(psi_ss) {
+                    *s += p;
+                }
+                for (s, &p) in ws.psi_ts_sum.iter_mut().zip(psi_ts) {
+                    *s += p;
+                }
+                for t in 0..n {
+                    let u = c_ss * ws.student[i * n + t];
+                    let v = c_ts * ws.teacher[i * n + t];
+                    let g = &mut ws.grad_t[t * b..(t + 1) * b];
+                    for ((g, &ps), &pt) in g.iter_mut().zip(psi_ss).zip(psi_ts) {
+                        *g += u * ps - v * pt;
                     }
+                }
+            }
+            for t in 0..n {
+                let g = &mut ws.grad_t[t * b..(t + 1) * b];
+                let bt = &ws.student_t[t * b..(t + 1) * b];
+                for (j, (g, &bj)) in g.iter_mut().zip(bt).enumerate() {
+                    *g += bj * (c_ts * ws.psi_ts_sum[j] - c_ss * ws.psi_ss_sum[j]);
+                }
+            }
+            for (j, row) in out.chunks_exact_mut(n).enumerate() {
+                for (t, o) in row.iter_mut().enumerate() {
+                    *o = ws.grad_t[t * b + j] as f32;
                 }
             }
         }
@@ -582,11 +643,6 @@ impl Mmd {
             )));
         }
 
-        if let Some(out) = grad_student {
-            for (o, &g) in out.iter_mut().zip(&ws.grad) {
-                *o = g as f32;
-            }
-        }
         if let Some(out) = grad_log_sigma {
             *out = match self.bandwidths {
                 Bandwidths::Learnable { .. } => [
