@@ -9,6 +9,7 @@
 //! * [`train`]: f32 training of the unfolded nets (data sets, Adam, the loop) and the model file.
 //! * [`mmd`]: the kernel MMD² distribution-matching loss of KAQ with hand-derived gradients.
 //! * [`fixed`]: the normative fixed-point arithmetic of `docs/fixed-point.md`.
+//! * [`quant`]: the fake-quant nets and the quantization methods (PTQ, QAT-MSE, LSQ, KAQ).
 //!
 //! Data flows one way: this crate never depends on codegen or simulation.
 
@@ -19,6 +20,7 @@ pub mod fixed;
 pub mod link;
 pub mod mmd;
 pub mod modulation;
+pub mod quant;
 pub mod train;
 pub mod unfolded;
 

@@ -456,10 +456,46 @@ fn train_on(
     })
 }
 
+/// What [`Trainer`] can optimize: a flat parameter vector with names, a loss with its
+/// gradient on a minibatch, and a projection onto the parameter domain.
+///
+/// Implemented by the f32 [`UnfoldedNet`] and by the fake-quant `QuantNet`
+/// ([`crate::quant`]), so one loop trains both.
+pub trait Trainable {
+    /// The learnable parameters.
+    fn params(&self) -> &[f32];
+    /// The learnable parameters, for the optimizer.
+    fn params_mut(&mut self) -> &mut [f32];
+    /// One name per parameter, for divergence reports.
+    fn param_names(&self) -> Vec<String>;
+    /// The minibatch loss; writes the gradient the optimizer steps along into `grad`.
+    fn loss_and_grad(&self, data: &TrainBatch<'_>, grad: &mut [f32]) -> f32;
+    /// Clamps the parameters into their domain (called after every optimizer step).
+    fn project(&mut self);
+}
+
+impl Trainable for UnfoldedNet {
+    fn params(&self) -> &[f32] {
+        UnfoldedNet::params(self)
+    }
+    fn params_mut(&mut self) -> &mut [f32] {
+        UnfoldedNet::params_mut(self)
+    }
+    fn param_names(&self) -> Vec<String> {
+        UnfoldedNet::param_names(self)
+    }
+    fn loss_and_grad(&self, data: &TrainBatch<'_>, grad: &mut [f32]) -> f32 {
+        UnfoldedNet::loss_and_grad(self, data, grad)
+    }
+    fn project(&mut self) {
+        UnfoldedNet::project(self)
+    }
+}
+
 /// The optimizer side of a run: a net, its Adam state and the shuffled minibatches.
 #[derive(Debug)]
-pub struct Trainer {
-    net: UnfoldedNet,
+pub struct Trainer<N = UnfoldedNet> {
+    net: N,
     names: Vec<String>,
     adam: Adam,
     grad: Vec<f32>,
@@ -467,10 +503,10 @@ pub struct Trainer {
     seed: u64,
 }
 
-impl Trainer {
+impl<N: Trainable> Trainer<N> {
     /// A trainer of `net` over a set of `samples` samples in minibatches of `batch`, shuffled
     /// with `seed`.
-    pub fn new(net: UnfoldedNet, samples: usize, batch: usize, seed: u64) -> Self {
+    pub fn new(net: N, samples: usize, batch: usize, seed: u64) -> Self {
         let len = net.params().len();
         Self {
             names: net.param_names(),
@@ -488,12 +524,12 @@ impl Trainer {
     }
 
     /// The net as trained so far.
-    pub fn net(&self) -> &UnfoldedNet {
+    pub fn net(&self) -> &N {
         &self.net
     }
 
     /// The trained net.
-    pub fn into_net(self) -> UnfoldedNet {
+    pub fn into_net(self) -> N {
         self.net
     }
 

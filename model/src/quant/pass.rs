@@ -1,0 +1,566 @@
+//! The fake-quant PGD-Net per sample (forward keeping what the backward pass needs, and the
+//! hand-derived backward pass) and the batched drivers.
+//!
+//! Forward of one sample, layer k = 1..K (Q_T the quantizer of tensor T, Ĥ = Q_H(H),
+//! ŷ = Q_y(y), p̂ = Q_p(p) for every parameter, x⁽⁻¹⁾ = x⁽⁰⁾):
+//!   e⁽ᵏ⁾ = Q_e,k(Ĥ x⁽ᵏ⁻¹⁾ − ŷ),  g⁽ᵏ⁾ = Q_g,k(Ĥᵀ e⁽ᵏ⁾),
+//!   r⁽ᵏ⁾ = x⁽ᵏ⁻¹⁾ − η̂_k g⁽ᵏ⁾ + β̂_k (x⁽ᵏ⁻¹⁾ − x⁽ᵏ⁻²⁾),
+//!   x⁽ᵏ⁾ = Q(prox(r⁽ᵏ⁾; p̂_k); Δ_k), Δ_k the method's activation step for the sample;
+//! x⁽⁰⁾ = 0, or Q_x0(α̂ Ĥᵀŷ) with the matched-filter init.
+//!
+//! Backward (δa = ∂L/∂a; M_T the STE mask of a quantizer, 1 inside its range, 0 outside;
+//! D_k the LSQ step derivative of the activation quantizer). δx⁽ᵏ⁾ starts as the caller's
+//! extra per-layer gradient (0 without one), plus 2c(x⁽ᴷ⁾ − x) at k = K. From k = K down to 1:
+//!   δq = δx⁽ᵏ⁾ ⊙ M_x,  ∂L/∂Δ_k += ⟨δx⁽ᵏ⁾, D_k⟩,
+//!   δr = δq ⊙ prox′(r⁽ᵏ⁾),  ∂L/∂p_k = Σ δq ∂prox/∂p,  ∂L/∂η_k = −⟨δr, g⁽ᵏ⁾⟩,
+//!   ∂L/∂β_k = ⟨δr, x⁽ᵏ⁻¹⁾ − x⁽ᵏ⁻²⁾⟩,
+//!   δg = −η̂_k δr ⊙ M_g,  δe = (Ĥ δg) ⊙ M_e,
+//!   δx⁽ᵏ⁻¹⁾ += (1 + β̂_k) δr + Ĥᵀ δe,  δx⁽ᵏ⁻²⁾ −= β̂_k δr.
+//! Parameter gradients pass the parameter quantizers by the STE (times their masks, which are
+//! 1 because each parameter's step is sized to hold it). The fixed steps of H, y, e, g and x⁽⁰⁾
+//! get no gradient. With the SNR-adaptive step Δ_k = max(α_k s + γ_k, MIN_STEP),
+//! s = SNR^{−1/2} at the sample's bin centre: ∂L/∂α_k = s ∂L/∂Δ_k and ∂L/∂γ_k = ∂L/∂Δ_k
+//! above the floor, 0 on it.
+
+use rayon::prelude::*;
+
+use super::quantizer::{QuantEval, eval};
+use crate::unfolded::TrainBatch;
+use crate::unfolded::{LayerParams, LayerSlots};
+
+/// Samples per parallel task.
+const CHUNK: usize = 8;
+
+/// How layer k's activation step is obtained for a sample.
+#[derive(Debug, Clone)]
+pub(crate) enum ActivationPlan {
+    /// One fixed step per layer (PTQ, QAT-MSE), no gradient.
+    Fixed(Vec<f32>),
+    /// One learned step per layer (LSQ); `slot` is where step 0 sits in the parameter vector.
+    Learned { steps: Vec<f32>, slot: usize },
+    /// Δ_k = max(α_k s + γ_k, MIN_STEP) (KAQ); α at `slot`, γ at `slot + K`; `inv_sqrt_snr`
+    /// holds s per SNR bin.
+    Snr {
+        alpha: Vec<f32>,
+        gamma: Vec<f32>,
+        slot: usize,
+        inv_sqrt_snr: Vec<f32>,
+    },
+}
+
+/// The activation step of one layer and sample with the gradient routing.
+struct StepAt {
+    step: f32,
+    /// (slot, ∂Δ/∂slot) of up to two learned values.
+    routes: [(usize, f32); 2],
+    count: usize,
+}
+
+impl ActivationPlan {
+    fn step(&self, k: usize, bin: usize) -> StepAt {
+        use super::quantizer::MIN_STEP;
+        match self {
+            Self::Fixed(steps) => StepAt {
+                step: steps[k],
+                routes: [(0, 0.0); 2],
+                count: 0,
+            },
+            Self::Learned { steps, slot } => {
+                let raw = steps[k];
+                if raw >= MIN_STEP {
+                    StepAt {
+                        step: raw,
+                        routes: [(slot + k, 1.0), (0, 0.0)],
+                        count: 1,
+                    }
+                } else {
+                    StepAt {
+                        step: MIN_STEP,
+                        routes: [(0, 0.0); 2],
+                        count: 0,
+                    }
+                }
+            }
+            Self::Snr {
+                alpha,
+                gamma,
+                slot,
+                inv_sqrt_snr,
+            } => {
+                let s = inv_sqrt_snr[bin];
+                let raw = alpha[k] * s + gamma[k];
+                if raw >= MIN_STEP {
+                    StepAt {
+                        step: raw,
+                        routes: [(slot + k, s), (slot + alpha.len() + k, 1.0)],
+                        count: 2,
+                    }
+                } else {
+                    StepAt {
+                        step: MIN_STEP,
+                        routes: [(0, 0.0); 2],
+                        count: 0,
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Everything the per-sample passes need: quantized parameters and every step.
+#[derive(Debug, Clone)]
+pub(crate) struct QuantPlan {
+    /// Quantize (false: the plain f32 net, used for the teacher and for calibration).
+    pub quantize: bool,
+    /// Per layer: the quantized parameters and their slots in the parameter vector.
+    pub layers: Vec<LayerParams>,
+    pub slots: Vec<LayerSlots>,
+    /// STE mask of every net parameter's quantizer.
+    pub param_mask: Vec<f32>,
+    /// (slot, α̂) of the matched-filter scale.
+    pub mf: Option<(usize, f32)>,
+    pub m: usize,
+    pub n: usize,
+    /// (step, Q_P) of H, y, x⁽⁰⁾.
+    pub h: (f32, f32),
+    pub y: (f32, f32),
+    pub x0: (f32, f32),
+    /// Steps of e and g per layer, with their Q_P.
+    pub e: Vec<f32>,
+    pub e_qp: f32,
+    pub g: Vec<f32>,
+    pub g_qp: f32,
+    /// Q_P of the activations.
+    pub act_qp: f32,
+    pub activation: ActivationPlan,
+    /// SNR bin of each sample is derived from its noise variance: snr = `signal_var` / σ².
+    pub signal_var: f64,
+    pub bins: super::quantizer::SnrBins,
+}
+
+impl QuantPlan {
+    #[inline]
+    fn q(&self, v: f32, step: f32, qp: f32) -> QuantEval {
+        if self.quantize {
+            eval(v, step, qp)
+        } else {
+            QuantEval {
+                value: v,
+                d_input: 1.0,
+                d_step: 0.0,
+            }
+        }
+    }
+
+    /// The SNR bin of a sample with complex noise variance `noise_var`.
+    pub fn bin(&self, noise_var: f32) -> usize {
+        let snr_db = 10.0 * (self.signal_var / noise_var as f64).log10();
+        self.bins.bin(snr_db)
+    }
+
+    fn layers_len(&self) -> usize {
+        self.layers.len()
+    }
+}
+
+/// Per-task scratch of one sample's passes.
+#[derive(Debug)]
+pub(crate) struct Workspace {
+    hq: Vec<f32>,
+    yq: Vec<f32>,
+    /// x⁽⁰⁾ … x⁽ᴷ⁾, `(K+1) × n`.
+    pub x: Vec<f32>,
+    act_mask: Vec<f32>,
+    act_dstep: Vec<f32>,
+    d_input: Vec<f32>,
+    d_param: Vec<f32>,
+    g: Vec<f32>,
+    g_mask: Vec<f32>,
+    e_mask: Vec<f32>,
+    z: Vec<f32>,
+    x0_mask: Vec<f32>,
+    e: Vec<f32>,
+    t: Vec<f32>,
+    w: Vec<f32>,
+    dx: Vec<f32>,
+    /// Largest magnitudes seen (calibration): H, y, x⁽⁰⁾, then e, g, x per layer.
+    pub stats: Stats,
+}
+
+/// Largest magnitudes of every tensor over the samples a workspace has run.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub(crate) struct Stats {
+    pub h: f32,
+    pub y: f32,
+    pub x0: f32,
+    pub e: Vec<f32>,
+    pub g: Vec<f32>,
+    pub x: Vec<f32>,
+}
+
+impl Stats {
+    pub fn new(layers: usize) -> Self {
+        Self {
+            e: vec![0.0; layers],
+            g: vec![0.0; layers],
+            x: vec![0.0; layers],
+            ..Self::default()
+        }
+    }
+
+    pub fn merge(&mut self, other: &Stats) {
+        self.h = self.h.max(other.h);
+        self.y = self.y.max(other.y);
+        self.x0 = self.x0.max(other.x0);
+        for (a, b) in [
+            (&mut self.e, &other.e),
+            (&mut self.g, &other.g),
+            (&mut self.x, &other.x),
+        ] {
+            for (a, b) in a.iter_mut().zip(b) {
+                *a = a.max(*b);
+            }
+        }
+    }
+}
+
+fn max_abs(v: &[f32]) -> f32 {
+    v.iter().fold(0.0f32, |a, b| a.max(b.abs()))
+}
+
+impl Workspace {
+    pub fn new(layers: usize, m: usize, n: usize) -> Self {
+        let states = (layers + 1) * n;
+        Self {
+            hq: vec![0.0; m * n],
+            yq: vec![0.0; m],
+            x: vec![0.0; states],
+            act_mask: vec![0.0; layers * n],
+            act_dstep: vec![0.0; layers * n],
+            d_input: vec![0.0; layers * n],
+            d_param: vec![0.0; layers * n],
+            g: vec![0.0; layers * n],
+            g_mask: vec![0.0; layers * n],
+            e_mask: vec![0.0; layers * m],
+            z: vec![0.0; n],
+            x0_mask: vec![0.0; n],
+            e: vec![0.0; m],
+            t: vec![0.0; n],
+            w: vec![0.0; n],
+            dx: vec![0.0; states],
+            stats: Stats::new(layers),
+        }
+    }
+}
+
+fn residual(h: &[f32], v: &[f32], y: &[f32], out: &mut [f32]) {
+    let n = v.len();
+    for (i, (o, row)) in out.iter_mut().zip(h.chunks_exact(n)).enumerate() {
+        let hv: f32 = row.iter().zip(v).map(|(a, b)| a * b).sum();
+        *o = if y.is_empty() { hv } else { hv - y[i] };
+    }
+}
+
+fn transpose_mul(h: &[f32], e: &[f32], out: &mut [f32]) {
+    let n = out.len();
+    out.fill(0.0);
+    for (&ei, row) in e.iter().zip(h.chunks_exact(n)) {
+        for (o, &hij) in out.iter_mut().zip(row) {
+            *o += ei * hij;
+        }
+    }
+}
+
+/// One sample's forward pass. With `STATS` the largest pre-quantization magnitudes are
+/// max-accumulated into `ws.stats`.
+pub(crate) fn forward<const STATS: bool>(
+    plan: &QuantPlan,
+    h: &[f32],
+    y: &[f32],
+    bin: usize,
+    ws: &mut Workspace,
+) {
+    let n = plan.n;
+    let m = plan.m;
+    if STATS {
+        ws.stats.h = ws.stats.h.max(max_abs(h));
+        ws.stats.y = ws.stats.y.max(max_abs(y));
+    }
+    for (o, &v) in ws.hq.iter_mut().zip(h) {
+        *o = plan.q(v, plan.h.0, plan.h.1).value;
+    }
+    for (o, &v) in ws.yq.iter_mut().zip(y) {
+        *o = plan.q(v, plan.y.0, plan.y.1).value;
+    }
+    match plan.mf {
+        None => ws.x[..n].fill(0.0),
+        Some((_, alpha)) => {
+            transpose_mul(&ws.hq, &ws.yq, &mut ws.z);
+            for i in 0..n {
+                let v = alpha * ws.z[i];
+                if STATS {
+                    ws.stats.x0 = ws.stats.x0.max(v.abs());
+                }
+                let q = plan.q(v, plan.x0.0, plan.x0.1);
+                ws.x[i] = q.value;
+                ws.x0_mask[i] = q.d_input;
+            }
+        }
+    }
+    for (k, lp) in plan.layers.iter().enumerate() {
+        let kpp = k.saturating_sub(1);
+        let (done, rest) = ws.x.split_at_mut((k + 1) * n);
+        let xp = &done[k * n..];
+        let xpp = &done[kpp * n..(kpp + 1) * n];
+        if k == 0 && plan.mf.is_none() {
+            for (e, &y) in ws.e.iter_mut().zip(&ws.yq) {
+                *e = -y;
+            }
+        } else {
+            residual(&ws.hq, xp, &ws.yq, &mut ws.e);
+        }
+        if STATS {
+            ws.stats.e[k] = ws.stats.e[k].max(max_abs(&ws.e));
+        }
+        let e_mask = &mut ws.e_mask[k * m..(k + 1) * m];
+        for (e, mask) in ws.e.iter_mut().zip(e_mask) {
+            let q = plan.q(*e, plan.e[k], plan.e_qp);
+            *e = q.value;
+            *mask = q.d_input;
+        }
+        let g = &mut ws.g[k * n..(k + 1) * n];
+        transpose_mul(&ws.hq, &ws.e, g);
+        if STATS {
+            ws.stats.g[k] = ws.stats.g[k].max(max_abs(g));
+        }
+        for (gi, mask) in g.iter_mut().zip(&mut ws.g_mask[k * n..(k + 1) * n]) {
+            let q = plan.q(*gi, plan.g[k], plan.g_qp);
+            *gi = q.value;
+            *mask = q.d_input;
+        }
+        let at = plan.activation.step(k, bin);
+        let next = &mut rest[..n];
+        for i in 0..n {
+            let ri = xp[i] - lp.eta * g[i] + lp.beta * (xp[i] - xpp[i]);
+            let ev = lp.prox.eval(ri);
+            ws.d_input[k * n + i] = ev.d_input;
+            ws.d_param[k * n + i] = ev.d_param;
+            if STATS {
+                ws.stats.x[k] = ws.stats.x[k].max(ev.value.abs());
+            }
+            let q = plan.q(ev.value, at.step, plan.act_qp);
+            next[i] = q.value;
+            ws.act_mask[k * n + i] = q.d_input;
+            ws.act_dstep[k * n + i] = q.d_step;
+        }
+    }
+}
+
+/// Adds one sample's gradient into `grad` (f64), given its forward pass in `ws`:
+/// `scale` = 2/B multiplies the MSE term, `extra` (K × n, layer k = 1..K in order) is the
+/// caller's ∂L_extra/∂x⁽ᵏ⁾ for this sample.
+pub(crate) fn backward(
+    plan: &QuantPlan,
+    bin: usize,
+    truth: &[f32],
+    scale: f32,
+    extra: Option<&[f32]>,
+    ws: &mut Workspace,
+    grad: &mut [f64],
+) {
+    let n = plan.n;
+    let layers = plan.layers_len();
+    ws.dx.fill(0.0);
+    if let Some(extra) = extra {
+        ws.dx[n..].copy_from_slice(extra);
+    }
+    let last = layers * n..(layers + 1) * n;
+    for ((d, &out), &t) in ws.dx[last.clone()].iter_mut().zip(&ws.x[last]).zip(truth) {
+        *d += scale * (out - t);
+    }
+    for k in (0..layers).rev() {
+        let lp = &plan.layers[k];
+        let slots = &plan.slots[k];
+        let kpp = k.saturating_sub(1);
+        let (mut d_eta, mut d_beta, mut d_param, mut d_step) = (0.0f32, 0.0f32, 0.0f32, 0.0f32);
+        for i in 0..n {
+            let at = k * n + i;
+            let dxi = ws.dx[(k + 1) * n + i];
+            d_step += dxi * ws.act_dstep[at];
+            let dq = dxi * ws.act_mask[at];
+            let dr = dq * ws.d_input[at];
+            d_param += dq * ws.d_param[at];
+            d_eta -= dr * ws.g[at];
+            d_beta += dr * (ws.x[k * n + i] - ws.x[kpp * n + i]);
+            ws.t[i] = dr;
+        }
+        let step = plan.activation.step(k, bin);
+        for &(slot, factor) in &step.routes[..step.count] {
+            grad[slot] += (d_step * factor) as f64;
+        }
+        grad[slots.eta] += (d_eta * plan.param_mask[slots.eta]) as f64;
+        if let Some(j) = slots.beta {
+            grad[j] += (d_beta * plan.param_mask[j]) as f64;
+        }
+        if let Some(j) = slots.prox {
+            grad[j] += (d_param * plan.param_mask[j]) as f64;
+        }
+        if k == 0 && plan.mf.is_none() {
+            break;
+        }
+        for i in 0..n {
+            ws.w[i] = -lp.eta * ws.t[i] * ws.g_mask[k * n + i];
+        }
+        residual(&ws.hq, &ws.w, &[], &mut ws.e);
+        for (e, mask) in
+            ws.e.iter_mut()
+                .zip(&ws.e_mask[k * plan.m..(k + 1) * plan.m])
+        {
+            *e *= mask;
+        }
+        transpose_mul(&ws.hq, &ws.e, &mut ws.w);
+        let carry = 1.0 + lp.beta;
+        for i in 0..n {
+            ws.dx[k * n + i] += carry * ws.t[i] + ws.w[i];
+            ws.dx[kpp * n + i] -= lp.beta * ws.t[i];
+        }
+    }
+    if let Some((slot, _)) = plan.mf {
+        let d: f32 = (0..n).map(|i| ws.dx[i] * ws.x0_mask[i] * ws.z[i]).sum();
+        grad[slot] += (d * plan.param_mask[slot]) as f64;
+    }
+}
+
+fn sample<'a>(data: &TrainBatch<'a>, b: usize) -> (&'a [f32], &'a [f32]) {
+    let (m, n) = (data.m, data.n);
+    (
+        &data.h[b * m * n..(b + 1) * m * n],
+        &data.y[b * m..(b + 1) * m],
+    )
+}
+
+/// Mean MSE over the batch; the gradient (with the optional extra per-layer gradients,
+/// layout `K × batch × n`) is written into `grad`. Deterministic: fixed chunks summed in order.
+pub(crate) fn loss_and_grad(
+    plan: &QuantPlan,
+    data: &TrainBatch<'_>,
+    extra: Option<&[f32]>,
+    grad: &mut [f32],
+) -> f32 {
+    let (n, k) = (plan.n, plan.layers_len());
+    let params = grad.len();
+    if data.batch == 0 {
+        grad.fill(0.0);
+        return 0.0;
+    }
+    let scale = 2.0 / data.batch as f32;
+    let chunks = data.batch.div_ceil(CHUNK);
+    let results: Vec<(f64, Vec<f64>)> = (0..chunks)
+        .into_par_iter()
+        .map(|c| {
+            let mut ws = Workspace::new(k, plan.m, n);
+            let mut acc = vec![0.0f64; params];
+            let mut extra_b = vec![0.0f32; k * n];
+            let mut loss = 0.0f64;
+            for b in c * CHUNK..((c + 1) * CHUNK).min(data.batch) {
+                let (h, y) = sample(data, b);
+                let bin = plan.bin(data.noise_var[b]);
+                forward::<false>(plan, h, y, bin, &mut ws);
+                let truth = &data.x[b * n..(b + 1) * n];
+                let out = &ws.x[k * n..(k + 1) * n];
+                loss += out
+                    .iter()
+                    .zip(truth)
+                    .map(|(a, t)| ((a - t) * (a - t)) as f64)
+                    .sum::<f64>();
+                let extra_here = extra.map(|e| {
+                    for layer in 0..k {
+                        let from = (layer * data.batch + b) * n;
+                        extra_b[layer * n..(layer + 1) * n].copy_from_slice(&e[from..from + n]);
+                    }
+                    &extra_b[..]
+                });
+                backward(plan, bin, truth, scale, extra_here, &mut ws, &mut acc);
+            }
+            (loss, acc)
+        })
+        .collect();
+    let mut total = vec![0.0f64; params];
+    let mut loss = 0.0f64;
+    for (l, g) in &results {
+        loss += l;
+        for (t, v) in total.iter_mut().zip(g) {
+            *t += v;
+        }
+    }
+    for (out, v) in grad.iter_mut().zip(&total) {
+        *out = *v as f32;
+    }
+    (loss / data.batch as f64) as f32
+}
+
+/// Writes x⁽¹⁾ … x⁽ᴷ⁾ of every sample into `layers_out` (layout `K × batch × n`), or only
+/// x⁽ᴷ⁾ into `out` (`batch × n`) when `all_layers` is false.
+pub(crate) fn forward_batch(
+    plan: &QuantPlan,
+    data: &TrainBatch<'_>,
+    all_layers: bool,
+    out: &mut [f32],
+) {
+    let (n, k) = (plan.n, plan.layers_len());
+    let batch = data.batch;
+    let per_chunk: Vec<Vec<f32>> = (0..batch.div_ceil(CHUNK))
+        .into_par_iter()
+        .map(|c| {
+            let mut ws = Workspace::new(k, plan.m, n);
+            let range = c * CHUNK..((c + 1) * CHUNK).min(batch);
+            let width = if all_layers { k * n } else { n };
+            let mut local = vec![0.0f32; range.len() * width];
+            for (j, b) in range.enumerate() {
+                let (h, y) = sample(data, b);
+                forward::<false>(plan, h, y, plan.bin(data.noise_var[b]), &mut ws);
+                let dst = &mut local[j * width..(j + 1) * width];
+                if all_layers {
+                    dst.copy_from_slice(&ws.x[n..]);
+                } else {
+                    dst.copy_from_slice(&ws.x[k * n..]);
+                }
+            }
+            local
+        })
+        .collect();
+    for (c, local) in per_chunk.iter().enumerate() {
+        let first = c * CHUNK;
+        if all_layers {
+            for (j, sample_layers) in local.chunks_exact(k * n).enumerate() {
+                for layer in 0..k {
+                    let to = (layer * batch + first + j) * n;
+                    out[to..to + n].copy_from_slice(&sample_layers[layer * n..(layer + 1) * n]);
+                }
+            }
+        } else {
+            out[first * n..first * n + local.len()].copy_from_slice(local);
+        }
+    }
+}
+
+/// Largest magnitudes of every tensor of the (unquantized) plan over `data`.
+pub(crate) fn calibrate(plan: &QuantPlan, data: &TrainBatch<'_>) -> Stats {
+    let (n, k) = (plan.n, plan.layers_len());
+    let parts: Vec<Stats> = (0..data.batch.div_ceil(CHUNK))
+        .into_par_iter()
+        .map(|c| {
+            let mut ws = Workspace::new(k, plan.m, n);
+            for b in c * CHUNK..((c + 1) * CHUNK).min(data.batch) {
+                let (h, y) = sample(data, b);
+                forward::<true>(plan, h, y, plan.bin(data.noise_var[b]), &mut ws);
+            }
+            ws.stats
+        })
+        .collect();
+    let mut total = Stats::new(k);
+    for p in &parts {
+        total.merge(p);
+    }
+    total
+}

@@ -1,0 +1,270 @@
+//! The scalar quantizer of DESIGN.md §5 (paper eq. 9), its straight-through and LSQ
+//! derivatives, and the SNR binning of the SNR-adaptive step.
+//!
+//! Q(v) = Δ·clamp(⌊v/Δ + ½⌋, −Q_P, Q_P), Q_P = 2^{b−1} − 1: round half up (ties towards +∞)
+//! and symmetric saturation, exactly `HalfUp` + `SaturateSymmetric` of docs/fixed-point.md.
+//! Every quantized tensor of the fake-quant nets goes through [`quantize`] or [`eval`]; nothing
+//! else rounds.
+//!
+//! Derivatives (returned by [`eval`]):
+//! * wrt v (STE, paper eq. 19): 1 when v/Δ ∈ [−Q_P, Q_P], else 0;
+//! * wrt Δ (LSQ, Esser et al. 2020): round(v/Δ) − v/Δ inside, −Q_P below, +Q_P above.
+//!
+//! Both are the exact derivatives of the *surrogate* Q̃(v; Δ) = Δ·(clamp(v/Δ, −Q_P, Q_P) + ρ)
+//! with the rounding residual ρ = round(v/Δ) − v/Δ (0 outside the range) frozen at the point of
+//! evaluation; Q̃ equals Q there. The property tests check the hand backward passes against
+//! finite differences of exactly this surrogate.
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::ModelError;
+
+/// Smallest and largest bit width of a quantized tensor (24 bits: every code is exact in f32).
+pub const MIN_BITS: u32 = 2;
+/// Largest bit width of a quantized tensor.
+pub const MAX_BITS: u32 = 24;
+
+/// Smallest activation step, 2⁻²⁰: learned steps are clamped here (zero gradient below).
+pub const MIN_STEP: f32 = 1.0 / 1_048_576.0;
+
+/// Q_P = 2^{b−1} − 1, the largest code of a `bits`-bit symmetric format.
+pub fn max_code(bits: u32) -> f32 {
+    ((1u64 << (bits - 1)) - 1) as f32
+}
+
+/// Q(v) with step `step` and largest code `qp` (see the module docs).
+#[inline]
+pub fn quantize(v: f32, step: f32, qp: f32) -> f32 {
+    step * (v / step + 0.5).floor().clamp(-qp, qp)
+}
+
+/// Q(v) and its derivatives at one point.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct QuantEval {
+    /// Q(v).
+    pub value: f32,
+    /// ∂Q/∂v under the STE: 1 inside the clamp range, 0 outside.
+    pub d_input: f32,
+    /// ∂Q/∂Δ (LSQ): round(v/Δ) − v/Δ inside, ±Q_P outside.
+    pub d_step: f32,
+}
+
+/// Q(v) with the STE and LSQ derivatives.
+#[inline]
+pub fn eval(v: f32, step: f32, qp: f32) -> QuantEval {
+    let scaled = v / step;
+    let code = (scaled + 0.5).floor();
+    if scaled < -qp {
+        QuantEval {
+            value: -qp * step,
+            d_input: 0.0,
+            d_step: -qp,
+        }
+    } else if scaled > qp {
+        QuantEval {
+            value: qp * step,
+            d_input: 0.0,
+            d_step: qp,
+        }
+    } else {
+        // Inside the range the rounded code is within [−Q_P, Q_P] already.
+        let code = code.clamp(-qp, qp);
+        QuantEval {
+            value: code * step,
+            d_input: 1.0,
+            d_step: code - scaled,
+        }
+    }
+}
+
+/// The smallest power-of-two step at which `max_abs` fits in `bits` bits:
+/// 2^⌈log₂(max_abs / Q_P)⌉, or 1 when `max_abs` is 0 or not finite.
+pub fn power_of_two_step(max_abs: f32, bits: u32) -> f32 {
+    let exact = max_abs / max_code(bits);
+    if !(exact.is_finite() && exact > 0.0) {
+        return 1.0;
+    }
+    let mut step = 2f32.powi(exact.log2().ceil() as i32);
+    // Guard the log's rounding: the step must hold max_abs and be the smallest that does.
+    while step < exact {
+        step *= 2.0;
+    }
+    while step / 2.0 >= exact {
+        step /= 2.0;
+    }
+    step
+}
+
+/// How a tensor's step is chosen from its calibrated largest magnitude.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum StepPolicy {
+    /// The smallest power of two at which the largest magnitude fits (a pure shift in
+    /// hardware).
+    PowerOfTwo,
+    /// max|v| / Q_P exactly (paper eq. 10).
+    MaxAbs,
+}
+
+impl StepPolicy {
+    /// The step for a tensor whose calibrated largest magnitude is `max_abs`.
+    pub fn step(self, max_abs: f32, bits: u32) -> f32 {
+        match self {
+            Self::PowerOfTwo => power_of_two_step(max_abs, bits),
+            Self::MaxAbs => {
+                let s = max_abs / max_code(bits);
+                if s.is_finite() && s > 0.0 {
+                    s.max(MIN_STEP)
+                } else {
+                    1.0
+                }
+            }
+        }
+    }
+}
+
+/// The SNR bins the receiver reports to the hardware: bin i covers the SNR
+/// `min_db + i·step_db` (its centre) ± step_db/2, i = 0..count.
+///
+/// bin(snr_db) = clamp(⌊(snr_db − min_db)/step_db + ½⌋, 0, count − 1): round half up, and SNRs
+/// beyond either end use the end bin. Training and evaluation use the centre's SNR, so the
+/// integer model's per-bin table is exactly what trained.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SnrBins {
+    /// Centre of the first bin in dB (default −10).
+    pub min_db: f64,
+    /// Bin width in dB (default 0.5).
+    pub step_db: f64,
+    /// Number of bins (default 101: −10 … 40 dB).
+    pub count: usize,
+}
+
+impl Default for SnrBins {
+    fn default() -> Self {
+        Self {
+            min_db: -10.0,
+            step_db: 0.5,
+            count: 101,
+        }
+    }
+}
+
+/// Largest number of SNR bins accepted.
+pub const MAX_SNR_BINS: usize = 4096;
+
+impl SnrBins {
+    /// Checks finiteness, step_db > 0 and 1 ≤ count ≤ [`MAX_SNR_BINS`].
+    pub fn validate(&self) -> Result<(), ModelError> {
+        if !self.min_db.is_finite() || self.min_db.abs() > 100.0 {
+            return Err(ModelError::InvalidParameter {
+                name: "snr_bins.min_db",
+                value: self.min_db,
+                reason: "must be finite, within ±100 dB",
+            });
+        }
+        if !(self.step_db.is_finite() && self.step_db > 0.0 && self.step_db <= 100.0) {
+            return Err(ModelError::InvalidParameter {
+                name: "snr_bins.step_db",
+                value: self.step_db,
+                reason: "must be positive and at most 100 dB",
+            });
+        }
+        if self.count == 0 || self.count > MAX_SNR_BINS {
+            return Err(ModelError::InvalidDimension {
+                name: "snr_bins.count",
+                value: self.count,
+                reason: "must be between 1 and 4096",
+            });
+        }
+        Ok(())
+    }
+
+    /// The bin of an SNR in dB (non-finite SNRs map to the nearest end: NaN to bin 0).
+    pub fn bin(&self, snr_db: f64) -> usize {
+        let pos = ((snr_db - self.min_db) / self.step_db + 0.5).floor();
+        if pos.is_nan() || pos <= 0.0 {
+            0
+        } else {
+            (pos as usize).min(self.count - 1)
+        }
+    }
+
+    /// The centre SNR of bin `bin`, in dB.
+    pub fn centre_db(&self, bin: usize) -> f64 {
+        self.min_db + bin as f64 * self.step_db
+    }
+
+    /// SNR^{−1/2} (SNR linear) at the centre of bin `bin`: the factor of α in eq. 15.
+    pub fn inv_sqrt_snr(&self, bin: usize) -> f32 {
+        10f64.powf(-self.centre_db(bin) / 20.0) as f32
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::fixed::{RoundingMode, round_shift, saturate_symmetric};
+    use proptest::prelude::*;
+
+    proptest! {
+        /// With a power-of-two step 2^−f and an input that is an integer code c at 2^−(f+s),
+        /// the quantizer equals the normative integer requantization: round-shift by s with
+        /// half-up rounding, then symmetric saturation to b bits.
+        #[test]
+        fn quantizer_matches_the_integer_semantics(
+            c in -200_000i64..200_000, s in 1u32..8, f in -4i32..12, bits in 2u32..16,
+        ) {
+            let step = 2f32.powi(-f);
+            let v = c as f32 * 2f32.powi(-(f + s as i32));
+            let code = saturate_symmetric(round_shift(c, s, RoundingMode::HalfUp), bits);
+            prop_assert_eq!(quantize(v, step, max_code(bits)), code as f32 * step);
+            prop_assert_eq!(eval(v, step, max_code(bits)).value, code as f32 * step);
+        }
+
+        /// The LSQ step derivative and the STE mask agree with the surrogate
+        /// Δ·(clamp(v/Δ) + ρ), ρ frozen (checked by central differences in Δ and v).
+        #[test]
+        fn derivatives_are_those_of_the_surrogate(v in -50.0f64..50.0, step in 0.05f64..2.0, bits in 2u32..8) {
+            let qp = max_code(bits) as f64;
+            let e = eval(v as f32, step as f32, qp as f32);
+            let rho = e.d_step as f64 * (e.d_input as f64); // residual inside, 0 outside
+            let sur = |v: f64, d: f64| d * ((v / d).clamp(-qp, qp) + rho);
+            prop_assume!(((v / step).abs() - qp).abs() > 1e-3);
+            let h = 1e-6;
+            let fd_step = (sur(v, step + h) - sur(v, step - h)) / (2.0 * h);
+            let fd_v = (sur(v + h, step) - sur(v - h, step)) / (2.0 * h);
+            prop_assert!((fd_step - e.d_step as f64).abs() < 1e-3 * (1.0 + qp), "{fd_step} vs {}", e.d_step);
+            prop_assert!((fd_v - e.d_input as f64).abs() < 1e-4, "{fd_v} vs {}", e.d_input);
+            prop_assert!((sur(v, step) - e.value as f64).abs() < 1e-4 * (1.0 + v.abs()));
+        }
+    }
+
+    #[test]
+    fn ties_round_up_and_saturation_is_symmetric() {
+        assert_eq!(quantize(2.5, 1.0, 127.0), 3.0);
+        assert_eq!(quantize(-2.5, 1.0, 127.0), -2.0);
+        assert_eq!(quantize(-1000.0, 1.0, 127.0), -127.0);
+        assert_eq!(quantize(1000.0, 0.5, 7.0), 3.5);
+        assert_eq!(power_of_two_step(1.0, 8), 1.0 / 64.0);
+        assert_eq!(power_of_two_step(127.0 / 64.0, 8), 1.0 / 64.0);
+        assert_eq!(power_of_two_step(0.0, 8), 1.0);
+    }
+
+    #[test]
+    fn snr_bins_round_half_up_and_clamp() {
+        let bins = SnrBins::default();
+        assert_eq!(bins.bin(-10.0), 0);
+        assert_eq!(bins.bin(-30.0), 0);
+        assert_eq!(bins.bin(0.0), 20);
+        assert_eq!(bins.bin(0.25), 21);
+        assert_eq!(bins.bin(0.2499), 20);
+        assert_eq!(bins.bin(40.0), 100);
+        assert_eq!(bins.bin(99.0), 100);
+        assert_eq!(bins.bin(f64::NAN), 0);
+        assert_eq!(bins.centre_db(20), 0.0);
+        assert!((bins.inv_sqrt_snr(40) - 0.316_227_77).abs() < 1e-6);
+        assert!(bins.validate().is_ok());
+        assert!(SnrBins { count: 0, ..bins }.validate().is_err());
+    }
+}
