@@ -70,7 +70,9 @@ use crate::train::Trainable;
 use crate::unfolded::{Arch, NetConfig, TrainBatch, UnfoldedNet};
 use pass::{ActivationPlan, QuantPlan};
 pub use quantizer::{SnrBins, StepPolicy};
-pub use training::{QuantTrainConfig, QuantTrained, train_quantized};
+pub use training::{
+    QuantTrainConfig, QuantTrained, quant_ber_on, quant_mean_loss, train_quantized,
+};
 
 /// The quantization method.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -230,13 +232,26 @@ pub struct FixedSteps {
 ///
 /// The learnable vector ([`QuantNet::params`]) is the f32 net's parameters followed by the
 /// method's step parameters: none (PTQ, QAT-MSE), Δ_1..Δ_K (LSQ), α_1..α_K then γ_1..γ_K (KAQ).
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone)]
 pub struct QuantNet {
+    /// Architecture and link; its parameters are not used (the live ones are `params`).
     net: UnfoldedNet,
     method: QuantMethod,
     config: QuantConfig,
     fixed: FixedSteps,
     params: Vec<f32>,
+}
+
+impl PartialEq for QuantNet {
+    /// Equal architecture, link, method, formats, steps and learnable vector.
+    fn eq(&self, other: &Self) -> bool {
+        self.net.config() == other.net.config()
+            && self.net.link() == other.net.link()
+            && self.method == other.method
+            && self.config == other.config
+            && self.fixed == other.fixed
+            && self.params == other.params
+    }
 }
 
 fn finite_positive(name: &str, values: &[f32]) -> Result<(), ModelError> {

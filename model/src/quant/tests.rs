@@ -368,3 +368,201 @@ fn backward_matches_finite_differences_of_the_surrogate() {
         }
     }
 }
+
+/// 4×4 QPSK, PGD-soft K = 3: the f32 teacher's run and the quantized runs share data and seed.
+fn tiny_train_config() -> crate::train::TrainConfig {
+    crate::train::TrainConfig {
+        link: LinkConfig::new(4, 4, Modulation::Qpsk).unwrap(),
+        net: NetConfig {
+            layers: 3,
+            ..NetConfig::default()
+        },
+        samples: 2_000,
+        val_samples: 500,
+        batch: 64,
+        epochs: 5,
+        lr: 1e-2,
+        lr_step: 2,
+        seed: 11,
+        val_ber_snr_db: vec![10.0],
+        val_ber_frames: 500,
+        ..crate::train::TrainConfig::default()
+    }
+}
+
+fn quant_config(bits: u32, epochs: usize) -> QuantTrainConfig {
+    QuantTrainConfig {
+        train: crate::train::TrainConfig {
+            epochs,
+            lr: 1e-3,
+            ..tiny_train_config()
+        },
+        quant: QuantConfig::with_activation_bits(bits),
+        calibration_samples: 1_000,
+    }
+}
+
+#[test]
+fn ptq_and_qat_end_to_end_on_a_tiny_net() {
+    let teacher = crate::train::train(&tiny_train_config(), &mut |_| {})
+        .unwrap()
+        .net;
+    let link = teacher.link().clone();
+    let probe = TrainSet::generate(&link, 4_000, &[8.0], 99, SetKind::Validation).unwrap();
+    let validation =
+        TrainSet::generate(&link, 2_000, &[0.0, 10.0, 20.0], 98, SetKind::Train).unwrap();
+    let f32_ber = crate::train::ber_on(&teacher, &probe, 8.0);
+    let f32_loss = crate::train::mean_loss(&teacher, &validation);
+    let mut report = Vec::new();
+    for bits in [4, 8] {
+        let ptq = train_quantized(
+            &teacher,
+            QuantMethod::Ptq,
+            &quant_config(bits, 1),
+            &mut |_| {},
+        )
+        .unwrap();
+        assert!(ptq.history.is_empty());
+        let qat = train_quantized(
+            &teacher,
+            QuantMethod::QatMse,
+            &quant_config(bits, 2),
+            &mut |_| {},
+        )
+        .unwrap();
+        assert_eq!(qat.history.len(), 2);
+        // QAT-MSE starts from the PTQ net and descends its own loss.
+        let ptq_loss = quant_mean_loss(&ptq.net, &validation).unwrap();
+        let qat_loss = quant_mean_loss(&qat.net, &validation).unwrap();
+        let ptq_ber = quant_ber_on(&ptq.net, &probe, 8.0).unwrap();
+        let qat_ber = quant_ber_on(&qat.net, &probe, 8.0).unwrap();
+        report.push((bits, ptq_loss, qat_loss, ptq_ber.ber, qat_ber.ber));
+        assert!(
+            qat_loss <= ptq_loss * 1.02,
+            "{bits} bits: QAT-MSE loss {qat_loss} vs PTQ {ptq_loss}"
+        );
+        if bits == 8 {
+            // 8-bit PTQ stays within 10 % (plus 0.2 % absolute) of the f32 BER on the same frames.
+            assert!(
+                ptq_ber.ber <= f32_ber.ber * 1.1 + 2e-3 && ptq_ber.ber >= f32_ber.ber * 0.9 - 2e-3,
+                "8-bit PTQ BER {} vs f32 {}",
+                ptq_ber.ber,
+                f32_ber.ber
+            );
+        }
+        // Outputs are on the grid of the last layer's step.
+        let batch = probe.range_batch(0, 64);
+        let mut out = vec![0.0; 64 * batch.n];
+        qat.net.forward(&batch, &mut out).unwrap();
+        let step = qat.net.activation_step(2, 0);
+        let qp = max_code(bits);
+        for &v in &out {
+            let code = v / step;
+            assert!(
+                (code - code.round()).abs() < 1e-3 && code.abs() <= qp + 1e-3,
+                "{v} / {step}"
+            );
+        }
+        // The Detector agrees with the forward pass.
+        let mut frames = link.generator().unwrap();
+        let mut rng = crate::link::stream_rng(5, 0);
+        let fb = frames.generate(&vec![8.0; 200], &mut rng);
+        let mut decisions = vec![0; fb.frames * fb.n];
+        Detector::detect(&qat.net, &fb, &mut decisions).unwrap();
+        let errors: u64 = decisions
+            .iter()
+            .zip(&fb.x)
+            .map(|(&d, &x)| link.modulation.bit_errors(x, d) as u64)
+            .sum();
+        assert!((errors as f64) < 0.25 * (fb.frames as f64 * link.bits_per_frame() as f64));
+    }
+    eprintln!(
+        "f32: loss {f32_loss:.4}, BER {:.5}; (bits, ptq loss, qat loss, ptq BER, qat BER): {report:?}",
+        f32_ber.ber
+    );
+}
+
+#[test]
+fn quantized_model_file_round_trips_and_rejects_corruption() {
+    let link = LinkConfig::new(4, 4, Modulation::Qpsk).unwrap();
+    let teacher = net_with(tiny_train_config().net, &link, 1);
+    let mut config = quant_config(6, 1);
+    config.train.samples = 256;
+    config.train.val_samples = 64;
+    config.train.val_ber_frames = 64;
+    config.calibration_samples = 128;
+    let run = train_quantized(&teacher, QuantMethod::Kaq, &config, &mut |_| {}).unwrap();
+    let dir = std::env::temp_dir().join(format!("kaq-qmodel-test-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("q.json");
+    let file = file::QuantModelFile::from(&run);
+    file.save(&path, crate::train::model_file::Overwrite::Replace)
+        .unwrap();
+    let loaded = file::QuantModelFile::load(&path).unwrap();
+    let net = loaded.quant_net().unwrap();
+    assert_eq!(net, run.net);
+    assert_eq!(net.step_table().len(), 3);
+    assert_eq!(net.step_table()[0].len(), SnrBins::default().count);
+
+    let text = std::fs::read_to_string(&path).unwrap();
+    let mut value: serde_json::Value = serde_json::from_str(&text).unwrap();
+    value["step_table"][0][5] = serde_json::json!(123.0);
+    let err = file::QuantModelFile::from_json(&value.to_string(), &path).unwrap_err();
+    assert!(err.to_string().contains("step_table"), "{err}");
+    let mut value: serde_json::Value = serde_json::from_str(&text).unwrap();
+    value["fixed_steps"]["e"] = serde_json::json!([0.25]);
+    let err = file::QuantModelFile::from_json(&value.to_string(), &path).unwrap_err();
+    assert!(err.to_string().contains("fixed.e"), "{err}");
+    let mut value: serde_json::Value = serde_json::from_str(&text).unwrap();
+    value["format"] = serde_json::json!("kaq-model");
+    let err = file::QuantModelFile::from_json(&value.to_string(), &path).unwrap_err();
+    assert!(err.to_string().contains("format"), "{err}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn gradients_do_not_depend_on_threads_and_bad_inputs_are_refused() {
+    let link = link(Modulation::Qam16);
+    let teacher = net_with(configs()[1].clone(), &link, 8);
+    let set = data(&link, 37, 9);
+    let batch = set.as_batch();
+    let q =
+        QuantNet::calibrate(&teacher, QuantMethod::Kaq, &QuantConfig::default(), &batch).unwrap();
+    let run = |threads: usize| {
+        rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .build()
+            .unwrap()
+            .install(|| {
+                let mut grad = vec![0.0; q.params().len()];
+                let loss = q.loss_and_grad(&batch, None, &mut grad).unwrap();
+                (loss, grad)
+            })
+    };
+    assert_eq!(run(1), run(2));
+
+    let mut grad = vec![0.0; q.params().len()];
+    assert!(q.loss_and_grad(&batch, Some(&[0.0; 3]), &mut grad).is_err());
+    assert!(q.loss_and_grad(&batch, None, &mut grad[1..]).is_err());
+    let admm = net_with(
+        NetConfig {
+            arch: Arch::Admm,
+            ..configs()[0].clone()
+        },
+        &link,
+        1,
+    );
+    let err =
+        QuantNet::calibrate(&admm, QuantMethod::Ptq, &QuantConfig::default(), &batch).unwrap_err();
+    assert!(
+        err.to_string().contains("admm") || err.to_string().contains("arch"),
+        "{err}"
+    );
+    let bad = QuantConfig::with_activation_bits(1);
+    assert!(QuantNet::calibrate(&teacher, QuantMethod::Ptq, &bad, &batch).is_err());
+    assert_eq!(
+        "qat-mse".parse::<QuantMethod>().unwrap(),
+        QuantMethod::QatMse
+    );
+    assert!("int4".parse::<QuantMethod>().is_err());
+}
