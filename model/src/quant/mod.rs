@@ -1,11 +1,11 @@
 //! Fake-quant unfolded detectors and the quantization methods of DESIGN.md §5: PTQ,
 //! QAT-MSE, LSQ and KAQ's SNR-adaptive step (paper §3, eqs. 9–19).
 //!
-//! This module owns [`QuantNet`]: an f32 PGD-Net whose every hardware tensor is passed through
+//! This module owns [`QuantNet`]: an f32 PGD-Net or ADMM-Net whose every hardware tensor is passed through
 //! the one scalar quantizer of [`quantizer`] (round half up, symmetric saturation — the integer
 //! semantics of docs/fixed-point.md), its hand-derived backward pass under the straight-through
 //! estimator, calibration, the per-SNR-bin step tables, training ([`train_quantized`]) and the
-//! `kaq-qmodel` file ([`file`]). It guarantees that [`QuantNet::loss_and_grad`] returns the
+//! `kaq-qmodel` file ([`mod@file`]). It guarantees that [`QuantNet::loss_and_grad`] returns the
 //! exact gradient of the STE/LSQ surrogate described in [`quantizer`] (checked against finite
 //! differences in the tests), that the forward pass with every quantizer disabled is the f32
 //! net's forward pass, and that every activation is an integer multiple of its step within
@@ -15,7 +15,7 @@
 //!
 //! | tensor | bits | step |
 //! |---|---|---|
-//! | activations x⁽ᵏ⁾, k = 1..K | 8 (`activation_bits`, the `--bits` knob) | the method's |
+//! | activations x⁽ᵏ⁾, k = 1..K (ADMM: x⁽ᵏ⁾, s⁽ᵏ⁾, u⁽ᵏ⁾, one shared step) | 8 (`activation_bits`, the `--bits` knob) | the method's |
 //! | H | 8 | power of two, calibrated |
 //! | y | 10 | power of two, calibrated |
 //! | e⁽ᵏ⁾ = Ĥx⁽ᵏ⁻¹⁾ − ŷ | 12 | power of two, calibrated per layer |
@@ -49,7 +49,10 @@
 //! A sample's SNR bin comes from its noise variance: SNR = N_t/N_r·E_s/σ² (the link's
 //! definition), binned by [`SnrBins::bin`]. [`QuantNet::step_table`] tabulates Δ_k per bin.
 //!
-//! ADMM-Net is not supported yet: [`QuantNet::calibrate`] refuses it with an error.
+//! ADMM-Net: the three states of layer k (x⁽ᵏ⁾, s⁽ᵏ⁾ = prox output, u⁽ᵏ⁾ = v − s) are all
+//! held by the hardware and quantized with layer k's activation step, calibrated on the largest
+//! of the three. The layer output and the KAQ activation x_S⁽ᵏ⁾ of ADMM-Net is s⁽ᵏ⁾ (the net
+//! outputs s⁽ᴷ⁾).
 
 pub mod file;
 mod pass;
@@ -67,7 +70,7 @@ use crate::detect::Detector;
 use crate::error::ModelError;
 use crate::link::{FrameBatch, LinkConfig};
 use crate::train::Trainable;
-use crate::unfolded::{Arch, NetConfig, TrainBatch, UnfoldedNet};
+use crate::unfolded::{NetConfig, TrainBatch, UnfoldedNet};
 use pass::{ActivationPlan, QuantPlan};
 pub use quantizer::{SnrBins, StepPolicy};
 pub use training::{
@@ -276,13 +279,6 @@ impl QuantNet {
         config.validate()?;
         teacher.validate()?;
         teacher.check(data)?;
-        if teacher.config().arch != Arch::Pgd {
-            return Err(ModelError::InvalidParameter {
-                name: "arch",
-                value: 1.0,
-                reason: "fake-quant ADMM-Net is not implemented yet (only pgd)",
-            });
-        }
         if data.batch == 0 {
             return Err(ModelError::InvalidDimension {
                 name: "calibration batch",
@@ -358,13 +354,6 @@ impl QuantNet {
     /// fixed step is finite and positive, learned LSQ steps are ≥ MIN_STEP and α, γ finite.
     pub fn validate(&self) -> Result<(), ModelError> {
         self.config.validate()?;
-        if self.net.config().arch != Arch::Pgd {
-            return Err(ModelError::InvalidParameter {
-                name: "arch",
-                value: 1.0,
-                reason: "fake-quant ADMM-Net is not implemented yet (only pgd)",
-            });
-        }
         let k = self.net.config().layers;
         let net_len = self.net.params().len();
         let want = net_len + self.step_param_count();
@@ -654,13 +643,6 @@ pub fn teacher_layers(
     out: &mut [f32],
 ) -> Result<(), ModelError> {
     teacher.check(data)?;
-    if teacher.config().arch != Arch::Pgd {
-        return Err(ModelError::InvalidParameter {
-            name: "arch",
-            value: 1.0,
-            reason: "per-layer activations are implemented for pgd only",
-        });
-    }
     check_out(out.len(), teacher.config().layers * data.batch * data.n)?;
     let plan = plain_plan(teacher, &SnrBins::default());
     pass::forward_batch(&plan, data, true, out);
@@ -673,6 +655,7 @@ fn plain_plan(net: &UnfoldedNet, bins: &SnrBins) -> QuantPlan {
     let k = net.config().layers;
     let link = net.link();
     QuantPlan {
+        arch: net.config().arch,
         quantize: false,
         layers,
         slots,

@@ -1,14 +1,16 @@
-//! The fake-quant PGD-Net per sample (forward keeping what the backward pass needs, and the
-//! hand-derived backward pass) and the batched drivers.
+//! The fake-quant PGD-Net and ADMM-Net per sample (forward keeping what the backward pass
+//! needs, and the hand-derived backward pass) and the batched drivers. The ADMM equations are
+//! in the docs of `forward_admm` and `backward_admm`; both nets share the inputs and the
+//! gradient term below.
 //!
-//! Forward of one sample, layer k = 1..K (Q_T the quantizer of tensor T, Ĥ = Q_H(H),
+//! PGD forward of one sample, layer k = 1..K (Q_T the quantizer of tensor T, Ĥ = Q_H(H),
 //! ŷ = Q_y(y), p̂ = Q_p(p) for every parameter, x⁽⁻¹⁾ = x⁽⁰⁾):
 //!   e⁽ᵏ⁾ = Q_e,k(Ĥ x⁽ᵏ⁻¹⁾ − ŷ),  g⁽ᵏ⁾ = Q_g,k(Ĥᵀ e⁽ᵏ⁾),
 //!   r⁽ᵏ⁾ = x⁽ᵏ⁻¹⁾ − η̂_k g⁽ᵏ⁾ + β̂_k (x⁽ᵏ⁻¹⁾ − x⁽ᵏ⁻²⁾),
 //!   x⁽ᵏ⁾ = Q(prox(r⁽ᵏ⁾; p̂_k); Δ_k), Δ_k the method's activation step for the sample;
 //! x⁽⁰⁾ = 0, or Q_x0(α̂ Ĥᵀŷ) with the matched-filter init.
 //!
-//! Backward (δa = ∂L/∂a; M_T the STE mask of a quantizer, 1 inside its range, 0 outside;
+//! PGD backward (δa = ∂L/∂a; M_T the STE mask of a quantizer, 1 inside its range, 0 outside;
 //! D_k the LSQ step derivative of the activation quantizer). δx⁽ᵏ⁾ starts as the caller's
 //! extra per-layer gradient (0 without one), plus 2c(x⁽ᴷ⁾ − x) at k = K. From k = K down to 1:
 //!   δq = δx⁽ᵏ⁾ ⊙ M_x,  ∂L/∂Δ_k += ⟨δx⁽ᵏ⁾, D_k⟩,
@@ -25,8 +27,7 @@
 use rayon::prelude::*;
 
 use super::quantizer::{QuantEval, eval};
-use crate::unfolded::TrainBatch;
-use crate::unfolded::{LayerParams, LayerSlots};
+use crate::unfolded::{Arch, LayerParams, LayerSlots, TrainBatch};
 
 /// Samples per parallel task.
 const CHUNK: usize = 8;
@@ -110,6 +111,8 @@ impl ActivationPlan {
 /// Everything the per-sample passes need: quantized parameters and every step.
 #[derive(Debug, Clone)]
 pub(crate) struct QuantPlan {
+    /// PGD-Net or ADMM-Net.
+    pub arch: Arch,
     /// Quantize (false: the plain f32 net, used for the teacher and for calibration).
     pub quantize: bool,
     /// Per layer: the quantized parameters and their slots in the parameter vector.
@@ -170,6 +173,15 @@ pub(crate) struct Workspace {
     yq: Vec<f32>,
     /// x⁽⁰⁾ … x⁽ᴷ⁾, `(K+1) × n`.
     pub x: Vec<f32>,
+    /// s⁽⁰⁾ … s⁽ᴷ⁾ and u⁽⁰⁾ … u⁽ᴷ⁾ (ADMM), `(K+1) × n`.
+    pub s: Vec<f32>,
+    u: Vec<f32>,
+    s_mask: Vec<f32>,
+    s_dstep: Vec<f32>,
+    u_mask: Vec<f32>,
+    u_dstep: Vec<f32>,
+    ds: Vec<f32>,
+    du: Vec<f32>,
     act_mask: Vec<f32>,
     act_dstep: Vec<f32>,
     d_input: Vec<f32>,
@@ -235,6 +247,14 @@ impl Workspace {
             hq: vec![0.0; m * n],
             yq: vec![0.0; m],
             x: vec![0.0; states],
+            s: vec![0.0; states],
+            u: vec![0.0; states],
+            s_mask: vec![0.0; layers * n],
+            s_dstep: vec![0.0; layers * n],
+            u_mask: vec![0.0; layers * n],
+            u_dstep: vec![0.0; layers * n],
+            ds: vec![0.0; states],
+            du: vec![0.0; states],
             act_mask: vec![0.0; layers * n],
             act_dstep: vec![0.0; layers * n],
             d_input: vec![0.0; layers * n],
@@ -271,17 +291,10 @@ fn transpose_mul(h: &[f32], e: &[f32], out: &mut [f32]) {
     }
 }
 
-/// One sample's forward pass. With `STATS` the largest pre-quantization magnitudes are
-/// max-accumulated into `ws.stats`.
-pub(crate) fn forward<const STATS: bool>(
-    plan: &QuantPlan,
-    h: &[f32],
-    y: &[f32],
-    bin: usize,
-    ws: &mut Workspace,
-) {
+/// Quantizes H and y into the workspace and writes x⁽⁰⁾ (and, for ADMM, s⁽⁰⁾ = x⁽⁰⁾,
+/// u⁽⁰⁾ = 0).
+fn inputs<const STATS: bool>(plan: &QuantPlan, h: &[f32], y: &[f32], ws: &mut Workspace) {
     let n = plan.n;
-    let m = plan.m;
     if STATS {
         ws.stats.h = ws.stats.h.max(max_abs(h));
         ws.stats.y = ws.stats.y.max(max_abs(y));
@@ -307,37 +320,68 @@ pub(crate) fn forward<const STATS: bool>(
             }
         }
     }
+    if plan.arch == Arch::Admm {
+        ws.s[..n].copy_from_slice(&ws.x[..n]);
+        ws.u[..n].fill(0.0);
+    }
+}
+
+/// g⁽ᵏ⁾ = Q_g(Ĥᵀ Q_e(Ĥ x⁽ᵏ⁻¹⁾ − ŷ)) of layer `k` (0-based) into `ws.g`, with the masks.
+fn gradient_term<const STATS: bool>(plan: &QuantPlan, k: usize, ws: &mut Workspace) {
+    let (m, n) = (plan.m, plan.n);
+    if k == 0 && plan.mf.is_none() {
+        for (e, &y) in ws.e.iter_mut().zip(&ws.yq) {
+            *e = -y;
+        }
+    } else {
+        residual(&ws.hq, &ws.x[k * n..(k + 1) * n], &ws.yq, &mut ws.e);
+    }
+    if STATS {
+        ws.stats.e[k] = ws.stats.e[k].max(max_abs(&ws.e));
+    }
+    let e_mask = &mut ws.e_mask[k * m..(k + 1) * m];
+    for (e, mask) in ws.e.iter_mut().zip(e_mask) {
+        let q = plan.q(*e, plan.e[k], plan.e_qp);
+        *e = q.value;
+        *mask = q.d_input;
+    }
+    let g = &mut ws.g[k * n..(k + 1) * n];
+    transpose_mul(&ws.hq, &ws.e, g);
+    if STATS {
+        ws.stats.g[k] = ws.stats.g[k].max(max_abs(g));
+    }
+    for (gi, mask) in g.iter_mut().zip(&mut ws.g_mask[k * n..(k + 1) * n]) {
+        let q = plan.q(*gi, plan.g[k], plan.g_qp);
+        *gi = q.value;
+        *mask = q.d_input;
+    }
+}
+
+/// One sample's forward pass. With `STATS` the largest pre-quantization magnitudes are
+/// max-accumulated into `ws.stats`.
+pub(crate) fn forward<const STATS: bool>(
+    plan: &QuantPlan,
+    h: &[f32],
+    y: &[f32],
+    bin: usize,
+    ws: &mut Workspace,
+) {
+    inputs::<STATS>(plan, h, y, ws);
+    match plan.arch {
+        Arch::Pgd => forward_pgd::<STATS>(plan, bin, ws),
+        Arch::Admm => forward_admm::<STATS>(plan, bin, ws),
+    }
+}
+
+fn forward_pgd<const STATS: bool>(plan: &QuantPlan, bin: usize, ws: &mut Workspace) {
+    let n = plan.n;
     for (k, lp) in plan.layers.iter().enumerate() {
+        gradient_term::<STATS>(plan, k, ws);
         let kpp = k.saturating_sub(1);
         let (done, rest) = ws.x.split_at_mut((k + 1) * n);
         let xp = &done[k * n..];
         let xpp = &done[kpp * n..(kpp + 1) * n];
-        if k == 0 && plan.mf.is_none() {
-            for (e, &y) in ws.e.iter_mut().zip(&ws.yq) {
-                *e = -y;
-            }
-        } else {
-            residual(&ws.hq, xp, &ws.yq, &mut ws.e);
-        }
-        if STATS {
-            ws.stats.e[k] = ws.stats.e[k].max(max_abs(&ws.e));
-        }
-        let e_mask = &mut ws.e_mask[k * m..(k + 1) * m];
-        for (e, mask) in ws.e.iter_mut().zip(e_mask) {
-            let q = plan.q(*e, plan.e[k], plan.e_qp);
-            *e = q.value;
-            *mask = q.d_input;
-        }
-        let g = &mut ws.g[k * n..(k + 1) * n];
-        transpose_mul(&ws.hq, &ws.e, g);
-        if STATS {
-            ws.stats.g[k] = ws.stats.g[k].max(max_abs(g));
-        }
-        for (gi, mask) in g.iter_mut().zip(&mut ws.g_mask[k * n..(k + 1) * n]) {
-            let q = plan.q(*gi, plan.g[k], plan.g_qp);
-            *gi = q.value;
-            *mask = q.d_input;
-        }
+        let g = &ws.g[k * n..(k + 1) * n];
         let at = plan.activation.step(k, bin);
         let next = &mut rest[..n];
         for i in 0..n {
@@ -356,10 +400,94 @@ pub(crate) fn forward<const STATS: bool>(
     }
 }
 
+/// Linearized ADMM: x⁽ᵏ⁾ = Q(x⁽ᵏ⁻¹⁾ − η̂(g⁽ᵏ⁾ + ρ̂ c⁽ᵏ⁾) + β̂(x⁽ᵏ⁻¹⁾ − x⁽ᵏ⁻²⁾)),
+/// c⁽ᵏ⁾ = x⁽ᵏ⁻¹⁾ − s⁽ᵏ⁻¹⁾ + u⁽ᵏ⁻¹⁾, v = x⁽ᵏ⁾ + u⁽ᵏ⁻¹⁾, s⁽ᵏ⁾ = Q(prox(v)), u⁽ᵏ⁾ = Q(v − s⁽ᵏ⁾):
+/// the three states of layer k share the activation step Δ_k.
+fn forward_admm<const STATS: bool>(plan: &QuantPlan, bin: usize, ws: &mut Workspace) {
+    let n = plan.n;
+    for (k, lp) in plan.layers.iter().enumerate() {
+        gradient_term::<STATS>(plan, k, ws);
+        let kpp = k.saturating_sub(1);
+        let at = plan.activation.step(k, bin);
+        for i in 0..n {
+            let j = k * n + i;
+            let (xp, xpp) = (ws.x[j], ws.x[kpp * n + i]);
+            let (sp, up) = (ws.s[j], ws.u[j]);
+            let c = xp - sp + up;
+            let pre_x = xp - lp.eta * (ws.g[j] + lp.rho * c) + lp.beta * (xp - xpp);
+            let qx = plan.q(pre_x, at.step, plan.act_qp);
+            let v = qx.value + up;
+            let ev = lp.prox.eval(v);
+            let qs = plan.q(ev.value, at.step, plan.act_qp);
+            let qu = plan.q(v - qs.value, at.step, plan.act_qp);
+            if STATS {
+                let big = pre_x.abs().max(ev.value.abs()).max((v - qs.value).abs());
+                ws.stats.x[k] = ws.stats.x[k].max(big);
+            }
+            ws.x[j + n] = qx.value;
+            ws.s[j + n] = qs.value;
+            ws.u[j + n] = qu.value;
+            ws.act_mask[j] = qx.d_input;
+            ws.act_dstep[j] = qx.d_step;
+            ws.s_mask[j] = qs.d_input;
+            ws.s_dstep[j] = qs.d_step;
+            ws.u_mask[j] = qu.d_input;
+            ws.u_dstep[j] = qu.d_step;
+            ws.d_input[j] = ev.d_input;
+            ws.d_param[j] = ev.d_param;
+        }
+    }
+}
+
 /// Adds one sample's gradient into `grad` (f64), given its forward pass in `ws`:
 /// `scale` = 2/B multiplies the MSE term, `extra` (K × n, layer k = 1..K in order) is the
 /// caller's ∂L_extra/∂x⁽ᵏ⁾ for this sample.
 pub(crate) fn backward(
+    plan: &QuantPlan,
+    bin: usize,
+    truth: &[f32],
+    scale: f32,
+    extra: Option<&[f32]>,
+    ws: &mut Workspace,
+    grad: &mut [f64],
+) {
+    match plan.arch {
+        Arch::Pgd => backward_pgd(plan, bin, truth, scale, extra, ws, grad),
+        Arch::Admm => backward_admm(plan, bin, truth, scale, extra, ws, grad),
+    }
+}
+
+/// The states the net outputs and the extra gradient applies to: x (PGD) or s (ADMM).
+fn outputs<'w>(plan: &QuantPlan, ws: &'w Workspace) -> &'w [f32] {
+    match plan.arch {
+        Arch::Pgd => &ws.x,
+        Arch::Admm => &ws.s,
+    }
+}
+
+/// Adds the step gradient `d_step` of layer `k` to its learned values.
+fn add_step_grad(plan: &QuantPlan, k: usize, bin: usize, d_step: f32, grad: &mut [f64]) {
+    let step = plan.activation.step(k, bin);
+    for &(slot, factor) in &step.routes[..step.count] {
+        grad[slot] += (d_step * factor) as f64;
+    }
+}
+
+/// `ws.w` = the gradient reaching x⁽ᵏ⁻¹⁾ through g⁽ᵏ⁾ when δg = −η̂_k `ws.t`:
+/// Ĥᵀ((Ĥ(δg ⊙ M_g)) ⊙ M_e).
+fn through_gradient_term(plan: &QuantPlan, k: usize, eta: f32, ws: &mut Workspace) {
+    let (m, n) = (plan.m, plan.n);
+    for i in 0..n {
+        ws.w[i] = -eta * ws.t[i] * ws.g_mask[k * n + i];
+    }
+    residual(&ws.hq, &ws.w, &[], &mut ws.e);
+    for (e, mask) in ws.e.iter_mut().zip(&ws.e_mask[k * m..(k + 1) * m]) {
+        *e *= mask;
+    }
+    transpose_mul(&ws.hq, &ws.e, &mut ws.w);
+}
+
+fn backward_pgd(
     plan: &QuantPlan,
     bin: usize,
     truth: &[f32],
@@ -394,10 +522,7 @@ pub(crate) fn backward(
             d_beta += dr * (ws.x[k * n + i] - ws.x[kpp * n + i]);
             ws.t[i] = dr;
         }
-        let step = plan.activation.step(k, bin);
-        for &(slot, factor) in &step.routes[..step.count] {
-            grad[slot] += (d_step * factor) as f64;
-        }
+        add_step_grad(plan, k, bin, d_step, grad);
         grad[slots.eta] += (d_eta * plan.param_mask[slots.eta]) as f64;
         if let Some(j) = slots.beta {
             grad[j] += (d_beta * plan.param_mask[j]) as f64;
@@ -427,6 +552,94 @@ pub(crate) fn backward(
     }
     if let Some((slot, _)) = plan.mf {
         let d: f32 = (0..n).map(|i| ws.dx[i] * ws.x0_mask[i] * ws.z[i]).sum();
+        grad[slot] += (d * plan.param_mask[slot]) as f64;
+    }
+}
+
+/// ADMM backward, carrying δx, δs, δu (all complete when layer k is reached):
+///   δũ = δu⁽ᵏ⁾ ⊙ M_u,  δs′ = δs⁽ᵏ⁾ − δũ,  δp = δs′ ⊙ M_s,  δv = δũ + δp ⊙ prox′(v),
+///   δx′ = δx⁽ᵏ⁾ + δv,  δu⁽ᵏ⁻¹⁾ += δv,  δ = δx′ ⊙ M_x,
+///   ∂L/∂Δ_k += ⟨δu⁽ᵏ⁾, D_u⟩ + ⟨δs′, D_s⟩ + ⟨δx′, D_x⟩,  ∂L/∂p_k = Σ δp ∂prox/∂p,
+///   ∂L/∂η_k = −⟨δ, g + ρ̂c⟩,  ∂L/∂ρ_k = −η̂⟨δ, c⟩,  ∂L/∂β_k = ⟨δ, x⁽ᵏ⁻¹⁾ − x⁽ᵏ⁻²⁾⟩,
+///   δx⁽ᵏ⁻¹⁾ += (1 − η̂ρ̂ + β̂)δ + [through g],  δs⁽ᵏ⁻¹⁾ += η̂ρ̂δ,  δu⁽ᵏ⁻¹⁾ −= η̂ρ̂δ,
+///   δx⁽ᵏ⁻²⁾ −= β̂δ;  finally δx⁽⁰⁾ += δs⁽⁰⁾ (s⁽⁰⁾ = x⁽⁰⁾).
+fn backward_admm(
+    plan: &QuantPlan,
+    bin: usize,
+    truth: &[f32],
+    scale: f32,
+    extra: Option<&[f32]>,
+    ws: &mut Workspace,
+    grad: &mut [f64],
+) {
+    let n = plan.n;
+    let layers = plan.layers_len();
+    ws.dx.fill(0.0);
+    ws.ds.fill(0.0);
+    ws.du.fill(0.0);
+    if let Some(extra) = extra {
+        ws.ds[n..].copy_from_slice(extra);
+    }
+    let last = layers * n..(layers + 1) * n;
+    for ((d, &out), &t) in ws.ds[last.clone()].iter_mut().zip(&ws.s[last]).zip(truth) {
+        *d += scale * (out - t);
+    }
+    for k in (0..layers).rev() {
+        let lp = &plan.layers[k];
+        let slots = &plan.slots[k];
+        let kpp = k.saturating_sub(1);
+        let (mut d_eta, mut d_rho, mut d_beta, mut d_param, mut d_step) =
+            (0.0f32, 0.0f32, 0.0f32, 0.0f32, 0.0f32);
+        for i in 0..n {
+            let j = k * n + i;
+            let at = j + n;
+            let du_out = ws.du[at];
+            let d_pre_u = du_out * ws.u_mask[j];
+            let ds_total = ws.ds[at] - d_pre_u;
+            let d_prox = ds_total * ws.s_mask[j];
+            let dv = d_pre_u + d_prox * ws.d_input[j];
+            d_param += d_prox * ws.d_param[j];
+            let dx_total = ws.dx[at] + dv;
+            ws.du[j] += dv;
+            let delta = dx_total * ws.act_mask[j];
+            d_step +=
+                du_out * ws.u_dstep[j] + ds_total * ws.s_dstep[j] + dx_total * ws.act_dstep[j];
+            let (xp, xpp) = (ws.x[j], ws.x[kpp * n + i]);
+            let c = xp - ws.s[j] + ws.u[j];
+            d_eta -= delta * (ws.g[j] + lp.rho * c);
+            d_rho -= delta * c;
+            d_beta += delta * (xp - xpp);
+            ws.t[i] = delta;
+        }
+        add_step_grad(plan, k, bin, d_step, grad);
+        grad[slots.eta] += (d_eta * plan.param_mask[slots.eta]) as f64;
+        if let Some(j) = slots.rho {
+            grad[j] += (lp.eta * d_rho * plan.param_mask[j]) as f64;
+        }
+        if let Some(j) = slots.beta {
+            grad[j] += (d_beta * plan.param_mask[j]) as f64;
+        }
+        if let Some(j) = slots.prox {
+            grad[j] += (d_param * plan.param_mask[j]) as f64;
+        }
+        if k == 0 && plan.mf.is_none() {
+            break;
+        }
+        through_gradient_term(plan, k, lp.eta, ws);
+        let eta_rho = lp.eta * lp.rho;
+        let carry = 1.0 - eta_rho + lp.beta;
+        for i in 0..n {
+            let t = ws.t[i];
+            ws.dx[k * n + i] += carry * t + ws.w[i];
+            ws.ds[k * n + i] += eta_rho * t;
+            ws.du[k * n + i] -= eta_rho * t;
+            ws.dx[kpp * n + i] -= lp.beta * t;
+        }
+    }
+    if let Some((slot, _)) = plan.mf {
+        let d: f32 = (0..n)
+            .map(|i| (ws.dx[i] + ws.ds[i]) * ws.x0_mask[i] * ws.z[i])
+            .sum();
         grad[slot] += (d * plan.param_mask[slot]) as f64;
     }
 }
@@ -467,7 +680,7 @@ pub(crate) fn loss_and_grad(
                 let bin = plan.bin(data.noise_var[b]);
                 forward::<false>(plan, h, y, bin, &mut ws);
                 let truth = &data.x[b * n..(b + 1) * n];
-                let out = &ws.x[k * n..(k + 1) * n];
+                let out = &outputs(plan, &ws)[k * n..(k + 1) * n];
                 loss += out
                     .iter()
                     .zip(truth)
@@ -520,10 +733,11 @@ pub(crate) fn forward_batch(
                 let (h, y) = sample(data, b);
                 forward::<false>(plan, h, y, plan.bin(data.noise_var[b]), &mut ws);
                 let dst = &mut local[j * width..(j + 1) * width];
+                let states = outputs(plan, &ws);
                 if all_layers {
-                    dst.copy_from_slice(&ws.x[n..]);
+                    dst.copy_from_slice(&states[n..]);
                 } else {
-                    dst.copy_from_slice(&ws.x[k * n..]);
+                    dst.copy_from_slice(&states[k * n..]);
                 }
             }
             local
