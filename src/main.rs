@@ -24,6 +24,8 @@ enum Command {
     Ber(cmd::ber::BerArgs),
     /// Train a PGD-Net or ADMM-Net in f32 and write the model file.
     Train(cmd::train::TrainArgs),
+    /// Train an f32 teacher and its quantized students, compare their BER, write a report.
+    Compare(cmd::compare::CompareArgs),
 }
 
 fn main() -> ExitCode {
@@ -31,6 +33,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Ber(args) => cmd::ber::run(args),
         Command::Train(args) => cmd::train::run(args),
+        Command::Compare(args) => cmd::compare::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -1,7 +1,9 @@
 //! SVG line plots for the CLI (BER curves, training losses, …).
 //!
-//! One entry point, [`line_plot`]: a titled chart with labelled axes, linear or log-10 y axis,
+//! Two entry points. [`line_plot`]: a titled chart with labelled axes, linear or log-10 y axis,
 //! one coloured line with markers per [`Series`], optional vertical error bars, and a legend.
+//! [`histogram_plot`]: the distributions of several samples on one shared bin grid, each drawn
+//! as a step outline (fraction of the sample per bin), so overlapping distributions stay legible.
 //! The SVG is rendered in memory and written with [`write_atomically`], so the file on disk is
 //! either the complete previous version or the complete new one, never half-written.
 //!
@@ -90,6 +92,133 @@ pub fn line_plot(
 ) -> anyhow::Result<()> {
     let svg = render_svg(title, x_label, y_label, log_y, series)?;
     write_atomically(path, svg.as_bytes())
+}
+
+/// One sample of a [`histogram_plot`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct Histogram {
+    /// Legend entry.
+    pub name: String,
+    /// The values; non-finite ones are left out.
+    pub values: Vec<f64>,
+}
+
+/// Draws the histograms of `samples` on `bins` equal bins spanning every finite value, each as
+/// a step outline of the fraction of its sample per bin, and writes the SVG atomically to
+/// `path`. Fails if no sample has a finite value, if `bins` is 0, or if the file cannot be
+/// written.
+pub fn histogram_plot(
+    path: &Path,
+    title: &str,
+    x_label: &str,
+    samples: &[Histogram],
+    bins: usize,
+) -> anyhow::Result<()> {
+    let svg = render_histogram_svg(title, x_label, samples, bins)?;
+    write_atomically(path, svg.as_bytes())
+}
+
+/// The fraction of `values` (finite ones only) in each of `bins` equal bins over `[lo, hi]`;
+/// a value equal to `hi` falls in the last bin. All zeros when no value is finite.
+pub fn bin_fractions(values: &[f64], lo: f64, hi: f64, bins: usize) -> Vec<f64> {
+    let mut counts = vec![0u64; bins];
+    let mut total = 0u64;
+    let width = (hi - lo) / bins as f64;
+    for &v in values.iter().filter(|v| v.is_finite()) {
+        if v < lo || v > hi || bins == 0 {
+            continue;
+        }
+        let i = if width > 0.0 {
+            (((v - lo) / width) as usize).min(bins - 1)
+        } else {
+            0
+        };
+        counts[i] += 1;
+        total += 1;
+    }
+    counts
+        .iter()
+        .map(|&c| {
+            if total == 0 {
+                0.0
+            } else {
+                c as f64 / total as f64
+            }
+        })
+        .collect()
+}
+
+/// Renders the plot of [`histogram_plot`] into an SVG string.
+pub fn render_histogram_svg(
+    title: &str,
+    x_label: &str,
+    samples: &[Histogram],
+    bins: usize,
+) -> anyhow::Result<String> {
+    if bins == 0 {
+        bail!("a histogram needs at least one bin");
+    }
+    let finite: Vec<f64> = samples
+        .iter()
+        .flat_map(|s| s.values.iter().copied().filter(|v| v.is_finite()))
+        .collect();
+    if finite.is_empty() {
+        bail!("nothing to plot: no sample has a finite value");
+    }
+    let (mut lo, mut hi) = (min(&finite), max(&finite));
+    if hi <= lo {
+        (lo, hi) = (lo - 0.5, hi + 0.5);
+    }
+    let width = (hi - lo) / bins as f64;
+    let fractions: Vec<Vec<f64>> = samples
+        .iter()
+        .map(|s| bin_fractions(&s.values, lo, hi, bins))
+        .collect();
+    let top = fractions
+        .iter()
+        .flatten()
+        .copied()
+        .fold(0.0f64, f64::max)
+        .max(1e-12)
+        * 1.08;
+    let mut svg = String::new();
+    {
+        let root = SVGBackend::with_string(&mut svg, (900, 600)).into_drawing_area();
+        root.fill(&WHITE).map_err(plot_error)?;
+        let mut chart = ChartBuilder::on(&root)
+            .caption(title, ("sans-serif", 24))
+            .margin(16)
+            .x_label_area_size(48)
+            .y_label_area_size(80)
+            .build_cartesian_2d(lo..hi, 0.0..top)
+            .map_err(plot_error)?;
+        chart
+            .configure_mesh()
+            .x_desc(x_label)
+            .y_desc("fraction of values per bin")
+            .draw()
+            .map_err(plot_error)?;
+        for (index, (s, f)) in samples.iter().zip(&fractions).enumerate() {
+            let color = Palette99::pick(index).to_rgba();
+            let mut outline = vec![(lo, 0.0)];
+            for (i, &v) in f.iter().enumerate() {
+                let left = lo + i as f64 * width;
+                outline.push((left, v));
+                outline.push((left + width, v));
+            }
+            outline.push((hi, 0.0));
+            chart
+                .draw_series(LineSeries::new(outline, color.stroke_width(2)))
+                .map_err(plot_error)?
+                .label(s.name.clone())
+                .legend(move |(x, y)| {
+                    PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(2))
+                });
+        }
+        legend(&mut chart)?;
+        root.present().map_err(plot_error)?;
+    }
+    Ok(svg)
 }
 
 /// Renders the plot of [`line_plot`] into an SVG string.
@@ -347,5 +476,34 @@ mod tests {
         assert!(write_atomically(&missing, b"x").is_err());
         assert!(check_writable(dir.path()).is_err());
         assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
+    }
+
+    #[test]
+    fn histogram_bins_and_renders_every_sample() {
+        let f = bin_fractions(&[0.0, 0.1, 0.5, 1.0, f64::NAN, 2.0], 0.0, 1.0, 2);
+        // 0.0 and 0.1 in the first bin; 0.5 and 1.0 (the upper edge) in the second; NaN and
+        // the out-of-range 2.0 are not counted.
+        assert_eq!(f, vec![0.5, 0.5]);
+        let samples = [
+            Histogram {
+                name: "f32".into(),
+                values: (0..100).map(|i| i as f64 / 10.0).collect(),
+            },
+            Histogram {
+                name: "kaq@4".into(),
+                values: (0..100).map(|i| (i / 20) as f64 * 2.0).collect(),
+            },
+        ];
+        let svg = render_histogram_svg("layer 1", "x", &samples, 20).unwrap();
+        let texts = svg_texts(&svg);
+        for text in ["layer 1", "x", "f32", "kaq@4"] {
+            assert!(texts.iter().any(|t| t == text), "missing {text}");
+        }
+        assert!(render_histogram_svg("t", "x", &samples, 0).is_err());
+        let empty = Histogram {
+            name: "e".into(),
+            values: vec![f64::NAN],
+        };
+        assert!(render_histogram_svg("t", "x", &[empty], 10).is_err());
     }
 }

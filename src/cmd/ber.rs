@@ -200,7 +200,7 @@ fn parse_rho(s: &str) -> Result<f64, String> {
 }
 
 /// Parses `start:stop:step` or a comma list of SNR values in dB.
-fn parse_snr(s: &str) -> Result<SnrPoints, String> {
+pub(crate) fn parse_snr(s: &str) -> Result<SnrPoints, String> {
     let points = if s.contains(':') {
         let parts: Vec<&str> = s.split(':').collect();
         let [start, stop, step] = parts[..] else {

@@ -1,4 +1,5 @@
 //! One module per `kaq` subcommand.
 
 pub mod ber;
+pub mod compare;
 pub mod train;
