@@ -371,7 +371,12 @@ impl Detector for Labelled<'_> {
 /// The validated plan of a comparison.
 #[derive(Debug)]
 struct Plan {
+    /// How the teacher was trained (its file's config when loaded with `--teacher`).
     teacher_config: TrainConfig,
+    /// The data and seed of the quantized runs: the command's data flags on the teacher's link
+    /// and net (equal to `teacher_config` apart from the schedule when the teacher is trained
+    /// here).
+    data: TrainConfig,
     runs: Vec<RunKey>,
     ber: BerConfig,
     out: PathBuf,
@@ -693,9 +698,10 @@ fn compare(args: &CompareArgs, runs: &[RunKey], bits: &[u32]) -> anyhow::Result<
     let models = args.out.join("models");
     let teacher_path = models.join("fp32.json");
     let (teacher, teacher_config, teacher_history, source) = obtain_teacher(args, &teacher_path)?;
+    let data = args.teacher_config(teacher.link().clone(), teacher.config().clone());
     let mut trained = Vec::with_capacity(runs.len());
     for &key in runs {
-        let config = args.quant_config(&teacher_config, key.bits);
+        let config = args.quant_config(&data, key.bits);
         config.train.validate().map_err(usage_error)?;
         let path = models.join(key.file_name());
         let (run, reused) = obtain_quant(&teacher, key, &config, &path)?;
@@ -712,6 +718,7 @@ fn compare(args: &CompareArgs, runs: &[RunKey], bits: &[u32]) -> anyhow::Result<
             threads: None,
         },
         teacher_config,
+        data,
         runs: runs.to_vec(),
         out: args.out.clone(),
     };
@@ -962,12 +969,24 @@ fn markdown(
          training SNR {:?} dB, seed {}",
         tc.epochs, tc.samples, tc.batch, tc.lr, tc.lr_step, tc.snr_db, tc.seed
     );
-    if let Some(q) = plan.runs.first().map(|k| args.quant_config(tc, k.bits)) {
+    if let Some(q) = plan
+        .runs
+        .first()
+        .map(|k| args.quant_config(&plan.data, k.bits))
+    {
         let _ = writeln!(
             md,
-            "- quantized runs: {} epochs, lr {} halved every {} epochs, {} calibration samples, \
-             same data and seed as the teacher",
-            q.train.epochs, q.train.lr, q.train.lr_step, q.calibration_samples
+            "- quantized runs (every method and width on the same data): {} epochs, {} samples, \
+             batch {}, lr {} halved every {} epochs, {} calibration samples, training SNR {:?} dB, \
+             seed {}",
+            q.train.epochs,
+            q.train.samples,
+            q.train.batch,
+            q.train.lr,
+            q.train.lr_step,
+            q.calibration_samples,
+            q.train.snr_db,
+            q.train.seed
         );
     }
     let _ = writeln!(
@@ -1058,7 +1077,7 @@ fn histograms(
     let Some(lowest) = plan.runs.iter().map(|k| k.bits).min() else {
         return Ok(());
     };
-    let tc = &plan.teacher_config;
+    let tc = &plan.data;
     let set = TrainSet::generate(
         &tc.link,
         args.hist_samples.min(tc.val_samples),
