@@ -1132,3 +1132,106 @@ fn histograms(
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use kaq_model::ber::StopReason;
+
+    fn point(detector: &str, snr_db: f64, ber: f64, ci: (f64, f64)) -> BerPoint {
+        BerPoint {
+            detector: detector.into(),
+            snr_db,
+            ber,
+            ber_ci_low: ci.0,
+            ber_ci_high: ci.1,
+            ser: ber,
+            bit_errors: 0,
+            bits: 0,
+            symbol_errors: 0,
+            symbols: 0,
+            frames: 0,
+            stop: StopReason::MinErrors,
+        }
+    }
+
+    #[test]
+    fn summary_counts_wins_and_separated_intervals() {
+        let points = [
+            point("fp32", 0.0, 0.10, (0.09, 0.11)),
+            point("fp32", 5.0, 0.02, (0.018, 0.022)),
+            point("fp32", 10.0, 0.0, (0.0, 0.001)),
+            point("qat-mse@4", 0.0, 0.12, (0.11, 0.13)),
+            point("qat-mse@4", 5.0, 0.04, (0.038, 0.042)),
+            point("qat-mse@4", 10.0, 0.001, (0.0005, 0.002)),
+            // Better but overlapping, better and separated, worse.
+            point("kaq@4", 0.0, 0.115, (0.105, 0.125)),
+            point("kaq@4", 5.0, 0.021, (0.019, 0.023)),
+            point("kaq@4", 10.0, 0.002, (0.001, 0.003)),
+        ];
+        let s = summarize(4, &points);
+        assert_eq!(s.snr_points, 3);
+        assert_eq!(s.kaq_better_than_qat, Some(2));
+        assert_eq!(s.kaq_better_than_qat_ci, Some(1));
+        // f32 has no error at 10 dB where KAQ has some: the worst ratio is infinite there.
+        let (ratio, snr) = s.kaq_worst_ratio.unwrap();
+        assert!(ratio.is_infinite() && snr == 10.0, "{ratio} at {snr}");
+        assert_eq!(s.kaq_within_5_percent, Some(false));
+
+        let within = summarize(
+            4,
+            &points[..2]
+                .iter()
+                .cloned()
+                .chain([
+                    point("kaq@4", 0.0, 0.104, (0.1, 0.11)),
+                    point("kaq@4", 5.0, 0.0201, (0.019, 0.021)),
+                ])
+                .collect::<Vec<_>>(),
+        );
+        let (ratio, snr) = within.kaq_worst_ratio.unwrap();
+        assert!((ratio - 1.04).abs() < 1e-9 && snr == 0.0);
+        assert_eq!(within.kaq_within_5_percent, Some(true));
+        assert_eq!(within.kaq_better_than_qat, None);
+
+        let none = summarize(8, &points);
+        assert_eq!(none.kaq_worst_ratio, None);
+        assert_eq!(none.kaq_better_than_qat, None);
+    }
+
+    #[test]
+    fn ratio_handles_zero_errors() {
+        assert_eq!(ber_ratio(0.2, 0.1), 2.0);
+        assert_eq!(ber_ratio(0.0, 0.0), 1.0);
+        assert!(ber_ratio(0.1, 0.0).is_infinite());
+    }
+
+    #[test]
+    fn method_and_bits_parsers_name_the_problem() {
+        assert_eq!(parse_method("FP32"), Ok(Method::Fp32));
+        assert_eq!(
+            parse_method("qat-mse"),
+            Ok(Method::Quant(QuantMethod::QatMse))
+        );
+        assert!(parse_method("foo").unwrap_err().contains("foo"));
+        assert_eq!(parse_bits("4"), Ok(4));
+        assert!(parse_bits("1").unwrap_err().contains("got 1"));
+        assert!(parse_bits("25").is_err());
+        assert_eq!(
+            RunKey {
+                method: QuantMethod::Kaq,
+                bits: 4
+            }
+            .label(),
+            "kaq@4"
+        );
+        assert_eq!(
+            RunKey {
+                method: QuantMethod::QatMse,
+                bits: 6
+            }
+            .file_name(),
+            "qat-mse-6bit.json"
+        );
+    }
+}
