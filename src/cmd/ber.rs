@@ -49,6 +49,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use kaq_model::ber::{BerConfig, BerPoint, BerProgress, DEFAULT_BATCH_FRAMES, simulate};
 use kaq_model::detect::DetectorSpec;
 use kaq_model::link::{MAX_ANTENNAS, stream_rng};
+use kaq_model::quant::file::{QFORMAT, QuantModelFile};
 use kaq_model::train::ModelFile;
 use kaq_model::{ChannelModel, Detector, LinkConfig, Modulation};
 use serde::Serialize;
@@ -372,9 +373,31 @@ pub fn run(args: BerArgs) -> anyhow::Result<()> {
 }
 
 /// Loads the net of a model file and checks that it detects the run's link.
+/// A quantized-model file (`"format": "kaq-qmodel"`) gives its fake-quant net.
 fn load_net(path: &Path, link: &LinkConfig) -> anyhow::Result<Box<dyn Detector>> {
-    let file = ModelFile::load(path).with_context(|| format!("--model {}", path.display()))?;
-    let trained = file.net.link();
+    let context = || format!("--model {}", path.display());
+    let text = std::fs::read_to_string(path).with_context(context)?;
+    #[derive(serde::Deserialize)]
+    struct Tag {
+        format: Option<String>,
+    }
+    let quantized = serde_json::from_str::<Tag>(&text)
+        .ok()
+        .and_then(|t| t.format)
+        .is_some_and(|f| f == QFORMAT);
+    let (net, trained): (Box<dyn Detector>, LinkConfig) = if quantized {
+        let file = QuantModelFile::from_json(&text, path).with_context(context)?;
+        let net = file
+            .quant_net()
+            .map_err(anyhow::Error::msg)
+            .with_context(context)?;
+        let trained = net.link().clone();
+        (Box::new(net), trained)
+    } else {
+        let file = ModelFile::from_json(&text, path).with_context(context)?;
+        let trained = file.net.link().clone();
+        (Box::new(file.net), trained)
+    };
     if (trained.nt, trained.nr, trained.modulation) != (link.nt, link.nr, link.modulation) {
         anyhow::bail!(
             "--model {}: the net was trained for {}x{} {}, this run simulates {}x{} {} \
@@ -388,7 +411,7 @@ fn load_net(path: &Path, link: &LinkConfig) -> anyhow::Result<Box<dyn Detector>>
             link.modulation
         );
     }
-    Ok(Box::new(file.net))
+    Ok(net)
 }
 
 /// A detector under another name (to tell apart two nets of the same architecture).

@@ -26,6 +26,12 @@ use clap::Args;
 use clap::error::ErrorKind;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use kaq_model::link::MAX_ANTENNAS;
+use kaq_model::mmd::KernelMode;
+use kaq_model::quant::file::QuantModelFile;
+use kaq_model::quant::kaq::{DEFAULT_EPSILON, DEFAULT_KERNEL};
+use kaq_model::quant::{
+    KaqConfig, KaqEpoch, QuantConfig, QuantMethod, QuantTrainConfig, train_quantized,
+};
 use kaq_model::train::model_file::{Overwrite, write_atomic};
 use kaq_model::train::{
     EpochRecord, ModelFile, Progress, TrainConfig, TrainError, TrainedModel, train,
@@ -59,9 +65,9 @@ pub struct TrainArgs {
     #[arg(long, value_parser = parse_from_str::<Init>, default_value = "zero")]
     init: Init,
 
-    /// Training epochs.
-    #[arg(long, value_parser = parse_positive, default_value_t = 50)]
-    epochs: usize,
+    /// Training epochs [default: 50; with --quant 10].
+    #[arg(long, value_parser = parse_positive)]
+    epochs: Option<usize>,
 
     /// Training samples, drawn once from the seed.
     #[arg(long, value_parser = parse_positive, default_value_t = 50_000)]
@@ -75,13 +81,13 @@ pub struct TrainArgs {
     #[arg(long, value_parser = parse_positive, default_value_t = 128)]
     batch: usize,
 
-    /// Initial Adam learning rate.
-    #[arg(long, value_parser = parse_lr, default_value_t = 1e-3, allow_hyphen_values = true)]
-    lr: f64,
+    /// Initial Adam learning rate [default: 1e-3; with --quant 2e-4].
+    #[arg(long, value_parser = parse_lr, allow_hyphen_values = true)]
+    lr: Option<f64>,
 
-    /// The learning rate halves every this many epochs.
-    #[arg(long, value_parser = parse_positive, default_value_t = 10)]
-    lr_step: usize,
+    /// The learning rate halves every this many epochs [default: 10; with --quant 5].
+    #[arg(long, value_parser = parse_positive)]
+    lr_step: Option<usize>,
 
     /// Seed of the data sets and the sample order.
     #[arg(long, default_value_t = 1)]
@@ -112,6 +118,29 @@ pub struct TrainArgs {
     /// Frames per validation-BER SNR.
     #[arg(long, value_parser = parse_positive, default_value_t = 2_000)]
     val_frames: usize,
+
+    /// Quantize a trained f32 teacher (--teacher) instead of training in f32: ptq, qat-mse,
+    /// lsq or kaq. The link and architecture flags are then taken from the teacher.
+    #[arg(long, value_parser = parse_from_str::<QuantMethod>)]
+    quant: Option<QuantMethod>,
+
+    /// With --quant: bits of the activations x^(k), 2 to 16.
+    #[arg(long, value_parser = parse_bits, default_value_t = 8)]
+    bits: u32,
+
+    /// With --quant: the trained f32 model file (`kaq train --out`) to quantize; required.
+    #[arg(long, value_name = "PATH")]
+    teacher: Option<PathBuf>,
+
+    /// With --quant kaq: weight of the MMD term, loss = MSE + E * sum_k MMD^2 (finite, >= 0).
+    #[arg(long, value_name = "E", value_parser = parse_epsilon, default_value_t = DEFAULT_EPSILON,
+          allow_hyphen_values = true)]
+    epsilon: f64,
+
+    /// With --quant kaq: MMD kernel bandwidths: learnable (the paper's three per layer),
+    /// median (median heuristic per batch) or multi (fixed multi-bandwidth sum).
+    #[arg(long, value_parser = parse_from_str::<KernelMode>, default_value_t = DEFAULT_KERNEL)]
+    kernel: KernelMode,
 
     /// The model file to write (JSON).
     #[arg(long, value_name = "PATH")]
@@ -196,6 +225,28 @@ fn parse_lr(s: &str) -> Result<f64, String> {
     Ok(v)
 }
 
+fn parse_bits(s: &str) -> Result<u32, String> {
+    let v: u32 = s
+        .trim()
+        .parse()
+        .map_err(|_| format!("`{s}` is not a whole number"))?;
+    if !(2..=16).contains(&v) {
+        return Err(format!("bits must be between 2 and 16, got {v}"));
+    }
+    Ok(v)
+}
+
+fn parse_epsilon(s: &str) -> Result<f64, String> {
+    let v: f64 = s
+        .trim()
+        .parse()
+        .map_err(|_| format!("`{s}` is not a number"))?;
+    if !v.is_finite() || v < 0.0 {
+        return Err(format!("epsilon must be finite and non-negative, got {v}"));
+    }
+    Ok(v)
+}
+
 fn parse_snr(s: &str) -> Result<f64, String> {
     let v: f64 = s
         .trim()
@@ -247,9 +298,9 @@ impl TrainArgs {
             samples: self.samples,
             val_samples: self.val_samples,
             batch: self.batch,
-            epochs: self.epochs,
-            lr: self.lr,
-            lr_step: self.lr_step,
+            epochs: self.epochs.unwrap_or(50),
+            lr: self.lr.unwrap_or(1e-3),
+            lr_step: self.lr_step.unwrap_or(10),
             seed: self.seed,
             snr_db: self.snr.clone(),
             val_ber_snr_db: self.val_snr.clone(),
@@ -303,6 +354,13 @@ fn epoch_line(r: &EpochRecord, epochs: usize) -> String {
 }
 
 fn run_training(config: &TrainConfig) -> Result<TrainedModel, TrainError> {
+    with_progress(|progress| train(config, progress))
+}
+
+/// Runs `job` with a progress bar on stderr and the per-epoch lines on stdout.
+fn with_progress<T>(
+    job: impl FnOnce(&mut dyn FnMut(Progress<'_>)) -> Result<T, TrainError>,
+) -> Result<T, TrainError> {
     let bar = ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr());
     bar.set_style(
         ProgressStyle::with_template(
@@ -314,7 +372,7 @@ fn run_training(config: &TrainConfig) -> Result<TrainedModel, TrainError> {
     bar.set_message("drawing data sets");
     bar.enable_steady_tick(std::time::Duration::from_millis(200));
     let mut epochs = 0;
-    let result = train(config, &mut |p| match p {
+    let result = job(&mut |p| match p {
         Progress::Started { epochs: e, batches } => {
             epochs = e;
             bar.set_length(batches as u64);
@@ -336,33 +394,56 @@ fn run_training(config: &TrainConfig) -> Result<TrainedModel, TrainError> {
     result
 }
 
-/// Runs `kaq train`.
-pub fn run(args: TrainArgs) -> anyhow::Result<()> {
-    let config = args.config()?;
+/// Ends the process with status 2 and a message naming `flag`.
+fn usage_error(flag: &str, message: impl std::fmt::Display) -> ! {
+    clap::Error::raw(
+        ErrorKind::ValueValidation,
+        format!("invalid value for {flag}: {message}\n"),
+    )
+    .exit()
+}
+
+/// Validates a training config, naming the flag of a bad field (status 2).
+fn validate_flags(config: &TrainConfig) -> anyhow::Result<()> {
     if let Err(err) = config.validate() {
         match &err {
-            TrainError::Config { field, .. } => {
-                clap::Error::raw(
-                    ErrorKind::ValueValidation,
-                    format!("invalid value for {}: {err}\n", flag_of(field)),
-                )
-                .exit();
-            }
+            TrainError::Config { field, .. } => usage_error(flag_of(field), &err),
             _ => return Err(err.into()),
         }
     }
-    let outputs = args.outputs();
-    check_outputs(&outputs, args.force)?;
+    Ok(())
+}
 
-    let model = match args.threads {
+/// Runs `job` in a pool of `threads` workers (all cores by default).
+fn in_pool<T: Send>(
+    threads: Option<usize>,
+    job: impl FnOnce() -> Result<T, TrainError> + Send,
+) -> anyhow::Result<T> {
+    match threads {
         Some(threads) => rayon::ThreadPoolBuilder::new()
             .num_threads(threads)
             .build()
             .context("cannot start the worker threads")?
-            .install(|| run_training(&config)),
-        None => run_training(&config),
+            .install(job),
+        None => job(),
     }
-    .context("training failed; no file was written")?;
+    .context("training failed; no file was written")
+}
+
+/// Runs `kaq train`.
+pub fn run(args: TrainArgs) -> anyhow::Result<()> {
+    if let Some(method) = args.quant {
+        return run_quant(&args, method);
+    }
+    if args.teacher.is_some() {
+        usage_error("--teacher", "a teacher is only used with --quant");
+    }
+    let config = args.config()?;
+    validate_flags(&config)?;
+    let outputs = args.outputs();
+    check_outputs(&outputs, args.force)?;
+
+    let model = in_pool(args.threads, || run_training(&config))?;
 
     let history = model.history.clone();
     let file = ModelFile::from(model);
@@ -413,6 +494,148 @@ pub fn run(args: TrainArgs) -> anyhow::Result<()> {
         );
         plot::line_plot(path, &title, "epoch", "mean ||x - x^(K)||^2", true, &series)?;
         println!("loss plot written to {}", path.display());
+    }
+    Ok(())
+}
+
+/// The history file written by `--json` for a quantized run.
+#[derive(Debug, Serialize)]
+struct QuantHistoryFile<'a> {
+    tool: &'static str,
+    version: &'static str,
+    command: &'static str,
+    method: QuantMethod,
+    config: &'a QuantTrainConfig,
+    history: &'a [EpochRecord],
+    #[serde(skip_serializing_if = "<[_]>::is_empty")]
+    kaq_history: &'a [KaqEpoch],
+}
+
+/// `kaq train --quant METHOD --teacher fp32.json`: quantizes the teacher and writes a
+/// `kaq-qmodel` file.
+fn run_quant(args: &TrainArgs, method: QuantMethod) -> anyhow::Result<()> {
+    let Some(teacher_path) = &args.teacher else {
+        usage_error(
+            "--teacher",
+            "--quant needs the trained f32 model to quantize (train it first with `kaq train --out fp32.json`)",
+        );
+    };
+    let teacher_file = ModelFile::load(teacher_path)
+        .with_context(|| format!("--teacher {}", teacher_path.display()))?;
+    let teacher = teacher_file.net;
+    let train = TrainConfig {
+        link: teacher.link().clone(),
+        net: teacher.config().clone(),
+        samples: args.samples,
+        val_samples: args.val_samples,
+        batch: args.batch,
+        epochs: args.epochs.unwrap_or(10),
+        lr: args.lr.unwrap_or(2e-4),
+        lr_step: args.lr_step.unwrap_or(5),
+        seed: args.seed,
+        snr_db: args.snr.clone(),
+        val_ber_snr_db: args.val_snr.clone(),
+        val_ber_frames: args.val_frames,
+    };
+    validate_flags(&train)?;
+    let config = QuantTrainConfig {
+        train,
+        quant: QuantConfig::with_activation_bits(args.bits),
+        calibration_samples: QuantTrainConfig::default()
+            .calibration_samples
+            .min(args.samples),
+        kaq: KaqConfig {
+            epsilon: args.epsilon,
+            kernel: args.kernel,
+        },
+    };
+    let outputs = args.outputs();
+    check_outputs(&outputs, args.force)?;
+
+    let run = in_pool(args.threads, || {
+        with_progress(|progress| train_quantized(&teacher, method, &config, progress))
+    })?;
+    if let Some(last) = run.kaq_history.last() {
+        println!(
+            "kaq: mse {:.5}  sum MMD^2 {:.5}  total {:.5}  saturation [{}]",
+            last.mse,
+            last.mmd,
+            last.total,
+            last.saturation
+                .iter()
+                .map(|v| format!("{v:.3}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+    }
+    let overwrite = if args.force {
+        Overwrite::Replace
+    } else {
+        Overwrite::Refuse
+    };
+    QuantModelFile::from(&run)
+        .save(&args.out, overwrite)
+        .with_context(|| format!("cannot save the model to {}", args.out.display()))?;
+    println!("quantized model written to {}", args.out.display());
+    if let Some(path) = &args.json {
+        let doc = QuantHistoryFile {
+            tool: "kaq",
+            version: env!("CARGO_PKG_VERSION"),
+            command: "train",
+            method,
+            config: &config,
+            history: &run.history,
+            kaq_history: &run.kaq_history,
+        };
+        let text = serde_json::to_string_pretty(&doc).context("cannot encode the history")?;
+        write_atomic(path, text.as_bytes(), overwrite)
+            .with_context(|| format!("cannot write the history to {}", path.display()))?;
+        println!("history written to {}", path.display());
+    }
+    if let Some(path) = &args.plot {
+        let mut series = vec![
+            Series {
+                name: "train MSE".into(),
+                points: run
+                    .history
+                    .iter()
+                    .map(|r| (r.epoch as f64, r.train_loss))
+                    .collect(),
+                y_err: None,
+            },
+            Series {
+                name: "validation MSE".into(),
+                points: run
+                    .history
+                    .iter()
+                    .map(|r| (r.epoch as f64, r.val_loss))
+                    .collect(),
+                y_err: None,
+            },
+        ];
+        if !run.kaq_history.is_empty() {
+            series.push(Series {
+                name: "train MSE + eps sum MMD^2".into(),
+                points: run
+                    .kaq_history
+                    .iter()
+                    .map(|r| (r.epoch as f64, r.total))
+                    .collect(),
+                y_err: None,
+            });
+        }
+        let c = teacher.config();
+        let l = teacher.link();
+        let title = format!(
+            "{method} {} bits, {} {} K={} on {}x{} {}",
+            args.bits, c.arch, c.prox, c.layers, l.nt, l.nr, l.modulation
+        );
+        if run.history.is_empty() {
+            println!("--plot skipped: {method} does not train");
+        } else {
+            plot::line_plot(path, &title, "epoch", "loss", true, &series)?;
+            println!("loss plot written to {}", path.display());
+        }
     }
     Ok(())
 }

@@ -9,7 +9,8 @@
 //!   "net": { …the trained f32 parameters the fake-quant forward quantizes… },
 //!   "teacher": { …the f32 parent net… },
 //!   "train": { …the QuantTrainConfig… },
-//!   "history": [ …epoch records… ] }
+//!   "history": [ …epoch records… ],
+//!   "kaq_history": [ …KAQ loss terms per epoch (KAQ only, omitted otherwise)… ] }
 //! ```
 //!
 //! `step_table` is what the hardware indexes by SNR bin; it is derived from the other fields
@@ -23,7 +24,9 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
-use super::{FixedSteps, QuantConfig, QuantMethod, QuantNet, QuantTrainConfig, QuantTrained};
+use super::{
+    FixedSteps, KaqEpoch, QuantConfig, QuantMethod, QuantNet, QuantTrainConfig, QuantTrained,
+};
 use crate::train::model_file::{Overwrite, write_atomic};
 use crate::train::{EpochRecord, TrainError};
 use crate::unfolded::UnfoldedNet;
@@ -59,6 +62,9 @@ pub struct QuantModelFile {
     pub train: QuantTrainConfig,
     /// One record per epoch.
     pub history: Vec<EpochRecord>,
+    /// KAQ only: the loss terms, saturation and bandwidths per epoch.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub kaq_history: Vec<KaqEpoch>,
 }
 
 fn file_error(path: &Path, reason: impl Into<String>) -> TrainError {
@@ -82,6 +88,7 @@ impl From<&QuantTrained> for QuantModelFile {
             teacher: run.teacher.clone(),
             train: run.config.clone(),
             history: run.history.clone(),
+            kaq_history: run.kaq_history.clone(),
         }
     }
 }

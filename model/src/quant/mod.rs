@@ -55,6 +55,7 @@
 //! outputs s⁽ᴷ⁾).
 
 pub mod file;
+pub mod kaq;
 mod pass;
 pub mod quantizer;
 #[cfg(test)]
@@ -71,6 +72,7 @@ use crate::error::ModelError;
 use crate::link::{FrameBatch, LinkConfig};
 use crate::train::Trainable;
 use crate::unfolded::{NetConfig, TrainBatch, UnfoldedNet};
+pub use kaq::{KaqConfig, KaqEpoch, KaqStudent};
 use pass::{ActivationPlan, QuantPlan};
 pub use quantizer::{SnrBins, StepPolicy};
 pub use training::{

@@ -443,6 +443,7 @@ fn quant_config(bits: u32, epochs: usize) -> QuantTrainConfig {
         },
         quant: QuantConfig::with_activation_bits(bits),
         calibration_samples: 1_000,
+        kaq: KaqConfig::default(),
     }
 }
 

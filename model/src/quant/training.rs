@@ -10,9 +10,11 @@ use std::time::Instant;
 
 use serde::{Deserialize, Serialize};
 
+use super::kaq::{KaqConfig, KaqEpoch, KaqStudent};
 use super::{QuantConfig, QuantMethod, QuantNet};
 use crate::train::{
-    EpochRecord, Progress, SetKind, TrainConfig, TrainError, TrainSet, Trainer, ValidationBer,
+    EpochRecord, Minibatcher, Progress, SetKind, TrainConfig, TrainError, TrainSet, Trainable,
+    Trainer, ValidationBer,
 };
 use crate::unfolded::UnfoldedNet;
 
@@ -27,6 +29,9 @@ pub struct QuantTrainConfig {
     pub quant: QuantConfig,
     /// Samples of the training set used for calibration (default 5 000).
     pub calibration_samples: usize,
+    /// The KAQ loss (ε, kernel mode); used by the `kaq` method only.
+    #[serde(default)]
+    pub kaq: KaqConfig,
 }
 
 impl Default for QuantTrainConfig {
@@ -40,6 +45,7 @@ impl Default for QuantTrainConfig {
             },
             quant: QuantConfig::default(),
             calibration_samples: 5_000,
+            kaq: KaqConfig::default(),
         }
     }
 }
@@ -53,8 +59,11 @@ pub struct QuantTrained {
     pub teacher: UnfoldedNet,
     /// The config of the run.
     pub config: QuantTrainConfig,
-    /// One record per epoch (empty for PTQ).
+    /// One record per epoch (empty for PTQ). For KAQ, `train_loss` is the MSE term; the
+    /// total loss is in `kaq_history`.
     pub history: Vec<EpochRecord>,
+    /// KAQ only: the loss terms, saturation and bandwidths of every epoch.
+    pub kaq_history: Vec<KaqEpoch>,
 }
 
 const VALIDATION_CHUNK: usize = 4096;
@@ -109,10 +118,9 @@ pub fn quant_ber_on(
 }
 
 /// Quantizes `teacher` with `method`: calibrates on the training set, then (except PTQ) trains
-/// the fake-quant net with the STE on the MSE loss, reporting progress like [`crate::train::train`].
-///
-/// KAQ trains α_k, γ_k with the MSE loss only until the MMD term is wired in through the
-/// `extra` gradient of [`QuantNet::loss_and_grad`].
+/// the fake-quant net with the STE, reporting progress like [`crate::train::train`]: on the
+/// MSE loss (QAT-MSE, LSQ) or on MSE + ε Σ_k MMD² against the teacher's layer outputs (KAQ,
+/// [`KaqStudent`], with `config.kaq`).
 pub fn train_quantized(
     teacher: &UnfoldedNet,
     method: QuantMethod,
@@ -173,9 +181,60 @@ pub fn train_quantized(
             teacher: teacher.clone(),
             config: config.clone(),
             history: Vec::new(),
+            kaq_history: Vec::new(),
         });
     }
-    let mut trainer = Trainer::new(net, train.len(), tc.batch, tc.seed);
+    let data = Data {
+        train: &train,
+        validation: &validation,
+        probes: &probes,
+    };
+    let (net, history, kaq_history) = if method == QuantMethod::Kaq {
+        config.kaq.validate()?;
+        // Algorithm 1, line 4: the bandwidths start from the first minibatch the trainer draws.
+        let mut first_order = Minibatcher::new(train.len(), tc.batch);
+        first_order.shuffle(tc.seed, 1);
+        let first = first_order.gather(&train, 0);
+        let student = KaqStudent::new(net, teacher, config.kaq, &first)?;
+        let mut kaq_history = Vec::with_capacity(tc.epochs);
+        let (student, history) = run_epochs(student, tc, &data, progress, |s, epoch, record| {
+            let terms = s.take_epoch(epoch);
+            record.train_loss = terms.mse;
+            kaq_history.push(terms);
+            s.net()
+        })?;
+        (student.into_net(), history, kaq_history)
+    } else {
+        let (net, history) = run_epochs(net, tc, &data, progress, |n, _, _| n)?;
+        (net, history, Vec::new())
+    };
+    net.validate()?;
+    Ok(QuantTrained {
+        net,
+        teacher: teacher.clone(),
+        config: config.clone(),
+        history,
+        kaq_history,
+    })
+}
+
+/// The sets every epoch evaluates on.
+struct Data<'a> {
+    train: &'a TrainSet,
+    validation: &'a TrainSet,
+    probes: &'a [TrainSet],
+}
+
+/// Runs the configured epochs of `trainable`, validating the quantized net `quant_of` returns
+/// after each (which may also adjust the epoch's record before it is reported).
+fn run_epochs<T: Trainable>(
+    trainable: T,
+    tc: &TrainConfig,
+    data: &Data<'_>,
+    progress: &mut dyn FnMut(Progress<'_>),
+    mut quant_of: impl for<'t> FnMut(&'t T, usize, &mut EpochRecord) -> &'t QuantNet,
+) -> Result<(T, Vec<EpochRecord>), TrainError> {
+    let mut trainer = Trainer::new(trainable, data.train.len(), tc.batch, tc.seed);
     let mut history = Vec::with_capacity(tc.epochs);
     progress(Progress::Started {
         epochs: tc.epochs,
@@ -184,9 +243,17 @@ pub fn train_quantized(
     for epoch in 1..=tc.epochs {
         let started = Instant::now();
         let lr = tc.lr_at(epoch);
-        let train_loss = trainer.epoch(&train, epoch, lr, progress)?;
-        let net = trainer.net();
-        let val_loss = quant_mean_loss(net, &validation)?;
+        let train_loss = trainer.epoch(data.train, epoch, lr, progress)?;
+        let mut record = EpochRecord {
+            epoch,
+            lr,
+            train_loss,
+            val_loss: 0.0,
+            val_ber: Vec::new(),
+            seconds: 0.0,
+        };
+        let net = quant_of(trainer.net(), epoch, &mut record);
+        let val_loss = quant_mean_loss(net, data.validation)?;
         if !val_loss.is_finite() {
             return Err(TrainError::Diverged {
                 epoch,
@@ -194,28 +261,16 @@ pub fn train_quantized(
                 what: format!("the validation loss is {val_loss}"),
             });
         }
-        let val_ber = probes
+        record.val_loss = val_loss;
+        record.val_ber = data
+            .probes
             .iter()
             .zip(&tc.val_ber_snr_db)
             .map(|(set, &snr)| quant_ber_on(net, set, snr))
             .collect::<Result<Vec<_>, _>>()?;
-        let record = EpochRecord {
-            epoch,
-            lr,
-            train_loss,
-            val_loss,
-            val_ber,
-            seconds: started.elapsed().as_secs_f64(),
-        };
+        record.seconds = started.elapsed().as_secs_f64();
         progress(Progress::Epoch(&record));
         history.push(record);
     }
-    let net = trainer.into_net();
-    net.validate()?;
-    Ok(QuantTrained {
-        net,
-        teacher: teacher.clone(),
-        config: config.clone(),
-        history,
-    })
+    Ok((trainer.into_net(), history))
 }
