@@ -31,7 +31,8 @@
 //!
 //! `--model PATH` (repeatable) adds a trained unfolded net from a `kaq train` model file as one
 //! more detector, named by its architecture (for example `pgd-soft-k5`, with the file name
-//! appended when two nets would share a name). Its antennas and modulation must be those of the
+//! appended when two nets would share a name). A quantized model file (`kaq train --quant`,
+//! `"format": "kaq-qmodel"`) adds its fake-quant net, named like `pgd-soft-k5-kaq-4b`. Its antennas and modulation must be those of the
 //! run; the channel model may differ (a Rayleigh-trained net on a Kronecker channel is a
 //! robustness study).
 //!

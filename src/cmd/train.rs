@@ -1,4 +1,5 @@
-//! `kaq train`: trains a PGD-Net or ADMM-Net in f32 and writes the model file.
+//! `kaq train`: trains a PGD-Net or ADMM-Net in f32, or quantizes a trained one (`--quant`), and
+//! writes the model file.
 //!
 //! Defaults (`kaq train --out model.json` alone) are the paper's protocol: PGD-Net with the
 //! soft-threshold prox, K = 5 layers, x⁽⁰⁾ = 0, on 16×16 16-QAM i.i.d. Rayleigh; 50 000
@@ -16,6 +17,15 @@
 //! Existing files are never replaced without `--force`; every output path is checked before
 //! training starts, and every file is written atomically. A run that diverges (non-finite loss,
 //! gradient or parameter) ends with status 1 and writes nothing.
+//!
+//! With `--quant ptq|qat-mse|lsq|kaq --teacher fp32.json [--bits B]` it quantizes a trained f32
+//! model instead (`kaq_model::quant::train_quantized`): the link and architecture come from the
+//! teacher file, the data flags from the command line, and the fine-tuning defaults are 10
+//! epochs at lr 2e-4 halved every 5. `--teacher` is required (train the f32 model first with
+//! plain `kaq train`; one file per run keeps the teacher reusable across methods). `kaq` also
+//! takes `--epsilon` (MMD weight, default 10) and `--kernel learnable|median|multi` (default
+//! median); its per-epoch MSE, Σ MMD², saturation and bandwidths go to the model file's and the
+//! `--json` file's `kaq_history`. The output is a `kaq-qmodel` file that `kaq ber --model` reads.
 //!
 //! Bad arguments end with status 2 and a message naming the argument.
 

@@ -39,7 +39,7 @@ use crate::train::Trainable;
 use crate::unfolded::{TrainBatch, UnfoldedNet};
 
 /// Default MMD weight ε of eq. 16 (see the README for the measurements behind it).
-pub const DEFAULT_EPSILON: f64 = 1.0;
+pub const DEFAULT_EPSILON: f64 = 10.0;
 
 /// Default kernel mode (see the README for the measurements behind it).
 pub const DEFAULT_KERNEL: KernelMode = KernelMode::Median;
@@ -205,7 +205,7 @@ impl KaqStudent {
             }
         };
         let mmd_per_layer: Vec<f64> = acc.mmd.iter().map(|&v| per(v)).collect();
-        let mmd = mmd_per_layer.iter().sum::<f64>();
+        let mmd = mmd_per_layer.iter().fold(0.0, |a, b| a + b);
         let mse = per(acc.mse);
         let sigma = match self.config.kernel {
             KernelMode::Learnable => self.sigmas(),

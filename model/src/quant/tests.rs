@@ -14,6 +14,7 @@ use rand_chacha::ChaCha8Rng;
 
 use super::quantizer::{SnrBins, max_code};
 use super::*;
+use crate::mmd::{Bandwidths, KernelMode};
 use crate::modulation::Modulation;
 use crate::train::{SetKind, TrainSet};
 use crate::unfolded::prox::ProxOp;
@@ -174,6 +175,8 @@ struct Reference<'a> {
     tape: Vec<f64>,
     record: bool,
     at: usize,
+    /// x_S⁽ᵏ⁾ of the last [`Reference::loss`] call, layout `K × batch × n`.
+    layers: Vec<f64>,
 }
 
 impl Reference<'_> {
@@ -224,6 +227,7 @@ impl Reference<'_> {
         let fx = q.fixed_steps();
         let act_qp = max_code(cfg.activation_bits) as f64;
         let mut loss = 0.0;
+        self.layers = vec![0.0; kk * data.batch * n];
         for b in 0..data.batch {
             let h: Vec<f64> = data.h[b * m * n..(b + 1) * m * n]
                 .iter()
@@ -304,6 +308,7 @@ impl Reference<'_> {
                 };
                 for j in 0..n {
                     loss += extra[(k * data.batch + b) * n + j] * out_k[j];
+                    self.layers[(k * data.batch + b) * n + j] = out_k[j];
                 }
             }
             let out = if nc.arch == Arch::Pgd {
@@ -371,6 +376,7 @@ fn check_gradient(method: QuantMethod, config: NetConfig, seed: u64) {
         tape: Vec::new(),
         record: true,
         at: 0,
+        layers: Vec::new(),
     };
     reference.loss(&base, &batch, &extra64);
     reference.record = false;
@@ -596,4 +602,238 @@ fn gradients_do_not_depend_on_threads_and_bad_inputs_are_refused() {
         QuantMethod::QatMse
     );
     assert!("int4".parse::<QuantMethod>().is_err());
+}
+
+/// Biased MMD² of eq. 11 in f64 with the kernel Σ_s exp(−d/(2σ_s²)) per term (`sigmas[m]`
+/// lists the bandwidths of term m: teacher–teacher, student–student, cross).
+fn mmd_reference(a: &[f64], b: &[f64], n: usize, sigmas: &[Vec<f64>; 3]) -> f64 {
+    let rows = a.len() / n;
+    let mean = |u: &[f64], v: &[f64], s: &[f64]| {
+        let mut sum = 0.0;
+        for i in 0..rows {
+            for j in 0..rows {
+                let d: f64 = (0..n).map(|t| (u[i * n + t] - v[j * n + t]).powi(2)).sum();
+                sum += s.iter().map(|s| (-d / (2.0 * s * s)).exp()).sum::<f64>();
+            }
+        }
+        sum / (rows * rows) as f64
+    };
+    mean(a, a, &sigmas[0]) + mean(b, b, &sigmas[1]) - 2.0 * mean(a, b, &sigmas[2])
+}
+
+/// The KAQ loss MSE + ε Σ_k MMD² and its gradient with respect to the net parameters, α, γ
+/// and ln σ against central finite differences of the STE surrogate plus the f64 MMD.
+fn check_kaq_gradient(kernel: KernelMode, seed: u64) {
+    let link = link(Modulation::Qam16);
+    let config = configs()[1].clone();
+    let teacher = net_with(config, &link, seed);
+    let set = data(&link, 5, seed + 100);
+    let batch = set.as_batch();
+    let calibration = data(&link, 32, seed + 200);
+    let mut formats = config_all(6, 4);
+    for f in [
+        &mut formats.h,
+        &mut formats.y,
+        &mut formats.e,
+        &mut formats.g,
+    ] {
+        f.step = StepPolicy::MaxAbs;
+    }
+    formats.params.bits = 24;
+    let mut q = QuantNet::calibrate(
+        &teacher,
+        QuantMethod::Kaq,
+        &formats,
+        &calibration.as_batch(),
+    )
+    .unwrap();
+    let k = teacher.config().layers;
+    let net_len = teacher.params().len();
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    for a in &mut q.fixed.activation {
+        *a *= 0.93;
+    }
+    for v in &mut q.params_mut()[net_len..] {
+        *v *= rng.random_range(0.3f32..0.9);
+    }
+    for a in &mut q.params_mut()[net_len..net_len + k] {
+        *a = rng.random_range(0.0f32..0.05);
+    }
+    let q_len = q.params().len();
+    let epsilon = 3.0;
+    let kaq_config = KaqConfig { epsilon, kernel };
+    let mut student = KaqStudent::new(q.clone(), &teacher, kaq_config, &batch).unwrap();
+    // Give the three bandwidths of every layer different values around the median start.
+    for v in &mut student.params_mut()[q_len..] {
+        *v += rng.random_range(-0.4f32..0.4);
+    }
+    student.project();
+    let mut grad = vec![0.0; student.params().len()];
+    let total = student.loss_and_grad(&batch, &mut grad).unwrap();
+    let mse_only = KaqStudent::new(
+        q.clone(),
+        &teacher,
+        KaqConfig {
+            epsilon: 0.0,
+            kernel,
+        },
+        &batch,
+    )
+    .unwrap();
+    let mut grad_mse = vec![0.0; q_len];
+    if kernel == KernelMode::Learnable {
+        grad_mse.resize(q_len + 3 * k, 0.0);
+    }
+    let mse = mse_only.loss_and_grad(&batch, &mut grad_mse).unwrap();
+
+    let n = batch.n;
+    let size = batch.batch * n;
+    let mut t32 = vec![0.0f32; k * size];
+    teacher_layers(&teacher, &batch, &mut t32).unwrap();
+    let t: Vec<f64> = t32.iter().map(|&v| v as f64).collect();
+    let multi = match Bandwidths::multi_for(n, 5.0).unwrap() {
+        Bandwidths::Multi { sigmas } => sigmas,
+        _ => unreachable!("multi_for gives a multi-bandwidth set"),
+    };
+    let zeros = vec![0.0; k * size];
+    let mut reference = Reference {
+        q: &q,
+        tape: Vec::new(),
+        record: true,
+        at: 0,
+        layers: Vec::new(),
+    };
+    let base: Vec<f64> = student.params().iter().map(|&v| v as f64).collect();
+    let loss = |reference: &mut Reference<'_>, p: &[f64]| -> (f64, f64) {
+        let mse = reference.loss(&p[..q_len], &batch, &zeros);
+        let mut mmd = 0.0;
+        for layer in 0..k {
+            let sigmas: [Vec<f64>; 3] = match kernel {
+                KernelMode::Learnable => {
+                    std::array::from_fn(|m| vec![p[q_len + 3 * layer + m].exp()])
+                }
+                _ => std::array::from_fn(|_| multi.clone()),
+            };
+            let range = layer * size..(layer + 1) * size;
+            mmd += mmd_reference(&t[range.clone()], &reference.layers[range], n, &sigmas);
+        }
+        (mse, mmd)
+    };
+    let (mse0, mmd0) = loss(&mut reference, &base);
+    reference.record = false;
+    assert!(
+        (mse0 - mse as f64).abs() < 1e-3 * (1.0 + mse0),
+        "{mse0} vs {mse}"
+    );
+    let want = mse0 + epsilon * mmd0;
+    assert!(
+        (want - total as f64).abs() < 1e-3 * (1.0 + want),
+        "{kernel}: loss {total} vs reference {want}"
+    );
+    let names = student.param_names();
+    let mut mmd_seen = 0.0f64;
+    for i in 0..base.len() {
+        let h = 1e-6 * (1.0 + base[i].abs());
+        let mut plus = base.clone();
+        plus[i] += h;
+        let mut minus = base.clone();
+        minus[i] -= h;
+        let (mp, dp) = loss(&mut reference, &plus);
+        let (mm, dm) = loss(&mut reference, &minus);
+        let fd = (mp + epsilon * dp - mm - epsilon * dm) / (2.0 * h);
+        let fd_mmd = epsilon * (dp - dm) / (2.0 * h);
+        let got = grad[i] as f64;
+        assert!(
+            (got - fd).abs() <= 2e-3 * (1.0 + fd.abs()),
+            "{kernel} seed {seed}: d/d{} = {got}, finite differences {fd}",
+            names[i]
+        );
+        // The MMD part alone: the difference of the ε > 0 and ε = 0 gradients.
+        let got_mmd = got - grad_mse[i] as f64;
+        assert!(
+            (got_mmd - fd_mmd).abs() <= 2e-3 * (1.0 + fd_mmd.abs()) + 1e-4 * fd.abs(),
+            "{kernel} seed {seed}: MMD part of d/d{} = {got_mmd}, finite differences {fd_mmd}",
+            names[i]
+        );
+        mmd_seen = mmd_seen.max(fd_mmd.abs());
+    }
+    assert!(mmd_seen > 1e-3, "{kernel}: the MMD term has no gradient");
+}
+
+#[test]
+fn kaq_loss_gradient_matches_finite_differences_of_the_surrogate() {
+    for kernel in [KernelMode::Learnable, KernelMode::Multi] {
+        for seed in 0..2 {
+            check_kaq_gradient(kernel, 40 + seed);
+        }
+    }
+}
+
+#[test]
+fn kaq_with_zero_epsilon_is_mse_only_training_and_threads_do_not_matter() {
+    let link = LinkConfig::new(4, 4, Modulation::Qpsk).unwrap();
+    let teacher = net_with(tiny_train_config().net, &link, 3);
+    let mut config = quant_config(4, 2);
+    config.train.samples = 512;
+    config.train.val_samples = 64;
+    config.train.val_ber_frames = 64;
+    config.calibration_samples = 256;
+    config.kaq = KaqConfig {
+        epsilon: 0.0,
+        kernel: KernelMode::Median,
+    };
+    let zero = train_quantized(&teacher, QuantMethod::Kaq, &config, &mut |_| {}).unwrap();
+    // MSE-only training of the same calibrated net through the shared trainer.
+    let tc = &config.train;
+    let train =
+        TrainSet::generate(&tc.link, tc.samples, &tc.snr_db, tc.seed, SetKind::Train).unwrap();
+    let calibration = train.range_batch(0, config.calibration_samples);
+    let net = QuantNet::calibrate(&teacher, QuantMethod::Kaq, &config.quant, &calibration).unwrap();
+    let mut trainer = crate::train::Trainer::new(net, train.len(), tc.batch, tc.seed);
+    for epoch in 1..=tc.epochs {
+        trainer
+            .epoch(&train, epoch, tc.lr_at(epoch), &mut |_| {})
+            .unwrap();
+    }
+    assert_eq!(zero.net, trainer.into_net());
+    assert_eq!(zero.kaq_history.len(), 2);
+    assert!(zero.kaq_history.iter().all(|r| r.mmd == 0.0));
+
+    for kernel in [KernelMode::Median, KernelMode::Learnable, KernelMode::Multi] {
+        config.kaq = KaqConfig {
+            epsilon: 2.0,
+            kernel,
+        };
+        let run = |threads: usize| {
+            rayon::ThreadPoolBuilder::new()
+                .num_threads(threads)
+                .build()
+                .unwrap()
+                .install(|| train_quantized(&teacher, QuantMethod::Kaq, &config, &mut |_| {}))
+                .unwrap()
+        };
+        let one = run(1);
+        let two = run(2);
+        assert_eq!(one.net, two.net, "{kernel}");
+        assert_eq!(one.kaq_history, two.kaq_history, "{kernel}");
+        assert_ne!(one.net, zero.net, "{kernel}: the MMD term changed nothing");
+        for r in &one.kaq_history {
+            // Learnable bandwidths may drive the paper's three-σ MMD² below zero (the trap).
+            assert!(r.mmd.is_finite() && r.mmd != 0.0, "{kernel}: {r:?}");
+            if kernel != KernelMode::Learnable {
+                assert!(r.mmd > 0.0, "{kernel}: {r:?}");
+            }
+            assert!((r.total - r.mse - 2.0 * r.mmd).abs() < 1e-9 * (1.0 + r.total));
+            assert_eq!(r.mmd_per_layer.len(), 3);
+            assert!(
+                r.saturation.iter().all(|s| (0.0..=1.0).contains(s)),
+                "{r:?}"
+            );
+            let sigmas = if kernel == KernelMode::Multi { 0 } else { 3 };
+            assert_eq!(r.sigma.len(), sigmas, "{kernel}");
+        }
+        assert_eq!(one.history[1].train_loss, one.kaq_history[1].mse);
+    }
+    config.kaq.epsilon = -1.0;
+    assert!(train_quantized(&teacher, QuantMethod::Kaq, &config, &mut |_| {}).is_err());
 }
