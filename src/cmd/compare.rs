@@ -618,6 +618,7 @@ fn obtain_quant(
                 teacher: file.teacher,
                 config: file.train,
                 history: file.history,
+                kaq_history: file.kaq_history,
             },
             true,
         ));
