@@ -14,14 +14,12 @@ fn kaq(dir: &Path) -> Command {
     cmd
 }
 
-/// The shared data flags: 4×4 QPSK, 600 samples, batch 50, 2 epochs, one thread.
-const DATA: [&str; 20] = [
-    "--nt",
-    "4",
-    "--nr",
-    "4",
-    "--mod",
-    "qpsk",
+/// The teacher's link and architecture: 4×4 QPSK, K = 3. Quantized runs take them from the
+/// teacher file and refuse them as flags.
+const LINK: [&str; 8] = ["--nt", "4", "--nr", "4", "--mod", "qpsk", "--layers", "3"];
+
+/// The shared data flags: 600 samples, batch 50, 2 epochs, one thread.
+const DATA: [&str; 12] = [
     "--samples",
     "600",
     "--val-samples",
@@ -34,14 +32,13 @@ const DATA: [&str; 20] = [
     "2",
     "--threads",
     "1",
-    "--layers",
-    "3",
 ];
 
 /// Trains the tiny f32 teacher into `dir/fp32.json`.
 fn teacher(dir: &Path) {
     kaq(dir)
         .arg("train")
+        .args(LINK)
         .args(DATA)
         .args(["--lr", "0.01", "--out", "fp32.json"])
         .assert()
@@ -182,6 +179,14 @@ fn bad_quantization_flags_exit_2_naming_the_flag() {
         (vec!["--quant", "int4", "--teacher", "fp32.json"], "--quant"),
         (vec!["--quant", "kaq"], "--teacher"),
         (vec!["--teacher", "fp32.json"], "--teacher"),
+        (
+            vec!["--quant", "kaq", "--teacher", "fp32.json", "--nt", "8"],
+            "--nt",
+        ),
+        (
+            vec!["--quant", "kaq", "--teacher", "fp32.json", "--prox", "qam"],
+            "--prox",
+        ),
     ] {
         let mut args = extra.clone();
         args.extend(["--out", "bad.json"]);

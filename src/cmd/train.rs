@@ -56,23 +56,23 @@ use crate::plot::{self, Series};
 #[derive(Debug, Args)]
 pub struct TrainArgs {
     /// Unfolded architecture: pgd or admm.
-    #[arg(long, value_parser = parse_from_str::<Arch>, default_value = "pgd")]
+    #[arg(long, value_parser = parse_from_str::<Arch>, default_value = "pgd", conflicts_with = "teacher")]
     arch: Arch,
 
     /// Proximal operator of every layer: soft, box or qam.
-    #[arg(long, value_parser = parse_from_str::<Prox>, default_value = "soft")]
+    #[arg(long, value_parser = parse_from_str::<Prox>, default_value = "soft", conflicts_with = "teacher")]
     prox: Prox,
 
     /// Unfolded layers K.
-    #[arg(long, value_parser = parse_layers, default_value_t = 5)]
+    #[arg(long, value_parser = parse_layers, default_value_t = 5, conflicts_with = "teacher")]
     layers: usize,
 
     /// Add a learnable heavy-ball momentum term to every layer.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "teacher")]
     momentum: bool,
 
     /// Initial estimate x⁽⁰⁾: zero or mf (learnable scale times Hᵀy).
-    #[arg(long, value_parser = parse_from_str::<Init>, default_value = "zero")]
+    #[arg(long, value_parser = parse_from_str::<Init>, default_value = "zero", conflicts_with = "teacher")]
     init: Init,
 
     /// Training epochs [default: 50; with --quant 10].
@@ -104,15 +104,15 @@ pub struct TrainArgs {
     seed: u64,
 
     /// Transmit antennas, 1 to 256.
-    #[arg(long, value_parser = parse_antennas, default_value_t = 16)]
+    #[arg(long, value_parser = parse_antennas, default_value_t = 16, conflicts_with = "teacher")]
     nt: usize,
 
     /// Receive antennas, 1 to 256.
-    #[arg(long, value_parser = parse_antennas, default_value_t = 16)]
+    #[arg(long, value_parser = parse_antennas, default_value_t = 16, conflicts_with = "teacher")]
     nr: usize,
 
     /// Modulation: bpsk, qpsk, 16qam, 64qam.
-    #[arg(long = "mod", value_parser = parse_from_str::<Modulation>, default_value = "16qam")]
+    #[arg(long = "mod", value_parser = parse_from_str::<Modulation>, default_value = "16qam", conflicts_with = "teacher")]
     modulation: Modulation,
 
     /// Training SNRs in dB (per receive antenna), comma separated; each sample draws one.
@@ -130,7 +130,8 @@ pub struct TrainArgs {
     val_frames: usize,
 
     /// Quantize a trained f32 teacher (--teacher) instead of training in f32: ptq, qat-mse,
-    /// lsq or kaq. The link and architecture flags are then taken from the teacher.
+    /// lsq or kaq. The link and architecture come from the teacher; giving them as flags too is
+    /// an error.
     #[arg(long, value_parser = parse_from_str::<QuantMethod>)]
     quant: Option<QuantMethod>,
 
