@@ -255,11 +255,12 @@ fn refuses_a_non_empty_out_dir_without_force() {
 #[test]
 fn bad_flags_exit_2_and_write_nothing() {
     let dir = tempfile::tempdir().unwrap();
-    let cases: [(&[&str], &str); 5] = [
+    let cases: [(&[&str], &str); 6] = [
         (&["--bits", "1"], "--bits"),
         (&["--bits", "4,x"], "--bits"),
         (&["--methods", "fp32,foo"], "--methods"),
         (&["--arch", "lstm"], "--arch"),
+        (&["--epsilon", "-1"], "--epsilon"),
         (&["--teacher", "t.json", "--nt", "4"], "--teacher"),
     ];
     for (extra, flag) in cases {

@@ -7,6 +7,8 @@
 //! * **Same data.** Every quantized run uses the same training, validation and calibration data
 //!   (the `--seed` streams of `kaq train`) and the same schedule; the BER run is one
 //!   [`kaq_model::ber::simulate`] call, so every detector sees the same frames at each SNR.
+//! * **KAQ is the full method.** Its loss is MSE + ε Σ_k MMD² against the teacher's layer
+//!   outputs (`--epsilon`, `--kernel`, defaults those of `kaq train --quant`).
 //! * **f32 is always the reference.** The teacher is simulated as `fp32` whether or not
 //!   `--methods` lists it; `fp32` in `--methods` is accepted and adds nothing.
 //! * **Safe output.** `--out` must be missing or empty unless `--force` is given; kaq then
@@ -45,7 +47,9 @@ use clap::error::ErrorKind;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use kaq_model::ber::{BerConfig, BerPoint, BerProgress, DEFAULT_BATCH_FRAMES, simulate};
 use kaq_model::link::MAX_ANTENNAS;
+use kaq_model::mmd::KernelMode;
 use kaq_model::quant::file::QuantModelFile;
+use kaq_model::quant::kaq::{DEFAULT_EPSILON, DEFAULT_KERNEL, KaqConfig, KaqEpoch};
 use kaq_model::quant::quantizer::{MAX_BITS, MIN_BITS};
 use kaq_model::quant::{
     QuantConfig, QuantMethod, QuantTrainConfig, QuantTrained, teacher_layers, train_quantized,
@@ -163,6 +167,15 @@ pub struct CompareArgs {
     /// Initial learning rate of the quantized runs (default: the quantized-training default).
     #[arg(long, value_parser = parse_lr)]
     quant_lr: Option<f64>,
+
+    /// KAQ: weight of the MMD term, loss = MSE + E * sum_k MMD^2 (finite, >= 0).
+    #[arg(long, value_name = "E", value_parser = parse_epsilon, default_value_t = DEFAULT_EPSILON,
+          allow_hyphen_values = true)]
+    epsilon: f64,
+
+    /// KAQ: MMD kernel bandwidths: learnable, median or multi.
+    #[arg(long, value_parser = parse_from_str::<KernelMode>, default_value_t = DEFAULT_KERNEL)]
+    kernel: KernelMode,
 
     /// Calibration samples (default: the quantized-training default).
     #[arg(long, value_parser = parse_positive)]
@@ -288,6 +301,17 @@ fn parse_lr(s: &str) -> Result<f64, String> {
         return Err(format!(
             "learning rate must be finite and positive, got {v}"
         ));
+    }
+    Ok(v)
+}
+
+fn parse_epsilon(s: &str) -> Result<f64, String> {
+    let v: f64 = s
+        .trim()
+        .parse()
+        .map_err(|_| format!("`{s}` is not a number"))?;
+    if !v.is_finite() || v < 0.0 {
+        return Err(format!("epsilon must be finite and non-negative, got {v}"));
     }
     Ok(v)
 }
@@ -418,6 +442,10 @@ impl CompareArgs {
             calibration_samples: self
                 .calibration_samples
                 .unwrap_or(defaults.calibration_samples),
+            kaq: KaqConfig {
+                epsilon: self.epsilon,
+                kernel: self.kernel,
+            },
             ..defaults
         }
     }
@@ -433,6 +461,8 @@ struct RunReport<'a> {
     reused: bool,
     config: &'a QuantTrainConfig,
     history: &'a [EpochRecord],
+    /// KAQ only: the loss terms, saturation and bandwidths of every epoch.
+    kaq_history: &'a [KaqEpoch],
     validation_accuracy: Vec<f64>,
 }
 
@@ -767,6 +797,7 @@ fn compare(args: &CompareArgs, runs: &[RunKey], bits: &[u32]) -> anyhow::Result<
                 reused: *reused,
                 config: &run.config,
                 history: &run.history,
+                kaq_history: &run.kaq_history,
                 validation_accuracy: accuracy(&run.history),
             })
             .collect(),
@@ -979,7 +1010,7 @@ fn markdown(
             md,
             "- quantized runs (every method and width on the same data): {} epochs, {} samples, \
              batch {}, lr {} halved every {} epochs, {} calibration samples, training SNR {:?} dB, \
-             seed {}",
+             seed {}; KAQ loss MSE + {} Σ_k MMD², {} kernels",
             q.train.epochs,
             q.train.samples,
             q.train.batch,
@@ -987,7 +1018,9 @@ fn markdown(
             q.train.lr_step,
             q.calibration_samples,
             q.train.snr_db,
-            q.train.seed
+            q.train.seed,
+            q.kaq.epsilon,
+            q.kaq.kernel
         );
     }
     let _ = writeln!(
