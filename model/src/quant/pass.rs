@@ -698,18 +698,7 @@ pub(crate) fn loss_and_grad(
             (loss, acc)
         })
         .collect();
-    let mut total = vec![0.0f64; params];
-    let mut loss = 0.0f64;
-    for (l, g) in &results {
-        loss += l;
-        for (t, v) in total.iter_mut().zip(g) {
-            *t += v;
-        }
-    }
-    for (out, v) in grad.iter_mut().zip(&total) {
-        *out = *v as f32;
-    }
-    (loss / data.batch as f64) as f32
+    crate::unfolded::batch::reduce_chunks(&results, grad, data.batch)
 }
 
 /// Writes x⁽¹⁾ … x⁽ᴷ⁾ of every sample into `layers_out` (layout `K × batch × n`), or only

@@ -162,9 +162,16 @@ pub(crate) fn loss_and_grad(net: &UnfoldedNet, data: &TrainBatch<'_>, grad: &mut
             (loss, acc)
         })
         .collect();
-    let mut total = vec![0.0f64; params];
+    reduce_chunks(&results, grad, data.batch)
+}
+
+/// Sums per-chunk `(loss, gradient)` results in chunk order — in f64, so the result does not
+/// depend on how rayon scheduled the chunks — writes the gradient into `grad` and returns the
+/// mean loss over `batch` samples.
+pub(crate) fn reduce_chunks(results: &[(f64, Vec<f64>)], grad: &mut [f32], batch: usize) -> f32 {
+    let mut total = vec![0.0f64; grad.len()];
     let mut loss = 0.0f64;
-    for (l, g) in &results {
+    for (l, g) in results {
         loss += l;
         for (t, v) in total.iter_mut().zip(g) {
             *t += v;
@@ -173,7 +180,7 @@ pub(crate) fn loss_and_grad(net: &UnfoldedNet, data: &TrainBatch<'_>, grad: &mut
     for (out, v) in grad.iter_mut().zip(&total) {
         *out = *v as f32;
     }
-    (loss / data.batch as f64) as f32
+    (loss / batch as f64) as f32
 }
 
 pub(crate) fn forward(net: &UnfoldedNet, data: &TrainBatch<'_>, out: &mut [f32]) {

@@ -58,7 +58,7 @@
 //! slow f64 implementation written straight from the equations above.
 
 mod admm;
-mod batch;
+pub(crate) mod batch;
 mod matvec;
 mod pgd;
 pub mod prox;
