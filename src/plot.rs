@@ -282,7 +282,10 @@ pub fn render_svg(
             let lo = 10f64.powf(min(&ys).log10().floor());
             let hi = 10f64.powf(max(&ys).log10().ceil().max(lo.log10() + 1.0));
             let mut chart = builder
-                .build_cartesian_2d(x_min..x_max, (lo..hi).log_scale())
+                .build_cartesian_2d(
+                    x_min..x_max,
+                    (lo..hi).log_scale().with_key_points(log_key_points(lo, hi)),
+                )
                 .map_err(plot_error)?;
             chart
                 .configure_mesh()
@@ -310,6 +313,22 @@ pub fn render_svg(
         root.present().map_err(plot_error)?;
     }
     Ok(svg)
+}
+
+/// Labelled points of a log axis from `lo` to `hi` (whole decades): 1, 2 and 5 × 10^k when the
+/// axis spans at most three decades, so a curve inside one decade still has values to read
+/// against; whole decades only on wider axes.
+fn log_key_points(lo: f64, hi: f64) -> Vec<f64> {
+    let (first, last) = (lo.log10().round() as i32, hi.log10().round() as i32);
+    let mantissas: &[f64] = if last - first <= 3 {
+        &[1.0, 2.0, 5.0]
+    } else {
+        &[1.0]
+    };
+    (first..=last)
+        .flat_map(|k| mantissas.iter().map(move |m| m * 10f64.powi(k)))
+        .filter(|&v| v <= hi * (1.0 + 1e-9))
+        .collect()
 }
 
 /// Draws lines, markers and error bars of every series on a chart whose y axis starts at
@@ -404,6 +423,25 @@ fn padded(lo: f64, hi: f64, frac: f64) -> (f64, f64) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn log_axes_label_one_two_five_on_narrow_ranges_and_decades_on_wide_ones() {
+        let close = |a: &[f64], b: &[f64]| {
+            a.len() == b.len() && a.iter().zip(b).all(|(x, y)| (x / y - 1.0).abs() < 1e-12)
+        };
+        let narrow = log_key_points(0.1, 1.0);
+        assert!(close(&narrow, &[0.1, 0.2, 0.5, 1.0]), "{narrow:?}");
+        let two = log_key_points(1e-3, 1e-1);
+        assert!(
+            close(&two, &[1e-3, 2e-3, 5e-3, 1e-2, 2e-2, 5e-2, 1e-1]),
+            "{two:?}"
+        );
+        let wide = log_key_points(1e-6, 1.0);
+        assert!(
+            close(&wide, &[1e-6, 1e-5, 1e-4, 1e-3, 1e-2, 1e-1, 1.0]),
+            "{wide:?}"
+        );
+    }
 
     fn series(name: &str, points: Vec<(f64, f64)>, y_err: Option<Vec<(f64, f64)>>) -> Series {
         Series {
