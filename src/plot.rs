@@ -12,7 +12,7 @@
 //! from the bottom of the axis up to the upper end (an upper bound, as for a BER point with
 //! zero errors). Non-finite values are always left out.
 
-use std::io::Write;
+use kaq_model::train::model_file::{Overwrite, write_atomic};
 use std::path::Path;
 
 use anyhow::{Context, bail};
@@ -29,22 +29,11 @@ pub struct Series {
     pub y_err: Option<Vec<(f64, f64)>>,
 }
 
-/// Writes `contents` to `path` atomically: a temporary file in the same directory is written,
-/// flushed and synced, then renamed over `path`. Errors name the path.
+/// Writes `contents` to `path` atomically (kaq-model's one implementation: a temporary file in
+/// the same directory is written and synced, then renamed over `path`). Errors name the path.
 pub fn write_atomically(path: &Path, contents: &[u8]) -> anyhow::Result<()> {
-    let dir = parent_dir(path);
-    let mut tmp = tempfile::Builder::new()
-        .prefix(".kaq-")
-        .suffix(".tmp")
-        .tempfile_in(dir)
-        .with_context(|| format!("cannot write {}", path.display()))?;
-    tmp.write_all(contents)
-        .and_then(|()| tmp.as_file().sync_all())
-        .with_context(|| format!("cannot write {}", path.display()))?;
-    tmp.persist(path)
-        .map_err(|e| e.error)
-        .with_context(|| format!("cannot write {}", path.display()))?;
-    Ok(())
+    write_atomic(path, contents, Overwrite::Replace)
+        .with_context(|| format!("cannot write {}", path.display()))
 }
 
 /// Checks, before any long computation, that `path` can later be written by
