@@ -204,7 +204,7 @@ pub fn render_histogram_svg(
                     PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(2))
                 });
         }
-        legend(&mut chart)?;
+        legend(&mut chart, SeriesLabelPosition::UpperRight)?;
         root.present().map_err(plot_error)?;
     }
     Ok(svg)
@@ -284,7 +284,14 @@ pub fn render_svg(
                 .draw()
                 .map_err(plot_error)?;
             draw_series(&mut chart, series, lo, drawable)?;
-            legend(&mut chart)?;
+            let (l_lo, l_hi) = (lo.log10(), hi.log10());
+            let place = |x: f64, y: f64| {
+                (
+                    (x - x_min) / (x_max - x_min),
+                    (y.log10() - l_lo) / (l_hi - l_lo),
+                )
+            };
+            legend(&mut chart, emptiest_corner(series, &drawable, place))?;
         } else {
             let (lo, hi) = padded(min(&ys), max(&ys), 0.05);
             let mut chart = builder
@@ -297,7 +304,8 @@ pub fn render_svg(
                 .draw()
                 .map_err(plot_error)?;
             draw_series(&mut chart, series, lo, drawable)?;
-            legend(&mut chart)?;
+            let place = |x: f64, y: f64| ((x - x_min) / (x_max - x_min), (y - lo) / (hi - lo));
+            legend(&mut chart, emptiest_corner(series, &drawable, place))?;
         }
         root.present().map_err(plot_error)?;
     }
@@ -375,14 +383,63 @@ fn legend<'a, Y: Ranged<ValueType = f64>>(
         SVGBackend<'a>,
         Cartesian2d<plotters::coord::types::RangedCoordf64, Y>,
     >,
+    position: SeriesLabelPosition,
 ) -> anyhow::Result<()> {
     chart
         .configure_series_labels()
         .background_style(WHITE.mix(0.85))
         .border_style(BLACK)
-        .position(SeriesLabelPosition::UpperRight)
+        .position(position)
         .draw()
         .map_err(plot_error)
+}
+
+/// The corner of the plot area that the curves cross least, for the legend: each curve is
+/// sampled along its segments, `place` maps a point to axis-normalized [0, 1]² coordinates, and
+/// the corner box (40 % of each axis) holding the fewest samples wins; ties prefer upper right,
+/// upper left, lower left, lower right.
+fn emptiest_corner(
+    series: &[Series],
+    drawable: &impl Fn(f64) -> bool,
+    place: impl Fn(f64, f64) -> (f64, f64),
+) -> SeriesLabelPosition {
+    const STEPS: usize = 16;
+    let mut counts = [0usize; 4]; // upper right, upper left, lower left, lower right
+    let mut count = |(u, v): (f64, f64)| {
+        let (right, left, upper, lower) = (u > 0.6, u < 0.4, v > 0.6, v < 0.4);
+        for (i, hit) in [right && upper, left && upper, left && lower, right && lower]
+            .into_iter()
+            .enumerate()
+        {
+            counts[i] += usize::from(hit);
+        }
+    };
+    for s in series {
+        let points: Vec<(f64, f64)> = s
+            .points
+            .iter()
+            .copied()
+            .filter(|&(x, y)| x.is_finite() && drawable(y))
+            .collect();
+        if let [only] = points[..] {
+            count(place(only.0, only.1));
+        }
+        for w in points.windows(2) {
+            let (a, b) = (place(w[0].0, w[0].1), place(w[1].0, w[1].1));
+            for k in 0..=STEPS {
+                let t = k as f64 / STEPS as f64;
+                count((a.0 + t * (b.0 - a.0), a.1 + t * (b.1 - a.1)));
+            }
+        }
+    }
+    let positions = [
+        SeriesLabelPosition::UpperRight,
+        SeriesLabelPosition::UpperLeft,
+        SeriesLabelPosition::LowerLeft,
+        SeriesLabelPosition::LowerRight,
+    ];
+    let best = (0..4).min_by_key(|&i| counts[i]).unwrap_or(0);
+    positions[best].clone()
 }
 
 fn plot_error<E: std::error::Error + Send + Sync + 'static>(
@@ -412,6 +469,32 @@ fn padded(lo: f64, hi: f64, frac: f64) -> (f64, f64) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn legend_goes_to_the_corner_the_curves_leave_empty() {
+        let unit = |x: f64, y: f64| (x, y);
+        let finite = |y: f64| y.is_finite();
+        let curve = |points: Vec<(f64, f64)>| Series {
+            name: "c".into(),
+            points,
+            y_err: None,
+        };
+        // A falling curve leaves the upper right empty (the usual BER plot).
+        let falling = [curve(vec![(0.0, 1.0), (1.0, 0.0)])];
+        assert!(matches!(
+            emptiest_corner(&falling, &finite, unit),
+            SeriesLabelPosition::UpperRight
+        ));
+        // Curves along the top and up the right side leave only the lower left.
+        let top_right = [
+            curve(vec![(0.0, 0.9), (1.0, 0.9)]),
+            curve(vec![(0.9, 0.0), (0.9, 1.0)]),
+        ];
+        assert!(matches!(
+            emptiest_corner(&top_right, &finite, unit),
+            SeriesLabelPosition::LowerLeft
+        ));
+    }
 
     #[test]
     fn log_axes_label_one_two_five_on_narrow_ranges_and_decades_on_wide_ones() {
