@@ -41,6 +41,7 @@
 //! out of the curve and shown only by its error bar, from the bottom of the axis up to the
 //! interval's upper end.
 
+use super::args::{parse_antennas, parse_threads};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
@@ -49,7 +50,7 @@ use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
 use kaq_model::ber::{BerConfig, BerPoint, BerProgress, DEFAULT_BATCH_FRAMES, simulate};
 use kaq_model::detect::DetectorSpec;
-use kaq_model::link::{MAX_ANTENNAS, stream_rng};
+use kaq_model::link::stream_rng;
 use kaq_model::quant::file::{QFORMAT, QuantModelFile};
 use kaq_model::train::ModelFile;
 use kaq_model::{ChannelModel, Detector, LinkConfig, Modulation};
@@ -142,19 +143,6 @@ fn parse_modulation(s: &str) -> Result<Modulation, String> {
     s.parse().map_err(|e: kaq_model::ModelError| e.to_string())
 }
 
-fn parse_antennas(s: &str) -> Result<usize, String> {
-    let n: usize = s
-        .trim()
-        .parse()
-        .map_err(|_| format!("`{s}` is not a whole number"))?;
-    if n == 0 || n > MAX_ANTENNAS {
-        return Err(format!(
-            "antenna count must be between 1 and {MAX_ANTENNAS}, got {n}"
-        ));
-    }
-    Ok(n)
-}
-
 fn parse_positive_u64(s: &str) -> Result<u64, String> {
     let n: u64 = s
         .trim()
@@ -164,14 +152,6 @@ fn parse_positive_u64(s: &str) -> Result<u64, String> {
         return Err("must be at least 1".into());
     }
     Ok(n)
-}
-
-fn parse_threads(s: &str) -> Result<usize, String> {
-    let n = parse_positive_u64(s)?;
-    if n > 1024 {
-        return Err(format!("at most 1024 threads, got {n}"));
-    }
-    Ok(n as usize)
 }
 
 fn parse_batch(s: &str) -> Result<usize, String> {

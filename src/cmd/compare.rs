@@ -37,6 +37,10 @@
 //! Bad arguments end with status 2 and a message naming the argument; run-time failures
 //! (refused output directory, divergence) with status 1.
 
+use super::args::{
+    parse_antennas, parse_epsilon, parse_from_str, parse_layers, parse_lr, parse_positive,
+    parse_snr_db, parse_threads, parse_whole,
+};
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -46,7 +50,6 @@ use clap::Args;
 use clap::error::ErrorKind;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use kaq_model::ber::{BerConfig, BerPoint, BerProgress, DEFAULT_BATCH_FRAMES, simulate};
-use kaq_model::link::MAX_ANTENNAS;
 use kaq_model::mmd::KernelMode;
 use kaq_model::quant::file::QuantModelFile;
 use kaq_model::quant::kaq::{DEFAULT_EPSILON, DEFAULT_KERNEL, KaqConfig, KaqEpoch};
@@ -58,7 +61,7 @@ use kaq_model::train::model_file::Overwrite;
 use kaq_model::train::{
     EpochRecord, ModelFile, Progress, SetKind, TrainConfig, TrainError, TrainSet, train,
 };
-use kaq_model::unfolded::{Arch, Init, MAX_LAYERS, NetConfig, Prox, UnfoldedNet};
+use kaq_model::unfolded::{Arch, Init, NetConfig, Prox, UnfoldedNet};
 use kaq_model::{Detector, FrameBatch, LinkConfig, ModelError, Modulation};
 use serde::Serialize;
 
@@ -147,12 +150,12 @@ pub struct CompareArgs {
     lr_step: usize,
 
     /// Training SNRs in dB, comma separated.
-    #[arg(long, value_delimiter = ',', value_parser = parse_train_snr, allow_hyphen_values = true,
+    #[arg(long, value_delimiter = ',', value_parser = parse_snr_db, allow_hyphen_values = true,
           default_value = "0,5,10,15,20,25")]
     train_snr: Vec<f64>,
 
     /// SNRs in dB of the per-epoch validation BER (the accuracy plot), comma separated.
-    #[arg(long, value_delimiter = ',', value_parser = parse_train_snr, allow_hyphen_values = true,
+    #[arg(long, value_delimiter = ',', value_parser = parse_snr_db, allow_hyphen_values = true,
           default_value = "0,10,20")]
     val_snr: Vec<f64>,
 
@@ -220,57 +223,8 @@ pub struct CompareArgs {
     threads: Option<usize>,
 }
 
-fn parse_from_str<T>(s: &str) -> Result<T, String>
-where
-    T: std::str::FromStr,
-    T::Err: std::fmt::Display,
-{
-    s.trim().parse().map_err(|e: T::Err| e.to_string())
-}
-
-fn parse_whole(s: &str) -> Result<usize, String> {
-    s.trim()
-        .parse()
-        .map_err(|_| format!("`{s}` is not a whole number"))
-}
-
-fn parse_positive(s: &str) -> Result<usize, String> {
-    match parse_whole(s)? {
-        0 => Err("must be at least 1".to_string()),
-        n => Ok(n),
-    }
-}
-
 fn parse_positive_u64(s: &str) -> Result<u64, String> {
     parse_positive(s).map(|n| n as u64)
-}
-
-fn parse_layers(s: &str) -> Result<usize, String> {
-    let n = parse_whole(s)?;
-    if n == 0 || n > MAX_LAYERS {
-        return Err(format!(
-            "layers must be between 1 and {MAX_LAYERS}, got {n}"
-        ));
-    }
-    Ok(n)
-}
-
-fn parse_antennas(s: &str) -> Result<usize, String> {
-    let n = parse_whole(s)?;
-    if n == 0 || n > MAX_ANTENNAS {
-        return Err(format!(
-            "antenna count must be between 1 and {MAX_ANTENNAS}, got {n}"
-        ));
-    }
-    Ok(n)
-}
-
-fn parse_threads(s: &str) -> Result<usize, String> {
-    let n = parse_whole(s)?;
-    if n == 0 || n > 1024 {
-        return Err(format!("threads must be between 1 and 1024, got {n}"));
-    }
-    Ok(n)
 }
 
 fn parse_bits(s: &str) -> Result<u32, String> {
@@ -290,41 +244,6 @@ fn parse_method(s: &str) -> Result<Method, String> {
             format!("unknown method `{s}` (expected one of: fp32, ptq, qat-mse, lsq, kaq)")
         }),
     }
-}
-
-fn parse_lr(s: &str) -> Result<f64, String> {
-    let v: f64 = s
-        .trim()
-        .parse()
-        .map_err(|_| format!("`{s}` is not a number"))?;
-    if !v.is_finite() || v <= 0.0 {
-        return Err(format!(
-            "learning rate must be finite and positive, got {v}"
-        ));
-    }
-    Ok(v)
-}
-
-fn parse_epsilon(s: &str) -> Result<f64, String> {
-    let v: f64 = s
-        .trim()
-        .parse()
-        .map_err(|_| format!("`{s}` is not a number"))?;
-    if !v.is_finite() || v < 0.0 {
-        return Err(format!("epsilon must be finite and non-negative, got {v}"));
-    }
-    Ok(v)
-}
-
-fn parse_train_snr(s: &str) -> Result<f64, String> {
-    let v: f64 = s
-        .trim()
-        .parse()
-        .map_err(|_| format!("`{s}` is not a number"))?;
-    if !v.is_finite() || v.abs() > 100.0 {
-        return Err(format!("SNR must be finite and within ±100 dB, got {v}"));
-    }
-    Ok(v)
 }
 
 /// The command-line flag that sets a [`TrainConfig`] field.

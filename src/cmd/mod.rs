@@ -1,5 +1,6 @@
 //! One module per `kaq` subcommand.
 
+pub mod args;
 pub mod ber;
 pub mod compare;
 pub mod train;

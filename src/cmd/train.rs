@@ -29,13 +29,16 @@
 //!
 //! Bad arguments end with status 2 and a message naming the argument.
 
+use super::args::{
+    parse_antennas, parse_epsilon, parse_from_str, parse_layers, parse_lr, parse_positive,
+    parse_snr_db, parse_threads,
+};
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, bail};
 use clap::Args;
 use clap::error::ErrorKind;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
-use kaq_model::link::MAX_ANTENNAS;
 use kaq_model::mmd::KernelMode;
 use kaq_model::quant::file::QuantModelFile;
 use kaq_model::quant::kaq::{DEFAULT_EPSILON, DEFAULT_KERNEL};
@@ -46,7 +49,7 @@ use kaq_model::train::model_file::{Overwrite, write_atomic};
 use kaq_model::train::{
     EpochRecord, ModelFile, Progress, TrainConfig, TrainError, TrainedModel, train,
 };
-use kaq_model::unfolded::{Arch, Init, MAX_LAYERS, NetConfig, Prox};
+use kaq_model::unfolded::{Arch, Init, NetConfig, Prox};
 use kaq_model::{LinkConfig, Modulation};
 use serde::Serialize;
 
@@ -116,12 +119,12 @@ pub struct TrainArgs {
     modulation: Modulation,
 
     /// Training SNRs in dB (per receive antenna), comma separated; each sample draws one.
-    #[arg(long, value_delimiter = ',', value_parser = parse_snr, allow_hyphen_values = true,
+    #[arg(long, value_delimiter = ',', value_parser = parse_snr_db, allow_hyphen_values = true,
           default_value = "0,5,10,15,20,25")]
     snr: Vec<f64>,
 
     /// SNRs in dB of the per-epoch validation BER, comma separated.
-    #[arg(long, value_delimiter = ',', value_parser = parse_snr, allow_hyphen_values = true,
+    #[arg(long, value_delimiter = ',', value_parser = parse_snr_db, allow_hyphen_values = true,
           default_value = "0,10,20")]
     val_snr: Vec<f64>,
 
@@ -174,68 +177,6 @@ pub struct TrainArgs {
     force: bool,
 }
 
-fn parse_from_str<T>(s: &str) -> Result<T, String>
-where
-    T: std::str::FromStr,
-    T::Err: std::fmt::Display,
-{
-    s.trim().parse().map_err(|e: T::Err| e.to_string())
-}
-
-fn parse_whole(s: &str) -> Result<usize, String> {
-    s.trim()
-        .parse()
-        .map_err(|_| format!("`{s}` is not a whole number"))
-}
-
-fn parse_positive(s: &str) -> Result<usize, String> {
-    match parse_whole(s)? {
-        0 => Err("must be at least 1".to_string()),
-        n => Ok(n),
-    }
-}
-
-fn parse_layers(s: &str) -> Result<usize, String> {
-    let n = parse_whole(s)?;
-    if n == 0 || n > MAX_LAYERS {
-        return Err(format!(
-            "layers must be between 1 and {MAX_LAYERS}, got {n}"
-        ));
-    }
-    Ok(n)
-}
-
-fn parse_antennas(s: &str) -> Result<usize, String> {
-    let n = parse_whole(s)?;
-    if n == 0 || n > MAX_ANTENNAS {
-        return Err(format!(
-            "antenna count must be between 1 and {MAX_ANTENNAS}, got {n}"
-        ));
-    }
-    Ok(n)
-}
-
-fn parse_threads(s: &str) -> Result<usize, String> {
-    let n = parse_whole(s)?;
-    if n == 0 || n > 1024 {
-        return Err(format!("threads must be between 1 and 1024, got {n}"));
-    }
-    Ok(n)
-}
-
-fn parse_lr(s: &str) -> Result<f64, String> {
-    let v: f64 = s
-        .trim()
-        .parse()
-        .map_err(|_| format!("`{s}` is not a number"))?;
-    if !v.is_finite() || v <= 0.0 {
-        return Err(format!(
-            "learning rate must be finite and positive, got {v}"
-        ));
-    }
-    Ok(v)
-}
-
 fn parse_bits(s: &str) -> Result<u32, String> {
     let v: u32 = s
         .trim()
@@ -243,28 +184,6 @@ fn parse_bits(s: &str) -> Result<u32, String> {
         .map_err(|_| format!("`{s}` is not a whole number"))?;
     if !(2..=16).contains(&v) {
         return Err(format!("bits must be between 2 and 16, got {v}"));
-    }
-    Ok(v)
-}
-
-fn parse_epsilon(s: &str) -> Result<f64, String> {
-    let v: f64 = s
-        .trim()
-        .parse()
-        .map_err(|_| format!("`{s}` is not a number"))?;
-    if !v.is_finite() || v < 0.0 {
-        return Err(format!("epsilon must be finite and non-negative, got {v}"));
-    }
-    Ok(v)
-}
-
-fn parse_snr(s: &str) -> Result<f64, String> {
-    let v: f64 = s
-        .trim()
-        .parse()
-        .map_err(|_| format!("`{s}` is not a number"))?;
-    if !v.is_finite() || v.abs() > 100.0 {
-        return Err(format!("SNR must be finite and within ±100 dB, got {v}"));
     }
     Ok(v)
 }
