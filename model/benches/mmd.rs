@@ -8,7 +8,7 @@
 use criterion::{Criterion, criterion_group, criterion_main};
 use kaq_model::link::stream_rng;
 use kaq_model::mmd::{Bandwidths, Estimator, Mmd, MmdWorkspace};
-use kaq_model::unfolded::{NetConfig, TrainBatch, UnfoldedNet};
+use kaq_model::unfolded::{F32Frames, NetConfig, UnfoldedNet};
 use kaq_model::{LinkConfig, Modulation};
 
 const BATCH: usize = 128;
@@ -18,22 +18,8 @@ fn bench_mmd(c: &mut Criterion) {
     let mut generator = link.generator().expect("generator");
     let snrs: Vec<f64> = (0..BATCH).map(|i| (i % 6) as f64 * 5.0).collect();
     let frames = generator.generate(&snrs, &mut stream_rng(1, 0));
-    let to_f32 = |v: &[f64]| v.iter().map(|&a| a as f32).collect::<Vec<f32>>();
-    let (h, y, noise_var) = (
-        to_f32(&frames.h),
-        to_f32(&frames.y),
-        to_f32(&frames.noise_var),
-    );
-    let x: Vec<f32> = frames.x.iter().map(|&l| l as f32).collect();
-    let data = TrainBatch {
-        batch: BATCH,
-        m: frames.m,
-        n: frames.n,
-        h: &h,
-        y: &y,
-        x: &x,
-        noise_var: &noise_var,
-    };
+    let owned = F32Frames::from_frames(&frames, 0..frames.frames).expect("whole batch");
+    let data = owned.as_batch();
     let dim = frames.n;
     let net = UnfoldedNet::new(NetConfig::default(), &link).expect("valid net");
     net.check(&data).expect("batch fits the net");

@@ -71,7 +71,7 @@ use crate::detect::Detector;
 use crate::error::ModelError;
 use crate::link::{FrameBatch, LinkConfig};
 use crate::train::Trainable;
-use crate::unfolded::{NetConfig, TrainBatch, UnfoldedNet};
+use crate::unfolded::{F32Frames, NetConfig, TrainBatch, UnfoldedNet};
 pub use kaq::{KaqConfig, KaqEpoch, KaqStudent};
 use pass::{ActivationPlan, QuantPlan};
 pub use quantizer::{SnrBins, StepPolicy};
@@ -741,7 +741,7 @@ impl Detector for QuantNet {
                 link.modulation
             )));
         }
-        let (m, n) = (frames.m, frames.n);
+        let n = frames.n;
         if n == 0 || frames.frames == 0 {
             return Ok(());
         }
@@ -750,35 +750,8 @@ impl Detector for QuantNet {
         let mut estimate = Vec::new();
         for first in (0..frames.frames).step_by(DETECT_CHUNK) {
             let count = DETECT_CHUNK.min(frames.frames - first);
-            let to_f32 = |v: &[f64]| v.iter().map(|&a| a as f32).collect::<Vec<f32>>();
-            let h = to_f32(
-                frames
-                    .h
-                    .get(first * m * n..(first + count) * m * n)
-                    .ok_or_else(|| {
-                        ModelError::Shape("frame batch field h is too short".to_string())
-                    })?,
-            );
-            let y = to_f32(
-                frames
-                    .y
-                    .get(first * m..(first + count) * m)
-                    .ok_or_else(|| ModelError::Shape("frame batch field y is too short".into()))?,
-            );
-            let noise_var =
-                to_f32(frames.noise_var.get(first..first + count).ok_or_else(|| {
-                    ModelError::Shape("frame batch noise_var is too short".into())
-                })?);
-            let x = vec![0.0f32; count * n];
-            let data = TrainBatch {
-                batch: count,
-                m,
-                n,
-                h: &h,
-                y: &y,
-                x: &x,
-                noise_var: &noise_var,
-            };
+            let owned = F32Frames::from_frames(frames, first..first + count)?;
+            let data = owned.as_batch();
             estimate.resize(count * n, 0.0);
             pass::forward_batch(&plan, &data, false, &mut estimate);
             for (d, &v) in decisions[first * n..(first + count) * n]

@@ -68,6 +68,7 @@ mod reference;
 mod tests;
 
 use std::fmt;
+use std::ops::Range;
 use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
@@ -263,6 +264,76 @@ pub struct TrainBatch<'a> {
     pub x: &'a [f32],
     /// Complex noise variance σ² of every sample.
     pub noise_var: &'a [f32],
+}
+
+/// Owned f32 copies of a range of frames of a [`FrameBatch`]: the buffers a [`TrainBatch`]
+/// views. The one place where f64 frames become the nets' f32 inputs outside training sets.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct F32Frames {
+    /// Number of samples.
+    pub batch: usize,
+    /// Rows of H̃.
+    pub m: usize,
+    /// Columns of H̃.
+    pub n: usize,
+    /// H̃ of every sample, `batch × m × n`.
+    pub h: Vec<f32>,
+    /// ỹ of every sample, `batch × m`.
+    pub y: Vec<f32>,
+    /// Transmitted levels of every sample, `batch × n`.
+    pub x: Vec<f32>,
+    /// Complex noise variance σ² of every sample.
+    pub noise_var: Vec<f32>,
+}
+
+impl F32Frames {
+    /// Converts frames `range` of `frames` to f32. A range past the end of any field of the
+    /// batch is a [`ModelError::Shape`] naming the field.
+    pub fn from_frames(frames: &FrameBatch, range: Range<usize>) -> Result<Self, ModelError> {
+        let (m, n) = (frames.m, frames.n);
+        fn field<T: Copy>(
+            name: &str,
+            values: &[T],
+            per: usize,
+            range: &Range<usize>,
+            to: impl Fn(T) -> f32,
+        ) -> Result<Vec<f32>, ModelError> {
+            values
+                .get(range.start * per..range.end * per)
+                .map(|v| v.iter().map(|&a| to(a)).collect())
+                .ok_or_else(|| {
+                    ModelError::Shape(format!(
+                        "frame batch field {name} holds {} values, frames {}..{} need {}",
+                        values.len(),
+                        range.start,
+                        range.end,
+                        range.end * per
+                    ))
+                })
+        }
+        Ok(Self {
+            batch: range.len(),
+            m,
+            n,
+            h: field("h", &frames.h, m * n, &range, |v| v as f32)?,
+            y: field("y", &frames.y, m, &range, |v| v as f32)?,
+            x: field("x", &frames.x, n, &range, |v| v as f32)?,
+            noise_var: field("noise_var", &frames.noise_var, 1, &range, |v| v as f32)?,
+        })
+    }
+
+    /// The minibatch view of these buffers.
+    pub fn as_batch(&self) -> TrainBatch<'_> {
+        TrainBatch {
+            batch: self.batch,
+            m: self.m,
+            n: self.n,
+            h: &self.h,
+            y: &self.y,
+            x: &self.x,
+            noise_var: &self.noise_var,
+        }
+    }
 }
 
 impl TrainBatch<'_> {
@@ -627,32 +698,16 @@ impl Detector for UnfoldedNet {
         decisions
             .par_chunks_mut(DETECT_CHUNK * n)
             .enumerate()
-            .for_each(|(chunk, out)| {
+            .try_for_each(|(chunk, out)| {
                 let first = chunk * DETECT_CHUNK;
                 let count = out.len() / n;
-                let to_f32 = |v: &[f64]| v.iter().map(|&a| a as f32).collect::<Vec<f32>>();
-                let h = to_f32(&frames.h[first * m * n..(first + count) * m * n]);
-                let y = to_f32(&frames.y[first * m..(first + count) * m]);
-                let x: Vec<f32> = frames.x[first * n..(first + count) * n]
-                    .iter()
-                    .map(|&l| l as f32)
-                    .collect();
-                let noise_var = to_f32(&frames.noise_var[first..first + count]);
-                let data = TrainBatch {
-                    batch: count,
-                    m,
-                    n,
-                    h: &h,
-                    y: &y,
-                    x: &x,
-                    noise_var: &noise_var,
-                };
+                let owned = F32Frames::from_frames(frames, first..first + count)?;
                 let mut estimate = vec![0.0f32; count * n];
-                batch::forward(self, &data, &mut estimate);
+                batch::forward(self, &owned.as_batch(), &mut estimate);
                 for (d, &v) in out.iter_mut().zip(&estimate) {
                     *d = modulation.slice(v as f64);
                 }
-            });
-        Ok(())
+                Ok(())
+            })
     }
 }

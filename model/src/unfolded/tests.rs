@@ -9,54 +9,20 @@ use super::*;
 use crate::link::stream_rng;
 use crate::modulation::Modulation;
 
-/// An owned f32 training batch.
-#[derive(Debug, Clone)]
-struct Owned {
-    batch: usize,
-    m: usize,
-    n: usize,
-    h: Vec<f32>,
-    y: Vec<f32>,
-    x: Vec<f32>,
-    noise_var: Vec<f32>,
-}
-
-impl Owned {
-    fn view(&self) -> TrainBatch<'_> {
-        TrainBatch {
-            batch: self.batch,
-            m: self.m,
-            n: self.n,
-            h: &self.h,
-            y: &self.y,
-            x: &self.x,
-            noise_var: &self.noise_var,
-        }
-    }
-}
-
 fn frames(link: &LinkConfig, batch: usize, snr_db: f64, seed: u64) -> FrameBatch {
     let mut generator = link.generator().unwrap();
     generator.generate(&vec![snr_db; batch], &mut stream_rng(seed, 0))
 }
 
-fn to_f32(frames: &FrameBatch) -> Owned {
-    Owned {
-        batch: frames.frames,
-        m: frames.m,
-        n: frames.n,
-        h: frames.h.iter().map(|&v| v as f32).collect(),
-        y: frames.y.iter().map(|&v| v as f32).collect(),
-        x: frames.x.iter().map(|&v| v as f32).collect(),
-        noise_var: frames.noise_var.iter().map(|&v| v as f32).collect(),
-    }
+fn to_f32(frames: &FrameBatch) -> F32Frames {
+    F32Frames::from_frames(frames, 0..frames.frames).unwrap()
 }
 
 /// A random net configuration and link with random parameters around the initial ones.
 #[derive(Debug, Clone)]
 struct Case {
     net: UnfoldedNet,
-    data: Owned,
+    data: F32Frames,
 }
 
 fn config() -> impl Strategy<Value = NetConfig> {
@@ -149,7 +115,7 @@ fn fd_gradient(net: &UnfoldedNet, base: &[f64], data: &TrainBatch<'_>) -> Vec<Op
 }
 
 /// `data` with H and y moved by one f32 ulp and `params` scaled by 1 ± 2⁻²⁴, random signs.
-fn jittered(data: &Owned, params: &[f64], seed: u64) -> (Owned, Vec<f64>) {
+fn jittered(data: &F32Frames, params: &[f64], seed: u64) -> (F32Frames, Vec<f64>) {
     use rand::Rng;
     let mut rng = stream_rng(seed, 1);
     let unit = f32::EPSILON as f64 / 2.0;
@@ -173,8 +139,8 @@ fn jittered(data: &Owned, params: &[f64], seed: u64) -> (Owned, Vec<f64>) {
 /// finite-difference gradient over [`JITTER_RUNS`] f32-rounding-level perturbations of the inputs, so
 /// ill-conditioned cases (sharp qam prox, many layers) get the slack f32 needs and no more.
 /// Returns the number of parameters checked.
-fn check_gradient(net: &UnfoldedNet, data: &Owned) -> Result<usize, TestCaseError> {
-    let view = data.view();
+fn check_gradient(net: &UnfoldedNet, data: &F32Frames) -> Result<usize, TestCaseError> {
+    let view = data.as_batch();
     let base = params64(net);
     let reference = reference::run(net, &base, &view);
     prop_assume!(reference.kink_margin > 1e-3);
@@ -192,7 +158,7 @@ fn check_gradient(net: &UnfoldedNet, data: &Owned) -> Result<usize, TestCaseErro
         let (moved, p) = jittered(data, &base, seed);
         for (s, (a, b)) in spread
             .iter_mut()
-            .zip(fd_gradient(net, &p, &moved.view()).iter().zip(&fd))
+            .zip(fd_gradient(net, &p, &moved.as_batch()).iter().zip(&fd))
         {
             if let (Some(a), Some(b)) = (a, b) {
                 *s = s.max((a - b).abs());
@@ -237,7 +203,7 @@ proptest! {
     /// cases (sharp qam prox, underdetermined links) get the slack they need and no more.
     #[test]
     fn forward_matches_reference(case in case(), signs in any::<u64>()) {
-        let data = case.data.view();
+        let data = case.data.as_batch();
         let mut out = vec![0.0f32; data.batch * data.n];
         case.net.forward(&data, &mut out);
         let params = params64(&case.net);
@@ -257,14 +223,14 @@ proptest! {
 fn f32_sensitivity(
     net: &UnfoldedNet,
     params: &[f64],
-    data: &Owned,
+    data: &F32Frames,
     seed: u64,
     base: &[f64],
 ) -> Vec<f64> {
     let mut spread = vec![0.0f64; base.len()];
     for i in 0..JITTER_RUNS {
         let (moved, p) = jittered(data, params, seed.wrapping_add(i));
-        let run = reference::run(net, &p, &moved.view());
+        let run = reference::run(net, &p, &moved.as_batch());
         for (s, (a, b)) in spread.iter_mut().zip(run.outputs.iter().zip(base)) {
             *s = s.max((a - b).abs());
         }
@@ -321,7 +287,7 @@ fn detector_slices_forward_output() {
     let fb = frames(&link, 150, 15.0, 3);
     let data = to_f32(&fb);
     let mut out = vec![0.0f32; data.batch * data.n];
-    net.forward(&data.view(), &mut out);
+    net.forward(&data.as_batch(), &mut out);
     let mut decisions = vec![0i32; fb.frames * fb.n];
     net.detect(&fb, &mut decisions).unwrap();
     let want: Vec<i32> = out
@@ -360,24 +326,27 @@ fn check_rejects_bad_shapes() {
     let link = LinkConfig::new(2, 3, Modulation::Qam16).unwrap();
     let net = UnfoldedNet::new(NetConfig::default(), &link).unwrap();
     let good = to_f32(&frames(&link, 4, 10.0, 2));
-    assert!(net.check(&good.view()).is_ok());
+    assert!(net.check(&good.as_batch()).is_ok());
     let mut bad = good.clone();
     bad.h.pop();
-    assert!(matches!(net.check(&bad.view()), Err(ModelError::Shape(_))));
+    assert!(matches!(
+        net.check(&bad.as_batch()),
+        Err(ModelError::Shape(_))
+    ));
     let mut bad = good.clone();
     bad.noise_var.push(1.0);
-    assert!(net.check(&bad.view()).is_err());
+    assert!(net.check(&bad.as_batch()).is_err());
     let mut bad = good.clone();
     bad.y.pop();
-    assert!(net.check(&bad.view()).is_err());
+    assert!(net.check(&bad.as_batch()).is_err());
     let mut bad = good.clone();
     bad.x.pop();
-    assert!(net.check(&bad.view()).is_err());
+    assert!(net.check(&bad.as_batch()).is_err());
     // Consistent slices, but not this net's dimensions.
-    let mut bad = good.view();
+    let mut bad = good.as_batch();
     (bad.m, bad.n) = (good.n, good.m);
     assert!(matches!(net.check(&bad), Err(ModelError::Shape(_))));
-    let mut bad = good.view();
+    let mut bad = good.as_batch();
     bad.batch = usize::MAX;
     assert!(net.check(&bad).is_err());
 }
@@ -507,9 +476,9 @@ fn results_do_not_depend_on_thread_count() {
             .unwrap();
         pool.install(|| {
             let mut grad = vec![0.0f32; net.params().len()];
-            let loss = net.loss_and_grad(&data.view(), &mut grad);
+            let loss = net.loss_and_grad(&data.as_batch(), &mut grad);
             let mut out = vec![0.0f32; data.batch * data.n];
-            net.forward(&data.view(), &mut out);
+            net.forward(&data.as_batch(), &mut out);
             (
                 loss.to_bits(),
                 grad.iter().map(|g| g.to_bits()).collect::<Vec<_>>(),
@@ -529,6 +498,25 @@ fn empty_batch_has_zero_loss_and_gradient() {
     let net = UnfoldedNet::new(NetConfig::default(), &link).unwrap();
     let data = to_f32(&frames(&link, 0, 10.0, 1));
     let mut grad = vec![1.0f32; net.params().len()];
-    assert_eq!(net.loss_and_grad(&data.view(), &mut grad), 0.0);
+    assert_eq!(net.loss_and_grad(&data.as_batch(), &mut grad), 0.0);
     assert!(grad.iter().all(|&g| g == 0.0));
+}
+
+#[test]
+fn f32_frames_copy_a_range_and_refuse_one_past_the_end() {
+    let link = LinkConfig::new(2, 3, Modulation::Qam16).unwrap();
+    let fb = frames(&link, 4, 10.0, 3);
+    let part = F32Frames::from_frames(&fb, 1..3).unwrap();
+    assert_eq!((part.batch, part.m, part.n), (2, fb.m, fb.n));
+    part.as_batch().check().unwrap();
+    let (m, n) = (fb.m, fb.n);
+    assert_eq!(part.h[0], fb.h[m * n] as f32);
+    assert_eq!(part.y[m - 1], fb.y[2 * m - 1] as f32);
+    assert_eq!(part.x[n], fb.x[2 * n] as f32);
+    assert_eq!(part.noise_var[1], fb.noise_var[2] as f32);
+    let err = F32Frames::from_frames(&fb, 3..5).unwrap_err();
+    assert!(
+        matches!(err, ModelError::Shape(ref s) if s.contains("field h")),
+        "{err}"
+    );
 }
