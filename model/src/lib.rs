@@ -10,6 +10,7 @@
 //! * [`mmd`]: the kernel MMD² distribution-matching loss of KAQ with hand-derived gradients.
 //! * [`fixed`]: the normative fixed-point arithmetic of `docs/fixed-point.md`.
 //! * [`quant`]: the fake-quant nets and the quantization methods (PTQ, QAT-MSE, LSQ, KAQ).
+//! * [`ir`]: the IR, the lowering from a fake-quant net and the integer golden model.
 //!
 //! Data flows one way: this crate never depends on codegen or simulation.
 
@@ -17,6 +18,7 @@ pub mod ber;
 pub mod detect;
 pub mod error;
 pub mod fixed;
+pub mod ir;
 pub mod link;
 pub mod mmd;
 pub mod modulation;

@@ -25,5 +25,5 @@ pub use format::{
 };
 pub use ops::{
     OverflowMode, RoundingMode, dot, fits, mac, max_code, min_code, overflow, requantize,
-    round_shift, round_shift_wide, saturate, saturate_symmetric, wrap,
+    requantize_wide, round_shift, round_shift_wide, saturate, saturate_symmetric, wrap,
 };

@@ -155,7 +155,26 @@ pub fn requantize(
     overflow_mode: OverflowMode,
     out_width: u32,
 ) -> i64 {
-    let rounded = round_shift_wide(i128::from(x) * i128::from(mult), shift, rounding);
+    requantize_wide(
+        i128::from(x) * i128::from(mult),
+        shift,
+        rounding,
+        overflow_mode,
+        out_width,
+    )
+}
+
+/// `overflow(round_shift(x, shift), out_width)` of a wide value: the narrowing half of
+/// [`requantize`], for sums formed in `i128` (`0 ≤ shift ≤ 126`, `1 ≤ out_width ≤ 64`).
+#[inline]
+pub fn requantize_wide(
+    x: i128,
+    shift: u32,
+    rounding: RoundingMode,
+    overflow_mode: OverflowMode,
+    out_width: u32,
+) -> i64 {
+    let rounded = round_shift_wide(x, shift, rounding);
     // Narrowing to 64 bits first changes nothing: wrap to w ≤ 64 bits reads only the low 64
     // bits, and clamping to the wider i64 range before a narrower clamp is the narrower clamp.
     let narrowed = match overflow_mode {

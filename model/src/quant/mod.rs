@@ -22,6 +22,7 @@
 //! | g⁽ᵏ⁾ = Ĥᵀe⁽ᵏ⁾ | 12 | power of two, calibrated per layer |
 //! | parameters (η, λ or ln τ, β, α_mf) | 12 | power of two per scalar |
 //! | x⁽⁰⁾ (matched-filter init only) | activation bits | power of two, calibrated |
+//! | prox input r (`qam` prox only) | activation bits | power of two holding ±L ([`QuantNet::prox_input_step`]) |
 //!
 //! Why: the entries of H̃ are Gaussian with standard deviation 1/√(2N_r) and a largest
 //! calibrated magnitude of a few standard deviations, so 8 bits leave ≈ 5 bits below the
@@ -56,7 +57,7 @@
 
 pub mod file;
 pub mod kaq;
-mod pass;
+pub(crate) mod pass;
 pub mod quantizer;
 #[cfg(test)]
 mod tests;
@@ -489,6 +490,17 @@ impl QuantNet {
         }
     }
 
+    /// The step of the prox input quantizer Q_r, present for the `qam` prox only: the
+    /// smallest power of two at which ±L (one beyond the alphabet's largest level L − 1) fits
+    /// the activation bits. The prox then reads a b-bit code, so the integer model and the
+    /// hardware hold it as a 2^b-entry table, exactly.
+    pub fn prox_input_step(&self) -> Option<f32> {
+        (self.net.config().prox == crate::unfolded::Prox::Qam).then(|| {
+            let levels = self.net.link().modulation.levels_per_dim() as f32;
+            quantizer::power_of_two_step(levels, self.config.activation_bits)
+        })
+    }
+
     /// Activation step of layer k (0-based) in SNR bin `bin`, as the forward pass uses it.
     pub fn activation_step(&self, layer: usize, bin: usize) -> f32 {
         let k = self.net.config().layers;
@@ -526,7 +538,29 @@ impl QuantNet {
             .unzip()
     }
 
-    fn plan(&self) -> QuantPlan {
+    /// Every net parameter's quantized value as (code, frac) with value = code·2^−frac, or
+    /// an error naming the parameter when its step is not a power of two (the IR needs
+    /// power-of-two parameter steps: each is a shift-and-multiply by an integer constant).
+    pub(crate) fn param_codes(&self) -> Result<Vec<(i64, i32)>, String> {
+        let len = self.net.params().len();
+        let fmt = self.config.params;
+        let qp = quantizer::max_code(fmt.bits);
+        let names = self.net.param_names();
+        self.params[..len]
+            .iter()
+            .zip(&names)
+            .map(|(&p, name)| {
+                let step = fmt.step.step(p.abs(), fmt.bits);
+                let frac = quantizer::pow2_frac(step).ok_or_else(|| {
+                    format!("parameter {name} has step {step}, not a power of two")
+                })?;
+                let value = quantizer::quantize(p, step, qp);
+                Ok(((value / step) as i64, frac))
+            })
+            .collect()
+    }
+
+    pub(crate) fn plan(&self) -> QuantPlan {
         let (q, mask) = self.quantized_params();
         let mut net = self.net.clone();
         net.params_mut().copy_from_slice(&q);
@@ -542,6 +576,7 @@ impl QuantNet {
         plan.g = self.fixed.g.clone();
         plan.g_qp = qp(self.config.g.bits);
         plan.act_qp = qp(self.config.activation_bits);
+        plan.prox_in = self.prox_input_step().map(|step| (step, plan.act_qp));
         let len = self.net.params().len();
         let k = self.net.config().layers;
         let tail = self.step_params();
@@ -676,6 +711,7 @@ fn plain_plan(net: &UnfoldedNet, bins: &SnrBins) -> QuantPlan {
         activation: ActivationPlan::Fixed(vec![1.0; k]),
         signal_var: link.noise_var(0.0),
         bins: *bins,
+        prox_in: None,
     }
 }
 

@@ -139,6 +139,9 @@ pub(crate) struct QuantPlan {
     /// SNR bin of each sample is derived from its noise variance: snr = `signal_var` / σ².
     pub signal_var: f64,
     pub bins: super::quantizer::SnrBins,
+    /// (step, Q_P) of the prox input quantizer Q_r (the `qam` prox only): the prox reads a
+    /// b-bit code, so that in the integer model it is a 2^b-entry table.
+    pub prox_in: Option<(f32, f32)>,
 }
 
 impl QuantPlan {
@@ -159,6 +162,18 @@ impl QuantPlan {
     pub fn bin(&self, noise_var: f32) -> usize {
         let snr_db = 10.0 * (self.signal_var / noise_var as f64).log10();
         self.bins.bin(snr_db)
+    }
+
+    /// The prox input: Q_r(r) and its STE mask with a prox input quantizer, else (r, 1).
+    #[inline]
+    fn prox_input(&self, r: f32) -> (f32, f32) {
+        match self.prox_in {
+            Some((step, qp)) => {
+                let q = self.q(r, step, qp);
+                (q.value, q.d_input)
+            }
+            None => (r, 1.0),
+        }
     }
 
     fn layers_len(&self) -> usize {
@@ -386,8 +401,9 @@ fn forward_pgd<const STATS: bool>(plan: &QuantPlan, bin: usize, ws: &mut Workspa
         let next = &mut rest[..n];
         for i in 0..n {
             let ri = xp[i] - lp.eta * g[i] + lp.beta * (xp[i] - xpp[i]);
-            let ev = lp.prox.eval(ri);
-            ws.d_input[k * n + i] = ev.d_input;
+            let (rq, r_mask) = plan.prox_input(ri);
+            let ev = lp.prox.eval(rq);
+            ws.d_input[k * n + i] = ev.d_input * r_mask;
             ws.d_param[k * n + i] = ev.d_param;
             if STATS {
                 ws.stats.x[k] = ws.stats.x[k].max(ev.value.abs());
@@ -417,7 +433,8 @@ fn forward_admm<const STATS: bool>(plan: &QuantPlan, bin: usize, ws: &mut Worksp
             let pre_x = xp - lp.eta * (ws.g[j] + lp.rho * c) + lp.beta * (xp - xpp);
             let qx = plan.q(pre_x, at.step, plan.act_qp);
             let v = qx.value + up;
-            let ev = lp.prox.eval(v);
+            let (vq, v_mask) = plan.prox_input(v);
+            let ev = lp.prox.eval(vq);
             let qs = plan.q(ev.value, at.step, plan.act_qp);
             let qu = plan.q(v - qs.value, at.step, plan.act_qp);
             if STATS {
@@ -433,7 +450,7 @@ fn forward_admm<const STATS: bool>(plan: &QuantPlan, bin: usize, ws: &mut Worksp
             ws.s_dstep[j] = qs.d_step;
             ws.u_mask[j] = qu.d_input;
             ws.u_dstep[j] = qu.d_step;
-            ws.d_input[j] = ev.d_input;
+            ws.d_input[j] = ev.d_input * v_mask;
             ws.d_param[j] = ev.d_param;
         }
     }

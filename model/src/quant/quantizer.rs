@@ -95,6 +95,15 @@ pub fn power_of_two_step(max_abs: f32, bits: u32) -> f32 {
     step
 }
 
+/// `Some(f)` when `step` is exactly 2^−f (a finite positive power of two), else `None`.
+pub fn pow2_frac(step: f32) -> Option<i32> {
+    if !(step.is_finite() && step > 0.0) {
+        return None;
+    }
+    let e = step.log2().round() as i32;
+    (2f32.powi(e) == step).then_some(-e)
+}
+
 /// How a tensor's step is chosen from its calibrated largest magnitude.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]

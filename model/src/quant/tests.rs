@@ -280,10 +280,15 @@ impl Reference<'_> {
                     QuantMethod::Lsq => p[net_len + k],
                     QuantMethod::Kaq => p[net_len + k] * s + p[net_len + kk + k],
                 };
+                let prox_in = q.prox_input_step().map(|st| st as f64);
                 let out_k = if nc.arch == Arch::Pgd {
                     let next: Vec<f64> = (0..n)
                         .map(|j| {
                             let r = xp[j] - eta * g[j] + beta * (xp[j] - xpp[j]);
+                            let r = match prox_in {
+                                Some(st) => self.quant(r, st, act_qp),
+                                None => r,
+                            };
                             self.quant(prox.apply(r), step, act_qp)
                         })
                         .collect();
@@ -298,7 +303,11 @@ impl Reference<'_> {
                         let pre = xp[j] - eta * (g[j] + rho * c) + beta * (xp[j] - xpp[j]);
                         xn[j] = self.quant(pre, step, act_qp);
                         let v = xn[j] + up[j];
-                        sn[j] = self.quant(prox.apply(v), step, act_qp);
+                        let vq = match prox_in {
+                            Some(st) => self.quant(v, st, act_qp),
+                            None => v,
+                        };
+                        sn[j] = self.quant(prox.apply(vq), step, act_qp);
                         un[j] = self.quant(v - sn[j], step, act_qp);
                     }
                     xs.push(xn);

@@ -1,0 +1,479 @@
+//! The integer golden model: runs an [`Ir`] on integer codes exactly as docs/fixed-point.md
+//! and docs/ir.md define, batched, with no allocation per element or frame.
+//!
+//! The dot products of the e and g stages (and the matched filter) run on `i16` codes with
+//! `i32` accumulators when every MAC operand has at most 16 bits and every MAC accumulator at
+//! most 32 (the default formats), which the compiler turns into packed multiply-adds; otherwise
+//! on `i32` codes with `i64` accumulators. Both give the same integers: the accumulator widths
+//! are proved by [`super::lower`]'s interval analysis, and every accumulator value is checked
+//! against its proved bound by `debug_assert!` (so in every test build).
+
+use rayon::prelude::*;
+
+use super::{InitStage, Ir, IrError, ProxStage};
+use crate::detect::Detector;
+use crate::error::ModelError;
+use crate::fixed::requantize_wide;
+use crate::link::FrameBatch;
+use crate::quant::quantizer::max_code;
+use crate::unfolded::Arch;
+
+/// Frames per parallel task in [`Detector::detect`].
+const TASK_FRAMES: usize = 64;
+
+/// The codes one layer produced.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct LayerTap {
+    /// e = H x⁽ᵏ⁻¹⁾ − y (M codes).
+    pub e: Vec<i64>,
+    /// g = Hᵀ e (N codes).
+    pub g: Vec<i64>,
+    /// x⁽ᵏ⁾ (N state codes).
+    pub x: Vec<i64>,
+    /// s⁽ᵏ⁾ (ADMM-Net; empty for PGD-Net).
+    pub s: Vec<i64>,
+    /// u⁽ᵏ⁾ (ADMM-Net; empty for PGD-Net).
+    pub u: Vec<i64>,
+}
+
+/// Every intermediate code of one frame: what co-simulation compares layer by layer.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Taps {
+    /// x⁽⁰⁾.
+    pub x0: Vec<i64>,
+    /// Layers 1..K.
+    pub layers: Vec<LayerTap>,
+    /// The output codes (x⁽ᴷ⁾ for PGD-Net, s⁽ᴷ⁾ for ADMM-Net).
+    pub output: Vec<i64>,
+    /// The hard decisions: alphabet levels (odd integers).
+    pub levels: Vec<i32>,
+}
+
+/// A MAC operand type and its accumulator.
+trait Code: Copy + Default + Send + Sync + 'static {
+    fn of(v: i64) -> Self;
+    fn dot(a: &[Self], b: &[Self]) -> i64;
+}
+
+impl Code for i16 {
+    #[inline]
+    fn of(v: i64) -> Self {
+        debug_assert!(i16::try_from(v).is_ok(), "{v} is not a 16-bit code");
+        v as i16
+    }
+    #[inline]
+    fn dot(a: &[Self], b: &[Self]) -> i64 {
+        // |sum| < 2^31 by the proved accumulator width (the fast path requires ≤ 32 bits).
+        i64::from(
+            a.iter()
+                .zip(b)
+                .map(|(&x, &y)| i32::from(x) * i32::from(y))
+                .sum::<i32>(),
+        )
+    }
+}
+
+impl Code for i32 {
+    #[inline]
+    fn of(v: i64) -> Self {
+        debug_assert!(i32::try_from(v).is_ok(), "{v} is not a 32-bit code");
+        v as i32
+    }
+    #[inline]
+    fn dot(a: &[Self], b: &[Self]) -> i64 {
+        a.iter()
+            .zip(b)
+            .map(|(&x, &y)| i64::from(x) * i64::from(y))
+            .sum()
+    }
+}
+
+/// Scratch of one frame's run.
+struct Workspace<C> {
+    h: Vec<C>,
+    ht: Vec<C>,
+    y: Vec<C>,
+    y64: Vec<i64>,
+    xin: Vec<C>,
+    e: Vec<C>,
+    g: Vec<i64>,
+    xp: Vec<i64>,
+    xpp: Vec<i64>,
+    xn: Vec<i64>,
+    s: Vec<i64>,
+    u: Vec<i64>,
+    sn: Vec<i64>,
+    un: Vec<i64>,
+    e64: Vec<i64>,
+}
+
+impl<C: Code> Workspace<C> {
+    fn new(m: usize, n: usize) -> Self {
+        Self {
+            h: vec![C::default(); m * n],
+            ht: vec![C::default(); m * n],
+            y: vec![C::default(); m],
+            y64: vec![0; m],
+            xin: vec![C::default(); n],
+            e: vec![C::default(); m],
+            g: vec![0; n],
+            xp: vec![0; n],
+            xpp: vec![0; n],
+            xn: vec![0; n],
+            s: vec![0; n],
+            u: vec![0; n],
+            sn: vec![0; n],
+            un: vec![0; n],
+            e64: vec![0; m],
+        }
+    }
+
+    /// Loads H (row-major codes) and y, and Hᵀ.
+    fn load(&mut self, m: usize, n: usize, h: impl Fn(usize) -> i64, y: impl Fn(usize) -> i64) {
+        for i in 0..m {
+            for j in 0..n {
+                let c = C::of(h(i * n + j));
+                self.h[i * n + j] = c;
+                self.ht[j * m + i] = c;
+            }
+            self.y64[i] = y(i);
+            self.y[i] = C::of(self.y64[i]);
+        }
+    }
+}
+
+#[inline]
+fn check(v: i128, bound: i64, what: &str, k: usize) {
+    debug_assert!(
+        v.unsigned_abs() <= bound.unsigned_abs() as u128,
+        "layer {k} {what}: |{v}| exceeds the proved bound {bound}"
+    );
+}
+
+/// The front end's quantizer: `clamp(⌊v/step + ½⌋, −Q_P, Q_P)` in f32, exactly as the
+/// fake-quant nets quantize their inputs.
+#[inline]
+fn front_end(v: f32, step: f32, qp: f32) -> i64 {
+    (v / step + 0.5).floor().clamp(-qp, qp) as i64
+}
+
+/// The integer golden model of one IR.
+#[derive(Debug, Clone)]
+pub struct Interpreter {
+    ir: Ir,
+    fast: bool,
+    h_step: f32,
+    h_qp: f32,
+    y_step: f32,
+    y_qp: f32,
+}
+
+impl Interpreter {
+    /// An interpreter for `ir` (validated here).
+    pub fn new(ir: Ir) -> Result<Self, IrError> {
+        ir.validate()?;
+        let mut widths = vec![ir.inputs.h.width(), ir.inputs.y.width(), ir.state_width];
+        let mut accs = Vec::new();
+        if let InitStage::MatchedFilter { acc, .. } = &ir.init {
+            accs.push(acc.width);
+        }
+        for l in &ir.layers {
+            widths.push(l.e.format.width());
+            accs.push(l.e.acc.width);
+            accs.push(l.g.acc.width);
+        }
+        let fast = widths.iter().all(|&w| w <= 16) && accs.iter().all(|&w| w <= 32);
+        let step = |f: crate::fixed::QFormat| 2f32.powi(-f.frac());
+        Ok(Self {
+            fast,
+            h_step: step(ir.inputs.h),
+            h_qp: max_code(ir.inputs.h.width()),
+            y_step: step(ir.inputs.y),
+            y_qp: max_code(ir.inputs.y.width()),
+            ir,
+        })
+    }
+
+    /// The IR.
+    pub fn ir(&self) -> &Ir {
+        &self.ir
+    }
+
+    /// The same interpreter on the `i32`/`i64` path (for tests of the fast path).
+    #[cfg(test)]
+    pub(crate) fn force_wide(mut self) -> Self {
+        self.fast = false;
+        self
+    }
+
+    /// Whether the packed 16-bit MAC path is in use.
+    pub fn is_fast(&self) -> bool {
+        self.fast
+    }
+
+    /// The input codes of frame `f` of `frames` as the receiver's front end forms them
+    /// (docs/ir.md §Inputs): H̃ (row-major), ỹ and the SNR bin.
+    pub fn frame_codes(
+        &self,
+        frames: &FrameBatch,
+        f: usize,
+    ) -> Result<(Vec<i64>, Vec<i64>, usize), ModelError> {
+        self.check_frames(frames)?;
+        if f >= frames.frames {
+            return Err(ModelError::Shape(format!(
+                "frame {f} of a batch of {}",
+                frames.frames
+            )));
+        }
+        let (m, n) = (self.ir.m, self.ir.n);
+        let h = frames.h[f * m * n..(f + 1) * m * n]
+            .iter()
+            .map(|&v| front_end(v as f32, self.h_step, self.h_qp))
+            .collect();
+        let y = frames.y[f * m..(f + 1) * m]
+            .iter()
+            .map(|&v| front_end(v as f32, self.y_step, self.y_qp))
+            .collect();
+        Ok((h, y, self.ir.bin_of(frames.noise_var[f] as f32)))
+    }
+
+    /// Runs one frame given as codes (H̃ row-major, ỹ, SNR bin) and returns every
+    /// intermediate code. Codes outside their input format, wrong lengths or a bin outside
+    /// the table are errors.
+    pub fn run_codes(&self, h: &[i64], y: &[i64], bin: usize) -> Result<Taps, IrError> {
+        let (m, n) = (self.ir.m, self.ir.n);
+        if h.len() != m * n {
+            return Err(IrError::invalid(
+                "h",
+                format!("{} codes given, M·N = {} needed", h.len(), m * n),
+            ));
+        }
+        if y.len() != m {
+            return Err(IrError::invalid(
+                "y",
+                format!("{} codes given, M = {m} needed", y.len()),
+            ));
+        }
+        for (name, codes, f) in [("h", h, self.ir.inputs.h), ("y", y, self.ir.inputs.y)] {
+            if let Some((i, c)) = codes.iter().enumerate().find(|(_, c)| !f.contains(**c)) {
+                return Err(IrError::invalid(
+                    format!("{name}[{i}]"),
+                    format!("{c} is not a signed {}-bit code", f.width()),
+                ));
+            }
+        }
+        if bin >= self.ir.bins() {
+            return Err(IrError::invalid(
+                "bin",
+                format!("{bin} is outside 0..{}", self.ir.bins()),
+            ));
+        }
+        let mut taps = Taps::default();
+        if self.fast {
+            let mut ws = Workspace::<i16>::new(m, n);
+            ws.load(m, n, |i| h[i], |i| y[i]);
+            self.run(&mut ws, bin, Some(&mut taps));
+        } else {
+            let mut ws = Workspace::<i32>::new(m, n);
+            ws.load(m, n, |i| h[i], |i| y[i]);
+            self.run(&mut ws, bin, Some(&mut taps));
+        }
+        Ok(taps)
+    }
+
+    fn check_frames(&self, frames: &FrameBatch) -> Result<(), ModelError> {
+        let ir = &self.ir;
+        if frames.m != ir.m || frames.n != ir.n || frames.link.modulation != ir.modulation {
+            return Err(ModelError::Shape(format!(
+                "frames are {}×{} {}, the IR {} needs {}×{} {}",
+                frames.m, frames.n, frames.link.modulation, ir.name, ir.m, ir.n, ir.modulation
+            )));
+        }
+        Ok(())
+    }
+
+    /// One frame whose inputs are loaded in `ws`; the output codes end in `ws.xp` (PGD) or
+    /// `ws.s` (ADMM). With `taps`, every intermediate code is recorded.
+    fn run<C: Code>(&self, ws: &mut Workspace<C>, bin: usize, mut taps: Option<&mut Taps>) {
+        let ir = &self.ir;
+        let (m, n) = (ir.m, ir.n);
+        match &ir.init {
+            InitStage::Zero => ws.xp.fill(0),
+            InitStage::MatchedFilter { acc, requant } => {
+                for j in 0..n {
+                    let a = C::dot(&ws.ht[j * m..(j + 1) * m], &ws.y);
+                    check(i128::from(a), acc.bound, "init.acc", 0);
+                    ws.xp[j] = requant.apply(a);
+                }
+            }
+        }
+        ws.xpp.copy_from_slice(&ws.xp);
+        let admm = ir.arch == Arch::Admm;
+        if admm {
+            ws.s.copy_from_slice(&ws.xp);
+            ws.u.fill(0);
+        }
+        if let Some(t) = taps.as_deref_mut() {
+            t.x0 = ws.xp.clone();
+        }
+        for (k, layer) in ir.layers.iter().enumerate() {
+            for (d, &v) in ws.xin.iter_mut().zip(&ws.xp) {
+                *d = C::of(v);
+            }
+            // e = requant(mult·(H x) − y ≪ y_shift)
+            let es = &layer.e;
+            let mult = i128::from(es.mult[bin]);
+            for i in 0..m {
+                let a = C::dot(&ws.h[i * n..(i + 1) * n], &ws.xin);
+                check(i128::from(a), es.acc.bound, "e.acc", k);
+                let sum = mult * i128::from(a) - (i128::from(ws.y64[i]) << es.y_shift);
+                check(sum, es.sum.bound, "e.sum", k);
+                let e = requantize_wide(sum, es.shift, es.rounding, es.overflow, es.format.width());
+                ws.e64[i] = e;
+                ws.e[i] = C::of(e);
+            }
+            // g = requant(Hᵀ e)
+            for j in 0..n {
+                let a = C::dot(&ws.ht[j * m..(j + 1) * m], &ws.e);
+                check(i128::from(a), layer.g.acc.bound, "g.acc", k);
+                ws.g[j] = layer.g.requant.apply(a);
+            }
+            // The update, the prox and the new states.
+            let up = &layer.update;
+            let x1 = i128::from(up.x1[bin]);
+            let x2 = up.x2.get(bin).map_or(0, |&v| i128::from(v));
+            let gc = i128::from(up.g_coef);
+            let c = up.c.get(bin).map_or(0, |&v| i128::from(v));
+            for j in 0..n {
+                let mut r = x1 * i128::from(ws.xp[j])
+                    + x2 * i128::from(ws.xpp[j])
+                    + gc * i128::from(ws.g[j]);
+                if admm {
+                    r += c * i128::from(ws.xp[j] - ws.s[j] + ws.u[j]);
+                }
+                check(r, up.acc.bound, "update.acc", k);
+                let r = r as i64;
+                match &layer.admm {
+                    None => {
+                        let p = prox(&layer.prox, r);
+                        ws.xn[j] = layer.out.apply(p, bin);
+                    }
+                    Some(a) => {
+                        let x = a.x_out.apply(r, bin);
+                        let vx = i128::from(a.vx[bin]);
+                        let v = vx * i128::from(x) + i128::from(a.vu[bin]) * i128::from(ws.u[j]);
+                        check(v, a.v.bound, "admm.v", k);
+                        let s = layer.out.apply(prox(&layer.prox, v as i64), bin);
+                        let w = v - vx * i128::from(s);
+                        check(w, a.w.bound, "admm.w", k);
+                        ws.xn[j] = x;
+                        ws.sn[j] = s;
+                        ws.un[j] = a.x_out.apply(w as i64, bin);
+                    }
+                }
+            }
+            std::mem::swap(&mut ws.xpp, &mut ws.xp);
+            std::mem::swap(&mut ws.xp, &mut ws.xn);
+            if admm {
+                std::mem::swap(&mut ws.s, &mut ws.sn);
+                std::mem::swap(&mut ws.u, &mut ws.un);
+            }
+            if let Some(t) = taps.as_deref_mut() {
+                t.layers.push(LayerTap {
+                    e: ws.e64.clone(),
+                    g: ws.g.clone(),
+                    x: ws.xp.clone(),
+                    s: if admm { ws.s.clone() } else { Vec::new() },
+                    u: if admm { ws.u.clone() } else { Vec::new() },
+                });
+            }
+        }
+        if let Some(t) = taps {
+            let out = if admm { &ws.s } else { &ws.xp };
+            t.output = out.clone();
+            t.levels = out.iter().map(|&c| ir.decide(c, bin)).collect();
+        }
+    }
+
+    fn detect_with<C: Code>(
+        &self,
+        frames: &FrameBatch,
+        decisions: &mut [i32],
+    ) -> Result<(), ModelError> {
+        let (m, n) = (self.ir.m, self.ir.n);
+        decisions
+            .par_chunks_mut(TASK_FRAMES * n)
+            .enumerate()
+            .for_each(|(task, out)| {
+                let mut ws = Workspace::<C>::new(m, n);
+                for (local, dec) in out.chunks_exact_mut(n).enumerate() {
+                    let f = task * TASK_FRAMES + local;
+                    let h = &frames.h[f * m * n..(f + 1) * m * n];
+                    let y = &frames.y[f * m..(f + 1) * m];
+                    ws.load(
+                        m,
+                        n,
+                        |i| front_end(h[i] as f32, self.h_step, self.h_qp),
+                        |i| front_end(y[i] as f32, self.y_step, self.y_qp),
+                    );
+                    let bin = self.ir.bin_of(frames.noise_var[f] as f32);
+                    self.run(&mut ws, bin, None);
+                    let out = if self.ir.arch == Arch::Admm {
+                        &ws.s
+                    } else {
+                        &ws.xp
+                    };
+                    for (d, &c) in dec.iter_mut().zip(out) {
+                        *d = self.ir.decide(c, bin);
+                    }
+                }
+            });
+        Ok(())
+    }
+}
+
+#[inline]
+fn prox(stage: &ProxStage, r: i64) -> i64 {
+    match stage {
+        ProxStage::Soft { lambda } => r - r.clamp(-lambda, *lambda),
+        ProxStage::Box { limit } => r.clamp(-limit, *limit),
+        ProxStage::Table { input, table, .. } => {
+            let half = 1i64 << (input.out_width() - 1);
+            table[(input.apply(r) + half) as usize]
+        }
+    }
+}
+
+impl Detector for Interpreter {
+    /// The source model's name with `-int`, e.g. `pgd-soft-k5-kaq-8b-int`.
+    fn name(&self) -> String {
+        format!("{}-int", self.ir.name)
+    }
+
+    /// Quantizes every frame with the front end, runs the integer model and slices.
+    fn detect(&self, frames: &FrameBatch, decisions: &mut [i32]) -> Result<(), ModelError> {
+        frames.check_decisions(decisions)?;
+        self.check_frames(frames)?;
+        for (field, len, per) in [
+            ("h", frames.h.len(), self.ir.m * self.ir.n),
+            ("y", frames.y.len(), self.ir.m),
+            ("noise_var", frames.noise_var.len(), 1),
+        ] {
+            if len < frames.frames * per {
+                return Err(ModelError::Shape(format!(
+                    "frame batch field {field} holds {len} values, {} frames need {}",
+                    frames.frames,
+                    frames.frames * per
+                )));
+            }
+        }
+        if self.ir.n == 0 || frames.frames == 0 {
+            return Ok(());
+        }
+        if self.fast {
+            self.detect_with::<i16>(frames, decisions)
+        } else {
+            self.detect_with::<i32>(frames, decisions)
+        }
+    }
+}
