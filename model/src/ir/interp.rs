@@ -199,6 +199,22 @@ impl Interpreter {
         &self.ir
     }
 
+    /// An interpreter for `ir` without validation: for tests that must reach the
+    /// interpreter's own accumulator assertions with a deliberately wrong IR.
+    #[cfg(test)]
+    pub(crate) fn new_unchecked(ir: Ir) -> Self {
+        let mut me = Self::new(ir.clone()).unwrap_or_else(|_| Self {
+            ir: ir.clone(),
+            fast: false,
+            h_step: 2f32.powi(-ir.inputs.h.frac()),
+            h_qp: max_code(ir.inputs.h.width()),
+            y_step: 2f32.powi(-ir.inputs.y.frac()),
+            y_qp: max_code(ir.inputs.y.width()),
+        });
+        me.ir = ir;
+        me
+    }
+
     /// The same interpreter on the `i32`/`i64` path (for tests of the fast path).
     #[cfg(test)]
     pub(crate) fn force_wide(mut self) -> Self {

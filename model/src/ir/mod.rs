@@ -17,6 +17,8 @@ mod interp;
 pub mod lower;
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_inputs;
 mod validate;
 
 use std::fmt;

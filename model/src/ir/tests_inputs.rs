@@ -1,0 +1,2 @@
+//! Malformed IR documents, the round trip, bad interpreter inputs and adversarial inputs at
+//! the format limits.
