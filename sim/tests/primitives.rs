@@ -3,7 +3,8 @@
 //!
 //! Each test writes one Verilog testbench holding many parameterized instances, runs it under
 //! Icarus (and once under Verilator), and compares every `$display`ed line with the Rust
-//! primitive. Combinational cells are swept over every input; the MAC lane gets a seeded random
+//! primitive. Combinational cells are swept over every input where that is small, else driven
+//! by seeded random codes with the extreme ones mixed in; the MAC lane gets a seeded random
 //! stimulus with resets, clears, holds and extreme codes. Every test uses its own temporary
 //! directory. A missing tool skips the test, or fails it under `KAQ_REQUIRE_VERILATOR=1`.
 
@@ -12,14 +13,20 @@ use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use kaq_model::Modulation;
 use kaq_model::fixed::{
-    OverflowMode, RoundingMode, mac, max_code, min_code, overflow, requantize, round_shift, wrap,
+    OverflowMode, RoundingMode, fits, mac, max_code, min_code, overflow, requantize,
+    requantize_wide, round_shift, wrap,
 };
 use kaq_sim::tools::{Tool, require};
 
 const ROUND_SHIFT_SAT: &str = "kaq_round_shift_sat.v";
 const REQUANT: &str = "kaq_requant.v";
 const MAC_LANE: &str = "kaq_mac_lane.v";
+const AFFINE_REQUANT: &str = "kaq_affine_requant.v";
+const PROX_PWL: &str = "kaq_prox_pwl.v";
+const LUT: &str = "kaq_lut.v";
+const SLICER: &str = "kaq_slicer.v";
 
 fn primitive(file: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -71,6 +78,23 @@ fn bits(v: i64, w: u32) -> u128 {
     u128::from((v as u64) & (u64::MAX >> (64 - w)))
 }
 
+/// The hex digits of the concatenation of `fields` (code, width), first field most significant.
+fn hex_word(fields: &[(i64, u32)]) -> String {
+    let mut le: Vec<bool> = Vec::new();
+    for &(v, w) in fields.iter().rev() {
+        le.extend((0..w).map(|k| (bits(v, w) >> k) & 1 == 1));
+    }
+    (0..le.len().div_ceil(4))
+        .rev()
+        .map(|d| {
+            let nibble = (0..4)
+                .filter(|b| le.get(4 * d + b).copied().unwrap_or(false))
+                .fold(0u32, |acc, b| acc | 1 << b);
+            char::from_digit(nibble, 16).expect("a nibble")
+        })
+        .collect()
+}
+
 /// One testbench under construction: declarations and one sequential `initial` body.
 struct Bench {
     dir: PathBuf,
@@ -98,6 +122,46 @@ impl Bench {
             width - 1,
             words.len() - 1,
             path.display()
+        );
+    }
+
+    /// Declares `reg signed` inputs `fields` (name, width) and appends a loop that applies each
+    /// of `vectors` (one code per field) from a stimulus memory and displays the tag, the
+    /// inputs and then `outputs`.
+    fn drive(
+        &mut self,
+        tag: usize,
+        fields: &[(String, u32)],
+        vectors: &[Vec<i64>],
+        outputs: &[String],
+    ) {
+        let width: u32 = fields.iter().map(|(_, w)| w).sum();
+        for (name, w) in fields {
+            let _ = writeln!(self.decls, "  reg signed [{}:0] {name};", w - 1);
+        }
+        let words: Vec<String> = vectors
+            .iter()
+            .map(|v| {
+                let coded: Vec<(i64, u32)> =
+                    v.iter().zip(fields).map(|(&x, (_, w))| (x, *w)).collect();
+                hex_word(&coded)
+            })
+            .collect();
+        self.memory(&format!("stim{tag}"), width, &words);
+        let names: Vec<&str> = fields.iter().map(|(n, _)| n.as_str()).collect();
+        let shown: Vec<&str> = names
+            .iter()
+            .copied()
+            .chain(outputs.iter().map(String::as_str))
+            .collect();
+        let _ = writeln!(
+            self.body,
+            "    for (i = 0; i < {}; i = i + 1) begin\n      {{{}}} = stim{tag}[i];\n      #1;\n      \
+             $display(\"{tag}{}\", {});\n    end",
+            words.len(),
+            names.join(", "),
+            " %0d".repeat(shown.len()),
+            shown.join(", ")
         );
     }
 
@@ -143,11 +207,67 @@ struct MacLane {
     seed: u64,
 }
 
+/// A `kaq_affine_requant` instance, swept over every (a, mult, b) when `samples` is 0, else
+/// over `samples` seeded random triples.
+#[derive(Debug, Clone, Copy)]
+struct AffineRequant {
+    a_w: u32,
+    mult_w: u32,
+    b_w: u32,
+    b_shift: u32,
+    shift: u32,
+    out_w: u32,
+    rounding: RoundingMode,
+    overflow: OverflowMode,
+    samples: usize,
+    seed: u64,
+}
+
+/// The two piecewise-linear prox kinds of `kaq_prox_pwl` (its `KIND` parameter).
+#[derive(Debug, Clone, Copy)]
+enum ProxKind {
+    Soft,
+    Box,
+}
+
+/// A `kaq_prox_pwl` instance, swept over every input when `samples` is 0, else over `samples`
+/// seeded random codes plus the codes around ±PARAM.
+#[derive(Debug, Clone, Copy)]
+struct ProxPwl {
+    w: u32,
+    kind: ProxKind,
+    param: i64,
+    samples: usize,
+    seed: u64,
+}
+
+/// A `kaq_lut` instance with a seeded random table, swept over every index.
+#[derive(Debug, Clone, Copy)]
+struct Lut {
+    idx_w: u32,
+    tw: u32,
+    seed: u64,
+}
+
+/// A `kaq_slicer` instance driven by `samples` seeded random codes and threshold sets.
+#[derive(Debug, Clone, Copy)]
+struct Slicer {
+    w: u32,
+    levels: usize,
+    tw: u32,
+    samples: usize,
+    seed: u64,
+}
+
 #[derive(Debug, Clone, Copy)]
 enum Case {
     RoundShiftSat(RoundShiftSat),
     Requant(Requant),
     MacLane(MacLane),
+    AffineRequant(AffineRequant),
+    ProxPwl(ProxPwl),
+    Lut(Lut),
+    Slicer(Slicer),
 }
 
 /// One stimulus step of a MAC lane.
@@ -176,6 +296,138 @@ impl Requant {
                 .map(|_| (rng.code(self.in_w), rng.code(self.mult_w)))
                 .collect()
         }
+    }
+}
+
+impl AffineRequant {
+    fn vectors(&self) -> Vec<Vec<i64>> {
+        if self.samples == 0 {
+            let n = self.a_w + self.mult_w + self.b_w;
+            (0..1i64 << n)
+                .map(|i| {
+                    vec![
+                        wrap(i >> (self.mult_w + self.b_w), self.a_w),
+                        wrap(i >> self.b_w, self.mult_w),
+                        wrap(i, self.b_w),
+                    ]
+                })
+                .collect()
+        } else {
+            let mut rng = SplitMix(self.seed);
+            (0..self.samples)
+                .map(|_| {
+                    vec![
+                        rng.code(self.a_w),
+                        rng.code(self.mult_w),
+                        rng.code(self.b_w),
+                    ]
+                })
+                .collect()
+        }
+    }
+
+    /// The Rust twin: the exact value, requantized by `requantize_wide`.
+    fn model(&self, a: i64, mult: i64, b: i64) -> i64 {
+        let exact = i128::from(a) * i128::from(mult) - (i128::from(b) << self.b_shift);
+        requantize_wide(exact, self.shift, self.rounding, self.overflow, self.out_w)
+    }
+}
+
+impl ProxPwl {
+    fn vectors(&self) -> Vec<Vec<i64>> {
+        let mut codes: Vec<i64> = if self.samples == 0 {
+            (0..1i64 << self.w).map(|i| wrap(i, self.w)).collect()
+        } else {
+            let mut rng = SplitMix(self.seed);
+            (0..self.samples).map(|_| rng.code(self.w)).collect()
+        };
+        if self.samples != 0 {
+            let p = self.param;
+            codes.extend(
+                [p - 1, p, p + 1, -p - 1, -p, -p + 1]
+                    .into_iter()
+                    .filter(|&x| fits(x, self.w)),
+            );
+        }
+        codes.into_iter().map(|x| vec![x]).collect()
+    }
+
+    /// The Rust twin: the interpreter's `prox` for `ProxStage::Soft { lambda }` and
+    /// `ProxStage::Box { limit }` (model/src/ir/interp.rs).
+    fn model(&self, x: i64) -> i64 {
+        let p = self.param;
+        match self.kind {
+            ProxKind::Soft => x - x.clamp(-p, p),
+            ProxKind::Box => x.clamp(-p, p),
+        }
+    }
+
+    fn kind_code(&self) -> u32 {
+        match self.kind {
+            ProxKind::Soft => 0,
+            ProxKind::Box => 1,
+        }
+    }
+}
+
+impl Lut {
+    /// The table, entry 0 first.
+    fn table(&self) -> Vec<i64> {
+        let mut rng = SplitMix(self.seed);
+        (0..1u32 << self.idx_w).map(|_| rng.code(self.tw)).collect()
+    }
+
+    /// The table as a concatenation of one sized literal per entry, entry 0 last (in the
+    /// least significant bits). Icarus cannot lex one literal of the whole 2^12 × 32-bit table.
+    fn literal(&self) -> String {
+        let entries: Vec<String> = self
+            .table()
+            .iter()
+            .rev()
+            .map(|&e| format!("{}'h{:x}", self.tw, bits(e, self.tw)))
+            .collect();
+        format!("{{{}}}", entries.join(", "))
+    }
+}
+
+impl Slicer {
+    /// Vectors of code then thresholds t_0 .. t_{L−2}: ascending, except one set in eight in
+    /// random order; one code in four equals a threshold when it fits the code width.
+    fn vectors(&self) -> Vec<Vec<i64>> {
+        let mut rng = SplitMix(self.seed);
+        (0..self.samples)
+            .map(|_| {
+                let mut t: Vec<i64> = (1..self.levels).map(|_| rng.code(self.tw)).collect();
+                let r = rng.next();
+                if !r.is_multiple_of(8) {
+                    t.sort_unstable();
+                }
+                let mut code = rng.code(self.w);
+                let pick = t[(r / 8 % t.len() as u64) as usize];
+                if (r / 64).is_multiple_of(4) && fits(pick, self.w) {
+                    code = pick;
+                }
+                std::iter::once(code).chain(t).collect()
+            })
+            .collect()
+    }
+
+    /// The Rust twin: the level index of `Ir::level_index`, Gray-coded by
+    /// `Modulation::gray_bits` of its level.
+    fn model(&self, code: i64, thresholds: &[i64]) -> i64 {
+        let modulation = match self.levels {
+            2 => Modulation::Bpsk,
+            4 => Modulation::Qam16,
+            8 => Modulation::Qam64,
+            l => panic!("{l} levels per dimension"),
+        };
+        assert_eq!(modulation.levels_per_dim(), self.levels);
+        let i = thresholds.iter().filter(|&&t| code >= t).count();
+        i64::from(modulation.gray_bits(modulation.level_of_index(i)))
+    }
+
+    fn bpd(&self) -> u32 {
+        self.levels.trailing_zeros()
     }
 }
 
@@ -326,6 +578,88 @@ impl Case {
                     words.len()
                 );
             }
+            Case::AffineRequant(c) => {
+                bench.drive(
+                    tag,
+                    &[
+                        (format!("a{tag}"), c.a_w),
+                        (format!("m{tag}"), c.mult_w),
+                        (format!("b{tag}"), c.b_w),
+                    ],
+                    &c.vectors(),
+                    &[format!("y{tag}")],
+                );
+                let _ = writeln!(
+                    bench.decls,
+                    "  wire signed [{}:0] y{tag};\n  \
+                     kaq_affine_requant #(.A_W({}), .MULT_W({}), .B_W({}), .B_SHIFT({}), .SHIFT({}), \
+                     .OUT_W({}), .ROUNDING({}), .OVERFLOW({})) \
+                     u{tag} (.a(a{tag}), .mult(m{tag}), .b(b{tag}), .y(y{tag}));",
+                    c.out_w - 1,
+                    c.a_w,
+                    c.mult_w,
+                    c.b_w,
+                    c.b_shift,
+                    c.shift,
+                    c.out_w,
+                    c.rounding.verilog_code(),
+                    c.overflow.verilog_code()
+                );
+            }
+            Case::ProxPwl(c) => {
+                bench.drive(
+                    tag,
+                    &[(format!("x{tag}"), c.w)],
+                    &c.vectors(),
+                    &[format!("y{tag}")],
+                );
+                let _ = writeln!(
+                    bench.decls,
+                    "  wire signed [{}:0] y{tag};\n  \
+                     kaq_prox_pwl #(.W({w}), .KIND({}), .PARAM({w}'d{})) u{tag} (.x(x{tag}), .y(y{tag}));",
+                    c.w - 1,
+                    c.kind_code(),
+                    c.param,
+                    w = c.w
+                );
+            }
+            Case::Lut(c) => {
+                let _ = writeln!(
+                    bench.decls,
+                    "  reg signed [{}:0] x{tag};\n  wire signed [{}:0] y{tag};\n  \
+                     kaq_lut #(.IDX_W({}), .TW({}), .TABLE({})) u{tag} (.idx(x{tag}), .y(y{tag}));",
+                    c.idx_w - 1,
+                    c.tw - 1,
+                    c.idx_w,
+                    c.tw,
+                    c.literal()
+                );
+                let _ = writeln!(
+                    bench.body,
+                    "    for (i = 0; i < {n}; i = i + 1) begin\n      x{tag} = i[{m}:0];\n      #1;\n      \
+                     $display(\"{tag} %0d %0d\", x{tag}, y{tag});\n    end",
+                    n = 1u64 << c.idx_w,
+                    m = c.idx_w - 1
+                );
+            }
+            Case::Slicer(c) => {
+                let mut fields = vec![(format!("c{tag}"), c.w)];
+                fields.extend((0..c.levels - 1).map(|j| (format!("t{tag}_{j}"), c.tw)));
+                let packed: Vec<&str> = fields[1..].iter().rev().map(|(n, _)| n.as_str()).collect();
+                bench.drive(tag, &fields, &c.vectors(), &[format!("g{tag}")]);
+                let _ = writeln!(
+                    bench.decls,
+                    "  wire [{}:0] g{tag};\n  \
+                     kaq_slicer #(.W({}), .LEVELS({}), .TW({}), .BPD({})) \
+                     u{tag} (.code(c{tag}), .thresholds({{{}}}), .bits(g{tag}));",
+                    c.bpd() - 1,
+                    c.w,
+                    c.levels,
+                    c.tw,
+                    c.bpd(),
+                    packed.join(", ")
+                );
+            }
         }
     }
 
@@ -351,6 +685,40 @@ impl Case {
                 })
                 .collect(),
             Case::MacLane(c) => c.run().into_iter().map(|(_, acc)| vec![acc]).collect(),
+            Case::AffineRequant(c) => c
+                .vectors()
+                .into_iter()
+                .map(|mut v| {
+                    v.push(c.model(v[0], v[1], v[2]));
+                    v
+                })
+                .collect(),
+            Case::ProxPwl(c) => c
+                .vectors()
+                .into_iter()
+                .map(|mut v| {
+                    v.push(c.model(v[0]));
+                    v
+                })
+                .collect(),
+            Case::Lut(c) => {
+                let table = c.table();
+                let half = 1i64 << (c.idx_w - 1);
+                (0..1i64 << c.idx_w)
+                    .map(|i| {
+                        let idx = wrap(i, c.idx_w);
+                        vec![idx, table[(idx + half) as usize]]
+                    })
+                    .collect()
+            }
+            Case::Slicer(c) => c
+                .vectors()
+                .into_iter()
+                .map(|mut v| {
+                    v.push(c.model(v[0], &v[1..]));
+                    v
+                })
+                .collect(),
         }
     }
 }
@@ -376,7 +744,16 @@ fn check_cases(simulator: Simulator, cases: &[Case]) {
     }
     let tb = dir.path().join("tb.v");
     std::fs::write(&tb, bench.finish()).expect("write testbench");
-    let sources = [ROUND_SHIFT_SAT, REQUANT, MAC_LANE].map(primitive);
+    let sources = [
+        ROUND_SHIFT_SAT,
+        REQUANT,
+        MAC_LANE,
+        AFFINE_REQUANT,
+        PROX_PWL,
+        LUT,
+        SLICER,
+    ]
+    .map(primitive);
     let output = match simulator {
         Simulator::Icarus => {
             let image = dir.path().join("tb.vvp");
@@ -591,13 +968,154 @@ fn mac_lane_matches_rust_under_icarus() {
     check_cases(Simulator::Icarus, &mac_cases(3000));
 }
 
+/// Every ROUNDING × OVERFLOW for each (B_SHIFT, SHIFT, OUT_W) of `shapes`.
+fn affine_requant_matrix(
+    (a_w, mult_w, b_w): (u32, u32, u32),
+    shapes: &[(u32, u32, u32)],
+    samples: usize,
+) -> Vec<Case> {
+    let mut cases = Vec::new();
+    for (n, &(b_shift, shift, out_w)) in shapes.iter().enumerate() {
+        for rounding in RoundingMode::ALL {
+            for overflow in OverflowMode::ALL {
+                cases.push(Case::AffineRequant(AffineRequant {
+                    a_w,
+                    mult_w,
+                    b_w,
+                    b_shift,
+                    shift,
+                    out_w,
+                    rounding,
+                    overflow,
+                    samples,
+                    seed: 300
+                        + 10 * n as u64
+                        + u64::from(3 * rounding.verilog_code() + overflow.verilog_code()),
+                }));
+            }
+        }
+    }
+    cases
+}
+
+/// Exhaustive: every 6-bit a, 4-bit multiplier and 4-bit b, with b unshifted, shifted below
+/// and above the rounding shift, and outputs that do and do not saturate.
+#[test]
+fn affine_requant_matches_rust_exhaustively_under_icarus() {
+    check_cases(
+        Simulator::Icarus,
+        &affine_requant_matrix((6, 4, 4), &[(0, 0, 10), (2, 3, 5), (6, 4, 4)], 0),
+    );
+}
+
+/// Wide: 32-bit a and b, 24-bit multipliers, b shifted past the product (a 73-bit difference)
+/// or below it, outputs of 16 and 8 bits.
+#[test]
+fn affine_requant_matches_rust_for_wide_operands_under_icarus() {
+    check_cases(
+        Simulator::Icarus,
+        &affine_requant_matrix((32, 24, 32), &[(40, 50, 16), (12, 30, 8)], 1500),
+    );
+}
+
+fn prox_cases(samples: usize) -> Vec<Case> {
+    let mut cases = Vec::new();
+    for kind in [ProxKind::Soft, ProxKind::Box] {
+        // Exhaustive on 6 bits, PARAM from 0 past the largest code to 2^W − 1.
+        for param in [0, 1, 5, 31, 32, 63] {
+            cases.push(Case::ProxPwl(ProxPwl {
+                w: 6,
+                kind,
+                param,
+                samples: 0,
+                seed: 0,
+            }));
+        }
+        for (n, (w, param)) in [
+            (17, 1000),
+            (17, (1 << 17) - 1),
+            (62, 0),
+            (62, (1 << 40) + 3),
+            (62, (1 << 61) - 1),
+            (62, 1 << 61),
+            (62, (1 << 62) - 1),
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            cases.push(Case::ProxPwl(ProxPwl {
+                w,
+                kind,
+                param,
+                samples,
+                seed: 500 + n as u64,
+            }));
+        }
+    }
+    cases
+}
+
+#[test]
+fn prox_pwl_matches_rust_under_icarus() {
+    check_cases(Simulator::Icarus, &prox_cases(500));
+}
+
+fn lut_cases(full: bool) -> Vec<Case> {
+    let mut shapes = vec![(1, 1), (1, 5), (2, 3), (4, 8), (8, 16), (6, 32)];
+    if full {
+        shapes.push((12, 32));
+    }
+    shapes
+        .into_iter()
+        .enumerate()
+        .map(|(n, (idx_w, tw))| {
+            Case::Lut(Lut {
+                idx_w,
+                tw,
+                seed: 700 + n as u64,
+            })
+        })
+        .collect()
+}
+
+#[test]
+fn lut_matches_rust_under_icarus() {
+    check_cases(Simulator::Icarus, &lut_cases(true));
+}
+
+fn slicer_cases(samples: usize) -> Vec<Case> {
+    let mut cases = Vec::new();
+    for levels in [2, 4, 8] {
+        for (w, tw) in [(4, 4), (6, 3), (3, 7), (16, 16), (32, 20), (20, 32)] {
+            cases.push(Case::Slicer(Slicer {
+                w,
+                levels,
+                tw,
+                samples,
+                seed: 900 + cases.len() as u64,
+            }));
+        }
+    }
+    cases
+}
+
+#[test]
+fn slicer_matches_rust_under_icarus() {
+    check_cases(Simulator::Icarus, &slicer_cases(1000));
+}
+
 /// One Verilator build covering every primitive: the 8-bit round-shift matrix at two shifts,
-/// the requantizers and the MAC lanes.
+/// the requantizers, the MAC lanes and a share of each newer cell's cases.
 #[test]
 fn primitives_match_rust_under_verilator() {
     let mut cases = round_shift_sat_matrix(8, &[0, 3], &[4, 8]);
     cases.extend(requant_cases(200));
     cases.extend(mac_cases(500));
+    cases.extend(affine_requant_matrix((6, 4, 3), &[(2, 3, 5)], 0));
+    cases.extend(affine_requant_matrix((32, 24, 32), &[(40, 50, 16)], 200));
+    cases.extend(prox_cases(100));
+    cases.extend(lut_cases(false));
+    cases.extend(slicer_cases(200));
     check_cases(Simulator::Verilator, &cases);
 }
 
@@ -642,6 +1160,55 @@ fn primitives_are_lint_clean() {
                 "A_W=3 B_W=12 ACC_W=33",
             ],
         ),
+        (
+            "kaq_affine_requant",
+            &[AFFINE_REQUANT, ROUND_SHIFT_SAT],
+            &[
+                "A_W=16 MULT_W=16 B_W=8 B_SHIFT=0 SHIFT=12 OUT_W=8 ROUNDING=0 OVERFLOW=0",
+                "A_W=6 MULT_W=4 B_W=4 B_SHIFT=0 SHIFT=0 OUT_W=10 ROUNDING=1 OVERFLOW=1",
+                "A_W=6 MULT_W=4 B_W=4 B_SHIFT=6 SHIFT=4 OUT_W=4 ROUNDING=2 OVERFLOW=2",
+                "A_W=32 MULT_W=24 B_W=32 B_SHIFT=40 SHIFT=50 OUT_W=16 ROUNDING=2 OVERFLOW=1",
+                "A_W=32 MULT_W=24 B_W=32 B_SHIFT=12 SHIFT=30 OUT_W=8 ROUNDING=0 OVERFLOW=2",
+            ],
+        ),
+        (
+            "kaq_prox_pwl",
+            &[PROX_PWL],
+            &[
+                "W=16 KIND=0",
+                "W=6 KIND=0 PARAM=6'd63",
+                "W=6 KIND=1 PARAM=6'd5",
+                "W=1 KIND=1 PARAM=1'd1",
+                "W=17 KIND=0 PARAM=17'd1000",
+                "W=62 KIND=0 PARAM=62'h3fffffffffffffff",
+                "W=62 KIND=1 PARAM=62'h1000000000000003",
+            ],
+        ),
+        (
+            "kaq_lut",
+            &[LUT],
+            &[
+                "IDX_W=4 TW=8",
+                "IDX_W=1 TW=1 TABLE=2'b10",
+                "IDX_W=1 TW=5",
+                "IDX_W=2 TW=3 TABLE=12'habc",
+                "IDX_W=4 TW=1",
+                "IDX_W=8 TW=16",
+                "IDX_W=12 TW=32",
+            ],
+        ),
+        (
+            "kaq_slicer",
+            &[SLICER],
+            &[
+                "W=16 LEVELS=4 TW=16 BPD=2",
+                "W=4 LEVELS=2 TW=4 BPD=1",
+                "W=6 LEVELS=8 TW=3 BPD=3",
+                "W=3 LEVELS=8 TW=7 BPD=3",
+                "W=32 LEVELS=4 TW=20 BPD=2",
+                "W=1 LEVELS=2 TW=1 BPD=1",
+            ],
+        ),
     ];
     for (top, files, param_sets) in sets {
         for params in *param_sets {
@@ -660,8 +1227,9 @@ fn primitives_are_lint_clean() {
     }
 }
 
-/// An unknown ROUNDING or OVERFLOW code, or a MAC accumulator narrower than its product,
-/// fails elaboration instead of building something unspecified.
+/// An unknown ROUNDING, OVERFLOW or prox KIND code, a MAC accumulator narrower than its
+/// product, or an unsupported slicer shape fails elaboration instead of building something
+/// unspecified.
 #[test]
 fn invalid_parameters_fail_elaboration() {
     if !tools_present(&[Tool::Verilator]) {
@@ -671,6 +1239,21 @@ fn invalid_parameters_fail_elaboration() {
         ("kaq_round_shift_sat", &[ROUND_SHIFT_SAT], "ROUNDING=3"),
         ("kaq_round_shift_sat", &[ROUND_SHIFT_SAT], "OVERFLOW=3"),
         ("kaq_mac_lane", &[MAC_LANE], "ACC_W=15"),
+        (
+            "kaq_affine_requant",
+            &[AFFINE_REQUANT, ROUND_SHIFT_SAT],
+            "ROUNDING=3",
+        ),
+        (
+            "kaq_affine_requant",
+            &[AFFINE_REQUANT, ROUND_SHIFT_SAT],
+            "OVERFLOW=3",
+        ),
+        ("kaq_prox_pwl", &[PROX_PWL], "KIND=2"),
+        ("kaq_prox_pwl", &[PROX_PWL], "KIND=-1"),
+        ("kaq_slicer", &[SLICER], "LEVELS=3"),
+        ("kaq_slicer", &[SLICER], "BPD=3"),
+        ("kaq_slicer", &[SLICER], "LEVELS=16"),
     ];
     for (top, files, param) in cases {
         let out = Command::new("verilator")
@@ -701,6 +1284,15 @@ fn primitives_synthesize_without_latches() {
             "IN_W=12 MULT_W=8 SHIFT=6 OUT_W=8 ROUNDING=0 OVERFLOW=0",
         ),
         ("kaq_mac_lane", &[MAC_LANE], "A_W=8 B_W=8 ACC_W=20"),
+        (
+            "kaq_affine_requant",
+            &[AFFINE_REQUANT, ROUND_SHIFT_SAT],
+            "A_W=12 MULT_W=8 B_W=8 B_SHIFT=6 SHIFT=6 OUT_W=8 ROUNDING=2 OVERFLOW=0",
+        ),
+        ("kaq_prox_pwl", &[PROX_PWL], "W=12 KIND=0 PARAM=100"),
+        ("kaq_prox_pwl", &[PROX_PWL], "W=12 KIND=1 PARAM=100"),
+        ("kaq_lut", &[LUT], "IDX_W=6 TW=8 TABLE=12345678901234567"),
+        ("kaq_slicer", &[SLICER], "W=12 LEVELS=8 TW=10 BPD=3"),
     ];
     for (top, files, params) in sets {
         let read: Vec<String> = files
