@@ -26,6 +26,8 @@ enum Command {
     Train(cmd::train::TrainArgs),
     /// Train an f32 teacher and its quantized students, compare their BER, write a report.
     Compare(cmd::compare::CompareArgs),
+    /// Lower a quantized model file to the IR of the integer golden model.
+    Lower(cmd::lower::LowerArgs),
 }
 
 fn main() -> ExitCode {
@@ -34,6 +36,7 @@ fn main() -> ExitCode {
         Command::Ber(args) => cmd::ber::run(args),
         Command::Train(args) => cmd::train::run(args),
         Command::Compare(args) => cmd::compare::run(args),
+        Command::Lower(args) => cmd::lower::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -96,3 +96,13 @@ pub(crate) fn parse_snr_db(s: &str) -> Result<f64, String> {
     }
     Ok(v)
 }
+
+/// Ends the process with status 2 and a message naming `flag`, for a usage error found after
+/// parsing (for example a file given by a flag that does not fit the other flags).
+pub(crate) fn usage_error(flag: &str, message: impl std::fmt::Display) -> ! {
+    clap::Error::raw(
+        clap::error::ErrorKind::ValueValidation,
+        format!("invalid value for {flag}: {message}\n"),
+    )
+    .exit()
+}

@@ -3,4 +3,5 @@
 pub mod args;
 pub mod ber;
 pub mod compare;
+pub mod lower;
 pub mod train;

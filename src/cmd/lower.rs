@@ -1,0 +1,185 @@
+//! `kaq lower`: lowers a quantized model file to the IR (`kaq_model::ir`, docs/ir.md).
+//!
+//! `kaq lower --model q.json --out ir.json [--mult-bits B] [--force]` reads a `kaq train
+//! --quant` file (`"format": "kaq-qmodel"`), lowers its fake-quant net with
+//! [`kaq_model::ir::lower`] and writes the IR's canonical JSON: equal inputs give equal bytes.
+//! `--mult-bits` (8 to 32, default 24) is the signed width of the per-SNR-bin requantization
+//! multipliers and update coefficients.
+//!
+//! A plain f32 model file is refused (quantize it first with `kaq train --quant`). The output
+//! is checked before any work; an existing file is never replaced without `--force`, and the
+//! file is written atomically. Stdout gets a short summary: name, dimensions, layers, state
+//! width, SNR bins, the accumulator widths of every layer and the output path.
+//!
+//! Bad flag values end with status 2 naming the flag; unreadable or invalid model files, a net
+//! the IR cannot express and an unwritable output end with status 1.
+
+use super::args::parse_whole;
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, bail};
+use clap::Args;
+use kaq_model::ir::{InitStage, Ir, LowerOptions, lower};
+use kaq_model::quant::QuantNet;
+use kaq_model::quant::file::{QFORMAT, QuantModelFile};
+use kaq_model::train::model_file::{FORMAT, Overwrite, write_atomic};
+
+use crate::plot;
+
+/// Arguments of `kaq lower`.
+#[derive(Debug, Args)]
+pub struct LowerArgs {
+    /// The quantized model file (`kaq train --quant`).
+    #[arg(long, value_name = "PATH")]
+    model: PathBuf,
+
+    /// Where to write the IR (JSON).
+    #[arg(long, value_name = "PATH")]
+    out: PathBuf,
+
+    /// Signed width of the per-bin requantization multipliers, 8 to 32.
+    #[arg(long, value_parser = parse_mult_bits, default_value_t = kaq_model::ir::DEFAULT_MULT_BITS)]
+    mult_bits: u32,
+
+    /// Replace the output file if it exists.
+    #[arg(long)]
+    force: bool,
+}
+
+fn parse_mult_bits(s: &str) -> Result<u32, String> {
+    let n = parse_whole(s)?;
+    if !(8..=32).contains(&n) {
+        return Err(format!("multiplier bits must be between 8 and 32, got {n}"));
+    }
+    Ok(n as u32)
+}
+
+/// Runs `kaq lower`.
+pub fn run(args: LowerArgs) -> anyhow::Result<()> {
+    if same_file(&args.model, &args.out) {
+        bail!(
+            "--out {} is the --model file; choose another output",
+            args.out.display()
+        );
+    }
+    if args.out.exists() && !args.force {
+        bail!(
+            "--out {} already exists; pass --force to replace it",
+            args.out.display()
+        );
+    }
+    plot::check_writable(&args.out).context("--out is not writable")?;
+
+    let net = load_quant_net(&args.model)?;
+    let ir = lower(
+        &net,
+        LowerOptions {
+            mult_bits: args.mult_bits,
+        },
+    )
+    .with_context(|| format!("--model {}", args.model.display()))?;
+    let overwrite = if args.force {
+        Overwrite::Replace
+    } else {
+        Overwrite::Refuse
+    };
+    write_atomic(&args.out, ir.to_json().as_bytes(), overwrite)
+        .with_context(|| format!("cannot write the IR to {}", args.out.display()))?;
+    print!("{}", summary(&ir, &args.out));
+    Ok(())
+}
+
+/// Whether two paths name the same existing file (or are spelled the same).
+fn same_file(a: &Path, b: &Path) -> bool {
+    match (a.canonicalize(), b.canonicalize()) {
+        (Ok(a), Ok(b)) => a == b,
+        _ => a == b,
+    }
+}
+
+/// Reads a quantized model file and returns its fake-quant net; an f32 model file or any
+/// other document is refused with the file named.
+fn load_quant_net(path: &Path) -> anyhow::Result<QuantNet> {
+    let context = || format!("--model {}", path.display());
+    let text = std::fs::read_to_string(path).with_context(context)?;
+    #[derive(serde::Deserialize)]
+    struct Tag {
+        format: Option<serde_json::Value>,
+    }
+    let tag = serde_json::from_str::<Tag>(&text)
+        .with_context(|| format!("--model {}: not a JSON model file", path.display()))?;
+    match tag.format {
+        Some(serde_json::Value::String(f)) if f == QFORMAT => {}
+        Some(serde_json::Value::String(f)) if f == FORMAT => bail!(
+            "--model {}: an f32 model (format \"{FORMAT}\"); only quantized models lower to the \
+             IR — run `kaq train --quant METHOD --teacher {}` first",
+            path.display(),
+            path.display()
+        ),
+        Some(other) => bail!(
+            "--model {}: format is {other}, expected \"{QFORMAT}\"",
+            path.display()
+        ),
+        None => bail!(
+            "--model {}: missing field `format` (expected \"{QFORMAT}\")",
+            path.display()
+        ),
+    }
+    let file = QuantModelFile::from_json(&text, path).with_context(context)?;
+    file.quant_net()
+        .map_err(anyhow::Error::msg)
+        .with_context(context)
+}
+
+/// The summary printed on stdout.
+fn summary(ir: &Ir, out: &Path) -> String {
+    let mut s = String::new();
+    let _ = writeln!(s, "IR {} ({})", ir.name, ir.arch);
+    let _ = writeln!(
+        s,
+        "  {}x{} {}, H~ {}x{}, {} layers, state width {} bits, {} SNR bins",
+        ir.nt,
+        ir.nr,
+        ir.modulation,
+        ir.m,
+        ir.n,
+        ir.layers.len(),
+        ir.state_width,
+        ir.bins()
+    );
+    if let InitStage::MatchedFilter { acc, .. } = &ir.init {
+        let _ = writeln!(s, "  init: matched filter, acc {} bits", acc.width);
+    }
+    let _ = writeln!(s, "  accumulator widths (bits): e.acc g.acc update.acc");
+    for (k, layer) in ir.layers.iter().enumerate() {
+        let _ = writeln!(
+            s,
+            "  layer {:>2}: {:>5} {:>5} {:>10}",
+            k + 1,
+            layer.e.acc.width,
+            layer.g.acc.width,
+            layer.update.acc.width
+        );
+    }
+    let _ = writeln!(s, "IR written to {}", out.display());
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn mult_bits_range() {
+        assert_eq!(parse_mult_bits("8").unwrap(), 8);
+        assert_eq!(parse_mult_bits("32").unwrap(), 32);
+        assert!(
+            parse_mult_bits("7")
+                .unwrap_err()
+                .contains("between 8 and 32")
+        );
+        assert!(parse_mult_bits("33").is_err());
+        assert!(parse_mult_bits("x").is_err());
+    }
+}
