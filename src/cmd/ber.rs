@@ -36,12 +36,18 @@
 //! run; the channel model may differ (a Rayleigh-trained net on a Kronecker channel is a
 //! robustness study).
 //!
+//! `--ir PATH` (repeatable) adds the integer golden model of an IR file (`kaq lower`,
+//! [`kaq_model::ir::Interpreter`]) as one more detector, named like `pgd-soft-k5-kaq-4b-int`.
+//! Given with `--model` for the quantized file it was lowered from, both see the same frames,
+//! so their rows compare the integer model with the fake-quant net directly. Its antennas and
+//! modulation must be those of the run; a mismatch ends with status 2 naming `--ir`.
+//!
 //! `--plot PATH.svg` draws log BER against SNR, one curve per detector, with the Wilson
 //! intervals as error bars. A point with zero bit errors has no place on a log axis: it is left
 //! out of the curve and shown only by its error bar, from the bottom of the axis up to the
 //! interval's upper end.
 
-use super::args::{parse_antennas, parse_threads};
+use super::args::{parse_antennas, parse_threads, usage_error};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
@@ -50,6 +56,7 @@ use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
 use kaq_model::ber::{BerConfig, BerPoint, BerProgress, DEFAULT_BATCH_FRAMES, simulate};
 use kaq_model::detect::DetectorSpec;
+use kaq_model::ir::{Interpreter, Ir};
 use kaq_model::link::stream_rng;
 use kaq_model::quant::file::{QFORMAT, QuantModelFile};
 use kaq_model::train::ModelFile;
@@ -75,6 +82,10 @@ pub struct BerArgs {
     /// A trained net to compare (a `kaq train` model file); repeat for several.
     #[arg(long, value_name = "PATH")]
     model: Vec<PathBuf>,
+
+    /// An IR file (`kaq lower`) whose integer golden model to compare; repeat for several.
+    #[arg(long, value_name = "PATH")]
+    ir: Vec<PathBuf>,
 
     /// Transmit antennas (streams), 1 to 256.
     #[arg(long, value_parser = parse_antennas, default_value_t = 16)]
@@ -260,6 +271,17 @@ pub fn run(args: BerArgs) -> anyhow::Result<()> {
         }
         detectors.push(Box::new(NamedDetector { name, inner: net }));
     }
+    for path in &args.ir {
+        let golden = load_ir(path, &link)?;
+        let mut name = golden.name();
+        if detectors.iter().any(|d| d.name() == name) {
+            name = format!("{name} ({})", path.display());
+        }
+        detectors.push(Box::new(NamedDetector {
+            name,
+            inner: golden,
+        }));
+    }
     let detector_refs: Vec<&dyn Detector> = detectors.iter().map(AsRef::as_ref).collect();
     let config = BerConfig {
         link,
@@ -393,6 +415,31 @@ fn load_net(path: &Path, link: &LinkConfig) -> anyhow::Result<Box<dyn Detector>>
         );
     }
     Ok(net)
+}
+
+/// Loads an IR file as its integer golden model and checks that it detects the run's link
+/// (a mismatch is a usage error, status 2).
+fn load_ir(path: &Path, link: &LinkConfig) -> anyhow::Result<Box<dyn Detector>> {
+    let context = || format!("--ir {}", path.display());
+    let ir = Ir::load(path).with_context(context)?;
+    if (ir.nt, ir.nr, ir.modulation) != (link.nt, link.nr, link.modulation) {
+        usage_error(
+            "--ir",
+            format!(
+                "{}: the IR is for {}x{} {}, this run simulates {}x{} {} \
+                 (set --nt, --nr and --mod to match)",
+                path.display(),
+                ir.nt,
+                ir.nr,
+                ir.modulation,
+                link.nt,
+                link.nr,
+                link.modulation
+            ),
+        );
+    }
+    let golden = Interpreter::new(ir).with_context(context)?;
+    Ok(Box::new(golden))
 }
 
 /// A detector under another name (to tell apart two nets of the same architecture).
