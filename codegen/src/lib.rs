@@ -1,2 +1,292 @@
-//! kaq-codegen: lowers the kaq IR to Verilog through askama templates. It depends on the IR of
-//! kaq-model only; the generator itself arrives with the IR (see the project issues).
+//! kaq-codegen: Verilog from the kaq IR (DESIGN.md §7, docs/rtl.md).
+//!
+//! [`generate`] lowers an [`Ir`] into typed template values ([`design::lower`]: every width,
+//! name, constant and table), renders the askama templates of `rtl-templates/` (wiring and
+//! constants only) and adds the hand-written primitives of `rtl-templates/primitives/` (the
+//! arithmetic and the layer engine), a `<top>_params.vh`, a self-checking testbench whose
+//! stimulus and expected outputs come from the integer golden model, a file list and a README.
+//! Generation is deterministic (same IR and options ⇒ same bytes) and returns errors, never
+//! panics. [`write_design`] writes the files into a directory, refusing one that holds files
+//! kaq did not write unless told to overwrite.
+
+pub mod design;
+pub mod literal;
+pub mod report;
+mod stimulus;
+mod templates;
+
+use std::collections::BTreeSet;
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use kaq_model::ir::{Ir, IrError};
+use thiserror::Error;
+
+pub use design::{Design, lower};
+pub use stimulus::{Stimulus, stimulus};
+
+/// The file in a generated directory that lists what kaq wrote there.
+pub const MANIFEST: &str = ".kaq-codegen";
+
+/// The hand-written primitives every design includes, in dependency order.
+pub const PRIMITIVES: [(&str, &str); 10] = [
+    (
+        "kaq_round_shift_sat.v",
+        include_str!("../../rtl-templates/primitives/kaq_round_shift_sat.v"),
+    ),
+    (
+        "kaq_requant.v",
+        include_str!("../../rtl-templates/primitives/kaq_requant.v"),
+    ),
+    (
+        "kaq_affine_requant.v",
+        include_str!("../../rtl-templates/primitives/kaq_affine_requant.v"),
+    ),
+    (
+        "kaq_mac_lane.v",
+        include_str!("../../rtl-templates/primitives/kaq_mac_lane.v"),
+    ),
+    (
+        "kaq_lincomb.v",
+        include_str!("../../rtl-templates/primitives/kaq_lincomb.v"),
+    ),
+    (
+        "kaq_prox_pwl.v",
+        include_str!("../../rtl-templates/primitives/kaq_prox_pwl.v"),
+    ),
+    (
+        "kaq_lut.v",
+        include_str!("../../rtl-templates/primitives/kaq_lut.v"),
+    ),
+    (
+        "kaq_slicer.v",
+        include_str!("../../rtl-templates/primitives/kaq_slicer.v"),
+    ),
+    (
+        "kaq_layer_core.v",
+        include_str!("../../rtl-templates/primitives/kaq_layer_core.v"),
+    ),
+    (
+        "kaq_out_stage.v",
+        include_str!("../../rtl-templates/primitives/kaq_out_stage.v"),
+    ),
+];
+
+/// Errors of code generation; each names the problem.
+#[derive(Debug, Error)]
+pub enum CodegenError {
+    /// The IR is invalid.
+    #[error("invalid IR: {0}")]
+    Ir(#[source] IrError),
+    /// A lane count that does not divide N.
+    #[error("--lanes {lanes}: must be at least 1 and divide N = {n} (the row length)")]
+    Lanes {
+        /// The lanes asked for.
+        lanes: usize,
+        /// Columns of H̃.
+        n: usize,
+    },
+    /// A top name that is not a legal Verilog identifier.
+    #[error(
+        "--top {0:?}: not a legal Verilog identifier (letters, digits, _ and $, starting with a \
+         letter or _, at most 64 characters, not a keyword)"
+    )]
+    TopName(String),
+    /// Something the generator cannot express.
+    #[error("unsupported: {0}")]
+    Unsupported(String),
+    /// A testbench size outside its range.
+    #[error("--testbench-frames {0}: must be between 1 and 100000")]
+    TestbenchFrames(usize),
+    /// The output directory holds files kaq did not write.
+    #[error(
+        "{dir}: holds files kaq did not write ({files}); choose an empty directory or pass --force"
+    )]
+    ForeignFiles {
+        /// The directory.
+        dir: String,
+        /// Some of the files.
+        files: String,
+    },
+    /// The output path exists and is not a directory.
+    #[error("{0}: exists and is not a directory")]
+    NotADirectory(String),
+    /// A template failed to render.
+    #[error("template {name}: {message}")]
+    Template {
+        /// The template.
+        name: &'static str,
+        /// askama's message.
+        message: String,
+    },
+    /// Reading or writing a file.
+    #[error("{path}: {source}")]
+    Io {
+        /// The file.
+        path: String,
+        /// The OS error.
+        source: std::io::Error,
+    },
+}
+
+/// Options of [`generate`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Options {
+    /// MAC lanes per layer stage (divides N).
+    pub lanes: usize,
+    /// Top module name (a Verilog identifier; `kaq_` names are reserved for primitives).
+    pub top: String,
+    /// Frames in the generated testbench.
+    pub testbench_frames: usize,
+    /// Seed of the testbench frames and stalls.
+    pub seed: u64,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Self {
+            lanes: 8,
+            top: "kaq_top".to_string(),
+            testbench_frames: 64,
+            seed: 1,
+        }
+    }
+}
+
+/// One generated file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GeneratedFile {
+    /// File name (no directories).
+    pub name: String,
+    /// Contents.
+    pub contents: String,
+}
+
+/// A generated design: the files in a fixed order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Generated {
+    /// The lowered design.
+    pub design: Design,
+    /// Every file.
+    pub files: Vec<GeneratedFile>,
+}
+
+impl Generated {
+    /// The Verilog sources (primitives first, the top last), in compile order.
+    pub fn sources(&self) -> Vec<&GeneratedFile> {
+        self.files.iter().filter(|f| f.name.ends_with(".v") && !f.name.ends_with("_tb.v")).collect()
+    }
+
+    /// A file by name.
+    pub fn file(&self, name: &str) -> Option<&GeneratedFile> {
+        self.files.iter().find(|f| f.name == name)
+    }
+}
+
+const KEYWORDS: [&str; 40] = [
+    "always", "and", "assign", "begin", "buf", "case", "casex", "casez", "default", "else",
+    "end", "endcase", "endfunction", "endgenerate", "endmodule", "for", "function", "generate",
+    "genvar", "if", "initial", "inout", "input", "integer", "localparam", "module", "nand",
+    "negedge", "nor", "not", "or", "output", "parameter", "posedge", "reg", "signed", "wire",
+    "xor", "logic", "unsigned",
+];
+
+/// Checks that `name` is a legal, non-reserved Verilog identifier.
+pub fn check_top_name(name: &str) -> Result<(), CodegenError> {
+    let mut chars = name.chars();
+    let ok = matches!(chars.next(), Some(c) if c.is_ascii_alphabetic() || c == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '$')
+        && name.len() <= 64
+        && !KEYWORDS.contains(&name)
+        && !name.starts_with("kaq_layer_core")
+        && !PRIMITIVES.iter().any(|(f, _)| f.trim_end_matches(".v") == name);
+    if ok {
+        Ok(())
+    } else {
+        Err(CodegenError::TopName(name.to_string()))
+    }
+}
+
+/// Generates the design of `ir` (see the crate docs).
+pub fn generate(ir: &Ir, options: &Options) -> Result<Generated, CodegenError> {
+    check_top_name(&options.top)?;
+    if !(1..=100_000).contains(&options.testbench_frames) {
+        return Err(CodegenError::TestbenchFrames(options.testbench_frames));
+    }
+    let design = design::lower(ir, options.lanes, &options.top)?;
+    let stim = stimulus::stimulus(ir, options.testbench_frames, options.seed)?;
+    let files = templates::render(ir, &design, &stim, options)?;
+    Ok(Generated { design, files })
+}
+
+fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> CodegenError + '_ {
+    move |source| CodegenError::Io {
+        path: path.display().to_string(),
+        source,
+    }
+}
+
+/// Writes `generated` into `dir` (created if missing). A directory holding files that are
+/// not listed in its kaq manifest is refused unless `force`. Every file is written to a
+/// temporary name and renamed, and the manifest last, so an interrupted run never leaves a
+/// half-written file. Returns the paths written.
+pub fn write_design(
+    generated: &Generated,
+    dir: &Path,
+    force: bool,
+) -> Result<Vec<PathBuf>, CodegenError> {
+    if dir.exists() && !dir.is_dir() {
+        return Err(CodegenError::NotADirectory(dir.display().to_string()));
+    }
+    if dir.is_dir() && !force {
+        let ours: BTreeSet<String> = fs::read_to_string(dir.join(MANIFEST))
+            .map(|t| t.lines().map(str::to_string).collect())
+            .unwrap_or_default();
+        let mut foreign = Vec::new();
+        for entry in fs::read_dir(dir).map_err(io_err(dir))? {
+            let entry = entry.map_err(io_err(dir))?;
+            let name = entry.file_name().to_string_lossy().to_string();
+            if name != MANIFEST && !ours.contains(&name) {
+                foreign.push(name);
+            }
+        }
+        if !foreign.is_empty() {
+            foreign.sort();
+            let shown: Vec<_> = foreign.iter().take(5).cloned().collect();
+            let more = if foreign.len() > 5 {
+                format!(" and {} more", foreign.len() - 5)
+            } else {
+                String::new()
+            };
+            return Err(CodegenError::ForeignFiles {
+                dir: dir.display().to_string(),
+                files: format!("{}{more}", shown.join(", ")),
+            });
+        }
+    }
+    fs::create_dir_all(dir).map_err(io_err(dir))?;
+    let mut written = Vec::with_capacity(generated.files.len());
+    let mut manifest = String::new();
+    for file in &generated.files {
+        let path = dir.join(&file.name);
+        write_atomic(&path, file.contents.as_bytes())?;
+        manifest.push_str(&file.name);
+        manifest.push('\n');
+        written.push(path);
+    }
+    write_atomic(&dir.join(MANIFEST), manifest.as_bytes())?;
+    Ok(written)
+}
+
+fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), CodegenError> {
+    let name = path.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_default();
+    let tmp = path.with_file_name(format!(".{name}.tmp-{}", std::process::id()));
+    fs::write(&tmp, bytes).map_err(io_err(&tmp))?;
+    fs::rename(&tmp, path).map_err(|source| {
+        let _ = fs::remove_file(&tmp);
+        CodegenError::Io {
+            path: path.display().to_string(),
+            source,
+        }
+    })
+}

@@ -1,0 +1,111 @@
+//! The analytic performance and resource model of a generated design (`kaq report`), derived
+//! from the micro-architecture of `kaq_layer_core` (docs/rtl.md §Timing) and checked against
+//! the cycle counts measured in co-simulation.
+
+use crate::design::Design;
+
+/// Per-layer figures.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LayerReport {
+    /// 1-based layer number.
+    pub layer: usize,
+    /// Multiply-accumulates per frame.
+    pub macs: u64,
+    /// MAC engine issue cycles per frame.
+    pub mac_cycles: u64,
+    /// Update engine cycles per frame (coefficient lookup + N/P chunks).
+    pub update_cycles: u64,
+    /// Cycles from the frame's last input beat to its last output beat of this stage, with
+    /// no stalls.
+    pub latency: u64,
+    /// The stage's initiation interval with no stalls.
+    pub ii: u64,
+    /// Multipliers: P MAC lanes and the update lanes' coefficient multipliers.
+    pub multipliers: u64,
+    /// Adders (MAC accumulators, lane-sum tree, update sums).
+    pub adders: u64,
+    /// Bits of storage: two frame buffers (H, y, states, g) and e.
+    pub memory_bits: u64,
+}
+
+/// The whole design.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Totals {
+    /// Multiply-accumulates per frame.
+    pub macs: u64,
+    /// MAC lower bound of the initiation interval: MACs ÷ (lanes × layers).
+    pub mac_bound: u64,
+    /// Cycles from an input frame's first beat to its output beat, no stalls.
+    pub latency: u64,
+    /// Initiation interval: cycles between frames in steady state, no stalls.
+    pub ii: u64,
+    /// Multipliers.
+    pub multipliers: u64,
+    /// Adders.
+    pub adders: u64,
+    /// Storage bits.
+    pub memory_bits: u64,
+}
+
+/// The analytic report.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Report {
+    /// Per layer.
+    pub layers: Vec<LayerReport>,
+    /// Totals.
+    pub total: Totals,
+}
+
+/// The analytic model of `d`.
+pub fn analyse(d: &Design) -> Report {
+    let io = &d.io;
+    let (m, n, p) = (io.m as u64, io.n as u64, io.lanes as u64);
+    let nc = n / p;
+    let admm = d.arch == kaq_model::unfolded::Arch::Admm;
+    let mut layers = Vec::with_capacity(d.layers.len());
+    for l in &d.layers {
+        let i = l.mac_cycles;
+        let update = nc + 1;
+        // fill_done → MAC start (1) → I issues → capture (1) → update start (1) → lookup (1)
+        // → N/P steps → first drain beat (1), then M beats.
+        let latency = i + update + 3 + m;
+        // Two buffers alternate: each goes fill (M) → compute → drain (M); the MAC engine
+        // serves one frame per I cycles when the other buffer is ready.
+        let period = 2 * m + i + update + 4;
+        let ii = i.max(period.div_ceil(2));
+        let update_mults = if admm { 7 } else { 4 };
+        let multipliers = p + p * update_mults + 1;
+        let adders = p + p + p * 4;
+        let sw = u64::from(io.sw);
+        let memory_bits = 2 * (m * (n * u64::from(io.hw) + u64::from(io.yw))
+            + u64::from(io.binw)
+            + 4 * n * sw
+            + n * 16)
+            + m * 16;
+        layers.push(LayerReport {
+            layer: l.number,
+            macs: l.macs,
+            mac_cycles: i,
+            update_cycles: update,
+            latency,
+            ii,
+            multipliers,
+            adders,
+            memory_bits,
+        });
+    }
+    let macs: u64 = layers.iter().map(|l| l.macs).sum();
+    let k = layers.len() as u64;
+    let ii = layers.iter().map(|l| l.ii).max().unwrap_or(0).max(m);
+    let latency = m + layers.iter().map(|l| l.latency).sum::<u64>() + 1;
+    let total = Totals {
+        macs,
+        mac_bound: macs.div_ceil(p * k.max(1)),
+        latency,
+        ii,
+        multipliers: layers.iter().map(|l| l.multipliers).sum(),
+        adders: layers.iter().map(|l| l.adders).sum(),
+        memory_bits: layers.iter().map(|l| l.memory_bits).sum(),
+    };
+    Report { layers, total }
+}

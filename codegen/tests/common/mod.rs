@@ -1,0 +1,88 @@
+//! Shared helpers of the codegen tests: small IRs lowered from calibrated fake-quant nets.
+#![allow(dead_code)]
+
+use kaq_model::ir::{Ir, LowerOptions, lower};
+use kaq_model::quant::{QuantConfig, QuantMethod, QuantNet};
+use kaq_model::train::{SetKind, TrainSet};
+use kaq_model::unfolded::{Arch, Init, NetConfig, Prox, UnfoldedNet};
+use kaq_model::{LinkConfig, Modulation};
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+
+/// One small configuration.
+#[derive(Debug, Clone, Copy)]
+pub struct Config {
+    pub arch: Arch,
+    pub prox: Prox,
+    pub momentum: bool,
+    pub init: Init,
+    pub modulation: Modulation,
+    pub nt: usize,
+    pub nr: usize,
+    pub layers: usize,
+    pub bits: u32,
+    pub method: QuantMethod,
+    pub seed: u64,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            arch: Arch::Pgd,
+            prox: Prox::Soft,
+            momentum: false,
+            init: Init::Zero,
+            modulation: Modulation::Qpsk,
+            nt: 2,
+            nr: 2,
+            layers: 2,
+            bits: 6,
+            method: QuantMethod::Kaq,
+            seed: 1,
+        }
+    }
+}
+
+/// The IR of a randomly perturbed, calibrated net of `c` (KAQ with SNR-dependent steps).
+pub fn ir(c: &Config) -> Ir {
+    ir_with_bins(c, None)
+}
+
+/// As [`ir`], with `bins` SNR bins (fewer bins keep generated tables small).
+pub fn ir_with_bins(c: &Config, bins: Option<usize>) -> Ir {
+    let link = LinkConfig::new(c.nt, c.nr, c.modulation).unwrap();
+    let config = NetConfig {
+        arch: c.arch,
+        prox: c.prox,
+        layers: c.layers,
+        momentum: c.momentum,
+        init: c.init,
+    };
+    let mut net = UnfoldedNet::new(config, &link).unwrap();
+    let mut rng = ChaCha8Rng::seed_from_u64(c.seed);
+    let names = net.param_names();
+    for (p, name) in net.params_mut().iter_mut().zip(&names) {
+        *p *= rng.random_range(0.6f32..1.4);
+        if name.starts_with("lambda") {
+            *p = p.abs();
+        }
+    }
+    let set = TrainSet::generate(&link, 64, &[0.0, 10.0, 20.0, 30.0], c.seed, SetKind::Train).unwrap();
+    let mut qc = QuantConfig::with_activation_bits(c.bits);
+    if let Some(count) = bins {
+        qc.snr_bins.count = count;
+        qc.snr_bins.step_db = 50.0 / count as f64;
+    }
+    let mut q = QuantNet::calibrate(&net, c.method, &qc, &set.as_batch()).unwrap();
+    if c.method == QuantMethod::Kaq {
+        let k = c.layers;
+        let len = q.params().len();
+        let tail = &mut q.params_mut()[len - 2 * k..];
+        for i in 0..k {
+            let gamma = tail[k + i];
+            tail[i] = gamma * rng.random_range(0.5f32..3.0);
+            tail[k + i] = gamma * rng.random_range(0.3f32..0.9);
+        }
+    }
+    lower(&q, LowerOptions::default()).unwrap()
+}
