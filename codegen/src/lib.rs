@@ -174,7 +174,10 @@ pub struct Generated {
 impl Generated {
     /// The Verilog sources (primitives first, the top last), in compile order.
     pub fn sources(&self) -> Vec<&GeneratedFile> {
-        self.files.iter().filter(|f| f.name.ends_with(".v") && !f.name.ends_with("_tb.v")).collect()
+        self.files
+            .iter()
+            .filter(|f| f.name.ends_with(".v") && !f.name.ends_with("_tb.v"))
+            .collect()
     }
 
     /// A file by name.
@@ -184,11 +187,46 @@ impl Generated {
 }
 
 const KEYWORDS: [&str; 40] = [
-    "always", "and", "assign", "begin", "buf", "case", "casex", "casez", "default", "else",
-    "end", "endcase", "endfunction", "endgenerate", "endmodule", "for", "function", "generate",
-    "genvar", "if", "initial", "inout", "input", "integer", "localparam", "module", "nand",
-    "negedge", "nor", "not", "or", "output", "parameter", "posedge", "reg", "signed", "wire",
-    "xor", "logic", "unsigned",
+    "always",
+    "and",
+    "assign",
+    "begin",
+    "buf",
+    "case",
+    "casex",
+    "casez",
+    "default",
+    "else",
+    "end",
+    "endcase",
+    "endfunction",
+    "endgenerate",
+    "endmodule",
+    "for",
+    "function",
+    "generate",
+    "genvar",
+    "if",
+    "initial",
+    "inout",
+    "input",
+    "integer",
+    "localparam",
+    "module",
+    "nand",
+    "negedge",
+    "nor",
+    "not",
+    "or",
+    "output",
+    "parameter",
+    "posedge",
+    "reg",
+    "signed",
+    "wire",
+    "xor",
+    "logic",
+    "unsigned",
 ];
 
 /// Checks that `name` is a legal, non-reserved Verilog identifier.
@@ -199,7 +237,9 @@ pub fn check_top_name(name: &str) -> Result<(), CodegenError> {
         && name.len() <= 64
         && !KEYWORDS.contains(&name)
         && !name.starts_with("kaq_layer_core")
-        && !PRIMITIVES.iter().any(|(f, _)| f.trim_end_matches(".v") == name);
+        && !PRIMITIVES
+            .iter()
+            .any(|(f, _)| f.trim_end_matches(".v") == name);
     if ok {
         Ok(())
     } else {
@@ -279,7 +319,10 @@ pub fn write_design(
 }
 
 fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), CodegenError> {
-    let name = path.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_default();
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().to_string())
+        .unwrap_or_default();
     let tmp = path.with_file_name(format!(".{name}.tmp-{}", std::process::id()));
     fs::write(&tmp, bytes).map_err(io_err(&tmp))?;
     fs::rename(&tmp, path).map_err(|source| {

@@ -77,10 +77,11 @@ pub fn analyse(d: &Design) -> Report {
         let multipliers = p + p * update_mults + 1;
         let adders = p + p + p * 4;
         let sw = u64::from(io.sw);
-        let memory_bits = 2 * (m * (n * u64::from(io.hw) + u64::from(io.yw))
-            + u64::from(io.binw)
-            + 4 * n * sw
-            + n * 16)
+        let memory_bits = 2
+            * (m * (n * u64::from(io.hw) + u64::from(io.yw))
+                + u64::from(io.binw)
+                + 4 * n * sw
+                + n * 16)
             + m * 16;
         layers.push(LayerReport {
             layer: l.number,

@@ -56,7 +56,7 @@ pub fn stimulus(ir: &Ir, count: usize, seed: u64) -> Result<Stimulus, CodegenErr
         let pick = |f: kaq_model::fixed::QFormat, i: usize| match e % 3 {
             0 => f.min_code(),
             1 => f.max_code(),
-            _ if i % 2 == 0 => f.min_code(),
+            _ if i.is_multiple_of(2) => f.min_code(),
             _ => f.max_code(),
         };
         let h = (0..ir.m * ir.n).map(|i| pick(hf, i)).collect();

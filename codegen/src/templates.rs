@@ -156,18 +156,66 @@ pub(crate) fn render(
     let report = crate::report::analyse(d);
     let prefix = d.top.to_uppercase();
     let mut params = vec![
-        (format!("{prefix}_M"), io.m.to_string(), "rows of H (beats per frame)".to_string()),
-        (format!("{prefix}_N"), io.n.to_string(), "columns of H (codes per frame)".to_string()),
-        (format!("{prefix}_K"), k.to_string(), "layers (pipeline stages)".to_string()),
-        (format!("{prefix}_LANES"), io.lanes.to_string(), "MAC lanes per stage".to_string()),
-        (format!("{prefix}_HW"), io.hw.to_string(), "bits of an entry of H".to_string()),
-        (format!("{prefix}_YW"), io.yw.to_string(), "bits of an entry of y".to_string()),
-        (format!("{prefix}_SW"), io.sw.to_string(), "bits of an output code".to_string()),
-        (format!("{prefix}_BINS"), io.bins.to_string(), "SNR bins".to_string()),
-        (format!("{prefix}_BINW"), io.binw.to_string(), "bits of the SNR bin".to_string()),
-        (format!("{prefix}_BPD"), io.bpd.to_string(), "decision bits per real dimension".to_string()),
-        (format!("{prefix}_II"), report.total.ii.to_string(), "initiation interval, cycles".to_string()),
-        (format!("{prefix}_LATENCY"), report.total.latency.to_string(), "input beat 0 to output beat, cycles".to_string()),
+        (
+            format!("{prefix}_M"),
+            io.m.to_string(),
+            "rows of H (beats per frame)".to_string(),
+        ),
+        (
+            format!("{prefix}_N"),
+            io.n.to_string(),
+            "columns of H (codes per frame)".to_string(),
+        ),
+        (
+            format!("{prefix}_K"),
+            k.to_string(),
+            "layers (pipeline stages)".to_string(),
+        ),
+        (
+            format!("{prefix}_LANES"),
+            io.lanes.to_string(),
+            "MAC lanes per stage".to_string(),
+        ),
+        (
+            format!("{prefix}_HW"),
+            io.hw.to_string(),
+            "bits of an entry of H".to_string(),
+        ),
+        (
+            format!("{prefix}_YW"),
+            io.yw.to_string(),
+            "bits of an entry of y".to_string(),
+        ),
+        (
+            format!("{prefix}_SW"),
+            io.sw.to_string(),
+            "bits of an output code".to_string(),
+        ),
+        (
+            format!("{prefix}_BINS"),
+            io.bins.to_string(),
+            "SNR bins".to_string(),
+        ),
+        (
+            format!("{prefix}_BINW"),
+            io.binw.to_string(),
+            "bits of the SNR bin".to_string(),
+        ),
+        (
+            format!("{prefix}_BPD"),
+            io.bpd.to_string(),
+            "decision bits per real dimension".to_string(),
+        ),
+        (
+            format!("{prefix}_II"),
+            report.total.ii.to_string(),
+            "initiation interval, cycles".to_string(),
+        ),
+        (
+            format!("{prefix}_LATENCY"),
+            report.total.latency.to_string(),
+            "input beat 0 to output beat, cycles".to_string(),
+        ),
     ];
     for l in &d.layers {
         for (name, value) in &l.params {
@@ -180,11 +228,7 @@ pub(crate) fn render(
             }
         }
     }
-    let t = ParamsTemplate {
-        d,
-        version,
-        params,
-    };
+    let t = ParamsTemplate { d, version, params };
     files.push(GeneratedFile {
         name: format!("{}_params.vh", d.top),
         contents: t.render().map_err(render_err("params.vh"))?,
@@ -207,8 +251,10 @@ pub(crate) fn render(
     let mut expect_text = String::new();
     for f in &stim.frames {
         for i in 0..io.m {
-            let mut fields: Vec<(i64, u32)> =
-                f.h[i * io.n..(i + 1) * io.n].iter().map(|&c| (c, io.hw)).collect();
+            let mut fields: Vec<(i64, u32)> = f.h[i * io.n..(i + 1) * io.n]
+                .iter()
+                .map(|&c| (c, io.hw))
+                .collect();
             fields.push((f.y[i], io.yw));
             fields.push((f.bin as i64, io.binw));
             stim_text.push_str(&hex_word(&fields));
