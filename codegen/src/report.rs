@@ -15,8 +15,9 @@ pub struct LayerReport {
     pub mac_cycles: u64,
     /// Update engine cycles per frame (coefficient lookup + N/P chunks).
     pub update_cycles: u64,
-    /// Cycles from the frame's last input beat to its last output beat of this stage, with
-    /// no stalls.
+    /// Cycles from the stage's buffer filling (its last input beat) to the next stage's
+    /// buffer filling, with no stalls: MAC start (1) + MAC issues + capture (1) + update start
+    /// (1) + update + first drain beat (1) + M drain beats − 1.
     pub latency: u64,
     /// The stage's initiation interval with no stalls.
     pub ii: u64,
@@ -35,7 +36,8 @@ pub struct Totals {
     pub macs: u64,
     /// MAC lower bound of the initiation interval: MACs ÷ (lanes × layers).
     pub mac_bound: u64,
-    /// Cycles from an input frame's first beat to its output beat, no stalls.
+    /// Cycles from the cycle an input frame's first beat is accepted to the first cycle its
+    /// output beat is valid, no stalls.
     pub latency: u64,
     /// Initiation interval: cycles between frames in steady state, no stalls.
     pub ii: u64,
@@ -98,7 +100,11 @@ pub fn analyse(d: &Design) -> Report {
     let macs: u64 = layers.iter().map(|l| l.macs).sum();
     let k = layers.len() as u64;
     let ii = layers.iter().map(|l| l.ii).max().unwrap_or(0).max(m);
-    let latency = m + layers.iter().map(|l| l.latency).sum::<u64>() + 1;
+    // Beat 0 accepted at cycle 0 → stage 1 full after beat M − 1; each stage then takes its
+    // latency to fill the next; the last one's first drain beat is registered by the output
+    // stage one cycle later: Σ_k latency_k + 1 (the −1 of beat 0 and the output stage's +2
+    // against a fill of M beats).
+    let latency = layers.iter().map(|l| l.latency).sum::<u64>() + 1;
     let total = Totals {
         macs,
         mac_bound: macs.div_ceil(p * k.max(1)),
