@@ -48,10 +48,14 @@ pub const DEFAULT_MULT_BITS: u32 = 24;
 #[derive(Debug, Error)]
 pub enum IrError {
     /// The document is not JSON of the IR's shape (serde's message carries line and column).
-    #[error("{path}: not a valid IR document: {source}")]
+    #[error("{path}: not a valid IR document: at {}: {source}", at_field(.field))]
     Parse {
         /// The file (or `<string>`).
         path: String,
+        /// The JSON path where reading stopped, e.g. `layers[0].e.shift`: the offending value,
+        /// or the object holding it when the value is checked once its object is read (the
+        /// `init` and `prox` objects, formats and requantizations). Empty at the top level.
+        field: String,
         /// What serde reported.
         source: serde_json::Error,
     },
@@ -82,7 +86,94 @@ pub enum IrError {
     },
 }
 
+fn at_field(field: &str) -> &str {
+    if field.is_empty() {
+        "the top level"
+    } else {
+        field
+    }
+}
+
+/// The JSON path (e.g. `layers[2].e.mult[3]`) of the value being read at the 1-based `line`
+/// and `column` of `text`, where serde stopped: the keys and indices of the objects and
+/// arrays open there. Empty at the top level.
+fn json_path_at(text: &str, line: usize, column: usize) -> String {
+    enum Frame {
+        Object { key: Option<String>, want_key: bool },
+        Array(usize),
+    }
+    let mut end = 0;
+    for (i, l) in text.split_inclusive('\n').enumerate() {
+        if i + 1 == line {
+            end += column.min(l.len());
+            break;
+        }
+        end += l.len();
+    }
+    let bytes = &text.as_bytes()[..end.min(text.len())];
+    let mut stack = Vec::new();
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'"' => {
+                let start = i + 1;
+                i += 1;
+                while i < bytes.len() && bytes[i] != b'"' {
+                    i += if bytes[i] == b'\\' { 2 } else { 1 };
+                }
+                if let Some(Frame::Object { key, want_key }) = stack.last_mut()
+                    && *want_key
+                {
+                    let k = &bytes[start..i.min(bytes.len())];
+                    *key = Some(String::from_utf8_lossy(k).into_owned());
+                    *want_key = false;
+                }
+            }
+            b'{' => stack.push(Frame::Object {
+                key: None,
+                want_key: true,
+            }),
+            b'[' => stack.push(Frame::Array(0)),
+            b'}' | b']' => {
+                stack.pop();
+            }
+            b',' => match stack.last_mut() {
+                Some(Frame::Object { key, want_key }) => {
+                    *key = None;
+                    *want_key = true;
+                }
+                Some(Frame::Array(n)) => *n += 1,
+                None => {}
+            },
+            _ => {}
+        }
+        i += 1;
+    }
+    let mut path = String::new();
+    for frame in &stack {
+        match frame {
+            Frame::Object { key: Some(k), .. } => {
+                if !path.is_empty() {
+                    path.push('.');
+                }
+                path.push_str(k);
+            }
+            Frame::Object { key: None, .. } => break,
+            Frame::Array(n) => path.push_str(&format!("[{n}]")),
+        }
+    }
+    path
+}
+
 impl IrError {
+    fn parse(text: &str, path: &str, source: serde_json::Error) -> Self {
+        Self::Parse {
+            path: path.to_string(),
+            field: json_path_at(text, source.line(), source.column()),
+            source,
+        }
+    }
+
     pub(crate) fn invalid(field: impl Into<String>, reason: impl fmt::Display) -> Self {
         Self::Invalid {
             field: field.into(),
@@ -360,10 +451,8 @@ impl Ir {
             format: Option<serde_json::Value>,
             version: Option<serde_json::Value>,
         }
-        let head: Head = serde_json::from_str(text).map_err(|source| IrError::Parse {
-            path: path.to_string(),
-            source,
-        })?;
+        let head: Head =
+            serde_json::from_str(text).map_err(|source| IrError::parse(text, path, source))?;
         match head.format {
             Some(serde_json::Value::String(f)) if f == IR_FORMAT => {}
             Some(other) => return Err(IrError::Format(other.to_string())),
@@ -379,10 +468,8 @@ impl Ir {
                 ));
             }
         }
-        let ir: Ir = serde_json::from_str(text).map_err(|source| IrError::Parse {
-            path: path.to_string(),
-            source,
-        })?;
+        let ir: Ir =
+            serde_json::from_str(text).map_err(|source| IrError::parse(text, path, source))?;
         ir.validate()?;
         Ok(ir)
     }

@@ -490,7 +490,7 @@ fn validate_slicer(ir: &Ir, bins: usize) -> Result<(), IrError> {
                 "thresholds must ascend",
             ));
         }
-        if let Some(t) = row.iter().find(|t| t.abs() > limit) {
+        if let Some(t) = row.iter().find(|t| t.unsigned_abs() > limit.unsigned_abs()) {
             return Err(IrError::invalid(
                 format!("slicer.thresholds[{b}]"),
                 format!("{t} lies beyond ±2^state_width"),
