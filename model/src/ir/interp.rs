@@ -13,7 +13,7 @@ use rayon::prelude::*;
 use super::{InitStage, Ir, IrError, ProxStage};
 use crate::detect::Detector;
 use crate::error::ModelError;
-use crate::fixed::requantize_wide;
+use crate::fixed::{OverflowMode, RoundingMode, overflow, requantize_wide};
 use crate::link::FrameBatch;
 use crate::quant::quantizer::max_code;
 use crate::unfolded::Arch;
@@ -52,7 +52,19 @@ pub struct Taps {
 /// A MAC operand type and its accumulator.
 trait Code: Copy + Default + Send + Sync + 'static {
     fn of(v: i64) -> Self;
+    fn wide(self) -> i64;
     fn dot(a: &[Self], b: &[Self]) -> i64;
+    /// [`front_end`] of `v` as an f32 quantized with `scale = 1/step`.
+    fn quantize(v: f64, scale: f32, qp: f32) -> Self;
+}
+
+/// `(v·scale + ½)` clamped to `±qp`: the argument of the floor in [`front_end`]. With
+/// `scale = 1/step` a power of two, `v·scale` and `v/step` are the same correctly rounded
+/// value of the same real number, and clamping to the integers `±qp` before the floor gives
+/// the floor's result clamped afterwards.
+#[inline]
+fn front_end_clamped(v: f64, scale: f32, qp: f32) -> f32 {
+    ((v as f32) * scale + 0.5).clamp(-qp, qp)
 }
 
 impl Code for i16 {
@@ -60,6 +72,23 @@ impl Code for i16 {
     fn of(v: i64) -> Self {
         debug_assert!(i16::try_from(v).is_ok(), "{v} is not a 16-bit code");
         v as i16
+    }
+    #[inline]
+    fn wide(self) -> i64 {
+        i64::from(self)
+    }
+    #[inline]
+    fn quantize(v: f64, scale: f32, qp: f32) -> Self {
+        // |t| ≤ qp < 2^15. Adding 1.5·2^23 rounds t to the nearest integer r (the sum lies in
+        // [2^23, 2^24), where the f32 spacing is 1, so its bits count up from MAGIC's), and the
+        // floor is r, or r − 1 where r > t. No float-to-int cast, so this vectorizes without
+        // the saturating cast's scalar fix-ups. A NaN becomes 0, as `front_end`'s cast makes it.
+        const MAGIC: f32 = 12_582_912.0;
+        let t = front_end_clamped(v, scale, qp);
+        let t = if t.is_nan() { 0.0 } else { t };
+        let m = t + MAGIC;
+        let r = m.to_bits() as i32 - MAGIC.to_bits() as i32;
+        (r - i32::from(m - MAGIC > t)) as i16
     }
     #[inline]
     fn dot(a: &[Self], b: &[Self]) -> i64 {
@@ -78,6 +107,16 @@ impl Code for i32 {
     fn of(v: i64) -> Self {
         debug_assert!(i32::try_from(v).is_ok(), "{v} is not a 32-bit code");
         v as i32
+    }
+    #[inline]
+    fn wide(self) -> i64 {
+        i64::from(self)
+    }
+    #[inline]
+    fn quantize(v: f64, scale: f32, qp: f32) -> Self {
+        let t = front_end_clamped(v, scale, qp);
+        let i = t as i64;
+        Self::of(i - i64::from(i as f32 > t))
     }
     #[inline]
     fn dot(a: &[Self], b: &[Self]) -> i64 {
@@ -128,16 +167,37 @@ impl<C: Code> Workspace<C> {
         }
     }
 
-    /// Loads H (row-major codes) and y, and Hᵀ.
-    fn load(&mut self, m: usize, n: usize, h: impl Fn(usize) -> i64, y: impl Fn(usize) -> i64) {
-        for i in 0..m {
-            for j in 0..n {
-                let c = C::of(h(i * n + j));
-                self.h[i * n + j] = c;
+    /// Loads H (row-major codes) and y.
+    fn load_codes(&mut self, m: usize, n: usize, h: &[i64], y: &[i64]) {
+        for (d, &c) in self.h.iter_mut().zip(h) {
+            *d = C::of(c);
+        }
+        for (d, &c) in self.y.iter_mut().zip(y) {
+            *d = C::of(c);
+        }
+        self.finish_load(m, n);
+    }
+
+    /// Loads one frame's H̃ (row-major) and ỹ through the front end.
+    fn load_frame(&mut self, m: usize, n: usize, h: &[f64], y: &[f64], fe: &FrontEnd) {
+        for (d, &v) in self.h.iter_mut().zip(h) {
+            *d = C::quantize(v, fe.h_scale, fe.h_qp);
+        }
+        for (d, &v) in self.y.iter_mut().zip(y) {
+            *d = C::quantize(v, fe.y_scale, fe.y_qp);
+        }
+        self.finish_load(m, n);
+    }
+
+    /// Hᵀ and the wide copy of y from H and y.
+    fn finish_load(&mut self, m: usize, n: usize) {
+        for (i, row) in self.h.chunks_exact(n).enumerate() {
+            for (j, &c) in row.iter().enumerate() {
                 self.ht[j * m + i] = c;
             }
-            self.y64[i] = y(i);
-            self.y[i] = C::of(self.y64[i]);
+        }
+        for (d, &c) in self.y64.iter_mut().zip(&self.y) {
+            *d = c.wide();
         }
     }
 }
@@ -155,6 +215,15 @@ fn check(v: i128, bound: i64, what: &str, k: usize) {
 #[inline]
 fn front_end(v: f32, step: f32, qp: f32) -> i64 {
     (v / step + 0.5).floor().clamp(-qp, qp) as i64
+}
+
+/// The front end's quantizers as multiplications by `1/step` (exact powers of two).
+#[derive(Debug, Clone, Copy)]
+struct FrontEnd {
+    h_scale: f32,
+    h_qp: f32,
+    y_scale: f32,
+    y_qp: f32,
 }
 
 /// The integer golden model of one IR.
@@ -287,11 +356,11 @@ impl Interpreter {
         let mut taps = Taps::default();
         if self.fast {
             let mut ws = Workspace::<i16>::new(m, n);
-            ws.load(m, n, |i| h[i], |i| y[i]);
+            ws.load_codes(m, n, h, y);
             self.run(&mut ws, bin, Some(&mut taps));
         } else {
             let mut ws = Workspace::<i32>::new(m, n);
-            ws.load(m, n, |i| h[i], |i| y[i]);
+            ws.load_codes(m, n, h, y);
             self.run(&mut ws, bin, Some(&mut taps));
         }
         Ok(taps)
@@ -337,14 +406,24 @@ impl Interpreter {
                 *d = C::of(v);
             }
             // e = requant(mult·(H x) − y ≪ y_shift)
+            // Every sum below is formed in wrapping i64 arithmetic: its exact value is within
+            // its proved bound, below 2^63, so the result modulo 2^64 is the exact value
+            // whatever the partial sums did. Debug builds recompute it in i128.
             let es = &layer.e;
-            let mult = i128::from(es.mult[bin]);
+            let mult = es.mult[bin];
             for i in 0..m {
                 let a = C::dot(&ws.h[i * n..(i + 1) * n], &ws.xin);
                 check(i128::from(a), es.acc.bound, "e.acc", k);
-                let sum = mult * i128::from(a) - (i128::from(ws.y64[i]) << es.y_shift);
-                check(sum, es.sum.bound, "e.sum", k);
-                let e = requantize_wide(sum, es.shift, es.rounding, es.overflow, es.format.width());
+                let sum = mult
+                    .wrapping_mul(a)
+                    .wrapping_sub(shl_wrapping(ws.y64[i], es.y_shift));
+                if cfg!(debug_assertions) {
+                    let exact =
+                        i128::from(mult) * i128::from(a) - (i128::from(ws.y64[i]) << es.y_shift);
+                    check(exact, es.sum.bound, "e.sum", k);
+                    debug_assert_eq!(i128::from(sum), exact);
+                }
+                let e = requantize64(sum, es.shift, es.rounding, es.overflow, es.format.width());
                 ws.e64[i] = e;
                 ws.e[i] = C::of(e);
             }
@@ -356,19 +435,30 @@ impl Interpreter {
             }
             // The update, the prox and the new states.
             let up = &layer.update;
-            let x1 = i128::from(up.x1[bin]);
-            let x2 = up.x2.get(bin).map_or(0, |&v| i128::from(v));
-            let gc = i128::from(up.g_coef);
-            let c = up.c.get(bin).map_or(0, |&v| i128::from(v));
+            let x1 = up.x1[bin];
+            let x2 = up.x2.get(bin).copied().unwrap_or(0);
+            let gc = up.g_coef;
+            let c = up.c.get(bin).copied().unwrap_or(0);
             for j in 0..n {
-                let mut r = x1 * i128::from(ws.xp[j])
-                    + x2 * i128::from(ws.xpp[j])
-                    + gc * i128::from(ws.g[j]);
-                if admm {
-                    r += c * i128::from(ws.xp[j] - ws.s[j] + ws.u[j]);
+                // x, s and u are state codes (≤ 32 bits): their sum and difference are exact.
+                let constraint = if admm {
+                    ws.xp[j] - ws.s[j] + ws.u[j]
+                } else {
+                    0
+                };
+                let r = x1
+                    .wrapping_mul(ws.xp[j])
+                    .wrapping_add(x2.wrapping_mul(ws.xpp[j]))
+                    .wrapping_add(gc.wrapping_mul(ws.g[j]))
+                    .wrapping_add(c.wrapping_mul(constraint));
+                if cfg!(debug_assertions) {
+                    let exact = i128::from(x1) * i128::from(ws.xp[j])
+                        + i128::from(x2) * i128::from(ws.xpp[j])
+                        + i128::from(gc) * i128::from(ws.g[j])
+                        + i128::from(c) * i128::from(constraint);
+                    check(exact, up.acc.bound, "update.acc", k);
+                    debug_assert_eq!(i128::from(r), exact);
                 }
-                check(r, up.acc.bound, "update.acc", k);
-                let r = r as i64;
                 match &layer.admm {
                     None => {
                         let p = prox(&layer.prox, r);
@@ -376,15 +466,22 @@ impl Interpreter {
                     }
                     Some(a) => {
                         let x = a.x_out.apply(r, bin);
-                        let vx = i128::from(a.vx[bin]);
-                        let v = vx * i128::from(x) + i128::from(a.vu[bin]) * i128::from(ws.u[j]);
-                        check(v, a.v.bound, "admm.v", k);
-                        let s = layer.out.apply(prox(&layer.prox, v as i64), bin);
-                        let w = v - vx * i128::from(s);
-                        check(w, a.w.bound, "admm.w", k);
+                        let (vx, vu) = (a.vx[bin], a.vu[bin]);
+                        let v = vx.wrapping_mul(x).wrapping_add(vu.wrapping_mul(ws.u[j]));
+                        let s = layer.out.apply(prox(&layer.prox, v), bin);
+                        let w = v.wrapping_sub(vx.wrapping_mul(s));
+                        if cfg!(debug_assertions) {
+                            let exact_v = i128::from(vx) * i128::from(x)
+                                + i128::from(vu) * i128::from(ws.u[j]);
+                            check(exact_v, a.v.bound, "admm.v", k);
+                            debug_assert_eq!(i128::from(v), exact_v);
+                            let exact_w = exact_v - i128::from(vx) * i128::from(s);
+                            check(exact_w, a.w.bound, "admm.w", k);
+                            debug_assert_eq!(i128::from(w), exact_w);
+                        }
                         ws.xn[j] = x;
                         ws.sn[j] = s;
-                        ws.un[j] = a.x_out.apply(w as i64, bin);
+                        ws.un[j] = a.x_out.apply(w, bin);
                     }
                 }
             }
@@ -417,6 +514,15 @@ impl Interpreter {
         decisions: &mut [i32],
     ) -> Result<(), ModelError> {
         let (m, n) = (self.ir.m, self.ir.n);
+        // 2^frac, exact in f32 for every |frac| ≤ MAX_FRAC.
+        let scale = |f: crate::fixed::QFormat| 2f32.powi(f.frac());
+        let fe = FrontEnd {
+            h_scale: scale(self.ir.inputs.h),
+            h_qp: self.h_qp,
+            y_scale: scale(self.ir.inputs.y),
+            y_qp: self.y_qp,
+        };
+        debug_assert!(fe.h_scale * self.h_step == 1.0 && fe.y_scale * self.y_step == 1.0);
         decisions
             .par_chunks_mut(TASK_FRAMES * n)
             .enumerate()
@@ -426,12 +532,7 @@ impl Interpreter {
                     let f = task * TASK_FRAMES + local;
                     let h = &frames.h[f * m * n..(f + 1) * m * n];
                     let y = &frames.y[f * m..(f + 1) * m];
-                    ws.load(
-                        m,
-                        n,
-                        |i| front_end(h[i] as f32, self.h_step, self.h_qp),
-                        |i| front_end(y[i] as f32, self.y_step, self.y_qp),
-                    );
+                    ws.load_frame(m, n, h, y, &fe);
                     let bin = self.ir.bin_of(frames.noise_var[f] as f32);
                     self.run(&mut ws, bin, None);
                     let out = if self.ir.arch == Arch::Admm {
@@ -446,6 +547,42 @@ impl Interpreter {
             });
         Ok(())
     }
+}
+
+/// `x·2^s` modulo 2^64.
+#[inline]
+fn shl_wrapping(x: i64, s: u32) -> i64 {
+    if s < 64 { x << s } else { 0 }
+}
+
+/// [`requantize_wide`] of an `i64`: `overflow(round_shift(x, shift), width)`, the same
+/// integer for every `shift ≤ 126`, with `i64` arithmetic for `shift ≤ 63`.
+#[inline]
+fn requantize64(
+    x: i64,
+    shift: u32,
+    rounding: RoundingMode,
+    overflow_mode: OverflowMode,
+    width: u32,
+) -> i64 {
+    if shift == 0 || shift > 63 {
+        return requantize_wide(i128::from(x), shift, rounding, overflow_mode, width);
+    }
+    let q = x >> shift;
+    let r = x & ((1u64 << shift) - 1) as i64;
+    let half = 1i64 << (shift - 1);
+    let carry = match rounding {
+        RoundingMode::Floor => false,
+        RoundingMode::HalfUp => r >= half,
+        RoundingMode::HalfEven => r > half || (r == half && q & 1 == 1),
+    };
+    // |q| ≤ 2^62 for shift ≥ 1: q + 1 does not overflow.
+    let v = overflow(q + i64::from(carry), width, overflow_mode);
+    debug_assert_eq!(
+        v,
+        requantize_wide(i128::from(x), shift, rounding, overflow_mode, width)
+    );
+    v
 }
 
 #[inline]
