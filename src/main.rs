@@ -28,6 +28,9 @@ enum Command {
     Compare(cmd::compare::CompareArgs),
     /// Lower a quantized model file to the IR of the integer golden model.
     Lower(cmd::lower::LowerArgs),
+    /// The whole flow on built-in defaults: train, quantize, lower, generate RTL, report,
+    /// co-simulate and plot BER, with a summary.
+    Flow(cmd::flow::FlowArgs),
 }
 
 fn main() -> ExitCode {
@@ -37,6 +40,7 @@ fn main() -> ExitCode {
         Command::Train(args) => cmd::train::run(args),
         Command::Compare(args) => cmd::compare::run(args),
         Command::Lower(args) => cmd::lower::run(args),
+        Command::Flow(args) => cmd::flow::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

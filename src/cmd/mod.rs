@@ -3,5 +3,6 @@
 pub mod args;
 pub mod ber;
 pub mod compare;
+pub mod flow;
 pub mod lower;
 pub mod train;

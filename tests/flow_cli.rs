@@ -1,0 +1,123 @@
+//! End-to-end tests of `kaq flow` on a tiny configuration: every artefact, the summary,
+//! resumption (reuse, partial rerun after a change, --fresh) and config errors.
+
+use std::fs;
+use std::path::Path;
+
+use assert_cmd::Command;
+use predicates::prelude::*;
+
+const TINY: &str = r#"{
+  "link": {"nt": 2, "nr": 2, "modulation": "qpsk"},
+  "net": {"layers": 2},
+  "train": {"samples": 600, "val_samples": 200, "epochs": 2, "batch": 50, "lr": 0.01},
+  "quant": {"epochs": 1, "bits": 6},
+  "rtl": {"lanes": 2, "synth": "none"},
+  "cosim": {"frames": 0},
+  "ber": {"snr_db": [0, 10], "min_errors": 100, "max_frames": 4000, "references": ["mmse"]}
+}"#;
+
+fn kaq(dir: &Path) -> Command {
+    let mut cmd = Command::cargo_bin("kaq").unwrap();
+    cmd.current_dir(dir);
+    cmd
+}
+
+fn flow(dir: &Path, config: &str, extra: &[&str]) -> assert_cmd::assert::Assert {
+    fs::write(dir.join("kaq.json"), config).unwrap();
+    kaq(dir)
+        .args([
+            "flow",
+            "--config",
+            "kaq.json",
+            "--out",
+            "out",
+            "--threads",
+            "1",
+        ])
+        .args(extra)
+        .assert()
+}
+
+#[test]
+fn flow_writes_every_artefact_and_resumes() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    flow(d, TINY, &[]).success();
+    let out = d.join("out");
+    for f in [
+        "models/f32.json",
+        "models/quant.json",
+        "ir.json",
+        "rtl/kaq_top.v",
+        "rtl/README.md",
+        "report.json",
+        "ber.json",
+        "ber.svg",
+        "summary.md",
+        "flow.json",
+    ] {
+        assert!(out.join(f).is_file(), "{f} missing");
+    }
+    let summary = fs::read_to_string(out.join("summary.md")).unwrap();
+    for needle in [
+        "## BER",
+        "pgd-soft-k2-kaq-6b-int",
+        "## Quantization gap",
+        "initiation interval",
+        "kaq lower --model out/models/quant.json",
+        "kaq codegen --ir out/ir.json --lanes 2",
+    ] {
+        assert!(
+            summary.contains(needle),
+            "summary lacks {needle:?}:\n{summary}"
+        );
+    }
+    let ir_before = fs::read(out.join("ir.json")).unwrap();
+
+    // Unchanged: everything is reused.
+    flow(d, TINY, &[])
+        .success()
+        .stdout(predicate::str::contains("f32: up to date, reused"))
+        .stdout(predicate::str::contains("ber: up to date, reused"))
+        .stdout(predicate::str::contains("trained").not());
+
+    // One change downstream of f32: the f32 net is reused, quantization and after rerun.
+    let changed = TINY.replace("\"bits\": 6", "\"bits\": 5");
+    flow(d, &changed, &[])
+        .success()
+        .stdout(predicate::str::contains("f32: up to date, reused"))
+        .stdout(predicate::str::contains("quant: kaq-5b"))
+        .stdout(predicate::str::contains("lower: pgd-soft-k2-kaq-5b"));
+    assert_ne!(fs::read(out.join("ir.json")).unwrap(), ir_before);
+
+    // --fresh reruns everything.
+    flow(d, &changed, &["--fresh"])
+        .success()
+        .stdout(predicate::str::contains("f32: trained"));
+}
+
+#[test]
+fn bad_configs_exit_2_naming_the_field() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    flow(d, r#"{"quant": {"bitz": 4}}"#, &[])
+        .code(2)
+        .stderr(predicate::str::contains("bitz"));
+    flow(d, r#"{"rtl": {"lanes": 3}}"#, &[])
+        .code(2)
+        .stderr(predicate::str::contains("rtl.lanes"));
+    flow(d, r#"{"rtl": {"top": "1bad"}}"#, &[])
+        .code(2)
+        .stderr(predicate::str::contains("rtl.top"));
+    flow(d, r#"{"ber": {"references": ["nope"]}}"#, &[])
+        .code(2)
+        .stderr(predicate::str::contains("ber.references"));
+    flow(d, "{not json", &[])
+        .code(2)
+        .stderr(predicate::str::contains("--config"));
+    assert!(
+        !d.join("out").exists(),
+        "a refused config must not create --out"
+    );
+}
