@@ -34,7 +34,8 @@ pub struct LayerReport {
 pub struct Totals {
     /// Multiply-accumulates per frame.
     pub macs: u64,
-    /// MAC lower bound of the initiation interval: MACs ÷ (lanes × layers).
+    /// MAC lower bound of the initiation interval: the busiest stage's MACs ÷ lanes (each
+    /// stage has its own P lanes, and the pipeline moves at its slowest stage).
     pub mac_bound: u64,
     /// Cycles from the cycle an input frame's first beat is accepted to the first cycle its
     /// output beat is valid, no stalls.
@@ -98,7 +99,6 @@ pub fn analyse(d: &Design) -> Report {
         });
     }
     let macs: u64 = layers.iter().map(|l| l.macs).sum();
-    let k = layers.len() as u64;
     let ii = layers.iter().map(|l| l.ii).max().unwrap_or(0).max(m);
     // Beat 0 accepted at cycle 0 → stage 1 full after beat M − 1; each stage then takes its
     // latency to fill the next; the last one's first drain beat is registered by the output
@@ -107,7 +107,11 @@ pub fn analyse(d: &Design) -> Report {
     let latency = layers.iter().map(|l| l.latency).sum::<u64>() + 1;
     let total = Totals {
         macs,
-        mac_bound: macs.div_ceil(p * k.max(1)),
+        mac_bound: layers
+            .iter()
+            .map(|l| l.macs.div_ceil(p))
+            .max()
+            .unwrap_or(0),
         latency,
         ii,
         multipliers: layers.iter().map(|l| l.multipliers).sum(),
