@@ -10,6 +10,7 @@
 //! kaq did not write unless told to overwrite.
 
 pub mod design;
+mod keywords;
 pub mod literal;
 pub mod report;
 mod stimulus;
@@ -186,56 +187,13 @@ impl Generated {
     }
 }
 
-const KEYWORDS: [&str; 40] = [
-    "always",
-    "and",
-    "assign",
-    "begin",
-    "buf",
-    "case",
-    "casex",
-    "casez",
-    "default",
-    "else",
-    "end",
-    "endcase",
-    "endfunction",
-    "endgenerate",
-    "endmodule",
-    "for",
-    "function",
-    "generate",
-    "genvar",
-    "if",
-    "initial",
-    "inout",
-    "input",
-    "integer",
-    "localparam",
-    "module",
-    "nand",
-    "negedge",
-    "nor",
-    "not",
-    "or",
-    "output",
-    "parameter",
-    "posedge",
-    "reg",
-    "signed",
-    "wire",
-    "xor",
-    "logic",
-    "unsigned",
-];
-
 /// Checks that `name` is a legal, non-reserved Verilog identifier.
 pub fn check_top_name(name: &str) -> Result<(), CodegenError> {
     let mut chars = name.chars();
     let ok = matches!(chars.next(), Some(c) if c.is_ascii_alphabetic() || c == '_')
         && chars.all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '$')
         && name.len() <= 64
-        && !KEYWORDS.contains(&name)
+        && !keywords::KEYWORDS.contains(&name)
         && !name.starts_with("kaq_layer_core")
         && !PRIMITIVES
             .iter()
@@ -267,7 +225,8 @@ fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> CodegenError + '_ {
 }
 
 /// Writes `generated` into `dir` (created if missing). A directory holding files that are
-/// not listed in its kaq manifest is refused unless `force`. Every file is written to a
+/// not listed in its kaq manifest is refused unless `force`; the new manifest keeps listing
+/// the files of earlier runs that are still there. Every file is written to a
 /// temporary name and renamed, and the manifest last, so an interrupted run never leaves a
 /// half-written file. Returns the paths written.
 pub fn write_design(
@@ -278,10 +237,11 @@ pub fn write_design(
     if dir.exists() && !dir.is_dir() {
         return Err(CodegenError::NotADirectory(dir.display().to_string()));
     }
+    // What an earlier run wrote here (empty for a new directory).
+    let ours: BTreeSet<String> = fs::read_to_string(dir.join(MANIFEST))
+        .map(|t| t.lines().map(str::to_string).collect())
+        .unwrap_or_default();
     if dir.is_dir() && !force {
-        let ours: BTreeSet<String> = fs::read_to_string(dir.join(MANIFEST))
-            .map(|t| t.lines().map(str::to_string).collect())
-            .unwrap_or_default();
         let mut foreign = Vec::new();
         for entry in fs::read_dir(dir).map_err(io_err(dir))? {
             let entry = entry.map_err(io_err(dir))?;
@@ -313,6 +273,13 @@ pub fn write_design(
         manifest.push_str(&file.name);
         manifest.push('\n');
         written.push(path);
+    }
+    // Files of an earlier run that this one does not rewrite (another top's) stay kaq's.
+    for name in &ours {
+        if generated.file(name).is_none() && dir.join(name).is_file() {
+            manifest.push_str(name);
+            manifest.push('\n');
+        }
     }
     write_atomic(&dir.join(MANIFEST), manifest.as_bytes())?;
     Ok(written)
