@@ -25,10 +25,9 @@ module {{ l.module }} (
     output wire {{ ports.x }} m_u
 );
     kaq_layer_core #(
-{% for p in l.params %}
+{%- for p in l.params %}
         .{{ p.0 }}({{ p.1 }}){% if !loop.last %},{% endif %}
-
-{% endfor %}
+{%- endfor %}
     ) u_core (
         .clk(clk), .rst(rst),
         .s_valid(s_valid), .s_ready(s_ready), .s_h(s_h), .s_y(s_y), .s_bin(s_bin),

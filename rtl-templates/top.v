@@ -19,7 +19,8 @@ module {{ d.top }} (
     output wire {{ ports.bits }} out_bits
 );
     // Stage k's input stream is s{k}; the top input is s1.
-{% for w in wires %}
+{%- for w in wires %}
+
     wire s{{ w }}_valid;
     wire s{{ w }}_ready;
     wire {{ ports.h }} s{{ w }}_h;
@@ -29,7 +30,7 @@ module {{ d.top }} (
     wire {{ ports.x }} s{{ w }}_x2;
     wire {{ ports.x }} s{{ w }}_s;
     wire {{ ports.x }} s{{ w }}_u;
-{% endfor %}
+{%- endfor %}
 
     assign s1_valid = in_valid;
     assign in_ready = s1_ready;
@@ -40,7 +41,7 @@ module {{ d.top }} (
     assign s1_x2 = {{ ports.zero_x }};
     assign s1_s = {{ ports.zero_x }};
     assign s1_u = {{ ports.zero_x }};
-{% for l in d.layers %}
+{%- for l in d.layers %}
 
     {{ l.module }} u_layer{{ l.number }} (
         .clk(clk), .rst(rst),
@@ -51,13 +52,12 @@ module {{ d.top }} (
         .m_h(s{{ l.next }}_h), .m_y(s{{ l.next }}_y), .m_bin(s{{ l.next }}_bin),
         .m_x1(s{{ l.next }}_x1), .m_x2(s{{ l.next }}_x2), .m_s(s{{ l.next }}_s), .m_u(s{{ l.next }}_u)
     );
-{% endfor %}
+{%- endfor %}
 
     kaq_out_stage #(
-{% for p in d.out_params %}
+{%- for p in d.out_params %}
         .{{ p.0 }}({{ p.1 }}){% if !loop.last %},{% endif %}
-
-{% endfor %}
+{%- endfor %}
     ) u_out (
         .clk(clk), .rst(rst),
         .s_valid(s{{ last }}_valid), .s_ready(s{{ last }}_ready),
