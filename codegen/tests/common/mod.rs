@@ -67,7 +67,8 @@ pub fn ir_with_bins(c: &Config, bins: Option<usize>) -> Ir {
             *p = p.abs();
         }
     }
-    let set = TrainSet::generate(&link, 64, &[0.0, 10.0, 20.0, 30.0], c.seed, SetKind::Train).unwrap();
+    let set =
+        TrainSet::generate(&link, 64, &[0.0, 10.0, 20.0, 30.0], c.seed, SetKind::Train).unwrap();
     let mut qc = QuantConfig::with_activation_bits(c.bits);
     if let Some(count) = bins {
         qc.snr_bins.count = count;
