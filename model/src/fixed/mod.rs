@@ -4,7 +4,8 @@
 //! * [`QFormat`]: the runtime descriptor of a stored tensor's two's-complement format.
 //! * [`RoundingMode`] and [`OverflowMode`]: how a right shift rounds and how a value is narrowed.
 //! * The primitives [`round_shift`], [`saturate`], [`saturate_symmetric`], [`wrap`],
-//!   [`overflow`], [`requantize`], [`mac`] and [`dot`] on plain `i64` (`i128` inside where a
+//!   [`overflow`], [`requantize`] (and [`requantize_i64`], its `i64` form for products that
+//!   fit), [`mac`] and [`dot`] on plain `i64` (`i128` inside where a
 //!   product can exceed 64 bits), and [`Requant`], a validated requantization step.
 //! * [`reference`]: a slow, obviously correct `i128` twin of every primitive, written without
 //!   shifts or masks, against which the fast code is tested exhaustively for widths ≤ 8.
@@ -25,5 +26,6 @@ pub use format::{
 };
 pub use ops::{
     OverflowMode, RoundingMode, dot, fits, mac, max_code, min_code, overflow, requantize,
-    requantize_wide, round_shift, round_shift_wide, saturate, saturate_symmetric, wrap,
+    requantize_i64, requantize_wide, round_shift, round_shift_wide, saturate, saturate_symmetric,
+    wrap,
 };

@@ -164,6 +164,41 @@ pub fn requantize(
     )
 }
 
+/// [`requantize`] computed in `i64`, for operands whose product `x · mult` fits `i64` and
+/// `shift ≤ 63`: the same integer as [`requantize`] there (callers prove the product bound,
+/// e.g. from an accumulator's proved bound and the largest multiplier). Debug builds assert
+/// that the product fits; release builds then return an unspecified code, never panic.
+#[inline]
+pub fn requantize_i64(
+    x: i64,
+    mult: i64,
+    shift: u32,
+    rounding: RoundingMode,
+    overflow_mode: OverflowMode,
+    out_width: u32,
+) -> i64 {
+    debug_assert!(shift <= 63, "shift {shift} outside 0..=63");
+    debug_assert!(
+        x.checked_mul(mult).is_some(),
+        "requantize_i64: {x}·{mult} does not fit 64 bits"
+    );
+    let p = x.wrapping_mul(mult);
+    if shift == 0 {
+        return overflow(p, out_width, overflow_mode);
+    }
+    let s = shift & 63;
+    let q = p >> s;
+    let r = p & ((1u64 << s) - 1) as i64;
+    let half = 1i64 << (s - 1);
+    let carry = match rounding {
+        RoundingMode::Floor => false,
+        RoundingMode::HalfUp => r >= half,
+        RoundingMode::HalfEven => r > half || (r == half && q & 1 == 1),
+    };
+    // |q| ≤ 2^62 for shift ≥ 1: q + 1 does not overflow.
+    overflow(q + i64::from(carry), out_width, overflow_mode)
+}
+
 /// `overflow(round_shift(x, shift), out_width)` of a wide value: the narrowing half of
 /// [`requantize`], for sums formed in `i128` (`0 ≤ shift ≤ 126`, `1 ≤ out_width ≤ 64`).
 #[inline]

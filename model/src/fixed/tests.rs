@@ -79,6 +79,28 @@ fn requantize_matches_reference_exhaustively() {
 }
 
 #[test]
+fn requantize_i64_matches_requantize_exhaustively() {
+    let mults: Vec<i64> = (-9..=9).chain([127, -128, 255, 1000, -1000]).collect();
+    for rounding in RoundingMode::ALL {
+        for ovf in OverflowMode::ALL {
+            for out_w in 1..=8 {
+                for shift in (0..=10).chain([62, 63]) {
+                    for &mult in &mults {
+                        for x in -256..=255 {
+                            assert_eq!(
+                                requantize_i64(x, mult, shift, rounding, ovf, out_w),
+                                requantize(x, mult, shift, rounding, ovf, out_w),
+                                "x={x} mult={mult} shift={shift} out_w={out_w} {rounding:?} {ovf:?}"
+                            );
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+#[test]
 fn dot_matches_reference_exhaustively_for_3_bit_pairs() {
     // Every pair of 2-element vectors of signed 3-bit codes: sums reach 32, so 7 bits suffice.
     let codes: Vec<i32> = (-4..=3).collect();
@@ -385,6 +407,24 @@ proptest! {
         prop_assert_eq!(
             i128::from(requantize(x, mult, shift, rounding, ovf, out_w)),
             slow::requantize(i128::from(x), i128::from(mult), shift, rounding, ovf, out_w)
+        );
+    }
+
+    #[test]
+    fn requantize_i64_matches_requantize_when_the_product_fits(
+        x in any::<i64>(),
+        mult in -(1i64 << 31)..=(1i64 << 31),
+        shift in 0u32..=63,
+        out_w in 1u32..=64,
+        rounding in rounding_mode(),
+        ovf in overflow_mode(),
+    ) {
+        // Shrink x until x·mult fits i64 (keeping its low bits varied).
+        let x = if x.checked_mul(mult).is_some() { x } else { x >> 32 };
+        prop_assume!(x.checked_mul(mult).is_some());
+        prop_assert_eq!(
+            requantize_i64(x, mult, shift, rounding, ovf, out_w),
+            requantize(x, mult, shift, rounding, ovf, out_w)
         );
     }
 

@@ -10,10 +10,12 @@
 
 use rayon::prelude::*;
 
-use super::{InitStage, Ir, IrError, ProxStage};
+use super::{BinRequant, InitStage, Ir, IrError, Layer, ProxStage};
 use crate::detect::Detector;
 use crate::error::ModelError;
-use crate::fixed::{OverflowMode, RoundingMode, overflow, requantize_wide};
+use crate::fixed::{
+    OverflowMode, Requant, RoundingMode, overflow, requantize, requantize_i64, requantize_wide,
+};
 use crate::link::FrameBatch;
 use crate::quant::quantizer::max_code;
 use crate::unfolded::Arch;
@@ -56,6 +58,13 @@ trait Code: Copy + Default + Send + Sync + 'static {
     fn dot(a: &[Self], b: &[Self]) -> i64;
     /// [`front_end`] of `v` as an f32 quantized with `scale = 1/step`.
     fn quantize(v: f64, scale: f32, qp: f32) -> Self;
+    /// [`Code::quantize`] of every element of `src` into `dst` (same length).
+    #[inline]
+    fn quantize_into(src: &[f64], dst: &mut [Self], scale: f32, qp: f32) {
+        for (d, &v) in dst.iter_mut().zip(src) {
+            *d = Self::quantize(v, scale, qp);
+        }
+    }
 }
 
 /// `(v·scale + ½)` clamped to `±qp`: the argument of the floor in [`front_end`]. With
@@ -63,8 +72,23 @@ trait Code: Copy + Default + Send + Sync + 'static {
 /// value of the same real number, and clamping to the integers `±qp` before the floor gives
 /// the floor's result clamped afterwards.
 #[inline]
-fn front_end_clamped(v: f64, scale: f32, qp: f32) -> f32 {
-    ((v as f32) * scale + 0.5).clamp(-qp, qp)
+fn front_end_clamped(v: f32, scale: f32, qp: f32) -> f32 {
+    (v * scale + 0.5).clamp(-qp, qp)
+}
+
+/// [`Code::quantize`] for `i16` of an input already converted to f32.
+#[inline]
+fn quantize_f32(v: f32, scale: f32, qp: f32) -> i16 {
+    // |t| ≤ qp < 2^15. Adding 1.5·2^23 rounds t to the nearest integer r (the sum lies in
+    // [2^23, 2^24), where the f32 spacing is 1, so its bits count up from MAGIC's), and the
+    // floor is r, or r − 1 where r > t. No float-to-int cast, so this vectorizes without
+    // the saturating cast's scalar fix-ups. A NaN becomes 0, as `front_end`'s cast makes it.
+    const MAGIC: f32 = 12_582_912.0;
+    let t = front_end_clamped(v, scale, qp);
+    let t = if t.is_nan() { 0.0 } else { t };
+    let m = t + MAGIC;
+    let r = m.to_bits() as i32 - MAGIC.to_bits() as i32;
+    (r - i32::from(m - MAGIC > t)) as i16
 }
 
 impl Code for i16 {
@@ -79,27 +103,55 @@ impl Code for i16 {
     }
     #[inline]
     fn quantize(v: f64, scale: f32, qp: f32) -> Self {
-        // |t| ≤ qp < 2^15. Adding 1.5·2^23 rounds t to the nearest integer r (the sum lies in
-        // [2^23, 2^24), where the f32 spacing is 1, so its bits count up from MAGIC's), and the
-        // floor is r, or r − 1 where r > t. No float-to-int cast, so this vectorizes without
-        // the saturating cast's scalar fix-ups. A NaN becomes 0, as `front_end`'s cast makes it.
-        const MAGIC: f32 = 12_582_912.0;
-        let t = front_end_clamped(v, scale, qp);
-        let t = if t.is_nan() { 0.0 } else { t };
-        let m = t + MAGIC;
-        let r = m.to_bits() as i32 - MAGIC.to_bits() as i32;
-        (r - i32::from(m - MAGIC > t)) as i16
+        quantize_f32(v as f32, scale, qp)
+    }
+    #[inline]
+    fn quantize_into(src: &[f64], dst: &mut [Self], scale: f32, qp: f32) {
+        // Blocks of 8: the f64 → f32 conversions fill whole 4-lane f32 vectors.
+        let mut s = src.chunks_exact(8);
+        let mut d = dst.chunks_exact_mut(8);
+        for (dc, sc) in (&mut d).zip(&mut s) {
+            let mut t = [0f32; 8];
+            for (t, &v) in t.iter_mut().zip(sc) {
+                *t = v as f32;
+            }
+            for (d, &t) in dc.iter_mut().zip(&t) {
+                *d = quantize_f32(t, scale, qp);
+            }
+        }
+        for (d, &v) in d.into_remainder().iter_mut().zip(s.remainder()) {
+            *d = Self::quantize(v, scale, qp);
+        }
     }
     #[inline]
     fn dot(a: &[Self], b: &[Self]) -> i64 {
-        // |sum| < 2^31 by the proved accumulator width (the fast path requires ≤ 32 bits).
-        i64::from(
-            a.iter()
-                .zip(b)
-                .map(|(&x, &y)| i32::from(x) * i32::from(y))
-                .sum::<i32>(),
-        )
+        // |sum| < 2^31 by the proved accumulator width (the fast path requires ≤ 32 bits), so
+        // every partial sum in any order is exact. Blocks of 32 and 16 become whole packed
+        // multiply-adds with one horizontal sum per block.
+        let (a32, a_rest) = a.split_at(a.len() - a.len() % 32);
+        let (b32, b_rest) = b.split_at(a32.len());
+        let mut t = dot_blocks::<32>(a32, b32);
+        let (a16, a_tail) = a_rest.split_at(a_rest.len() - a_rest.len() % 16);
+        let (b16, b_tail) = b_rest.split_at(a16.len());
+        t = t.wrapping_add(dot_blocks::<16>(a16, b16));
+        t = t.wrapping_add(dot_blocks::<1>(a_tail, b_tail));
+        i64::from(t)
     }
+}
+
+/// Σ a_i·b_i in wrapping `i32`, one block of `L` at a time (`a.len()` a multiple of `L`).
+#[inline]
+fn dot_blocks<const L: usize>(a: &[i16], b: &[i16]) -> i32 {
+    a.chunks_exact(L)
+        .zip(b.chunks_exact(L))
+        .fold(0i32, |t, (x, y)| {
+            t.wrapping_add(
+                x.iter()
+                    .zip(y)
+                    .map(|(&x, &y)| i32::from(x) * i32::from(y))
+                    .fold(0i32, i32::wrapping_add),
+            )
+        })
 }
 
 impl Code for i32 {
@@ -114,7 +166,7 @@ impl Code for i32 {
     }
     #[inline]
     fn quantize(v: f64, scale: f32, qp: f32) -> Self {
-        let t = front_end_clamped(v, scale, qp);
+        let t = front_end_clamped(v as f32, scale, qp);
         let i = t as i64;
         Self::of(i - i64::from(i as f32 > t))
     }
@@ -180,12 +232,8 @@ impl<C: Code> Workspace<C> {
 
     /// Loads one frame's H̃ (row-major) and ỹ through the front end.
     fn load_frame(&mut self, m: usize, n: usize, h: &[f64], y: &[f64], fe: &FrontEnd) {
-        for (d, &v) in self.h.iter_mut().zip(h) {
-            *d = C::quantize(v, fe.h_scale, fe.h_qp);
-        }
-        for (d, &v) in self.y.iter_mut().zip(y) {
-            *d = C::quantize(v, fe.y_scale, fe.y_qp);
-        }
+        C::quantize_into(h, &mut self.h, fe.h_scale, fe.h_qp);
+        C::quantize_into(y, &mut self.y, fe.y_scale, fe.y_qp);
         self.finish_load(m, n);
     }
 
@@ -226,11 +274,82 @@ struct FrontEnd {
     y_qp: f32,
 }
 
+/// Which requantizations of a stage may compute their product in `i64`: those whose proved
+/// input bound times their largest multiplier fits (see [`requantize_i64`]).
+#[derive(Debug, Clone, Copy, Default)]
+struct Narrow {
+    g: bool,
+    out: bool,
+    x_out: bool,
+    table: bool,
+}
+
+/// Whether `|x·mult| ≤ i64::MAX` for every `|x| ≤ bound` and every multiplier in `mults`.
+fn product_fits(bound: i64, mults: impl IntoIterator<Item = i64>) -> bool {
+    let m = mults.into_iter().map(i64::unsigned_abs).max().unwrap_or(0);
+    u128::from(bound.unsigned_abs()) * u128::from(m) <= i64::MAX as u128
+}
+
+impl Narrow {
+    fn of(layer: &Layer) -> Self {
+        let r = layer.update.acc.bound;
+        // The prox input: R (PGD-Net) or v (ADMM-Net).
+        let p_in = layer.admm.as_ref().map_or(r, |a| a.v.bound);
+        let (p_out, table) = match &layer.prox {
+            ProxStage::Soft { lambda } => (p_in.saturating_add(lambda.saturating_abs()), true),
+            ProxStage::Box { limit } => (p_in.max(limit.saturating_abs()), true),
+            ProxStage::Table { input, table, .. } => (
+                table.iter().map(|t| t.saturating_abs()).max().unwrap_or(0),
+                product_fits(p_in, [input.mult()]),
+            ),
+        };
+        Self {
+            g: product_fits(layer.g.acc.bound, [layer.g.requant.mult()]),
+            out: layer.out.shift <= 63 && product_fits(p_out, layer.out.mult.iter().copied()),
+            x_out: layer.admm.as_ref().is_none_or(|a| {
+                a.x_out.shift <= 63 && product_fits(r.max(a.w.bound), a.x_out.mult.iter().copied())
+            }),
+            table,
+        }
+    }
+}
+
+/// `rq.apply(x)`, in `i64` when `narrow`.
+#[inline]
+fn apply(rq: &Requant, x: i64, narrow: bool) -> i64 {
+    let (m, s, r, o, w) = (
+        rq.mult(),
+        rq.shift(),
+        rq.rounding(),
+        rq.overflow(),
+        rq.out_width(),
+    );
+    if narrow {
+        requantize_i64(x, m, s, r, o, w)
+    } else {
+        requantize(x, m, s, r, o, w)
+    }
+}
+
+/// `rq.apply(x, bin)` with the multiplier `mult = rq.mult[bin]`, in `i64` when `narrow`.
+#[inline]
+fn apply_bin(rq: &BinRequant, mult: i64, x: i64, narrow: bool) -> i64 {
+    if narrow {
+        requantize_i64(x, mult, rq.shift, rq.rounding, rq.overflow, rq.width)
+    } else {
+        requantize(x, mult, rq.shift, rq.rounding, rq.overflow, rq.width)
+    }
+}
+
 /// The integer golden model of one IR.
 #[derive(Debug, Clone)]
 pub struct Interpreter {
     ir: Ir,
     fast: bool,
+    /// The matched filter's requantization runs in `i64`.
+    init_narrow: bool,
+    /// Per layer.
+    narrow: Vec<Narrow>,
     h_step: f32,
     h_qp: f32,
     y_step: f32,
@@ -255,6 +374,8 @@ impl Interpreter {
         let step = |f: crate::fixed::QFormat| 2f32.powi(-f.frac());
         Ok(Self {
             fast,
+            init_narrow: init_narrow(&ir),
+            narrow: ir.layers.iter().map(Narrow::of).collect(),
             h_step: step(ir.inputs.h),
             h_qp: max_code(ir.inputs.h.width()),
             y_step: step(ir.inputs.y),
@@ -275,6 +396,8 @@ impl Interpreter {
         let mut me = Self::new(ir.clone()).unwrap_or_else(|_| Self {
             ir: ir.clone(),
             fast: false,
+            init_narrow: false,
+            narrow: vec![Narrow::default(); ir.layers.len()],
             h_step: 2f32.powi(-ir.inputs.h.frac()),
             h_qp: max_code(ir.inputs.h.width()),
             y_step: 2f32.powi(-ir.inputs.y.frac()),
@@ -388,7 +511,7 @@ impl Interpreter {
                 for j in 0..n {
                     let a = C::dot(&ws.ht[j * m..(j + 1) * m], &ws.y);
                     check(i128::from(a), acc.bound, "init.acc", 0);
-                    ws.xp[j] = requant.apply(a);
+                    ws.xp[j] = apply(requant, a, self.init_narrow);
                 }
             }
         }
@@ -401,7 +524,8 @@ impl Interpreter {
         if let Some(t) = taps.as_deref_mut() {
             t.x0 = ws.xp.clone();
         }
-        for (k, layer) in ir.layers.iter().enumerate() {
+        for (k, (layer, nw)) in ir.layers.iter().zip(&self.narrow).enumerate() {
+            let nw = *nw;
             for (d, &v) in ws.xin.iter_mut().zip(&ws.xp) {
                 *d = C::of(v);
             }
@@ -431,7 +555,7 @@ impl Interpreter {
             for j in 0..n {
                 let a = C::dot(&ws.ht[j * m..(j + 1) * m], &ws.e);
                 check(i128::from(a), layer.g.acc.bound, "g.acc", k);
-                ws.g[j] = layer.g.requant.apply(a);
+                ws.g[j] = apply(&layer.g.requant, a, nw.g);
             }
             // The update, the prox and the new states.
             let up = &layer.update;
@@ -439,6 +563,7 @@ impl Interpreter {
             let x2 = up.x2.get(bin).copied().unwrap_or(0);
             let gc = up.g_coef;
             let c = up.c.get(bin).copied().unwrap_or(0);
+            let out_mult = layer.out.mult[bin];
             for j in 0..n {
                 // x, s and u are state codes (≤ 32 bits): their sum and difference are exact.
                 let constraint = if admm {
@@ -461,14 +586,16 @@ impl Interpreter {
                 }
                 match &layer.admm {
                     None => {
-                        let p = prox(&layer.prox, r);
-                        ws.xn[j] = layer.out.apply(p, bin);
+                        let p = prox(&layer.prox, r, nw.table);
+                        ws.xn[j] = apply_bin(&layer.out, out_mult, p, nw.out);
                     }
                     Some(a) => {
-                        let x = a.x_out.apply(r, bin);
+                        let x_mult = a.x_out.mult[bin];
+                        let x = apply_bin(&a.x_out, x_mult, r, nw.x_out);
                         let (vx, vu) = (a.vx[bin], a.vu[bin]);
                         let v = vx.wrapping_mul(x).wrapping_add(vu.wrapping_mul(ws.u[j]));
-                        let s = layer.out.apply(prox(&layer.prox, v), bin);
+                        let p = prox(&layer.prox, v, nw.table);
+                        let s = apply_bin(&layer.out, out_mult, p, nw.out);
                         let w = v.wrapping_sub(vx.wrapping_mul(s));
                         if cfg!(debug_assertions) {
                             let exact_v = i128::from(vx) * i128::from(x)
@@ -481,7 +608,7 @@ impl Interpreter {
                         }
                         ws.xn[j] = x;
                         ws.sn[j] = s;
-                        ws.un[j] = a.x_out.apply(w, bin);
+                        ws.un[j] = apply_bin(&a.x_out, x_mult, w, nw.x_out);
                     }
                 }
             }
@@ -549,6 +676,14 @@ impl Interpreter {
     }
 }
 
+/// Whether the matched filter's requantization may run in `i64`.
+fn init_narrow(ir: &Ir) -> bool {
+    match &ir.init {
+        InitStage::Zero => true,
+        InitStage::MatchedFilter { acc, requant } => product_fits(acc.bound, [requant.mult()]),
+    }
+}
+
 /// `x·2^s` modulo 2^64.
 #[inline]
 fn shl_wrapping(x: i64, s: u32) -> i64 {
@@ -586,13 +721,13 @@ fn requantize64(
 }
 
 #[inline]
-fn prox(stage: &ProxStage, r: i64) -> i64 {
+fn prox(stage: &ProxStage, r: i64, narrow: bool) -> i64 {
     match stage {
         ProxStage::Soft { lambda } => r - r.clamp(-lambda, *lambda),
         ProxStage::Box { limit } => r.clamp(-limit, *limit),
         ProxStage::Table { input, table, .. } => {
             let half = 1i64 << (input.out_width() - 1);
-            table[(input.apply(r) + half) as usize]
+            table[(apply(input, r, narrow) + half) as usize]
         }
     }
 }
