@@ -84,6 +84,12 @@ pub fn index_width(count: usize) -> u32 {
     }
 }
 
+/// A per-bin shift table: 6-bit unsigned entries (shifts are at most 63).
+fn shifts(values: &[u32]) -> String {
+    let v: Vec<i64> = values.iter().map(|&s| i64::from(s)).collect();
+    packed(&v, 6)
+}
+
 fn table(values: &[i64], bins: usize) -> (u32, String) {
     if values.is_empty() {
         (2, packed(&vec![0; bins], 2))
@@ -236,12 +242,12 @@ pub fn lower(ir: &Ir, lanes: usize, top: &str) -> Result<Design, CodegenError> {
         // Prox output -> state codes.
         let out = &layer.out;
         p.table("O_MULT_W", "O_MULT_TABLE", &out.mult, bins);
-        p.int("O_SHIFT", out.shift);
+        p.lit("O_SHIFT_TABLE", shifts(&out.shift));
         p.int("O_ROUND", rounding(out.rounding));
         p.int("O_OVF", overflow(out.overflow));
         if let Some(a) = &layer.admm {
             p.table("XO_MULT_W", "XO_MULT_TABLE", &a.x_out.mult, bins);
-            p.int("XO_SHIFT", a.x_out.shift);
+            p.lit("XO_SHIFT_TABLE", shifts(&a.x_out.shift));
             p.int("XO_ROUND", rounding(a.x_out.rounding));
             p.int("XO_OVF", overflow(a.x_out.overflow));
             p.table("VX_W", "VX_TABLE", &a.vx, bins);

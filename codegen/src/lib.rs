@@ -30,7 +30,7 @@ pub use stimulus::{Stimulus, stimulus};
 pub const MANIFEST: &str = ".kaq-codegen";
 
 /// The hand-written primitives every design includes, in dependency order.
-pub const PRIMITIVES: [(&str, &str); 10] = [
+pub const PRIMITIVES: [(&str, &str); 11] = [
     (
         "kaq_round_shift_sat.v",
         include_str!("../../rtl-templates/primitives/kaq_round_shift_sat.v"),
@@ -38,6 +38,10 @@ pub const PRIMITIVES: [(&str, &str); 10] = [
     (
         "kaq_requant.v",
         include_str!("../../rtl-templates/primitives/kaq_requant.v"),
+    ),
+    (
+        "kaq_requant_var.v",
+        include_str!("../../rtl-templates/primitives/kaq_requant_var.v"),
     ),
     (
         "kaq_affine_requant.v",

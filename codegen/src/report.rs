@@ -107,11 +107,7 @@ pub fn analyse(d: &Design) -> Report {
     let latency = layers.iter().map(|l| l.latency).sum::<u64>() + 1;
     let total = Totals {
         macs,
-        mac_bound: layers
-            .iter()
-            .map(|l| l.macs.div_ceil(p))
-            .max()
-            .unwrap_or(0),
+        mac_bound: layers.iter().map(|l| l.macs.div_ceil(p)).max().unwrap_or(0),
         latency,
         ii,
         multipliers: layers.iter().map(|l| l.multipliers).sum(),

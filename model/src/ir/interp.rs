@@ -305,9 +305,11 @@ impl Narrow {
         };
         Self {
             g: product_fits(layer.g.acc.bound, [layer.g.requant.mult()]),
-            out: layer.out.shift <= 63 && product_fits(p_out, layer.out.mult.iter().copied()),
+            out: layer.out.shift.iter().all(|&s| s <= 63)
+                && product_fits(p_out, layer.out.mult.iter().copied()),
             x_out: layer.admm.as_ref().is_none_or(|a| {
-                a.x_out.shift <= 63 && product_fits(r.max(a.w.bound), a.x_out.mult.iter().copied())
+                a.x_out.shift.iter().all(|&s| s <= 63)
+                    && product_fits(r.max(a.w.bound), a.x_out.mult.iter().copied())
             }),
             table,
         }
@@ -331,13 +333,14 @@ fn apply(rq: &Requant, x: i64, narrow: bool) -> i64 {
     }
 }
 
-/// `rq.apply(x, bin)` with the multiplier `mult = rq.mult[bin]`, in `i64` when `narrow`.
+/// `rq.apply(x, bin)` with `(mult, shift) = (rq.mult[bin], rq.shift[bin])`, in `i64` when
+/// `narrow`.
 #[inline]
-fn apply_bin(rq: &BinRequant, mult: i64, x: i64, narrow: bool) -> i64 {
+fn apply_bin(rq: &BinRequant, (mult, shift): (i64, u32), x: i64, narrow: bool) -> i64 {
     if narrow {
-        requantize_i64(x, mult, rq.shift, rq.rounding, rq.overflow, rq.width)
+        requantize_i64(x, mult, shift, rq.rounding, rq.overflow, rq.width)
     } else {
-        requantize(x, mult, rq.shift, rq.rounding, rq.overflow, rq.width)
+        requantize(x, mult, shift, rq.rounding, rq.overflow, rq.width)
     }
 }
 
@@ -563,7 +566,7 @@ impl Interpreter {
             let x2 = up.x2.get(bin).copied().unwrap_or(0);
             let gc = up.g_coef;
             let c = up.c.get(bin).copied().unwrap_or(0);
-            let out_mult = layer.out.mult[bin];
+            let out_mult = (layer.out.mult[bin], layer.out.shift[bin]);
             for j in 0..n {
                 // x, s and u are state codes (≤ 32 bits): their sum and difference are exact.
                 let constraint = if admm {
@@ -590,7 +593,7 @@ impl Interpreter {
                         ws.xn[j] = apply_bin(&layer.out, out_mult, p, nw.out);
                     }
                     Some(a) => {
-                        let x_mult = a.x_out.mult[bin];
+                        let x_mult = (a.x_out.mult[bin], a.x_out.shift[bin]);
                         let x = apply_bin(&a.x_out, x_mult, r, nw.x_out);
                         let (vx, vu) = (a.vx[bin], a.vu[bin]);
                         let v = vx.wrapping_mul(x).wrapping_add(vu.wrapping_mul(ws.u[j]));

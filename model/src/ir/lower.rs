@@ -148,10 +148,17 @@ fn state_requant(
         .iter()
         .map(|&d| 2f64.powi(-in_frac) / f64::from(d))
         .collect();
-    let (mult, shift) = scaled_table(&vals, 0, bits, what)?;
+    // Each bin at its own shift: full precision in every bin.
+    let mut mult = Vec::with_capacity(vals.len());
+    let mut shift = Vec::with_capacity(vals.len());
+    for &v in &vals {
+        let (m, s) = scaled_table(&[v], 0, bits, what)?;
+        mult.push(m[0]);
+        shift.push(shift_u32(s, what)?);
+    }
     Ok(BinRequant {
         mult,
-        shift: shift_u32(shift, what)?,
+        shift,
         rounding: RoundingMode::HalfUp,
         overflow: OverflowMode::SaturateSymmetric,
         width,

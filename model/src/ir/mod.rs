@@ -323,15 +323,17 @@ pub enum ProxStage {
     },
 }
 
-/// A requantization whose multiplier is looked up by SNR bin:
-/// overflow(round_shift(x·mult[bin], shift), width).
+/// A requantization whose multiplier and shift are looked up by SNR bin:
+/// overflow(round_shift(x·mult[bin], shift[bin]), width). A shift per bin keeps every bin's
+/// multiplier at full precision even when the steps of the bins differ by orders of magnitude
+/// (a KAQ step that reaches its floor in bins outside the training SNRs).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct BinRequant {
     /// Per bin multiplier.
     pub mult: Vec<i64>,
-    /// Common right shift.
-    pub shift: u32,
+    /// Per bin right shift.
+    pub shift: Vec<u32>,
     /// Rounding of the shift.
     pub rounding: RoundingMode,
     /// Narrowing (symmetric saturation for states).
@@ -349,7 +351,7 @@ impl BinRequant {
         crate::fixed::requantize(
             x,
             self.mult[bin],
-            self.shift,
+            self.shift[bin],
             self.rounding,
             self.overflow,
             self.width,

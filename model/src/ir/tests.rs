@@ -327,3 +327,58 @@ fn fast_and_wide_paths_agree() {
         );
     }
 }
+
+/// A KAQ step that reaches its floor in the low-SNR bins (α < 0, as training can learn)
+/// makes the per-bin scales 1/Δ span six orders of magnitude; every bin keeps a full-precision
+/// multiplier (a shift per bin), so the integer model still follows the fake-quant net.
+#[test]
+fn steps_at_their_floor_in_some_bins_keep_full_precision() {
+    for (arch, bits) in [(Arch::Pgd, 4), (Arch::Pgd, 8), (Arch::Admm, 6)] {
+        let case = Case {
+            arch,
+            prox: Prox::Soft,
+            momentum: false,
+            init: Init::Zero,
+            modulation: Modulation::Qam16,
+            nt: 4,
+            nr: 4,
+            layers: 3,
+            bits,
+            method: QuantMethod::Kaq,
+            seed: 21,
+        };
+        let mut q = quant_net(&case);
+        let k = case.layers;
+        let len = q.params().len();
+        let tail = &mut q.params_mut()[len - 2 * k..];
+        for i in 0..k {
+            // Δ = γ (1 − s): at or below the floor for SNR ≤ 0 dB.
+            tail[i] = -tail[k + i];
+        }
+        let floor = crate::quant::quantizer::MIN_STEP;
+        assert!(
+            q.step_table()
+                .iter()
+                .all(|l| l[0] == floor && l[100] > 100.0 * floor)
+        );
+        let interp = Interpreter::new(lower(&q, LowerOptions::default()).unwrap()).unwrap();
+        let batch = frames(&case, 600, 4);
+        let c = compare(&q, &interp, &batch);
+        assert!(
+            c.decision_mismatches * 1000 <= c.symbols,
+            "{arch:?} {bits}b: {} of {} decisions differ",
+            c.decision_mismatches,
+            c.symbols
+        );
+        assert!(
+            c.first_layer_max <= 1,
+            "{arch:?} {bits}b: {}",
+            c.first_layer_max
+        );
+        assert!(
+            c.frames_differing * 100 <= batch.frames,
+            "{arch:?} {bits}b: {} frames differ",
+            c.frames_differing
+        );
+    }
+}

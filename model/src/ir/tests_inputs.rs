@@ -132,9 +132,16 @@ fn round_trip_is_byte_identical() {
     assert_eq!(seen.len(), m.len());
     // KAQ's steps really differ across bins.
     let ir = pgd_soft();
-    let mult = &ir.layers[1].out.mult;
-    let (lo, hi) = (mult.iter().min().unwrap(), mult.iter().max().unwrap());
-    assert!(*hi > 8 * *lo, "out.mult spans only {lo}..{hi}");
+    let out = &ir.layers[1].out;
+    let scales: Vec<f64> = out
+        .mult
+        .iter()
+        .zip(&out.shift)
+        .map(|(&m, &s)| m as f64 * 2f64.powi(-(s as i32)))
+        .collect();
+    let lo = scales.iter().cloned().fold(f64::INFINITY, f64::min);
+    let hi = scales.iter().cloned().fold(0.0, f64::max);
+    assert!(hi > 8.0 * lo, "out's scales span only {lo}..{hi}");
 }
 
 // ---------------------------------------------------------------------------------------
@@ -241,15 +248,15 @@ fn shifts_out_of_range_are_named() {
     assert_invalid(ir, "layers[2].e.y_shift", |v| {
         v["layers"][2]["e"]["y_shift"] = json!(1000)
     });
-    assert_invalid(ir, "layers[1].out.shift", |v| {
-        v["layers"][1]["out"]["shift"] = json!(64)
+    assert_invalid(ir, "layers[1].out.shift[0]", |v| {
+        v["layers"][1]["out"]["shift"][0] = json!(64)
     });
     assert_parse(ir, "layers[0].g.requant", "shift", |v| {
         v["layers"][0]["g"]["requant"]["shift"] = json!(64)
     });
     let ir = admm_qam();
-    assert_invalid(ir, "layers[2].admm.x_out.shift", |v| {
-        v["layers"][2]["admm"]["x_out"]["shift"] = json!(64)
+    assert_invalid(ir, "layers[2].admm.x_out.shift[1]", |v| {
+        v["layers"][2]["admm"]["x_out"]["shift"][1] = json!(64)
     });
     assert_parse(ir, "layers[1].prox.input", "shift", |v| {
         v["layers"][1]["prox"]["input"]["shift"] = json!(64)

@@ -450,7 +450,18 @@ fn validate_bin_requant(
     bins: usize,
 ) -> Result<(), IrError> {
     check_table(format!("{p}.mult"), &r.mult, bins)?;
-    check_shift(format!("{p}.shift"), r.shift)?;
+    if r.shift.len() != bins {
+        return Err(IrError::invalid(
+            format!("{p}.shift"),
+            format!(
+                "holds {} entries, the IR has {bins} SNR bins",
+                r.shift.len()
+            ),
+        ));
+    }
+    for (i, &s) in r.shift.iter().enumerate() {
+        check_shift(format!("{p}.shift[{i}]"), s)?;
+    }
     if r.width != ir.state_width {
         return Err(IrError::invalid(
             format!("{p}.width"),
