@@ -14,6 +14,7 @@ mod keywords;
 pub mod literal;
 pub mod report;
 mod stimulus;
+pub mod synth;
 mod templates;
 
 use std::collections::BTreeSet;
