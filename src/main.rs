@@ -31,6 +31,10 @@ enum Command {
     /// The whole flow on built-in defaults: train, quantize, lower, generate RTL, report,
     /// co-simulate and plot BER, with a summary.
     Flow(cmd::flow::FlowArgs),
+    /// Generate Verilog, a testbench and a README from an IR.
+    Codegen(cmd::codegen::CodegenArgs),
+    /// Timing and resources of the generated design: the analytic model, optionally Yosys.
+    Report(cmd::report::ReportArgs),
 }
 
 fn main() -> ExitCode {
@@ -41,6 +45,8 @@ fn main() -> ExitCode {
         Command::Compare(args) => cmd::compare::run(args),
         Command::Lower(args) => cmd::lower::run(args),
         Command::Flow(args) => cmd::flow::run(args),
+        Command::Codegen(args) => cmd::codegen::run(args),
+        Command::Report(args) => cmd::report::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

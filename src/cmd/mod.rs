@@ -2,7 +2,9 @@
 
 pub mod args;
 pub mod ber;
+pub mod codegen;
 pub mod compare;
 pub mod flow;
 pub mod lower;
+pub mod report;
 pub mod train;

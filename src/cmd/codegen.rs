@@ -1,0 +1,175 @@
+//! `kaq codegen`: Verilog from the IR (`kaq_codegen`, docs/rtl.md).
+//!
+//! `kaq codegen --ir ir.json --out rtl/ [--lanes P] [--top NAME] [--testbench-frames N]
+//! [--seed S] [--force]` reads an IR (`kaq lower`), generates the design with
+//! [`kaq_codegen::generate`] and writes its files into the output directory with
+//! [`kaq_codegen::write_design`]: the primitives, one module per layer, the top, its
+//! parameter header, a self-checking testbench with its stimulus, a file list and a README.
+//!
+//! `--lanes` (MAC lanes per layer stage) must divide N, the columns of H̃; by default it is 8
+//! when 8 divides N, else the largest divisor of N below 8. `--top` names the top module
+//! (default `kaq_top`), `--testbench-frames` the frames of the testbench (1 to 100000,
+//! default 64) and `--seed` their seed (default 1). Equal inputs give equal bytes.
+//!
+//! A directory that holds files kaq did not write there is refused, naming them, unless
+//! `--force`; every file is written to a temporary name and renamed. Stdout gets what was
+//! written (directory, file count, top, lanes), the analytic initiation interval and latency
+//! (`kaq_codegen::report`) and the generation time.
+//!
+//! Bad `--lanes`, `--top` or `--testbench-frames` values end with status 2 naming the flag;
+//! an unreadable or invalid IR, a design the generator cannot express and an unwritable or
+//! foreign output directory end with status 1.
+
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use anyhow::Context;
+use clap::Args;
+use kaq_codegen::{CodegenError, Generated, Options, check_top_name, generate, write_design};
+use kaq_model::ir::Ir;
+
+use super::args::{parse_positive, usage_error};
+
+/// Arguments of `kaq codegen`.
+#[derive(Debug, Args)]
+pub struct CodegenArgs {
+    /// The IR file (`kaq lower`).
+    #[arg(long, value_name = "PATH")]
+    ir: PathBuf,
+
+    /// The directory to write the design into (created if missing).
+    #[arg(long, value_name = "DIR")]
+    out: PathBuf,
+
+    /// MAC lanes per layer stage; must divide N [default: 8 if it divides N, else N's
+    /// largest divisor below 8].
+    #[arg(long, value_parser = parse_positive)]
+    lanes: Option<usize>,
+
+    /// Name of the top module (a Verilog identifier).
+    #[arg(long, default_value = "kaq_top")]
+    top: String,
+
+    /// Frames of the generated testbench, 1 to 100000.
+    #[arg(long, value_name = "N", value_parser = parse_positive, default_value_t = 64)]
+    testbench_frames: usize,
+
+    /// Seed of the testbench frames and stalls.
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+
+    /// Write into a directory that holds files kaq did not write, replacing same-named ones.
+    #[arg(long)]
+    force: bool,
+}
+
+/// The default lane count for a row length `n`: 8 if it divides `n`, else the largest
+/// divisor of `n` not above 8.
+pub(crate) fn default_lanes(n: usize) -> usize {
+    (1..=8.min(n.max(1)))
+        .rev()
+        .find(|p| n.is_multiple_of(*p))
+        .unwrap_or(1)
+}
+
+/// Loads the IR named by `--ir`, naming the file in the error.
+pub(crate) fn load_ir(path: &Path) -> anyhow::Result<Ir> {
+    Ir::load(path).with_context(|| format!("--ir {}: cannot use this IR", path.display()))
+}
+
+/// The lanes asked for (or the default), exiting with status 2 when they do not divide N.
+pub(crate) fn lanes_for(ir: &Ir, lanes: Option<usize>) -> usize {
+    match lanes {
+        None => default_lanes(ir.n),
+        Some(p) if p >= 1 && ir.n.is_multiple_of(p) => p,
+        Some(p) => usage_error(
+            "--lanes",
+            format!(
+                "{p} does not divide N = {} (the columns of H~ of this IR)",
+                ir.n
+            ),
+        ),
+    }
+}
+
+/// Generates the design, turning option errors into usage errors (status 2).
+pub(crate) fn generate_or_exit(ir: &Ir, options: &Options) -> anyhow::Result<Generated> {
+    match generate(ir, options) {
+        Ok(g) => Ok(g),
+        Err(CodegenError::Lanes { lanes, n }) => {
+            usage_error("--lanes", format!("{lanes} does not divide N = {n}"))
+        }
+        Err(e @ CodegenError::TopName(_)) => usage_error("--top", e),
+        Err(e @ CodegenError::TestbenchFrames(_)) => usage_error("--testbench-frames", e),
+        Err(e) => Err(e).context("code generation failed"),
+    }
+}
+
+/// Runs `kaq codegen`.
+pub fn run(args: CodegenArgs) -> anyhow::Result<()> {
+    if let Err(e) = check_top_name(&args.top) {
+        usage_error("--top", e);
+    }
+    if args.testbench_frames > 100_000 {
+        usage_error(
+            "--testbench-frames",
+            format!(
+                "must be between 1 and 100000, got {}",
+                args.testbench_frames
+            ),
+        );
+    }
+    let ir = load_ir(&args.ir)?;
+    let lanes = lanes_for(&ir, args.lanes);
+    let options = Options {
+        lanes,
+        top: args.top.clone(),
+        testbench_frames: args.testbench_frames,
+        seed: args.seed,
+    };
+    let start = Instant::now();
+    let generated = generate_or_exit(&ir, &options)?;
+    let gen_time = start.elapsed();
+    let written = write_design(&generated, &args.out, args.force)
+        .with_context(|| format!("--out {}", args.out.display()))?;
+    let total_time = start.elapsed();
+
+    let report = kaq_codegen::report::analyse(&generated.design);
+    let t = &report.total;
+    println!(
+        "wrote {} files to {} (top {}, {} lanes, {} layers, testbench {} frames)",
+        written.len(),
+        args.out.display(),
+        generated.design.top,
+        lanes,
+        generated.design.layers.len(),
+        args.testbench_frames
+    );
+    println!(
+        "  II {} cycles/frame (MAC bound {}), latency {} cycles",
+        t.ii, t.mac_bound, t.latency
+    );
+    println!(
+        "  codegen {:.1} ms, with writing {:.1} ms",
+        gen_time.as_secs_f64() * 1e3,
+        total_time.as_secs_f64() * 1e3
+    );
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lanes_default_to_the_largest_divisor_up_to_8() {
+        assert_eq!(default_lanes(32), 8);
+        assert_eq!(default_lanes(8), 8);
+        assert_eq!(default_lanes(12), 6);
+        assert_eq!(default_lanes(4), 4);
+        assert_eq!(default_lanes(9), 3);
+        assert_eq!(default_lanes(7), 7);
+        assert_eq!(default_lanes(11), 1);
+        assert_eq!(default_lanes(1), 1);
+    }
+}
