@@ -1,0 +1,600 @@
+// kaq_layer_core — one unfolded layer of PGD-Net or ADMM-Net as a pipeline stage
+// (docs/ir.md for the equations, docs/rtl.md for the micro-architecture and timing).
+//
+// A stage holds two frame buffers. Each buffer cycles through
+//   EMPTY --fill (M beats from upstream)--> FULL --MAC engine--> MACDONE
+//         --update engine--> DONE --drain (M beats to downstream)--> EMPTY
+// and each engine serves the buffers in order, so a new frame enters while the previous one
+// is computed or leaves. A frame on the stream is M beats; beat i carries row i of H, y_i,
+// and (valid on every beat, sampled on beat 0) the SNR bin and the layer's input states.
+//
+// MAC engine, P lanes (kaq_mac_lane), N/P = NC chunks per row:
+//   MF  (HAS_MF)       outer chunk c, inner row i: lane l sums H[i][cP+l]*y_i     -> x0
+//   E   (unless E_ZERO) outer row i, inner chunk c: lane l sums H[i][cP+l]*x1[cP+l];
+//                       the lanes are added and e_i = requant(mult[bin]*sum - y_i<<YSHIFT)
+//   G                  outer chunk c, inner row i: lane l sums H[i][cP+l]*e_i      -> g
+// With E_ZERO (first layer, zero init) e_i = requant(-y_i<<YSHIFT) is formed on the fly.
+// Update engine, P lanes, NC cycles: the update R, the prox, the new states (kaq_lincomb,
+// kaq_prox_pwl or kaq_requant + kaq_lut, kaq_requant).
+//
+// Every width, table and constant is a parameter computed by kaq-codegen from the IR; this
+// module holds the control and instantiates the arithmetic cells. Per-bin tables are packed
+// entry 0 in the least significant bits; an SNR bin beyond the table uses the last entry.
+`default_nettype none
+
+module kaq_layer_core #(
+    // Dimensions and formats.
+    parameter integer M = 4,
+    parameter integer N = 4,
+    parameter integer P = 2,
+    parameter integer HW = 8,
+    parameter integer YW = 10,
+    parameter integer SW = 8,
+    parameter integer EW = 12,
+    parameter integer GW = 12,
+    parameter integer BINS = 4,
+    parameter integer BINW = 2,
+    parameter integer ARCH = 0,  // 0 PGD-Net, 1 ADMM-Net
+    parameter integer HAS_MF = 0,
+    parameter integer E_ZERO = 0,
+    parameter integer LACC_W = 24,  // MAC lane accumulator (>= every MAC bound and HW + max(YW, SW, EW))
+    // Matched filter: x0 = requant(sum * MF_MULT).
+    parameter integer MF_MULT_W = 2,
+    parameter [MF_MULT_W-1:0] MF_MULT = 0,
+    parameter integer MF_SHIFT = 0,
+    parameter integer MF_ROUND = 0,
+    parameter integer MF_OVF = 2,
+    // e stage.
+    parameter integer EACC_W = 24,
+    parameter integer E_MULT_W = 2,
+    parameter [BINS*E_MULT_W-1:0] E_MULT_TABLE = 0,
+    parameter integer E_YSHIFT = 0,
+    parameter integer E_SHIFT = 0,
+    parameter integer E_ROUND = 0,
+    parameter integer E_OVF = 2,
+    // g stage.
+    parameter integer G_MULT_W = 2,
+    parameter [G_MULT_W-1:0] G_MULT = 1,
+    parameter integer G_SHIFT = 0,
+    parameter integer G_ROUND = 0,
+    parameter integer G_OVF = 2,
+    // The update R = x1*x + x2*xp + gc*g + c*(x - s + u).
+    parameter integer R_W = 32,
+    parameter integer X1_W = 2,
+    parameter [BINS*X1_W-1:0] X1_TABLE = 0,
+    parameter integer X2_W = 2,
+    parameter [BINS*X2_W-1:0] X2_TABLE = 0,
+    parameter integer GC_W = 2,
+    parameter [GC_W-1:0] G_COEF = 0,
+    parameter integer C_W = 2,
+    parameter [BINS*C_W-1:0] C_TABLE = 0,
+    // The prox on PIN_W bits: 0 soft, 1 box (PROX_PARAM = lambda or limit), 2 table.
+    parameter integer PIN_W = 32,
+    parameter integer PROX_KIND = 0,
+    parameter [PIN_W-1:0] PROX_PARAM = 0,
+    parameter integer TIN_MULT_W = 2,
+    parameter [TIN_MULT_W-1:0] TIN_MULT = 1,
+    parameter integer TIN_SHIFT = 0,
+    parameter integer TIN_ROUND = 0,
+    parameter integer TIN_OVF = 2,
+    parameter integer TW = 16,
+    parameter [(2**SW)*TW-1:0] PROX_TABLE = 0,
+    // Prox output -> state codes (PGD x, ADMM s).
+    parameter integer O_MULT_W = 2,
+    parameter [BINS*O_MULT_W-1:0] O_MULT_TABLE = 0,
+    parameter integer O_SHIFT = 0,
+    parameter integer O_ROUND = 0,
+    parameter integer O_OVF = 2,
+    // ADMM: update -> x and w -> u codes; v = vx*x + vu*u; w = v - vx*s.
+    parameter integer XO_MULT_W = 2,
+    parameter [BINS*XO_MULT_W-1:0] XO_MULT_TABLE = 0,
+    parameter integer XO_SHIFT = 0,
+    parameter integer XO_ROUND = 0,
+    parameter integer XO_OVF = 2,
+    parameter integer VX_W = 2,
+    parameter [BINS*VX_W-1:0] VX_TABLE = 0,
+    parameter integer VU_W = 2,
+    parameter [BINS*VU_W-1:0] VU_TABLE = 0,
+    parameter integer V_W = 32,
+    parameter integer WW = 32
+) (
+    input  wire              clk,
+    input  wire              rst,
+    // Upstream frame stream.
+    input  wire              s_valid,
+    output wire              s_ready,
+    input  wire [N*HW-1:0]   s_h,
+    input  wire [YW-1:0]     s_y,
+    input  wire [BINW-1:0]   s_bin,
+    input  wire [N*SW-1:0]   s_x1,
+    input  wire [N*SW-1:0]   s_x2,
+    input  wire [N*SW-1:0]   s_s,
+    input  wire [N*SW-1:0]   s_u,
+    // Downstream frame stream.
+    output wire              m_valid,
+    input  wire              m_ready,
+    output wire [N*HW-1:0]   m_h,
+    output wire [YW-1:0]     m_y,
+    output wire [BINW-1:0]   m_bin,
+    output wire [N*SW-1:0]   m_x1,
+    output wire [N*SW-1:0]   m_x2,
+    output wire [N*SW-1:0]   m_s,
+    output wire [N*SW-1:0]   m_u
+);
+    localparam integer NC = N / P;
+    localparam integer RW = (M > 1) ? $clog2(M) : 1;
+    localparam integer CW = (NC > 1) ? $clog2(NC) : 1;
+    localparam integer BW0 = (YW > SW) ? YW : SW;
+    localparam integer BW = (BW0 > EW) ? BW0 : EW;  // MAC operand b
+    localparam [BINW-1:0] LAST_BIN = BINS[BINW-1:0] - 1'b1;
+    localparam [RW-1:0] LAST_ROW = M[RW-1:0] - 1'b1;
+    localparam [CW-1:0] LAST_CHUNK = NC[CW-1:0] - 1'b1;
+
+    localparam [1:0] EMPTY = 2'd0, FULL = 2'd1, MACDONE = 2'd2, DONE = 2'd3;
+    localparam [1:0] PH_MF = 2'd0, PH_GAP = 2'd1, PH_E = 2'd2, PH_G = 2'd3;
+    localparam [1:0] FIRST_PHASE = (HAS_MF != 0) ? PH_MF : ((E_ZERO != 0) ? PH_G : PH_E);
+
+    generate
+        if (NC * P != N || P < 1) begin : g_bad_lanes
+            kaq_layer_core_P_must_divide_N u_fail ();
+        end
+    endgenerate
+
+    // ------------------------------------------------------------------ frame buffers
+    reg [N*HW-1:0] hbuf [0:2*M-1];
+    reg [YW-1:0]   ybuf [0:2*M-1];
+    reg [BINW-1:0] binb [0:1];
+    reg [N*SW-1:0] x1b  [0:1];
+    reg [N*SW-1:0] x2b  [0:1];
+    reg [N*SW-1:0] sb   [0:1];
+    reg [N*SW-1:0] ub   [0:1];
+    reg [N*GW-1:0] gb   [0:1];
+    reg [EW-1:0]   earr [0:M-1];
+    reg [1:0]      bstate [0:1];
+
+    function automatic [RW:0] row_addr(input buf_sel, input [RW-1:0] row);
+        row_addr = buf_sel ? ({1'b0, row} + M[RW:0]) : {1'b0, row};
+    endfunction
+
+    // Constant when the bin field has no codes past the last bin.
+    /* verilator lint_off CMPCONST */
+    function automatic [BINW-1:0] clamp_bin(input [BINW-1:0] b);
+        clamp_bin = (b > LAST_BIN) ? LAST_BIN : b;
+    endfunction
+    /* verilator lint_on CMPCONST */
+
+    // ------------------------------------------------------------------ fill
+    reg          fptr;
+    reg [RW-1:0] frow;
+    assign s_ready = !rst && (bstate[fptr] == EMPTY);
+    wire fire_in = s_valid && s_ready;
+    wire fill_done = fire_in && (frow == LAST_ROW);
+
+    always @(posedge clk) begin
+        if (rst) begin
+            fptr <= 1'b0;
+            frow <= {RW{1'b0}};
+        end else if (fire_in) begin
+            hbuf[row_addr(fptr, frow)] <= s_h;
+            ybuf[row_addr(fptr, frow)] <= s_y;
+            if (frow == {RW{1'b0}}) begin
+                binb[fptr] <= clamp_bin(s_bin);
+            end
+            if (fill_done) begin
+                frow <= {RW{1'b0}};
+                fptr <= !fptr;
+            end else begin
+                frow <= frow + 1'b1;
+            end
+        end
+    end
+
+    // ------------------------------------------------------------------ MAC engine
+    reg          mptr;
+    reg          mbusy;
+    reg [1:0]    mphase;
+    reg [RW-1:0] mi;
+    reg [CW-1:0] mc;
+    reg signed [E_MULT_W-1:0] e_mult;
+
+    wire [RW:0] m_addr = row_addr(mptr, mi);
+    wire [N*HW-1:0] m_row = hbuf[m_addr];
+    wire [YW-1:0] m_y_i = ybuf[m_addr];
+    wire issue = mbusy && (mphase != PH_GAP);
+    // Last issue of a group (a lane sum is complete after it) and of the frame.
+    wire row_major = (mphase == PH_E);
+    wire group_first = row_major ? (mc == {CW{1'b0}}) : (mi == {RW{1'b0}});
+    wire group_last = row_major ? (mc == LAST_CHUNK) : (mi == LAST_ROW);
+    wire phase_last = (mi == LAST_ROW) && (mc == LAST_CHUNK);
+    wire frame_last = issue && (mphase == PH_G) && phase_last;
+    wire other_full = (bstate[!mptr] == FULL);
+
+    // The e operand of the G phase: stored, or formed from y in the zero-init first layer.
+    wire signed [EW-1:0] e_zero_i;
+    kaq_affine_requant #(
+        .A_W(1), .MULT_W(1), .B_W(YW), .B_SHIFT(E_YSHIFT), .SHIFT(E_SHIFT),
+        .OUT_W(EW), .ROUNDING(E_ROUND), .OVERFLOW(E_OVF)
+    ) u_e_zero (
+        .a(1'b0), .mult(1'b0), .b(m_y_i), .y(e_zero_i)
+    );
+    wire [EW-1:0] e_i = (E_ZERO != 0) ? e_zero_i : earr[mi];
+
+    always @(posedge clk) begin
+        if (rst) begin
+            mptr <= 1'b0;
+            mbusy <= 1'b0;
+            mphase <= FIRST_PHASE;
+            mi <= {RW{1'b0}};
+            mc <= {CW{1'b0}};
+            e_mult <= {E_MULT_W{1'b0}};
+        end else if (!mbusy) begin
+            if (bstate[mptr] == FULL) begin
+                mbusy <= 1'b1;
+                mphase <= FIRST_PHASE;
+                mi <= {RW{1'b0}};
+                mc <= {CW{1'b0}};
+                e_mult <= E_MULT_TABLE[{{(32 - BINW){1'b0}}, binb[mptr]} * E_MULT_W +: E_MULT_W];
+            end
+        end else if (mphase == PH_GAP) begin
+            mphase <= PH_E;
+        end else if (row_major) begin
+            // E: outer row, inner chunk.
+            if (mc == LAST_CHUNK) begin
+                mc <= {CW{1'b0}};
+                if (mi == LAST_ROW) begin
+                    mi <= {RW{1'b0}};
+                    mphase <= PH_G;
+                end else begin
+                    mi <= mi + 1'b1;
+                end
+            end else begin
+                mc <= mc + 1'b1;
+            end
+        end else begin
+            // MF and G: outer chunk, inner row.
+            if (mi == LAST_ROW) begin
+                mi <= {RW{1'b0}};
+                if (mc == LAST_CHUNK) begin
+                    mc <= {CW{1'b0}};
+                    if (mphase == PH_MF) begin
+                        mphase <= PH_GAP;
+                    end else begin
+                        // Frame done: go on with the other buffer if it is ready.
+                        mptr <= !mptr;
+                        mphase <= FIRST_PHASE;
+                        if (other_full) begin
+                            e_mult <= E_MULT_TABLE[{{(32 - BINW){1'b0}}, binb[!mptr]} * E_MULT_W +: E_MULT_W];
+                        end else begin
+                            mbusy <= 1'b0;
+                        end
+                    end
+                end else begin
+                    mc <= mc + 1'b1;
+                end
+            end else begin
+                mi <= mi + 1'b1;
+            end
+        end
+    end
+
+    // MAC lanes.
+    wire [P*LACC_W-1:0] lane_acc;
+    genvar l;
+    generate
+        for (l = 0; l < P; l = l + 1) begin : g_lane
+            wire signed [HW-1:0] a = m_row[({{(32 - CW){1'b0}}, mc} * P + l) * HW +: HW];
+            wire [N*SW-1:0] x_vec = x1b[mptr];
+            wire signed [SW-1:0] x_j = x_vec[({{(32 - CW){1'b0}}, mc} * P + l) * SW +: SW];
+            reg signed [BW-1:0] b;
+            always @(*) begin
+                case (mphase)
+                    PH_MF: b = $signed({{(BW - YW + 1){m_y_i[YW-1]}}, m_y_i[YW-2:0]});
+                    PH_E: b = $signed({{(BW - SW + 1){x_j[SW-1]}}, x_j[SW-2:0]});
+                    default: b = $signed({{(BW - EW + 1){e_i[EW-1]}}, e_i[EW-2:0]});
+                endcase
+            end
+            wire signed [LACC_W-1:0] acc;
+            kaq_mac_lane #(.A_W(HW), .B_W(BW), .ACC_W(LACC_W)) u_mac (
+                .clk(clk), .rst(rst), .clear(group_first), .en(issue),
+                .a(a), .b(b), .acc(acc)
+            );
+            assign lane_acc[l*LACC_W +: LACC_W] = acc;
+        end
+    endgenerate
+
+    // Group-end capture, one cycle after the group's last issue.
+    reg          cap;
+    reg [1:0]    cap_phase;
+    reg          cap_frame_last;
+    reg          cap_buf;
+    reg [RW-1:0] cap_i;
+    reg [CW-1:0] cap_c;
+    always @(posedge clk) begin
+        if (rst) begin
+            cap <= 1'b0;
+            cap_phase <= PH_MF;
+            cap_frame_last <= 1'b0;
+            cap_buf <= 1'b0;
+            cap_i <= {RW{1'b0}};
+            cap_c <= {CW{1'b0}};
+        end else begin
+            cap <= issue && group_last;
+            cap_phase <= mphase;
+            cap_frame_last <= frame_last;
+            cap_buf <= mptr;
+            cap_i <= mi;
+            cap_c <= mc;
+        end
+    end
+
+    // E: the lanes' sum, then e_i = requant(e_mult * sum - y_i << E_YSHIFT).
+    reg signed [EACC_W-1:0] lane_sum;
+    integer k;
+    always @(*) begin
+        lane_sum = {EACC_W{1'b0}};
+        for (k = 0; k < P; k = k + 1) begin
+            lane_sum = lane_sum + lane_acc[k*LACC_W +: EACC_W];
+        end
+    end
+    wire signed [EW-1:0] e_new;
+    kaq_affine_requant #(
+        .A_W(EACC_W), .MULT_W(E_MULT_W), .B_W(YW), .B_SHIFT(E_YSHIFT), .SHIFT(E_SHIFT),
+        .OUT_W(EW), .ROUNDING(E_ROUND), .OVERFLOW(E_OVF)
+    ) u_e (
+        .a(lane_sum), .mult(e_mult), .b(ybuf[row_addr(cap_buf, cap_i)]), .y(e_new)
+    );
+
+    // MF and G: one requantization per lane.
+    wire [P*SW-1:0] mf_new;
+    wire [P*GW-1:0] g_new;
+    generate
+        for (l = 0; l < P; l = l + 1) begin : g_cap
+            kaq_requant #(
+                .IN_W(LACC_W), .MULT_W(MF_MULT_W), .SHIFT(MF_SHIFT), .OUT_W(SW),
+                .ROUNDING(MF_ROUND), .OVERFLOW(MF_OVF)
+            ) u_mf (
+                .x(lane_acc[l*LACC_W +: LACC_W]), .mult(MF_MULT), .y(mf_new[l*SW +: SW])
+            );
+            kaq_requant #(
+                .IN_W(LACC_W), .MULT_W(G_MULT_W), .SHIFT(G_SHIFT), .OUT_W(GW),
+                .ROUNDING(G_ROUND), .OVERFLOW(G_OVF)
+            ) u_g (
+                .x(lane_acc[l*LACC_W +: LACC_W]), .mult(G_MULT), .y(g_new[l*GW +: GW])
+            );
+        end
+    endgenerate
+
+    wire mac_done = cap && (cap_phase == PH_G) && cap_frame_last;
+    always @(posedge clk) begin
+        if (!rst && cap) begin
+            case (cap_phase)
+                PH_E: earr[cap_i] <= e_new;
+                PH_G: gb[cap_buf][{{(32 - CW){1'b0}}, cap_c} * (P * GW) +: P * GW] <= g_new;
+                default: ;
+            endcase
+        end
+    end
+
+    // ------------------------------------------------------------------ update engine
+    reg          uptr;
+    reg          ubusy;
+    reg          ulatched;
+    reg [CW-1:0] uc;
+    reg signed [X1_W-1:0]  c_x1;
+    reg signed [X2_W-1:0]  c_x2;
+    reg signed [C_W-1:0]   c_c;
+    reg signed [O_MULT_W-1:0]  c_o;
+    // ADMM-Net only.
+    /* verilator lint_off UNUSEDSIGNAL */
+    reg signed [XO_MULT_W-1:0] c_xo;
+    reg signed [VX_W-1:0]  c_vx;
+    reg signed [VU_W-1:0]  c_vu;
+    /* verilator lint_on UNUSEDSIGNAL */
+    wire [31:0] ubin = {{(32 - BINW){1'b0}}, binb[uptr]};
+    wire upd_step = ubusy && ulatched;
+    wire upd_done = upd_step && (uc == LAST_CHUNK);
+
+    always @(posedge clk) begin
+        if (rst) begin
+            uptr <= 1'b0;
+            ubusy <= 1'b0;
+            ulatched <= 1'b0;
+            uc <= {CW{1'b0}};
+            c_x1 <= {X1_W{1'b0}};
+            c_x2 <= {X2_W{1'b0}};
+            c_c <= {C_W{1'b0}};
+            c_o <= {O_MULT_W{1'b0}};
+            c_xo <= {XO_MULT_W{1'b0}};
+            c_vx <= {VX_W{1'b0}};
+            c_vu <= {VU_W{1'b0}};
+        end else if (!ubusy) begin
+            if (bstate[uptr] == MACDONE) begin
+                ubusy <= 1'b1;
+                ulatched <= 1'b0;
+                uc <= {CW{1'b0}};
+            end
+        end else if (!ulatched) begin
+            // One cycle to look the bin's coefficients up.
+            ulatched <= 1'b1;
+            c_x1 <= X1_TABLE[ubin * X1_W +: X1_W];
+            c_x2 <= X2_TABLE[ubin * X2_W +: X2_W];
+            c_c <= C_TABLE[ubin * C_W +: C_W];
+            c_o <= O_MULT_TABLE[ubin * O_MULT_W +: O_MULT_W];
+            c_xo <= XO_MULT_TABLE[ubin * XO_MULT_W +: XO_MULT_W];
+            c_vx <= VX_TABLE[ubin * VX_W +: VX_W];
+            c_vu <= VU_TABLE[ubin * VU_W +: VU_W];
+        end else if (upd_done) begin
+            ubusy <= 1'b0;
+            uptr <= !uptr;
+        end else begin
+            uc <= uc + 1'b1;
+        end
+    end
+
+    wire [N*SW-1:0] u_x1 = x1b[uptr];
+    wire [N*SW-1:0] u_x2 = x2b[uptr];
+    wire [N*SW-1:0] u_s = sb[uptr];
+    wire [N*SW-1:0] u_u = ub[uptr];
+    wire [N*GW-1:0] u_g = gb[uptr];
+    wire [P*SW-1:0] new_x;
+    wire [P*SW-1:0] new_s;
+    wire [P*SW-1:0] new_u;
+    localparam integer ROUT_W = (PROX_KIND == 2) ? TW : PIN_W;
+    generate
+        for (l = 0; l < P; l = l + 1) begin : g_upd
+            wire [31:0] j = {{(32 - CW){1'b0}}, uc} * P + l;
+            wire signed [SW-1:0] xp = u_x1[j * SW +: SW];
+            wire signed [SW-1:0] xpp = u_x2[j * SW +: SW];
+            wire signed [SW-1:0] sp = u_s[j * SW +: SW];
+            wire signed [SW-1:0] up = u_u[j * SW +: SW];
+            wire signed [GW-1:0] gj = u_g[j * GW +: GW];
+            // x - s + u of the previous layer (ADMM), exact in SW + 2 bits.
+            wire signed [SW+1:0] cons = $signed({{2{xp[SW-1]}}, xp}) - $signed({{2{sp[SW-1]}}, sp})
+                                      + $signed({{2{up[SW-1]}}, up});
+            wire signed [R_W-1:0] r;
+            kaq_lincomb #(
+                .A0_W(SW), .C0_W(X1_W), .A1_W(SW), .C1_W(X2_W), .A2_W(GW), .C2_W(GC_W),
+                .A3_W(SW + 2), .C3_W(C_W), .OUT_W(R_W)
+            ) u_r (
+                .a0(xp), .c0(c_x1), .a1(xpp), .c1(c_x2), .a2(gj), .c2(G_COEF),
+                .a3(cons), .c3(c_c), .y(r)
+            );
+            wire signed [PIN_W-1:0] pin;
+            wire signed [SW-1:0] xo;
+            wire signed [SW-1:0] so;
+            wire signed [SW-1:0] uo;
+            if (ARCH == 0) begin : g_pgd
+                assign pin = r;
+                assign new_x[l*SW +: SW] = so;
+                assign new_s[l*SW +: SW] = sp;
+                assign new_u[l*SW +: SW] = up;
+                assign xo = so;
+                assign uo = up;
+            end else begin : g_admm
+                kaq_requant #(
+                    .IN_W(R_W), .MULT_W(XO_MULT_W), .SHIFT(XO_SHIFT), .OUT_W(SW),
+                    .ROUNDING(XO_ROUND), .OVERFLOW(XO_OVF)
+                ) u_x (.x(r), .mult(c_xo), .y(xo));
+                wire signed [V_W-1:0] v;
+                kaq_lincomb #(
+                    .A0_W(SW), .C0_W(VX_W), .A1_W(SW), .C1_W(VU_W), .A2_W(1), .C2_W(1),
+                    .A3_W(1), .C3_W(1), .OUT_W(V_W)
+                ) u_v (
+                    .a0(xo), .c0(c_vx), .a1(up), .c1(c_vu), .a2(1'b0), .c2(1'b0),
+                    .a3(1'b0), .c3(1'b0), .y(v)
+                );
+                assign pin = v;
+                wire signed [WW-1:0] w;
+                wire signed [VX_W:0] neg_vx = -$signed({c_vx[VX_W-1], c_vx});
+                kaq_lincomb #(
+                    .A0_W(V_W), .C0_W(2), .A1_W(SW), .C1_W(VX_W + 1), .A2_W(1), .C2_W(1),
+                    .A3_W(1), .C3_W(1), .OUT_W(WW)
+                ) u_w (
+                    .a0(v), .c0(2'sb01), .a1(so), .c1(neg_vx), .a2(1'b0), .c2(1'b0),
+                    .a3(1'b0), .c3(1'b0), .y(w)
+                );
+                kaq_requant #(
+                    .IN_W(WW), .MULT_W(XO_MULT_W), .SHIFT(XO_SHIFT), .OUT_W(SW),
+                    .ROUNDING(XO_ROUND), .OVERFLOW(XO_OVF)
+                ) u_u (.x(w), .mult(c_xo), .y(uo));
+                assign new_x[l*SW +: SW] = xo;
+                assign new_s[l*SW +: SW] = so;
+                assign new_u[l*SW +: SW] = uo;
+            end
+            // The prox and the requantization of its output.
+            wire signed [ROUT_W-1:0] pout;
+            if (PROX_KIND == 2) begin : g_table
+                wire signed [SW-1:0] idx;
+                kaq_requant #(
+                    .IN_W(PIN_W), .MULT_W(TIN_MULT_W), .SHIFT(TIN_SHIFT), .OUT_W(SW),
+                    .ROUNDING(TIN_ROUND), .OVERFLOW(TIN_OVF)
+                ) u_tin (.x(pin), .mult(TIN_MULT), .y(idx));
+                kaq_lut #(.IDX_W(SW), .TW(TW), .TABLE(PROX_TABLE)) u_lut (.idx(idx), .y(pout));
+            end else begin : g_pwl
+                kaq_prox_pwl #(.W(PIN_W), .KIND(PROX_KIND), .PARAM(PROX_PARAM)) u_prox (
+                    .x(pin), .y(pout)
+                );
+            end
+            kaq_requant #(
+                .IN_W(ROUT_W), .MULT_W(O_MULT_W), .SHIFT(O_SHIFT), .OUT_W(SW),
+                .ROUNDING(O_ROUND), .OVERFLOW(O_OVF)
+            ) u_out (.x(pout), .mult(c_o), .y(so));
+            /* verilator lint_off UNUSEDSIGNAL */
+            wire unused_upd = ^{xo, uo, j};
+            /* verilator lint_on UNUSEDSIGNAL */
+        end
+    endgenerate
+
+    // ------------------------------------------------------------------ drain
+    reg          dptr;
+    reg [RW-1:0] drow;
+    assign m_valid = (bstate[dptr] == DONE);
+    wire fire_out = m_valid && m_ready;
+    wire drain_done = fire_out && (drow == LAST_ROW);
+    assign m_h = hbuf[row_addr(dptr, drow)];
+    assign m_y = ybuf[row_addr(dptr, drow)];
+    assign m_bin = binb[dptr];
+    assign m_x1 = x1b[dptr];
+    assign m_x2 = x2b[dptr];
+    assign m_s = sb[dptr];
+    assign m_u = ub[dptr];
+
+    always @(posedge clk) begin
+        if (rst) begin
+            dptr <= 1'b0;
+            drow <= {RW{1'b0}};
+        end else if (fire_out) begin
+            if (drain_done) begin
+                drow <= {RW{1'b0}};
+                dptr <= !dptr;
+            end else begin
+                drow <= drow + 1'b1;
+            end
+        end
+    end
+
+    // ------------------------------------------------------------------ states
+    // The states of a buffer are written by the fill (beat 0), the matched filter and the
+    // update; in any cycle these serve different buffers.
+    wire mf_cap = cap && (cap_phase == PH_MF);
+    /* verilator lint_off UNUSEDSIGNAL */
+    wire [31:0] mf_base = {{(32 - CW){1'b0}}, cap_c} * (P * SW);
+    wire [31:0] up_base = {{(32 - CW){1'b0}}, uc} * (P * SW);
+    /* verilator lint_on UNUSEDSIGNAL */
+    always @(posedge clk) begin
+        if (!rst) begin
+            if (fire_in && frow == {RW{1'b0}}) begin
+                x1b[fptr] <= s_x1;
+                x2b[fptr] <= s_x2;
+                sb[fptr] <= s_s;
+                ub[fptr] <= s_u;
+            end
+            if (mf_cap) begin
+                x1b[cap_buf][mf_base +: P * SW] <= mf_new;
+                x2b[cap_buf][mf_base +: P * SW] <= mf_new;
+                sb[cap_buf][mf_base +: P * SW] <= mf_new;
+            end
+            if (upd_step) begin
+                x2b[uptr][up_base +: P * SW] <= u_x1[up_base +: P * SW];
+                x1b[uptr][up_base +: P * SW] <= new_x;
+                sb[uptr][up_base +: P * SW] <= new_s;
+                ub[uptr][up_base +: P * SW] <= new_u;
+            end
+        end
+    end
+
+    // Buffer states: each event moves one buffer; two events never name the same buffer.
+    always @(posedge clk) begin
+        if (rst) begin
+            bstate[0] <= EMPTY;
+            bstate[1] <= EMPTY;
+        end else begin
+            if (fill_done) bstate[fptr] <= FULL;
+            if (mac_done) bstate[cap_buf] <= MACDONE;
+            if (upd_done) bstate[uptr] <= DONE;
+            if (drain_done) bstate[dptr] <= EMPTY;
+        end
+    end
+endmodule
+
+`default_nettype wire

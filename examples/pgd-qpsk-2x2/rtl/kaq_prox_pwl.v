@@ -1,0 +1,46 @@
+// kaq_prox_pwl — combinational piecewise-linear proximal operator on a signed W-bit code:
+//   KIND 0 (soft): y = x - clamp(x, -PARAM, PARAM)   (soft threshold, PARAM = lambda)
+//   KIND 1 (box):  y = clamp(x, -PARAM, PARAM)       (box projection, PARAM = limit)
+// as implemented in Rust by the interpreter's prox (kaq_model::ir, ProxStage::Soft / Box).
+// PARAM is a non-negative W-bit constant read as unsigned, so it may exceed the largest W-bit
+// code (then box is the identity and soft is zero). The result always fits W bits: clamping
+// never increases the magnitude, and x - clamp(x) lies between 0 and x. Any W >= 1 is valid;
+// an unknown KIND fails elaboration. Pass PARAM sized (W'd...): lint under Verilator flags an
+// unsized 32-bit value as a WIDTH warning unless W = 32.
+`default_nettype none
+
+module kaq_prox_pwl #(
+    parameter integer W     = 16,
+    parameter integer KIND  = 0,
+    parameter [W-1:0] PARAM = {W{1'b0}}
+) (
+    input  wire signed [W-1:0] x,
+    output wire signed [W-1:0] y
+);
+    // Working width: PARAM < 2^W and -PARAM >= -2^W both fit W + 1 signed bits.
+    localparam integer XW = W + 1;
+    localparam signed [XW-1:0] HI = $signed({1'b0, PARAM});
+    localparam signed [XW-1:0] LO = -HI;
+
+    wire signed [XW-1:0] xw      = $signed({x[W-1], x});
+    wire signed [XW-1:0] clamped = (xw > HI) ? HI : ((xw < LO) ? LO : xw);
+    wire signed [XW-1:0] r;
+
+    generate
+        if (KIND == 0) begin : g_soft
+            assign r = xw - clamped;
+        end else if (KIND == 1) begin : g_box
+            assign r = clamped;
+        end else begin : g_bad_kind
+            kaq_prox_pwl_unknown_KIND u_fail ();
+        end
+    endgenerate
+
+    // r fits W bits (see above): its top bit only repeats the sign.
+    /* verilator lint_off UNUSEDSIGNAL */
+    wire sign_copy = r[XW-1];
+    /* verilator lint_on UNUSEDSIGNAL */
+    assign y = $signed(r[W-1:0]);
+endmodule
+
+`default_nettype wire

@@ -1,0 +1,14 @@
+kaq_round_shift_sat.v
+kaq_requant.v
+kaq_affine_requant.v
+kaq_mac_lane.v
+kaq_lincomb.v
+kaq_prox_pwl.v
+kaq_lut.v
+kaq_slicer.v
+kaq_layer_core.v
+kaq_out_stage.v
+kaq_top_layer1.v
+kaq_top_layer2.v
+kaq_top_layer3.v
+kaq_top.v
