@@ -5,7 +5,7 @@
 //! the analytic model of `kaq_codegen::report` as a table: per layer and in total the MACs
 //! per frame, MAC and update cycles, stage latency, stage initiation interval (II),
 //! multipliers, adders and memory bits, then the design's II, latency, MAC bound of the II
-//! (MACs ÷ (lanes × layers)) and the II ÷ MAC-bound ratio.
+//! (the busiest stage's MACs ÷ lanes) and the II ÷ MAC-bound ratio.
 //!
 //! With `--synth TARGET` the design is also generated into a temporary directory and
 //! synthesized by Yosys (`kaq_codegen::synth`); the table gains the measured cells: logic

@@ -60,7 +60,6 @@ module kaq_top (
     wire [31:0] s4_s;
     wire [31:0] s4_u;
 
-
     assign s1_valid = in_valid;
     assign in_ready = s1_ready;
     assign s1_h = in_h;
@@ -70,7 +69,6 @@ module kaq_top (
     assign s1_x2 = {32{1'b0}};
     assign s1_s = {32{1'b0}};
     assign s1_u = {32{1'b0}};
-
 
     kaq_top_layer1 u_layer1 (
         .clk(clk), .rst(rst),
@@ -82,7 +80,6 @@ module kaq_top (
         .m_x1(s2_x1), .m_x2(s2_x2), .m_s(s2_s), .m_u(s2_u)
     );
 
-
     kaq_top_layer2 u_layer2 (
         .clk(clk), .rst(rst),
         .s_valid(s2_valid), .s_ready(s2_ready),
@@ -92,7 +89,6 @@ module kaq_top (
         .m_h(s3_h), .m_y(s3_y), .m_bin(s3_bin),
         .m_x1(s3_x1), .m_x2(s3_x2), .m_s(s3_s), .m_u(s3_u)
     );
-
 
     kaq_top_layer3 u_layer3 (
         .clk(clk), .rst(rst),
@@ -104,36 +100,16 @@ module kaq_top (
         .m_x1(s4_x1), .m_x2(s4_x2), .m_s(s4_s), .m_u(s4_u)
     );
 
-
     kaq_out_stage #(
-
         .M(4),
-
-
         .N(4),
-
-
         .SW(8),
-
-
         .BINS(101),
-
-
         .BINW(7),
-
-
         .LEVELS(2),
-
-
         .TW(9),
-
-
         .BPD(1),
-
-
         .THRESH_TABLE(909'h000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000)
-
-
     ) u_out (
         .clk(clk), .rst(rst),
         .s_valid(s4_valid), .s_ready(s4_ready),
