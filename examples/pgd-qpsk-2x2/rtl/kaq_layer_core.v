@@ -82,13 +82,13 @@ module kaq_layer_core #(
     // Prox output -> state codes (PGD x, ADMM s).
     parameter integer O_MULT_W = 2,
     parameter [BINS*O_MULT_W-1:0] O_MULT_TABLE = 0,
-    parameter integer O_SHIFT = 0,
+    parameter [BINS*6-1:0] O_SHIFT_TABLE = 0,
     parameter integer O_ROUND = 0,
     parameter integer O_OVF = 2,
     // ADMM: update -> x and w -> u codes; v = vx*x + vu*u; w = v - vx*s.
     parameter integer XO_MULT_W = 2,
     parameter [BINS*XO_MULT_W-1:0] XO_MULT_TABLE = 0,
-    parameter integer XO_SHIFT = 0,
+    parameter [BINS*6-1:0] XO_SHIFT_TABLE = 0,
     parameter integer XO_ROUND = 0,
     parameter integer XO_OVF = 2,
     parameter integer VX_W = 2,
@@ -384,9 +384,11 @@ module kaq_layer_core #(
     reg signed [X2_W-1:0]  c_x2;
     reg signed [C_W-1:0]   c_c;
     reg signed [O_MULT_W-1:0]  c_o;
+    reg        [5:0]           c_os;
     // ADMM-Net only.
     /* verilator lint_off UNUSEDSIGNAL */
     reg signed [XO_MULT_W-1:0] c_xo;
+    reg        [5:0]           c_xos;
     reg signed [VX_W-1:0]  c_vx;
     reg signed [VU_W-1:0]  c_vu;
     /* verilator lint_on UNUSEDSIGNAL */
@@ -404,6 +406,8 @@ module kaq_layer_core #(
             c_x2 <= {X2_W{1'b0}};
             c_c <= {C_W{1'b0}};
             c_o <= {O_MULT_W{1'b0}};
+            c_os <= 6'd0;
+            c_xos <= 6'd0;
             c_xo <= {XO_MULT_W{1'b0}};
             c_vx <= {VX_W{1'b0}};
             c_vu <= {VU_W{1'b0}};
@@ -420,6 +424,8 @@ module kaq_layer_core #(
             c_x2 <= X2_TABLE[ubin * X2_W +: X2_W];
             c_c <= C_TABLE[ubin * C_W +: C_W];
             c_o <= O_MULT_TABLE[ubin * O_MULT_W +: O_MULT_W];
+            c_os <= O_SHIFT_TABLE[ubin * 6 +: 6];
+            c_xos <= XO_SHIFT_TABLE[ubin * 6 +: 6];
             c_xo <= XO_MULT_TABLE[ubin * XO_MULT_W +: XO_MULT_W];
             c_vx <= VX_TABLE[ubin * VX_W +: VX_W];
             c_vu <= VU_TABLE[ubin * VU_W +: VU_W];
@@ -471,10 +477,10 @@ module kaq_layer_core #(
                 assign xo = so;
                 assign uo = up;
             end else begin : g_admm
-                kaq_requant #(
-                    .IN_W(R_W), .MULT_W(XO_MULT_W), .SHIFT(XO_SHIFT), .OUT_W(SW),
+                kaq_requant_var #(
+                    .IN_W(R_W), .MULT_W(XO_MULT_W), .SHIFT_W(6), .OUT_W(SW),
                     .ROUNDING(XO_ROUND), .OVERFLOW(XO_OVF)
-                ) u_x (.x(r), .mult(c_xo), .y(xo));
+                ) u_x (.x(r), .mult(c_xo), .shift(c_xos), .y(xo));
                 wire signed [V_W-1:0] v;
                 kaq_lincomb #(
                     .A0_W(SW), .C0_W(VX_W), .A1_W(SW), .C1_W(VU_W), .A2_W(1), .C2_W(1),
@@ -493,10 +499,10 @@ module kaq_layer_core #(
                     .a0(v), .c0(2'sb01), .a1(so), .c1(neg_vx), .a2(1'b0), .c2(1'b0),
                     .a3(1'b0), .c3(1'b0), .y(w)
                 );
-                kaq_requant #(
-                    .IN_W(WW), .MULT_W(XO_MULT_W), .SHIFT(XO_SHIFT), .OUT_W(SW),
+                kaq_requant_var #(
+                    .IN_W(WW), .MULT_W(XO_MULT_W), .SHIFT_W(6), .OUT_W(SW),
                     .ROUNDING(XO_ROUND), .OVERFLOW(XO_OVF)
-                ) u_u (.x(w), .mult(c_xo), .y(uo));
+                ) u_u (.x(w), .mult(c_xo), .shift(c_xos), .y(uo));
                 assign new_x[l*SW +: SW] = xo;
                 assign new_s[l*SW +: SW] = so;
                 assign new_u[l*SW +: SW] = uo;
@@ -515,10 +521,10 @@ module kaq_layer_core #(
                     .x(pin), .y(pout)
                 );
             end
-            kaq_requant #(
-                .IN_W(ROUT_W), .MULT_W(O_MULT_W), .SHIFT(O_SHIFT), .OUT_W(SW),
+            kaq_requant_var #(
+                .IN_W(ROUT_W), .MULT_W(O_MULT_W), .SHIFT_W(6), .OUT_W(SW),
                 .ROUNDING(O_ROUND), .OVERFLOW(O_OVF)
-            ) u_out (.x(pout), .mult(c_o), .y(so));
+            ) u_out (.x(pout), .mult(c_o), .shift(c_os), .y(so));
             /* verilator lint_off UNUSEDSIGNAL */
             wire unused_upd = ^{xo, uo, j};
             /* verilator lint_on UNUSEDSIGNAL */

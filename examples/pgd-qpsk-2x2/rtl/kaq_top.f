@@ -1,5 +1,6 @@
 kaq_round_shift_sat.v
 kaq_requant.v
+kaq_requant_var.v
 kaq_affine_requant.v
 kaq_mac_lane.v
 kaq_lincomb.v
