@@ -281,6 +281,13 @@ pub enum SynthError {
         tail: String,
     },
     /// The statistics file is not what `stat -json` writes.
+    #[error("yosys ({command}) was stopped after {seconds:.0} s, its time limit")]
+    TimedOut {
+        /// The synthesis command.
+        command: String,
+        /// Seconds it ran.
+        seconds: f64,
+    },
     #[error("{path}: unexpected `stat -json` output: {reason}")]
     Stat {
         /// The file.
@@ -335,6 +342,17 @@ pub fn synthesize(
     dir: &Path,
     target: Target,
 ) -> Result<SynthReport, SynthError> {
+    synthesize_within(generated, dir, target, None)
+}
+
+/// [`synthesize`] with a time limit: Yosys is killed and [`SynthError::TimedOut`] returned
+/// when it runs longer than `limit`.
+pub fn synthesize_within(
+    generated: &Generated,
+    dir: &Path,
+    target: Target,
+    limit: Option<std::time::Duration>,
+) -> Result<SynthReport, SynthError> {
     let yosys = find_yosys()?.ok_or(SynthError::NotFound)?;
     std::fs::create_dir_all(dir).map_err(io_err(dir))?;
     for file in &generated.files {
@@ -353,17 +371,39 @@ pub fn synthesize(
     let _ = std::fs::remove_file(&stat);
 
     let start = Instant::now();
-    let output = Command::new(&yosys)
+    let out_path = dir.join("yosys.out");
+    let err_path = dir.join("yosys.err");
+    let out_file = std::fs::File::create(&out_path).map_err(io_err(&out_path))?;
+    let err_file = std::fs::File::create(&err_path).map_err(io_err(&err_path))?;
+    let mut child = Command::new(&yosys)
         .current_dir(dir)
         .args(["-q", "-s", "synth.ys"])
-        .output()
+        .stdout(out_file)
+        .stderr(err_file)
+        .spawn()
         .map_err(io_err(&yosys))?;
+    let status = loop {
+        if let Some(status) = child.try_wait().map_err(io_err(&yosys))? {
+            break status;
+        }
+        if limit.is_some_and(|l| start.elapsed() > l) {
+            let _ = child.kill();
+            let _ = child.wait();
+            return Err(SynthError::TimedOut {
+                command: target.synth_command(top),
+                seconds: start.elapsed().as_secs_f64(),
+            });
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    };
     let seconds = start.elapsed().as_secs_f64();
-    if !output.status.success() {
+    if !status.success() {
+        let stdout = std::fs::read(&out_path).unwrap_or_default();
+        let stderr = std::fs::read(&err_path).unwrap_or_default();
         return Err(SynthError::Failed {
             command: target.synth_command(top),
-            status: output.status.to_string(),
-            tail: tail(&output.stderr, &output.stdout, 20),
+            status: status.to_string(),
+            tail: tail(&stderr, &stdout, 20),
         });
     }
     let text = std::fs::read_to_string(&stat).map_err(io_err(&stat))?;

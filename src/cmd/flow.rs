@@ -201,6 +201,8 @@ pub struct RtlSection {
     pub testbench_frames: usize,
     /// Yosys target for the resource report: generic, ice40, xilinx or none.
     pub synth: String,
+    /// Seconds Yosys may run before it is stopped (the summary says so).
+    pub synth_limit_s: u64,
 }
 
 impl Default for RtlSection {
@@ -211,6 +213,7 @@ impl Default for RtlSection {
             top: d.top,
             testbench_frames: d.testbench_frames,
             synth: "generic".to_string(),
+            synth_limit_s: 120,
         }
     }
 }
@@ -873,16 +876,80 @@ fn report_json(report: &Report, synth: Option<&serde_json::Value>) -> serde_json
     })
 }
 
-/// Yosys on the generated RTL (reused when the RTL and target did not change).
+/// Yosys on the generated RTL (reused when the RTL and target did not change). A missing
+/// Yosys, a time-out or a failure is a note in the summary, not an error of the flow.
 fn synth_stage(
     config: &FlowConfig,
     stages: &mut Stages,
     generated: &kaq_codegen::Generated,
     rtl_key: &str,
 ) -> anyhow::Result<Option<serde_json::Value>> {
-    let _ = (config, generated, rtl_key);
-    stages.skipped("synth", "not available in this build".to_string());
-    Ok(None)
+    use kaq_codegen::synth::{SynthError, Target, find_yosys, synthesize_within};
+    if config.rtl.synth == "none" {
+        stages.skipped("synth", "rtl.synth is none".to_string());
+        return Ok(None);
+    }
+    let target: Target = config
+        .rtl
+        .synth
+        .parse()
+        .map_err(|e: String| anyhow::anyhow!("config rtl.synth: {e}"))?;
+    let path = stages.out.join("synth.json");
+    let key = digest(&[
+        b"synth",
+        rtl_key.as_bytes(),
+        target.name().as_bytes(),
+        &config.rtl.synth_limit_s.to_le_bytes(),
+    ]);
+    if stages.up_to_date("synth", &key, &[&path])
+        && let Ok(v) = serde_json::from_slice::<serde_json::Value>(&read(&path)?)
+    {
+        stages.reused("synth");
+        return Ok(Some(v));
+    }
+    match find_yosys() {
+        Ok(Some(_)) => {}
+        Ok(None) | Err(_) => {
+            stages.skipped("synth", "Yosys is not installed".to_string());
+            return Ok(None);
+        }
+    }
+    let t = Instant::now();
+    let scratch = tempfile::tempdir().context("cannot create a scratch directory for Yosys")?;
+    let limit = std::time::Duration::from_secs(config.rtl.synth_limit_s);
+    let bar = progress_bar(&format!("yosys {target}"));
+    bar.set_message(format!("limit {} s", config.rtl.synth_limit_s));
+    let result = synthesize_within(generated, scratch.path(), target, Some(limit));
+    bar.finish_and_clear();
+    let value = match result {
+        Ok(report) => {
+            println!(
+                "synth: {target}: {} cells ({} logic, {} FF, {} DSP, {} latches) in {:.0} s",
+                report.total, report.logic, report.ff, report.dsp, report.latch, report.seconds
+            );
+            serde_json::to_value(&report)?
+        }
+        Err(SynthError::TimedOut { seconds, .. }) => {
+            let note = format!(
+                "Yosys {target} synthesis did not finish within rtl.synth_limit_s = {} s \
+                 (stopped after {seconds:.0} s); raise the limit or run `kaq report --synth {target}`",
+                config.rtl.synth_limit_s
+            );
+            println!("synth: {note}");
+            serde_json::json!({ "target": target.name(), "timed_out": true, "note": note })
+        }
+        Err(e) => {
+            let note = format!("Yosys {target} synthesis failed: {e}");
+            println!("synth: {note}");
+            serde_json::json!({ "target": target.name(), "failed": true, "note": note })
+        }
+    };
+    plot::write_atomically(
+        &path,
+        format!("{}\n", serde_json::to_string_pretty(&value)?).as_bytes(),
+    )?;
+    stages.record("synth", &key, t)?;
+    Ok(Some(value))
 }
 
 /// Verilator co-simulation (reused when the IR and settings did not change).
@@ -991,8 +1058,23 @@ fn summary(config: &FlowConfig, args: &FlowArgs, r: &Results, stages: &Stages) -
         t.macs, t.multipliers, t.adders, t.memory_bits
     );
     match &r.synth {
+        Some(v) if v.get("note").is_some() => {
+            let _ = writeln!(s, "- Yosys: {}", v["note"].as_str().unwrap_or(""));
+        }
         Some(v) => {
-            let _ = writeln!(s, "- Yosys ({}): {}", config.rtl.synth, v);
+            let _ = writeln!(
+                s,
+                "- Yosys `{}`: {} cells: {} logic, {} FF, {} carry, {} DSP, {} memory, {} latches ({:.0} s);",
+                v["command"].as_str().unwrap_or(""),
+                v["total"],
+                v["logic"],
+                v["ff"],
+                v["carry"],
+                v["dsp"],
+                v["memory"],
+                v["latch"],
+                v["seconds"].as_f64().unwrap_or(0.0)
+            );
         }
         None => {
             let _ = writeln!(s, "- Yosys: not run (see the stage log below).");
