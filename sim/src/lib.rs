@@ -6,6 +6,9 @@
 //!   content-addressed in a machine-wide [`cache`] next to a prebuilt [`runtime`].
 //! - [`Model`] loads that library and drives it cycle by cycle: `set`/`get` by port, `tick`,
 //!   `reset`, VCD `trace`.
+//! - [`cosim`] builds a kaq-codegen design of an IR, streams frames through it and compares
+//!   every output and every layer's states with the integer golden model; [`RtlDetector`] is
+//!   the RTL as a `Detector`.
 //!
 //! ```no_run
 //! use kaq_sim::{Model, Port, VerilatorBuild};
@@ -23,6 +26,7 @@
 
 pub mod cache;
 mod command;
+pub mod cosim;
 pub mod error;
 pub mod model;
 pub mod port;
@@ -32,6 +36,7 @@ pub mod tools;
 pub mod verilate;
 
 pub use cache::CacheOutcome;
+pub use cosim::{CosimError, CosimReport, Mismatch, Rtl, RtlDetector, Stalls, cosimulate};
 pub use error::SimError;
 pub use model::{Model, PortId, PortKey};
 pub use port::{Direction, Port};
