@@ -35,6 +35,8 @@ enum Command {
     Codegen(cmd::codegen::CodegenArgs),
     /// Timing and resources of the generated design: the analytic model, optionally Yosys.
     Report(cmd::report::ReportArgs),
+    /// Co-simulate the generated RTL with Verilator against the integer golden model.
+    Cosim(cmd::cosim::CosimArgs),
 }
 
 fn main() -> ExitCode {
@@ -47,6 +49,7 @@ fn main() -> ExitCode {
         Command::Flow(args) => cmd::flow::run(args),
         Command::Codegen(args) => cmd::codegen::run(args),
         Command::Report(args) => cmd::report::run(args),
+        Command::Cosim(args) => cmd::cosim::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -40,14 +40,27 @@ pub struct Totals {
     /// Cycles from the cycle an input frame's first beat is accepted to the first cycle its
     /// output beat is valid, no stalls.
     pub latency: u64,
-    /// Initiation interval: cycles between frames in steady state, no stalls.
+    /// Initiation interval: cycles between frames in steady state, no stalls — the ceiling of
+    /// [`Totals::cycles_per_frame`].
     pub ii: u64,
+    /// Cycles two consecutive frames take in steady state, no stalls: twice the mean cycles
+    /// per frame ([`Totals::cycles_per_frame`]). Odd when a stage's buffer period (fill and
+    /// drain bound) is odd: its two buffers then emit frames at alternating spacings (e.g. 8,
+    /// 3, 8, 3 for 5.5 cycles per frame).
+    pub cycles_per_two_frames: u64,
     /// Multipliers.
     pub multipliers: u64,
     /// Adders.
     pub adders: u64,
     /// Storage bits.
     pub memory_bits: u64,
+}
+
+impl Totals {
+    /// Mean cycles per frame in steady state, no stalls.
+    pub fn cycles_per_frame(&self) -> f64 {
+        self.cycles_per_two_frames as f64 / 2.0
+    }
 }
 
 /// The analytic report.
@@ -66,16 +79,19 @@ pub fn analyse(d: &Design) -> Report {
     let nc = n / p;
     let admm = d.arch == kaq_model::unfolded::Arch::Admm;
     let mut layers = Vec::with_capacity(d.layers.len());
+    let mut two_frames = 2 * m;
     for l in &d.layers {
         let i = l.mac_cycles;
         let update = nc + 1;
         // fill_done → MAC start (1) → I issues → capture (1) → update start (1) → lookup (1)
         // → N/P steps → first drain beat (1), then M beats.
         let latency = i + update + 3 + m;
-        // Two buffers alternate: each goes fill (M) → compute → drain (M); the MAC engine
-        // serves one frame per I cycles when the other buffer is ready.
-        let period = 2 * m + i + update + 4;
+        // Two buffers alternate: each goes round fill (M beats) and the stage latency, and is
+        // empty again the cycle after its last drain beat: M + latency cycles per buffer, two
+        // frames per period. The MAC engine serves one frame per I cycles.
+        let period = m + latency;
         let ii = i.max(period.div_ceil(2));
+        two_frames = two_frames.max((2 * i).max(period));
         let update_mults = if admm { 7 } else { 4 };
         let multipliers = p + p * update_mults + 1;
         let adders = p + p + p * 4;
@@ -110,6 +126,7 @@ pub fn analyse(d: &Design) -> Report {
         mac_bound: layers.iter().map(|l| l.macs.div_ceil(p)).max().unwrap_or(0),
         latency,
         ii,
+        cycles_per_two_frames: two_frames,
         multipliers: layers.iter().map(|l| l.multipliers).sum(),
         adders: layers.iter().map(|l| l.adders).sum(),
         memory_bits: layers.iter().map(|l| l.memory_bits).sum(),

@@ -1,1 +1,111 @@
-fn main() {}
+//! Co-simulation throughput of the default design (16×16 16-QAM, i.e. 8×8 antennas, PGD-Net
+//! K = 5, 8 bits) at 8 and 32 MAC lanes: frames per second through the Verilated RTL, with and
+//! without the per-layer taps and the golden-model comparison, and the Verilator build time.
+//!
+//! `cargo bench -p kaq-sim --bench cosim` (needs Verilator; without it the bench prints a note
+//! and exits, unless `KAQ_REQUIRE_VERILATOR=1`). The first run builds both designs (cached by
+//! content hash afterwards); the build times are printed before the measurements.
+
+use std::hint::black_box;
+use std::time::{Duration, Instant};
+
+use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use kaq_codegen::Options;
+use kaq_model::LinkConfig;
+use kaq_model::ir::{Interpreter, Ir, LowerOptions, lower};
+use kaq_model::quant::{QuantConfig, QuantMethod, QuantNet};
+use kaq_model::train::{SetKind, TrainSet};
+use kaq_model::unfolded::{NetConfig, UnfoldedNet};
+use kaq_model::{Modulation, link::stream_rng};
+use kaq_sim::Rtl;
+use kaq_sim::cosim::{FrameCodes, Stalls};
+use kaq_sim::tools::{self, Tool};
+
+/// Frames per measured batch.
+const FRAMES: usize = 2000;
+
+/// The default design's IR: the paper's PGD-Net (soft prox, K = 5) on an 8×8 16-QAM link,
+/// calibrated and quantized with KAQ at 8 bits.
+fn default_ir() -> Ir {
+    let link = LinkConfig::new(8, 8, Modulation::Qam16).unwrap();
+    let net = UnfoldedNet::new(NetConfig::default(), &link).unwrap();
+    let set = TrainSet::generate(&link, 256, &[0.0, 10.0, 20.0, 30.0], 1, SetKind::Train).unwrap();
+    let qc = QuantConfig::with_activation_bits(8);
+    let q = QuantNet::calibrate(&net, QuantMethod::Kaq, &qc, &set.as_batch()).unwrap();
+    lower(&q, LowerOptions::default()).unwrap()
+}
+
+fn frames(ir: &Ir) -> Vec<FrameCodes> {
+    let interp = Interpreter::new(ir.clone()).unwrap();
+    let link = LinkConfig::new(ir.nt, ir.nr, ir.modulation).unwrap();
+    let snr: Vec<f64> = (0..FRAMES).map(|f| (f % 26) as f64).collect();
+    let batch = link
+        .generator()
+        .unwrap()
+        .generate(&snr, &mut stream_rng(7, 0));
+    (0..FRAMES)
+        .map(|f| FrameCodes::from(interp.frame_codes(&batch, f).unwrap()))
+        .collect()
+}
+
+fn bench(c: &mut Criterion) {
+    if tools::require(Tool::Verilator)
+        .expect("KAQ_REQUIRE_VERILATOR=1 but verilator is unusable")
+        .is_none()
+    {
+        eprintln!("verilator is not installed; skipping the co-simulation bench");
+        return;
+    }
+    let ir = default_ir();
+    let input = frames(&ir);
+    let mut group = c.benchmark_group("cosim_default_16x16_16qam_k5_8b");
+    group.throughput(Throughput::Elements(FRAMES as u64));
+    group.sample_size(10);
+    group.measurement_time(Duration::from_secs(10));
+    for lanes in [8, 32] {
+        let options = Options {
+            lanes,
+            ..Options::default()
+        };
+        let t = Instant::now();
+        let rtl = Rtl::build(&ir, &options, false).unwrap();
+        eprintln!(
+            "lanes {lanes}: Verilator build {:.1} s{} (call {:.1} s), {} cycles per frame, \
+             latency {}",
+            rtl.build_time().as_secs_f64(),
+            if rtl.cached() { " (cached)" } else { "" },
+            t.elapsed().as_secs_f64(),
+            rtl.estimate().cycles_per_frame(),
+            rtl.estimate().latency
+        );
+        // A correctness pass before timing anything.
+        let report = rtl.cosimulate(input.clone(), Stalls::none(1)).unwrap();
+        assert_eq!(report.mismatches, 0, "{:?}", report.first_mismatch);
+        group.bench_function(format!("lanes{lanes}/outputs_only"), |b| {
+            b.iter(|| {
+                let mut driver = rtl.driver(Stalls::none(1), false).unwrap();
+                let mut n = 0u64;
+                driver
+                    .run(input.iter().cloned(), |_, f| {
+                        n += u64::from(black_box(f.out_bits[0]) < 16);
+                        Ok(())
+                    })
+                    .unwrap();
+                n
+            })
+        });
+        group.bench_function(format!("lanes{lanes}/compared_with_taps"), |b| {
+            b.iter(|| {
+                let r = rtl
+                    .cosimulate(input.iter().cloned(), Stalls::none(1))
+                    .unwrap();
+                assert_eq!(r.mismatches, 0);
+                r.frames
+            })
+        });
+    }
+    group.finish();
+}
+
+criterion_group!(benches, bench);
+criterion_main!(benches);

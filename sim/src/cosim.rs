@@ -145,7 +145,10 @@ impl Stalls {
     }
 
     fn validate(&self) -> Result<(), CosimError> {
-        for (name, value) in [("stall_prob", self.input), ("backpressure_prob", self.output)] {
+        for (name, value) in [
+            ("stall_prob", self.input),
+            ("backpressure_prob", self.output),
+        ] {
             if !(0.0..1.0).contains(&value) {
                 return Err(CosimError::Probability { name, value });
             }
@@ -376,7 +379,8 @@ impl Rtl {
         frames: impl IntoIterator<Item = FrameCodes>,
         stalls: Stalls,
     ) -> Result<CosimReport, CosimError> {
-        self.cosimulate_against(frames, stalls, |_, f| {
+        let mut driver = self.driver(stalls, true)?;
+        self.cosimulate_on(&mut driver, frames, |_, f| {
             Ok(self.interp.run_codes(&f.h, &f.y, f.bin)?)
         })
     }
@@ -387,9 +391,23 @@ impl Rtl {
         &self,
         frames: impl IntoIterator<Item = FrameCodes>,
         stalls: Stalls,
-        mut golden: impl FnMut(u64, &FrameCodes) -> Result<Taps, CosimError>,
+        golden: impl FnMut(u64, &FrameCodes) -> Result<Taps, CosimError>,
     ) -> Result<CosimReport, CosimError> {
         let mut driver = self.driver(stalls, true)?;
+        self.cosimulate_on(&mut driver, frames, golden)
+    }
+
+    /// The comparison on a driver the caller made (to trace it, for instance) with
+    /// [`Rtl::driver`] and `capture_taps` (without taps only the outputs are compared). When
+    /// the driver stalls, a stall-free probe of the first frames on a second model measures
+    /// the timing.
+    pub fn cosimulate_on(
+        &self,
+        driver: &mut Driver<'_>,
+        frames: impl IntoIterator<Item = FrameCodes>,
+        mut golden: impl FnMut(u64, &FrameCodes) -> Result<Taps, CosimError>,
+    ) -> Result<CosimReport, CosimError> {
+        let stalls = driver.stalls;
         let mut mismatches = 0u64;
         let mut first_mismatch = None;
         let mut probe = Vec::new();
@@ -428,6 +446,7 @@ impl Rtl {
             measured_ii: timing.ii,
             measured_latency: timing.latency,
             estimated_ii: self.estimate.ii,
+            estimated_cycles_per_frame: self.estimate.cycles_per_frame(),
             estimated_latency: self.estimate.latency,
             frames_per_second: run.frames as f64 / wall.as_secs_f64().max(1e-9),
             wall,
@@ -569,8 +588,9 @@ fn first_diff<T: PartialEq>(a: &[T], b: &[T]) -> Option<usize> {
 /// The cycle figures of a run.
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
 pub struct Timing {
-    /// Steady-state cycles per frame: the mean spacing of the output beats in the second half
-    /// of the first 1024 frames (needs ≥ 4 frames). Only meaningful without stalls.
+    /// Steady-state cycles per frame: the mean spacing of the output beats over the second
+    /// half of the first 1024 frames, an even number of spacings (needs ≥ 5 frames). Only
+    /// meaningful without stalls.
     pub ii: Option<f64>,
     /// The first frame's latency: its first output-valid cycle minus its beat-0 acceptance.
     pub latency: Option<u64>,
@@ -603,8 +623,10 @@ pub struct CosimReport {
     pub measured_ii: Option<f64>,
     /// Measured latency of the first frame with no stalls.
     pub measured_latency: Option<u64>,
-    /// `report::analyse`'s initiation interval.
+    /// `report::analyse`'s initiation interval (the ceiling of its cycles per frame).
     pub estimated_ii: u64,
+    /// `report::analyse`'s mean cycles per frame.
+    pub estimated_cycles_per_frame: f64,
     /// `report::analyse`'s latency.
     pub estimated_latency: u64,
     /// Frames per second of wall time, golden model and comparison included.
@@ -723,7 +745,11 @@ impl<'r> Driver<'r> {
             })
         };
         if f.h.len() != io.m * io.n {
-            return bad(format!("{} H codes, M·N = {} needed", f.h.len(), io.m * io.n));
+            return bad(format!(
+                "{} H codes, M·N = {} needed",
+                f.h.len(),
+                io.m * io.n
+            ));
         }
         if f.y.len() != io.m {
             return bad(format!("{} y codes, M = {} needed", f.y.len(), io.m));
@@ -859,11 +885,10 @@ impl<'r> Driver<'r> {
                     let out_bits = (0..io.n)
                         .map(|j| field(&self.bits_words, j * io.bpd as usize, io.bpd) as u32)
                         .collect();
-                    let (codes, accept_cycle) =
-                        in_flight.pop_front().ok_or(CosimError::Frame {
-                            frame: self.emitted,
-                            reason: "an output beat without a frame in flight".into(),
-                        })?;
+                    let (codes, accept_cycle) = in_flight.pop_front().ok_or(CosimError::Frame {
+                        frame: self.emitted,
+                        reason: "an output beat without a frame in flight".into(),
+                    })?;
                     let layers_taps = if self.capture {
                         tap_queues
                             .iter_mut()
@@ -904,10 +929,15 @@ impl<'r> Driver<'r> {
                 });
             }
         }
-        let ii = (out_cycles.len() >= 4).then(|| {
-            let half = out_cycles.len() / 2;
+        // An even number of spacings: a stage whose buffer period is odd emits its two
+        // buffers' frames at alternating spacings.
+        let ii = (out_cycles.len() >= 5).then(|| {
             let last = out_cycles.len() - 1;
-            (out_cycles[last] - out_cycles[half]) as f64 / (last - half) as f64
+            let mut from = out_cycles.len() / 2;
+            if (last - from) % 2 == 1 {
+                from -= 1;
+            }
+            (out_cycles[last] - out_cycles[from]) as f64 / (last - from) as f64
         });
         Ok(RunStats {
             frames: self.emitted - start_emitted,

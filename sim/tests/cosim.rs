@@ -7,7 +7,11 @@
 //! content-addressed cache (locked, so concurrent test processes are safe); a warm cache makes
 //! the suite several times faster.
 
-use std::time::Instant;
+use kaq_model::Detector;
+use kaq_model::ber::{BerConfig, simulate};
+use kaq_model::ir::Taps;
+use proptest::prelude::*;
+use proptest::test_runner::{RngSeed, TestCaseError};
 
 use kaq_codegen::Options;
 use kaq_model::ir::{Interpreter, Ir, LowerOptions, lower};
@@ -17,7 +21,7 @@ use kaq_model::unfolded::{Arch, Init, NetConfig, Prox, UnfoldedNet};
 use kaq_model::{LinkConfig, Modulation};
 use kaq_sim::cosim::{FrameCodes, Stalls};
 use kaq_sim::tools::{self, Tool};
-use kaq_sim::{CosimReport, Rtl};
+use kaq_sim::{CosimReport, Rtl, RtlDetector};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
@@ -153,7 +157,8 @@ fn frames(ir: &Ir, count: usize, seed: u64) -> Vec<FrameCodes> {
 
 fn check(report: &CosimReport, what: &str) {
     assert_eq!(
-        report.mismatches, 0,
+        report.mismatches,
+        0,
         "{what}: {} of {} frames differ; first: {}",
         report.mismatches,
         report.frames,
@@ -165,31 +170,363 @@ fn check(report: &CosimReport, what: &str) {
     );
 }
 
+/// Measured timing with no stalls equals the analytic model exactly.
+fn check_timing(rtl: &Rtl, report: &CosimReport, what: &str) {
+    let est = rtl.estimate();
+    assert_eq!(
+        report.measured_ii,
+        Some(est.cycles_per_frame()),
+        "{what}: measured cycles per frame vs report::analyse"
+    );
+    assert_eq!(
+        est.ii,
+        est.cycles_per_frame().ceil() as u64,
+        "{what}: II is the ceiling of the cycles per frame"
+    );
+    assert_eq!(
+        report.measured_latency,
+        Some(est.latency),
+        "{what}: measured first-frame latency vs report::analyse latency"
+    );
+}
+
+/// Divisors of `n`.
+fn divisors(n: usize) -> Vec<usize> {
+    (1..=n).filter(|d| n.is_multiple_of(*d)).collect()
+}
+
+fn fixed_seed(cases: u32) -> ProptestConfig {
+    ProptestConfig {
+        cases,
+        rng_seed: RngSeed::Fixed(0x6b61_7137),
+        failure_persistence: None,
+        // Every case is a Verilator build: shrink little.
+        max_shrink_iters: 8,
+        ..ProptestConfig::default()
+    }
+}
+
+/// A configuration, a lane choice (an index into the divisors of N) and stall probabilities.
+fn case_strategy() -> impl Strategy<Value = (Config, usize, f64, f64)> {
+    let dims = prop_oneof![
+        6 => (1usize..=2, 1usize..=3),
+        2 => (2usize..=4, 2usize..=4),
+        1 => (5usize..=8, 5usize..=8),
+    ];
+    let net = (
+        prop_oneof![Just(Arch::Pgd), Just(Arch::Admm)],
+        prop_oneof![Just(Prox::Soft), Just(Prox::Box), Just(Prox::Qam)],
+        any::<bool>(),
+        prop_oneof![Just(Init::Zero), Just(Init::MatchedFilter)],
+        prop_oneof![
+            Just(Modulation::Bpsk),
+            Just(Modulation::Qpsk),
+            Just(Modulation::Qam16)
+        ],
+    );
+    (
+        net,
+        dims,
+        1usize..=6,
+        4u32..=12,
+        4usize..=16,
+        any::<u64>(),
+        any::<usize>(),
+        0.0f64..0.5,
+        0.0f64..0.5,
+    )
+        .prop_map(
+            |(
+                (arch, prox, momentum, init, modulation),
+                (nt, nr),
+                layers,
+                bits,
+                bins,
+                seed,
+                lanes,
+                p_in,
+                p_out,
+            )| {
+                (
+                    Config {
+                        arch,
+                        prox,
+                        momentum,
+                        init,
+                        modulation,
+                        nt,
+                        nr,
+                        layers,
+                        bits,
+                        bins: Some(bins),
+                        seed: seed % 1000,
+                    },
+                    lanes,
+                    p_in,
+                    p_out,
+                )
+            },
+        )
+}
+
+/// Frames per proptest case (plus 4 corner frames per SNR bin).
+const CASE_FRAMES: usize = 4500;
+
+proptest! {
+    #![proptest_config(fixed_seed(22))]
+
+    /// Random configurations and frames under random stalls and back-pressure: every output
+    /// and every layer's states equal the golden model's, and the stall-free timing equals
+    /// `report::analyse`.
+    #[test]
+    fn rtl_equals_golden_model(case in case_strategy()) {
+        if !verilator_present() {
+            return Ok(());
+        }
+        let (c, lanes, p_in, p_out) = case;
+        let ir = ir(&c);
+        let choices = divisors(ir.n);
+        let lanes = choices[lanes % choices.len()];
+        let what = format!("{c:?} lanes {lanes} stalls {p_in:.2}/{p_out:.2}");
+        let rtl = Rtl::build(&ir, &options(lanes), false)
+            .map_err(|e| TestCaseError::fail(format!("{what}: {e}")))?;
+        let report = rtl
+            .cosimulate(
+                frames(&ir, CASE_FRAMES, c.seed),
+                Stalls { input: p_in, output: p_out, seed: c.seed },
+            )
+            .map_err(|e| TestCaseError::fail(format!("{what}: {e}")))?;
+        eprintln!(
+            "{what}: {} frames, build {:.1} s{}, {:.0} frames/s, {} cycles/frame, latency {}",
+            report.frames,
+            report.build_time.as_secs_f64(),
+            if report.cached { " (cached)" } else { "" },
+            report.frames_per_second,
+            report.estimated_cycles_per_frame,
+            report.estimated_latency,
+        );
+        prop_assert_eq!(report.frames as usize, CASE_FRAMES + 4 * ir.bins());
+        check(&report, &what);
+        check_timing(&rtl, &report, &what);
+    }
+}
+
+/// The default 101 SNR bins: the corner frames at every bin and random frames, with stalls.
 #[test]
-fn smoke() {
+fn default_bins_every_bin() {
     if !verilator_present() {
         return;
     }
-    let c = Config::default();
+    let c = Config {
+        arch: Arch::Admm,
+        prox: Prox::Soft,
+        modulation: Modulation::Qam16,
+        layers: 3,
+        bits: 8,
+        bins: None,
+        seed: 11,
+        ..Config::default()
+    };
     let ir = ir(&c);
-    let t = Instant::now();
+    assert_eq!(ir.bins(), 101);
     let rtl = Rtl::build(&ir, &options(2), false).unwrap();
-    eprintln!("build {:?} cached {}", t.elapsed(), rtl.cached());
-    let fr = frames(&ir, 5000, 3);
-    let n = fr.len();
-    let r = rtl
-        .cosimulate(
-            fr,
-            Stalls {
-                input: 0.2,
-                output: 0.3,
-                seed: 5,
+    let frames = frames(&ir, 3000, 12);
+    let count = frames.len() as u64;
+    let stalls = Stalls {
+        input: 0.3,
+        output: 0.3,
+        seed: 13,
+    };
+    let report = rtl.cosimulate(frames, stalls).unwrap();
+    assert_eq!(report.frames, count);
+    check(&report, "101 bins");
+    check_timing(&rtl, &report, "101 bins");
+}
+
+/// Measured cycles per frame (steady state, no stalls) and the first frame's latency equal
+/// `report::analyse` exactly, on PGD-Net and ADMM-Net, zero and matched-filter init, one and
+/// several lanes, MAC bound and fill-and-drain bound.
+#[test]
+fn measured_timing_equals_report() {
+    if !verilator_present() {
+        return;
+    }
+    let cases = [
+        (Config::default(), 1),
+        // Fill and drain bound with an odd buffer period: 5.5 cycles per frame.
+        (
+            Config {
+                modulation: Modulation::Bpsk,
+                nt: 1,
+                nr: 1,
+                layers: 1,
+                bins: Some(4),
+                ..Config::default()
             },
-        )
-        .unwrap();
-    eprintln!("{n} {r:?}");
-    check(&r, "smoke");
-    let r = rtl.cosimulate(frames(&ir, 200, 4), Stalls::none(1)).unwrap();
-    eprintln!("{r:?}");
-    check(&r, "smoke");
+            1,
+        ),
+        (
+            Config {
+                arch: Arch::Admm,
+                init: Init::MatchedFilter,
+                modulation: Modulation::Qam16,
+                nt: 2,
+                nr: 3,
+                layers: 3,
+                seed: 21,
+                ..Config::default()
+            },
+            2,
+        ),
+        (
+            Config {
+                momentum: true,
+                init: Init::MatchedFilter,
+                nt: 4,
+                nr: 4,
+                layers: 2,
+                bits: 8,
+                seed: 22,
+                ..Config::default()
+            },
+            4,
+        ),
+    ];
+    for (c, lanes) in cases {
+        let ir = ir(&c);
+        let rtl = Rtl::build(&ir, &options(lanes), false).unwrap();
+        let report = rtl
+            .cosimulate(frames(&ir, 200, 5), Stalls::none(5))
+            .unwrap();
+        let what = format!("{c:?} lanes {lanes}");
+        check(&report, &what);
+        check_timing(&rtl, &report, &what);
+        // The steady state lasts from the first frame: with no stalls (and these configs'
+        // integral cycles per frame) the whole run takes the latency, (frames − 1) intervals
+        // and the last frame's output cycle.
+        let est = rtl.estimate();
+        if est.cycles_per_frame().fract() != 0.0 {
+            continue;
+        }
+        assert_eq!(
+            report.total_cycles,
+            est.latency + (report.frames - 1) * est.ii + 1,
+            "{what}: total cycles"
+        );
+    }
+}
+
+/// A BER run through the RTL gives exactly the golden model's decisions and error counts.
+#[test]
+fn rtl_detector_decides_like_the_golden_model() {
+    if !verilator_present() {
+        return;
+    }
+    let c = Config {
+        modulation: Modulation::Qam16,
+        nt: 3,
+        nr: 4,
+        layers: 3,
+        bits: 8,
+        seed: 31,
+        ..Config::default()
+    };
+    let ir = ir(&c);
+    let interp = Interpreter::new(ir.clone()).unwrap();
+    let rtl = RtlDetector::new(Rtl::build(&ir, &options(3), false).unwrap(), 7);
+    assert_eq!(rtl.name(), format!("{}-rtl", ir.name));
+    let link = LinkConfig::new(c.nt, c.nr, c.modulation).unwrap();
+    let mut rng = ChaCha8Rng::seed_from_u64(32);
+    for snr in [8.0, 20.0] {
+        let batch = link.generator().unwrap().generate(&[snr; 500], &mut rng);
+        let mut want = vec![0; batch.frames * batch.n];
+        let mut got = vec![0; batch.frames * batch.n];
+        interp.detect(&batch, &mut want).unwrap();
+        rtl.detect(&batch, &mut got).unwrap();
+        assert_eq!(got, want, "decisions at {snr} dB");
+        assert!(
+            got.iter().zip(&batch.x).any(|(a, b)| a != b) || snr > 10.0,
+            "the low-SNR point must have symbol errors for the comparison to mean anything"
+        );
+    }
+    let mut config = BerConfig::new(link, vec![6.0, 14.0], 200, 2000, 33);
+    config.batch_frames = 250;
+    let points = simulate(&config, &[&interp, &rtl], None).unwrap();
+    let (golden, hw) = points.split_at(2);
+    for (g, h) in golden.iter().zip(hw) {
+        assert_eq!(g.snr_db, h.snr_db);
+        assert_eq!(g.bit_errors, h.bit_errors, "bit errors at {} dB", g.snr_db);
+        assert_eq!(g.frames, h.frames, "frames at {} dB", g.snr_db);
+        assert!(g.bit_errors > 0, "{} dB: no errors to compare", g.snr_db);
+    }
+}
+
+/// Negative control: wrong golden expectations are reported with the right frame, layer,
+/// element and field, and counted.
+#[test]
+fn wrong_expectations_are_reported() {
+    if !verilator_present() {
+        return;
+    }
+    let c = Config {
+        arch: Arch::Admm,
+        layers: 3,
+        seed: 41,
+        ..Config::default()
+    };
+    let ir = ir(&c);
+    let interp = Interpreter::new(ir.clone()).unwrap();
+    let rtl = Rtl::build(&ir, &options(1), false).unwrap();
+    let stalls = Stalls {
+        input: 0.2,
+        output: 0.2,
+        seed: 42,
+    };
+    let run = |corrupt: &dyn Fn(u64, &mut Taps)| {
+        rtl.cosimulate_against(frames(&ir, 100, 43), stalls, |i, f| {
+            let mut taps = interp.run_codes(&f.h, &f.y, f.bin).unwrap();
+            corrupt(i, &mut taps);
+            Ok(taps)
+        })
+        .unwrap()
+    };
+    // One output bit flipped in frame 57: every layer agrees, the output stage differs.
+    let report = run(&|i, t| {
+        if i == 57 {
+            t.output[1] ^= 1;
+        }
+    });
+    assert_eq!(report.mismatches, 1);
+    let m = report.first_mismatch.unwrap();
+    assert_eq!(
+        (m.frame, m.layer, m.element, m.field),
+        (57, None, 1, "out_x"),
+        "{m}"
+    );
+    assert_eq!(m.golden, m.rtl ^ 1);
+    // Layer 2's u in frame 9 and layer 3's x in frame 70: the first is reported, both counted.
+    let report = run(&|i, t| {
+        if i == 9 {
+            t.layers[1].u[0] += 1;
+        }
+        if i == 70 {
+            t.layers[2].x[1] -= 1;
+        }
+    });
+    assert_eq!(report.mismatches, 2);
+    let m = report.first_mismatch.unwrap();
+    assert_eq!(
+        (m.frame, m.layer, m.element, m.field),
+        (9, Some(2), 0, "u"),
+        "{m}"
+    );
+    assert_eq!(m.golden, m.rtl + 1);
+    // A wrong decision only (the Gray bits).
+    let report = run(&|i, t| {
+        if i == 3 {
+            t.levels[0] = -t.levels[0];
+        }
+    });
+    let m = report.first_mismatch.unwrap();
+    assert_eq!((m.frame, m.layer, m.field), (3, None, "out_bits"), "{m}");
 }

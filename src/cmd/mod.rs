@@ -4,6 +4,7 @@ pub mod args;
 pub mod ber;
 pub mod codegen;
 pub mod compare;
+pub mod cosim;
 pub mod flow;
 pub mod lower;
 pub mod report;

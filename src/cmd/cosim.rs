@@ -1,0 +1,278 @@
+//! `kaq cosim`: Verilator co-simulation of the generated RTL against the integer golden model.
+//!
+//! `kaq cosim --ir ir.json --frames N [--lanes P] [--snr 0:25:5] [--stall-prob P]
+//! [--backpressure-prob P] [--seed S] [--trace out.vcd] [--json PATH]` generates the design of
+//! the IR (`kaq_codegen::generate`), builds it with Verilator (cached by content hash), draws
+//! N frames from the IR's link spread evenly over the SNR points, quantizes them with the
+//! receiver front end (`Interpreter::frame_codes`) and streams them through the pipeline with
+//! random input stalls (`--stall-prob`) and output back-pressure (`--backpressure-prob`,
+//! default the stall probability). Every output (codes and Gray bits) and every layer's states
+//! are compared bit for bit with the golden model.
+//!
+//! Stdout: frames, mismatches (and the first one: frame, layer, element, field, values),
+//! measured cycles per frame and latency against `kaq_codegen::report::analyse`, co-simulated
+//! frames per second and the build time. `--trace` writes a VCD of the whole run (keep N
+//! small). `--json` writes the same figures:
+//!
+//! ```text
+//! { "tool", "version", "command": "cosim", "ir", "lanes", "frames", "mismatches",
+//!   "first_mismatch": null | { "frame", "layer" (null = output stage), "element", "field",
+//!   "rtl", "golden" }, "snr_db", "stall_prob", "backpressure_prob", "seed",
+//!   "cycles": { "total", "measured_per_frame", "estimated_per_frame", "estimated_ii",
+//!               "measured_latency", "estimated_latency" },
+//!   "frames_per_second", "build_seconds", "build_cached" }
+//! ```
+//!
+//! Exit status: 0 when every frame matches, 1 on any mismatch or run-time failure (Verilator
+//! missing, an unreadable IR), 2 on bad flag values.
+
+use std::path::PathBuf;
+
+use anyhow::{Context, bail};
+use clap::Args;
+use indicatif::{ProgressBar, ProgressStyle};
+use kaq_codegen::Options;
+use kaq_model::LinkConfig;
+use kaq_model::ir::Ir;
+use kaq_model::link::stream_rng;
+use kaq_sim::cosim::{FrameCodes, Stalls};
+use kaq_sim::{CosimError, Rtl};
+
+use super::args::parse_positive;
+use super::ber::{SnrPoints, parse_snr};
+use crate::plot;
+
+/// Frames drawn from the link at a time.
+const CHUNK: usize = 4096;
+
+/// Arguments of `kaq cosim`.
+#[derive(Debug, Args)]
+pub struct CosimArgs {
+    /// The IR (`kaq lower`).
+    #[arg(long, value_name = "PATH")]
+    ir: PathBuf,
+
+    /// MAC lanes per layer stage (must divide N); default 8, or the largest divisor of N
+    /// below it.
+    #[arg(long, value_parser = parse_positive)]
+    lanes: Option<usize>,
+
+    /// Frames to co-simulate.
+    #[arg(long, value_parser = parse_positive)]
+    frames: usize,
+
+    /// SNR points in dB (start:stop:step or a comma list); the frames are spread evenly.
+    #[arg(long, value_parser = parse_snr, default_value = "0:25:5", allow_hyphen_values = true)]
+    snr: SnrPoints,
+
+    /// Probability of withholding an input beat in a cycle, in [0, 1).
+    #[arg(long, value_parser = parse_probability, default_value_t = 0.0)]
+    stall_prob: f64,
+
+    /// Probability of holding `out_ready` low in a cycle, in [0, 1); default --stall-prob.
+    #[arg(long, value_parser = parse_probability)]
+    backpressure_prob: Option<f64>,
+
+    /// Seed of the frames, the stalls and the model's initial state.
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+
+    /// Write a VCD trace of the whole run here.
+    #[arg(long, value_name = "PATH.vcd")]
+    trace: Option<PathBuf>,
+
+    /// Write the figures as JSON here.
+    #[arg(long, value_name = "PATH")]
+    json: Option<PathBuf>,
+}
+
+fn parse_probability(s: &str) -> Result<f64, String> {
+    let v: f64 = s
+        .trim()
+        .parse()
+        .map_err(|_| format!("`{s}` is not a number"))?;
+    if !(0.0..1.0).contains(&v) {
+        return Err(format!("a probability in [0, 1) is needed, got {v}"));
+    }
+    Ok(v)
+}
+
+/// Runs `kaq cosim`.
+pub fn run(args: CosimArgs) -> anyhow::Result<()> {
+    for path in [&args.json, &args.trace].into_iter().flatten() {
+        plot::check_writable(path)?;
+    }
+    if args.snr.0.is_empty() {
+        super::args::usage_error("--snr", "at least one SNR point is needed");
+    }
+    let ir = Ir::load(&args.ir).with_context(|| format!("--ir {}", args.ir.display()))?;
+    let lanes = match args.lanes {
+        Some(p) if !ir.n.is_multiple_of(p) => super::args::usage_error(
+            "--lanes",
+            format!("{p} does not divide N = {} (the row length of H)", ir.n),
+        ),
+        Some(p) => p,
+        None => (1..=8).rev().find(|p| ir.n.is_multiple_of(*p)).unwrap_or(1),
+    };
+    let options = Options {
+        lanes,
+        ..Options::default()
+    };
+    let stalls = Stalls {
+        input: args.stall_prob,
+        output: args.backpressure_prob.unwrap_or(args.stall_prob),
+        seed: args.seed,
+    };
+    let link = LinkConfig::new(ir.nt, ir.nr, ir.modulation)?;
+
+    eprintln!(
+        "building {} ({}×{} {}, K = {}, {} lanes) with Verilator…",
+        ir.name,
+        ir.m,
+        ir.n,
+        ir.modulation,
+        ir.layers.len(),
+        lanes
+    );
+    let rtl = Rtl::build(&ir, &options, args.trace.is_some()).map_err(unavailable)?;
+    let mut driver = rtl.driver(stalls, true)?;
+    if let Some(path) = &args.trace {
+        driver.trace(path)?;
+    }
+
+    let bar = ProgressBar::new(args.frames as u64);
+    bar.set_style(
+        ProgressStyle::with_template("{elapsed_precise} [{bar:30}] {pos}/{len} frames {msg}")
+            .expect("the progress template is valid")
+            .progress_chars("=> "),
+    );
+    let interp = rtl.interpreter();
+    let mut generator = link.generator()?;
+    let points = args.snr.0.clone();
+    let mut next = 0usize;
+    let mut failure: Option<anyhow::Error> = None;
+    let frames = std::iter::from_fn(|| {
+        if next >= args.frames || failure.is_some() {
+            return None;
+        }
+        let count = CHUNK.min(args.frames - next);
+        let snr: Vec<f64> = (next..next + count)
+            .map(|f| points[f * points.len() / args.frames])
+            .collect();
+        let mut rng = stream_rng(args.seed, (next / CHUNK) as u64);
+        let batch = generator.generate(&snr, &mut rng);
+        let mut codes = Vec::with_capacity(count);
+        for f in 0..count {
+            match interp.frame_codes(&batch, f) {
+                Ok(c) => codes.push(FrameCodes::from(c)),
+                Err(e) => {
+                    failure = Some(e.into());
+                    return None;
+                }
+            }
+        }
+        next += count;
+        Some(codes)
+    })
+    .flatten()
+    .inspect(|_| bar.inc(1));
+    let report = rtl.cosimulate_on(&mut driver, frames, |_, f| {
+        Ok(interp.run_codes(&f.h, &f.y, f.bin)?)
+    });
+    bar.finish_and_clear();
+    drop(driver);
+    let report = report?;
+    if let Some(e) = failure {
+        return Err(e.context("quantizing the frames"));
+    }
+
+    let est = rtl.estimate();
+    let fmt_opt = |v: Option<f64>| v.map_or("–".to_string(), |v| format!("{v}"));
+    println!("design      {} ({lanes} lanes)", ir.name);
+    println!(
+        "frames      {} at SNR {:?} dB, stalls {} in / {} out",
+        report.frames, points, stalls.input, stalls.output
+    );
+    println!("mismatches  {}", report.mismatches);
+    if let Some(m) = &report.first_mismatch {
+        println!("first       {m}");
+    }
+    println!(
+        "cycles      {} per frame measured, {} estimated (II {}); latency {} measured, {} \
+         estimated; {} in total",
+        fmt_opt(report.measured_ii),
+        est.cycles_per_frame(),
+        est.ii,
+        fmt_opt(report.measured_latency.map(|v| v as f64)),
+        est.latency,
+        report.total_cycles
+    );
+    println!(
+        "speed       {:.0} frames/s co-simulated ({:.2} s)",
+        report.frames_per_second,
+        report.wall.as_secs_f64()
+    );
+    println!(
+        "build       {:.2} s{}",
+        report.build_time.as_secs_f64(),
+        if report.cached { " (cached)" } else { "" }
+    );
+    if let Some(path) = &args.trace {
+        println!("trace       {}", path.display());
+    }
+
+    if let Some(path) = &args.json {
+        let first = report.first_mismatch.as_ref().map(|m| {
+            serde_json::json!({
+                "frame": m.frame, "layer": m.layer, "element": m.element, "field": m.field,
+                "rtl": m.rtl, "golden": m.golden,
+            })
+        });
+        let doc = serde_json::json!({
+            "tool": "kaq",
+            "version": env!("CARGO_PKG_VERSION"),
+            "command": "cosim",
+            "ir": ir.name,
+            "lanes": lanes,
+            "frames": report.frames,
+            "mismatches": report.mismatches,
+            "first_mismatch": first,
+            "snr_db": points,
+            "stall_prob": stalls.input,
+            "backpressure_prob": stalls.output,
+            "seed": args.seed,
+            "cycles": {
+                "total": report.total_cycles,
+                "measured_per_frame": report.measured_ii,
+                "estimated_per_frame": est.cycles_per_frame(),
+                "estimated_ii": est.ii,
+                "measured_latency": report.measured_latency,
+                "estimated_latency": est.latency,
+            },
+            "frames_per_second": report.frames_per_second,
+            "build_seconds": report.build_time.as_secs_f64(),
+            "build_cached": report.cached,
+        });
+        let mut text = serde_json::to_string_pretty(&doc).context("cannot encode the results")?;
+        text.push('\n');
+        plot::write_atomically(path, text.as_bytes())?;
+    }
+    if report.mismatches > 0 {
+        bail!(
+            "{} of {} frames differ from the golden model",
+            report.mismatches,
+            report.frames
+        );
+    }
+    Ok(())
+}
+
+/// A clearer message when Verilator is not installed.
+fn unavailable(e: CosimError) -> anyhow::Error {
+    match e {
+        CosimError::Sim(kaq_sim::SimError::VerilatorUnavailable { .. }) => {
+            anyhow::anyhow!("kaq cosim needs Verilator (apt-get install verilator): {e}")
+        }
+        e => e.into(),
+    }
+}
