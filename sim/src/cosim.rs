@@ -850,11 +850,11 @@ impl<'r> Driver<'r> {
             }
             // The stage streams.
             if self.capture {
-                for k in 0..layers {
+                for (k, queue) in tap_queues.iter_mut().enumerate() {
                     let t = self.ports.taps[k];
                     if self.model.get(t.valid)? == 1 && self.model.get(t.ready)? == 1 {
                         moved = true;
-                        if self.tap_beats[k] % io.m as u64 == 0 {
+                        if self.tap_beats[k].is_multiple_of(io.m as u64) {
                             let tap = StageTap {
                                 x: self.read_states(t.x)?,
                                 s: match t.s {
@@ -866,7 +866,7 @@ impl<'r> Driver<'r> {
                                     None => Vec::new(),
                                 },
                             };
-                            tap_queues[k].push_back(tap);
+                            queue.push_back(tap);
                         }
                         self.tap_beats[k] += 1;
                     }
