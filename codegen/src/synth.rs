@@ -267,9 +267,11 @@ pub enum SynthError {
     /// Yosys is not installed.
     #[error("yosys was not found on PATH; install it with `apt-get install -y yosys`")]
     NotFound,
-    /// Yosys is required (`KAQ_REQUIRE_VERILATOR=1`) but missing, or broken.
-    #[error(transparent)]
-    Tool(#[from] kaq_sim::tools::ToolError),
+    /// Yosys is required (`KAQ_REQUIRE_VERILATOR=1`) but missing.
+    #[error(
+        "KAQ_REQUIRE_VERILATOR=1 but yosys was not found on PATH; install it with `apt-get install -y yosys`"
+    )]
+    Required,
     /// Yosys ran and failed.
     #[error("yosys ({command}) failed with {status}; last output:\n{tail}")]
     Failed {
@@ -312,10 +314,22 @@ fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> SynthError + '_ {
     }
 }
 
-/// The Yosys executable: `Ok(None)` when it is missing and allowed to be
-/// ([`kaq_sim::tools::require`]).
+/// The Yosys executable on PATH: `Ok(None)` when it is missing and allowed to be, an error when
+/// `KAQ_REQUIRE_VERILATOR=1` (the same rule as `kaq_sim::tools::require`; kaq-codegen does not
+/// depend on kaq-sim, which depends on it).
 pub fn find_yosys() -> Result<Option<PathBuf>, SynthError> {
-    Ok(kaq_sim::tools::require(kaq_sim::tools::Tool::Yosys)?.map(|info| info.path))
+    let found = std::env::var_os("PATH").and_then(|paths| {
+        std::env::split_paths(&paths)
+            .map(|dir| dir.join("yosys"))
+            .find(|p| p.is_file())
+    });
+    let required = std::env::var("KAQ_REQUIRE_VERILATOR")
+        .is_ok_and(|v| v == "1" || v.eq_ignore_ascii_case("true"));
+    match found {
+        Some(path) => Ok(Some(path)),
+        None if required => Err(SynthError::Required),
+        None => Ok(None),
+    }
 }
 
 /// The Yosys script that synthesizes `sources` for `target`.

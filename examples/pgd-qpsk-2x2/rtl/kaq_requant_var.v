@@ -31,11 +31,14 @@ module kaq_requant_var #(
     wire signed [XW-1:0] pw = $signed({{(XW - PROD_W){product[PROD_W-1]}}, product});
 
     // 2^(shift-1) for shift >= 1, and the mask of the dropped bits, as XW-bit values.
+    // (Floor rounding reads none of these but q.)
+    /* verilator lint_off UNUSEDSIGNAL */
     wire nonzero = (shift != {SHIFT_W{1'b0}});
     wire [XW-1:0] half = nonzero ? (ONE << (shift - 1'b1)) : {XW{1'b0}};
     wire [XW-1:0] mask = (ONE << shift) - ONE;
     wire signed [XW-1:0] q = pw >>> shift;  // floor
     wire [XW-1:0] r = pw & mask;             // dropped bits, 0 <= r < 2^shift
+    /* verilator lint_on UNUSEDSIGNAL */
     wire carry;
     generate
         if (ROUNDING == 0) begin : g_half_up
