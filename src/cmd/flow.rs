@@ -592,6 +592,15 @@ pub fn run(args: FlowArgs) -> anyhow::Result<()> {
         "stages": &stages.log,
     }))?;
     plot::write_atomically(&args.out.join("flow.json"), format!("{log}\n").as_bytes())?;
+    if let Some(v) = &results.cosim
+        && v["mismatches"].as_u64() != Some(0)
+    {
+        bail!(
+            "co-simulation found {} mismatches between the RTL and the golden model; see {}",
+            v["mismatches"],
+            args.out.join("summary.md").display()
+        );
+    }
     println!(
         "\nflow finished in {:.1} s; read {} first",
         started.elapsed().as_secs_f64(),
@@ -602,7 +611,6 @@ pub fn run(args: FlowArgs) -> anyhow::Result<()> {
 
 fn flow(config: &FlowConfig, stages: &mut Stages) -> anyhow::Result<Results> {
     let out = stages.out.clone();
-    let config_json = |v: &dyn erased::Json| v.json();
 
     // 1. f32 training.
     let f32_config = config.f32_config()?;
@@ -952,17 +960,106 @@ fn synth_stage(
     Ok(Some(value))
 }
 
-/// Verilator co-simulation (reused when the IR and settings did not change).
+/// Verilator co-simulation (reused when the RTL and settings did not change): frames at the
+/// BER SNR points, random input stalls and output back-pressure, every output and every
+/// layer's states compared with the golden model. A missing Verilator is a note; a mismatch
+/// is an error of the flow (after the report is written).
 fn cosim_stage(
     config: &FlowConfig,
     stages: &mut Stages,
     ir: &Ir,
     rtl_key: &str,
 ) -> anyhow::Result<(Option<serde_json::Value>, Option<String>)> {
-    let _ = (config, ir, rtl_key);
-    let note = "not available in this build".to_string();
-    stages.skipped("cosim", note.clone());
-    Ok((None, Some(note)))
+    use kaq_model::link::stream_rng;
+    use kaq_sim::cosim::{FrameCodes, Rtl, Stalls};
+    use kaq_sim::tools::{Tool, find};
+    if config.cosim.frames == 0 {
+        let note = "cosim.frames is 0".to_string();
+        stages.skipped("cosim", note.clone());
+        return Ok((None, Some(note)));
+    }
+    if !matches!(find(Tool::Verilator), Ok(Some(_))) {
+        let note = "Verilator is not installed (`apt-get install -y verilator`)".to_string();
+        stages.skipped("cosim", note.clone());
+        return Ok((None, Some(note)));
+    }
+    let path = stages.out.join("cosim.json");
+    let key = digest(&[
+        b"cosim",
+        rtl_key.as_bytes(),
+        config_json(&config.cosim).as_bytes(),
+        config_json(&config.ber.snr_db).as_bytes(),
+    ]);
+    if stages.up_to_date("cosim", &key, &[&path])
+        && let Ok(v) = serde_json::from_slice::<serde_json::Value>(&read(&path)?)
+    {
+        stages.reused("cosim");
+        return Ok((Some(v), None));
+    }
+    let t = Instant::now();
+    let bar = progress_bar("cosim build");
+    let rtl = Rtl::build(ir, &config.codegen_options(), false);
+    bar.finish_and_clear();
+    let rtl = rtl.context("building the RTL with Verilator")?;
+    let stalls = Stalls {
+        input: config.cosim.stall_prob,
+        output: config.cosim.stall_prob,
+        seed: config.cosim.seed,
+    };
+    let link = config.link()?;
+    let interp = rtl.interpreter();
+    let points = &config.ber.snr_db;
+    let total = config.cosim.frames;
+    let mut generator = link.generator()?;
+    let mut codes = Vec::with_capacity(total);
+    const CHUNK: usize = 256;
+    for (c, first) in (0..total).step_by(CHUNK).enumerate() {
+        let count = CHUNK.min(total - first);
+        let snr: Vec<f64> = (first..first + count)
+            .map(|f| points[f * points.len() / total])
+            .collect();
+        let batch = generator.generate(&snr, &mut stream_rng(config.cosim.seed, c as u64));
+        for f in 0..count {
+            codes.push(FrameCodes::from(interp.frame_codes(&batch, f)?));
+        }
+    }
+    let bar = progress_bar("cosim");
+    bar.set_length(total as u64);
+    let report = rtl.cosimulate(codes.into_iter().inspect(|_| bar.inc(1)), stalls);
+    bar.finish_and_clear();
+    let report = report?;
+    let first = report.first_mismatch.as_ref().map(|m| m.to_string());
+    let value = serde_json::json!({
+        "frames": report.frames,
+        "mismatches": report.mismatches,
+        "first_mismatch": first,
+        "stall_prob": config.cosim.stall_prob,
+        "measured_ii": report.measured_ii,
+        "estimated_ii": report.estimated_ii,
+        "measured_latency": report.measured_latency,
+        "estimated_latency": report.estimated_latency,
+        "frames_per_second": report.frames_per_second,
+        "build_seconds": report.build_time.as_secs_f64(),
+        "build_cached": report.cached,
+    });
+    plot::write_atomically(
+        &path,
+        format!("{}\n", serde_json::to_string_pretty(&value)?).as_bytes(),
+    )?;
+    println!(
+        "cosim: {} frames, {} mismatches, {:.0} frames/s (build {:.1} s{})",
+        report.frames,
+        report.mismatches,
+        report.frames_per_second,
+        report.build_time.as_secs_f64(),
+        if report.cached { ", cached" } else { "" }
+    );
+    stages.record("cosim", &key, t)?;
+    Ok((Some(value), None))
+}
+
+fn config_json(v: &dyn erased::Json) -> String {
+    v.json()
 }
 
 fn sci(v: f64) -> String {
@@ -1088,7 +1185,40 @@ fn summary(config: &FlowConfig, args: &FlowArgs, r: &Results, stages: &Stages) -
     let _ = writeln!(s, "\n## Co-simulation\n");
     match (&r.cosim, &r.cosim_note) {
         (Some(v), _) => {
-            let _ = writeln!(s, "{v}");
+            let mismatches = v["mismatches"].as_u64().unwrap_or(u64::MAX);
+            let _ = writeln!(
+                s,
+                "**{}**: {} frames through the Verilator-built RTL with random input stalls and \
+                 output back-pressure (probability {}), every output code, decision bit and layer \
+                 state compared with the integer golden model: {} mismatches.\n",
+                if mismatches == 0 {
+                    "Bit-exact"
+                } else {
+                    "MISMATCH"
+                },
+                v["frames"],
+                v["stall_prob"],
+                mismatches
+            );
+            if let Some(first) = v["first_mismatch"].as_str() {
+                let _ = writeln!(s, "First mismatch: {first}\n");
+            }
+            let _ = writeln!(
+                s,
+                "Cycles per frame measured {} (estimated {}), latency measured {} cycles (estimated {}); \
+                 {:.0} frames/s co-simulated; Verilator build {:.1} s{}.",
+                v["measured_ii"],
+                v["estimated_ii"],
+                v["measured_latency"],
+                v["estimated_latency"],
+                v["frames_per_second"].as_f64().unwrap_or(0.0),
+                v["build_seconds"].as_f64().unwrap_or(0.0),
+                if v["build_cached"].as_bool() == Some(true) {
+                    " (cached)"
+                } else {
+                    ""
+                }
+            );
         }
         (None, Some(note)) => {
             let _ = writeln!(s, "Not run: {note}.");
