@@ -53,9 +53,17 @@ pub struct Taps {
 
 /// A MAC operand type and its accumulator.
 trait Code: Copy + Default + Send + Sync + 'static {
+    /// The accumulator of [`Code::t_dot`].
+    type Acc: Copy + Default + Send + Sync + Into<i64>;
     fn of(v: i64) -> Self;
     fn wide(self) -> i64;
     fn dot(a: &[Self], b: &[Self]) -> i64;
+    /// `acc[j] = Σ_i h[i·n + j]·e[i]` (Hᵀ e for row-major H with `n` columns), without
+    /// forming Hᵀ: a multiply-add of each row of H into the accumulators.
+    fn t_dot(h: &[Self], hp: &[Self], n: usize, e: &[Self], acc: &mut [Self::Acc]);
+    /// The rows of `h` in interleaved pairs (`hp[2n·p + 2j + r] = h[(2p + r)·n + j]`) where
+    /// [`Code::t_dot`] reads them (a trailing odd row is not copied).
+    fn pair_rows(h: &[Self], n: usize, hp: &mut [Self]);
     /// [`front_end`] of `v` as an f32 quantized with `scale = 1/step`.
     fn quantize(v: f64, scale: f32, qp: f32) -> Self;
     /// [`Code::quantize`] of every element of `src` into `dst` (same length).
@@ -92,6 +100,7 @@ fn quantize_f32(v: f32, scale: f32, qp: f32) -> i16 {
 }
 
 impl Code for i16 {
+    type Acc = i32;
     #[inline]
     fn of(v: i64) -> Self {
         debug_assert!(i16::try_from(v).is_ok(), "{v} is not a 16-bit code");
@@ -137,6 +146,37 @@ impl Code for i16 {
         t = t.wrapping_add(dot_blocks::<1>(a_tail, b_tail));
         i64::from(t)
     }
+    #[inline]
+    fn pair_rows(h: &[Self], n: usize, hp: &mut [Self]) {
+        for (pair, d) in h.chunks_exact(2 * n).zip(hp.chunks_exact_mut(2 * n)) {
+            let (r0, r1) = pair.split_at(n);
+            for ((d, &u), &v) in d.chunks_exact_mut(2).zip(r0).zip(r1) {
+                d[0] = u;
+                d[1] = v;
+            }
+        }
+    }
+    #[inline]
+    fn t_dot(h: &[Self], hp: &[Self], n: usize, e: &[Self], acc: &mut [i32]) {
+        // |acc[j]| < 2^31 by the proved accumulator width: wrapping partial sums are exact.
+        // Two rows at a time from their interleaved copy: each accumulator takes the pair
+        // of products (a packed multiply-add) per pass.
+        acc.fill(0);
+        let pairs = e.len() / 2;
+        for (p, ep) in hp.chunks_exact(2 * n).zip(e.chunks_exact(2)) {
+            let (e0, e1) = (i32::from(ep[0]), i32::from(ep[1]));
+            for (a, uv) in acc.iter_mut().zip(p.chunks_exact(2)) {
+                let t = (i32::from(uv[0]) * e0).wrapping_add(i32::from(uv[1]) * e1);
+                *a = a.wrapping_add(t);
+            }
+        }
+        if let Some(&ei) = e.get(2 * pairs) {
+            let ei = i32::from(ei);
+            for (a, &u) in acc.iter_mut().zip(&h[2 * pairs * n..]) {
+                *a = a.wrapping_add(i32::from(u) * ei);
+            }
+        }
+    }
 }
 
 /// Σ a_i·b_i in wrapping `i32`, one block of `L` at a time (`a.len()` a multiple of `L`).
@@ -155,6 +195,7 @@ fn dot_blocks<const L: usize>(a: &[i16], b: &[i16]) -> i32 {
 }
 
 impl Code for i32 {
+    type Acc = i64;
     #[inline]
     fn of(v: i64) -> Self {
         debug_assert!(i32::try_from(v).is_ok(), "{v} is not a 32-bit code");
@@ -177,12 +218,28 @@ impl Code for i32 {
             .map(|(&x, &y)| i64::from(x) * i64::from(y))
             .sum()
     }
+    #[inline]
+    fn pair_rows(_: &[Self], _: usize, _: &mut [Self]) {}
+    #[inline]
+    fn t_dot(h: &[Self], _: &[Self], n: usize, e: &[Self], acc: &mut [i64]) {
+        // The exact sums fit their proved accumulator width (≤ 64 bits): wrapping partial
+        // sums are exact.
+        acc.fill(0);
+        for (row, &ei) in h.chunks_exact(n).zip(e) {
+            let ei = i64::from(ei);
+            for (a, &u) in acc.iter_mut().zip(row) {
+                *a = a.wrapping_add(i64::from(u) * ei);
+            }
+        }
+    }
 }
 
 /// Scratch of one frame's run.
-struct Workspace<C> {
+struct Workspace<C: Code> {
     h: Vec<C>,
-    ht: Vec<C>,
+    hp: Vec<C>,
+    n: usize,
+    acc: Vec<C::Acc>,
     y: Vec<C>,
     y64: Vec<i64>,
     xin: Vec<C>,
@@ -202,7 +259,9 @@ impl<C: Code> Workspace<C> {
     fn new(m: usize, n: usize) -> Self {
         Self {
             h: vec![C::default(); m * n],
-            ht: vec![C::default(); m * n],
+            hp: vec![C::default(); m * n],
+            n,
+            acc: vec![C::Acc::default(); n],
             y: vec![C::default(); m],
             y64: vec![0; m],
             xin: vec![C::default(); n],
@@ -220,30 +279,26 @@ impl<C: Code> Workspace<C> {
     }
 
     /// Loads H (row-major codes) and y.
-    fn load_codes(&mut self, m: usize, n: usize, h: &[i64], y: &[i64]) {
+    fn load_codes(&mut self, h: &[i64], y: &[i64]) {
         for (d, &c) in self.h.iter_mut().zip(h) {
             *d = C::of(c);
         }
         for (d, &c) in self.y.iter_mut().zip(y) {
             *d = C::of(c);
         }
-        self.finish_load(m, n);
+        self.finish_load();
     }
 
     /// Loads one frame's H̃ (row-major) and ỹ through the front end.
-    fn load_frame(&mut self, m: usize, n: usize, h: &[f64], y: &[f64], fe: &FrontEnd) {
+    fn load_frame(&mut self, h: &[f64], y: &[f64], fe: &FrontEnd) {
         C::quantize_into(h, &mut self.h, fe.h_scale, fe.h_qp);
         C::quantize_into(y, &mut self.y, fe.y_scale, fe.y_qp);
-        self.finish_load(m, n);
+        self.finish_load();
     }
 
-    /// Hᵀ and the wide copy of y from H and y.
-    fn finish_load(&mut self, m: usize, n: usize) {
-        for (i, row) in self.h.chunks_exact(n).enumerate() {
-            for (j, &c) in row.iter().enumerate() {
-                self.ht[j * m + i] = c;
-            }
-        }
+    /// The paired rows of H and the wide copy of y.
+    fn finish_load(&mut self) {
+        C::pair_rows(&self.h, self.n, &mut self.hp);
         for (d, &c) in self.y64.iter_mut().zip(&self.y) {
             *d = c.wide();
         }
@@ -482,11 +537,11 @@ impl Interpreter {
         let mut taps = Taps::default();
         if self.fast {
             let mut ws = Workspace::<i16>::new(m, n);
-            ws.load_codes(m, n, h, y);
+            ws.load_codes(h, y);
             self.run(&mut ws, bin, Some(&mut taps));
         } else {
             let mut ws = Workspace::<i32>::new(m, n);
-            ws.load_codes(m, n, h, y);
+            ws.load_codes(h, y);
             self.run(&mut ws, bin, Some(&mut taps));
         }
         Ok(taps)
@@ -511,10 +566,11 @@ impl Interpreter {
         match &ir.init {
             InitStage::Zero => ws.xp.fill(0),
             InitStage::MatchedFilter { acc, requant } => {
-                for j in 0..n {
-                    let a = C::dot(&ws.ht[j * m..(j + 1) * m], &ws.y);
+                C::t_dot(&ws.h, &ws.hp, n, &ws.y, &mut ws.acc);
+                for (x, &a) in ws.xp.iter_mut().zip(&ws.acc) {
+                    let a = a.into();
                     check(i128::from(a), acc.bound, "init.acc", 0);
-                    ws.xp[j] = apply(requant, a, self.init_narrow);
+                    *x = apply(requant, a, self.init_narrow);
                 }
             }
         }
@@ -555,64 +611,25 @@ impl Interpreter {
                 ws.e[i] = C::of(e);
             }
             // g = requant(Hᵀ e)
-            for j in 0..n {
-                let a = C::dot(&ws.ht[j * m..(j + 1) * m], &ws.e);
+            C::t_dot(&ws.h, &ws.hp, n, &ws.e, &mut ws.acc);
+            for (g, &a) in ws.g.iter_mut().zip(&ws.acc) {
+                let a = a.into();
                 check(i128::from(a), layer.g.acc.bound, "g.acc", k);
-                ws.g[j] = apply(&layer.g.requant, a, nw.g);
+                *g = apply(&layer.g.requant, a, nw.g);
             }
-            // The update, the prox and the new states.
-            let up = &layer.update;
-            let x1 = up.x1[bin];
-            let x2 = up.x2.get(bin).copied().unwrap_or(0);
-            let gc = up.g_coef;
-            let c = up.c.get(bin).copied().unwrap_or(0);
-            let out_mult = (layer.out.mult[bin], layer.out.shift[bin]);
-            for j in 0..n {
-                // x, s and u are state codes (≤ 32 bits): their sum and difference are exact.
-                let constraint = if admm {
-                    ws.xp[j] - ws.s[j] + ws.u[j]
-                } else {
-                    0
-                };
-                let r = x1
-                    .wrapping_mul(ws.xp[j])
-                    .wrapping_add(x2.wrapping_mul(ws.xpp[j]))
-                    .wrapping_add(gc.wrapping_mul(ws.g[j]))
-                    .wrapping_add(c.wrapping_mul(constraint));
-                if cfg!(debug_assertions) {
-                    let exact = i128::from(x1) * i128::from(ws.xp[j])
-                        + i128::from(x2) * i128::from(ws.xpp[j])
-                        + i128::from(gc) * i128::from(ws.g[j])
-                        + i128::from(c) * i128::from(constraint);
-                    check(exact, up.acc.bound, "update.acc", k);
-                    debug_assert_eq!(i128::from(r), exact);
+            // The update, the prox and the new states, with the prox's kind and every
+            // per-bin constant resolved once per layer.
+            match &layer.prox {
+                ProxStage::Soft { lambda } => {
+                    let l = *lambda;
+                    update(ws, layer, nw, bin, k, |r| r - r.clamp(-l, l));
                 }
-                match &layer.admm {
-                    None => {
-                        let p = prox(&layer.prox, r, nw.table);
-                        ws.xn[j] = apply_bin(&layer.out, out_mult, p, nw.out);
-                    }
-                    Some(a) => {
-                        let x_mult = (a.x_out.mult[bin], a.x_out.shift[bin]);
-                        let x = apply_bin(&a.x_out, x_mult, r, nw.x_out);
-                        let (vx, vu) = (a.vx[bin], a.vu[bin]);
-                        let v = vx.wrapping_mul(x).wrapping_add(vu.wrapping_mul(ws.u[j]));
-                        let p = prox(&layer.prox, v, nw.table);
-                        let s = apply_bin(&layer.out, out_mult, p, nw.out);
-                        let w = v.wrapping_sub(vx.wrapping_mul(s));
-                        if cfg!(debug_assertions) {
-                            let exact_v = i128::from(vx) * i128::from(x)
-                                + i128::from(vu) * i128::from(ws.u[j]);
-                            check(exact_v, a.v.bound, "admm.v", k);
-                            debug_assert_eq!(i128::from(v), exact_v);
-                            let exact_w = exact_v - i128::from(vx) * i128::from(s);
-                            check(exact_w, a.w.bound, "admm.w", k);
-                            debug_assert_eq!(i128::from(w), exact_w);
-                        }
-                        ws.xn[j] = x;
-                        ws.sn[j] = s;
-                        ws.un[j] = apply_bin(&a.x_out, x_mult, w, nw.x_out);
-                    }
+                ProxStage::Box { limit } => {
+                    let l = *limit;
+                    update(ws, layer, nw, bin, k, |r| r.clamp(-l, l));
+                }
+                ProxStage::Table { .. } => {
+                    update(ws, layer, nw, bin, k, |r| prox(&layer.prox, r, nw.table));
                 }
             }
             std::mem::swap(&mut ws.xpp, &mut ws.xp);
@@ -662,7 +679,7 @@ impl Interpreter {
                     let f = task * TASK_FRAMES + local;
                     let h = &frames.h[f * m * n..(f + 1) * m * n];
                     let y = &frames.y[f * m..(f + 1) * m];
-                    ws.load_frame(m, n, h, y, &fe);
+                    ws.load_frame(h, y, &fe);
                     let bin = self.ir.bin_of(frames.noise_var[f] as f32);
                     self.run(&mut ws, bin, None);
                     let out = if self.ir.arch == Arch::Admm {
@@ -670,12 +687,92 @@ impl Interpreter {
                     } else {
                         &ws.xp
                     };
-                    for (d, &c) in dec.iter_mut().zip(out) {
-                        *d = self.ir.decide(c, bin);
+                    // 2·#{t : c ≥ t} − (levels − 1), one threshold at a time.
+                    let top = self.ir.levels() as i32 - 1;
+                    dec.fill(-top);
+                    for &t in &self.ir.slicer.thresholds[bin] {
+                        for (d, &c) in dec.iter_mut().zip(out) {
+                            *d += 2 * i32::from(c >= t);
+                        }
                     }
                 }
             });
         Ok(())
+    }
+}
+
+/// x⁽ᵏ⁾ (and s⁽ᵏ⁾, u⁽ᵏ⁾ for ADMM-Net) of layer `k` from the states and g in `ws`, into
+/// `ws.xn` (`ws.sn`, `ws.un`), with `prox` the layer's prox.
+#[inline]
+fn update<C: Code>(
+    ws: &mut Workspace<C>,
+    layer: &Layer,
+    nw: Narrow,
+    bin: usize,
+    k: usize,
+    prox: impl Fn(i64) -> i64,
+) {
+    let up = &layer.update;
+    let x1 = up.x1[bin];
+    let x2 = up.x2.get(bin).copied().unwrap_or(0);
+    let gc = up.g_coef;
+    let out = &layer.out;
+    let (out_m, out_s) = (out.mult[bin], out.shift[bin]);
+    // Every sum is formed in wrapping i64 arithmetic: its exact value is within its proved
+    // bound, so the result modulo 2^64 is the exact value (debug builds check in i128).
+    let r_of = |xp: i64, xpp: i64, g: i64| {
+        x1.wrapping_mul(xp)
+            .wrapping_add(x2.wrapping_mul(xpp))
+            .wrapping_add(gc.wrapping_mul(g))
+    };
+    match &layer.admm {
+        None => {
+            for (((xn, &xp), &xpp), &g) in ws.xn.iter_mut().zip(&ws.xp).zip(&ws.xpp).zip(&ws.g) {
+                let r = r_of(xp, xpp, g);
+                if cfg!(debug_assertions) {
+                    let exact = i128::from(x1) * i128::from(xp)
+                        + i128::from(x2) * i128::from(xpp)
+                        + i128::from(gc) * i128::from(g);
+                    check(exact, up.acc.bound, "update.acc", k);
+                    debug_assert_eq!(i128::from(r), exact);
+                }
+                *xn = apply_bin(out, (out_m, out_s), prox(r), nw.out);
+            }
+        }
+        Some(a) => {
+            let c = up.c.get(bin).copied().unwrap_or(0);
+            let x_mult = (a.x_out.mult[bin], a.x_out.shift[bin]);
+            let (vx, vu) = (a.vx[bin], a.vu[bin]);
+            for j in 0..ws.xn.len() {
+                let (xp, xpp, g, u) = (ws.xp[j], ws.xpp[j], ws.g[j], ws.u[j]);
+                // x, s and u are state codes (≤ 32 bits): the constraint term is exact.
+                let constraint = xp - ws.s[j] + u;
+                let r = r_of(xp, xpp, g).wrapping_add(c.wrapping_mul(constraint));
+                if cfg!(debug_assertions) {
+                    let exact = i128::from(x1) * i128::from(xp)
+                        + i128::from(x2) * i128::from(xpp)
+                        + i128::from(gc) * i128::from(g)
+                        + i128::from(c) * i128::from(constraint);
+                    check(exact, up.acc.bound, "update.acc", k);
+                    debug_assert_eq!(i128::from(r), exact);
+                }
+                let x = apply_bin(&a.x_out, x_mult, r, nw.x_out);
+                let v = vx.wrapping_mul(x).wrapping_add(vu.wrapping_mul(u));
+                let s = apply_bin(out, (out_m, out_s), prox(v), nw.out);
+                let w = v.wrapping_sub(vx.wrapping_mul(s));
+                if cfg!(debug_assertions) {
+                    let exact_v = i128::from(vx) * i128::from(x) + i128::from(vu) * i128::from(u);
+                    check(exact_v, a.v.bound, "admm.v", k);
+                    debug_assert_eq!(i128::from(v), exact_v);
+                    let exact_w = exact_v - i128::from(vx) * i128::from(s);
+                    check(exact_w, a.w.bound, "admm.w", k);
+                    debug_assert_eq!(i128::from(w), exact_w);
+                }
+                ws.xn[j] = x;
+                ws.sn[j] = s;
+                ws.un[j] = apply_bin(&a.x_out, x_mult, w, nw.x_out);
+            }
+        }
     }
 }
 
