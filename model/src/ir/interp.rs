@@ -865,3 +865,31 @@ impl Detector for Interpreter {
         }
     }
 }
+
+#[cfg(test)]
+mod t_dot_tests {
+    use super::Code;
+
+    /// The packed `Hᵀe` of `i16` codes, odd row counts included (their last row has no pair),
+    /// equals the plain `i64` sum.
+    #[test]
+    fn packed_t_dot_equals_plain_sums() {
+        for (m, n) in [(1, 3), (2, 5), (3, 4), (5, 7), (6, 16)] {
+            let h: Vec<i16> = (0..m * n).map(|i| (i as i16 * 37 % 255) - 127).collect();
+            let e: Vec<i16> = (0..m).map(|i| (i as i16 * 91 % 201) - 100).collect();
+            let mut hp = vec![0i16; m * n];
+            i16::pair_rows(&h, n, &mut hp);
+            let mut acc = vec![0i32; n];
+            i16::t_dot(&h, &hp, n, &e, &mut acc);
+            let want: Vec<i64> = (0..n)
+                .map(|j| {
+                    (0..m)
+                        .map(|i| i64::from(h[i * n + j]) * i64::from(e[i]))
+                        .sum()
+                })
+                .collect();
+            let got: Vec<i64> = acc.iter().map(|&a| i64::from(a)).collect();
+            assert_eq!(got, want, "{m}×{n}");
+        }
+    }
+}
