@@ -213,7 +213,7 @@ impl Default for RtlSection {
             top: d.top,
             testbench_frames: d.testbench_frames,
             synth: "generic".to_string(),
-            synth_limit_s: 120,
+            synth_limit_s: 60,
         }
     }
 }
