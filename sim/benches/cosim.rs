@@ -1,5 +1,5 @@
-//! Co-simulation throughput of the default design (16×16 16-QAM, i.e. 8×8 antennas, PGD-Net
-//! K = 5, 8 bits) at 8 and 32 MAC lanes: frames per second through the Verilated RTL, with and
+//! Co-simulation throughput of the default design (16×16 antennas 16-QAM, M = N = 32 real
+//! dimensions, PGD-Net K = 5, 8 bits) at 8 and 32 MAC lanes: frames per second through the Verilated RTL, with and
 //! without the per-layer taps and the golden-model comparison, and the Verilator build time.
 //!
 //! `cargo bench -p kaq-sim --bench cosim` (needs Verilator; without it the bench prints a note
@@ -22,12 +22,12 @@ use kaq_sim::cosim::{FrameCodes, Stalls};
 use kaq_sim::tools::{self, Tool};
 
 /// Frames per measured batch.
-const FRAMES: usize = 2000;
+const FRAMES: usize = 500;
 
-/// The default design's IR: the paper's PGD-Net (soft prox, K = 5) on an 8×8 16-QAM link,
-/// calibrated and quantized with KAQ at 8 bits.
+/// The default design's IR: the paper's PGD-Net (soft prox, K = 5) on a 16×16 16-QAM link,
+/// calibrated and quantized with KAQ at 8 bits (16×16 antennas, DESIGN.md §2).
 fn default_ir() -> Ir {
-    let link = LinkConfig::new(8, 8, Modulation::Qam16).unwrap();
+    let link = LinkConfig::new(16, 16, Modulation::Qam16).unwrap();
     let net = UnfoldedNet::new(NetConfig::default(), &link).unwrap();
     let set = TrainSet::generate(&link, 256, &[0.0, 10.0, 20.0, 30.0], 1, SetKind::Train).unwrap();
     let qc = QuantConfig::with_activation_bits(8);
