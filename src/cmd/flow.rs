@@ -771,7 +771,11 @@ fn flow(config: &FlowConfig, stages: &mut Stages) -> anyhow::Result<Results> {
             &ber_path,
             format!("{}\n", serde_json::to_string_pretty(&doc)?).as_bytes(),
         )?;
-        ber_plot(&out.join("ber.svg"), &points)?;
+        let title = format!(
+            "BER, {}×{} {}: {} and references",
+            config.link.nt, config.link.nr, config.link.modulation, ir.name
+        );
+        ber_plot(&out.join("ber.svg"), &title, &points)?;
         println!(
             "ber: {} points in {:.1} s",
             points.len(),
@@ -839,7 +843,7 @@ fn ber_stage(config: &FlowConfig, f32_file: &ModelFile, ir: &Ir) -> anyhow::Resu
     Ok(points?)
 }
 
-fn ber_plot(path: &Path, points: &[BerPoint]) -> anyhow::Result<()> {
+fn ber_plot(path: &Path, title: &str, points: &[BerPoint]) -> anyhow::Result<()> {
     let mut names: Vec<&str> = Vec::new();
     for p in points {
         if !names.contains(&p.detector.as_str()) {
