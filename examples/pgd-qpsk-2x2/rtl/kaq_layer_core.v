@@ -198,7 +198,11 @@ module kaq_layer_core #(
     reg signed [E_MULT_W-1:0] e_mult;
 
     wire [RW:0] m_addr = row_addr(mptr, mi);
+    // The issue's chunk of H row i and of x1: one variable select each, then fixed lanes.
     wire [N*HW-1:0] m_row = hbuf[m_addr];
+    wire [N*SW-1:0] m_x1v = x1b[mptr];
+    wire [P*HW-1:0] m_hc = m_row[{{(32 - CW){1'b0}}, mc} * (P * HW) +: P * HW];
+    wire [P*SW-1:0] m_xc = m_x1v[{{(32 - CW){1'b0}}, mc} * (P * SW) +: P * SW];
     wire [YW-1:0] m_y_i = ybuf[m_addr];
     wire issue = mbusy && (mphase != PH_GAP);
     // Last issue of a group (a lane sum is complete after it) and of the frame.
@@ -282,9 +286,8 @@ module kaq_layer_core #(
     genvar l;
     generate
         for (l = 0; l < P; l = l + 1) begin : g_lane
-            wire signed [HW-1:0] a = m_row[({{(32 - CW){1'b0}}, mc} * P + l) * HW +: HW];
-            wire [N*SW-1:0] x_vec = x1b[mptr];
-            wire signed [SW-1:0] x_j = x_vec[({{(32 - CW){1'b0}}, mc} * P + l) * SW +: SW];
+            wire signed [HW-1:0] a = m_hc[l*HW +: HW];
+            wire signed [SW-1:0] x_j = m_xc[l*SW +: SW];
             reg signed [BW-1:0] b;
             always @(*) begin
                 case (mphase)
@@ -442,18 +445,23 @@ module kaq_layer_core #(
     wire [N*SW-1:0] u_s = sb[uptr];
     wire [N*SW-1:0] u_u = ub[uptr];
     wire [N*GW-1:0] u_g = gb[uptr];
+    // The update's chunk of each vector.
+    wire [P*SW-1:0] u_x1c = u_x1[{{(32 - CW){1'b0}}, uc} * (P * SW) +: P * SW];
+    wire [P*SW-1:0] u_x2c = u_x2[{{(32 - CW){1'b0}}, uc} * (P * SW) +: P * SW];
+    wire [P*SW-1:0] u_sc = u_s[{{(32 - CW){1'b0}}, uc} * (P * SW) +: P * SW];
+    wire [P*SW-1:0] u_uc = u_u[{{(32 - CW){1'b0}}, uc} * (P * SW) +: P * SW];
+    wire [P*GW-1:0] u_gc = u_g[{{(32 - CW){1'b0}}, uc} * (P * GW) +: P * GW];
     wire [P*SW-1:0] new_x;
     wire [P*SW-1:0] new_s;
     wire [P*SW-1:0] new_u;
     localparam integer ROUT_W = (PROX_KIND == 2) ? TW : PIN_W;
     generate
         for (l = 0; l < P; l = l + 1) begin : g_upd
-            wire [31:0] j = {{(32 - CW){1'b0}}, uc} * P + l;
-            wire signed [SW-1:0] xp = u_x1[j * SW +: SW];
-            wire signed [SW-1:0] xpp = u_x2[j * SW +: SW];
-            wire signed [SW-1:0] sp = u_s[j * SW +: SW];
-            wire signed [SW-1:0] up = u_u[j * SW +: SW];
-            wire signed [GW-1:0] gj = u_g[j * GW +: GW];
+            wire signed [SW-1:0] xp = u_x1c[l*SW +: SW];
+            wire signed [SW-1:0] xpp = u_x2c[l*SW +: SW];
+            wire signed [SW-1:0] sp = u_sc[l*SW +: SW];
+            wire signed [SW-1:0] up = u_uc[l*SW +: SW];
+            wire signed [GW-1:0] gj = u_gc[l*GW +: GW];
             // x - s + u of the previous layer (ADMM), exact in SW + 2 bits.
             wire signed [SW+1:0] cons = $signed({{2{xp[SW-1]}}, xp}) - $signed({{2{sp[SW-1]}}, sp})
                                       + $signed({{2{up[SW-1]}}, up});
@@ -526,7 +534,7 @@ module kaq_layer_core #(
                 .ROUNDING(O_ROUND), .OVERFLOW(O_OVF)
             ) u_out (.x(pout), .mult(c_o), .shift(c_os), .y(so));
             /* verilator lint_off UNUSEDSIGNAL */
-            wire unused_upd = ^{xo, uo, j};
+            wire unused_upd = ^{xo, uo};
             /* verilator lint_on UNUSEDSIGNAL */
         end
     endgenerate
@@ -581,7 +589,7 @@ module kaq_layer_core #(
                 sb[cap_buf][mf_base +: P * SW] <= mf_new;
             end
             if (upd_step) begin
-                x2b[uptr][up_base +: P * SW] <= u_x1[up_base +: P * SW];
+                x2b[uptr][up_base +: P * SW] <= u_x1c;
                 x1b[uptr][up_base +: P * SW] <= new_x;
                 sb[uptr][up_base +: P * SW] <= new_s;
                 ub[uptr][up_base +: P * SW] <= new_u;
