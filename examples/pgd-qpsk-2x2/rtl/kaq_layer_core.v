@@ -352,12 +352,17 @@ module kaq_layer_core #(
     wire [P*GW-1:0] g_new;
     generate
         for (l = 0; l < P; l = l + 1) begin : g_cap
-            kaq_requant #(
-                .IN_W(LACC_W), .MULT_W(MF_MULT_W), .SHIFT(MF_SHIFT), .OUT_W(SW),
-                .ROUNDING(MF_ROUND), .OVERFLOW(MF_OVF)
-            ) u_mf (
-                .x(lane_acc[l*LACC_W +: LACC_W]), .mult(MF_MULT), .y(mf_new[l*SW +: SW])
-            );
+            // Without the matched filter the MF phase never runs.
+            if (HAS_MF != 0) begin : g_mf
+                kaq_requant #(
+                    .IN_W(LACC_W), .MULT_W(MF_MULT_W), .SHIFT(MF_SHIFT), .OUT_W(SW),
+                    .ROUNDING(MF_ROUND), .OVERFLOW(MF_OVF)
+                ) u_mf (
+                    .x(lane_acc[l*LACC_W +: LACC_W]), .mult(MF_MULT), .y(mf_new[l*SW +: SW])
+                );
+            end else begin : g_no_mf
+                assign mf_new[l*SW +: SW] = {SW{1'b0}};
+            end
             kaq_requant #(
                 .IN_W(LACC_W), .MULT_W(G_MULT_W), .SHIFT(G_SHIFT), .OUT_W(GW),
                 .ROUNDING(G_ROUND), .OVERFLOW(G_OVF)
@@ -383,19 +388,24 @@ module kaq_layer_core #(
     reg          ubusy;
     reg          ulatched;
     reg [CW-1:0] uc;
+    reg signed [O_MULT_W-1:0]  c_o;
+    reg        [5:0]           c_os;
+    // Unread when their table is all zero; ADMM-Net only.
+    /* verilator lint_off UNUSEDSIGNAL */
     reg signed [X1_W-1:0]  c_x1;
     reg signed [X2_W-1:0]  c_x2;
     reg signed [C_W-1:0]   c_c;
-    reg signed [O_MULT_W-1:0]  c_o;
-    reg        [5:0]           c_os;
-    // ADMM-Net only.
-    /* verilator lint_off UNUSEDSIGNAL */
     reg signed [XO_MULT_W-1:0] c_xo;
     reg        [5:0]           c_xos;
     reg signed [VX_W-1:0]  c_vx;
     reg signed [VU_W-1:0]  c_vu;
     /* verilator lint_on UNUSEDSIGNAL */
     wire [31:0] ubin = {{(32 - BINW){1'b0}}, binb[uptr]};
+    // A coefficient whose table is all zero is the constant 0 (its register only ever holds
+    // 0), so that its term folds away.
+    wire signed [X1_W-1:0] k_x1 = (X1_TABLE == 0) ? {X1_W{1'b0}} : c_x1;
+    wire signed [X2_W-1:0] k_x2 = (X2_TABLE == 0) ? {X2_W{1'b0}} : c_x2;
+    wire signed [C_W-1:0] k_c = (C_TABLE == 0) ? {C_W{1'b0}} : c_c;
     wire upd_step = ubusy && ulatched;
     wire upd_done = upd_step && (uc == LAST_CHUNK);
 
@@ -470,8 +480,8 @@ module kaq_layer_core #(
                 .A0_W(SW), .C0_W(X1_W), .A1_W(SW), .C1_W(X2_W), .A2_W(GW), .C2_W(GC_W),
                 .A3_W(SW + 2), .C3_W(C_W), .OUT_W(R_W)
             ) u_r (
-                .a0(xp), .c0(c_x1), .a1(xpp), .c1(c_x2), .a2(gj), .c2(G_COEF),
-                .a3(cons), .c3(c_c), .y(r)
+                .a0(xp), .c0(k_x1), .a1(xpp), .c1(k_x2), .a2(gj), .c2(G_COEF),
+                .a3(cons), .c3(k_c), .y(r)
             );
             wire signed [PIN_W-1:0] pin;
             wire signed [SW-1:0] xo;
