@@ -863,7 +863,7 @@ fn ber_plot(path: &Path, title: &str, points: &[BerPoint]) -> anyhow::Result<()>
         .collect();
     plot::line_plot(
         path,
-        "BER",
+        title,
         "SNR per receive antenna (dB)",
         "BER",
         true,
