@@ -42,6 +42,10 @@
 //! so their rows compare the integer model with the fake-quant net directly. Its antennas and
 //! modulation must be those of the run; a mismatch ends with status 2 naming `--ir`.
 //!
+//! `--rtl PATH` (repeatable) builds the RTL generated from an IR file with Verilator (8 MAC
+//! lanes, or the largest divisor of N below 8) and runs it as one more detector, named like
+//! `pgd-soft-k5-kaq-4b-rtl`: BER through the hardware itself. Same link rules as `--ir`.
+//!
 //! `--plot PATH.svg` draws log BER against SNR, one curve per detector, with the Wilson
 //! intervals as error bars. A point with zero bit errors has no place on a log axis: it is left
 //! out of the curve and shown only by its error bar, from the bottom of the axis up to the
@@ -86,6 +90,11 @@ pub struct BerArgs {
     /// An IR file (`kaq lower`) whose integer golden model to compare; repeat for several.
     #[arg(long, value_name = "PATH")]
     ir: Vec<PathBuf>,
+
+    /// An IR file whose generated RTL to run as a detector, built with Verilator (`kaq cosim`);
+    /// repeat for several. Its decisions equal the golden model's (`--ir`) bit for bit.
+    #[arg(long, value_name = "PATH")]
+    rtl: Vec<PathBuf>,
 
     /// Transmit antennas (streams), 1 to 256.
     #[arg(long, value_parser = parse_antennas, default_value_t = 16)]
@@ -282,6 +291,14 @@ pub fn run(args: BerArgs) -> anyhow::Result<()> {
             inner: golden,
         }));
     }
+    for path in &args.rtl {
+        let rtl = load_rtl(path, &link)?;
+        let mut name = rtl.name();
+        if detectors.iter().any(|d| d.name() == name) {
+            name = format!("{name} ({})", path.display());
+        }
+        detectors.push(Box::new(NamedDetector { name, inner: rtl }));
+    }
     let detector_refs: Vec<&dyn Detector> = detectors.iter().map(AsRef::as_ref).collect();
     let config = BerConfig {
         link,
@@ -440,6 +457,40 @@ fn load_ir(path: &Path, link: &LinkConfig) -> anyhow::Result<Box<dyn Detector>> 
     }
     let golden = Interpreter::new(ir).with_context(context)?;
     Ok(Box::new(golden))
+}
+
+/// The RTL of an IR file built with Verilator, as a detector (see the module docs).
+fn load_rtl(path: &Path, link: &LinkConfig) -> anyhow::Result<Box<dyn Detector>> {
+    use kaq_sim::cosim::{Rtl, RtlDetector};
+    let context = || format!("--rtl {}", path.display());
+    let ir = Ir::load(path).with_context(context)?;
+    if (ir.nt, ir.nr, ir.modulation) != (link.nt, link.nr, link.modulation) {
+        usage_error(
+            "--rtl",
+            format!(
+                "{}: the IR is for {}x{} {}, this run simulates {}x{} {} \
+                 (set --nt, --nr and --mod to match)",
+                path.display(),
+                ir.nt,
+                ir.nr,
+                ir.modulation,
+                link.nt,
+                link.nr,
+                link.modulation
+            ),
+        );
+    }
+    let lanes = (1..=8).rev().find(|p| ir.n.is_multiple_of(*p)).unwrap_or(1);
+    let options = kaq_codegen::Options {
+        lanes,
+        ..kaq_codegen::Options::default()
+    };
+    eprintln!(
+        "building the RTL of {} with Verilator ({lanes} lanes)…",
+        ir.name
+    );
+    let rtl = Rtl::build(&ir, &options, false).with_context(context)?;
+    Ok(Box::new(RtlDetector::new(rtl, 1)))
 }
 
 /// A detector under another name (to tell apart two nets of the same architecture).
