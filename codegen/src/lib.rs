@@ -125,6 +125,9 @@ pub enum CodegenError {
         /// askama's message.
         message: String,
     },
+    /// Writing a generated file.
+    #[error(transparent)]
+    Write(kaq_model::train::TrainError),
     /// Reading or writing a file.
     #[error("{path}: {source}")]
     Io {
@@ -133,6 +136,16 @@ pub enum CodegenError {
         /// The OS error.
         source: std::io::Error,
     },
+}
+
+/// The default lane count for a row length `n`: 8 if it divides `n`, else the largest
+/// divisor of `n` not above 8 (what `kaq codegen`, `kaq cosim` and `kaq ber --rtl` use when
+/// no lanes are given).
+pub fn default_lanes(n: usize) -> usize {
+    (1..=8.min(n.max(1)))
+        .rev()
+        .find(|p| n.is_multiple_of(*p))
+        .unwrap_or(1)
 }
 
 /// Options of [`generate`].
@@ -290,18 +303,25 @@ pub fn write_design(
     Ok(written)
 }
 
+/// kaq-model's one atomic write (temporary file in the same directory, synced, renamed).
 fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), CodegenError> {
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().to_string())
-        .unwrap_or_default();
-    let tmp = path.with_file_name(format!(".{name}.tmp-{}", std::process::id()));
-    fs::write(&tmp, bytes).map_err(io_err(&tmp))?;
-    fs::rename(&tmp, path).map_err(|source| {
-        let _ = fs::remove_file(&tmp);
-        CodegenError::Io {
-            path: path.display().to_string(),
-            source,
-        }
-    })
+    use kaq_model::train::model_file::{Overwrite, write_atomic};
+    write_atomic(path, bytes, Overwrite::Replace).map_err(CodegenError::Write)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::default_lanes;
+
+    #[test]
+    fn lanes_default_to_the_largest_divisor_up_to_8() {
+        assert_eq!(default_lanes(32), 8);
+        assert_eq!(default_lanes(8), 8);
+        assert_eq!(default_lanes(12), 6);
+        assert_eq!(default_lanes(4), 4);
+        assert_eq!(default_lanes(9), 3);
+        assert_eq!(default_lanes(7), 7);
+        assert_eq!(default_lanes(11), 1);
+        assert_eq!(default_lanes(1), 1);
+    }
 }

@@ -437,11 +437,17 @@ fn load_net(path: &Path, link: &LinkConfig) -> anyhow::Result<Box<dyn Detector>>
 /// Loads an IR file as its integer golden model and checks that it detects the run's link
 /// (a mismatch is a usage error, status 2).
 fn load_ir(path: &Path, link: &LinkConfig) -> anyhow::Result<Box<dyn Detector>> {
-    let context = || format!("--ir {}", path.display());
-    let ir = Ir::load(path).with_context(context)?;
+    let ir = ir_for_link("--ir", path, link)?;
+    let golden = Interpreter::new(ir).with_context(|| format!("--ir {}", path.display()))?;
+    Ok(Box::new(golden))
+}
+
+/// Loads the IR given to `flag`; one of another link ends with status 2 naming `flag`.
+fn ir_for_link(flag: &str, path: &Path, link: &LinkConfig) -> anyhow::Result<Ir> {
+    let ir = Ir::load(path).with_context(|| format!("{flag} {}", path.display()))?;
     if (ir.nt, ir.nr, ir.modulation) != (link.nt, link.nr, link.modulation) {
         usage_error(
-            "--ir",
+            flag,
             format!(
                 "{}: the IR is for {}x{} {}, this run simulates {}x{} {} \
                  (set --nt, --nr and --mod to match)",
@@ -455,32 +461,14 @@ fn load_ir(path: &Path, link: &LinkConfig) -> anyhow::Result<Box<dyn Detector>> 
             ),
         );
     }
-    let golden = Interpreter::new(ir).with_context(context)?;
-    Ok(Box::new(golden))
+    Ok(ir)
 }
 
 /// The RTL of an IR file built with Verilator, as a detector (see the module docs).
 fn load_rtl(path: &Path, link: &LinkConfig) -> anyhow::Result<Box<dyn Detector>> {
     use kaq_sim::cosim::{Rtl, RtlDetector};
-    let context = || format!("--rtl {}", path.display());
-    let ir = Ir::load(path).with_context(context)?;
-    if (ir.nt, ir.nr, ir.modulation) != (link.nt, link.nr, link.modulation) {
-        usage_error(
-            "--rtl",
-            format!(
-                "{}: the IR is for {}x{} {}, this run simulates {}x{} {} \
-                 (set --nt, --nr and --mod to match)",
-                path.display(),
-                ir.nt,
-                ir.nr,
-                ir.modulation,
-                link.nt,
-                link.nr,
-                link.modulation
-            ),
-        );
-    }
-    let lanes = (1..=8).rev().find(|p| ir.n.is_multiple_of(*p)).unwrap_or(1);
+    let ir = ir_for_link("--rtl", path, link)?;
+    let lanes = kaq_codegen::default_lanes(ir.n);
     let options = kaq_codegen::Options {
         lanes,
         ..kaq_codegen::Options::default()
@@ -489,7 +477,8 @@ fn load_rtl(path: &Path, link: &LinkConfig) -> anyhow::Result<Box<dyn Detector>>
         "building the RTL of {} with Verilator ({lanes} lanes)…",
         ir.name
     );
-    let rtl = Rtl::build(&ir, &options, false).with_context(context)?;
+    let rtl =
+        Rtl::build(&ir, &options, false).with_context(|| format!("--rtl {}", path.display()))?;
     Ok(Box::new(RtlDetector::new(rtl, 1)))
 }
 

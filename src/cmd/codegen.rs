@@ -63,15 +63,6 @@ pub struct CodegenArgs {
     force: bool,
 }
 
-/// The default lane count for a row length `n`: 8 if it divides `n`, else the largest
-/// divisor of `n` not above 8.
-pub(crate) fn default_lanes(n: usize) -> usize {
-    (1..=8.min(n.max(1)))
-        .rev()
-        .find(|p| n.is_multiple_of(*p))
-        .unwrap_or(1)
-}
-
 /// Loads the IR named by `--ir`, naming the file in the error.
 pub(crate) fn load_ir(path: &Path) -> anyhow::Result<Ir> {
     Ir::load(path).with_context(|| format!("--ir {}: cannot use this IR", path.display()))
@@ -80,7 +71,7 @@ pub(crate) fn load_ir(path: &Path) -> anyhow::Result<Ir> {
 /// The lanes asked for (or the default), exiting with status 2 when they do not divide N.
 pub(crate) fn lanes_for(ir: &Ir, lanes: Option<usize>) -> usize {
     match lanes {
-        None => default_lanes(ir.n),
+        None => kaq_codegen::default_lanes(ir.n),
         Some(p) if p >= 1 && ir.n.is_multiple_of(p) => p,
         Some(p) => usage_error(
             "--lanes",
@@ -155,21 +146,4 @@ pub fn run(args: CodegenArgs) -> anyhow::Result<()> {
         total_time.as_secs_f64() * 1e3
     );
     Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn lanes_default_to_the_largest_divisor_up_to_8() {
-        assert_eq!(default_lanes(32), 8);
-        assert_eq!(default_lanes(8), 8);
-        assert_eq!(default_lanes(12), 6);
-        assert_eq!(default_lanes(4), 4);
-        assert_eq!(default_lanes(9), 3);
-        assert_eq!(default_lanes(7), 7);
-        assert_eq!(default_lanes(11), 1);
-        assert_eq!(default_lanes(1), 1);
-    }
 }

@@ -112,7 +112,7 @@ pub fn run(args: CosimArgs) -> anyhow::Result<()> {
             format!("{p} does not divide N = {} (the row length of H)", ir.n),
         ),
         Some(p) => p,
-        None => (1..=8).rev().find(|p| ir.n.is_multiple_of(*p)).unwrap_or(1),
+        None => kaq_codegen::default_lanes(ir.n),
     };
     let options = Options {
         lanes,
