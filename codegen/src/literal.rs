@@ -18,26 +18,30 @@ pub fn packed(values: &[i64], width: u32) -> String {
     if total == 0 {
         return "1'b0".to_string();
     }
-    // Little-endian bit vector, then hexadecimal digits from the top.
-    let mut bits = vec![false; total as usize];
-    for (i, &v) in values.iter().enumerate() {
-        for b in 0..width {
-            let bit = if b < 64 { (v >> b) & 1 == 1 } else { v < 0 };
-            bits[i * width as usize + b as usize] = bit;
+    let fields: Vec<(i64, u32)> = values.iter().map(|&v| (v, width)).collect();
+    format!("{total}'h{}", hex_digits(&fields))
+}
+
+/// Fields `(value, width)` packed low-first (each its two's-complement code) into
+/// `ceil(Σ width / 4)` hexadecimal digits, most significant first: the packing of every Verilog
+/// literal and `$readmemh` word kaq writes.
+pub fn hex_digits(fields: &[(i64, u32)]) -> String {
+    let mut bits = Vec::new();
+    for &(v, w) in fields {
+        for b in 0..w {
+            bits.push(if b < 64 { (v >> b) & 1 == 1 } else { v < 0 });
         }
     }
-    let digits = bits.len().div_ceil(4);
-    let mut hex = String::with_capacity(digits);
-    for d in (0..digits).rev() {
-        let mut nibble = 0u8;
-        for k in 0..4 {
-            if bits.get(d * 4 + k).copied().unwrap_or(false) {
-                nibble |= 1 << k;
-            }
-        }
-        hex.push(char::from_digit(u32::from(nibble), 16).expect("a nibble is a hex digit"));
-    }
-    format!("{total}'h{hex}")
+    let digits = bits.len().div_ceil(4).max(1);
+    (0..digits)
+        .rev()
+        .map(|d| {
+            let nibble = (0..4).fold(0u32, |n, k| {
+                n | (u32::from(bits.get(d * 4 + k).copied().unwrap_or(false)) << k)
+            });
+            char::from_digit(nibble, 16).expect("a nibble is a hex digit")
+        })
+        .collect()
 }
 
 /// One `width`-bit two's-complement constant.

@@ -83,24 +83,3 @@ pub fn stimulus(ir: &Ir, count: usize, seed: u64) -> Result<Stimulus, CodegenErr
     }
     Ok(Stimulus { frames })
 }
-
-/// Fields packed low-first into one hexadecimal word of `ceil(Σ width / 4)` digits.
-pub fn hex_word(fields: &[(i64, u32)]) -> String {
-    let total: u32 = fields.iter().map(|f| f.1).sum();
-    let mut bits = Vec::with_capacity(total as usize);
-    for &(v, w) in fields {
-        for b in 0..w {
-            bits.push(if b < 64 { (v >> b) & 1 == 1 } else { v < 0 });
-        }
-    }
-    let digits = bits.len().div_ceil(4).max(1);
-    (0..digits)
-        .rev()
-        .map(|d| {
-            let nibble = (0..4).fold(0u32, |n, k| {
-                n | (u32::from(bits.get(d * 4 + k).copied().unwrap_or(false)) << k)
-            });
-            char::from_digit(nibble, 16).expect("a nibble is a hex digit")
-        })
-        .collect()
-}

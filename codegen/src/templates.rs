@@ -4,7 +4,8 @@ use askama::Template;
 use kaq_model::ir::Ir;
 
 use crate::design::{Design, LayerDesign};
-use crate::stimulus::{Stimulus, hex_word};
+use crate::literal::hex_digits;
+use crate::stimulus::Stimulus;
 use crate::{CodegenError, GeneratedFile, Options, PRIMITIVES};
 
 /// Port ranges, `[msb:0]`.
@@ -257,12 +258,12 @@ pub(crate) fn render(
                 .collect();
             fields.push((f.y[i], io.yw));
             fields.push((f.bin as i64, io.binw));
-            stim_text.push_str(&hex_word(&fields));
+            stim_text.push_str(&hex_digits(&fields));
             stim_text.push('\n');
         }
         let mut fields: Vec<(i64, u32)> = f.out.iter().map(|&c| (c, io.sw)).collect();
         fields.extend(f.bits.iter().map(|&b| (i64::from(b), io.bpd)));
-        expect_text.push_str(&hex_word(&fields));
+        expect_text.push_str(&hex_digits(&fields));
         expect_text.push('\n');
     }
     let frames = stim.frames.len();

@@ -78,21 +78,11 @@ fn bits(v: i64, w: u32) -> u128 {
     u128::from((v as u64) & (u64::MAX >> (64 - w)))
 }
 
-/// The hex digits of the concatenation of `fields` (code, width), first field most significant.
+/// The hex digits of the concatenation of `fields` (code, width), first field most significant
+/// (kaq-codegen's packing, which takes the first field least significant).
 fn hex_word(fields: &[(i64, u32)]) -> String {
-    let mut le: Vec<bool> = Vec::new();
-    for &(v, w) in fields.iter().rev() {
-        le.extend((0..w).map(|k| (bits(v, w) >> k) & 1 == 1));
-    }
-    (0..le.len().div_ceil(4))
-        .rev()
-        .map(|d| {
-            let nibble = (0..4)
-                .filter(|b| le.get(4 * d + b).copied().unwrap_or(false))
-                .fold(0u32, |acc, b| acc | 1 << b);
-            char::from_digit(nibble, 16).expect("a nibble")
-        })
-        .collect()
+    let low_first: Vec<(i64, u32)> = fields.iter().rev().copied().collect();
+    kaq_codegen::literal::hex_digits(&low_first)
 }
 
 /// One testbench under construction: declarations and one sequential `initial` body.
