@@ -32,7 +32,7 @@ use kaq_codegen::{CodegenError, Design, Options, generate};
 use kaq_model::detect::Detector;
 use kaq_model::error::ModelError;
 use kaq_model::ir::{Interpreter, Ir, IrError, Taps};
-use kaq_model::link::FrameBatch;
+use kaq_model::link::{FrameBatch, LinkConfig, stream_rng};
 use kaq_model::unfolded::Arch;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -454,6 +454,37 @@ impl Rtl {
             cached: self.cached(),
         })
     }
+}
+
+/// Frames drawn per random stream by [`link_frames`].
+pub const FRAMES_PER_STREAM: usize = 4096;
+
+/// `total` frames of `link` as the receiver's front end codes them for `interp`: frame f at
+/// the SNR point `snr_db[f·len/total]` (the points share the frames evenly, in order), drawn
+/// [`FRAMES_PER_STREAM`] at a time from the seeded stream `(seed, f / FRAMES_PER_STREAM)`.
+/// Lazy: one stream's frames are in memory at a time. What `kaq cosim` and `kaq flow` feed.
+pub fn link_frames<'a>(
+    interp: &'a Interpreter,
+    link: &LinkConfig,
+    snr_db: &'a [f64],
+    total: usize,
+    seed: u64,
+) -> Result<impl Iterator<Item = Result<FrameCodes, CosimError>> + 'a, CosimError> {
+    let mut generator = link.generator()?;
+    let chunks = (0..total)
+        .step_by(FRAMES_PER_STREAM.max(1))
+        .map(move |first| {
+            let count = FRAMES_PER_STREAM.min(total - first);
+            let snr: Vec<f64> = (first..first + count)
+                .map(|f| snr_db[f * snr_db.len() / total])
+                .collect();
+            let mut rng = stream_rng(seed, (first / FRAMES_PER_STREAM) as u64);
+            let batch = generator.generate(&snr, &mut rng);
+            (0..count)
+                .map(|f| Ok(FrameCodes::from(interp.frame_codes(&batch, f)?)))
+                .collect::<Vec<_>>()
+        });
+    Ok(chunks.flatten())
 }
 
 /// Builds the design of `ir` and co-simulates `frames` with random input stalls of

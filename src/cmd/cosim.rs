@@ -34,16 +34,12 @@ use indicatif::{ProgressBar, ProgressStyle};
 use kaq_codegen::Options;
 use kaq_model::LinkConfig;
 use kaq_model::ir::Ir;
-use kaq_model::link::stream_rng;
-use kaq_sim::cosim::{FrameCodes, Stalls};
+use kaq_sim::cosim::{Stalls, link_frames};
 use kaq_sim::{CosimError, Rtl};
 
 use super::args::parse_positive;
 use super::ber::{SnrPoints, parse_snr};
 use crate::plot;
-
-/// Frames drawn from the link at a time.
-const CHUNK: usize = 4096;
 
 /// Arguments of `kaq cosim`.
 #[derive(Debug, Args)]
@@ -147,35 +143,17 @@ pub fn run(args: CosimArgs) -> anyhow::Result<()> {
             .progress_chars("=> "),
     );
     let interp = rtl.interpreter();
-    let mut generator = link.generator()?;
     let points = args.snr.0.clone();
-    let mut next = 0usize;
     let mut failure: Option<anyhow::Error> = None;
-    let frames = std::iter::from_fn(|| {
-        if next >= args.frames || failure.is_some() {
-            return None;
-        }
-        let count = CHUNK.min(args.frames - next);
-        let snr: Vec<f64> = (next..next + count)
-            .map(|f| points[f * points.len() / args.frames])
-            .collect();
-        let mut rng = stream_rng(args.seed, (next / CHUNK) as u64);
-        let batch = generator.generate(&snr, &mut rng);
-        let mut codes = Vec::with_capacity(count);
-        for f in 0..count {
-            match interp.frame_codes(&batch, f) {
-                Ok(c) => codes.push(FrameCodes::from(c)),
-                Err(e) => {
-                    failure = Some(e.into());
-                    return None;
-                }
+    let frames = link_frames(interp, &link, &points, args.frames, args.seed)?
+        .map_while(|frame| match frame {
+            Ok(f) => Some(f),
+            Err(e) => {
+                failure = Some(e.into());
+                None
             }
-        }
-        next += count;
-        Some(codes)
-    })
-    .flatten()
-    .inspect(|_| bar.inc(1));
+        })
+        .inspect(|_| bar.inc(1));
     let report = rtl.cosimulate_on(&mut driver, frames, |_, f| {
         Ok(interp.run_codes(&f.h, &f.y, f.bin)?)
     });

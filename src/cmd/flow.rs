@@ -974,8 +974,7 @@ fn cosim_stage(
     ir: &Ir,
     rtl_key: &str,
 ) -> anyhow::Result<(Option<serde_json::Value>, Option<String>)> {
-    use kaq_model::link::stream_rng;
-    use kaq_sim::cosim::{FrameCodes, Rtl, Stalls};
+    use kaq_sim::cosim::{FrameCodes, Rtl, Stalls, link_frames};
     use kaq_sim::tools::{Tool, find};
     if config.cosim.frames == 0 {
         let note = "cosim.frames is 0".to_string();
@@ -1012,21 +1011,10 @@ fn cosim_stage(
     };
     let link = config.link()?;
     let interp = rtl.interpreter();
-    let points = &config.ber.snr_db;
     let total = config.cosim.frames;
-    let mut generator = link.generator()?;
-    let mut codes = Vec::with_capacity(total);
-    const CHUNK: usize = 256;
-    for (c, first) in (0..total).step_by(CHUNK).enumerate() {
-        let count = CHUNK.min(total - first);
-        let snr: Vec<f64> = (first..first + count)
-            .map(|f| points[f * points.len() / total])
-            .collect();
-        let batch = generator.generate(&snr, &mut stream_rng(config.cosim.seed, c as u64));
-        for f in 0..count {
-            codes.push(FrameCodes::from(interp.frame_codes(&batch, f)?));
-        }
-    }
+    let codes: Vec<FrameCodes> =
+        link_frames(interp, &link, &config.ber.snr_db, total, config.cosim.seed)?
+            .collect::<Result<_, _>>()?;
     let bar = progress_bar("cosim");
     bar.set_length(total as u64);
     let report = rtl.cosimulate(codes.into_iter().inspect(|_| bar.inc(1)), stalls);
