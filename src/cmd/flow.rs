@@ -33,7 +33,7 @@ use kaq_model::ir::{Interpreter, Ir, LowerOptions, lower};
 use kaq_model::mmd::KernelMode;
 use kaq_model::quant::file::QuantModelFile;
 use kaq_model::quant::kaq::{DEFAULT_EPSILON, DEFAULT_KERNEL, KaqConfig};
-use kaq_model::quant::{QuantConfig, QuantMethod, QuantTrainConfig, train_quantized};
+use kaq_model::quant::{QuantMethod, QuantTrainConfig, train_quantized};
 use kaq_model::train::model_file::Overwrite;
 use kaq_model::train::{ModelFile, Progress, TrainConfig, train};
 use kaq_model::unfolded::{Arch, Init, NetConfig, Prox};
@@ -341,22 +341,17 @@ impl FlowConfig {
 
     fn quant_config(&self, f32: &TrainConfig) -> QuantTrainConfig {
         let q = &self.quant;
-        QuantTrainConfig {
-            train: TrainConfig {
-                epochs: q.epochs,
-                lr: q.lr,
-                lr_step: q.lr_step,
-                ..f32.clone()
-            },
-            quant: QuantConfig::with_activation_bits(q.bits),
-            calibration_samples: QuantTrainConfig::default()
-                .calibration_samples
-                .min(f32.samples),
-            kaq: KaqConfig {
-                epsilon: q.epsilon,
-                kernel: self.kernel().unwrap_or(DEFAULT_KERNEL),
-            },
-        }
+        let train = TrainConfig {
+            epochs: q.epochs,
+            lr: q.lr,
+            lr_step: q.lr_step,
+            ..f32.clone()
+        };
+        let kaq = KaqConfig {
+            epsilon: q.epsilon,
+            kernel: self.kernel().unwrap_or(DEFAULT_KERNEL),
+        };
+        QuantTrainConfig::fine_tuning(train, q.bits, kaq)
     }
 
     fn codegen_options(&self) -> kaq_codegen::Options {

@@ -42,9 +42,7 @@ use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use kaq_model::mmd::KernelMode;
 use kaq_model::quant::file::QuantModelFile;
 use kaq_model::quant::kaq::{DEFAULT_EPSILON, DEFAULT_KERNEL};
-use kaq_model::quant::{
-    KaqConfig, KaqEpoch, QuantConfig, QuantMethod, QuantTrainConfig, train_quantized,
-};
+use kaq_model::quant::{KaqConfig, KaqEpoch, QuantMethod, QuantTrainConfig, train_quantized};
 use kaq_model::train::model_file::{Overwrite, write_atomic};
 use kaq_model::train::{
     EpochRecord, ModelFile, Progress, TrainConfig, TrainError, TrainedModel, train,
@@ -468,17 +466,14 @@ fn run_quant(args: &TrainArgs, method: QuantMethod) -> anyhow::Result<()> {
         val_ber_frames: args.val_frames,
     };
     validate_flags(&train)?;
-    let config = QuantTrainConfig {
+    let config = QuantTrainConfig::fine_tuning(
         train,
-        quant: QuantConfig::with_activation_bits(args.bits),
-        calibration_samples: QuantTrainConfig::default()
-            .calibration_samples
-            .min(args.samples),
-        kaq: KaqConfig {
+        args.bits,
+        KaqConfig {
             epsilon: args.epsilon,
             kernel: args.kernel,
         },
-    };
+    );
     let outputs = args.outputs();
     check_outputs(&outputs, args.force)?;
 

@@ -50,6 +50,22 @@ impl Default for QuantTrainConfig {
     }
 }
 
+impl QuantTrainConfig {
+    /// The fine-tuning run `kaq train --quant` makes: data and schedule `train` (its link and
+    /// net must be the teacher's), `bits`-bit activations with the default formats elsewhere,
+    /// calibration on the default number of samples or all of them when there are fewer, and
+    /// the KAQ loss `kaq`.
+    pub fn fine_tuning(train: TrainConfig, bits: u32, kaq: KaqConfig) -> Self {
+        let calibration_samples = Self::default().calibration_samples.min(train.samples);
+        Self {
+            train,
+            quant: QuantConfig::with_activation_bits(bits),
+            calibration_samples,
+            kaq,
+        }
+    }
+}
+
 /// A quantized net with the run that made it.
 #[derive(Debug, Clone)]
 pub struct QuantTrained {
