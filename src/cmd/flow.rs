@@ -792,23 +792,6 @@ fn flow(config: &FlowConfig, stages: &mut Stages) -> anyhow::Result<Results> {
     })
 }
 
-/// Serialization of stage configs for their keys.
-mod erased {
-    pub trait Json {
-        fn json(&self) -> String;
-    }
-    impl<T: serde::Serialize> Json for T {
-        fn json(&self) -> String {
-            serde_json::to_string(self).expect("a stage config always serializes")
-        }
-    }
-}
-
-fn load_ber(path: &Path) -> anyhow::Result<Vec<BerPoint>> {
-    let v: serde_json::Value = serde_json::from_slice(&read(path)?)?;
-    Ok(serde_json::from_value(v["points"].clone())?)
-}
-
 fn ber_stage(config: &FlowConfig, f32_file: &ModelFile, ir: &Ir) -> anyhow::Result<Vec<BerPoint>> {
     let link = config.link()?;
     let mut detectors: Vec<Box<dyn Detector>> = config
@@ -1045,8 +1028,14 @@ fn cosim_stage(
     Ok((Some(value), None))
 }
 
-fn config_json(v: &dyn erased::Json) -> String {
-    v.json()
+fn load_ber(path: &Path) -> anyhow::Result<Vec<BerPoint>> {
+    let v: serde_json::Value = serde_json::from_slice(&read(path)?)?;
+    Ok(serde_json::from_value(v["points"].clone())?)
+}
+
+/// A stage config's JSON, for its key.
+fn config_json(v: &impl Serialize) -> String {
+    serde_json::to_string(v).expect("a stage config always serializes")
 }
 
 fn sci(v: f64) -> String {
