@@ -20,6 +20,9 @@
 //!   ([`crate::modulation::Modulation::bit_errors`]); a symbol error is a complex symbol with any wrong real
 //!   dimension (for BPSK the one real dimension). Decisions outside the alphabet are an error,
 //!   never counted silently.
+//! * **Block fading.** With `link.block` = T every batch holds whole channel blocks
+//!   (`batch_frames` must be a multiple of T); only the frame cap may shorten a point's last
+//!   block.
 //! * **Confidence.** Every point carries the 95 % Wilson score interval of its BER
 //!   ([`wilson_interval`]).
 
@@ -148,7 +151,16 @@ impl BerConfig {
             });
         }
         // Building the generator checks the link (dimensions, correlation).
+        self.link.validate()?;
         self.link.generator()?;
+        if self.batch_frames % self.link.block != 0 {
+            return Err(ModelError::InvalidDimension {
+                name: "batch_frames",
+                value: self.batch_frames,
+                reason: "must be a multiple of the channel block (link.block), so that no \
+                         block is cut by a batch boundary",
+            });
+        }
         Ok(())
     }
 

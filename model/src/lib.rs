@@ -6,6 +6,8 @@
 //! * [`detect`]: the [`detect::Detector`] trait and the classical detectors (ZF, MMSE, K-best, ML).
 //! * [`ber`]: the Monte-Carlo BER engine.
 //! * [`unfolded`]: the deep-unfolded PGD-Net and ADMM-Net in f32 with hand-derived gradients.
+//! * [`gram`]: the Gram-domain nets with a per-channel stage (EPNet, OAMP-Net2 with an LMMSE
+//!   bank, unfolded CG), f32 with hand-derived gradients.
 //! * [`train`]: f32 training of the unfolded nets (data sets, Adam, the loop) and the model file.
 //! * [`mmd`]: the kernel MMD² distribution-matching loss of KAQ with hand-derived gradients.
 //! * [`fixed`]: the normative fixed-point arithmetic of `docs/fixed-point.md`.
@@ -18,6 +20,7 @@ pub mod ber;
 pub mod detect;
 pub mod error;
 pub mod fixed;
+pub mod gram;
 pub mod ir;
 pub mod link;
 pub mod mmd;

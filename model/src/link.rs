@@ -9,6 +9,10 @@
 //!   is identically zero and is dropped: x̃ = Re x, H̃ = [Re H; Im H], N = Nt.
 //! * Randomness comes from ChaCha8 streams keyed by (seed, stream), so any batch can be
 //!   regenerated on any thread and results never depend on the thread count.
+//! * Block fading: with [`LinkConfig::block`] = T, one channel serves T consecutive frames of a
+//!   [`FrameGenerator::fill`] call (frames 0..T, T..2T, …; a call whose length is not a multiple
+//!   of T ends with a shorter block). T = 1 (the default) draws a channel per frame and consumes
+//!   the random stream exactly as before block fading existed.
 
 use nalgebra::DMatrix;
 use rand::{Rng, SeedableRng};
@@ -48,6 +52,21 @@ pub struct LinkConfig {
     pub modulation: Modulation,
     /// Random channel model.
     pub channel: ChannelModel,
+    /// Frames per channel block T (block fading), at least 1; 1 draws a channel per frame.
+    /// Omitted from JSON when 1, so documents written before block fading stay identical.
+    #[serde(default = "one_frame_per_block", skip_serializing_if = "is_one_frame")]
+    pub block: usize,
+}
+
+/// Largest channel block accepted.
+pub const MAX_BLOCK: usize = 1 << 16;
+
+fn one_frame_per_block() -> usize {
+    1
+}
+
+fn is_one_frame(block: &usize) -> bool {
+    *block == 1
 }
 
 /// The exponential correlation matrix R_ij = ρ^{|i−j|} of size n.
@@ -91,7 +110,25 @@ impl LinkConfig {
             nr,
             modulation,
             channel: ChannelModel::Rayleigh,
+            block: 1,
         })
+    }
+
+    /// The same link with block fading: one channel per `block` consecutive frames.
+    pub fn with_block(mut self, block: usize) -> Result<Self, ModelError> {
+        check_block(block)?;
+        self.block = block;
+        Ok(self)
+    }
+
+    /// Checks the dimensions, the correlation and the block length of a link that may have
+    /// been built field by field or deserialized.
+    pub fn validate(&self) -> Result<(), ModelError> {
+        let link = Self::new(self.nt, self.nr, self.modulation)?;
+        if let ChannelModel::Kronecker { rho_tx, rho_rx } = self.channel {
+            link.with_correlation(rho_tx, rho_rx)?;
+        }
+        check_block(self.block)
     }
 
     /// The same link with Kronecker exponential correlation (ρ = 0 on both sides keeps Rayleigh).
@@ -137,6 +174,17 @@ impl LinkConfig {
     pub fn generator(&self) -> Result<FrameGenerator, ModelError> {
         FrameGenerator::new(self.clone())
     }
+}
+
+fn check_block(block: usize) -> Result<(), ModelError> {
+    if block == 0 || block > MAX_BLOCK {
+        return Err(ModelError::InvalidDimension {
+            name: "block",
+            value: block,
+            reason: "frames per channel block must be between 1 and 65536",
+        });
+    }
+    Ok(())
 }
 
 /// A batch of frames in real-valued form, row-major, frame after frame.
@@ -280,11 +328,16 @@ impl FrameGenerator {
         batch.x.resize(frames * n, 0);
         batch.noise_var.clear();
         batch.snr_db.clear();
+        let block = self.link.block.max(1);
         for (f, &snr) in snr_db.iter().enumerate() {
             let sigma2 = self.link.noise_var(snr);
             batch.noise_var.push(sigma2);
             batch.snr_db.push(snr);
-            self.draw_channel(rng, &mut batch.h[f * m * n..(f + 1) * m * n]);
+            if f % block == 0 {
+                self.draw_channel(rng, &mut batch.h[f * m * n..(f + 1) * m * n]);
+            } else {
+                batch.h.copy_within((f - 1) * m * n..f * m * n, f * m * n);
+            }
             let modulation = self.link.modulation;
             let levels = modulation.levels_per_dim();
             let x = &mut batch.x[f * n..(f + 1) * n];
@@ -473,5 +526,43 @@ mod tests {
         let c = g.generate(&[5.0; 4], &mut stream_rng(9, 4));
         assert_eq!(a, b);
         assert_ne!(a.h, c.h);
+    }
+
+    #[test]
+    fn block_fading_shares_one_channel_per_block() {
+        let l = link(3, 4, Modulation::Qam16).with_block(4).unwrap();
+        let mut g = l.generator().unwrap();
+        let b = g.generate(&[10.0; 10], &mut stream_rng(5, 0));
+        for f in 0..10 {
+            let first = f - f % 4;
+            assert_eq!(b.h(f), b.h(first), "frame {f} left its block");
+        }
+        assert_ne!(b.h(0), b.h(4));
+        assert_ne!(b.h(4), b.h(8));
+        assert_ne!(b.x(0), b.x(1), "symbols must be drawn per frame");
+        // The first channel of a call is drawn exactly as without block fading.
+        let plain = link(3, 4, Modulation::Qam16).generator().unwrap().generate(
+            &[10.0],
+            &mut stream_rng(5, 0),
+        );
+        assert_eq!(plain.h(0), b.h(0));
+        assert!(link(2, 2, Modulation::Qpsk).with_block(0).is_err());
+        assert!(link(2, 2, Modulation::Qpsk).with_block(MAX_BLOCK + 1).is_err());
+    }
+
+    #[test]
+    fn block_of_one_stays_out_of_json() {
+        let plain = link(2, 2, Modulation::Qpsk);
+        let text = serde_json::to_string(&plain).unwrap();
+        assert!(!text.contains("block"), "{text}");
+        let back: LinkConfig = serde_json::from_str(&text).unwrap();
+        assert_eq!(back.block, 1);
+        let blocked = plain.with_block(14).unwrap();
+        let text = serde_json::to_string(&blocked).unwrap();
+        assert!(text.contains("\"block\":14"), "{text}");
+        let back: LinkConfig = serde_json::from_str(&text).unwrap();
+        assert_eq!(back, blocked);
+        let bad: LinkConfig = serde_json::from_str(&text.replace("14", "0")).unwrap();
+        assert!(bad.validate().unwrap_err().to_string().contains("block"));
     }
 }

@@ -29,6 +29,9 @@
 //! `points` holds one row per detector and SNR point, detector-major. The file depends only on
 //! the arguments (no timings), so equal runs give equal bytes.
 //!
+//! `--block T` simulates block fading: one channel per T consecutive frames (default 1, a
+//! channel per frame); batches then hold whole blocks.
+//!
 //! `--model PATH` (repeatable) adds a trained unfolded net from a `kaq train` model file as one
 //! more detector, named by its architecture (for example `pgd-soft-k5`, with the file name
 //! appended when two nets would share a name). A quantized model file (`kaq train --quant`,
@@ -138,9 +141,14 @@ pub struct BerArgs {
     threads: Option<usize>,
 
     /// Frames per batch, the unit of randomness and of the stopping rule (changing it changes
-    /// which frames are drawn).
-    #[arg(long, value_parser = parse_batch, default_value_t = DEFAULT_BATCH_FRAMES)]
-    batch: usize,
+    /// which frames are drawn); a multiple of --block [default: 256 rounded up to a multiple
+    /// of --block].
+    #[arg(long, value_parser = parse_batch)]
+    batch: Option<usize>,
+
+    /// Block fading: frames per channel block T (one channel serves T consecutive frames).
+    #[arg(long, value_parser = parse_block, default_value_t = 1)]
+    block: usize,
 
     /// Write the results as JSON to this file.
     #[arg(long, value_name = "PATH")]
@@ -170,6 +178,20 @@ fn parse_positive_u64(s: &str) -> Result<u64, String> {
         .map_err(|_| format!("`{s}` is not a whole number"))?;
     if n == 0 {
         return Err("must be at least 1".into());
+    }
+    Ok(n)
+}
+
+fn parse_block(s: &str) -> Result<usize, String> {
+    let n: usize = s
+        .trim()
+        .parse()
+        .map_err(|_| format!("`{s}` is not a whole number"))?;
+    if n == 0 || n > kaq_model::link::MAX_BLOCK {
+        return Err(format!(
+            "frames per block must be between 1 and {}, got {n}",
+            kaq_model::link::MAX_BLOCK
+        ));
     }
     Ok(n)
 }
@@ -261,7 +283,17 @@ struct BerReport<'a> {
 /// Runs `kaq ber`.
 pub fn run(args: BerArgs) -> anyhow::Result<()> {
     let link = LinkConfig::new(args.nt, args.nr, args.modulation)?
-        .with_correlation(args.rho_tx, args.rho_rx)?;
+        .with_correlation(args.rho_tx, args.rho_rx)?
+        .with_block(args.block)?;
+    let batch = args
+        .batch
+        .unwrap_or_else(|| DEFAULT_BATCH_FRAMES.div_ceil(args.block) * args.block);
+    if batch % args.block != 0 {
+        anyhow::bail!(
+            "--batch {batch} is not a multiple of --block {}: every batch must hold whole channel blocks",
+            args.block
+        );
+    }
     for path in [&args.json, &args.plot].into_iter().flatten() {
         plot::check_writable(path)?;
     }
@@ -305,7 +337,7 @@ pub fn run(args: BerArgs) -> anyhow::Result<()> {
         snr_db: args.snr.0,
         min_errors: args.min_errors,
         max_frames: args.max_frames,
-        batch_frames: args.batch,
+        batch_frames: batch,
         seed: args.seed,
         threads: args.threads,
     };
@@ -523,7 +555,12 @@ fn link_label(link: &LinkConfig) -> String {
             format!("Kronecker rho_tx={rho_tx}, rho_rx={rho_rx}")
         }
     };
-    format!("{}x{} {} {channel}", link.nt, link.nr, link.modulation)
+    let block = if link.block > 1 {
+        format!(", block fading T={}", link.block)
+    } else {
+        String::new()
+    };
+    format!("{}x{} {} {channel}{block}", link.nt, link.nr, link.modulation)
 }
 
 /// The result table printed on stdout.

@@ -1,10 +1,15 @@
 //! Training and validation data in f32: [`TrainSet`] and the per-epoch [`Minibatcher`].
 //!
 //! A set is drawn once from a seed with the link's [`FrameGenerator`]. It is generated in chunks
-//! of [`CHUNK_SAMPLES`] samples; chunk `c` of a set draws from its own ChaCha stream
-//! `stream_rng(seed, base + c)` (first each sample's SNR, uniformly from the configured set, then
-//! the frames), so the contents depend only on (seed, set kind, link, sample count, SNR set) and
-//! never on the thread count, although chunks are generated in parallel.
+//! of [`CHUNK_SAMPLES`] samples (rounded up to whole channel blocks with block fading);
+//! chunk `c` of a set draws from its own ChaCha stream `stream_rng(seed, base + c)` (first one
+//! SNR per channel block — per sample without block fading — uniformly from the configured set,
+//! then the frames), so the contents depend only on (seed, set kind, link, sample count, SNR
+//! set) and never on the thread count, although chunks are generated in parallel.
+//!
+//! With block fading (`link.block` = T) the samples of a block share one channel and one SNR,
+//! and [`Minibatcher::with_block`] shuffles whole blocks, so a minibatch holds whole blocks and
+//! a detector's per-channel stage runs once per block in training too.
 //!
 //! Buffers are contiguous and row-major, sample after sample: H̃ (`m × n` per sample), ỹ (`m`),
 //! x̃ (`n`, the alphabet levels as f32), σ² and the SNR in dB. The [`Minibatcher`] shuffles the
@@ -107,12 +112,14 @@ impl TrainSet {
             snr_db: vec![0.0; samples],
         };
         let base = kind.base_stream();
+        let block = link.block.max(1);
+        let chunk_samples = CHUNK_SAMPLES.div_ceil(block) * block;
         set.h
-            .par_chunks_mut(CHUNK_SAMPLES * m * n)
-            .zip(set.y.par_chunks_mut(CHUNK_SAMPLES * m))
-            .zip(set.x.par_chunks_mut(CHUNK_SAMPLES * n))
-            .zip(set.noise_var.par_chunks_mut(CHUNK_SAMPLES))
-            .zip(set.snr_db.par_chunks_mut(CHUNK_SAMPLES))
+            .par_chunks_mut(chunk_samples * m * n)
+            .zip(set.y.par_chunks_mut(chunk_samples * m))
+            .zip(set.x.par_chunks_mut(chunk_samples * n))
+            .zip(set.noise_var.par_chunks_mut(chunk_samples))
+            .zip(set.snr_db.par_chunks_mut(chunk_samples))
             .enumerate()
             .for_each_init(
                 || (generator.clone(), FrameBatch::empty(link), Vec::new()),
@@ -120,7 +127,11 @@ impl TrainSet {
                     let mut rng = stream_rng(seed, base + chunk as u64);
                     let count = noise_var.len();
                     snrs.clear();
-                    snrs.extend((0..count).map(|_| snr_db[rng.random_range(0..snr_db.len())]));
+                    for _ in 0..count.div_ceil(block) {
+                        let snr = snr_db[rng.random_range(0..snr_db.len())];
+                        let left = count - snrs.len();
+                        snrs.extend(std::iter::repeat_n(snr, block.min(left)));
+                    }
                     generator.fill(frames, snrs, &mut rng);
                     copy_f32(h, &frames.h);
                     copy_f32(y, &frames.y);
@@ -223,6 +234,10 @@ fn copy_f32(dst: &mut [f32], src: &[f64]) {
 #[derive(Debug)]
 pub struct Minibatcher {
     batch: usize,
+    /// Samples per shuffled unit (the channel block).
+    block: usize,
+    /// Samples of the set.
+    len: usize,
     order: Vec<usize>,
     h: Vec<f32>,
     y: Vec<f32>,
@@ -233,8 +248,23 @@ pub struct Minibatcher {
 impl Minibatcher {
     /// A minibatcher of `batch` samples per step over a set of `len` samples.
     pub fn new(len: usize, batch: usize) -> Self {
+        Self::with_block(len, batch, 1)
+    }
+
+    /// A minibatcher that keeps blocks of `block` consecutive samples together: the epoch order
+    /// shuffles blocks, and a minibatch holds ⌈`batch`/`block`⌉ whole blocks (the set's last
+    /// block may be shorter). `block` = 1 is [`Minibatcher::new`].
+    pub fn with_block(len: usize, batch: usize, block: usize) -> Self {
+        let block = block.max(1);
+        let batch = if block == 1 {
+            batch
+        } else {
+            batch.div_ceil(block) * block
+        };
         Self {
             batch,
+            block,
+            len,
             order: (0..len).collect(),
             h: Vec::new(),
             y: Vec::new(),
@@ -250,9 +280,19 @@ impl Minibatcher {
 
     /// Draws the sample order of `epoch` from stream [`shuffle_stream`] of `seed`.
     pub fn shuffle(&mut self, seed: u64, epoch: usize) {
-        self.order.sort_unstable();
-        self.order
-            .shuffle(&mut stream_rng(seed, shuffle_stream(epoch)));
+        if self.block == 1 {
+            self.order.sort_unstable();
+            self.order
+                .shuffle(&mut stream_rng(seed, shuffle_stream(epoch)));
+            return;
+        }
+        let mut blocks: Vec<usize> = (0..self.len.div_ceil(self.block)).collect();
+        blocks.shuffle(&mut stream_rng(seed, shuffle_stream(epoch)));
+        self.order.clear();
+        for b in blocks {
+            self.order
+                .extend(b * self.block..((b + 1) * self.block).min(self.len));
+        }
     }
 
     /// The sample indices of minibatch `index` in the current order.

@@ -146,10 +146,7 @@ fn config_error(
 impl TrainConfig {
     /// Checks every field; the error names the first offending one.
     pub fn validate(&self) -> Result<(), TrainError> {
-        let link = LinkConfig::new(self.link.nt, self.link.nr, self.link.modulation)?;
-        if let crate::link::ChannelModel::Kronecker { rho_tx, rho_rx } = self.link.channel {
-            link.with_correlation(rho_tx, rho_rx)?;
-        }
+        self.link.validate()?;
         for (field, value) in [
             ("samples", self.samples),
             ("val_samples", self.val_samples),
@@ -291,14 +288,14 @@ pub struct TrainedModel {
 
 /// Data sets of a run: training, validation and one BER probe per validation SNR.
 #[derive(Debug)]
-struct RunData {
+pub(crate) struct RunData {
     train: TrainSet,
     validation: TrainSet,
     ber_probes: Vec<TrainSet>,
 }
 
 impl RunData {
-    fn generate(config: &TrainConfig) -> Result<Self, TrainError> {
+    pub(crate) fn generate(config: &TrainConfig) -> Result<Self, TrainError> {
         let train = TrainSet::generate(
             &config.link,
             config.samples,
@@ -338,8 +335,20 @@ impl RunData {
 /// Samples per forward call during validation (bounds the output buffer).
 const VALIDATION_CHUNK: usize = 4096;
 
+/// A net that maps a minibatch to its estimates x⁽ᴷ⁾ (`batch × n`): what validation needs.
+pub trait Forward {
+    /// Writes x⁽ᴷ⁾ of every sample of `data` into `out`.
+    fn forward(&self, data: &TrainBatch<'_>, out: &mut [f32]);
+}
+
+impl Forward for UnfoldedNet {
+    fn forward(&self, data: &TrainBatch<'_>, out: &mut [f32]) {
+        UnfoldedNet::forward(self, data, out)
+    }
+}
+
 /// Mean ‖x − x⁽ᴷ⁾‖² of `net` over `set`, summed in sample order in f64.
-pub fn mean_loss(net: &UnfoldedNet, set: &TrainSet) -> f64 {
+pub fn mean_loss<N: Forward + ?Sized>(net: &N, set: &TrainSet) -> f64 {
     let n = set.n();
     let mut out = Vec::new();
     let mut total = 0.0f64;
@@ -360,7 +369,7 @@ pub fn mean_loss(net: &UnfoldedNet, set: &TrainSet) -> f64 {
 }
 
 /// Gray-bit error count of `net`'s sliced x⁽ᴷ⁾ over `set` at the SNR `snr_db` of the set.
-pub fn ber_on(net: &UnfoldedNet, set: &TrainSet, snr_db: f64) -> ValidationBer {
+pub fn ber_on<N: Forward + ?Sized>(net: &N, set: &TrainSet, snr_db: f64) -> ValidationBer {
     let modulation = set.link().modulation;
     let n = set.n();
     let mut out = Vec::new();
@@ -411,7 +420,31 @@ fn train_on(
     data: &RunData,
     progress: &mut dyn FnMut(Progress<'_>),
 ) -> Result<TrainedModel, TrainError> {
-    let mut trainer = Trainer::new(net, data.train.len(), config.batch, config.seed);
+    let (net, history) = run_epochs(config, net, data, progress)?;
+    net.validate()?;
+    Ok(TrainedModel {
+        net,
+        config: config.clone(),
+        history,
+    })
+}
+
+/// The epoch loop shared by every trainable detector: Adam over the shuffled minibatches of
+/// `data.train` (whole channel blocks with block fading), validation loss and BER after each
+/// epoch. Uses every field of `config` except `net`.
+pub(crate) fn run_epochs<N: Trainable + Forward>(
+    config: &TrainConfig,
+    net: N,
+    data: &RunData,
+    progress: &mut dyn FnMut(Progress<'_>),
+) -> Result<(N, Vec<EpochRecord>), TrainError> {
+    let mut trainer = Trainer::with_block(
+        net,
+        data.train.len(),
+        config.batch,
+        config.link.block,
+        config.seed,
+    );
     let mut history = Vec::with_capacity(config.epochs);
     progress(Progress::Started {
         epochs: config.epochs,
@@ -447,13 +480,7 @@ fn train_on(
         progress(Progress::Epoch(&record));
         history.push(record);
     }
-    let net = trainer.into_net();
-    net.validate()?;
-    Ok(TrainedModel {
-        net,
-        config: config.clone(),
-        history,
-    })
+    Ok((trainer.into_net(), history))
 }
 
 /// What [`Trainer`] can optimize: a flat parameter vector with names, a loss with its
@@ -507,12 +534,18 @@ impl<N: Trainable> Trainer<N> {
     /// A trainer of `net` over a set of `samples` samples in minibatches of `batch`, shuffled
     /// with `seed`.
     pub fn new(net: N, samples: usize, batch: usize, seed: u64) -> Self {
+        Self::with_block(net, samples, batch, 1, seed)
+    }
+
+    /// A trainer whose minibatches hold whole channel blocks of `block` samples
+    /// ([`Minibatcher::with_block`]); `block` = 1 is [`Trainer::new`].
+    pub fn with_block(net: N, samples: usize, batch: usize, block: usize, seed: u64) -> Self {
         let len = net.params().len();
         Self {
             names: net.param_names(),
             adam: Adam::new(len),
             grad: vec![0.0; len],
-            batcher: Minibatcher::new(samples, batch),
+            batcher: Minibatcher::with_block(samples, batch, block),
             seed,
             net,
         }
