@@ -32,6 +32,9 @@
 //! `--block T` simulates block fading: one channel per T consecutive frames (default 1, a
 //! channel per frame); batches then hold whole blocks.
 //!
+//! `--model PATH` also takes a Gram-domain model file (`kaq train --arch ep|oamp|cg`,
+//! `"format": "kaq-gram-model"`), named like `ep-k10` or `cg-k6-l4`.
+//!
 //! `--model PATH` (repeatable) adds a trained unfolded net from a `kaq train` model file as one
 //! more detector, named by its architecture (for example `pgd-soft-k5`, with the file name
 //! appended when two nets would share a name). A quantized model file (`kaq train --quant`,
@@ -63,6 +66,7 @@ use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
 use kaq_model::ber::{BerConfig, BerPoint, BerProgress, DEFAULT_BATCH_FRAMES, simulate};
 use kaq_model::detect::DetectorSpec;
+use kaq_model::gram::file::{GRAM_FORMAT, GramModelFile};
 use kaq_model::ir::{Interpreter, Ir};
 use kaq_model::link::stream_rng;
 use kaq_model::quant::file::{QFORMAT, QuantModelFile};
@@ -433,11 +437,14 @@ fn load_net(path: &Path, link: &LinkConfig) -> anyhow::Result<Box<dyn Detector>>
     struct Tag {
         format: Option<String>,
     }
-    let quantized = serde_json::from_str::<Tag>(&text)
-        .ok()
-        .and_then(|t| t.format)
-        .is_some_and(|f| f == QFORMAT);
-    let (net, trained): (Box<dyn Detector>, LinkConfig) = if quantized {
+    let format = serde_json::from_str::<Tag>(&text).ok().and_then(|t| t.format);
+    let quantized = format.as_deref() == Some(QFORMAT);
+    let gram = format.as_deref() == Some(GRAM_FORMAT);
+    let (net, trained): (Box<dyn Detector>, LinkConfig) = if gram {
+        let file = GramModelFile::from_json(&text, path).with_context(context)?;
+        let trained = file.net.link().clone();
+        (Box::new(file.net), trained)
+    } else if quantized {
         let file = QuantModelFile::from_json(&text, path).with_context(context)?;
         let net = file
             .quant_net()

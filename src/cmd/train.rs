@@ -47,6 +47,9 @@ use kaq_model::train::model_file::{Overwrite, write_atomic};
 use kaq_model::train::{
     EpochRecord, ModelFile, Progress, TrainConfig, TrainError, TrainedModel, train,
 };
+use kaq_model::gram::file::GramModelFile;
+use kaq_model::gram::train::GramTrainConfig;
+use kaq_model::gram::{Family, GramConfig};
 use kaq_model::unfolded::{Arch, Init, NetConfig, Prox};
 use kaq_model::{LinkConfig, Modulation};
 use serde::Serialize;
@@ -56,9 +59,18 @@ use crate::plot::{self, Series};
 /// Arguments of `kaq train`.
 #[derive(Debug, Args)]
 pub struct TrainArgs {
-    /// Unfolded architecture: pgd or admm.
-    #[arg(long, value_parser = parse_from_str::<Arch>, default_value = "pgd", conflicts_with = "teacher")]
-    arch: Arch,
+    /// Architecture: pgd or admm (unfolded direct-form nets), or a Gram-domain family with a
+    /// per-channel stage: ep (EPNet), oamp (OAMP-Net2 with an LMMSE bank), cg (unfolded CG).
+    #[arg(long, value_parser = parse_arch, default_value = "pgd", conflicts_with = "teacher")]
+    arch: ArchChoice,
+
+    /// Inner steps per layer of the cg family [default: 4].
+    #[arg(long, value_parser = parse_positive, conflicts_with = "teacher")]
+    inner: Option<usize>,
+
+    /// Block fading: frames per channel block T (one channel and one SNR per block).
+    #[arg(long, value_parser = parse_positive, default_value_t = 1, conflicts_with = "teacher")]
+    block: usize,
 
     /// Proximal operator of every layer: soft, box or qam.
     #[arg(long, value_parser = parse_from_str::<Prox>, default_value = "soft", conflicts_with = "teacher")]
@@ -175,6 +187,31 @@ pub struct TrainArgs {
     force: bool,
 }
 
+/// What `--arch` names: an unfolded direct-form net or a Gram-domain family.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum ArchChoice {
+    Unfolded(Arch),
+    Gram(Family),
+}
+
+impl std::fmt::Display for ArchChoice {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Unfolded(a) => a.fmt(f),
+            Self::Gram(g) => g.fmt(f),
+        }
+    }
+}
+
+fn parse_arch(s: &str) -> Result<ArchChoice, String> {
+    if let Ok(arch) = s.parse::<Arch>() {
+        return Ok(ArchChoice::Unfolded(arch));
+    }
+    s.parse::<Family>().map(ArchChoice::Gram).map_err(|_| {
+        format!("unknown architecture `{s}` (expected one of: pgd, admm, ep, oamp, cg)")
+    })
+}
+
 fn parse_bits(s: &str) -> Result<u32, String> {
     let v: u32 = s
         .trim()
@@ -213,11 +250,15 @@ struct HistoryFile<'a> {
 }
 
 impl TrainArgs {
-    fn config(&self) -> anyhow::Result<TrainConfig> {
+    fn link(&self) -> anyhow::Result<LinkConfig> {
+        Ok(LinkConfig::new(self.nt, self.nr, self.modulation)?.with_block(self.block)?)
+    }
+
+    fn config(&self, arch: Arch) -> anyhow::Result<TrainConfig> {
         Ok(TrainConfig {
-            link: LinkConfig::new(self.nt, self.nr, self.modulation)?,
+            link: self.link()?,
             net: NetConfig {
-                arch: self.arch,
+                arch,
                 prox: self.prox,
                 layers: self.layers,
                 momentum: self.momentum,
@@ -366,7 +407,14 @@ pub fn run(args: TrainArgs) -> anyhow::Result<()> {
     if args.teacher.is_some() {
         usage_error("--teacher", "a teacher is only used with --quant");
     }
-    let config = args.config()?;
+    let arch = match args.arch {
+        ArchChoice::Unfolded(arch) => arch,
+        ArchChoice::Gram(family) => return run_gram(&args, family),
+    };
+    if args.inner.is_some() {
+        usage_error("--inner", "only the cg family has inner steps");
+    }
+    let config = args.config(arch)?;
     validate_flags(&config)?;
     let outputs = args.outputs();
     check_outputs(&outputs, args.force)?;
@@ -419,6 +467,108 @@ pub fn run(args: TrainArgs) -> anyhow::Result<()> {
         let title = format!(
             "{} {} K={} on {}x{} {}",
             args.arch, args.prox, args.layers, args.nt, args.nr, args.modulation
+        );
+        plot::line_plot(path, &title, "epoch", "mean ||x - x^(K)||^2", true, &series)?;
+        println!("loss plot written to {}", path.display());
+    }
+    Ok(())
+}
+
+/// `kaq train --arch ep|oamp|cg`: trains a Gram-domain net and writes a `kaq-gram-model` file.
+fn run_gram(args: &TrainArgs, family: Family) -> anyhow::Result<()> {
+    if family != Family::Cg && args.inner.is_some() {
+        usage_error("--inner", "only the cg family has inner steps");
+    }
+    let mut net = GramConfig::new(family, args.layers);
+    if let Some(inner) = args.inner {
+        net.inner = inner;
+    }
+    let base = args.config(Arch::Pgd)?;
+    let config = GramTrainConfig {
+        link: base.link.clone(),
+        net,
+        samples: base.samples,
+        val_samples: base.val_samples,
+        batch: base.batch,
+        epochs: base.epochs,
+        lr: base.lr,
+        lr_step: base.lr_step,
+        seed: base.seed,
+        snr_db: base.snr_db.clone(),
+        val_ber_snr_db: base.val_ber_snr_db.clone(),
+        val_ber_frames: base.val_ber_frames,
+    };
+    if let Err(err) = config.validate() {
+        match &err {
+            TrainError::Config { field, .. } => usage_error(flag_of(field), &err),
+            _ => return Err(err.into()),
+        }
+    }
+    let outputs = args.outputs();
+    check_outputs(&outputs, args.force)?;
+    let trained = in_pool(args.threads, || {
+        with_progress(|progress| kaq_model::gram::train::train(&config, progress))
+    })?;
+    let cost = trained.net.cost();
+    let amortized = cost.per_vector_amortized(args.block);
+    println!(
+        "cost per vector: {} mults, {} adds, {} recips, {} sqrts, {} table look-ups \
+         (per-block stage {} mults amortized over T = {})",
+        amortized.mults,
+        amortized.adds,
+        amortized.recips,
+        amortized.sqrts,
+        amortized.tables,
+        cost.per_block.mults,
+        args.block
+    );
+    let history = trained.history.clone();
+    let overwrite = if args.force {
+        Overwrite::Replace
+    } else {
+        Overwrite::Refuse
+    };
+    GramModelFile::from(trained)
+        .save(&args.out, overwrite)
+        .with_context(|| format!("cannot save the model to {}", args.out.display()))?;
+    println!("model written to {}", args.out.display());
+    if let Some(path) = &args.json {
+        #[derive(Serialize)]
+        struct GramHistoryFile<'a> {
+            tool: &'static str,
+            version: &'static str,
+            command: &'static str,
+            config: &'a GramTrainConfig,
+            history: &'a [EpochRecord],
+        }
+        let doc = GramHistoryFile {
+            tool: "kaq",
+            version: env!("CARGO_PKG_VERSION"),
+            command: "train",
+            config: &config,
+            history: &history,
+        };
+        let text = serde_json::to_string_pretty(&doc).context("cannot encode the history")?;
+        write_atomic(path, text.as_bytes(), overwrite)
+            .with_context(|| format!("cannot write the history to {}", path.display()))?;
+        println!("history written to {}", path.display());
+    }
+    if let Some(path) = &args.plot {
+        let series = [
+            Series {
+                name: "train loss".into(),
+                points: history.iter().map(|r| (r.epoch as f64, r.train_loss)).collect(),
+                y_err: None,
+            },
+            Series {
+                name: "validation loss".into(),
+                points: history.iter().map(|r| (r.epoch as f64, r.val_loss)).collect(),
+                y_err: None,
+            },
+        ];
+        let title = format!(
+            "{family} K={} on {}x{} {}",
+            args.layers, args.nt, args.nr, args.modulation
         );
         plot::line_plot(path, &title, "epoch", "mean ||x - x^(K)||^2", true, &series)?;
         println!("loss plot written to {}", path.display());
