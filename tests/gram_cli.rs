@@ -20,16 +20,40 @@ fn trains_each_family_with_block_fading_and_runs_it_in_ber() {
             .unwrap()
             .current_dir(dir.path())
             .args([
-                "train", "--arch", arch, "--layers", "2", "--nt", "4", "--nr", "4", "--samples",
-                "256", "--val-samples", "64", "--val-frames", "64", "--batch", "32", "--epochs",
-                "2", "--block", "4", "--snr", "10,20", "--threads", "1", "--out", &out,
+                "train",
+                "--arch",
+                arch,
+                "--layers",
+                "2",
+                "--nt",
+                "4",
+                "--nr",
+                "4",
+                "--samples",
+                "256",
+                "--val-samples",
+                "64",
+                "--val-frames",
+                "64",
+                "--batch",
+                "32",
+                "--epochs",
+                "2",
+                "--block",
+                "4",
+                "--snr",
+                "10,20",
+                "--threads",
+                "1",
+                "--out",
+                &out,
             ])
             .args(extra)
             .assert()
             .success()
             .stdout(predicate::str::contains("cost per vector"));
-        let doc: Value = serde_json::from_str(&fs::read_to_string(dir.path().join(&out)).unwrap())
-            .unwrap();
+        let doc: Value =
+            serde_json::from_str(&fs::read_to_string(dir.path().join(&out)).unwrap()).unwrap();
         assert_eq!(doc["format"], "kaq-gram-model");
         assert_eq!(doc["net"]["link"]["block"], 4);
         assert_eq!(doc["net"]["config"]["family"], arch);
@@ -37,8 +61,21 @@ fn trains_each_family_with_block_fading_and_runs_it_in_ber() {
             .unwrap()
             .current_dir(dir.path())
             .args([
-                "ber", "--detector", "mmse", "--nt", "4", "--nr", "4", "--snr", "10", "--max-frames",
-                "256", "--block", "4", "--model", &out,
+                "ber",
+                "--detector",
+                "mmse",
+                "--nt",
+                "4",
+                "--nr",
+                "4",
+                "--snr",
+                "10",
+                "--max-frames",
+                "256",
+                "--block",
+                "4",
+                "--model",
+                &out,
             ])
             .assert()
             .success()

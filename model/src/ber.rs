@@ -52,6 +52,13 @@ const MAX_BATCHES_PER_POINT: u64 = 1 << 32;
 /// Largest number of SNR points (the point index occupies the upper 32 bits of the stream id).
 const MAX_SNR_POINTS: usize = 1 << 31;
 
+/// The default frames per batch for channel blocks of `block` frames: [`DEFAULT_BATCH_FRAMES`]
+/// rounded up to whole blocks (256 without block fading).
+pub fn default_batch_frames(block: usize) -> usize {
+    let block = block.max(1);
+    DEFAULT_BATCH_FRAMES.div_ceil(block) * block
+}
+
 /// What to simulate.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct BerConfig {
@@ -73,7 +80,8 @@ pub struct BerConfig {
 }
 
 impl BerConfig {
-    /// A configuration with the default batch size and rayon's global pool.
+    /// A configuration with the default batch size ([`default_batch_frames`] of the link's
+    /// channel block) and rayon's global pool.
     pub fn new(
         link: LinkConfig,
         snr_db: Vec<f64>,
@@ -82,11 +90,11 @@ impl BerConfig {
         seed: u64,
     ) -> Self {
         Self {
-            link,
             snr_db,
             min_errors,
             max_frames,
-            batch_frames: DEFAULT_BATCH_FRAMES,
+            batch_frames: default_batch_frames(link.block),
+            link,
             seed,
             threads: None,
         }
@@ -153,7 +161,7 @@ impl BerConfig {
         // Building the generator checks the link (dimensions, correlation).
         self.link.validate()?;
         self.link.generator()?;
-        if self.batch_frames % self.link.block != 0 {
+        if !self.batch_frames.is_multiple_of(self.link.block) {
             return Err(ModelError::InvalidDimension {
                 name: "batch_frames",
                 value: self.batch_frames,

@@ -541,13 +541,17 @@ mod tests {
         assert_ne!(b.h(4), b.h(8));
         assert_ne!(b.x(0), b.x(1), "symbols must be drawn per frame");
         // The first channel of a call is drawn exactly as without block fading.
-        let plain = link(3, 4, Modulation::Qam16).generator().unwrap().generate(
-            &[10.0],
-            &mut stream_rng(5, 0),
-        );
+        let plain = link(3, 4, Modulation::Qam16)
+            .generator()
+            .unwrap()
+            .generate(&[10.0], &mut stream_rng(5, 0));
         assert_eq!(plain.h(0), b.h(0));
         assert!(link(2, 2, Modulation::Qpsk).with_block(0).is_err());
-        assert!(link(2, 2, Modulation::Qpsk).with_block(MAX_BLOCK + 1).is_err());
+        assert!(
+            link(2, 2, Modulation::Qpsk)
+                .with_block(MAX_BLOCK + 1)
+                .is_err()
+        );
     }
 
     #[test]

@@ -64,7 +64,7 @@ use std::time::Instant;
 use anyhow::Context;
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
-use kaq_model::ber::{BerConfig, BerPoint, BerProgress, DEFAULT_BATCH_FRAMES, simulate};
+use kaq_model::ber::{BerConfig, BerPoint, BerProgress, default_batch_frames, simulate};
 use kaq_model::detect::DetectorSpec;
 use kaq_model::gram::file::{GRAM_FORMAT, GramModelFile};
 use kaq_model::ir::{Interpreter, Ir};
@@ -291,8 +291,8 @@ pub fn run(args: BerArgs) -> anyhow::Result<()> {
         .with_block(args.block)?;
     let batch = args
         .batch
-        .unwrap_or_else(|| DEFAULT_BATCH_FRAMES.div_ceil(args.block) * args.block);
-    if batch % args.block != 0 {
+        .unwrap_or_else(|| default_batch_frames(args.block));
+    if !batch.is_multiple_of(args.block) {
         anyhow::bail!(
             "--batch {batch} is not a multiple of --block {}: every batch must hold whole channel blocks",
             args.block
@@ -437,7 +437,9 @@ fn load_net(path: &Path, link: &LinkConfig) -> anyhow::Result<Box<dyn Detector>>
     struct Tag {
         format: Option<String>,
     }
-    let format = serde_json::from_str::<Tag>(&text).ok().and_then(|t| t.format);
+    let format = serde_json::from_str::<Tag>(&text)
+        .ok()
+        .and_then(|t| t.format);
     let quantized = format.as_deref() == Some(QFORMAT);
     let gram = format.as_deref() == Some(GRAM_FORMAT);
     let (net, trained): (Box<dyn Detector>, LinkConfig) = if gram {
@@ -567,7 +569,10 @@ fn link_label(link: &LinkConfig) -> String {
     } else {
         String::new()
     };
-    format!("{}x{} {} {channel}{block}", link.nt, link.nr, link.modulation)
+    format!(
+        "{}x{} {} {channel}{block}",
+        link.nt, link.nr, link.modulation
+    )
 }
 
 /// The result table printed on stdout.

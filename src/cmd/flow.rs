@@ -72,6 +72,13 @@ pub struct LinkSection {
     pub nr: usize,
     /// bpsk, qpsk, 16qam or 64qam.
     pub modulation: Modulation,
+    /// Block fading: frames per channel block (1, the default, is left out of the JSON).
+    #[serde(skip_serializing_if = "is_one")]
+    pub block: usize,
+}
+
+fn is_one(v: &usize) -> bool {
+    *v == 1
 }
 
 impl Default for LinkSection {
@@ -80,6 +87,7 @@ impl Default for LinkSection {
             nt: 16,
             nr: 16,
             modulation: Modulation::Qam16,
+            block: 1,
         }
     }
 }
@@ -297,11 +305,10 @@ impl FlowConfig {
     }
 
     fn link(&self) -> anyhow::Result<LinkConfig> {
-        Ok(LinkConfig::new(
-            self.link.nt,
-            self.link.nr,
-            self.link.modulation,
-        )?)
+        Ok(
+            LinkConfig::new(self.link.nt, self.link.nr, self.link.modulation)?
+                .with_block(self.link.block)?,
+        )
     }
 
     fn net(&self) -> NetConfig {

@@ -39,6 +39,9 @@ use anyhow::{Context, bail};
 use clap::Args;
 use clap::error::ErrorKind;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use kaq_model::gram::file::GramModelFile;
+use kaq_model::gram::train::GramTrainConfig;
+use kaq_model::gram::{Family, GramConfig};
 use kaq_model::mmd::KernelMode;
 use kaq_model::quant::file::QuantModelFile;
 use kaq_model::quant::kaq::{DEFAULT_EPSILON, DEFAULT_KERNEL};
@@ -47,9 +50,6 @@ use kaq_model::train::model_file::{Overwrite, write_atomic};
 use kaq_model::train::{
     EpochRecord, ModelFile, Progress, TrainConfig, TrainError, TrainedModel, train,
 };
-use kaq_model::gram::file::GramModelFile;
-use kaq_model::gram::train::GramTrainConfig;
-use kaq_model::gram::{Family, GramConfig};
 use kaq_model::unfolded::{Arch, Init, NetConfig, Prox};
 use kaq_model::{LinkConfig, Modulation};
 use serde::Serialize;
@@ -557,12 +557,18 @@ fn run_gram(args: &TrainArgs, family: Family) -> anyhow::Result<()> {
         let series = [
             Series {
                 name: "train loss".into(),
-                points: history.iter().map(|r| (r.epoch as f64, r.train_loss)).collect(),
+                points: history
+                    .iter()
+                    .map(|r| (r.epoch as f64, r.train_loss))
+                    .collect(),
                 y_err: None,
             },
             Series {
                 name: "validation loss".into(),
-                points: history.iter().map(|r| (r.epoch as f64, r.val_loss)).collect(),
+                points: history
+                    .iter()
+                    .map(|r| (r.epoch as f64, r.val_loss))
+                    .collect(),
                 y_err: None,
             },
         ];

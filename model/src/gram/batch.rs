@@ -27,9 +27,9 @@ enum FamilyParams<F> {
 
 #[derive(Debug, Clone)]
 enum FamilyWs<F> {
-    Ep(ep::Workspace<F>),
-    Oamp(oamp::Workspace<F>),
-    Cg(cg::Workspace<F>),
+    Ep(Box<ep::Workspace<F>>),
+    Oamp(Box<oamp::Workspace<F>>),
+    Cg(Box<cg::Workspace<F>>),
 }
 
 /// One thread's detector state for a net with parameters of float type F.
@@ -63,7 +63,7 @@ impl<F: Real> Runner<F> {
                     slots: (off[0], off[1]),
                     inv_es: F::of(1.0 / es),
                 }),
-                FamilyWs::Ep(ep::Workspace::new(k, n)),
+                FamilyWs::Ep(Box::new(ep::Workspace::new(k, n))),
             ),
             Family::Oamp => (
                 FamilyParams::Oamp(oamp::Params {
@@ -73,7 +73,7 @@ impl<F: Real> Runner<F> {
                     xi: block(3, k),
                     slots: [off[0], off[1], off[2], off[3]],
                 }),
-                FamilyWs::Oamp(oamp::Workspace::new(k, n)),
+                FamilyWs::Oamp(Box::new(oamp::Workspace::new(k, n))),
             ),
             Family::Cg => {
                 let l = config.inner;
@@ -89,7 +89,7 @@ impl<F: Real> Runner<F> {
                         beta: block(5, k * (l - 1)),
                         slots: [off[0], off[1], off[2], off[3], off[4], off[5]],
                     }),
-                    FamilyWs::Cg(cg::Workspace::new(k, l, n)),
+                    FamilyWs::Cg(Box::new(cg::Workspace::new(k, l, n))),
                 )
             }
         };
@@ -115,11 +115,15 @@ impl<F: Real> Runner<F> {
     /// Runs the layers on one vector of the current channel.
     pub fn forward(&mut self, h: &[F], y: &[F]) {
         match (&self.params, &mut self.ws) {
-            (FamilyParams::Ep(p), FamilyWs::Ep(ws)) => ep::forward(p, &self.q, &self.stage, h, y, ws),
+            (FamilyParams::Ep(p), FamilyWs::Ep(ws)) => {
+                ep::forward(p, &self.q, &self.stage, h, y, ws)
+            }
             (FamilyParams::Oamp(p), FamilyWs::Oamp(ws)) => {
                 oamp::forward(p, &self.q, &self.stage, h, y, ws)
             }
-            (FamilyParams::Cg(p), FamilyWs::Cg(ws)) => cg::forward(p, &self.q, &self.stage, h, y, ws),
+            (FamilyParams::Cg(p), FamilyWs::Cg(ws)) => {
+                cg::forward(p, &self.q, &self.stage, h, y, ws)
+            }
             _ => unreachable!("parameters and workspace are built together"),
         }
     }
@@ -236,16 +240,13 @@ pub(crate) fn forward(net: &GramNet, data: &TrainBatch<'_>, out: &mut [f32]) {
         parts.push(head);
         rest = tail;
     }
-    parts
-        .into_par_iter()
-        .zip(ranges)
-        .for_each(|(part, range)| {
-            let mut runner = Runner::new(net, net.params());
-            let first = range.start;
-            run_chunk(&mut runner, data, range, |runner, b| {
-                part[(b - first) * n..(b - first + 1) * n].copy_from_slice(runner.output());
-            });
+    parts.into_par_iter().zip(ranges).for_each(|(part, range)| {
+        let mut runner = Runner::new(net, net.params());
+        let first = range.start;
+        run_chunk(&mut runner, data, range, |runner, b| {
+            part[(b - first) * n..(b - first + 1) * n].copy_from_slice(runner.output());
         });
+    });
 }
 
 /// [`forward`] on the calling thread (the detector parallelizes over its own chunks).

@@ -14,12 +14,12 @@
 //!   δρ_k += δ·δδ (δ = s2 e^{ρ_k}); δx −= 2 δv² e/tr G unless floored; δx −= G δe.
 //! Layer 0 has x = 0, a constant, so the pass stops after its parameters.
 
-use super::Real;
+use super::Ops;
 use super::denoise::GaussQam;
 use super::linalg::{dot, sym_mul, transpose_mul};
 use super::oamp::V_FLOOR;
 use super::stage::Stage;
-use super::Ops;
+use super::{Real, not_above};
 
 /// Initial inner step ω (damped Jacobi: λ_max(D(G + δI)) ≤ about 4 on a square i.i.d. channel).
 pub const INIT_OMEGA: f32 = 0.4;
@@ -147,7 +147,7 @@ pub fn forward<F: Real>(
         let x = &ws.x[at..at + n];
         let w = (yy - F::of(2.0) * dot(x, &ws.z) + dot(x, &ws.u) - noise) * st.inv_trace;
         let floor = F::of(V_FLOOR);
-        ws.v_floored[k] = !(w > floor);
+        ws.v_floored[k] = not_above(w, floor);
         let v2 = if ws.v_floored[k] { floor } else { w };
         ws.v2[k] = v2;
         let delta = s2 * p.delta_scale[k];

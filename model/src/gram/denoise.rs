@@ -138,10 +138,18 @@ mod tests {
         let q = GaussQam::<f64>::new(Modulation::Qam16);
         let (t, h) = (0.7f64, 0.8f64);
         let levels = [-3.0f64, -1.0, 1.0, 3.0];
-        let w: Vec<f64> = levels.iter().map(|s| (-(t - s).powi(2) / (2.0 * h)).exp()).collect();
+        let w: Vec<f64> = levels
+            .iter()
+            .map(|s| (-(t - s).powi(2) / (2.0 * h)).exp())
+            .collect();
         let z: f64 = w.iter().sum();
         let mean: f64 = levels.iter().zip(&w).map(|(s, w)| s * w).sum::<f64>() / z;
-        let var: f64 = levels.iter().zip(&w).map(|(s, w)| (s - mean).powi(2) * w).sum::<f64>() / z;
+        let var: f64 = levels
+            .iter()
+            .zip(&w)
+            .map(|(s, w)| (s - mean).powi(2) * w)
+            .sum::<f64>()
+            / z;
         let p = q.eval(t, h);
         assert!((p.mean - mean).abs() < 1e-12 && (p.var - var).abs() < 1e-12);
         // Tiny variance: the nearest level wins without overflow.

@@ -17,12 +17,12 @@
 //!   δλ_i += s2 (−δb_i μ_i − Σ_j P_ij² δq_j).
 //! Layer 0's λ, γ are constants (1/E_s, 0), so the pass stops there.
 
-use super::Real;
+use super::{Real, not_above};
 
+use super::Ops;
 use super::denoise::GaussQam;
 use super::linalg::{InverseScratch, inverse_ops, spd_inverse, sym_mul, transpose_mul};
 use super::stage::Stage;
-use super::Ops;
 
 /// Initial damping (weight of the new message).
 pub const INIT_BETA: f32 = 0.9;
@@ -168,7 +168,7 @@ pub fn forward<F: Real>(
             let qi = pk[i * n + i];
             let s2q = s2 * qi;
             let mut c = F::ONE - s2q * ws.lam[j];
-            ws.c_clamped[j] = !(c > c_min);
+            ws.c_clamped[j] = not_above(c, c_min);
             if ws.c_clamped[j] {
                 c = c_min;
             }
@@ -212,6 +212,7 @@ pub fn forward<F: Real>(
 
 /// Adds this vector's parameter gradient into `grad` given the forward pass in `ws` and
 /// δx̂ = `dout` (see the module docs).
+#[allow(clippy::needless_range_loop)] // one site index runs through a dozen per-layer arrays
 pub fn backward<F: Real>(
     p: &Params<F>,
     st: &Stage<F>,

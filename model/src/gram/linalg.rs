@@ -111,8 +111,12 @@ pub fn spd_inverse<F: ProxFloat>(a: &[F], n: usize, p: &mut [F], s: &mut Inverse
             dj = dj - l[j * n + k] * w[k];
         }
         let floor = F::of(PIVOT_FLOOR) * a[j * n + j];
-        if !(dj > floor) {
-            dj = if floor > F::ZERO { floor } else { F::of(PIVOT_FLOOR) };
+        if super::not_above(dj, floor) {
+            dj = if floor > F::ZERO {
+                floor
+            } else {
+                F::of(PIVOT_FLOOR)
+            };
         }
         d[j] = dj;
         dinv[j] = F::ONE / dj;

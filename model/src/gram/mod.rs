@@ -56,8 +56,8 @@
 //! (`tests.rs`); parameters that no path reaches get a zero gradient. Branches (floors, the
 //! EP keep rule, the bank choice) are piecewise: the derivative of the taken branch.
 
-pub mod cg;
 pub(crate) mod batch;
+pub mod cg;
 pub mod denoise;
 pub mod ep;
 pub mod file;
@@ -388,10 +388,7 @@ impl GramNet {
     pub fn validate(&self) -> Result<(), ModelError> {
         self.config.check()?;
         self.link.validate()?;
-        let want: usize = blocks(&self.config, &self.link)
-            .iter()
-            .map(|b| b.1)
-            .sum();
+        let want: usize = blocks(&self.config, &self.link).iter().map(|b| b.1).sum();
         if self.params.len() != want {
             return Err(ModelError::InvalidDimension {
                 name: "params",
@@ -584,4 +581,10 @@ impl Real for f64 {
     fn to_f64(self) -> f64 {
         self
     }
+}
+
+/// Whether `a` is not above `b` (a ≤ b, or either is NaN): the test of every floor and clamp,
+/// so that a NaN is clamped rather than propagated silently.
+pub(crate) fn not_above<F: PartialOrd>(a: F, b: F) -> bool {
+    !matches!(a.partial_cmp(&b), Some(std::cmp::Ordering::Greater))
 }

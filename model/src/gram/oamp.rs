@@ -11,11 +11,11 @@
 //!   ∂w/∂x = −2e/tr G (the bank choice is piecewise constant): δx −= 2 δv² e/tr G unless floored;
 //!   e = z − Gx: δx −= G δe. Layer 0 has x = 0, a constant, so the pass stops there.
 
-use super::Real;
+use super::Ops;
 use super::denoise::GaussQam;
 use super::linalg::{dot, sym_mul, transpose_mul};
 use super::stage::Stage;
-use super::Ops;
+use super::{Real, not_above};
 
 /// Smallest v² estimate.
 pub const V_FLOOR: f64 = 1e-4;
@@ -136,7 +136,7 @@ pub fn forward<F: Real>(
         }
         let w = (yy - F::of(2.0) * dot(x, &ws.z) + dot(x, &ws.u) - noise) * st.inv_trace;
         let floor = F::of(V_FLOOR);
-        ws.v_floored[k] = !(w > floor);
+        ws.v_floored[k] = not_above(w, floor);
         let v2 = if ws.v_floored[k] { floor } else { w };
         ws.v2[k] = v2;
         let j = st.select(v2);
@@ -148,7 +148,7 @@ pub fn forward<F: Real>(
         let a2n = entry.alpha * entry.alpha / nf;
         let kappa = F::ONE - F::of(2.0) * theta + theta * theta * a2n * entry.frob;
         let mut tau2 = v2 * kappa + s2 * theta * theta * a2n * entry.t3;
-        ws.t_floored[k] = !(tau2 > F::of(TAU_FLOOR));
+        ws.t_floored[k] = not_above(tau2, F::of(TAU_FLOOR));
         if ws.t_floored[k] {
             tau2 = F::of(TAU_FLOOR);
         }

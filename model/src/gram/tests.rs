@@ -49,13 +49,16 @@ fn run64(net: &GramNet, p: &[f64], frames: &FrameBatch) -> (f64, Vec<f64>, Vec<u
 }
 
 fn gram_config() -> impl Strategy<Value = GramConfig> {
-    (prop::sample::select(Family::ALL.to_vec()), 1usize..=4, 1usize..=3).prop_map(
-        |(family, layers, inner)| GramConfig {
+    (
+        prop::sample::select(Family::ALL.to_vec()),
+        1usize..=4,
+        1usize..=3,
+    )
+        .prop_map(|(family, layers, inner)| GramConfig {
             family,
             layers,
             inner: if family == Family::Cg { inner } else { 0 },
-        },
-    )
+        })
 }
 
 /// A random net around its initial parameters and a few frames of a random small link.
@@ -167,10 +170,19 @@ fn blocks_reuse_the_stage_and_match_per_sample_runs() {
         }
         let mut grad1 = vec![0.0f32; net.params().len()];
         let mut grad2 = grad1.clone();
-        let pool = |t| rayon::ThreadPoolBuilder::new().num_threads(t).build().unwrap();
+        let pool = |t| {
+            rayon::ThreadPoolBuilder::new()
+                .num_threads(t)
+                .build()
+                .unwrap()
+        };
         let l1 = pool(1).install(|| net.loss_and_grad(&data.as_batch(), &mut grad1));
         let l2 = pool(2).install(|| net.loss_and_grad(&data.as_batch(), &mut grad2));
-        assert_eq!((l1, &grad1), (l2, &grad2), "{family}: thread count changed the result");
+        assert_eq!(
+            (l1, &grad1),
+            (l2, &grad2),
+            "{family}: thread count changed the result"
+        );
     }
 }
 
@@ -187,8 +199,28 @@ fn validation_and_serialization() {
         bad.params.push(1.0);
         assert!(bad.validate().is_err());
     }
-    assert!(GramNet::new(GramConfig { family: Family::Cg, layers: 2, inner: 0 }, &link).is_err());
-    assert!(GramNet::new(GramConfig { family: Family::Ep, layers: 2, inner: 3 }, &link).is_err());
+    assert!(
+        GramNet::new(
+            GramConfig {
+                family: Family::Cg,
+                layers: 2,
+                inner: 0
+            },
+            &link
+        )
+        .is_err()
+    );
+    assert!(
+        GramNet::new(
+            GramConfig {
+                family: Family::Ep,
+                layers: 2,
+                inner: 3
+            },
+            &link
+        )
+        .is_err()
+    );
     assert!(GramNet::new(GramConfig::new(Family::Oamp, 0), &link).is_err());
     let mut ep = GramNet::new(GramConfig::new(Family::Ep, 3), &link).unwrap();
     ep.params_mut()[0] = 1.5;
@@ -205,7 +237,14 @@ fn costs_follow_the_structure() {
     let link = LinkConfig::new(16, 16, Modulation::Qam16).unwrap();
     let ep = cost(&GramConfig::new(Family::Ep, 10), &link);
     let oamp = cost(&GramConfig::new(Family::Oamp, 10), &link);
-    let cg = cost(&GramConfig { family: Family::Cg, layers: 6, inner: 4 }, &link);
+    let cg = cost(
+        &GramConfig {
+            family: Family::Cg,
+            layers: 6,
+            inner: 4,
+        },
+        &link,
+    );
     // The Gram of a 32×32 channel: 32·33/2 inner products of length 32.
     assert_eq!(linalg::gram_ops(32, 32).mults, 16_896);
     // EP inverts per vector: ≈ n³/2 per layer dominates.
@@ -218,7 +257,10 @@ fn costs_follow_the_structure() {
     // cg: no inverse anywhere; reciprocals only for diag(G)⁻¹ and 1/tr G per block.
     assert_eq!(cg.per_block.recips, 33);
     assert_eq!(cg.per_vector.recips, 0);
-    assert_eq!(cg.per_vector_amortized(14).mults, cg.per_vector.mults + cg.per_block.mults.div_ceil(14));
+    assert_eq!(
+        cg.per_vector_amortized(14).mults,
+        cg.per_vector.mults + cg.per_block.mults.div_ceil(14)
+    );
 }
 
 #[test]
@@ -229,7 +271,11 @@ fn inverse_cost_counts_the_code() {
         let mut a = vec![Counted(0.0); n * n];
         for i in 0..n {
             for j in 0..n {
-                a[i * n + j] = Counted(if i == j { 3.0 + i as f64 } else { 0.1 * (i + j) as f64 });
+                a[i * n + j] = Counted(if i == j {
+                    3.0 + i as f64
+                } else {
+                    0.1 * (i + j) as f64
+                });
             }
         }
         let mut p = vec![Counted(0.0); n * n];
@@ -240,7 +286,11 @@ fn inverse_cost_counts_the_code() {
         let want = linalg::inverse_ops(n);
         assert_eq!((mults, divs), (want.mults, want.recips), "n = {n}");
         // Adds: the code also adds the first product to an explicit zero.
-        assert!(adds >= want.adds && adds <= want.adds + (n * n) as u64, "n = {n}: {adds} vs {}", want.adds);
+        assert!(
+            adds >= want.adds && adds <= want.adds + (n * n) as u64,
+            "n = {n}: {adds} vs {}",
+            want.adds
+        );
     }
 }
 
