@@ -68,6 +68,14 @@ pub struct TrainArgs {
     #[arg(long, value_parser = parse_positive, conflicts_with = "teacher")]
     inner: Option<usize>,
 
+    /// Exponential correlation between neighbouring transmit antennas (Kronecker), |ρ| < 1.
+    #[arg(long, default_value_t = 0.0, allow_hyphen_values = true, conflicts_with = "teacher")]
+    rho_tx: f64,
+
+    /// Exponential correlation between neighbouring receive antennas (Kronecker), |ρ| < 1.
+    #[arg(long, default_value_t = 0.0, allow_hyphen_values = true, conflicts_with = "teacher")]
+    rho_rx: f64,
+
     /// Block fading: frames per channel block T (one channel and one SNR per block).
     #[arg(long, value_parser = parse_positive, default_value_t = 1, conflicts_with = "teacher")]
     block: usize,
@@ -251,7 +259,9 @@ struct HistoryFile<'a> {
 
 impl TrainArgs {
     fn link(&self) -> anyhow::Result<LinkConfig> {
-        Ok(LinkConfig::new(self.nt, self.nr, self.modulation)?.with_block(self.block)?)
+        Ok(LinkConfig::new(self.nt, self.nr, self.modulation)?
+            .with_correlation(self.rho_tx, self.rho_rx)?
+            .with_block(self.block)?)
     }
 
     fn config(&self, arch: Arch) -> anyhow::Result<TrainConfig> {
