@@ -27,6 +27,13 @@
 //! median); its per-epoch MSE, Σ MMD², saturation and bandwidths go to the model file's and the
 //! `--json` file's `kaq_history`. The output is a `kaq-qmodel` file that `kaq ber --model` reads.
 //!
+//! `--arch ep|oamp|cg` trains a Gram-domain net (`kaq_model::gram`: EPNet, OAMP-Net2 with an
+//! LMMSE bank, the inverse-free unfolded CG with `--inner L` steps) through the same loop and
+//! writes a `kaq-gram-model` file; it prints the net's multiplies, adds, reciprocals, square
+//! roots and table look-ups per vector, the per-block stage amortized over `--block T`.
+//! `--block T` trains with one channel and one SNR per block of T samples (default 1), and
+//! `--rho-tx`/`--rho-rx` on a Kronecker-correlated channel.
+//!
 //! Bad arguments end with status 2 and a message naming the argument.
 
 use super::args::{
@@ -69,11 +76,21 @@ pub struct TrainArgs {
     inner: Option<usize>,
 
     /// Exponential correlation between neighbouring transmit antennas (Kronecker), |ρ| < 1.
-    #[arg(long, default_value_t = 0.0, allow_hyphen_values = true, conflicts_with = "teacher")]
+    #[arg(
+        long,
+        default_value_t = 0.0,
+        allow_hyphen_values = true,
+        conflicts_with = "teacher"
+    )]
     rho_tx: f64,
 
     /// Exponential correlation between neighbouring receive antennas (Kronecker), |ρ| < 1.
-    #[arg(long, default_value_t = 0.0, allow_hyphen_values = true, conflicts_with = "teacher")]
+    #[arg(
+        long,
+        default_value_t = 0.0,
+        allow_hyphen_values = true,
+        conflicts_with = "teacher"
+    )]
     rho_rx: f64,
 
     /// Block fading: frames per channel block T (one channel and one SNR per block).
