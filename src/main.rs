@@ -1,7 +1,8 @@
 //! The `kaq` command-line interface: one module per subcommand under `cmd/`.
 //!
 //! Usage errors (bad values, unknown options) exit with status 2 and a message naming the
-//! offending argument; run-time failures exit with status 1.
+//! offending argument; run-time failures exit with status 1. `kaq merge` exits with status 3
+//! when a sharded sweep needs another round ([`cmd::merge::MORE_ROUNDS_EXIT`]).
 
 mod cmd;
 mod plot;
@@ -22,6 +23,9 @@ struct Cli {
 enum Command {
     /// Monte-Carlo bit error rate of detectors over an SNR range.
     Ber(cmd::ber::BerArgs),
+    /// Merge the shards of one round of a sharded BER sweep (`kaq ber --shard`): the table,
+    /// JSON and plot of the unsharded run, or the state of the next round (exit status 3).
+    Merge(cmd::merge::MergeArgs),
     /// Train a PGD-Net or ADMM-Net in f32 and write the model file.
     Train(cmd::train::TrainArgs),
     /// Train an f32 teacher and its quantized students, compare their BER, write a report.
@@ -43,6 +47,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Ber(args) => cmd::ber::run(args),
+        Command::Merge(args) => cmd::merge::run(args),
         Command::Train(args) => cmd::train::run(args),
         Command::Compare(args) => cmd::compare::run(args),
         Command::Lower(args) => cmd::lower::run(args),
@@ -53,6 +58,10 @@ fn main() -> ExitCode {
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
+        Err(err) if err.is::<cmd::merge::MoreRounds>() => {
+            eprintln!("{err:#}");
+            ExitCode::from(cmd::merge::MORE_ROUNDS_EXIT)
+        }
         Err(err) => {
             eprintln!("error: {err:#}");
             ExitCode::from(1)

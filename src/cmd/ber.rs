@@ -21,13 +21,18 @@
 //!   "snr_definition": "...", "confidence": 0.95, "interval": "wilson",
 //!   "detectors": ["zf", "mmse", "kbest:32"],
 //!   "config": { "link": {"nt", "nr", "modulation", "channel": {"kind", ...}},
-//!               "snr_db": [...], "min_errors", "max_frames", "batch_frames", "seed", "threads" },
+//!               "snr_db": [...], "min_errors", "max_frames", "batch_frames", "seed" },
 //!   "points": [ { "detector", "snr_db", "ber", "ber_ci_low", "ber_ci_high", "ser",
 //!                 "bit_errors", "bits", "symbol_errors", "symbols", "frames",
 //!                 "stop": "min_errors" | "max_frames" }, ... ] }
 //! ```
 //! `points` holds one row per detector and SNR point, detector-major. The file depends only on
-//! the arguments (no timings), so equal runs give equal bytes.
+//! the arguments that change results (no timings, no thread count), so equal runs give equal
+//! bytes, and `kaq merge` of a sharded run writes the very same bytes.
+//!
+//! `--shard I/N --json SHARD` runs shard I (from 0) of N of one round of a sweep split across
+//! processes or machines, `--plan` prints the next round, `--after STATE` continues the state
+//! that `kaq merge --state` wrote (docs/cluster.md, [`super::shard`]).
 //!
 //! `--block T` simulates block fading: one channel per T consecutive frames (default 1, a
 //! channel per frame); batches then hold whole blocks.
@@ -64,6 +69,7 @@ use std::time::Instant;
 use anyhow::Context;
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
+use kaq_model::ber::shard::{DEFAULT_FIRST_ROUND_BATCHES, ShardSpec};
 use kaq_model::ber::{BerConfig, BerPoint, BerProgress, default_batch_frames, simulate};
 use kaq_model::detect::DetectorSpec;
 use kaq_model::gram::file::{GRAM_FORMAT, GramModelFile};
@@ -84,6 +90,7 @@ const MAX_BATCH: usize = 1 << 20;
 
 /// Arguments of `kaq ber`.
 #[derive(Debug, Args)]
+#[command(group(clap::ArgGroup::new("sharding").args(["shard", "plan"])))]
 pub struct BerArgs {
     /// Detectors to compare, comma separated: zf, mmse, kbest:K (MMSE-sorted QR), kbest-zf:K,
     /// kbest-reg:K, ml (duplicates are dropped).
@@ -161,6 +168,26 @@ pub struct BerArgs {
     /// Draw log BER against SNR as SVG to this file.
     #[arg(long, value_name = "PATH.svg")]
     plot: Option<PathBuf>,
+
+    /// Run shard I of N (I from 0) of the next round of a sweep split across processes or
+    /// machines and write its counts to --json; `kaq merge` puts the shards together
+    /// (docs/cluster.md). Every shard takes the same arguments.
+    #[arg(long, value_name = "I/N", value_parser = parse_shard, requires = "json", conflicts_with = "plot")]
+    shard: Option<ShardSpec>,
+
+    /// Print the next round of a sharded sweep (with --json, write it too); simulates nothing.
+    #[arg(long, conflicts_with = "plot")]
+    plan: bool,
+
+    /// The state written by the previous round's `kaq merge --state`: run or plan the round
+    /// after it (without it, round 0).
+    #[arg(long, value_name = "STATE", requires = "sharding")]
+    after: Option<PathBuf>,
+
+    /// Batches per detector and SNR point in round 0 of a sharded sweep; later rounds size
+    /// themselves from the error rates seen.
+    #[arg(long, value_name = "BATCHES", value_parser = parse_positive_u64, default_value_t = DEFAULT_FIRST_ROUND_BATCHES)]
+    first_round: u64,
 }
 
 /// A parsed `--snr` value: finite SNR points in dB.
@@ -173,6 +200,10 @@ fn parse_detector(s: &str) -> Result<DetectorSpec, String> {
 
 fn parse_modulation(s: &str) -> Result<Modulation, String> {
     s.parse().map_err(|e: kaq_model::ModelError| e.to_string())
+}
+
+fn parse_shard(s: &str) -> Result<ShardSpec, String> {
+    s.parse()
 }
 
 fn parse_positive_u64(s: &str) -> Result<u64, String> {
@@ -347,6 +378,20 @@ pub fn run(args: BerArgs) -> anyhow::Result<()> {
     };
     config.validate()?;
     preflight(&config, &detector_refs)?;
+    if args.shard.is_some() || args.plan {
+        let sweep = super::shard::sweep(&config, &detector_refs, &args.model, &args.ir, &args.rtl)?;
+        let sharding = super::shard::Sharding {
+            after: args.after.as_deref(),
+            first_round: args.first_round,
+        };
+        return match args.shard {
+            Some(spec) => {
+                let json = args.json.as_deref().context("--shard needs --json")?;
+                super::shard::run_shard(&sweep, &detector_refs, spec, &sharding, json)
+            }
+            None => super::shard::print_plan(&sweep, &sharding, args.json.as_deref()),
+        };
+    }
 
     let bar = ProgressBar::new(config.snr_db.len() as u64 * 1000);
     bar.set_style(
@@ -381,11 +426,31 @@ pub fn run(args: BerArgs) -> anyhow::Result<()> {
     let rows = rows?;
     let elapsed = start.elapsed();
 
-    print!("{}", table(&config, &rows));
+    let names: Vec<String> = detector_refs.iter().map(|d| d.name()).collect();
+    write_results(
+        &config,
+        &names,
+        &rows,
+        args.json.as_deref(),
+        args.plot.as_deref(),
+    )?;
+    eprintln!("simulated in {:.1} s", elapsed.as_secs_f64());
+    Ok(())
+}
+
+/// Prints the table and writes `--json` and `--plot` of finished rows: the one writer of
+/// `kaq ber` and `kaq merge`, so a merged sweep gives the same bytes as one process.
+pub(crate) fn write_results(
+    config: &BerConfig,
+    names: &[String],
+    rows: &[BerPoint],
+    json: Option<&Path>,
+    plot: Option<&Path>,
+) -> anyhow::Result<()> {
+    print!("{}", table(config, rows));
     std::io::Write::flush(&mut std::io::stdout()).context("cannot write the table")?;
 
-    let names: Vec<String> = detector_refs.iter().map(|d| d.name()).collect();
-    if let Some(path) = &args.json {
+    if let Some(path) = json {
         let report = BerReport {
             tool: "kaq",
             version: env!("CARGO_PKG_VERSION"),
@@ -393,16 +458,16 @@ pub fn run(args: BerArgs) -> anyhow::Result<()> {
             snr_definition: "per receive antenna: SNR = E|Hx|^2 / E|n|^2 = (Nt/Nr) Es / sigma^2",
             confidence: 0.95,
             interval: "wilson",
-            detectors: names.clone(),
-            config: &config,
-            points: &rows,
+            detectors: names.to_vec(),
+            config,
+            points: rows,
         };
         let mut text =
             serde_json::to_string_pretty(&report).context("cannot encode the results")?;
         text.push('\n');
         plot::write_atomically(path, text.as_bytes())?;
     }
-    if let Some(path) = &args.plot {
+    if let Some(path) = plot {
         let series: Vec<Series> = names
             .iter()
             .map(|name| {
@@ -424,7 +489,6 @@ pub fn run(args: BerArgs) -> anyhow::Result<()> {
             &series,
         )?;
     }
-    eprintln!("simulated in {:.1} s", elapsed.as_secs_f64());
     Ok(())
 }
 
@@ -557,7 +621,7 @@ fn preflight(config: &BerConfig, detectors: &[&dyn Detector]) -> anyhow::Result<
 }
 
 /// `16x16 16qam Rayleigh` or `... Kronecker rho_tx=…, rho_rx=…`.
-fn link_label(link: &LinkConfig) -> String {
+pub(crate) fn link_label(link: &LinkConfig) -> String {
     let channel = match link.channel {
         ChannelModel::Rayleigh => "Rayleigh".to_string(),
         ChannelModel::Kronecker { rho_tx, rho_rx } => {
@@ -576,7 +640,7 @@ fn link_label(link: &LinkConfig) -> String {
 }
 
 /// The result table printed on stdout.
-fn table(config: &BerConfig, rows: &[BerPoint]) -> String {
+pub(crate) fn table(config: &BerConfig, rows: &[BerPoint]) -> String {
     use std::fmt::Write;
     let mut out = String::new();
     let _ = writeln!(

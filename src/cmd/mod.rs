@@ -7,5 +7,7 @@ pub mod compare;
 pub mod cosim;
 pub mod flow;
 pub mod lower;
+pub mod merge;
 pub mod report;
+pub mod shard;
 pub mod train;

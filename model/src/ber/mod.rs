@@ -16,6 +16,10 @@
 //!   batch of a point is shortened so that frames never exceed `max_frames` (batch `b` holds
 //!   `min(batch_frames, max_frames − b·batch_frames)` frames). The error target is checked at
 //!   batch granularity, so a point may end with somewhat more than `min_errors` errors.
+//!   The rule lives in one type, [`PointState`], which the sweep on one machine and the merge
+//!   of shards ([`shard`]) both feed batch by batch, so the two cannot disagree.
+//! * **Beyond one machine.** [`shard`] splits the batches of a sweep over processes and merges
+//!   their additive counts into exactly the result of [`simulate`] (docs/cluster.md).
 //! * **Counting.** Bit errors are Gray-bit differences per real dimension
 //!   ([`crate::modulation::Modulation::bit_errors`]); a symbol error is a complex symbol with any wrong real
 //!   dimension (for BPSK the one real dimension). Decisions outside the alphabet are an error,
@@ -25,6 +29,8 @@
 //!   block.
 //! * **Confidence.** Every point carries the 95 % Wilson score interval of its BER
 //!   ([`wilson_interval`]).
+
+pub mod shard;
 
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
@@ -75,7 +81,9 @@ pub struct BerConfig {
     /// Seed of all randomness.
     pub seed: u64,
     /// Worker threads: `None` uses rayon's global pool; `Some(n)` a local pool of `n` threads.
-    /// Does not change the result.
+    /// Does not change the result, so it is not part of the serialized configuration (results
+    /// files and the configuration hash of [`shard`] are equal on any thread count).
+    #[serde(skip)]
     pub threads: Option<usize>,
 }
 
@@ -179,9 +187,62 @@ impl BerConfig {
 
     /// Frames in batch `batch` of a point: the batch size, shortened for the last batch so the
     /// point never exceeds `max_frames`.
-    fn frames_in_batch(&self, batch: u64) -> u64 {
+    pub fn frames_in_batch(&self, batch: u64) -> u64 {
         let start = batch * self.batch_frames as u64;
         (self.batch_frames as u64).min(self.max_frames.saturating_sub(start))
+    }
+
+    /// Batches a point has at most: `⌈max_frames / batch_frames⌉`.
+    pub fn batches_per_point(&self) -> u64 {
+        self.max_frames.div_ceil(self.batch_frames as u64)
+    }
+}
+
+/// The stopping rule of one detector at one SNR point: the running counts of the batches
+/// `0..batches`, fed strictly in batch order, and why the point stopped once it has.
+///
+/// [`simulate`] and the merge of shards ([`shard::merge`]) both decide through
+/// [`PointState::push`]; batches after the stop are never counted.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PointState {
+    /// Batches counted: the next batch to push is batch `batches`.
+    pub batches: u64,
+    /// Counts of batches `0..batches`.
+    pub tally: ErrorTally,
+    /// Why the point stopped; `None` while it needs more batches.
+    pub stop: Option<StopReason>,
+}
+
+impl PointState {
+    /// Whether the point has stopped.
+    pub fn is_done(&self) -> bool {
+        self.stop.is_some()
+    }
+
+    /// Counts batch `self.batches` (the next one in order) and applies the stopping rule: the
+    /// point stops once its bit errors reach `min_errors`, else once its frames reach
+    /// `max_frames`. Returns whether it has stopped.
+    ///
+    /// Panics if the point has already stopped (a broken caller invariant).
+    pub fn push(&mut self, config: &BerConfig, batch: &ErrorTally) -> bool {
+        assert!(
+            self.stop.is_none(),
+            "a batch pushed after the point stopped"
+        );
+        self.tally.add(batch);
+        self.batches += 1;
+        if self.tally.bit_errors >= config.min_errors {
+            self.stop = Some(StopReason::MinErrors);
+        } else if self.tally.frames >= config.max_frames {
+            self.stop = Some(StopReason::MaxFrames);
+        }
+        self.is_done()
+    }
+
+    /// The table row of a stopped point; `None` while it needs more batches.
+    pub fn row(&self, detector: &str, snr_db: f64) -> Option<BerPoint> {
+        self.stop
+            .map(|stop| BerPoint::new(detector.to_string(), snr_db, &self.tally, stop))
     }
 }
 
@@ -402,30 +463,21 @@ pub fn simulate(
             reason: "at least one detector is needed",
         });
     }
-    let pool = match config.threads {
-        Some(n) => Some(
-            rayon::ThreadPoolBuilder::new()
-                .num_threads(n)
-                .build()
-                .map_err(|e| ModelError::Shape(format!("cannot start {n} worker threads: {e}")))?,
-        ),
-        None => None,
-    };
+    let pool = worker_pool(config.threads)?;
     let names: Vec<String> = detectors.iter().map(|d| d.name()).collect();
     let mut rows: Vec<Vec<BerPoint>> =
         vec![Vec::with_capacity(config.snr_db.len()); detectors.len()];
-    let total_batches = config.max_frames.div_ceil(config.batch_frames as u64);
+    let total_batches = config.batches_per_point();
 
     for (point, &snr_db) in config.snr_db.iter().enumerate() {
-        let mut tallies = vec![ErrorTally::default(); detectors.len()];
-        let mut stops: Vec<Option<StopReason>> = vec![None; detectors.len()];
+        let mut states = vec![PointState::default(); detectors.len()];
         let mut next_batch = 0u64;
         let mut wave = 0usize;
-        while stops.iter().any(Option::is_none) {
+        while states.iter().any(|s| !s.is_done()) {
             let size = WAVE_BATCHES[wave.min(WAVE_BATCHES.len() - 1)];
             let end = (next_batch + size).min(total_batches);
             let active: Vec<usize> = (0..detectors.len())
-                .filter(|&d| stops[d].is_none())
+                .filter(|&d| !states[d].is_done())
                 .collect();
             let run_wave = || {
                 (next_batch..end)
@@ -440,21 +492,16 @@ pub fn simulate(
             // Merge in batch order; each detector stops at its first qualifying prefix.
             for batch_tallies in &results {
                 for (slot, &d) in active.iter().enumerate() {
-                    if stops[d].is_some() {
-                        continue;
-                    }
-                    tallies[d].add(&batch_tallies[slot]);
-                    if tallies[d].bit_errors >= config.min_errors {
-                        stops[d] = Some(StopReason::MinErrors);
-                    } else if tallies[d].frames >= config.max_frames {
-                        stops[d] = Some(StopReason::MaxFrames);
+                    if !states[d].is_done() {
+                        states[d].push(config, &batch_tallies[slot]);
                     }
                 }
             }
             next_batch = end;
             wave += 1;
             if let Some(report) = progress.as_mut() {
-                let done: Vec<bool> = stops.iter().map(Option::is_some).collect();
+                let tallies: Vec<ErrorTally> = states.iter().map(|s| s.tally).collect();
+                let done: Vec<bool> = states.iter().map(PointState::is_done).collect();
                 report(&BerProgress {
                     snr_index: point,
                     snr_points: config.snr_db.len(),
@@ -466,16 +513,30 @@ pub fn simulate(
                 });
             }
         }
-        for (d, tally) in tallies.iter().enumerate() {
-            let stop = stops[d].expect("every detector has stopped when the point loop ends");
-            rows[d].push(BerPoint::new(names[d].clone(), snr_db, tally, stop));
+        for (d, state) in states.iter().enumerate() {
+            let row = state
+                .row(&names[d], snr_db)
+                .expect("every detector has stopped when the point loop ends");
+            rows[d].push(row);
         }
     }
     Ok(rows.into_iter().flatten().collect())
 }
 
+/// A local pool of `threads` workers, or `None` for rayon's global pool.
+fn worker_pool(threads: Option<usize>) -> Result<Option<rayon::ThreadPool>, ModelError> {
+    threads
+        .map(|n| {
+            rayon::ThreadPoolBuilder::new()
+                .num_threads(n)
+                .build()
+                .map_err(|e| ModelError::Shape(format!("cannot start {n} worker threads: {e}")))
+        })
+        .transpose()
+}
+
 /// Draws batch `batch` of point `point` and counts the errors of each active detector on it.
-fn run_batch(
+pub(crate) fn run_batch(
     config: &BerConfig,
     detectors: &[&dyn Detector],
     names: &[String],
@@ -505,7 +566,7 @@ mod tests {
 
     /// Per-column matched filter: x̂_j = slice(h_jᵀ y / h_jᵀ h_j). Ignores inter-stream
     /// interference; for a 1×1 link it is the ML detector.
-    struct MatchedFilter;
+    pub(super) struct MatchedFilter;
 
     impl Detector for MatchedFilter {
         fn name(&self) -> String {
@@ -531,7 +592,7 @@ mod tests {
     }
 
     /// Knows the transmitted symbols: never wrong.
-    struct Genie;
+    pub(super) struct Genie;
 
     impl Detector for Genie {
         fn name(&self) -> String {
