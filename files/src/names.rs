@@ -158,9 +158,15 @@ mod tests {
         let long = "x".repeat(NAME_MAX + 1);
         assert!(matches!(
             split(Path::new(&long)),
-            Err(FilesError::NameTooLong { limit: NAME_MAX, .. })
+            Err(FilesError::NameTooLong {
+                limit: NAME_MAX,
+                ..
+            })
         ));
         let (d, n) = split(Path::new("a.json")).unwrap();
-        assert_eq!((d.as_path(), n.as_os_str()), (Path::new("."), OsStr::new("a.json")));
+        assert_eq!(
+            (d.as_path(), n.as_os_str()),
+            (Path::new("."), OsStr::new("a.json"))
+        );
     }
 }

@@ -131,7 +131,10 @@ impl Staging {
             .prefix(&staging_prefix(&name))
             .permissions(mode.clone())
             .tempdir_in(&parent)
-            .map_err(FilesError::io("cannot create a staging directory in", &parent))?;
+            .map_err(FilesError::io(
+                "cannot create a staging directory in",
+                &parent,
+            ))?;
         // DirBuilder's mode is masked by the umask; an existing target's is kept exactly.
         if fs::metadata(&target).is_ok() {
             fs::set_permissions(dir.path(), mode)

@@ -59,7 +59,12 @@ fn a_symlink_to_a_regular_file_replaces_the_target_and_stays_a_link() {
     fs::write(&real, b"old").unwrap();
     std::os::unix::fs::symlink(&real, &link).unwrap();
     write_file(&link, b"new").unwrap();
-    assert!(fs::symlink_metadata(&link).unwrap().file_type().is_symlink());
+    assert!(
+        fs::symlink_metadata(&link)
+            .unwrap()
+            .file_type()
+            .is_symlink()
+    );
     assert_eq!(fs::read(&real).unwrap(), b"new");
     assert_eq!(names(tmp.path()), ["link.txt", "real.txt"]);
 }
@@ -73,7 +78,11 @@ fn dev_null_is_written_straight_and_never_replaced() {
     let after = fs::metadata("/dev/null").unwrap();
     assert!(after.file_type().is_char_device());
     assert_eq!((after.ino(), after.rdev()), (before.ino(), before.rdev()));
-    assert!(!names(Path::new("/dev")).iter().any(|n| n.starts_with(".kaq-")));
+    assert!(
+        !names(Path::new("/dev"))
+            .iter()
+            .any(|n| n.starts_with(".kaq-"))
+    );
 }
 
 #[test]
@@ -107,7 +116,10 @@ fn assert_not_regular(result: Result<(), FilesError>, path: &Path, kind: FileKin
             assert!(msg.contains(&kind.to_string()), "{msg}");
             assert!(matches!(e, FilesError::NotRegular { kind: k, .. } if k == kind));
         }
-        other => panic!("{}: expected a refusal as {kind}, got {other:?}", path.display()),
+        other => panic!(
+            "{}: expected a refusal as {kind}, got {other:?}",
+            path.display()
+        ),
     }
 }
 
@@ -134,7 +146,12 @@ fn directories_sockets_block_devices_and_broken_links_are_refused_untouched() {
         assert_not_regular(check_writable(path), path, kind);
     }
     assert_eq!(fs::read(dir.join("inside")).unwrap(), b"kept");
-    assert!(fs::symlink_metadata(&socket).unwrap().file_type().is_socket());
+    assert!(
+        fs::symlink_metadata(&socket)
+            .unwrap()
+            .file_type()
+            .is_socket()
+    );
     assert!(!tmp.path().join("nowhere").exists());
     assert_eq!(names(tmp.path()), ["a-dir", "broken", "dir-link", "sock"]);
     // A block device is only checked, never written, even by a test: the check is the

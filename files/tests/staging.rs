@@ -234,7 +234,12 @@ fn a_symlinked_target_swaps_the_directory_it_points_to() {
     stage(&real, &old_set()).commit().unwrap();
     std::os::unix::fs::symlink(&real, &link).unwrap();
     stage(&link, &new_set()).commit().unwrap();
-    assert!(fs::symlink_metadata(&link).unwrap().file_type().is_symlink());
+    assert!(
+        fs::symlink_metadata(&link)
+            .unwrap()
+            .file_type()
+            .is_symlink()
+    );
     assert_eq!(read_tree(&real), Some(new_set()));
 }
 
