@@ -37,16 +37,21 @@ impl DirLock {
     /// is per open file, so a second `acquire` of the same directory in this process is
     /// refused like one from another process.
     pub fn acquire(dir: &Path, wait: Wait) -> Result<DirLock, FilesError> {
-        let (parent, name) = split(dir)?;
-        match FileKind::probe(dir)? {
-            None | Some(FileKind::Directory) => {}
+        // An existing directory is locked by its real name, so a symbolic link to it and `.`
+        // lock the same file.
+        let real = match FileKind::probe(dir)? {
+            None => dir.to_path_buf(),
+            Some(FileKind::Directory) => {
+                fs::canonicalize(dir).map_err(FilesError::io("cannot resolve", dir))?
+            }
             Some(kind) => {
                 return Err(FilesError::NotDirectory {
                     path: dir.to_path_buf(),
                     kind,
                 });
             }
-        }
+        };
+        let (parent, name) = split(&real)?;
         match FileKind::probe(&parent)? {
             Some(FileKind::Directory) => {}
             Some(kind) => return Err(FilesError::NotDirectory { path: parent, kind }),

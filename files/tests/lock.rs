@@ -99,3 +99,16 @@ fn a_file_is_not_locked_as_a_directory() {
     DirLock::acquire(&nested, Wait::No).unwrap();
     assert!(tmp.path().join("new/parent").is_dir() && !nested.exists());
 }
+
+#[test]
+fn a_symlink_and_the_directory_it_names_share_one_lock() {
+    let tmp = tempfile::tempdir().unwrap();
+    let real = tmp.path().join("out");
+    fs::create_dir(&real).unwrap();
+    let link = tmp.path().join("link");
+    std::os::unix::fs::symlink(&real, &link).unwrap();
+    let _held = DirLock::acquire(&link, Wait::No).unwrap();
+    assert!(refused_holder(DirLock::acquire(&real, Wait::No)).is_some());
+    let dotted = real.join("..").join("out").join(".");
+    assert!(refused_holder(DirLock::acquire(&dotted, Wait::No)).is_some());
+}

@@ -264,3 +264,12 @@ fn read_capped_reads_up_to_the_limit_and_names_a_larger_file() {
         Err(FilesError::Io { .. })
     ));
 }
+
+#[test]
+fn a_full_device_reports_the_write_error_naming_it() {
+    // /dev/full fails every write with ENOSPC, as a full disk does.
+    match write_file(Path::new("/dev/full"), b"no room") {
+        Err(e @ FilesError::Io { .. }) => assert!(e.to_string().contains("/dev/full"), "{e}"),
+        other => panic!("{other:?}"),
+    }
+}

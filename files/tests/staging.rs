@@ -284,3 +284,46 @@ proptest! {
         prop_assert_eq!(kaq_leftovers(tmp.path()), Vec::<String>::new());
     }
 }
+
+#[test]
+fn remove_stale_removes_dead_bookkeeping_only() {
+    use kaq_files::remove_stale;
+    let tmp = tempfile::tempdir().unwrap();
+    let p = tmp.path();
+    // Dead: nobody holds their locks.
+    fs::write(p.join(".kaq-tmp-dead01"), b"half").unwrap();
+    fs::create_dir(p.join(".kaq-staging-0123456789abcdef-dead01")).unwrap();
+    fs::write(p.join(".kaq-staging-0123456789abcdef-dead01/top.v"), b"x").unwrap();
+    fs::create_dir(p.join(".kaq-trash-0123456789abcdef")).unwrap();
+    // Alive or precious: a locked temporary file, a live staging, an old output, a lock file,
+    // and files that are not kaq's.
+    let held = fs::File::create(p.join(".kaq-tmp-live01")).unwrap();
+    held.try_lock().unwrap();
+    let live = Staging::begin(&p.join("rtl")).unwrap();
+    fs::create_dir(p.join(".kaq-old-0123456789abcdef")).unwrap();
+    kaq_files::DirLock::acquire(&p.join("rtl"), kaq_files::Wait::No).unwrap();
+    fs::write(p.join(".hidden"), b"user").unwrap();
+    fs::write(p.join("kaq-tmp-not-ours"), b"user").unwrap();
+    let mut removed: Vec<String> = remove_stale(p)
+        .unwrap()
+        .iter()
+        .map(|r| r.file_name().unwrap().to_string_lossy().into_owned())
+        .collect();
+    removed.sort();
+    assert_eq!(
+        removed,
+        [
+            ".kaq-staging-0123456789abcdef-dead01",
+            ".kaq-tmp-dead01",
+            ".kaq-trash-0123456789abcdef"
+        ]
+    );
+    let mut left = kaq_leftovers(p);
+    left.sort();
+    assert_eq!(left.len(), 4, "{left:?}");
+    assert!(left.contains(&".kaq-tmp-live01".to_string()));
+    assert!(left.contains(&".kaq-old-0123456789abcdef".to_string()));
+    assert!(live.path().is_dir());
+    assert!(p.join(".hidden").is_file() && p.join("kaq-tmp-not-ours").is_file());
+    drop(held);
+}
