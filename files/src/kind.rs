@@ -51,6 +51,8 @@ impl FileKind {
     pub(crate) fn probe(path: &Path) -> Result<Option<FileKind>, FilesError> {
         match fs::metadata(path) {
             Ok(m) => Ok(Some(FileKind::of(m.file_type()))),
+            // ENOTDIR: a parent is not a directory, so nothing is there; callers name the parent.
+            Err(e) if e.kind() == ErrorKind::NotADirectory => Ok(None),
             Err(e) if e.kind() == ErrorKind::NotFound => match fs::symlink_metadata(path) {
                 Ok(_) => Ok(Some(FileKind::BrokenSymlink)),
                 Err(e) if e.kind() == ErrorKind::NotFound => Ok(None),

@@ -7,7 +7,7 @@
 //! lock ([`std::fs::File::try_lock`]): the operating system releases it when the holder exits,
 //! however it exits, so a lock file left behind never blocks anyone. Lock files are kept.
 
-use std::fs::{File, OpenOptions};
+use std::fs::{self, File, OpenOptions};
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 
@@ -32,28 +32,31 @@ pub struct DirLock {
 }
 
 impl DirLock {
-    /// Locks the output directory `dir` (which need not exist yet; its parent must). The lock
+    /// Locks the output directory `dir`, which need not exist yet (missing parent directories
+    /// are created, as [`crate::Staging::begin`] does). The lock
     /// is per open file, so a second `acquire` of the same directory in this process is
     /// refused like one from another process.
     pub fn acquire(dir: &Path, wait: Wait) -> Result<DirLock, FilesError> {
-        let (parent, name) = split(dir)?;
-        match FileKind::probe(dir)? {
-            None | Some(FileKind::Directory) => {}
+        // An existing directory is locked by its real name, so a symbolic link to it and `.`
+        // lock the same file.
+        let real = match FileKind::probe(dir)? {
+            None => dir.to_path_buf(),
+            Some(FileKind::Directory) => {
+                fs::canonicalize(dir).map_err(FilesError::io("cannot resolve", dir))?
+            }
             Some(kind) => {
                 return Err(FilesError::NotDirectory {
                     path: dir.to_path_buf(),
                     kind,
                 });
             }
-        }
+        };
+        let (parent, name) = split(&real)?;
         match FileKind::probe(&parent)? {
             Some(FileKind::Directory) => {}
             Some(kind) => return Err(FilesError::NotDirectory { path: parent, kind }),
             None => {
-                return Err(FilesError::NoDirectory {
-                    path: dir.to_path_buf(),
-                    dir: parent,
-                });
+                fs::create_dir_all(&parent).map_err(FilesError::io("cannot create", &parent))?
             }
         }
         let lock_path = sibling(&parent, &name, "lock");

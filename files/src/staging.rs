@@ -58,7 +58,6 @@ pub enum CommitStep {
 /// The symlink-free target, its parent and file name, checking that the target is a directory
 /// or absent; the parent is created if missing.
 fn resolve(target: &Path) -> Result<(PathBuf, PathBuf, OsString), FilesError> {
-    split(target)?;
     let target = match FileKind::probe(target)? {
         None => target.to_path_buf(),
         Some(FileKind::Directory) => {
