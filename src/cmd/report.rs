@@ -41,7 +41,7 @@ use serde_json::{Value, json};
 
 use super::args::{parse_from_str, parse_positive, usage_error};
 use super::codegen::{generate_or_exit, lanes_for, load_ir};
-use crate::plot;
+use crate::plot::{self, Series};
 
 /// Arguments of `kaq report`.
 #[derive(Debug, Args)]
@@ -84,6 +84,11 @@ pub struct ReportArgs {
     #[arg(long, requires = "synth", conflicts_with = "flat")]
     place: bool,
 
+    /// With --synth: synthesize the design at every lane count that divides N and plot LUTs
+    /// and DSPs against throughput into this SVG file (the table and --json gain the sweep).
+    #[arg(long, value_name = "SVG", requires = "synth", conflicts_with_all = ["flat", "place"])]
+    sweep_lanes: Option<PathBuf>,
+
     /// Keep the tools' working directories (scripts, netlists, logs) in this directory
     /// instead of a temporary one.
     #[arg(long, value_name = "DIR", requires = "synth")]
@@ -112,6 +117,9 @@ pub fn run(args: ReportArgs) -> anyhow::Result<()> {
         }
         plot::check_writable(path).context("--json is not writable")?;
     }
+    if let Some(path) = &args.sweep_lanes {
+        plot::check_writable(path).context("--sweep-lanes is not writable")?;
+    }
     let ir = load_ir(&args.ir)?;
     let lanes = lanes_for(&ir, args.lanes);
     let design = match kaq_codegen::lower(&ir, lanes, TOP) {
@@ -128,11 +136,21 @@ pub fn run(args: ReportArgs) -> anyhow::Result<()> {
         Some(target) => Synth::Units(Box::new(run_units(&ir, lanes, target, &args)?)),
     };
     print!("{}", table(&ir, lanes, &report, &synth));
+    let sweep = match (&args.sweep_lanes, args.synth) {
+        (Some(svg), Some(target)) => {
+            let points = run_sweep(&ir, target, &args)?;
+            print!("{}", sweep_table(&points));
+            sweep_plot(svg, &ir, target, &points)?;
+            println!("sweep plot: {}", svg.display());
+            Some(points)
+        }
+        _ => None,
+    };
 
     if let Some(path) = &args.json {
-        let mut text =
-            serde_json::to_string_pretty(&to_json(&ir, &args.ir, lanes, &report, &synth))
-                .context("cannot encode the report")?;
+        let mut doc = to_json(&ir, &args.ir, lanes, &report, &synth);
+        doc["sweep"] = json!(sweep);
+        let mut text = serde_json::to_string_pretty(&doc).context("cannot encode the report")?;
         text.push('\n');
         let overwrite = if args.force {
             Overwrite::Replace
@@ -237,6 +255,108 @@ fn run_units(
     };
     evaluate(&generated, dir, &options, &unit_progress)
         .with_context(|| format!("--synth {target}: synthesis failed"))
+}
+
+/// The lane counts of a sweep: every divisor of N.
+fn sweep_lanes(n: usize) -> Vec<usize> {
+    (1..=n).filter(|p| n.is_multiple_of(*p)).collect()
+}
+
+/// One design of a lane sweep.
+#[derive(Debug, serde::Serialize)]
+struct SweepPoint {
+    lanes: usize,
+    qor: kaq_codegen::qor::Qor,
+}
+
+/// Synthesizes the design at every lane count of [`sweep_lanes`].
+fn run_sweep(ir: &Ir, target: Target, args: &ReportArgs) -> anyhow::Result<Vec<SweepPoint>> {
+    sweep_lanes(ir.n)
+        .into_iter()
+        .map(|lanes| {
+            eprintln!("sweep: {lanes} lanes");
+            let e = run_units(ir, lanes, target, args)?;
+            Ok(SweepPoint { lanes, qor: e.qor })
+        })
+        .collect()
+}
+
+fn sweep_table(points: &[SweepPoint]) -> String {
+    let mut s = String::new();
+    let _ = writeln!(
+        s,
+        "{:>6} {:>8} {:>7} {:>6} {:>6} {:>9} {:>7} {:>10} {:>11} {:>11}",
+        "lanes",
+        "LUTs",
+        "FFs",
+        "DSPs",
+        "II",
+        "Fmax MHz",
+        "Mb/s",
+        "latency us",
+        "Mb/s/kLUT",
+        "Mb/s/DSP"
+    );
+    let f = |v: Option<f64>, d: usize| v.map_or("-".to_string(), |v| format!("{v:.d$}"));
+    for p in points {
+        let q = &p.qor;
+        let _ = writeln!(
+            s,
+            "{:>6} {:>8} {:>7} {:>6} {:>6} {:>9} {:>7} {:>10} {:>11} {:>11}{}",
+            p.lanes,
+            q.lut,
+            q.ff,
+            q.dsp,
+            q.ii,
+            f(q.fmax_mhz, 1),
+            f(q.throughput_mbps, 2),
+            f(q.latency_us, 2),
+            f(q.mbps_per_klut, 3),
+            f(q.mbps_per_dsp, 3),
+            if q.complete { "" } else { "  PARTIAL" }
+        );
+    }
+    s
+}
+
+/// LUTs, 100 × DSPs and their sum against throughput.
+fn sweep_plot(
+    path: &std::path::Path,
+    ir: &Ir,
+    target: Target,
+    points: &[SweepPoint],
+) -> anyhow::Result<()> {
+    let series = |name: &str, y: &dyn Fn(&kaq_codegen::qor::Qor) -> f64| Series {
+        name: name.to_string(),
+        points: points
+            .iter()
+            .filter_map(|p| Some((p.qor.throughput_mbps?, y(&p.qor))))
+            .collect(),
+        y_err: None,
+    };
+    let all = [
+        series("LUTs", &|q| q.lut as f64),
+        series("100 x DSPs", &|q| 100.0 * q.dsp as f64),
+        series("LUTs + 100 x DSPs", &|q| {
+            q.lut as f64 + 100.0 * q.dsp as f64
+        }),
+    ];
+    plot::line_plot(
+        path,
+        &format!(
+            "{}: area against throughput, lanes {} ({target}, estimated Fmax)",
+            ir.name,
+            points
+                .iter()
+                .map(|p| p.lanes.to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+        "throughput (Mb/s)",
+        "cells",
+        false,
+        &all,
+    )
 }
 
 /// The ratio of the II to its MAC bound.
