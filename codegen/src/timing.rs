@@ -112,6 +112,9 @@ pub enum Placement {
         fmax_mhz: f64,
         /// Logic cells used.
         lcs: u64,
+        /// `sta`'s longest path of the same netlist (HX timing models), in ns: the period
+        /// 1000 / `fmax_mhz` over it is the measured routing factor.
+        sta_ns: Option<f64>,
         /// Seconds Yosys and nextpnr took.
         seconds: f64,
     },
@@ -155,10 +158,10 @@ pub fn nextpnr_available() -> Result<bool, SynthError> {
 /// "Max frequency for clock 'C': F MHz" of nextpnr's log, the last one (after routing).
 pub fn parse_nextpnr_fmax(log: &str) -> Option<f64> {
     log.lines()
+        .rev()
         .filter_map(|l| l.split_once("Max frequency for clock "))
         .filter_map(|(_, rest)| rest.split_once("': ")?.1.split_whitespace().next())
-        .filter_map(|f| f.parse().ok())
-        .last()
+        .find_map(|f| f.parse().ok())
 }
 
 /// Synthesizes `generated` flat for iCE40 HX (LUT multipliers: the HX family has no DSP)
@@ -190,6 +193,12 @@ pub fn place_ice40(
     let command = format!("synth_ice40 -flatten -top {top} -json net.json");
     script.push_str(&command);
     script.push_str("\ntee -q -o stat.json stat -json\n");
+    // The same netlist under sta with the HX timing models, for the routing factor.
+    script.push_str("write_verilog -noattr net.v\ndesign -reset\n");
+    script.push_str("read_verilog -lib -specify -D ICE40_HX +/ice40/cells_sim.v\n");
+    script.push_str(&format!(
+        "read_verilog net.v\nhierarchy -top {top}\ntee -q -o sta.txt sta\n"
+    ));
     let ys = dir.join("place.ys");
     std::fs::write(&ys, script).map_err(io_err(&ys))?;
     run_yosys(&yosys, dir, "place.ys", deadline, &command)?;
@@ -226,7 +235,6 @@ pub fn place_ice40(
             "12",
             "--seed",
             "1",
-            "--quiet",
         ])
         .stdout(std::process::Stdio::null())
         .stderr(log_file)
@@ -261,14 +269,19 @@ pub fn place_ice40(
     })?;
     let lcs = text
         .lines()
+        .rev()
         .filter_map(|l| l.split_once("ICESTORM_LC:"))
-        .filter_map(|(_, r)| r.split('/').next()?.trim().parse().ok())
-        .last()
+        .find_map(|(_, r)| r.split('/').next()?.trim().parse().ok())
         .unwrap_or(need);
+    let sta_ns = std::fs::read_to_string(dir.join("sta.txt"))
+        .ok()
+        .and_then(|t| parse_sta(&t).ok())
+        .map(|p| p.delay_ns);
     Ok(Placement::Placed {
         device: format!("iCE40 {ICE40_DEVICE} {ICE40_PACKAGE}"),
         fmax_mhz: fmax,
         lcs,
+        sta_ns,
         seconds: start.elapsed().as_secs_f64(),
     })
 }

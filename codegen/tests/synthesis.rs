@@ -2,9 +2,7 @@
 //! configurations of both architectures, with momentum and the matched-filter start, the
 //! stages synthesized in their context sum to the flat synthesis of the top (flip-flops, DSPs
 //! and memories exactly, LUTs within 3 %); a second run comes from the cache; a time limit of
-//! zero gives a partial result that names what it lacks. The analytic resource estimate
-//! (`kaq_codegen::estimate`) is checked against the same synthesis within its stated
-//! tolerances.
+//! zero gives a partial result that names what it lacks.
 //!
 //! A missing Yosys skips the tests, or fails them under `KAQ_REQUIRE_VERILATOR=1`.
 

@@ -533,11 +533,20 @@ pub(crate) fn evaluation_table(e: &Evaluation) -> String {
             device,
             fmax_mhz,
             lcs,
+            sta_ns,
             seconds,
         }) => {
+            let factor = sta_ns
+                .map(|ns| {
+                    format!(
+                        "; sta of the same netlist {ns:.2} ns, routed period / sta = {:.2}",
+                        1000.0 / fmax_mhz / ns
+                    )
+                })
+                .unwrap_or_default();
             let _ = writeln!(
                 s,
-                "  placed and routed (nextpnr-ice40, {device}, {lcs} LCs, {seconds:.0} s): Fmax {fmax_mhz:.1} MHz"
+                "  placed and routed (nextpnr-ice40, {device}, {lcs} LCs, {seconds:.0} s): Fmax {fmax_mhz:.1} MHz{factor}"
             );
         }
         Some(Placement::DoesNotFit {
@@ -658,4 +667,37 @@ fn to_json(ir: &Ir, path: &std::path::Path, lanes: usize, report: &Report, synth
             _ => Value::Null,
         },
     })
+}
+
+/// The synthesis of `kaq flow`'s `synth` stage: stage by stage for `target` within `limit`,
+/// cached under `cache`. The JSON value holds the total cells (the fields of a
+/// [`SynthReport`]), `"complete"`, `"missing"`, `"critical"`, `"qor"`, `"units"` and a
+/// `"summary"` line for the flow's summary; the table of [`evaluation_table`] is printed.
+pub(crate) fn flow_synth(
+    generated: &kaq_codegen::Generated,
+    target: Target,
+    limit: std::time::Duration,
+    cache: &std::path::Path,
+) -> anyhow::Result<Value> {
+    let dir = scratch()?;
+    let mut synth = HierOptions::new(target);
+    synth.limit = Some(limit);
+    synth.cache = Some(cache.to_path_buf());
+    let options = EvalOptions {
+        synth,
+        place: false,
+    };
+    let e = evaluate(generated, dir.path(), &options, &unit_progress)
+        .with_context(|| format!("{target} synthesis failed"))?;
+    let table = evaluation_table(&e);
+    print!("{table}");
+    let mut v = json!(e.synth.total);
+    v["complete"] = json!(e.synth.complete);
+    v["missing"] = json!(e.synth.missing);
+    v["critical"] = json!(e.synth.critical);
+    v["units"] = json!(e.synth.units);
+    v["qor"] = json!(e.qor);
+    let lines = qor_lines(&e.qor);
+    v["summary"] = json!(lines.split_whitespace().collect::<Vec<_>>().join(" "));
+    Ok(v)
 }
