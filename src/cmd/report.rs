@@ -589,8 +589,18 @@ pub(crate) fn qor_lines(q: &kaq_codegen::qor::Qor) -> String {
     };
     let _ = writeln!(
         s,
-        "QoR {}{partial}: {} LUTs, {} FFs, {} DSPs, {} BRAMs, {} LUT-RAMs; {clock}",
-        q.target, q.lut, q.ff, q.dsp, q.bram, q.lutram
+        "QoR {}{partial}: {} {}, {} FFs, {} DSPs, {} BRAMs, {} LUT-RAMs; {clock}",
+        q.target,
+        q.lut,
+        if q.target == Target::Generic {
+            "gates"
+        } else {
+            "LUTs"
+        },
+        q.ff,
+        q.dsp,
+        q.bram,
+        q.lutram
     );
     if let (Some(tp), Some(lat)) = (q.throughput_mbps, q.latency_us) {
         let per = |v: Option<f64>| v.map_or("-".to_string(), |v| format!("{v:.3}"));
