@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Runs every check of kaq: formatting, clippy and the whole test suite.
-# Installs the open hardware tools the tests need (Verilator, Yosys, Icarus Verilog) from
-# Debian packages when they are missing. Tests that need them fail rather than skip, because
-# KAQ_REQUIRE_VERILATOR=1 is set here.
+# Installs the open hardware tools the tests need (Verilator, Yosys, Icarus Verilog,
+# nextpnr-ice40) from Debian packages when they are missing. Tests that need them fail rather
+# than skip, because KAQ_REQUIRE_VERILATOR=1 is set here.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -10,6 +10,7 @@ missing=()
 command -v verilator >/dev/null 2>&1 || missing+=(verilator)
 command -v yosys >/dev/null 2>&1 || missing+=(yosys)
 command -v iverilog >/dev/null 2>&1 || missing+=(iverilog)
+command -v nextpnr-ice40 >/dev/null 2>&1 || missing+=(nextpnr-ice40)
 if [ ${#missing[@]} -gt 0 ]; then
   echo "installing ${missing[*]} with apt-get"
   sudo=""

@@ -10,12 +10,15 @@
 //! kaq did not write unless told to overwrite.
 
 pub mod design;
+pub mod hierarchy;
 mod keywords;
 pub mod literal;
+pub mod qor;
 pub mod report;
 mod stimulus;
 pub mod synth;
 mod templates;
+pub mod timing;
 
 use std::collections::BTreeSet;
 use std::fs;

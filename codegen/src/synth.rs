@@ -217,6 +217,9 @@ pub struct SynthReport {
     pub estimated_lcs: Option<u64>,
     /// Wall-clock seconds Yosys ran.
     pub seconds: f64,
+    /// CPU seconds Yosys used, where the OS tells it (the machine may be shared: this is the
+    /// figure to compare).
+    pub cpu_seconds: Option<f64>,
 }
 
 impl SynthReport {
@@ -242,6 +245,7 @@ impl SynthReport {
             other: 0,
             estimated_lcs,
             seconds,
+            cpu_seconds: None,
             cells: BTreeMap::new(),
         };
         for (cell, &count) in &cells {
@@ -282,7 +286,7 @@ pub enum SynthError {
         /// The last lines of its stderr and stdout.
         tail: String,
     },
-    /// The statistics file is not what `stat -json` writes.
+    /// Yosys ran past its time limit and was stopped.
     #[error("yosys ({command}) was stopped after {seconds:.0} s, its time limit")]
     TimedOut {
         /// The synthesis command.
@@ -290,6 +294,7 @@ pub enum SynthError {
         /// Seconds it ran.
         seconds: f64,
     },
+    /// The statistics file is not what `stat -json` writes.
     #[error("{path}: unexpected `stat -json` output: {reason}")]
     Stat {
         /// The file.
@@ -297,6 +302,9 @@ pub enum SynthError {
         /// What is wrong.
         reason: String,
     },
+    /// A synthesis wrapper failed to render.
+    #[error("synthesis wrapper template: {0}")]
+    Template(String),
     /// Reading or writing a file, or starting Yosys.
     #[error("{path}: {source}")]
     Io {
@@ -307,7 +315,7 @@ pub enum SynthError {
     },
 }
 
-fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> SynthError + '_ {
+pub(crate) fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> SynthError + '_ {
     move |source| SynthError::Io {
         path: path.display().to_string(),
         source,
@@ -384,42 +392,14 @@ pub fn synthesize_within(
     let stat = dir.join("stat.json");
     let _ = std::fs::remove_file(&stat);
 
-    let start = Instant::now();
-    let out_path = dir.join("yosys.out");
-    let err_path = dir.join("yosys.err");
-    let out_file = std::fs::File::create(&out_path).map_err(io_err(&out_path))?;
-    let err_file = std::fs::File::create(&err_path).map_err(io_err(&err_path))?;
-    let mut child = Command::new(&yosys)
-        .current_dir(dir)
-        .args(["-q", "-s", "synth.ys"])
-        .stdout(out_file)
-        .stderr(err_file)
-        .spawn()
-        .map_err(io_err(&yosys))?;
-    let status = loop {
-        if let Some(status) = child.try_wait().map_err(io_err(&yosys))? {
-            break status;
-        }
-        if limit.is_some_and(|l| start.elapsed() > l) {
-            let _ = child.kill();
-            let _ = child.wait();
-            return Err(SynthError::TimedOut {
-                command: target.synth_command(top),
-                seconds: start.elapsed().as_secs_f64(),
-            });
-        }
-        std::thread::sleep(std::time::Duration::from_millis(100));
-    };
-    let seconds = start.elapsed().as_secs_f64();
-    if !status.success() {
-        let stdout = std::fs::read(&out_path).unwrap_or_default();
-        let stderr = std::fs::read(&err_path).unwrap_or_default();
-        return Err(SynthError::Failed {
-            command: target.synth_command(top),
-            status: status.to_string(),
-            tail: tail(&stderr, &stdout, 20),
-        });
-    }
+    let deadline = limit.map(|l| Instant::now() + l);
+    let time = run_yosys(
+        &yosys,
+        dir,
+        "synth.ys",
+        deadline,
+        &target.synth_command(top),
+    )?;
     let text = std::fs::read_to_string(&stat).map_err(io_err(&stat))?;
     let cells = parse_stat_json(&text, top).map_err(|reason| SynthError::Stat {
         path: stat.display().to_string(),
@@ -432,13 +412,82 @@ pub fn synthesize_within(
     } else {
         None
     };
-    Ok(SynthReport::from_cells(
-        target,
-        top,
-        cells,
-        estimated_lcs,
-        seconds,
-    ))
+    let mut report = SynthReport::from_cells(target, top, cells, estimated_lcs, time.wall);
+    report.cpu_seconds = time.cpu;
+    Ok(report)
+}
+
+/// The seconds a run took.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) struct RunTime {
+    /// Wall clock.
+    pub wall: f64,
+    /// CPU (user + system) of the process, where the OS tells it (Linux `/proc`), sampled
+    /// every 100 ms.
+    pub cpu: Option<f64>,
+}
+
+/// User + system CPU seconds of process `pid` from `/proc/<pid>/stat` (Linux; clock ticks of
+/// 1/100 s, the kernel's `USER_HZ`).
+fn cpu_seconds(pid: u32) -> Option<f64> {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name is in parentheses and may hold spaces: fields count after the last ')'.
+    let rest = text.rsplit_once(')')?.1;
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    // utime and stime are fields 14 and 15 of the line, 12 and 13 after the name.
+    let ticks: u64 = fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?;
+    Some(ticks as f64 / 100.0)
+}
+
+/// Runs `yosys -q -s script` in `dir` (its output in `yosys.out` and `yosys.err` there) and
+/// returns the time it took; past `deadline` Yosys is killed and [`SynthError::TimedOut`]
+/// returned. `command` names the run in errors.
+pub(crate) fn run_yosys(
+    yosys: &Path,
+    dir: &Path,
+    script: &str,
+    deadline: Option<Instant>,
+    command: &str,
+) -> Result<RunTime, SynthError> {
+    let start = Instant::now();
+    let out_path = dir.join("yosys.out");
+    let err_path = dir.join("yosys.err");
+    let out_file = std::fs::File::create(&out_path).map_err(io_err(&out_path))?;
+    let err_file = std::fs::File::create(&err_path).map_err(io_err(&err_path))?;
+    let mut child = Command::new(yosys)
+        .current_dir(dir)
+        .args(["-q", "-s", script])
+        .stdout(out_file)
+        .stderr(err_file)
+        .spawn()
+        .map_err(io_err(yosys))?;
+    let mut cpu = None;
+    let status = loop {
+        cpu = cpu_seconds(child.id()).or(cpu);
+        if let Some(status) = child.try_wait().map_err(io_err(yosys))? {
+            break status;
+        }
+        if deadline.is_some_and(|d| Instant::now() > d) {
+            let _ = child.kill();
+            let _ = child.wait();
+            return Err(SynthError::TimedOut {
+                command: command.to_string(),
+                seconds: start.elapsed().as_secs_f64(),
+            });
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    };
+    let seconds = start.elapsed().as_secs_f64();
+    if !status.success() {
+        let stdout = std::fs::read(&out_path).unwrap_or_default();
+        let stderr = std::fs::read(&err_path).unwrap_or_default();
+        return Err(SynthError::Failed {
+            command: command.to_string(),
+            status: status.to_string(),
+            tail: tail(&stderr, &stdout, 20),
+        });
+    }
+    Ok(RunTime { wall: seconds, cpu })
 }
 
 /// The last `lines` lines of `stderr` followed by those of `stdout`.
@@ -490,7 +539,7 @@ pub fn parse_stat_json(text: &str, top: &str) -> Result<BTreeMap<String, u64>, S
 }
 
 /// "Estimated number of LCs: N" from `stat -tech xilinx` output.
-fn estimated_lcs(text: &str) -> Option<u64> {
+pub(crate) fn estimated_lcs(text: &str) -> Option<u64> {
     text.lines()
         .rev()
         .find_map(|l| l.trim().strip_prefix("Estimated number of LCs:"))

@@ -24,11 +24,19 @@ pub enum Tool {
     Iverilog,
     /// Icarus Verilog runtime (`vvp`).
     Vvp,
+    /// nextpnr for iCE40, for a placed-and-routed Fmax.
+    NextpnrIce40,
 }
 
 impl Tool {
     /// Every tool kaq uses.
-    pub const ALL: [Tool; 4] = [Tool::Verilator, Tool::Yosys, Tool::Iverilog, Tool::Vvp];
+    pub const ALL: [Tool; 5] = [
+        Tool::Verilator,
+        Tool::Yosys,
+        Tool::Iverilog,
+        Tool::Vvp,
+        Tool::NextpnrIce40,
+    ];
 
     /// The executable's name.
     pub fn program(self) -> &'static str {
@@ -37,6 +45,7 @@ impl Tool {
             Tool::Yosys => "yosys",
             Tool::Iverilog => "iverilog",
             Tool::Vvp => "vvp",
+            Tool::NextpnrIce40 => "nextpnr-ice40",
         }
     }
 
@@ -46,6 +55,7 @@ impl Tool {
             Tool::Verilator => "verilator",
             Tool::Yosys => "yosys",
             Tool::Iverilog | Tool::Vvp => "iverilog",
+            Tool::NextpnrIce40 => "nextpnr-ice40",
         }
     }
 
@@ -55,6 +65,7 @@ impl Tool {
             Tool::Yosys => &["-V"],
             Tool::Iverilog => &["-V"],
             Tool::Vvp => &["-V"],
+            Tool::NextpnrIce40 => &["--version"],
         }
     }
 }

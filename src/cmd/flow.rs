@@ -220,8 +220,8 @@ impl Default for RtlSection {
             lanes: d.lanes,
             top: d.top,
             testbench_frames: d.testbench_frames,
-            synth: "generic".to_string(),
-            synth_limit_s: 60,
+            synth: "xilinx".to_string(),
+            synth_limit_s: 600,
         }
     }
 }
@@ -881,7 +881,7 @@ fn synth_stage(
     generated: &kaq_codegen::Generated,
     rtl_key: &str,
 ) -> anyhow::Result<Option<serde_json::Value>> {
-    use kaq_codegen::synth::{SynthError, Target, find_yosys, synthesize_within};
+    use kaq_codegen::synth::{Target, find_yosys};
     if config.rtl.synth == "none" {
         stages.skipped("synth", "rtl.synth is none".to_string());
         return Ok(None);
@@ -912,31 +912,12 @@ fn synth_stage(
         }
     }
     let t = Instant::now();
-    let scratch = tempfile::tempdir().context("cannot create a scratch directory for Yosys")?;
     let limit = std::time::Duration::from_secs(config.rtl.synth_limit_s);
-    let bar = progress_bar(&format!("yosys {target}"));
-    bar.set_message(format!("limit {} s", config.rtl.synth_limit_s));
-    let result = synthesize_within(generated, scratch.path(), target, Some(limit));
-    bar.finish_and_clear();
-    let value = match result {
-        Ok(report) => {
-            println!(
-                "synth: {target}: {} cells ({} logic, {} FF, {} DSP, {} latches) in {:.0} s",
-                report.total, report.logic, report.ff, report.dsp, report.latch, report.seconds
-            );
-            serde_json::to_value(&report)?
-        }
-        Err(SynthError::TimedOut { seconds, .. }) => {
-            let note = format!(
-                "Yosys {target} synthesis did not finish within rtl.synth_limit_s = {} s \
-                 (stopped after {seconds:.0} s); raise the limit or run `kaq report --synth {target}`",
-                config.rtl.synth_limit_s
-            );
-            println!("synth: {note}");
-            serde_json::json!({ "target": target.name(), "timed_out": true, "note": note })
-        }
+    let cache = stages.out.join("synth-cache");
+    let value = match super::report::flow_synth(generated, target, limit, &cache) {
+        Ok(v) => v,
         Err(e) => {
-            let note = format!("Yosys {target} synthesis failed: {e}");
+            let note = format!("Yosys {target} synthesis failed: {e:#}");
             println!("synth: {note}");
             serde_json::json!({ "target": target.name(), "failed": true, "note": note })
         }
@@ -1138,6 +1119,14 @@ fn summary(config: &FlowConfig, args: &FlowArgs, r: &Results, stages: &Stages) -
         t.macs, t.multipliers, t.adders, t.memory_bits
     );
     match &r.synth {
+        Some(v) if v.get("summary").is_some() => {
+            let _ = writeln!(
+                s,
+                "- Yosys `{}` stage by stage: {}",
+                v["command"].as_str().unwrap_or(""),
+                v["summary"].as_str().unwrap_or("")
+            );
+        }
         Some(v) if v.get("note").is_some() => {
             let _ = writeln!(s, "- Yosys: {}", v["note"].as_str().unwrap_or(""));
         }
