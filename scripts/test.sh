@@ -19,6 +19,12 @@ if [ ${#missing[@]} -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${missing[@]}"
 fi
 
+# The Kubernetes driver test (tests/deploy_cli.rs) parses the manifests with PyYAML.
+if ! python3 -c 'import yaml' >/dev/null 2>&1; then
+  echo "installing PyYAML with pip"
+  python3 -m pip install --quiet pyyaml
+fi
+
 export KAQ_REQUIRE_VERILATOR=1
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets -- -D warnings
