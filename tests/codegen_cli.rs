@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 
 use assert_cmd::Command;
 use kaq_codegen::report::{Report, analyse};
-use kaq_model::ir::Ir;
+use kaq_ir::Ir;
 use predicates::prelude::*;
 use serde_json::Value;
 

@@ -6,7 +6,7 @@ use std::fs;
 use std::path::Path;
 
 use assert_cmd::Command;
-use kaq_model::ir::{LowerOptions, lower};
+use kaq_model::lower::{LowerOptions, lower};
 use kaq_model::quant::{QuantConfig, QuantMethod, QuantNet};
 use kaq_model::train::{SetKind, TrainSet};
 use kaq_model::unfolded::{NetConfig, UnfoldedNet};

@@ -1,9 +1,9 @@
 //! The lowering from the IR to the typed values the templates print: every width, name,
 //! constant and table, computed here so that the templates hold wiring and constants only.
 
-use kaq_model::fixed::{OverflowMode, RoundingMode};
-use kaq_model::ir::{InitStage, Ir, ProxStage};
-use kaq_model::unfolded::Arch;
+use kaq_ir::Arch;
+use kaq_ir::fixed::{OverflowMode, RoundingMode};
+use kaq_ir::{InitStage, Ir, ProxStage};
 
 use crate::CodegenError;
 use crate::literal::{packed, signed_width, sized, table_width};
@@ -203,7 +203,7 @@ pub fn lower(ir: &Ir, lanes: usize, top: &str) -> Result<Design, CodegenError> {
         let pin_w = layer.admm.as_ref().map_or(r_w, |a| a.v.width);
         p.int("PIN_W", pin_w);
         // A parameter beyond the input's range acts like the largest code there.
-        let in_range = |v: i64| v.min(kaq_model::fixed::max_code(pin_w));
+        let in_range = |v: i64| v.min(kaq_ir::fixed::max_code(pin_w));
         match &layer.prox {
             ProxStage::Soft { lambda } => {
                 p.int("PROX_KIND", 0);

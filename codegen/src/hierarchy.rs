@@ -1,4 +1,4 @@
-//! Hierarchical synthesis of a generated design (DESIGN.md §11, docs/synthesis.md): each
+//! Hierarchical synthesis of a generated design (docs/synthesis.md): each
 //! distinct module instance is synthesized once, in its context, in parallel, with the results
 //! cached by content hash and combined by instance counts.
 //!

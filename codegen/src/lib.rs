@@ -1,4 +1,4 @@
-//! kaq-codegen: Verilog from the kaq IR (DESIGN.md §7, docs/rtl.md).
+//! kaq-codegen: Verilog from the kaq IR (docs/rtl.md).
 //!
 //! [`generate`] lowers an [`Ir`] into typed template values ([`design::lower`]: every width,
 //! name, constant and table), renders the askama templates of `rtl-templates/` (wiring and
@@ -9,6 +9,7 @@
 //! panics. [`write_design`] writes the files into a directory, refusing one that holds files
 //! kaq did not write unless told to overwrite.
 
+pub mod cosim;
 pub mod design;
 pub mod hierarchy;
 mod keywords;
@@ -24,10 +25,12 @@ use std::collections::BTreeSet;
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use kaq_model::ir::{Ir, IrError};
+use kaq_ir::{Ir, IrError};
 use thiserror::Error;
 
+pub use cosim::{CosimWrapper, WrapperPort, cosim_wrapper};
 pub use design::{Design, lower};
+pub use kaq_ir::{FixedFrames, FrameCodes, FrameSource};
 pub use stimulus::{Stimulus, stimulus};
 
 /// The file in a generated directory that lists what kaq wrote there.
@@ -130,7 +133,7 @@ pub enum CodegenError {
     },
     /// Writing a generated file.
     #[error(transparent)]
-    Write(kaq_model::train::TrainError),
+    Write(#[from] kaq_files::FilesError),
     /// Reading or writing a file.
     #[error("{path}: {source}")]
     Io {
@@ -185,8 +188,10 @@ pub struct GeneratedFile {
 }
 
 /// A generated design: the files in a fixed order.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Generated {
+    /// The IR the design was generated from.
+    pub ir: Ir,
     /// The lowered design.
     pub design: Design,
     /// Every file.
@@ -227,15 +232,23 @@ pub fn check_top_name(name: &str) -> Result<(), CodegenError> {
 }
 
 /// Generates the design of `ir` (see the crate docs).
-pub fn generate(ir: &Ir, options: &Options) -> Result<Generated, CodegenError> {
+pub fn generate(
+    ir: &Ir,
+    options: &Options,
+    source: &dyn FrameSource,
+) -> Result<Generated, CodegenError> {
     check_top_name(&options.top)?;
     if !(1..=100_000).contains(&options.testbench_frames) {
         return Err(CodegenError::TestbenchFrames(options.testbench_frames));
     }
     let design = design::lower(ir, options.lanes, &options.top)?;
-    let stim = stimulus::stimulus(ir, options.testbench_frames, options.seed)?;
+    let stim = stimulus::stimulus(ir, options.testbench_frames, options.seed, source)?;
     let files = templates::render(ir, &design, &stim, options)?;
-    Ok(Generated { design, files })
+    Ok(Generated {
+        ir: ir.clone(),
+        design,
+        files,
+    })
 }
 
 fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> CodegenError + '_ {
@@ -306,10 +319,9 @@ pub fn write_design(
     Ok(written)
 }
 
-/// kaq-model's one atomic write (temporary file in the same directory, synced, renamed).
+/// kaq-files' atomic write (temporary file in the same directory, synced, renamed).
 fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), CodegenError> {
-    use kaq_model::train::model_file::{Overwrite, write_atomic};
-    write_atomic(path, bytes, Overwrite::Replace).map_err(CodegenError::Write)
+    Ok(kaq_files::write_file(path, bytes)?)
 }
 
 #[cfg(test)]

@@ -3,7 +3,7 @@
 /// Bits of the smallest signed code holding `v` (at least 2, so that every literal has a sign
 /// bit and a value bit).
 pub fn signed_width(v: i64) -> u32 {
-    kaq_model::ir::signed_width(v.unsigned_abs().min(i64::MAX as u64) as i64).max(2)
+    kaq_ir::signed_width(v.unsigned_abs().min(i64::MAX as u64) as i64).max(2)
 }
 
 /// Bits of the smallest signed code holding every value of `values` (at least 2).

@@ -1,4 +1,4 @@
-//! Quality of results of a generated design (DESIGN.md §11, docs/synthesis.md): the cells
+//! Quality of results of a generated design (docs/synthesis.md): the cells
 //! of a hierarchical synthesis, a clock figure (placed, or estimated from the critical path,
 //! labelled which), and what they give: throughput in Mb/s = bits per vector × f / II,
 //! latency in µs, Mb/s per kLUT and per DSP.

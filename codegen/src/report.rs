@@ -77,7 +77,7 @@ pub fn analyse(d: &Design) -> Report {
     let io = &d.io;
     let (m, n, p) = (io.m as u64, io.n as u64, io.lanes as u64);
     let nc = n / p;
-    let admm = d.arch == kaq_model::unfolded::Arch::Admm;
+    let admm = d.arch == kaq_ir::Arch::Admm;
     let mut layers = Vec::with_capacity(d.layers.len());
     let mut two_frames = 2 * m;
     for l in &d.layers {

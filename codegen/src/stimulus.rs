@@ -1,9 +1,6 @@
 //! Testbench vectors from the integer golden model.
 
-use kaq_model::LinkConfig;
-use kaq_model::ir::{Interpreter, Ir};
-use rand::{Rng, SeedableRng};
-use rand_chacha::ChaCha8Rng;
+use kaq_ir::{FrameSource, Interpreter, Ir};
 
 use crate::CodegenError;
 
@@ -29,31 +26,30 @@ pub struct Stimulus {
     pub frames: Vec<FrameVector>,
 }
 
-/// `count` frames: random channels and noise at SNRs across 0–30 dB, then (one in eight, at
+/// `count` frames: random ones from `source` (seeded by `seed`), then (one in eight, at
 /// least one) frames at the input formats' limits — every code at the minimum, at the
 /// maximum, alternating — cycling through the SNR bins.
-pub fn stimulus(ir: &Ir, count: usize, seed: u64) -> Result<Stimulus, CodegenError> {
+pub fn stimulus(
+    ir: &Ir,
+    count: usize,
+    seed: u64,
+    source: &dyn FrameSource,
+) -> Result<Stimulus, CodegenError> {
     let interp = Interpreter::new(ir.clone()).map_err(CodegenError::Ir)?;
-    let link = LinkConfig::new(ir.nt, ir.nr, ir.modulation)
-        .map_err(|e| CodegenError::Unsupported(e.to_string()))?;
     let extreme = (count / 8).max(1).min(count);
     let random = count - extreme;
-    let mut rng = ChaCha8Rng::seed_from_u64(seed);
-    let snr: Vec<f64> = (0..random).map(|_| rng.random_range(0.0..30.0)).collect();
-    let batch = link
-        .generator()
-        .map_err(|e| CodegenError::Unsupported(e.to_string()))?
-        .generate(&snr, &mut rng);
-    let mut inputs = Vec::with_capacity(count);
-    for f in 0..random {
-        let codes = interp
-            .frame_codes(&batch, f)
-            .map_err(|e| CodegenError::Unsupported(e.to_string()))?;
-        inputs.push(codes);
+    let mut inputs = source
+        .frames(ir, random, seed)
+        .map_err(CodegenError::Unsupported)?;
+    if inputs.len() != random {
+        return Err(CodegenError::Unsupported(format!(
+            "the frame source gave {} frames, {random} asked for",
+            inputs.len()
+        )));
     }
     let (hf, yf) = (ir.inputs.h, ir.inputs.y);
     for e in 0..extreme {
-        let pick = |f: kaq_model::fixed::QFormat, i: usize| match e % 3 {
+        let pick = |f: kaq_ir::fixed::QFormat, i: usize| match e % 3 {
             0 => f.min_code(),
             1 => f.max_code(),
             _ if i.is_multiple_of(2) => f.min_code(),

@@ -1,7 +1,7 @@
 //! The askama templates of `rtl-templates/` and the values they print.
 
 use askama::Template;
-use kaq_model::ir::Ir;
+use kaq_ir::Ir;
 
 use crate::design::{Design, LayerDesign};
 use crate::literal::hex_digits;
@@ -116,8 +116,8 @@ pub(crate) fn render(
         zero_x: format!("{{{}{{1'b0}}}}", n * u64::from(io.sw)),
     };
     let arch = match d.arch {
-        kaq_model::unfolded::Arch::Pgd => "PGD-Net",
-        kaq_model::unfolded::Arch::Admm => "ADMM-Net",
+        kaq_ir::Arch::Pgd => "PGD-Net",
+        kaq_ir::Arch::Admm => "ADMM-Net",
     };
     let mut files = Vec::new();
     for (name, text) in PRIMITIVES {

@@ -1,4 +1,4 @@
-//! Clock figures of a generated design (DESIGN.md §11, docs/synthesis.md §Timing): the
+//! Clock figures of a generated design (docs/synthesis.md §Timing): the
 //! static-timing estimate of Yosys's `sta` on a mapped netlist, and the post-route Fmax of
 //! nextpnr-ice40 for designs that fit an iCE40.
 //!

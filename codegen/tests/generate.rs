@@ -4,14 +4,15 @@
 
 mod common;
 
+use kaq_model::lower::LinkFrames;
 use std::collections::BTreeMap;
 use std::fs;
 use std::path::Path;
 
 use common::{Config, ir_with_bins};
 use kaq_codegen::{CodegenError, Generated, MANIFEST, Options, generate, write_design};
+use kaq_ir::Ir;
 use kaq_model::Modulation;
-use kaq_model::ir::Ir;
 
 /// A small IR: PGD-Net, soft thresholds, QPSK 2×2 (N = 4), two layers, 4 SNR bins.
 fn small_ir() -> Ir {
@@ -28,7 +29,7 @@ fn options(lanes: usize, top: &str) -> Options {
 }
 
 fn small() -> Generated {
-    generate(&small_ir(), &options(2, "kaq_top")).unwrap()
+    generate(&small_ir(), &options(2, "kaq_top"), &LinkFrames).unwrap()
 }
 
 /// Every file of `dir` by name with its bytes.
@@ -88,11 +89,11 @@ fn assert_holds(dir: &Path, g: &Generated, extra: &[&str]) {
 fn same_input_same_bytes() {
     let ir = small_ir();
     let o = options(2, "kaq_top");
-    let a = generate(&ir, &o).unwrap();
-    let b = generate(&ir, &o).unwrap();
+    let a = generate(&ir, &o, &LinkFrames).unwrap();
+    let b = generate(&ir, &o, &LinkFrames).unwrap();
     assert_eq!(a, b);
     // An independently rebuilt IR gives the same design too.
-    let c = generate(&small_ir(), &o).unwrap();
+    let c = generate(&small_ir(), &o, &LinkFrames).unwrap();
     assert_eq!(a, c);
     // Written twice, the directories are byte-identical (manifest included).
     let (d1, d2) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
@@ -100,7 +101,7 @@ fn same_input_same_bytes() {
     write_design(&b, d2.path(), false).unwrap();
     assert_eq!(listing(d1.path()), listing(d2.path()));
     // The comparison can fail: another seed draws other testbench vectors.
-    let other = generate(&ir, &Options { seed: 4, ..o }).unwrap();
+    let other = generate(&ir, &Options { seed: 4, ..o }, &LinkFrames).unwrap();
     assert_ne!(
         a.file("kaq_top_stim.mem").unwrap(),
         other.file("kaq_top_stim.mem").unwrap()
@@ -109,7 +110,7 @@ fn same_input_same_bytes() {
 
 #[test]
 fn files_are_named_after_the_top() {
-    let g = generate(&small_ir(), &options(4, "det")).unwrap();
+    let g = generate(&small_ir(), &options(4, "det"), &LinkFrames).unwrap();
     let names: Vec<&str> = g.files.iter().map(|f| f.name.as_str()).collect();
     for name in [
         "det_layer1.v",
@@ -140,7 +141,7 @@ fn lanes_must_divide_n() {
     let ir = small_ir();
     assert_eq!(ir.n, 4);
     for lanes in [0, 3, 5, 8] {
-        let err = generate(&ir, &options(lanes, "kaq_top")).unwrap_err();
+        let err = generate(&ir, &options(lanes, "kaq_top"), &LinkFrames).unwrap_err();
         assert!(
             matches!(err, CodegenError::Lanes { lanes: l, n: 4 } if l == lanes),
             "{err:?}"
@@ -150,7 +151,7 @@ fn lanes_must_divide_n() {
         assert!(msg.contains("N = 4"), "{msg}");
     }
     for lanes in [1, 2, 4] {
-        generate(&ir, &options(lanes, "kaq_top")).unwrap();
+        generate(&ir, &options(lanes, "kaq_top"), &LinkFrames).unwrap();
     }
     // BPSK 3×2: N = 3.
     let bpsk = ir_with_bins(
@@ -162,9 +163,9 @@ fn lanes_must_divide_n() {
         },
         Some(4),
     );
-    let err = generate(&bpsk, &options(2, "kaq_top")).unwrap_err();
+    let err = generate(&bpsk, &options(2, "kaq_top"), &LinkFrames).unwrap_err();
     assert!(err.to_string().contains("N = 3"), "{err}");
-    generate(&bpsk, &options(3, "kaq_top")).unwrap();
+    generate(&bpsk, &options(3, "kaq_top"), &LinkFrames).unwrap();
 }
 
 #[test]
@@ -190,7 +191,7 @@ fn illegal_top_names_are_refused() {
         "$abc",
         "ä",
     ] {
-        let Err(err) = generate(&ir, &options(2, name)) else {
+        let Err(err) = generate(&ir, &options(2, name), &LinkFrames) else {
             panic!("top name {name:?} accepted");
         };
         assert!(
@@ -212,8 +213,8 @@ fn illegal_top_names_are_refused() {
         "Module",
         &"a".repeat(64),
     ] {
-        let g =
-            generate(&ir, &options(2, name)).unwrap_or_else(|e| panic!("{name:?} refused: {e}"));
+        let g = generate(&ir, &options(2, name), &LinkFrames)
+            .unwrap_or_else(|e| panic!("{name:?} refused: {e}"));
         assert!(g.file(&format!("{name}.v")).is_some());
     }
 }
@@ -223,28 +224,28 @@ fn invalid_ir_is_refused() {
     let ir = small_ir();
     let mut bad = ir.clone();
     bad.m += 1;
-    let err = generate(&bad, &options(2, "kaq_top")).unwrap_err();
+    let err = generate(&bad, &options(2, "kaq_top"), &LinkFrames).unwrap_err();
     assert!(matches!(err, CodegenError::Ir(_)), "{err:?}");
     let msg = err.to_string();
     assert!(msg.starts_with("invalid IR: m:"), "{msg}");
 
     let mut bad = ir.clone();
     bad.state_width = 0;
-    let msg = generate(&bad, &options(2, "kaq_top"))
+    let msg = generate(&bad, &options(2, "kaq_top"), &LinkFrames)
         .unwrap_err()
         .to_string();
     assert!(msg.contains("state_width"), "{msg}");
 
     let mut bad = ir.clone();
     bad.layers[1].update.x1.pop();
-    let msg = generate(&bad, &options(2, "kaq_top"))
+    let msg = generate(&bad, &options(2, "kaq_top"), &LinkFrames)
         .unwrap_err()
         .to_string();
     assert!(msg.contains("layers[1]"), "{msg}");
 
     let mut bad = ir;
     bad.layers.clear();
-    let msg = generate(&bad, &options(2, "kaq_top"))
+    let msg = generate(&bad, &options(2, "kaq_top"), &LinkFrames)
         .unwrap_err()
         .to_string();
     assert!(msg.contains("layers"), "{msg}");
@@ -258,7 +259,7 @@ fn testbench_frames_must_be_in_range() {
             testbench_frames: frames,
             ..options(2, "kaq_top")
         };
-        let err = generate(&ir, &o).unwrap_err();
+        let err = generate(&ir, &o, &LinkFrames).unwrap_err();
         assert!(
             matches!(err, CodegenError::TestbenchFrames(f) if f == frames),
             "{err:?}"
@@ -273,7 +274,7 @@ fn testbench_frames_must_be_in_range() {
         testbench_frames: 1,
         ..options(2, "kaq_top")
     };
-    let g = generate(&ir, &o).unwrap();
+    let g = generate(&ir, &o, &LinkFrames).unwrap();
     assert_eq!(
         g.file("kaq_top_expect.mem")
             .unwrap()
@@ -346,7 +347,7 @@ fn kaq_written_directory_is_rewritten_without_force() {
     write_design(&first, dir.path(), false).unwrap();
     assert_holds(dir.path(), &first, &[]);
     // A different design of the same top replaces every file.
-    let second = generate(&small_ir(), &options(4, "kaq_top")).unwrap();
+    let second = generate(&small_ir(), &options(4, "kaq_top"), &LinkFrames).unwrap();
     assert_ne!(first, second);
     write_design(&second, dir.path(), false).unwrap();
     assert_holds(dir.path(), &second, &[]);
@@ -357,8 +358,8 @@ fn renamed_top_can_be_written_again() {
     // Every file in the directory is kaq's, so rewriting never needs --force, also after the
     // top was renamed (the old top's files stay listed as kaq's).
     let dir = tempfile::tempdir().unwrap();
-    let a = generate(&small_ir(), &options(2, "det_a")).unwrap();
-    let b = generate(&small_ir(), &options(2, "det_b")).unwrap();
+    let a = generate(&small_ir(), &options(2, "det_a"), &LinkFrames).unwrap();
+    let b = generate(&small_ir(), &options(2, "det_b"), &LinkFrames).unwrap();
     write_design(&a, dir.path(), false).unwrap();
     write_design(&b, dir.path(), false).unwrap();
     write_design(&b, dir.path(), false).unwrap();

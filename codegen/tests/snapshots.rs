@@ -8,6 +8,7 @@ mod common;
 use common::{Config, ir_with_bins};
 use kaq_codegen::{Generated, Options, generate};
 use kaq_model::Modulation;
+use kaq_model::lower::LinkFrames;
 
 fn tiny() -> Generated {
     let config = Config {
@@ -26,7 +27,7 @@ fn tiny() -> Generated {
         testbench_frames: 8,
         seed: 5,
     };
-    generate(&ir, &options).unwrap()
+    generate(&ir, &options, &LinkFrames).unwrap()
 }
 
 fn contents<'a>(g: &'a Generated, name: &str) -> &'a str {

@@ -8,6 +8,7 @@
 
 mod common;
 
+use kaq_model::lower::LinkFrames;
 use std::time::Duration;
 
 use common::{Config, ir_with_bins};
@@ -37,7 +38,7 @@ fn design(config: Config, lanes: usize) -> Generated {
         testbench_frames: 1,
         seed: 1,
     };
-    generate(&ir, &options).unwrap()
+    generate(&ir, &options, &LinkFrames).unwrap()
 }
 
 /// Small designs that exercise every stream of the liveness model: PGD-Net (s and u pass

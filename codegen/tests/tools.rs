@@ -8,6 +8,7 @@
 
 mod common;
 
+use kaq_model::lower::LinkFrames;
 use std::path::Path;
 use std::process::Command;
 use std::sync::Mutex;
@@ -274,7 +275,7 @@ fn generated(c: &Case, frames: usize) -> Generated {
         testbench_frames: frames,
         seed: c.config.seed,
     };
-    generate(&ir, &options).unwrap_or_else(|e| panic!("{c:?}: {e}"))
+    generate(&ir, &options, &LinkFrames).unwrap_or_else(|e| panic!("{c:?}: {e}"))
 }
 
 /// Runs `cmd` in `dir`; returns (success, stdout + stderr).

@@ -17,8 +17,9 @@ use std::time::Duration;
 
 use criterion::measurement::{Measurement, ValueFormatter, WallTime};
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
-use kaq_model::ir::{Interpreter, LowerOptions, lower};
+use kaq_ir::Interpreter;
 use kaq_model::link::stream_rng;
+use kaq_model::lower::{LowerOptions, lower};
 use kaq_model::quant::{QuantConfig, QuantMethod, QuantNet};
 use kaq_model::train::{SetKind, TrainSet};
 use kaq_model::unfolded::{Arch, NetConfig, Prox, UnfoldedNet};

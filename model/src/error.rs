@@ -56,3 +56,63 @@ pub enum ModelError {
     #[error("non-finite value in {0}")]
     NonFinite(String),
 }
+
+impl From<kaq_ir::VocabError> for ModelError {
+    /// Each variant becomes the one of the same name, with the same message.
+    fn from(e: kaq_ir::VocabError) -> Self {
+        use kaq_ir::VocabError as V;
+        match e {
+            V::UnknownModulation(s) => Self::UnknownModulation(s),
+            V::UnknownName { spec, reason } => Self::InvalidDetector { spec, reason },
+            V::InvalidDimension {
+                name,
+                value,
+                reason,
+            } => Self::InvalidDimension {
+                name,
+                value,
+                reason,
+            },
+            V::InvalidParameter {
+                name,
+                value,
+                reason,
+            } => Self::InvalidParameter {
+                name,
+                value,
+                reason,
+            },
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use kaq_ir::VocabError;
+
+    /// A vocabulary error reads the same after the conversion.
+    #[test]
+    fn vocabulary_errors_keep_their_message() {
+        for e in [
+            VocabError::UnknownModulation("8psk".into()),
+            VocabError::UnknownName {
+                spec: "x".into(),
+                reason: "unknown architecture".into(),
+            },
+            VocabError::InvalidDimension {
+                name: "snr_bins.count",
+                value: 0,
+                reason: "must be between 1 and 4096",
+            },
+            VocabError::InvalidParameter {
+                name: "snr_bins.step_db",
+                value: -1.0,
+                reason: "must be positive",
+            },
+        ] {
+            let text = e.to_string();
+            assert_eq!(ModelError::from(e).to_string(), text);
+        }
+    }
+}

@@ -1,6 +1,6 @@
 //! kaq-model: everything upstream of the IR.
 //!
-//! * [`modulation`] and [`link`]: the normative system model of DESIGN.md §2 — Gray-mapped
+//! * [`modulation`] and [`link`]: the normative system model of docs/system-model.md — Gray-mapped
 //!   alphabets, Rayleigh and Kronecker channels, the per-receive-antenna SNR, the real-valued
 //!   equivalent and seeded ChaCha streams.
 //! * [`detect`]: the [`detect::Detector`] trait and the classical detectors (ZF, MMSE, K-best, ML).
@@ -10,26 +10,26 @@
 //!   bank, unfolded CG), f32 with hand-derived gradients.
 //! * [`train`]: f32 training of the unfolded nets (data sets, Adam, the loop) and the model file.
 //! * [`mmd`]: the kernel MMD² distribution-matching loss of KAQ with hand-derived gradients.
-//! * [`fixed`]: the normative fixed-point arithmetic of `docs/fixed-point.md`.
 //! * [`quant`]: the fake-quant nets and the quantization methods (PTQ, QAT-MSE, LSQ, KAQ).
-//! * [`ir`]: the IR, the lowering from a fake-quant net and the integer golden model.
+//! * [`lower`]: the lowering from a fake-quant net to the IR of `kaq-ir`, and the integer
+//!   golden model as a [`Detector`].
 //!
+//! The IR, the fixed-point arithmetic and the vocabulary shared with the IR (architectures,
+//! SNR bins, limits) live in `kaq-ir`; [`modulation`] and [`fixed`] are re-exported from there.
 //! Data flows one way: this crate never depends on codegen or simulation.
 
 pub mod ber;
 pub mod detect;
 pub mod error;
-pub mod fixed;
 pub mod gram;
-pub mod ir;
 pub mod link;
+pub mod lower;
 pub mod mmd;
-pub mod modulation;
 pub mod quant;
 pub mod train;
 pub mod unfolded;
 
 pub use detect::Detector;
 pub use error::ModelError;
+pub use kaq_ir::{Modulation, fixed, modulation};
 pub use link::{ChannelModel, FrameBatch, FrameGenerator, LinkConfig};
-pub use modulation::Modulation;

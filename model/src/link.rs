@@ -1,4 +1,4 @@
-//! The MIMO link simulator (DESIGN.md §2, normative): y = Hx + n and its real-valued equivalent.
+//! The MIMO link simulator (docs/system-model.md, normative): y = Hx + n and its real-valued equivalent.
 //!
 //! * Channels are i.i.d. Rayleigh with entries CN(0, 1/Nr), or Kronecker-correlated
 //!   H = R_rx^{1/2} H_w R_tx^{1/2 T} with exponential correlation R_ij = ρ^{|i−j|} on each side
@@ -23,8 +23,7 @@ use serde::{Deserialize, Serialize};
 use crate::error::ModelError;
 use crate::modulation::Modulation;
 
-/// Largest antenna count accepted on either side.
-pub const MAX_ANTENNAS: usize = 256;
+pub use kaq_ir::vocab::MAX_ANTENNAS;
 
 /// The random channel model.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]

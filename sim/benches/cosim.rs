@@ -11,8 +11,9 @@ use std::time::{Duration, Instant};
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use kaq_codegen::Options;
+use kaq_ir::{Interpreter, Ir};
 use kaq_model::LinkConfig;
-use kaq_model::ir::{Interpreter, Ir, LowerOptions, lower};
+use kaq_model::lower::{LowerOptions, lower};
 use kaq_model::quant::{QuantConfig, QuantMethod, QuantNet};
 use kaq_model::train::{SetKind, TrainSet};
 use kaq_model::unfolded::{NetConfig, UnfoldedNet};
@@ -25,7 +26,7 @@ use kaq_sim::tools::{self, Tool};
 const FRAMES: usize = 500;
 
 /// The default design's IR: the paper's PGD-Net (soft prox, K = 5) on a 16×16 16-QAM link,
-/// calibrated and quantized with KAQ at 8 bits (16×16 antennas, DESIGN.md §2).
+/// calibrated and quantized with KAQ at 8 bits (16×16 antennas, docs/system-model.md).
 fn default_ir() -> Ir {
     let link = LinkConfig::new(16, 16, Modulation::Qam16).unwrap();
     let net = UnfoldedNet::new(NetConfig::default(), &link).unwrap();
@@ -44,7 +45,7 @@ fn frames(ir: &Ir) -> Vec<FrameCodes> {
         .unwrap()
         .generate(&snr, &mut stream_rng(7, 0));
     (0..FRAMES)
-        .map(|f| FrameCodes::from(interp.frame_codes(&batch, f).unwrap()))
+        .map(|f| FrameCodes::from(interp.frame_codes(&batch.received(), f).unwrap()))
         .collect()
 }
 
@@ -68,7 +69,7 @@ fn bench(c: &mut Criterion) {
             ..Options::default()
         };
         let t = Instant::now();
-        let rtl = Rtl::build(&ir, &options, false).unwrap();
+        let rtl = Rtl::generate_and_build(&ir, &options, false).unwrap();
         eprintln!(
             "lanes {lanes}: Verilator build {:.1} s{} (call {:.1} s), {} cycles per frame, \
              latency {}",

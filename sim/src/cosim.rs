@@ -1,4 +1,4 @@
-//! Co-simulation of a generated design against the integer golden model (DESIGN.md §8).
+//! Co-simulation of a generated design against the integer golden model (docs/rtl.md §Verification).
 //!
 //! - [`Rtl::build`] generates the design of an IR with kaq-codegen and builds it with
 //!   [`VerilatorBuild`] under a generated wrapper top, `<top>_cosim`, that instantiates the
@@ -23,17 +23,16 @@
 //! [`kaq_codegen::report::Totals::latency`].
 
 use std::collections::VecDeque;
-use std::fmt::Write as _;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
 use kaq_codegen::report::{Totals, analyse};
-use kaq_codegen::{CodegenError, Design, Options, generate};
+use kaq_codegen::{CodegenError, Design, Generated, Options, cosim_wrapper, generate};
+use kaq_ir::{Arch, Interpreter, Ir, IrError, Taps};
 use kaq_model::detect::Detector;
 use kaq_model::error::ModelError;
-use kaq_model::ir::{Interpreter, Ir, IrError, Taps};
 use kaq_model::link::{FrameBatch, LinkConfig, stream_rng};
-use kaq_model::unfolded::Arch;
+use kaq_model::lower::LinkFrames;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use thiserror::Error;
@@ -220,110 +219,31 @@ pub struct Rtl {
     build_time: Duration,
 }
 
-/// The wrapper's port list: the design's ports, then the stage taps.
-fn wrapper_ports(d: &Design) -> Vec<Port> {
-    let io = &d.io;
-    let n = io.n as u32;
-    let xw = n * io.sw;
-    let mut ports = vec![
-        Port::input("clk", 1),
-        Port::input("rst", 1),
-        Port::input("in_valid", 1),
-        Port::output("in_ready", 1),
-        Port::input("in_h", n * io.hw),
-        Port::input("in_y", io.yw),
-        Port::input("in_bin", io.binw),
-        Port::output("out_valid", 1),
-        Port::input("out_ready", 1),
-        Port::output("out_x", xw),
-        Port::output("out_bits", n * io.bpd),
-    ];
-    for k in 2..=d.layers.len() + 1 {
-        ports.push(Port::output(format!("t{k}_valid"), 1));
-        ports.push(Port::output(format!("t{k}_ready"), 1));
-        ports.push(Port::output(format!("t{k}_x1"), xw));
-        if d.arch == Arch::Admm {
-            ports.push(Port::output(format!("t{k}_s"), xw));
-            ports.push(Port::output(format!("t{k}_u"), xw));
-        }
-    }
-    ports
-}
-
-/// The wrapper top: the design as `dut`, its ports passed through, the stage taps assigned
-/// from the design's internal stream wires by hierarchical reference.
-fn wrapper_source(d: &Design, name: &str, ports: &[Port]) -> String {
-    let mut s = String::new();
-    let _ = writeln!(
-        s,
-        "// {name}: {} with its stage streams as extra outputs (kaq-sim co-simulation).",
-        d.top
-    );
-    s.push_str("`default_nettype none\n");
-    let _ = writeln!(s, "module {name} (");
-    for (i, p) in ports.iter().enumerate() {
-        let dir = match p.direction {
-            crate::port::Direction::Input => "input ",
-            crate::port::Direction::Output => "output",
-        };
-        let range = if p.width > 1 {
-            format!("[{}:0] ", p.width - 1)
-        } else {
-            String::new()
-        };
-        let sep = if i + 1 == ports.len() { "" } else { "," };
-        let _ = writeln!(s, "    {dir} wire {range}{}{sep}", p.name);
-    }
-    s.push_str(");\n");
-    let _ = writeln!(s, "    {} dut (", d.top);
-    let own = [
-        "clk",
-        "rst",
-        "in_valid",
-        "in_ready",
-        "in_h",
-        "in_y",
-        "in_bin",
-        "out_valid",
-        "out_ready",
-        "out_x",
-        "out_bits",
-    ];
-    for (i, p) in own.iter().enumerate() {
-        let sep = if i + 1 == own.len() { "" } else { "," };
-        let _ = writeln!(s, "        .{p}({p}){sep}");
-    }
-    s.push_str("    );\n");
-    for k in 2..=d.layers.len() + 1 {
-        let mut fields = vec!["valid", "ready", "x1"];
-        if d.arch == Arch::Admm {
-            fields.extend(["s", "u"]);
-        }
-        for f in fields {
-            let _ = writeln!(s, "    assign t{k}_{f} = dut.s{k}_{f};");
-        }
-    }
-    s.push_str("endmodule\n`default_nettype wire\n");
-    s
-}
-
 impl Rtl {
-    /// Generates the design of `ir` with `options` and builds it (with VCD tracing compiled in
-    /// when `trace`). A content-hash cache hit takes milliseconds; a miss runs Verilator.
-    pub fn build(ir: &Ir, options: &Options, trace: bool) -> Result<Rtl, CosimError> {
+    /// Builds `generated` under the co-simulation wrapper (with VCD tracing compiled in when
+    /// `trace`). A content-hash cache hit takes milliseconds; a miss runs Verilator.
+    pub fn build(generated: &Generated, trace: bool) -> Result<Rtl, CosimError> {
         let start = Instant::now();
-        let interp = Interpreter::new(ir.clone())?;
-        let generated = generate(ir, options)?;
+        let interp = Interpreter::new(generated.ir.clone())?;
         let design = generated.design.clone();
-        let name = format!("{}_cosim", design.top);
-        let ports = wrapper_ports(&design);
-        let mut build = VerilatorBuild::new(name.clone()).trace(trace);
+        let wrapper = cosim_wrapper(generated)?;
+        let ports: Vec<Port> = wrapper
+            .ports
+            .iter()
+            .map(|p| {
+                if p.output {
+                    Port::output(p.name.clone(), p.width)
+                } else {
+                    Port::input(p.name.clone(), p.width)
+                }
+            })
+            .collect();
+        let mut build = VerilatorBuild::new(wrapper.name.clone()).trace(trace);
         for file in generated.sources() {
             build = build.source_text(file.name.clone(), file.contents.clone());
         }
-        let wrapper = wrapper_source(&design, &name, &ports);
         let built = build
-            .source_text(format!("{name}.v"), wrapper)
+            .source_text(wrapper.file.name, wrapper.file.contents)
             .ports(ports)
             .build()?;
         let estimate = analyse(&design).total;
@@ -334,6 +254,12 @@ impl Rtl {
             built,
             build_time: start.elapsed(),
         })
+    }
+
+    /// Generates the design of `ir` with `options` (testbench frames from the link simulator)
+    /// and builds it; see [`Rtl::build`].
+    pub fn generate_and_build(ir: &Ir, options: &Options, trace: bool) -> Result<Rtl, CosimError> {
+        Rtl::build(&generate(ir, options, &LinkFrames)?, trace)
     }
 
     /// The lowered design (its interface widths in `design().io`).
@@ -481,7 +407,13 @@ pub fn link_frames<'a>(
             let mut rng = stream_rng(seed, (first / FRAMES_PER_STREAM) as u64);
             let batch = generator.generate(&snr, &mut rng);
             (0..count)
-                .map(|f| Ok(FrameCodes::from(interp.frame_codes(&batch, f)?)))
+                .map(|f| {
+                    Ok(FrameCodes::from(
+                        interp
+                            .frame_codes(&batch.received(), f)
+                            .map_err(ModelError::from)?,
+                    ))
+                })
                 .collect::<Vec<_>>()
         });
     Ok(chunks.flatten())
@@ -498,7 +430,7 @@ pub fn cosimulate<F: Into<FrameCodes>>(
     backpressure_prob: f64,
     seed: u64,
 ) -> Result<CosimReport, CosimError> {
-    let rtl = Rtl::build(ir, options, false)?;
+    let rtl = Rtl::generate_and_build(ir, options, false)?;
     rtl.cosimulate(
         frames.into_iter().map(Into::into),
         Stalls {
@@ -1019,7 +951,11 @@ impl Detector for RtlDetector {
         let modulation = interp.ir().modulation;
         let mut codes = Vec::with_capacity(frames.frames);
         for f in 0..frames.frames {
-            codes.push(FrameCodes::from(interp.frame_codes(frames, f)?));
+            codes.push(FrameCodes::from(
+                interp
+                    .frame_codes(&frames.received(), f)
+                    .map_err(ModelError::from)?,
+            ));
         }
         let fail = |frame: usize, e: CosimError| ModelError::DetectFailed {
             detector: self.name(),

@@ -7,14 +7,15 @@
 //! content-addressed cache (locked, so concurrent test processes are safe); a warm cache makes
 //! the suite several times faster.
 
+use kaq_ir::Taps;
 use kaq_model::Detector;
 use kaq_model::ber::{BerConfig, simulate};
-use kaq_model::ir::Taps;
 use proptest::prelude::*;
 use proptest::test_runner::{RngSeed, TestCaseError};
 
 use kaq_codegen::Options;
-use kaq_model::ir::{Interpreter, Ir, LowerOptions, lower};
+use kaq_ir::{Interpreter, Ir};
+use kaq_model::lower::{LowerOptions, lower};
 use kaq_model::quant::{QuantConfig, QuantMethod, QuantNet};
 use kaq_model::train::{SetKind, TrainSet};
 use kaq_model::unfolded::{Arch, Init, NetConfig, Prox, UnfoldedNet};
@@ -122,7 +123,7 @@ fn frames(ir: &Ir, count: usize, seed: u64) -> Vec<FrameCodes> {
     let mut out = Vec::with_capacity(count + 4 * ir.bins());
     for bin in 0..ir.bins() {
         for kind in 0..4 {
-            let pick = |f: kaq_model::fixed::QFormat, i: usize| match kind {
+            let pick = |f: kaq_ir::fixed::QFormat, i: usize| match kind {
                 0 => 0,
                 1 => f.min_code(),
                 2 => f.max_code(),
@@ -139,7 +140,7 @@ fn frames(ir: &Ir, count: usize, seed: u64) -> Vec<FrameCodes> {
     let snr: Vec<f64> = (0..count).map(|_| rng.random_range(-5.0..45.0)).collect();
     let batch = link.generator().unwrap().generate(&snr, &mut rng);
     for f in 0..count {
-        let mut codes = FrameCodes::from(interp.frame_codes(&batch, f).unwrap());
+        let mut codes = FrameCodes::from(interp.frame_codes(&batch.received(), f).unwrap());
         // Random codes over the whole input range for one frame in four.
         if f % 4 == 3 {
             for c in &mut codes.h {
@@ -288,7 +289,7 @@ proptest! {
         let choices = divisors(ir.n);
         let lanes = choices[lanes % choices.len()];
         let what = format!("{c:?} lanes {lanes} stalls {p_in:.2}/{p_out:.2}");
-        let rtl = Rtl::build(&ir, &options(lanes), false)
+        let rtl = Rtl::generate_and_build(&ir, &options(lanes), false)
             .map_err(|e| TestCaseError::fail(format!("{what}: {e}")))?;
         let report = rtl
             .cosimulate(
@@ -329,7 +330,7 @@ fn default_bins_every_bin() {
     };
     let ir = ir(&c);
     assert_eq!(ir.bins(), 101);
-    let rtl = Rtl::build(&ir, &options(2), false).unwrap();
+    let rtl = Rtl::generate_and_build(&ir, &options(2), false).unwrap();
     let frames = frames(&ir, 3000, 12);
     let count = frames.len() as u64;
     let stalls = Stalls {
@@ -394,7 +395,7 @@ fn measured_timing_equals_report() {
     ];
     for (c, lanes) in cases {
         let ir = ir(&c);
-        let rtl = Rtl::build(&ir, &options(lanes), false).unwrap();
+        let rtl = Rtl::generate_and_build(&ir, &options(lanes), false).unwrap();
         let report = rtl
             .cosimulate(frames(&ir, 200, 5), Stalls::none(5))
             .unwrap();
@@ -433,7 +434,7 @@ fn rtl_detector_decides_like_the_golden_model() {
     };
     let ir = ir(&c);
     let interp = Interpreter::new(ir.clone()).unwrap();
-    let rtl = RtlDetector::new(Rtl::build(&ir, &options(3), false).unwrap(), 7);
+    let rtl = RtlDetector::new(Rtl::generate_and_build(&ir, &options(3), false).unwrap(), 7);
     assert_eq!(rtl.name(), format!("{}-rtl", ir.name));
     let link = LinkConfig::new(c.nt, c.nr, c.modulation).unwrap();
     let mut rng = ChaCha8Rng::seed_from_u64(32);
@@ -476,7 +477,7 @@ fn wrong_expectations_are_reported() {
     };
     let ir = ir(&c);
     let interp = Interpreter::new(ir.clone()).unwrap();
-    let rtl = Rtl::build(&ir, &options(1), false).unwrap();
+    let rtl = Rtl::generate_and_build(&ir, &options(1), false).unwrap();
     let stalls = Stalls {
         input: 0.2,
         output: 0.2,

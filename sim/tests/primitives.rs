@@ -1,5 +1,5 @@
 //! The hand-written RTL primitives of `rtl-templates/primitives/` against the normative Rust
-//! arithmetic of `kaq_model::fixed`, bit for bit.
+//! arithmetic of `kaq_ir::fixed`, bit for bit.
 //!
 //! Each test writes one Verilog testbench holding many parameterized instances, runs it under
 //! Icarus (and once under Verilator), and compares every `$display`ed line with the Rust
@@ -13,11 +13,11 @@ use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use kaq_model::Modulation;
-use kaq_model::fixed::{
+use kaq_ir::fixed::{
     OverflowMode, RoundingMode, fits, mac, max_code, min_code, overflow, requantize,
     requantize_wide, round_shift, wrap,
 };
+use kaq_model::Modulation;
 use kaq_sim::tools::{Tool, require};
 
 const ROUND_SHIFT_SAT: &str = "kaq_round_shift_sat.v";

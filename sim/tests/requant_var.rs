@@ -1,5 +1,5 @@
 //! `kaq_requant_var` (requantization with a per-bin shift port) against its Rust twin
-//! `kaq_model::fixed::requantize`: every input of a 10-bit × 6-bit × 4-bit-shift cell in all
+//! `kaq_ir::fixed::requantize`: every input of a 10-bit × 6-bit × 4-bit-shift cell in all
 //! three rounding modes and all three overflow modes under Icarus, and lint under Verilator
 //! at the widths the layer core uses.
 
@@ -7,7 +7,7 @@ use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use kaq_model::fixed::{OverflowMode, RoundingMode, requantize};
+use kaq_ir::fixed::{OverflowMode, RoundingMode, requantize};
 use kaq_sim::tools::{Tool, require};
 
 fn primitive(file: &str) -> PathBuf {

@@ -3,7 +3,7 @@
 //! Runs [`kaq_model::ber::simulate`] (same frames for every detector, results independent of
 //! the thread count) and prints one table row per detector and SNR point: BER with its 95 %
 //! Wilson interval, SER, bit errors, bits and frames. SNR is per receive antenna,
-//! SNR = E‖Hx‖²/E‖n‖² = (Nt/Nr)·Es/σ² (DESIGN.md §2).
+//! SNR = E‖Hx‖²/E‖n‖² = (Nt/Nr)·Es/σ² (docs/system-model.md).
 //!
 //! Defaults (`kaq ber` alone): detectors `zf,mmse,kbest:32`, 16×16 16-QAM i.i.d. Rayleigh,
 //! SNR `0:25:5` dB, a point stops at 1000 bit errors or 200 000 frames, batches of 256 frames,
@@ -48,7 +48,7 @@
 //! robustness study).
 //!
 //! `--ir PATH` (repeatable) adds the integer golden model of an IR file (`kaq lower`,
-//! [`kaq_model::ir::Interpreter`]) as one more detector, named like `pgd-soft-k5-kaq-4b-int`.
+//! [`kaq_ir::Interpreter`]) as one more detector, named like `pgd-soft-k5-kaq-4b-int`.
 //! Given with `--model` for the quantized file it was lowered from, both see the same frames,
 //! so their rows compare the integer model with the fake-quant net directly. Its antennas and
 //! modulation must be those of the run; a mismatch ends with status 2 naming `--ir`.
@@ -69,11 +69,11 @@ use std::time::Instant;
 use anyhow::Context;
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
+use kaq_ir::{Interpreter, Ir};
 use kaq_model::ber::shard::{DEFAULT_FIRST_ROUND_BATCHES, ShardSpec};
 use kaq_model::ber::{BerConfig, BerPoint, BerProgress, default_batch_frames, simulate};
 use kaq_model::detect::DetectorSpec;
 use kaq_model::gram::file::{GRAM_FORMAT, GramModelFile};
-use kaq_model::ir::{Interpreter, Ir};
 use kaq_model::link::stream_rng;
 use kaq_model::quant::file::{QFORMAT, QuantModelFile};
 use kaq_model::train::ModelFile;
@@ -199,7 +199,7 @@ fn parse_detector(s: &str) -> Result<DetectorSpec, String> {
 }
 
 fn parse_modulation(s: &str) -> Result<Modulation, String> {
-    s.parse().map_err(|e: kaq_model::ModelError| e.to_string())
+    s.parse().map_err(|e: kaq_ir::VocabError| e.to_string())
 }
 
 fn parse_shard(s: &str) -> Result<ShardSpec, String> {
@@ -582,8 +582,8 @@ fn load_rtl(path: &Path, link: &LinkConfig) -> anyhow::Result<Box<dyn Detector>>
         "building the RTL of {} with Verilator ({lanes} lanes)…",
         ir.name
     );
-    let rtl =
-        Rtl::build(&ir, &options, false).with_context(|| format!("--rtl {}", path.display()))?;
+    let rtl = Rtl::generate_and_build(&ir, &options, false)
+        .with_context(|| format!("--rtl {}", path.display()))?;
     Ok(Box::new(RtlDetector::new(rtl, 1)))
 }
 

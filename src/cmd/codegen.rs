@@ -20,13 +20,14 @@
 //! an unreadable or invalid IR, a design the generator cannot express and an unwritable or
 //! foreign output directory end with status 1.
 
+use kaq_model::lower::LinkFrames;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use anyhow::Context;
 use clap::Args;
 use kaq_codegen::{CodegenError, Generated, Options, check_top_name, generate, write_design};
-use kaq_model::ir::Ir;
+use kaq_ir::Ir;
 
 use super::args::{parse_positive, usage_error};
 
@@ -85,7 +86,7 @@ pub(crate) fn lanes_for(ir: &Ir, lanes: Option<usize>) -> usize {
 
 /// Generates the design, turning option errors into usage errors (status 2).
 pub(crate) fn generate_or_exit(ir: &Ir, options: &Options) -> anyhow::Result<Generated> {
-    match generate(ir, options) {
+    match generate(ir, options, &LinkFrames) {
         Ok(g) => Ok(g),
         Err(CodegenError::Lanes { lanes, n }) => {
             usage_error("--lanes", format!("{lanes} does not divide N = {n}"))

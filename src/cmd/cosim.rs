@@ -32,8 +32,8 @@ use anyhow::{Context, bail};
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
 use kaq_codegen::Options;
+use kaq_ir::Ir;
 use kaq_model::LinkConfig;
-use kaq_model::ir::Ir;
 use kaq_sim::cosim::{Stalls, link_frames};
 use kaq_sim::{CosimError, Rtl};
 
@@ -130,7 +130,7 @@ pub fn run(args: CosimArgs) -> anyhow::Result<()> {
         ir.layers.len(),
         lanes
     );
-    let rtl = Rtl::build(&ir, &options, args.trace.is_some()).map_err(unavailable)?;
+    let rtl = Rtl::generate_and_build(&ir, &options, args.trace.is_some()).map_err(unavailable)?;
     let mut driver = rtl.driver(stalls, true)?;
     if let Some(path) = &args.trace {
         driver.trace(path)?;

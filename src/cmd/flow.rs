@@ -18,6 +18,7 @@
 //! rerun; `--fresh` reruns everything. Every artefact is written atomically and its key only
 //! after it, so an interrupted run resumes cleanly.
 
+use kaq_model::lower::LinkFrames;
 use std::fmt::Write as _;
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -27,9 +28,10 @@ use anyhow::{Context, bail};
 use clap::Args;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use kaq_codegen::report::{Report, analyse};
+use kaq_ir::{Interpreter, Ir};
 use kaq_model::ber::{BerConfig, BerPoint, simulate};
 use kaq_model::detect::DetectorSpec;
-use kaq_model::ir::{Interpreter, Ir, LowerOptions, lower};
+use kaq_model::lower::{LowerOptions, lower};
 use kaq_model::mmd::KernelMode;
 use kaq_model::quant::file::QuantModelFile;
 use kaq_model::quant::kaq::{DEFAULT_EPSILON, DEFAULT_KERNEL, KaqConfig};
@@ -721,7 +723,7 @@ fn flow(config: &FlowConfig, stages: &mut Stages) -> anyhow::Result<Results> {
         &ir_bytes,
     ]);
     let t = Instant::now();
-    let generated = kaq_codegen::generate(&ir, &options)?;
+    let generated = kaq_codegen::generate(&ir, &options, &LinkFrames)?;
     let codegen_seconds = t.elapsed().as_secs_f64();
     let readme = rtl_dir.join("README.md");
     if stages.up_to_date("codegen", &key, &[&readme]) {
@@ -750,7 +752,7 @@ fn flow(config: &FlowConfig, stages: &mut Stages) -> anyhow::Result<Results> {
     )?;
 
     // 6. Co-simulation.
-    let (cosim, cosim_note) = cosim_stage(config, stages, &ir, &key)?;
+    let (cosim, cosim_note) = cosim_stage(config, stages, &generated, &key)?;
 
     // 7. BER.
     let ber_path = out.join("ber.json");
@@ -937,7 +939,7 @@ fn synth_stage(
 fn cosim_stage(
     config: &FlowConfig,
     stages: &mut Stages,
-    ir: &Ir,
+    generated: &kaq_codegen::Generated,
     rtl_key: &str,
 ) -> anyhow::Result<(Option<serde_json::Value>, Option<String>)> {
     use kaq_sim::cosim::{FrameCodes, Rtl, Stalls, link_frames};
@@ -967,7 +969,7 @@ fn cosim_stage(
     }
     let t = Instant::now();
     let bar = progress_bar("cosim build");
-    let rtl = Rtl::build(ir, &config.codegen_options(), false);
+    let rtl = Rtl::build(generated, false);
     bar.finish_and_clear();
     let rtl = rtl.context("building the RTL with Verilator")?;
     let stalls = Stalls {

@@ -1,8 +1,8 @@
-//! `kaq lower`: lowers a quantized model file to the IR (`kaq_model::ir`, docs/ir.md).
+//! `kaq lower`: lowers a quantized model file to the IR (`kaq_ir`, docs/ir.md).
 //!
 //! `kaq lower --model q.json --out ir.json [--mult-bits B] [--force]` reads a `kaq train
 //! --quant` file (`"format": "kaq-qmodel"`), lowers its fake-quant net with
-//! [`kaq_model::ir::lower`] and writes the IR's canonical JSON: equal inputs give equal bytes.
+//! [`kaq_model::lower::lower`] and writes the IR's canonical JSON: equal inputs give equal bytes.
 //! `--mult-bits` (8 to 32, default 24) is the signed width of the per-SNR-bin requantization
 //! multipliers and update coefficients.
 //!
@@ -20,7 +20,8 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, bail};
 use clap::Args;
-use kaq_model::ir::{InitStage, Ir, LowerOptions, lower};
+use kaq_ir::{InitStage, Ir};
+use kaq_model::lower::{LowerOptions, lower};
 use kaq_model::quant::QuantNet;
 use kaq_model::quant::file::{QFORMAT, QuantModelFile};
 use kaq_model::train::model_file::{FORMAT, Overwrite, write_atomic};
@@ -39,7 +40,7 @@ pub struct LowerArgs {
     out: PathBuf,
 
     /// Signed width of the per-bin requantization multipliers, 8 to 32.
-    #[arg(long, value_parser = parse_mult_bits, default_value_t = kaq_model::ir::DEFAULT_MULT_BITS)]
+    #[arg(long, value_parser = parse_mult_bits, default_value_t = kaq_ir::DEFAULT_MULT_BITS)]
     mult_bits: u32,
 
     /// Replace the output file if it exists.

@@ -35,7 +35,7 @@ use kaq_codegen::report::{Report, analyse};
 use kaq_codegen::synth::{SynthReport, Target, synthesize};
 use kaq_codegen::timing::Placement;
 use kaq_codegen::{CodegenError, Options};
-use kaq_model::ir::Ir;
+use kaq_ir::Ir;
 use kaq_model::train::model_file::{Overwrite, write_atomic};
 use serde_json::{Value, json};
 

@@ -1,7 +1,8 @@
 //! Shared helpers of the codegen tests: small IRs lowered from calibrated fake-quant nets.
 #![allow(dead_code)]
 
-use kaq_model::ir::{Ir, LowerOptions, lower};
+use kaq_ir::Ir;
+use kaq_model::lower::{LowerOptions, lower};
 use kaq_model::quant::{QuantConfig, QuantMethod, QuantNet};
 use kaq_model::train::{SetKind, TrainSet};
 use kaq_model::unfolded::{Arch, Init, NetConfig, Prox, UnfoldedNet};

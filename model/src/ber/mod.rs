@@ -1,4 +1,4 @@
-//! The Monte-Carlo BER engine (DESIGN.md §2).
+//! The Monte-Carlo BER engine (docs/system-model.md).
 //!
 //! [`simulate`] measures the bit and symbol error rates of several detectors over a list of SNR
 //! points. What it guarantees:
@@ -70,7 +70,7 @@ pub fn default_batch_frames(block: usize) -> usize {
 pub struct BerConfig {
     /// The link: antennas, modulation, channel model.
     pub link: LinkConfig,
-    /// SNR points in dB (per receive antenna, DESIGN.md §2), simulated in this order.
+    /// SNR points in dB (per receive antenna, docs/system-model.md), simulated in this order.
     pub snr_db: Vec<f64>,
     /// A point stops once a detector has at least this many bit errors (≥ 1).
     pub min_errors: u64,

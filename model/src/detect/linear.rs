@@ -19,7 +19,7 @@
 //! * [`Kernel::Reference`]: the simple, slow, correct version with nalgebra (dynamic matrices,
 //!   Cholesky of the Gram matrix, allocation per frame).
 //! * [`Kernel::Fast`] (the default): per-call scratch, no allocation per frame. When H̃ has the
-//!   complex block structure [[Re H, −Im H], [Im H, Re H]] of DESIGN.md §2 (checked exactly, frame
+//!   complex block structure [[Re H, −Im H], [Im H, Re H]] of docs/system-model.md (checked exactly, frame
 //!   by frame) it works on the complex Nr × Nt channel: Hermitian Gram HᴴH (upper triangle
 //!   only), in-place complex Cholesky HᴴH + δI = UᴴU and two triangular solves, which is the
 //!   real-valued solution [Re x̂; Im x̂] at about half the arithmetic. Otherwise (BPSK, or a batch

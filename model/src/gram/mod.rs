@@ -1,4 +1,4 @@
-//! Gram-domain detectors with a per-channel stage (DESIGN.md §10): the EP-class EPNet, the
+//! Gram-domain detectors with a per-channel stage (docs/f32-nets.md): the EP-class EPNet, the
 //! LMMSE-class OAMP-Net2 with a per-block bank of LMMSE matrices, and the inverse-free unfolded
 //! conjugate-gradient net. f32 with hand-derived gradients; docs/f32-nets.md has the results.
 //!

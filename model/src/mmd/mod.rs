@@ -1,4 +1,4 @@
-//! The kernel MMD² loss of KAQ (paper §3.2, eqs. 11–14; DESIGN.md §5) with hand-derived
+//! The kernel MMD² loss of KAQ (paper §3.2, eqs. 11–14; docs/fixed-point.md) with hand-derived
 //! gradients.
 //!
 //! This module owns the per-layer distribution-matching loss between a frozen f32 teacher and a

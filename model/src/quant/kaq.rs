@@ -1,4 +1,4 @@
-//! The KAQ training loss (paper §3.2–3.4, eq. 16, Algorithm 1; DESIGN.md §5):
+//! The KAQ training loss (paper §3.2–3.4, eq. 16, Algorithm 1; docs/fixed-point.md):
 //! L = MSE + ε Σ_k MMD²(x⁽ᵏ⁾, x_S⁽ᵏ⁾) per minibatch, between the frozen f32 teacher's layer
 //! outputs x⁽ᵏ⁾ and the fake-quant student's x_S⁽ᵏ⁾.
 //!

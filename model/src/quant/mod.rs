@@ -1,4 +1,4 @@
-//! Fake-quant unfolded detectors and the quantization methods of DESIGN.md §5: PTQ,
+//! Fake-quant unfolded detectors and the quantization methods of docs/fixed-point.md: PTQ,
 //! QAT-MSE, LSQ and KAQ's SNR-adaptive step (paper §3, eqs. 9–19).
 //!
 //! This module owns [`QuantNet`]: an f32 PGD-Net or ADMM-Net whose every hardware tensor is passed through
@@ -210,7 +210,7 @@ impl QuantConfig {
                 });
             }
         }
-        self.snr_bins.validate()
+        Ok(self.snr_bins.validate()?)
     }
 }
 

@@ -1,4 +1,4 @@
-//! The scalar quantizer of DESIGN.md §5 (paper eq. 9), its straight-through and LSQ
+//! The scalar quantizer of docs/fixed-point.md (paper eq. 9), its straight-through and LSQ
 //! derivatives, and the SNR binning of the SNR-adaptive step.
 //!
 //! Q(v) = Δ·clamp(⌊v/Δ + ½⌋, −Q_P, Q_P), Q_P = 2^{b−1} − 1: round half up (ties towards +∞)
@@ -17,12 +17,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::error::ModelError;
-
-/// Smallest and largest bit width of a quantized tensor (24 bits: every code is exact in f32).
-pub const MIN_BITS: u32 = 2;
-/// Largest bit width of a quantized tensor.
-pub const MAX_BITS: u32 = 24;
+pub use kaq_ir::vocab::{MAX_BITS, MAX_SNR_BINS, MIN_BITS, SnrBins};
 
 /// Smallest activation step, 2⁻²⁰: learned steps are clamped here (zero gradient below).
 pub const MIN_STEP: f32 = 1.0 / 1_048_576.0;
@@ -129,84 +124,6 @@ impl StepPolicy {
                 }
             }
         }
-    }
-}
-
-/// The SNR bins the receiver reports to the hardware: bin i covers the SNR
-/// `min_db + i·step_db` (its centre) ± step_db/2, i = 0..count.
-///
-/// bin(snr_db) = clamp(⌊(snr_db − min_db)/step_db + ½⌋, 0, count − 1): round half up, and SNRs
-/// beyond either end use the end bin. Training and evaluation use the centre's SNR, so the
-/// integer model's per-bin table is exactly what trained.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct SnrBins {
-    /// Centre of the first bin in dB (default −10).
-    pub min_db: f64,
-    /// Bin width in dB (default 0.5).
-    pub step_db: f64,
-    /// Number of bins (default 101: −10 … 40 dB).
-    pub count: usize,
-}
-
-impl Default for SnrBins {
-    fn default() -> Self {
-        Self {
-            min_db: -10.0,
-            step_db: 0.5,
-            count: 101,
-        }
-    }
-}
-
-/// Largest number of SNR bins accepted.
-pub const MAX_SNR_BINS: usize = 4096;
-
-impl SnrBins {
-    /// Checks finiteness, step_db > 0 and 1 ≤ count ≤ [`MAX_SNR_BINS`].
-    pub fn validate(&self) -> Result<(), ModelError> {
-        if !self.min_db.is_finite() || self.min_db.abs() > 100.0 {
-            return Err(ModelError::InvalidParameter {
-                name: "snr_bins.min_db",
-                value: self.min_db,
-                reason: "must be finite, within ±100 dB",
-            });
-        }
-        if !(self.step_db.is_finite() && self.step_db > 0.0 && self.step_db <= 100.0) {
-            return Err(ModelError::InvalidParameter {
-                name: "snr_bins.step_db",
-                value: self.step_db,
-                reason: "must be positive and at most 100 dB",
-            });
-        }
-        if self.count == 0 || self.count > MAX_SNR_BINS {
-            return Err(ModelError::InvalidDimension {
-                name: "snr_bins.count",
-                value: self.count,
-                reason: "must be between 1 and 4096",
-            });
-        }
-        Ok(())
-    }
-
-    /// The bin of an SNR in dB (non-finite SNRs map to the nearest end: NaN to bin 0).
-    pub fn bin(&self, snr_db: f64) -> usize {
-        let pos = ((snr_db - self.min_db) / self.step_db + 0.5).floor();
-        if pos.is_nan() || pos <= 0.0 {
-            0
-        } else {
-            (pos as usize).min(self.count - 1)
-        }
-    }
-
-    /// The centre SNR of bin `bin`, in dB.
-    pub fn centre_db(&self, bin: usize) -> f64 {
-        self.min_db + bin as f64 * self.step_db
-    }
-
-    /// SNR^{−1/2} (SNR linear) at the centre of bin `bin`: the factor of α in eq. 15.
-    pub fn inv_sqrt_snr(&self, bin: usize) -> f32 {
-        10f64.powf(-self.centre_db(bin) / 20.0) as f32
     }
 }
 

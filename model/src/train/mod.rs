@@ -1,4 +1,4 @@
-//! f32 training of the unfolded detectors (DESIGN.md §4): data, optimizer, loop and model file.
+//! f32 training of the unfolded detectors (docs/f32-nets.md): data, optimizer, loop and model file.
 //!
 //! * [`TrainConfig`] holds every knob, defaults to the paper's protocol (5·10⁴ samples with SNR
 //!   uniform over {0, 5, …, 25} dB, Adam lr 1e-3 halved every 10 epochs, 50 epochs, batch 128,

@@ -1,5 +1,5 @@
 //! The deep-unfolded detectors in f32: PGD-Net and (linearized) ADMM-Net, with hand-derived
-//! gradients for training (DESIGN.md §3–4).
+//! gradients for training (docs/f32-nets.md).
 //!
 //! This module owns the nets' semantics, their parameter layout and their forward and backward
 //! passes. It guarantees that [`UnfoldedNet::loss_and_grad`] returns the gradient of the loss
@@ -43,7 +43,7 @@
 //!
 //! # Loss
 //!
-//! L = (1/B) Σ_b ‖x_b − x̂_b‖², x̂ the net output, B the batch size (DESIGN.md §4). The backward
+//! L = (1/B) Σ_b ‖x_b − x̂_b‖², x̂ the net output, B the batch size (docs/f32-nets.md). The backward
 //! passes are derived by hand in the docs of `pgd.rs` and `admm.rs` (reverse through the layers
 //! carrying ∂L/∂x⁽ᵏ⁾, and ∂L/∂s⁽ᵏ⁾, ∂L/∂u⁽ᵏ⁾ for ADMM), the prox derivatives in [`prox`].
 //!
@@ -78,8 +78,7 @@ use crate::error::ModelError;
 use crate::link::{FrameBatch, LinkConfig, MAX_ANTENNAS};
 use prox::ProxOp;
 
-/// Largest number of layers accepted.
-pub const MAX_LAYERS: usize = 64;
+pub use kaq_ir::vocab::MAX_LAYERS;
 
 /// Largest |ln τ| of the qam prox accepted by [`UnfoldedNet::validate`].
 pub const MAX_LOG_TAU: f32 = 20.0;
@@ -95,15 +94,7 @@ pub const INIT_TAU: f32 = 0.5;
 /// Initial momentum β_k.
 pub const INIT_BETA: f32 = 0.3;
 
-/// The unfolded algorithm.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Arch {
-    /// Proximal gradient descent (paper eqs. 6–8).
-    Pgd,
-    /// Linearized ADMM.
-    Admm,
-}
+pub use kaq_ir::vocab::Arch;
 
 /// The proximal operator of every layer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -155,7 +146,6 @@ macro_rules! name_enum {
     };
 }
 
-name_enum!(Arch, "architecture", Pgd => "pgd", Admm => "admm");
 name_enum!(Prox, "prox", Soft => "soft", Box => "box", Qam => "qam");
 name_enum!(Init, "initialization", Zero => "zero", MatchedFilter => "mf");
 

@@ -5,22 +5,44 @@
 //! `i32` accumulators when every MAC operand has at most 16 bits and every MAC accumulator at
 //! most 32 (the default formats), which the compiler turns into packed multiply-adds; otherwise
 //! on `i32` codes with `i64` accumulators. Both give the same integers: the accumulator widths
-//! are proved by [`super::lower`]'s interval analysis, and every accumulator value is checked
+//! are proved by the interval analysis of [`crate::fill_bounds`], and every accumulator value is checked
 //! against its proved bound by `debug_assert!` (so in every test build).
 
 use rayon::prelude::*;
 
-use super::{BinRequant, InitStage, Ir, IrError, Layer, ProxStage};
-use crate::detect::Detector;
-use crate::error::ModelError;
+use crate::document::{BinRequant, InitStage, Ir, IrError, Layer, ProxStage};
 use crate::fixed::{
     OverflowMode, Requant, RoundingMode, overflow, requantize, requantize_i64, requantize_wide,
 };
-use crate::link::FrameBatch;
-use crate::quant::quantizer::max_code;
-use crate::unfolded::Arch;
+use crate::modulation::Modulation;
+use crate::vocab::Arch;
 
-/// Frames per parallel task in [`Detector::detect`].
+/// Q_P = 2^{w−1} − 1 as an f32 (exact for every stored width).
+fn max_code(w: u32) -> f32 {
+    crate::fixed::max_code(w) as f32
+}
+
+/// Received frames as the receiver's front end gets them: real-valued H̃ and ỹ of every frame
+/// and its complex noise variance σ² (which selects the SNR bin).
+#[derive(Debug, Clone, Copy)]
+pub struct Received<'a> {
+    /// The frames' alphabet.
+    pub modulation: Modulation,
+    /// Number of frames.
+    pub frames: usize,
+    /// Rows of H̃.
+    pub m: usize,
+    /// Columns of H̃.
+    pub n: usize,
+    /// H̃ of every frame: `frames × m × n`, row-major.
+    pub h: &'a [f64],
+    /// ỹ of every frame: `frames × m`.
+    pub y: &'a [f64],
+    /// σ² of every frame.
+    pub noise_var: &'a [f64],
+}
+
+/// Frames per parallel task in [`Interpreter::detect_received`].
 const TASK_FRAMES: usize = 64;
 
 /// The codes one layer produced.
@@ -449,8 +471,8 @@ impl Interpreter {
 
     /// An interpreter for `ir` without validation: for tests that must reach the
     /// interpreter's own accumulator assertions with a deliberately wrong IR.
-    #[cfg(test)]
-    pub(crate) fn new_unchecked(ir: Ir) -> Self {
+    #[cfg(any(test, feature = "test-support"))]
+    pub fn new_unchecked(ir: Ir) -> Self {
         let mut me = Self::new(ir.clone()).unwrap_or_else(|_| Self {
             ir: ir.clone(),
             fast: false,
@@ -466,8 +488,8 @@ impl Interpreter {
     }
 
     /// The same interpreter on the `i32`/`i64` path (for tests of the fast path).
-    #[cfg(test)]
-    pub(crate) fn force_wide(mut self) -> Self {
+    #[cfg(any(test, feature = "test-support"))]
+    pub fn force_wide(mut self) -> Self {
         self.fast = false;
         self
     }
@@ -481,12 +503,12 @@ impl Interpreter {
     /// (docs/ir.md §Inputs): H̃ (row-major), ỹ and the SNR bin.
     pub fn frame_codes(
         &self,
-        frames: &FrameBatch,
+        frames: &Received<'_>,
         f: usize,
-    ) -> Result<(Vec<i64>, Vec<i64>, usize), ModelError> {
+    ) -> Result<(Vec<i64>, Vec<i64>, usize), IrError> {
         self.check_frames(frames)?;
         if f >= frames.frames {
-            return Err(ModelError::Shape(format!(
+            return Err(IrError::Shape(format!(
                 "frame {f} of a batch of {}",
                 frames.frames
             )));
@@ -547,12 +569,12 @@ impl Interpreter {
         Ok(taps)
     }
 
-    fn check_frames(&self, frames: &FrameBatch) -> Result<(), ModelError> {
+    fn check_frames(&self, frames: &Received<'_>) -> Result<(), IrError> {
         let ir = &self.ir;
-        if frames.m != ir.m || frames.n != ir.n || frames.link.modulation != ir.modulation {
-            return Err(ModelError::Shape(format!(
+        if frames.m != ir.m || frames.n != ir.n || frames.modulation != ir.modulation {
+            return Err(IrError::Shape(format!(
                 "frames are {}×{} {}, the IR {} needs {}×{} {}",
-                frames.m, frames.n, frames.link.modulation, ir.name, ir.m, ir.n, ir.modulation
+                frames.m, frames.n, frames.modulation, ir.name, ir.m, ir.n, ir.modulation
             )));
         }
         Ok(())
@@ -655,11 +677,7 @@ impl Interpreter {
         }
     }
 
-    fn detect_with<C: Code>(
-        &self,
-        frames: &FrameBatch,
-        decisions: &mut [i32],
-    ) -> Result<(), ModelError> {
+    fn detect_with<C: Code>(&self, frames: &Received<'_>, decisions: &mut [i32]) {
         let (m, n) = (self.ir.m, self.ir.n);
         // 2^frac, exact in f32 for every |frac| ≤ MAX_FRAC.
         let scale = |f: crate::fixed::QFormat| 2f32.powi(f.frac());
@@ -697,6 +715,47 @@ impl Interpreter {
                     }
                 }
             });
+    }
+
+    /// Quantizes every frame with the front end (docs/ir.md §Inputs), runs the integer model
+    /// and writes the hard decision (alphabet level) of every output element into
+    /// `decisions`, which holds `frames.frames × n` values.
+    pub fn detect_received(
+        &self,
+        frames: &Received<'_>,
+        decisions: &mut [i32],
+    ) -> Result<(), IrError> {
+        self.check_frames(frames)?;
+        if decisions.len() != frames.frames * frames.n {
+            return Err(IrError::Shape(format!(
+                "decision buffer holds {} values, batch needs {} frames × {} = {}",
+                decisions.len(),
+                frames.frames,
+                frames.n,
+                frames.frames * frames.n
+            )));
+        }
+        for (field, len, per) in [
+            ("h", frames.h.len(), self.ir.m * self.ir.n),
+            ("y", frames.y.len(), self.ir.m),
+            ("noise_var", frames.noise_var.len(), 1),
+        ] {
+            if len < frames.frames * per {
+                return Err(IrError::Shape(format!(
+                    "frame batch field {field} holds {len} values, {} frames need {}",
+                    frames.frames,
+                    frames.frames * per
+                )));
+            }
+        }
+        if self.ir.n == 0 || frames.frames == 0 {
+            return Ok(());
+        }
+        if self.fast {
+            self.detect_with::<i16>(frames, decisions)
+        } else {
+            self.detect_with::<i32>(frames, decisions)
+        }
         Ok(())
     }
 }
@@ -828,40 +887,6 @@ fn prox(stage: &ProxStage, r: i64, narrow: bool) -> i64 {
         ProxStage::Table { input, table, .. } => {
             let half = 1i64 << (input.out_width() - 1);
             table[(apply(input, r, narrow) + half) as usize]
-        }
-    }
-}
-
-impl Detector for Interpreter {
-    /// The source model's name with `-int`, e.g. `pgd-soft-k5-kaq-8b-int`.
-    fn name(&self) -> String {
-        format!("{}-int", self.ir.name)
-    }
-
-    /// Quantizes every frame with the front end, runs the integer model and slices.
-    fn detect(&self, frames: &FrameBatch, decisions: &mut [i32]) -> Result<(), ModelError> {
-        frames.check_decisions(decisions)?;
-        self.check_frames(frames)?;
-        for (field, len, per) in [
-            ("h", frames.h.len(), self.ir.m * self.ir.n),
-            ("y", frames.y.len(), self.ir.m),
-            ("noise_var", frames.noise_var.len(), 1),
-        ] {
-            if len < frames.frames * per {
-                return Err(ModelError::Shape(format!(
-                    "frame batch field {field} holds {len} values, {} frames need {}",
-                    frames.frames,
-                    frames.frames * per
-                )));
-            }
-        }
-        if self.ir.n == 0 || frames.frames == 0 {
-            return Ok(());
-        }
-        if self.fast {
-            self.detect_with::<i16>(frames, decisions)
-        } else {
-            self.detect_with::<i32>(frames, decisions)
         }
     }
 }

@@ -10,16 +10,22 @@
 //! within that rounding of a quantizer's decision boundary. The `qam` prox becomes a 2^b-entry
 //! table over a b-bit code of its input (the only deliberate approximation; docs/ir.md).
 
-use super::validate::fill_bounds;
-use super::{
-    Acc, AdmmStage, BinRequant, EStage, GStage, IR_FORMAT, IR_VERSION, InitStage, Inputs, Ir,
-    IrError, Layer, ProxStage, Slicer, Update,
-};
+mod golden;
+#[cfg(test)]
+mod tests;
+#[cfg(test)]
+mod tests_inputs;
+
 use crate::Detector;
 use crate::fixed::{OverflowMode, QFormat, Requant, RoundingMode};
 use crate::quant::quantizer::pow2_frac;
 use crate::quant::{QuantNet, StepPolicy};
 use crate::unfolded::{Arch, Init, Prox};
+pub use golden::LinkFrames;
+use kaq_ir::{
+    Acc, AdmmStage, BinRequant, EStage, GStage, IR_FORMAT, IR_VERSION, InitStage, Inputs, Ir,
+    IrError, Layer, ProxStage, Slicer, Update, fill_bounds,
+};
 
 /// Choices of the lowering.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -32,7 +38,7 @@ pub struct LowerOptions {
 impl Default for LowerOptions {
     fn default() -> Self {
         Self {
-            mult_bits: super::DEFAULT_MULT_BITS,
+            mult_bits: kaq_ir::DEFAULT_MULT_BITS,
         }
     }
 }

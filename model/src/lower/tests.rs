@@ -12,6 +12,7 @@ use crate::link::LinkConfig;
 use crate::quant::{QuantConfig, QuantMethod, QuantNet};
 use crate::train::{SetKind, TrainSet};
 use crate::unfolded::{F32Frames, Init, NetConfig, Prox, UnfoldedNet};
+use kaq_ir::*;
 
 /// One lowering case.
 #[derive(Debug, Clone)]
@@ -109,7 +110,7 @@ pub(crate) fn compare(q: &QuantNet, interp: &Interpreter, batch: &crate::FrameBa
         frames_differing: 0,
     };
     for f in 0..batch.frames {
-        let (h, y, bin) = interp.frame_codes(batch, f).unwrap();
+        let (h, y, bin) = interp.frame_codes(&batch.received(), f).unwrap();
         let taps = interp.run_codes(&h, &y, bin).unwrap();
         let step = last[bin];
         for k in 0..kk {
@@ -288,7 +289,7 @@ fn detect_equals_run_codes() {
         let mut decisions = vec![0; batch.frames * batch.n];
         interp.detect(&batch, &mut decisions).unwrap();
         for f in 0..batch.frames {
-            let (h, y, bin) = interp.frame_codes(&batch, f).unwrap();
+            let (h, y, bin) = interp.frame_codes(&batch.received(), f).unwrap();
             let taps = interp.run_codes(&h, &y, bin).unwrap();
             assert_eq!(taps.levels, decisions[f * batch.n..(f + 1) * batch.n]);
         }
@@ -320,7 +321,7 @@ fn fast_and_wide_paths_agree() {
     assert!(!wide.is_fast());
     let batch = frames(&case, 200, 2);
     for f in 0..batch.frames {
-        let (h, y, bin) = fast.frame_codes(&batch, f).unwrap();
+        let (h, y, bin) = fast.frame_codes(&batch.received(), f).unwrap();
         assert_eq!(
             fast.run_codes(&h, &y, bin).unwrap(),
             wide.run_codes(&h, &y, bin).unwrap()

@@ -10,11 +10,11 @@ use rand_chacha::ChaCha8Rng;
 use serde_json::{Value, json};
 
 use super::tests::{Case, frames, quant_net};
-use super::validate::code_bound;
 use super::*;
 use crate::detect::Detector;
 use crate::quant::QuantMethod;
 use crate::unfolded::{Init, Prox};
+use kaq_ir::*;
 
 /// A small-link case; KAQ gets strongly SNR-dependent steps (α·(SNR)^−½ dominating γ, so
 /// the steps span about two decades across the bins).
@@ -823,9 +823,9 @@ fn detect_refuses_frames_of_another_link() {
         let mut d = vec![0; batch.frames * batch.n];
         let err = interp.detect(&batch, &mut d).expect_err("another link");
         assert!(err.to_string().contains(&ir.name), "{err}");
-        assert!(interp.frame_codes(&batch, 0).is_err());
+        assert!(interp.frame_codes(&batch.received(), 0).is_err());
     }
-    assert!(interp.frame_codes(&own, own.frames).is_err());
+    assert!(interp.frame_codes(&own.received(), own.frames).is_err());
     // A batch whose arrays are shorter than its frame count claims.
     let mut short = own.clone();
     short.h.truncate(short.h.len() - 1);
@@ -957,7 +957,7 @@ fn max_magnitude_inputs_on_a_larger_link() {
         let mut wide = ir.clone();
         wide.inputs.h = crate::fixed::QFormat::signed(20, ir.inputs.h.frac()).unwrap();
         wide.inputs.y = crate::fixed::QFormat::signed(20, ir.inputs.y.frac()).unwrap();
-        super::validate::fill_bounds(&mut wide).unwrap();
+        fill_bounds(&mut wide).unwrap();
         let wide = Ir::from_json(&wide.to_json(), "<widened>").unwrap();
         assert!(!Interpreter::new(wide.clone()).unwrap().is_fast());
         assert!(wide.layers[0].e.sum.bound > ir.layers[0].e.sum.bound);

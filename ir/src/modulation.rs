@@ -1,4 +1,4 @@
-//! Modulations and their per-real-dimension Gray mapping (DESIGN.md §2).
+//! Modulations and their per-real-dimension Gray mapping (docs/system-model.md).
 //!
 //! Alphabets are the unnormalized odd integers {±1, ±3, …} per real dimension, as in the KAQ
 //! paper. BPSK uses only the real dimension; QPSK, 16-QAM and 64-QAM are square QAMs whose real
@@ -12,7 +12,7 @@ use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
 
-use crate::error::ModelError;
+use crate::vocab::VocabError;
 
 /// A modulation of the complex system model.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -142,7 +142,7 @@ impl fmt::Display for Modulation {
 }
 
 impl FromStr for Modulation {
-    type Err = ModelError;
+    type Err = VocabError;
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         match s.to_ascii_lowercase().replace('-', "").as_str() {
@@ -150,7 +150,7 @@ impl FromStr for Modulation {
             "qpsk" | "4qam" => Ok(Self::Qpsk),
             "16qam" | "qam16" => Ok(Self::Qam16),
             "64qam" | "qam64" => Ok(Self::Qam64),
-            _ => Err(ModelError::UnknownModulation(s.to_string())),
+            _ => Err(VocabError::UnknownModulation(s.to_string())),
         }
     }
 }

@@ -42,7 +42,7 @@ pub enum OverflowMode {
     Saturate,
     /// Keep the `w` low bits and sign-extend them (two's-complement wrap-around).
     Wrap,
-    /// Clamp to the symmetric range `[−(2^(w−1)−1), 2^(w−1)−1]`: the quantizer of DESIGN.md §5
+    /// Clamp to the symmetric range `[−(2^(w−1)−1), 2^(w−1)−1]`: the quantizer of docs/fixed-point.md
     /// (eq. 9), and therefore the mode of every tensor the quantizer trained.
     SaturateSymmetric,
 }

@@ -1,25 +1,6 @@
-//! The IR: the versioned JSON document between a quantized net and everything downstream —
-//! the integer golden model ([`Interpreter`]), codegen and co-simulation (DESIGN.md §6,
-//! `docs/ir.md` for the schema, `docs/fixed-point.md` for the arithmetic it names).
-//!
-//! An [`Ir`] states everything the hardware needs and nothing else: dimensions, modulation,
-//! the SNR binning the receiver applies, the input formats, the integer parameters and
-//! per-SNR-bin requantization tables of every layer, every accumulator's declared width with
-//! the bound proved by interval analysis ([`lower`]), the prox (exact integer piecewise-linear
-//! for `soft` and `box`, a 2^b-entry table otherwise) and the slicer thresholds.
-//!
-//! Loading ([`Ir::from_json`]) parses with unknown fields refused, then [`Ir::validate`]
-//! checks every field against the others and names the offending one by its JSON path, e.g.
-//! `layers[2].out.mult[17]`. A validated IR cannot make the interpreter panic or overflow:
-//! every bound is recomputed from the IR's own values and must be at most the declared one.
-
-mod interp;
-pub mod lower;
-#[cfg(test)]
-mod tests;
-#[cfg(test)]
-mod tests_inputs;
-mod validate;
+//! The IR document: its types, JSON loading with the offending field's path in every error,
+//! and the accessors the interpreter and codegen share (schema in docs/ir.md, arithmetic in
+//! docs/fixed-point.md).
 
 use std::fmt;
 use std::path::Path;
@@ -29,10 +10,7 @@ use thiserror::Error;
 
 use crate::fixed::{OverflowMode, QFormat, Requant, RoundingMode};
 use crate::modulation::Modulation;
-use crate::quant::SnrBins;
-use crate::unfolded::Arch;
-pub use interp::{Interpreter, LayerTap, Taps};
-pub use lower::{LowerOptions, lower};
+use crate::vocab::{Arch, SnrBins};
 
 /// The `format` field of an IR document.
 pub const IR_FORMAT: &str = "kaq-ir";
@@ -73,6 +51,9 @@ pub enum IrError {
         /// Why it is refused.
         reason: String,
     },
+    /// Frames whose shape does not fit the IR.
+    #[error("shape mismatch: {0}")]
+    Shape(String),
     /// The lowering cannot express the quantized net.
     #[error("cannot lower: {0}")]
     Lower(String),
@@ -174,7 +155,7 @@ impl IrError {
         }
     }
 
-    pub(crate) fn invalid(field: impl Into<String>, reason: impl fmt::Display) -> Self {
+    pub fn invalid(field: impl Into<String>, reason: impl fmt::Display) -> Self {
         Self::Invalid {
             field: field.into(),
             reason: reason.to_string(),
@@ -495,7 +476,7 @@ impl Ir {
 
     /// Checks every field (see the module docs); the error names the first offending one.
     pub fn validate(&self) -> Result<(), IrError> {
-        validate::validate(self)
+        crate::validate::validate(self)
     }
 
     /// Number of SNR bins (the length of every per-bin table).

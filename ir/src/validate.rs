@@ -6,16 +6,17 @@
 //! every code of their formats (including −2^(w−1)); a state, e or g code is bounded by its
 //! overflow mode (symmetric saturation: 2^(w−1) − 1, otherwise 2^(w−1)).
 
-use super::{Acc, IR_FORMAT, IR_VERSION, InitStage, Ir, IrError, Layer, MAX_DIM, ProxStage};
+use crate::document::{
+    Acc, IR_FORMAT, IR_VERSION, InitStage, Ir, IrError, Layer, MAX_DIM, ProxStage,
+};
 use crate::fixed::{MAX_ACC_WIDTH, MAX_SHIFT, OverflowMode, fits};
-use crate::quant::quantizer::{MAX_BITS, MIN_BITS};
-use crate::unfolded::{Arch, MAX_LAYERS};
+use crate::vocab::{Arch, MAX_ANTENNAS, MAX_BITS, MAX_LAYERS, MIN_BITS};
 
 /// Largest table address width (2^16 entries).
 pub const MAX_TABLE_BITS: u32 = 16;
 
 /// Largest |code| of a `width`-bit code produced with overflow mode `mode`.
-pub(crate) fn code_bound(width: u32, mode: OverflowMode) -> i128 {
+pub fn code_bound(width: u32, mode: OverflowMode) -> i128 {
     let half = 1i128 << (width - 1);
     match mode {
         OverflowMode::SaturateSymmetric => half - 1,
@@ -127,7 +128,7 @@ pub(crate) fn analyse(ir: &Ir) -> (i128, Vec<LayerBounds>) {
 }
 
 /// Fills every [`Acc`] of `ir` with the narrowest width holding its proved bound.
-pub(crate) fn fill_bounds(ir: &mut Ir) -> Result<(), IrError> {
+pub fn fill_bounds(ir: &mut Ir) -> Result<(), IrError> {
     let (mf, layers) = analyse(ir);
     if let InitStage::MatchedFilter { acc, .. } = &mut ir.init {
         *acc = Acc::for_bound(mf, "init.acc")?;
@@ -240,7 +241,7 @@ pub(crate) fn validate(ir: &Ir) -> Result<(), IrError> {
         ));
     }
     for (field, v) in [("nt", ir.nt), ("nr", ir.nr)] {
-        if v == 0 || v > crate::link::MAX_ANTENNAS {
+        if v == 0 || v > MAX_ANTENNAS {
             return Err(IrError::invalid(field, format!("{v} is outside 1..=256")));
         }
     }
