@@ -6,6 +6,7 @@
 
 mod cmd;
 mod plot;
+mod progress;
 
 use std::process::ExitCode;
 
@@ -58,6 +59,11 @@ fn main() -> ExitCode {
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
+        Err(err) if err.is::<cmd::args::UsageError>() => {
+            let _ = clap::Error::raw(clap::error::ErrorKind::ValueValidation, format!("{err}\n"))
+                .print();
+            ExitCode::from(2)
+        }
         Err(err) if err.is::<cmd::merge::MoreRounds>() => {
             eprintln!("{err:#}");
             ExitCode::from(cmd::merge::MORE_ROUNDS_EXIT)

@@ -12,7 +12,6 @@
 //! from the bottom of the axis up to the upper end (an upper bound, as for a BER point with
 //! zero errors). Non-finite values are always left out.
 
-use kaq_model::train::model_file::{Overwrite, write_atomic};
 use std::path::Path;
 
 use anyhow::{Context, bail};
@@ -29,41 +28,17 @@ pub struct Series {
     pub y_err: Option<Vec<(f64, f64)>>,
 }
 
-/// Writes `contents` to `path` atomically (kaq-model's one implementation: a temporary file in
-/// the same directory is written and synced, then renamed over `path`). Errors name the path.
+/// Writes `contents` to `path` with `kaq_files::write_file`: a regular file is replaced
+/// atomically, a device or FIFO written straight, anything else refused. Errors name the path.
 pub fn write_atomically(path: &Path, contents: &[u8]) -> anyhow::Result<()> {
-    write_atomic(path, contents, Overwrite::Replace)
+    kaq_files::write_file(path, contents)
         .with_context(|| format!("cannot write {}", path.display()))
 }
 
 /// Checks, before any long computation, that `path` can later be written by
-/// [`write_atomically`]: its directory exists and accepts a new file, and `path` is not a
-/// directory. Leaves nothing behind.
+/// [`write_atomically`] (`kaq_files::check_writable`). Leaves nothing behind.
 pub fn check_writable(path: &Path) -> anyhow::Result<()> {
-    if path.is_dir() {
-        bail!("cannot write {}: it is a directory", path.display());
-    }
-    let dir = parent_dir(path);
-    if !dir.is_dir() {
-        bail!(
-            "cannot write {}: directory {} does not exist",
-            path.display(),
-            dir.display()
-        );
-    }
-    tempfile::Builder::new()
-        .prefix(".kaq-")
-        .tempfile_in(dir)
-        .with_context(|| format!("cannot write {}", path.display()))?;
-    Ok(())
-}
-
-/// The directory a file path lives in (`.` for a bare file name).
-fn parent_dir(path: &Path) -> &Path {
-    match path.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p,
-        _ => Path::new("."),
-    }
+    kaq_files::check_writable(path).with_context(|| format!("cannot write {}", path.display()))
 }
 
 /// Draws `series` as an SVG line plot and writes it atomically to `path`.

@@ -121,9 +121,7 @@ impl Params {
 pub fn lower(ir: &Ir, lanes: usize, top: &str) -> Result<Design, CodegenError> {
     ir.validate().map_err(CodegenError::Ir)?;
     let (m, n) = (ir.m, ir.n);
-    if lanes == 0 || !n.is_multiple_of(lanes) {
-        return Err(CodegenError::Lanes { lanes, n });
-    }
+    crate::resolve_lanes(n, Some(lanes))?;
     let bins = ir.bins();
     let io = Interface {
         m,

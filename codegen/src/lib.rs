@@ -154,6 +154,16 @@ pub fn default_lanes(n: usize) -> usize {
         .unwrap_or(1)
 }
 
+/// The lanes rule: `lanes` MAC lanes per stage must be at least 1 and divide `n`, the columns
+/// of H̃; none given means [`default_lanes`].
+pub fn resolve_lanes(n: usize, lanes: Option<usize>) -> Result<usize, CodegenError> {
+    match lanes {
+        None => Ok(default_lanes(n)),
+        Some(lanes) if lanes >= 1 && n.is_multiple_of(lanes) => Ok(lanes),
+        Some(lanes) => Err(CodegenError::Lanes { lanes, n }),
+    }
+}
+
 /// Options of [`generate`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Options {

@@ -12,6 +12,9 @@ use thiserror::Error;
 pub const MIN_BITS: u32 = 2;
 /// Largest bit width of a quantized tensor (24 bits: every code is exact in f32).
 pub const MAX_BITS: u32 = 24;
+/// Widest activation (layer state) the command line trains (`kaq train`, `kaq compare`, the
+/// flow); the library and the IR accept up to [`MAX_BITS`].
+pub const MAX_ACTIVATION_BITS: u32 = 16;
 /// Largest number of unfolded layers K.
 pub const MAX_LAYERS: usize = 64;
 /// Largest antenna count accepted on either side.

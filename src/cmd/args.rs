@@ -1,7 +1,9 @@
 //! Value parsers shared by the subcommands' arguments. Each returns a message naming what is
 //! wrong; clap prefixes the flag and exits with status 2.
 
+use kaq_ir::vocab::{MAX_ACTIVATION_BITS, MIN_BITS};
 use kaq_model::link::MAX_ANTENNAS;
+use kaq_model::train::TrainError;
 use kaq_model::unfolded::MAX_LAYERS;
 
 /// Any `FromStr` value; the error is the type's own message.
@@ -48,6 +50,21 @@ pub(crate) fn parse_antennas(s: &str) -> Result<usize, String> {
         ));
     }
     Ok(n)
+}
+
+/// An activation bit width, [`MIN_BITS`] to [`MAX_ACTIVATION_BITS`]: the one range of
+/// `kaq train --bits`, `kaq compare --bits` and the flow's `quant.bits`.
+pub(crate) fn parse_bits(s: &str) -> Result<u32, String> {
+    let v: u32 = s
+        .trim()
+        .parse()
+        .map_err(|_| format!("`{s}` is not a whole number"))?;
+    if !(MIN_BITS..=MAX_ACTIVATION_BITS).contains(&v) {
+        return Err(format!(
+            "bits must be between {MIN_BITS} and {MAX_ACTIVATION_BITS}, got {v}"
+        ));
+    }
+    Ok(v)
 }
 
 /// A worker-thread count, 1 to 1024.
@@ -97,12 +114,55 @@ pub(crate) fn parse_snr_db(s: &str) -> Result<f64, String> {
     Ok(v)
 }
 
-/// Ends the process with status 2 and a message naming `flag`, for a usage error found after
-/// parsing (for example a file given by a flag that does not fit the other flags).
-pub(crate) fn usage_error(flag: &str, message: impl std::fmt::Display) -> ! {
-    clap::Error::raw(
-        clap::error::ErrorKind::ValueValidation,
-        format!("invalid value for {flag}: {message}\n"),
-    )
-    .exit()
+/// A usage error found after parsing (a value that does not fit the other flags or the file
+/// they name). `main` prints it as clap prints its own and exits with status 2.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct UsageError {
+    /// The flag at fault, e.g. `--lanes`.
+    pub flag: String,
+    /// What is wrong.
+    pub message: String,
+}
+
+impl std::fmt::Display for UsageError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "invalid value for {}: {}", self.flag, self.message)
+    }
+}
+
+impl std::error::Error for UsageError {}
+
+/// A [`UsageError`] naming `flag`, as an `anyhow::Error` to return.
+pub(crate) fn usage_error(flag: &str, message: impl std::fmt::Display) -> anyhow::Error {
+    UsageError {
+        flag: flag.to_string(),
+        message: message.to_string(),
+    }
+    .into()
+}
+
+/// The flag of a training-config field; `snr_flag` is the subcommand's flag for the training
+/// SNRs (`--snr` in `kaq train`, `--train-snr` in `kaq compare`).
+fn train_flag(field: &str, snr_flag: &'static str) -> &'static str {
+    match field {
+        "samples" => "--samples",
+        "val_samples" => "--val-samples",
+        "batch" => "--batch",
+        "epochs" => "--epochs",
+        "lr" => "--lr",
+        "lr_step" => "--lr-step",
+        "snr_db" => snr_flag,
+        "val_ber_snr_db" => "--val-snr",
+        "val_ber_frames" => "--val-frames",
+        _ => "the arguments",
+    }
+}
+
+/// A training-config error naming a field is a usage error of that field's flag (status 2);
+/// any other stays a run-time failure.
+pub(crate) fn train_config_error(err: TrainError, snr_flag: &'static str) -> anyhow::Error {
+    match &err {
+        TrainError::Config { field, .. } => usage_error(train_flag(field, snr_flag), &err),
+        _ => err.into(),
+    }
 }

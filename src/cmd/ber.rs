@@ -68,7 +68,6 @@ use std::time::Instant;
 
 use anyhow::Context;
 use clap::Args;
-use indicatif::{ProgressBar, ProgressStyle};
 use kaq_ir::{Interpreter, Ir};
 use kaq_model::ber::shard::{DEFAULT_FIRST_ROUND_BATCHES, ShardSpec};
 use kaq_model::ber::{BerConfig, BerPoint, BerProgress, default_batch_frames, simulate};
@@ -393,12 +392,7 @@ pub fn run(args: BerArgs) -> anyhow::Result<()> {
         };
     }
 
-    let bar = ProgressBar::new(config.snr_db.len() as u64 * 1000);
-    bar.set_style(
-        ProgressStyle::with_template("{elapsed_precise} [{bar:30}] {percent:>3}% {msg}")
-            .expect("the progress template is valid")
-            .progress_chars("=> "),
-    );
+    let bar = crate::progress::percent_bar("ber", config.snr_db.len() as u64 * 1000);
     let mut on_progress = |p: &BerProgress| {
         let done = (p.snr_index as f64 + p.point_fraction()) * 1000.0;
         bar.set_position(done as u64);
@@ -551,7 +545,7 @@ fn load_ir(path: &Path, link: &LinkConfig) -> anyhow::Result<Box<dyn Detector>> 
 fn ir_for_link(flag: &str, path: &Path, link: &LinkConfig) -> anyhow::Result<Ir> {
     let ir = Ir::load(path).with_context(|| format!("{flag} {}", path.display()))?;
     if (ir.nt, ir.nr, ir.modulation) != (link.nt, link.nr, link.modulation) {
-        usage_error(
+        return Err(usage_error(
             flag,
             format!(
                 "{}: the IR is for {}x{} {}, this run simulates {}x{} {} \
@@ -564,7 +558,7 @@ fn ir_for_link(flag: &str, path: &Path, link: &LinkConfig) -> anyhow::Result<Ir>
                 link.nr,
                 link.modulation
             ),
-        );
+        ));
     }
     Ok(ir)
 }

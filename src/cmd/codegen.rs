@@ -20,14 +20,16 @@
 //! an unreadable or invalid IR, a design the generator cannot express and an unwritable or
 //! foreign output directory end with status 1.
 
-use kaq_model::lower::LinkFrames;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use anyhow::Context;
 use clap::Args;
-use kaq_codegen::{CodegenError, Generated, Options, check_top_name, generate, write_design};
+use kaq_codegen::{
+    CodegenError, Generated, Options, check_top_name, generate, resolve_lanes, write_design,
+};
 use kaq_ir::Ir;
+use kaq_model::lower::LinkFrames;
 
 use super::args::{parse_positive, usage_error};
 
@@ -69,30 +71,29 @@ pub(crate) fn load_ir(path: &Path) -> anyhow::Result<Ir> {
     Ir::load(path).with_context(|| format!("--ir {}: cannot use this IR", path.display()))
 }
 
-/// The lanes asked for (or the default), exiting with status 2 when they do not divide N.
-pub(crate) fn lanes_for(ir: &Ir, lanes: Option<usize>) -> usize {
-    match lanes {
-        None => kaq_codegen::default_lanes(ir.n),
-        Some(p) if p >= 1 && ir.n.is_multiple_of(p) => p,
-        Some(p) => usage_error(
+/// The lanes asked for (or the default); a count that breaks the lanes rule is a usage error.
+pub(crate) fn lanes_for(ir: &Ir, lanes: Option<usize>) -> anyhow::Result<usize> {
+    resolve_lanes(ir.n, lanes).map_err(lanes_error)
+}
+
+/// The lanes rule broken, as a usage error of `--lanes`.
+fn lanes_error(e: CodegenError) -> anyhow::Error {
+    match e {
+        CodegenError::Lanes { lanes, n } => usage_error(
             "--lanes",
-            format!(
-                "{p} does not divide N = {} (the columns of H~ of this IR)",
-                ir.n
-            ),
+            format!("{lanes} does not divide N = {n} (the columns of H~ of this IR)"),
         ),
+        e => e.into(),
     }
 }
 
 /// Generates the design, turning option errors into usage errors (status 2).
-pub(crate) fn generate_or_exit(ir: &Ir, options: &Options) -> anyhow::Result<Generated> {
+pub(crate) fn generate_checked(ir: &Ir, options: &Options) -> anyhow::Result<Generated> {
     match generate(ir, options, &LinkFrames) {
         Ok(g) => Ok(g),
-        Err(CodegenError::Lanes { lanes, n }) => {
-            usage_error("--lanes", format!("{lanes} does not divide N = {n}"))
-        }
-        Err(e @ CodegenError::TopName(_)) => usage_error("--top", e),
-        Err(e @ CodegenError::TestbenchFrames(_)) => usage_error("--testbench-frames", e),
+        Err(e @ CodegenError::Lanes { .. }) => Err(lanes_error(e)),
+        Err(e @ CodegenError::TopName(_)) => Err(usage_error("--top", e)),
+        Err(e @ CodegenError::TestbenchFrames(_)) => Err(usage_error("--testbench-frames", e)),
         Err(e) => Err(e).context("code generation failed"),
     }
 }
@@ -100,19 +101,19 @@ pub(crate) fn generate_or_exit(ir: &Ir, options: &Options) -> anyhow::Result<Gen
 /// Runs `kaq codegen`.
 pub fn run(args: CodegenArgs) -> anyhow::Result<()> {
     if let Err(e) = check_top_name(&args.top) {
-        usage_error("--top", e);
+        return Err(usage_error("--top", e));
     }
     if args.testbench_frames > 100_000 {
-        usage_error(
+        return Err(usage_error(
             "--testbench-frames",
             format!(
                 "must be between 1 and 100000, got {}",
                 args.testbench_frames
             ),
-        );
+        ));
     }
     let ir = load_ir(&args.ir)?;
-    let lanes = lanes_for(&ir, args.lanes);
+    let lanes = lanes_for(&ir, args.lanes)?;
     let options = Options {
         lanes,
         top: args.top.clone(),
@@ -120,7 +121,7 @@ pub fn run(args: CodegenArgs) -> anyhow::Result<()> {
         seed: args.seed,
     };
     let start = Instant::now();
-    let generated = generate_or_exit(&ir, &options)?;
+    let generated = generate_checked(&ir, &options)?;
     let gen_time = start.elapsed();
     let written = write_design(&generated, &args.out, args.force)
         .with_context(|| format!("--out {}", args.out.display()))?;

@@ -38,8 +38,8 @@
 //! (refused output directory, divergence) with status 1.
 
 use super::args::{
-    parse_antennas, parse_epsilon, parse_from_str, parse_layers, parse_lr, parse_positive,
-    parse_snr_db, parse_threads, parse_whole,
+    parse_antennas, parse_bits, parse_epsilon, parse_from_str, parse_layers, parse_lr,
+    parse_positive, parse_snr_db, parse_threads, train_config_error,
 };
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -47,20 +47,16 @@ use std::time::Instant;
 
 use anyhow::{Context, bail};
 use clap::Args;
-use clap::error::ErrorKind;
-use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use indicatif::ProgressBar;
 use kaq_model::ber::{BerConfig, BerPoint, BerProgress, DEFAULT_BATCH_FRAMES, simulate};
 use kaq_model::mmd::KernelMode;
 use kaq_model::quant::file::QuantModelFile;
 use kaq_model::quant::kaq::{DEFAULT_EPSILON, DEFAULT_KERNEL, KaqConfig, KaqEpoch};
-use kaq_model::quant::quantizer::{MAX_BITS, MIN_BITS};
 use kaq_model::quant::{
     QuantConfig, QuantMethod, QuantTrainConfig, QuantTrained, teacher_layers, train_quantized,
 };
 use kaq_model::train::model_file::Overwrite;
-use kaq_model::train::{
-    EpochRecord, ModelFile, Progress, SetKind, TrainConfig, TrainError, TrainSet, train,
-};
+use kaq_model::train::{EpochRecord, ModelFile, Progress, SetKind, TrainConfig, TrainSet, train};
 use kaq_model::unfolded::{Arch, Init, NetConfig, Prox, UnfoldedNet};
 use kaq_model::{Detector, FrameBatch, LinkConfig, ModelError, Modulation};
 use serde::Serialize;
@@ -227,16 +223,6 @@ fn parse_positive_u64(s: &str) -> Result<u64, String> {
     parse_positive(s).map(|n| n as u64)
 }
 
-fn parse_bits(s: &str) -> Result<u32, String> {
-    let n = parse_whole(s)?;
-    if !(MIN_BITS as usize..=MAX_BITS as usize).contains(&n) {
-        return Err(format!(
-            "bit width must be between {MIN_BITS} and {MAX_BITS}, got {n}"
-        ));
-    }
-    Ok(n as u32)
-}
-
 fn parse_method(s: &str) -> Result<Method, String> {
     match s.trim().to_ascii_lowercase().as_str() {
         "fp32" | "f32" => Ok(Method::Fp32),
@@ -244,34 +230,6 @@ fn parse_method(s: &str) -> Result<Method, String> {
             format!("unknown method `{s}` (expected one of: fp32, ptq, qat-mse, lsq, kaq)")
         }),
     }
-}
-
-/// The command-line flag that sets a [`TrainConfig`] field.
-fn flag_of(field: &str) -> &'static str {
-    match field {
-        "samples" => "--samples",
-        "val_samples" => "--val-samples",
-        "batch" => "--batch",
-        "epochs" => "--epochs",
-        "lr" => "--lr",
-        "lr_step" => "--lr-step",
-        "snr_db" => "--train-snr",
-        "val_ber_snr_db" => "--val-snr",
-        "val_ber_frames" => "--val-frames",
-        _ => "the arguments",
-    }
-}
-
-/// Exits with status 2 when a config error names a flag.
-fn usage_error(err: TrainError) -> anyhow::Error {
-    if let TrainError::Config { field, .. } = &err {
-        clap::Error::raw(
-            ErrorKind::ValueValidation,
-            format!("invalid value for {}: {err}\n", flag_of(field)),
-        )
-        .exit();
-    }
-    err.into()
 }
 
 /// One quantized run of the comparison.
@@ -467,19 +425,6 @@ fn prepare_out(out: &Path, force: bool) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn progress_bar() -> ProgressBar {
-    let bar = ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr());
-    bar.set_style(
-        ProgressStyle::with_template(
-            "{spinner} {prefix} [{bar:30}] {pos}/{len} batches  {msg}  {elapsed}",
-        )
-        .expect("the progress template is valid")
-        .progress_chars("=> "),
-    );
-    bar.enable_steady_tick(std::time::Duration::from_millis(200));
-    bar
-}
-
 /// A progress callback for one training run labelled `label`.
 fn on_progress<'a>(label: &'a str, bar: &'a ProgressBar) -> impl FnMut(Progress<'_>) + 'a {
     let mut epochs = 0;
@@ -536,7 +481,7 @@ fn obtain_teacher(
         println!("fp32: reusing {}", path.display());
         return Ok((file.net, file.train, file.history, "reused".into()));
     }
-    let bar = progress_bar();
+    let bar = crate::progress::open_bar("", "batches");
     let result = train(&config, &mut on_progress(FP32, &bar));
     bar.finish_and_clear();
     let model = result.context("training the f32 teacher failed")?;
@@ -573,7 +518,7 @@ fn obtain_quant(
         ));
     }
     let label = key.label();
-    let bar = progress_bar();
+    let bar = crate::progress::open_bar("", "batches");
     bar.set_prefix(format!("{label} calibrating"));
     let result = train_quantized(teacher, key.method, config, &mut on_progress(&label, &bar));
     bar.finish_and_clear();
@@ -619,7 +564,7 @@ pub fn run(args: CompareArgs) -> anyhow::Result<()> {
     };
     args.teacher_config(link, probe_net)
         .validate()
-        .map_err(usage_error)?;
+        .map_err(|e| train_config_error(e, "--train-snr"))?;
     prepare_out(&args.out, args.force)?;
 
     let pool = match args.threads {
@@ -652,7 +597,10 @@ fn compare(args: &CompareArgs, runs: &[RunKey], bits: &[u32]) -> anyhow::Result<
     let mut trained = Vec::with_capacity(runs.len());
     for &key in runs {
         let config = args.quant_config(&data, key.bits);
-        config.train.validate().map_err(usage_error)?;
+        config
+            .train
+            .validate()
+            .map_err(|e| train_config_error(e, "--train-snr"))?;
         let path = models.join(key.file_name());
         let (run, reused) = obtain_quant(&teacher, key, &config, &path)?;
         trained.push((key, run, reused));
@@ -806,15 +754,7 @@ fn ber_series(name: &str, points: &[BerPoint]) -> Series {
 }
 
 fn run_ber(config: &BerConfig, detectors: &[&dyn Detector]) -> anyhow::Result<Vec<BerPoint>> {
-    let bar = ProgressBar::with_draw_target(
-        Some(config.snr_db.len() as u64 * 1000),
-        ProgressDrawTarget::stderr(),
-    );
-    bar.set_style(
-        ProgressStyle::with_template("BER {elapsed_precise} [{bar:30}] {percent:>3}% {msg}")
-            .expect("the progress template is valid")
-            .progress_chars("=> "),
-    );
+    let bar = crate::progress::percent_bar("BER", config.snr_db.len() as u64 * 1000);
     let mut on_progress = |p: &BerProgress| {
         let done = (p.snr_index as f64 + p.point_fraction()) * 1000.0;
         bar.set_position(done as u64);

@@ -30,7 +30,6 @@ use std::path::PathBuf;
 
 use anyhow::{Context, bail};
 use clap::Args;
-use indicatif::{ProgressBar, ProgressStyle};
 use kaq_codegen::Options;
 use kaq_ir::Ir;
 use kaq_model::LinkConfig;
@@ -99,17 +98,13 @@ pub fn run(args: CosimArgs) -> anyhow::Result<()> {
         plot::check_writable(path)?;
     }
     if args.snr.0.is_empty() {
-        super::args::usage_error("--snr", "at least one SNR point is needed");
+        return Err(super::args::usage_error(
+            "--snr",
+            "at least one SNR point is needed",
+        ));
     }
     let ir = Ir::load(&args.ir).with_context(|| format!("--ir {}", args.ir.display()))?;
-    let lanes = match args.lanes {
-        Some(p) if !ir.n.is_multiple_of(p) => super::args::usage_error(
-            "--lanes",
-            format!("{p} does not divide N = {} (the row length of H)", ir.n),
-        ),
-        Some(p) => p,
-        None => kaq_codegen::default_lanes(ir.n),
-    };
+    let lanes = super::codegen::lanes_for(&ir, args.lanes)?;
     let options = Options {
         lanes,
         ..Options::default()
@@ -136,12 +131,7 @@ pub fn run(args: CosimArgs) -> anyhow::Result<()> {
         driver.trace(path)?;
     }
 
-    let bar = ProgressBar::new(args.frames as u64);
-    bar.set_style(
-        ProgressStyle::with_template("{elapsed_precise} [{bar:30}] {pos}/{len} frames {msg}")
-            .expect("the progress template is valid")
-            .progress_chars("=> "),
-    );
+    let bar = crate::progress::bar("cosim", args.frames as u64, "frames");
     let interp = rtl.interpreter();
     let points = args.snr.0.clone();
     let mut failure: Option<anyhow::Error> = None;

@@ -26,7 +26,7 @@ use std::time::Instant;
 
 use anyhow::{Context, bail};
 use clap::Args;
-use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use indicatif::ProgressBar;
 use kaq_codegen::report::{Report, analyse};
 use kaq_ir::{Interpreter, Ir};
 use kaq_model::ber::{BerConfig, BerPoint, simulate};
@@ -383,6 +383,8 @@ impl FlowConfig {
             );
         }
         f32.validate().context("config train")?;
+        super::args::parse_bits(&self.quant.bits.to_string())
+            .map_err(|e| anyhow::anyhow!("config quant.bits = {}: {e}", self.quant.bits))?;
         self.quant_config(&f32)
             .quant
             .validate()
@@ -395,7 +397,7 @@ impl FlowConfig {
         }
         kaq_codegen::check_top_name(&self.rtl.top).context("config rtl.top")?;
         let n = f32.link.n();
-        if self.rtl.lanes == 0 || !n.is_multiple_of(self.rtl.lanes) {
+        if kaq_codegen::resolve_lanes(n, Some(self.rtl.lanes)).is_err() {
             bail!(
                 "config rtl.lanes = {}: must divide N = {n} (the row length of H)",
                 self.rtl.lanes
@@ -498,18 +500,6 @@ impl Stages {
     }
 }
 
-fn progress_bar(label: &str) -> ProgressBar {
-    let bar = ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr());
-    bar.set_style(
-        ProgressStyle::with_template("{spinner} {prefix} [{bar:30}] {pos}/{len}  {msg}  {elapsed}")
-            .expect("the progress template is valid")
-            .progress_chars("=> "),
-    );
-    bar.set_prefix(label.to_string());
-    bar.enable_steady_tick(std::time::Duration::from_millis(200));
-    bar
-}
-
 fn on_progress<'a>(label: &'a str, bar: &'a ProgressBar) -> impl FnMut(Progress<'_>) + 'a {
     let mut epochs = 0;
     move |p| match p {
@@ -550,12 +540,12 @@ pub fn run(args: FlowArgs) -> anyhow::Result<()> {
     let started = Instant::now();
     let config = match &args.config {
         Some(path) => {
-            FlowConfig::load(path).unwrap_or_else(|e| usage_error("--config", format!("{e:#}")))
+            FlowConfig::load(path).map_err(|e| usage_error("--config", format!("{e:#}")))?
         }
         None => FlowConfig::default(),
     };
     if let Err(e) = config.validate() {
-        usage_error("--config", format!("{e:#}"));
+        return Err(usage_error("--config", format!("{e:#}")));
     }
     if args.out.exists() && !args.out.is_dir() {
         bail!(
@@ -627,7 +617,7 @@ fn flow(config: &FlowConfig, stages: &mut Stages) -> anyhow::Result<Results> {
         file
     } else {
         let t = Instant::now();
-        let bar = progress_bar("f32");
+        let bar = crate::progress::open_bar("f32", "");
         let result = train(&f32_config, &mut on_progress("f32", &bar));
         bar.finish_and_clear();
         let file = ModelFile::from(result.context("training the f32 net failed")?);
@@ -661,7 +651,7 @@ fn flow(config: &FlowConfig, stages: &mut Stages) -> anyhow::Result<Results> {
     } else {
         let t = Instant::now();
         let label = format!("{}-{}b", config.quant.method, config.quant.bits);
-        let bar = progress_bar(&label);
+        let bar = crate::progress::open_bar(&label, "");
         let result = train_quantized(
             &f32_file.net,
             config.quant.method,
@@ -819,7 +809,7 @@ fn ber_stage(config: &FlowConfig, f32_file: &ModelFile, ir: &Ir) -> anyhow::Resu
         config.ber.max_frames,
         config.ber.seed,
     );
-    let bar = progress_bar("ber");
+    let bar = crate::progress::open_bar("ber", "");
     bar.set_length(ber_config.snr_db.len() as u64 * 1000);
     let mut on_progress = |p: &kaq_model::ber::BerProgress| {
         bar.set_position(((p.snr_index as f64 + p.point_fraction()) * 1000.0) as u64);
@@ -968,7 +958,7 @@ fn cosim_stage(
         return Ok((Some(v), None));
     }
     let t = Instant::now();
-    let bar = progress_bar("cosim build");
+    let bar = crate::progress::open_bar("cosim build", "");
     let rtl = Rtl::build(generated, false);
     bar.finish_and_clear();
     let rtl = rtl.context("building the RTL with Verilator")?;
@@ -983,7 +973,7 @@ fn cosim_stage(
     let codes: Vec<FrameCodes> =
         link_frames(interp, &link, &config.ber.snr_db, total, config.cosim.seed)?
             .collect::<Result<_, _>>()?;
-    let bar = progress_bar("cosim");
+    let bar = crate::progress::open_bar("cosim", "");
     bar.set_length(total as u64);
     let report = rtl.cosimulate(codes.into_iter().inspect(|_| bar.inc(1)), stalls);
     bar.finish_and_clear();

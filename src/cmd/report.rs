@@ -29,18 +29,18 @@ use std::path::PathBuf;
 
 use anyhow::{Context, bail};
 use clap::Args;
+use kaq_codegen::Options;
 use kaq_codegen::hierarchy::{HierOptions, UnitResult, UnitStatus};
 use kaq_codegen::qor::{ClockSource, EvalOptions, Evaluation, evaluate};
 use kaq_codegen::report::{Report, analyse};
 use kaq_codegen::synth::{SynthReport, Target, synthesize};
 use kaq_codegen::timing::Placement;
-use kaq_codegen::{CodegenError, Options};
 use kaq_ir::Ir;
 use kaq_model::train::model_file::{Overwrite, write_atomic};
 use serde_json::{Value, json};
 
-use super::args::{parse_from_str, parse_positive, usage_error};
-use super::codegen::{generate_or_exit, lanes_for, load_ir};
+use super::args::{parse_from_str, parse_positive};
+use super::codegen::{generate_checked, lanes_for, load_ir};
 use crate::plot::{self, Series};
 
 /// Arguments of `kaq report`.
@@ -121,14 +121,8 @@ pub fn run(args: ReportArgs) -> anyhow::Result<()> {
         plot::check_writable(path).context("--sweep-lanes is not writable")?;
     }
     let ir = load_ir(&args.ir)?;
-    let lanes = lanes_for(&ir, args.lanes);
-    let design = match kaq_codegen::lower(&ir, lanes, TOP) {
-        Ok(d) => d,
-        Err(CodegenError::Lanes { lanes, n }) => {
-            usage_error("--lanes", format!("{lanes} does not divide N = {n}"))
-        }
-        Err(e) => return Err(e).context("code generation failed"),
-    };
+    let lanes = lanes_for(&ir, args.lanes)?;
+    let design = kaq_codegen::lower(&ir, lanes, TOP).context("code generation failed")?;
     let report = analyse(&design);
     let synth = match args.synth {
         None => Synth::None,
@@ -178,7 +172,7 @@ fn generated(ir: &Ir, lanes: usize) -> anyhow::Result<kaq_codegen::Generated> {
         testbench_frames: 1,
         seed: 1,
     };
-    generate_or_exit(ir, &options)
+    generate_checked(ir, &options)
 }
 
 fn scratch() -> anyhow::Result<tempfile::TempDir> {

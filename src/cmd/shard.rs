@@ -15,7 +15,6 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use anyhow::Context;
-use indicatif::{ProgressBar, ProgressStyle};
 use kaq_model::Detector;
 use kaq_model::ber::BerConfig;
 use kaq_model::ber::shard::{
@@ -102,12 +101,7 @@ pub(crate) fn run_shard(
 ) -> anyhow::Result<()> {
     let (plan, state) = round(sweep, sharding)?;
     let units = plan.shard_units(spec).len();
-    let bar = ProgressBar::new(units as u64);
-    bar.set_style(
-        ProgressStyle::with_template("{elapsed_precise} [{bar:30}] {pos}/{len} batches {msg}")
-            .expect("the progress template is valid")
-            .progress_chars("=> "),
-    );
+    let bar = crate::progress::bar("shard", units as u64, "batches");
     bar.set_message(format!("shard {spec} of round {}", plan.round));
     let mut on_progress = |done: usize, _total: usize| bar.set_position(done as u64);
     let start = Instant::now();

@@ -37,15 +37,13 @@
 //! Bad arguments end with status 2 and a message naming the argument.
 
 use super::args::{
-    parse_antennas, parse_epsilon, parse_from_str, parse_layers, parse_lr, parse_positive,
-    parse_snr_db, parse_threads,
+    parse_antennas, parse_bits, parse_epsilon, parse_from_str, parse_layers, parse_lr,
+    parse_positive, parse_snr_db, parse_threads, train_config_error, usage_error,
 };
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, bail};
 use clap::Args;
-use clap::error::ErrorKind;
-use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use kaq_model::gram::file::GramModelFile;
 use kaq_model::gram::train::GramTrainConfig;
 use kaq_model::gram::{Family, GramConfig};
@@ -237,33 +235,6 @@ fn parse_arch(s: &str) -> Result<ArchChoice, String> {
     })
 }
 
-fn parse_bits(s: &str) -> Result<u32, String> {
-    let v: u32 = s
-        .trim()
-        .parse()
-        .map_err(|_| format!("`{s}` is not a whole number"))?;
-    if !(2..=16).contains(&v) {
-        return Err(format!("bits must be between 2 and 16, got {v}"));
-    }
-    Ok(v)
-}
-
-/// The command-line flag that sets a [`TrainConfig`] field.
-fn flag_of(field: &str) -> &'static str {
-    match field {
-        "samples" => "--samples",
-        "val_samples" => "--val-samples",
-        "batch" => "--batch",
-        "epochs" => "--epochs",
-        "lr" => "--lr",
-        "lr_step" => "--lr-step",
-        "snr_db" => "--snr",
-        "val_ber_snr_db" => "--val-snr",
-        "val_ber_frames" => "--val-frames",
-        _ => "the arguments",
-    }
-}
-
 /// The history file written by `--json`.
 #[derive(Debug, Serialize)]
 struct HistoryFile<'a> {
@@ -357,16 +328,8 @@ fn run_training(config: &TrainConfig) -> Result<TrainedModel, TrainError> {
 fn with_progress<T>(
     job: impl FnOnce(&mut dyn FnMut(Progress<'_>)) -> Result<T, TrainError>,
 ) -> Result<T, TrainError> {
-    let bar = ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr());
-    bar.set_style(
-        ProgressStyle::with_template(
-            "{spinner} epoch {prefix} [{bar:30}] {pos}/{len} batches  {msg}  {elapsed}",
-        )
-        .expect("the progress template is valid")
-        .progress_chars("=> "),
-    );
+    let bar = crate::progress::open_bar("epoch", "batches");
     bar.set_message("drawing data sets");
-    bar.enable_steady_tick(std::time::Duration::from_millis(200));
     let mut epochs = 0;
     let result = job(&mut |p| match p {
         Progress::Started { epochs: e, batches } => {
@@ -390,24 +353,11 @@ fn with_progress<T>(
     result
 }
 
-/// Ends the process with status 2 and a message naming `flag`.
-fn usage_error(flag: &str, message: impl std::fmt::Display) -> ! {
-    clap::Error::raw(
-        ErrorKind::ValueValidation,
-        format!("invalid value for {flag}: {message}\n"),
-    )
-    .exit()
-}
-
 /// Validates a training config, naming the flag of a bad field (status 2).
 fn validate_flags(config: &TrainConfig) -> anyhow::Result<()> {
-    if let Err(err) = config.validate() {
-        match &err {
-            TrainError::Config { field, .. } => usage_error(flag_of(field), &err),
-            _ => return Err(err.into()),
-        }
-    }
-    Ok(())
+    config
+        .validate()
+        .map_err(|e| train_config_error(e, "--snr"))
 }
 
 /// Runs `job` in a pool of `threads` workers (all cores by default).
@@ -432,14 +382,17 @@ pub fn run(args: TrainArgs) -> anyhow::Result<()> {
         return run_quant(&args, method);
     }
     if args.teacher.is_some() {
-        usage_error("--teacher", "a teacher is only used with --quant");
+        return Err(usage_error(
+            "--teacher",
+            "a teacher is only used with --quant",
+        ));
     }
     let arch = match args.arch {
         ArchChoice::Unfolded(arch) => arch,
         ArchChoice::Gram(family) => return run_gram(&args, family),
     };
     if args.inner.is_some() {
-        usage_error("--inner", "only the cg family has inner steps");
+        return Err(usage_error("--inner", "only the cg family has inner steps"));
     }
     let config = args.config(arch)?;
     validate_flags(&config)?;
@@ -504,7 +457,7 @@ pub fn run(args: TrainArgs) -> anyhow::Result<()> {
 /// `kaq train --arch ep|oamp|cg`: trains a Gram-domain net and writes a `kaq-gram-model` file.
 fn run_gram(args: &TrainArgs, family: Family) -> anyhow::Result<()> {
     if family != Family::Cg && args.inner.is_some() {
-        usage_error("--inner", "only the cg family has inner steps");
+        return Err(usage_error("--inner", "only the cg family has inner steps"));
     }
     let mut net = GramConfig::new(family, args.layers);
     if let Some(inner) = args.inner {
@@ -525,12 +478,9 @@ fn run_gram(args: &TrainArgs, family: Family) -> anyhow::Result<()> {
         val_ber_snr_db: base.val_ber_snr_db.clone(),
         val_ber_frames: base.val_ber_frames,
     };
-    if let Err(err) = config.validate() {
-        match &err {
-            TrainError::Config { field, .. } => usage_error(flag_of(field), &err),
-            _ => return Err(err.into()),
-        }
-    }
+    config
+        .validate()
+        .map_err(|e| train_config_error(e, "--snr"))?;
     let outputs = args.outputs();
     check_outputs(&outputs, args.force)?;
     let trained = in_pool(args.threads, || {
@@ -626,10 +576,10 @@ struct QuantHistoryFile<'a> {
 /// `kaq-qmodel` file.
 fn run_quant(args: &TrainArgs, method: QuantMethod) -> anyhow::Result<()> {
     let Some(teacher_path) = &args.teacher else {
-        usage_error(
+        return Err(usage_error(
             "--teacher",
             "--quant needs the trained f32 model to quantize (train it first with `kaq train --out fp32.json`)",
-        );
+        ));
     };
     let teacher_file = ModelFile::load(teacher_path)
         .with_context(|| format!("--teacher {}", teacher_path.display()))?;

@@ -17,7 +17,7 @@
 
 use serde::{Deserialize, Serialize};
 
-pub use kaq_ir::vocab::{MAX_BITS, MAX_SNR_BINS, MIN_BITS, SnrBins};
+pub use kaq_ir::vocab::{MAX_ACTIVATION_BITS, MAX_BITS, MAX_SNR_BINS, MIN_BITS, SnrBins};
 
 /// Smallest activation step, 2⁻²⁰: learned steps are clamped here (zero gradient below).
 pub const MIN_STEP: f32 = 1.0 / 1_048_576.0;

@@ -79,6 +79,9 @@ pub enum TrainError {
         /// The underlying error.
         source: std::io::Error,
     },
+    /// Writing a model file (kaq-files names the path and the problem).
+    #[error(transparent)]
+    Write(kaq_files::FilesError),
 }
 
 /// Everything that defines a training run. Defaults are the paper's protocol.

@@ -15,9 +15,8 @@
 //! `version`, every field, the parameter count, finiteness, and that the net's link is the link
 //! it was trained on; every error names the file and the field.
 
-use std::fs::{self, File};
-use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::fs;
+use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -211,52 +210,16 @@ impl ModelFile {
     }
 }
 
-/// Writes `bytes` to `path` atomically: a temporary file beside it is written and fsynced, then
-/// renamed over `path` ([`Overwrite::Replace`]) or hard-linked to it ([`Overwrite::Refuse`],
-/// which fails if `path` exists). The temporary file never outlives the call.
+/// Writes `bytes` to `path` with kaq-files: atomically replacing a regular file
+/// ([`Overwrite::Replace`], `kaq_files::write_file`) or creating a new one and failing if `path`
+/// exists ([`Overwrite::Refuse`], `kaq_files::write_new`). Device files are written straight,
+/// other kinds of path refused; a temporary file never outlives the call.
 pub fn write_atomic(path: &Path, bytes: &[u8], overwrite: Overwrite) -> Result<(), TrainError> {
-    let io = |action: &'static str, p: &Path| {
-        let p = p.display().to_string();
-        move |source| TrainError::Io {
-            action,
-            path: p,
-            source,
-        }
-    };
-    let name = path
-        .file_name()
-        .ok_or_else(|| file_error(path, "the path has no file name"))?;
-    let dir = match path.parent() {
-        Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
-        _ => PathBuf::from("."),
-    };
-    let temp = dir.join(format!(
-        ".{}.{}.tmp",
-        name.to_string_lossy(),
-        std::process::id()
-    ));
-    let result = (|| {
-        let mut file = File::create_new(&temp).map_err(io("cannot create", &temp))?;
-        file.write_all(bytes).map_err(io("cannot write", &temp))?;
-        file.sync_all().map_err(io("cannot sync", &temp))?;
-        drop(file);
-        match overwrite {
-            Overwrite::Replace => fs::rename(&temp, path).map_err(io("cannot replace", path)),
-            Overwrite::Refuse => {
-                fs::hard_link(&temp, path).map_err(io("cannot create", path))?;
-                fs::remove_file(&temp).map_err(io("cannot remove", &temp))
-            }
-        }
-    })();
-    if result.is_err() {
-        let _ = fs::remove_file(&temp);
-        return result;
+    match overwrite {
+        Overwrite::Replace => kaq_files::write_file(path, bytes),
+        Overwrite::Refuse => kaq_files::write_new(path, bytes),
     }
-    // Make the new directory entry durable; not every platform can open a directory.
-    if let Ok(d) = File::open(&dir) {
-        let _ = d.sync_all();
-    }
-    Ok(())
+    .map_err(TrainError::Write)
 }
 
 #[cfg(test)]
@@ -299,7 +262,7 @@ mod tests {
         })
     }
 
-    fn dir() -> PathBuf {
+    fn dir() -> std::path::PathBuf {
         let d = std::env::temp_dir().join(format!(
             "kaq-model-file-{}-{:?}",
             std::process::id(),
@@ -328,8 +291,10 @@ mod tests {
         // Saving again refuses to clobber unless asked, and leaves no temporary file behind.
         let err = file.save(&path, Overwrite::Refuse).unwrap_err();
         assert!(
-            matches!(&err, TrainError::Io { source, .. }
-                if source.kind() == std::io::ErrorKind::AlreadyExists),
+            matches!(
+                &err,
+                TrainError::Write(kaq_files::FilesError::Exists { .. })
+            ),
             "{err}"
         );
         file.save(&path, Overwrite::Replace).unwrap();
