@@ -9,14 +9,14 @@ use std::collections::BTreeMap;
 use std::fs;
 use std::path::Path;
 
-use common::{Config, ir_with_bins};
+use common::{Config, fixture, ir_with_bins};
 use kaq_codegen::{CodegenError, Generated, MANIFEST, Options, generate, write_design};
 use kaq_ir::Ir;
 use kaq_model::Modulation;
 
 /// A small IR: PGD-Net, soft thresholds, QPSK 2×2 (N = 4), two layers, 4 SNR bins.
 fn small_ir() -> Ir {
-    ir_with_bins(&Config::default(), Some(4))
+    fixture("pgd-qpsk-2x2", &Config::default(), Some(4))
 }
 
 fn options(lanes: usize, top: &str) -> Options {

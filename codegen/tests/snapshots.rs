@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::{Config, ir_with_bins};
+use common::{Config, fixture};
 use kaq_codegen::{Generated, Options, generate};
 use kaq_model::Modulation;
 use kaq_model::lower::LinkFrames;
@@ -20,7 +20,7 @@ fn tiny() -> Generated {
         seed: 31,
         ..Config::default()
     };
-    let ir = ir_with_bins(&config, Some(4));
+    let ir = fixture("snap-pgd-qpsk-1x1", &config, Some(4));
     let options = Options {
         lanes: 1,
         top: "snap_top".to_string(),

@@ -11,7 +11,7 @@ mod common;
 use kaq_model::lower::LinkFrames;
 use std::time::Duration;
 
-use common::{Config, ir_with_bins};
+use common::{Config, fixture};
 use kaq_codegen::hierarchy::{HierOptions, UnitStatus, synthesize_units};
 use kaq_codegen::synth::{Target, synthesize};
 use kaq_codegen::{Generated, Options, generate};
@@ -30,8 +30,8 @@ fn yosys_present() -> bool {
     }
 }
 
-fn design(config: Config, lanes: usize) -> Generated {
-    let ir = ir_with_bins(&config, Some(4));
+fn design(name: &str, config: Config, lanes: usize) -> Generated {
+    let ir = fixture(name, &config, Some(4));
     let options = Options {
         lanes,
         top: "kaq_top".to_string(),
@@ -54,10 +54,11 @@ fn cases() -> Vec<(&'static str, Generated)> {
         ..Config::default()
     };
     vec![
-        ("pgd", design(bpsk, 1)),
+        ("pgd", design("synth-pgd-bpsk", bpsk, 1)),
         (
             "pgd-momentum-mf",
             design(
+                "synth-pgd-momentum-mf-bpsk",
                 Config {
                     momentum: true,
                     init: Init::MatchedFilter,
@@ -69,6 +70,7 @@ fn cases() -> Vec<(&'static str, Generated)> {
         (
             "admm",
             design(
+                "synth-admm-bpsk",
                 Config {
                     arch: Arch::Admm,
                     prox: Prox::Box,

@@ -1,4 +1,7 @@
-//! Shared helpers of the codegen tests: small IRs lowered from calibrated fake-quant nets.
+//! Shared helpers of the codegen tests: small IRs lowered from calibrated fake-quant nets, and
+//! committed IR fixtures (tests/fixtures/*.ir.json) for the tests whose expected output must not
+//! move when training's random streams change. `KAQ_WRITE_FIXTURES=1 cargo test -p kaq-codegen`
+//! rewrites the fixtures from the nets they were drawn from.
 #![allow(dead_code)]
 
 use kaq_ir::Ir;
@@ -87,4 +90,19 @@ pub fn ir_with_bins(c: &Config, bins: Option<usize>) -> Ir {
         }
     }
     lower(&q, LowerOptions::default()).unwrap()
+}
+
+/// The committed fixture `name` (tests/fixtures/NAME.ir.json), drawn from `c` with `bins` SNR
+/// bins by [`ir_with_bins`]; with `KAQ_WRITE_FIXTURES=1`, drawn again and written.
+pub fn fixture(name: &str, c: &Config, bins: Option<usize>) -> Ir {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures")
+        .join(format!("{name}.ir.json"));
+    if std::env::var_os("KAQ_WRITE_FIXTURES").is_some_and(|v| v == "1") {
+        let ir = ir_with_bins(c, bins);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(&path, ir.to_json()).unwrap();
+        return ir;
+    }
+    Ir::load(&path).unwrap_or_else(|e| panic!("{e} (write it with KAQ_WRITE_FIXTURES=1)"))
 }
