@@ -18,8 +18,9 @@
 //! rerun; `--fresh` reruns everything. Every artefact is written atomically and its key only
 //! after it, so an interrupted run resumes cleanly.
 
+mod summary;
+
 use kaq_model::lower::LinkFrames;
-use std::fmt::Write as _;
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -525,7 +526,6 @@ fn on_progress<'a>(label: &'a str, bar: &'a ProgressBar) -> impl FnMut(Progress<
 /// Everything the summary reports.
 struct Results {
     f32_file: ModelFile,
-    quant_file: QuantModelFile,
     ir: Ir,
     report: Report,
     synth: Option<serde_json::Value>,
@@ -577,7 +577,7 @@ pub fn run(args: FlowArgs) -> anyhow::Result<()> {
         Some(pool) => pool.install(work)?,
         None => work()?,
     };
-    let summary = summary(&config, &args, &results, &stages);
+    let summary = summary::summary(&config, &args, &results, &stages);
     plot::write_atomically(&args.out.join("summary.md"), summary.as_bytes())?;
     let log = serde_json::to_string_pretty(&serde_json::json!({
         "tool": "kaq",
@@ -780,7 +780,6 @@ fn flow(config: &FlowConfig, stages: &mut Stages) -> anyhow::Result<Results> {
     };
     Ok(Results {
         f32_file,
-        quant_file,
         ir,
         report,
         synth,
@@ -1016,272 +1015,4 @@ fn load_ber(path: &Path) -> anyhow::Result<Vec<BerPoint>> {
 /// A stage config's JSON, for its key.
 fn config_json(v: &impl Serialize) -> String {
     serde_json::to_string(v).expect("a stage config always serializes")
-}
-
-fn sci(v: f64) -> String {
-    if v == 0.0 {
-        "0".to_string()
-    } else {
-        format!("{v:.2e}")
-    }
-}
-
-fn summary(config: &FlowConfig, args: &FlowArgs, r: &Results, stages: &Stages) -> String {
-    let mut s = String::new();
-    let ir = &r.ir;
-    let _ = writeln!(s, "# kaq flow: {}\n", ir.name);
-    let _ = writeln!(
-        s,
-        "{}×{} {} link (SNR per receive antenna), {} with K = {}, {} {}-bit; RTL with {} MAC lanes per layer stage.\n",
-        config.link.nt,
-        config.link.nr,
-        config.link.modulation,
-        r.f32_file.net.name(),
-        config.net.layers,
-        config.quant.method,
-        config.quant.bits,
-        config.rtl.lanes
-    );
-
-    // BER table.
-    let mut names: Vec<String> = Vec::new();
-    for p in &r.ber {
-        if !names.contains(&p.detector) {
-            names.push(p.detector.clone());
-        }
-    }
-    let _ = writeln!(s, "## BER\n");
-    let _ = write!(s, "| SNR (dB) |");
-    for n in &names {
-        let _ = write!(s, " {n} |");
-    }
-    let _ = writeln!(s);
-    let _ = writeln!(s, "|---|{}", "---|".repeat(names.len()));
-    for &snr in &config.ber.snr_db {
-        let _ = write!(s, "| {snr} |");
-        for n in &names {
-            let cell = r
-                .ber
-                .iter()
-                .find(|p| p.detector == *n && p.snr_db == snr)
-                .map_or("–".to_string(), |p| sci(p.ber));
-            let _ = write!(s, " {cell} |");
-        }
-        let _ = writeln!(s);
-    }
-    let _ = writeln!(
-        s,
-        "\nCurves: `ber.svg`; every point with its 95 % interval and counts: `ber.json`.\n"
-    );
-
-    // Quantization gap.
-    let f32_name = r.f32_file.net.name();
-    let int_name = format!("{}-int", ir.name);
-    let _ = writeln!(s, "## Quantization gap\n");
-    let _ = writeln!(s, "| SNR (dB) | f32 | integer | integer / f32 |");
-    let _ = writeln!(s, "|---|---|---|---|");
-    for &snr in &config.ber.snr_db {
-        let get = |name: &str| {
-            r.ber
-                .iter()
-                .find(|p| p.detector == name && p.snr_db == snr)
-                .map(|p| p.ber)
-        };
-        if let (Some(a), Some(b)) = (get(&f32_name), get(&int_name)) {
-            let ratio = if a > 0.0 {
-                format!("{:.3}", b / a)
-            } else {
-                "–".to_string()
-            };
-            let _ = writeln!(s, "| {snr} | {} | {} | {ratio} |", sci(a), sci(b));
-        }
-    }
-
-    // Hardware.
-    let t = &r.report.total;
-    let _ = writeln!(s, "\n## Hardware\n");
-    let _ = writeln!(
-        s,
-        "- initiation interval **{} cycles per frame** (MAC bound {}), latency {} cycles;",
-        t.ii, t.mac_bound, t.latency
-    );
-    let _ = writeln!(
-        s,
-        "- {} MACs per frame; estimated {} multipliers, {} adders, {} bits of storage;",
-        t.macs, t.multipliers, t.adders, t.memory_bits
-    );
-    match &r.synth {
-        Some(v) if v.get("summary").is_some() => {
-            let _ = writeln!(
-                s,
-                "- Yosys `{}` stage by stage: {}",
-                v["command"].as_str().unwrap_or(""),
-                v["summary"].as_str().unwrap_or("")
-            );
-        }
-        Some(v) if v.get("note").is_some() => {
-            let _ = writeln!(s, "- Yosys: {}", v["note"].as_str().unwrap_or(""));
-        }
-        Some(v) => {
-            let _ = writeln!(
-                s,
-                "- Yosys `{}`: {} cells: {} logic, {} FF, {} carry, {} DSP, {} memory, {} latches ({:.0} s);",
-                v["command"].as_str().unwrap_or(""),
-                v["total"],
-                v["logic"],
-                v["ff"],
-                v["carry"],
-                v["dsp"],
-                v["memory"],
-                v["latch"],
-                v["seconds"].as_f64().unwrap_or(0.0)
-            );
-        }
-        None => {
-            let _ = writeln!(s, "- Yosys: not run (see the stage log below).");
-        }
-    }
-    let _ = writeln!(
-        s,
-        "- code generation took {:.2} s; the design is in `rtl/` (its README gives the interface).",
-        r.codegen_seconds
-    );
-    let _ = writeln!(s, "\n## Co-simulation\n");
-    match (&r.cosim, &r.cosim_note) {
-        (Some(v), _) => {
-            let mismatches = v["mismatches"].as_u64().unwrap_or(u64::MAX);
-            let _ = writeln!(
-                s,
-                "**{}**: {} frames through the Verilator-built RTL with random input stalls and \
-                 output back-pressure (probability {}), every output code, decision bit and layer \
-                 state compared with the integer golden model: {} mismatches.\n",
-                if mismatches == 0 {
-                    "Bit-exact"
-                } else {
-                    "MISMATCH"
-                },
-                v["frames"],
-                v["stall_prob"],
-                mismatches
-            );
-            if let Some(first) = v["first_mismatch"].as_str() {
-                let _ = writeln!(s, "First mismatch: {first}\n");
-            }
-            let _ = writeln!(
-                s,
-                "Cycles per frame measured {} (estimated {}), latency measured {} cycles (estimated {}); \
-                 {:.0} frames/s co-simulated; Verilator build {:.1} s{}.",
-                v["measured_ii"],
-                v["estimated_ii"],
-                v["measured_latency"],
-                v["estimated_latency"],
-                v["frames_per_second"].as_f64().unwrap_or(0.0),
-                v["build_seconds"].as_f64().unwrap_or(0.0),
-                if v["build_cached"].as_bool() == Some(true) {
-                    " (cached)"
-                } else {
-                    ""
-                }
-            );
-        }
-        (None, Some(note)) => {
-            let _ = writeln!(s, "Not run: {note}.");
-        }
-        (None, None) => {
-            let _ = writeln!(s, "Not run.");
-        }
-    }
-
-    // Reproduction.
-    let out = args.out.display();
-    let c = config;
-    let _ = writeln!(s, "\n## Reproduce each stage\n\n```sh");
-    let _ = writeln!(
-        s,
-        "kaq train --nt {} --nr {} --mod {} --arch {} --prox {} --layers {}{} --init {} --samples {} --val-samples {} --batch {} --epochs {} --lr {} --lr-step {} --seed {} --snr {} --out {out}/models/f32.json",
-        c.link.nt,
-        c.link.nr,
-        c.link.modulation,
-        c.net.arch,
-        c.net.prox,
-        c.net.layers,
-        if c.net.momentum { " --momentum" } else { "" },
-        c.net.init,
-        c.train.samples,
-        c.train.val_samples,
-        c.train.batch,
-        c.train.epochs,
-        c.train.lr,
-        c.train.lr_step,
-        c.train.seed,
-        join(&c.train.snr_db),
-    );
-    let _ = writeln!(
-        s,
-        "kaq train --quant {} --teacher {out}/models/f32.json --bits {} --epochs {} --lr {} --lr-step {} --epsilon {} --kernel {} --samples {} --val-samples {} --batch {} --seed {} --snr {} --out {out}/models/quant.json",
-        c.quant.method,
-        c.quant.bits,
-        c.quant.epochs,
-        c.quant.lr,
-        c.quant.lr_step,
-        c.quant.epsilon,
-        c.quant.kernel,
-        c.train.samples,
-        c.train.val_samples,
-        c.train.batch,
-        c.train.seed,
-        join(&c.train.snr_db),
-    );
-    let _ = writeln!(
-        s,
-        "kaq lower --model {out}/models/quant.json --mult-bits {} --out {out}/ir.json",
-        c.quant.mult_bits
-    );
-    let _ = writeln!(
-        s,
-        "kaq codegen --ir {out}/ir.json --lanes {} --top {} --testbench-frames {} --out {out}/rtl",
-        c.rtl.lanes, c.rtl.top, c.rtl.testbench_frames
-    );
-    let _ = writeln!(
-        s,
-        "kaq report --ir {out}/ir.json --lanes {}{}",
-        c.rtl.lanes,
-        if c.rtl.synth == "none" {
-            String::new()
-        } else {
-            format!(" --synth {}", c.rtl.synth)
-        }
-    );
-    let _ = writeln!(
-        s,
-        "kaq cosim --ir {out}/ir.json --lanes {} --frames {} --stall-prob {} --seed {}",
-        c.rtl.lanes, c.cosim.frames, c.cosim.stall_prob, c.cosim.seed
-    );
-    let _ = writeln!(
-        s,
-        "kaq ber --nt {} --nr {} --mod {} --detector {} --model {out}/models/f32.json --ir {out}/ir.json --snr {} --min-errors {} --max-frames {} --seed {}",
-        c.link.nt,
-        c.link.nr,
-        c.link.modulation,
-        c.ber.references.join(","),
-        join(&c.ber.snr_db),
-        c.ber.min_errors,
-        c.ber.max_frames,
-        c.ber.seed
-    );
-    let _ = writeln!(s, "```\n\n## Stages\n");
-    let _ = writeln!(s, "| stage | outcome | seconds |");
-    let _ = writeln!(s, "|---|---|---|");
-    for l in &stages.log {
-        let _ = writeln!(s, "| {} | {} | {:.1} |", l.stage, l.outcome, l.seconds);
-    }
-    let _ = (&r.quant_file, &r.cosim);
-    s
-}
-
-fn join(v: &[f64]) -> String {
-    v.iter()
-        .map(|x| x.to_string())
-        .collect::<Vec<_>>()
-        .join(",")
 }
