@@ -37,6 +37,8 @@
 //! Bad arguments end with status 2 and a message naming the argument; run-time failures
 //! (refused output directory, divergence) with status 1.
 
+mod report;
+
 use super::args::{
     parse_antennas, parse_bits, parse_epsilon, parse_from_str, parse_layers, parse_lr,
     parse_positive, parse_snr_db, parse_threads, train_config_error,
@@ -677,7 +679,7 @@ fn compare(args: &CompareArgs, runs: &[RunKey], bits: &[u32]) -> anyhow::Result<
     json.push('\n');
     plot::write_atomically(&plan.out.join("report.json"), json.as_bytes())?;
 
-    let md = markdown(args, &plan, &teacher, &source, &names, &points, &summary);
+    let md = report::markdown(args, &plan, &teacher, &source, &names, &points, &summary);
     plot::write_atomically(&plan.out.join("report.md"), md.as_bytes())?;
 
     let link = format!(
@@ -831,132 +833,6 @@ fn ber_ratio(ber: f64, reference: f64) -> f64 {
     } else {
         1.0
     }
-}
-
-fn markdown(
-    args: &CompareArgs,
-    plan: &Plan,
-    teacher: &UnfoldedNet,
-    source: &str,
-    names: &[String],
-    points: &[BerPoint],
-    summary: &[BitsSummary],
-) -> String {
-    use std::fmt::Write;
-    let mut md = String::new();
-    let link = &plan.ber.link;
-    let tc = &plan.teacher_config;
-    let _ = writeln!(
-        md,
-        "# kaq compare: {} on {}x{} {}\n",
-        teacher.name(),
-        link.nt,
-        link.nr,
-        link.modulation
-    );
-    let _ = writeln!(
-        md,
-        "- f32 teacher: {source}; {} epochs, {} samples, batch {}, lr {} halved every {} epochs, \
-         training SNR {:?} dB, seed {}",
-        tc.epochs, tc.samples, tc.batch, tc.lr, tc.lr_step, tc.snr_db, tc.seed
-    );
-    if let Some(q) = plan
-        .runs
-        .first()
-        .map(|k| args.quant_config(&plan.data, k.bits))
-    {
-        let _ = writeln!(
-            md,
-            "- quantized runs (every method and width on the same data): {} epochs, {} samples, \
-             batch {}, lr {} halved every {} epochs, {} calibration samples, training SNR {:?} dB, \
-             seed {}; KAQ loss MSE + {} Σ_k MMD², {} kernels",
-            q.train.epochs,
-            q.train.samples,
-            q.train.batch,
-            q.train.lr,
-            q.train.lr_step,
-            q.calibration_samples,
-            q.train.snr_db,
-            q.train.seed,
-            q.kaq.epsilon,
-            q.kaq.kernel
-        );
-    }
-    let _ = writeln!(
-        md,
-        "- BER: one run, every detector on the same frames; a point stops at {} bit errors or \
-         {} frames; seed {}; SNR per receive antenna; 95 % Wilson intervals\n",
-        plan.ber.min_errors, plan.ber.max_frames, plan.ber.seed
-    );
-    let _ = write!(md, "| SNR [dB] |");
-    for name in names {
-        let _ = write!(md, " {name} |");
-    }
-    let _ = write!(md, "\n|---:|");
-    for _ in names {
-        let _ = write!(md, "---|");
-    }
-    md.push('\n');
-    for &snr in &plan.ber.snr_db {
-        let _ = write!(md, "| {snr} |");
-        for name in names {
-            match points
-                .iter()
-                .find(|p| &p.detector == name && p.snr_db == snr)
-            {
-                Some(p) => {
-                    let _ = write!(
-                        md,
-                        " {:.3e} [{:.2e}, {:.2e}] |",
-                        p.ber, p.ber_ci_low, p.ber_ci_high
-                    );
-                }
-                None => md.push_str(" – |"),
-            }
-        }
-        md.push('\n');
-    }
-    let _ = writeln!(md, "\n## Checks\n");
-    for s in summary {
-        match (s.kaq_within_5_percent, s.kaq_worst_ratio) {
-            (Some(ok), Some((ratio, snr))) => {
-                let _ = writeln!(
-                    md,
-                    "- {}-bit KAQ within 5 % of f32 at every SNR: {} (worst ratio {ratio:.3} at {snr} dB)",
-                    s.bits,
-                    if ok { "yes" } else { "no" }
-                );
-            }
-            _ => {
-                let _ = writeln!(md, "- {}-bit KAQ within 5 % of f32: not run", s.bits);
-            }
-        }
-        match (s.kaq_better_than_qat, s.kaq_better_than_qat_ci) {
-            (Some(n), Some(m)) => {
-                let _ = writeln!(
-                    md,
-                    "- {}-bit KAQ better than QAT-MSE at {n} of {} SNR points (CI-separated at {m})",
-                    s.bits, s.snr_points
-                );
-            }
-            _ => {
-                let _ = writeln!(
-                    md,
-                    "- {}-bit KAQ vs QAT-MSE: not run (needs both methods)",
-                    s.bits
-                );
-            }
-        }
-    }
-    let _ = writeln!(
-        md,
-        "\nPlots: {}accuracy.svg, hist-layer*.svg. Models in models/.",
-        summary
-            .iter()
-            .map(|s| format!("ber-{}bit.svg, ", s.bits))
-            .collect::<String>()
-    );
-    md
 }
 
 /// Histograms of the first and last layer's activations, teacher vs every method at the
