@@ -2,6 +2,7 @@
 
 use askama::Template;
 use kaq_model::Detector;
+use kaq_model::ber::BerPoint;
 
 use super::{FlowArgs, FlowConfig, Results, Stages};
 
@@ -13,6 +14,8 @@ struct Summary<'a> {
     ber_names: Vec<String>,
     ber_rows: Vec<(f64, Vec<String>)>,
     gap_rows: Vec<(f64, String, String, String)>,
+    gap_note: String,
+    verdict: String,
     t: &'a kaq_codegen::report::Totals,
     synth: String,
     codegen_seconds: String,
@@ -21,12 +24,135 @@ struct Summary<'a> {
     stages: Vec<(&'static str, String, String)>,
 }
 
-/// A BER for a table: `0`, or two significant decimals in scientific notation.
+/// A BER for a table: two significant decimals in scientific notation.
 fn sci(v: f64) -> String {
     if v == 0.0 {
         "0".to_string()
     } else {
         format!("{v:.2e}")
+    }
+}
+
+/// A measured point for a table: its BER, or for a point without errors `< u`, the upper end
+/// of its 95 % interval.
+fn cell(p: &BerPoint) -> String {
+    if p.bit_errors == 0 {
+        format!("< {:.1e}", p.ber_ci_high)
+    } else {
+        sci(p.ber)
+    }
+}
+
+/// The BER the verdict quotes the SNR of.
+pub(super) const TARGET_BER: f64 = 1e-2;
+
+/// The SNR at which `curve` (SNR ascending) first falls below `target`, interpolated linearly in
+/// log10 BER between the two points around it; `None` when no point is below it. A curve
+/// below it from its first point gives that point's SNR as an upper bound (`Some((snr, true))`).
+pub(super) fn snr_at(curve: &[(f64, f64)], target: f64) -> Option<(f64, bool)> {
+    let i = curve.iter().position(|&(_, b)| b < target)?;
+    if i == 0 {
+        return Some((curve[0].0, true));
+    }
+    let ((s0, b0), (s1, b1)) = (curve[i - 1], curve[i]);
+    // A zero-error point sits at the floor of the log scale: take a decade below the target.
+    let l1 = if b1 > 0.0 {
+        b1.log10()
+    } else {
+        target.log10() - 1.0
+    };
+    let (l0, lt) = (b0.log10(), target.log10());
+    Some((s0 + (s1 - s0) * (l0 - lt) / (l0 - l1), false))
+}
+
+fn snr_text(curve: &[(f64, f64)]) -> String {
+    match snr_at(curve, TARGET_BER) {
+        Some((s, false)) => format!("{s:.1} dB"),
+        Some((s, true)) => format!("≤ {s} dB"),
+        None => format!(
+            "not reached by {} dB",
+            curve.last().map_or(0.0, |&(s, _)| s)
+        ),
+    }
+}
+
+/// The verdict in words: where `design` beats the first reference (SNR ranges of the points at
+/// which its BER is lower), and the SNR at BER [`TARGET_BER`] of the design and of every
+/// reference. `curves` holds (name, points with SNR ascending); the design first.
+pub(super) fn verdict(curves: &[(String, Vec<(f64, f64)>)]) -> String {
+    let Some(((design, mine), refs)) = curves.split_first().map(|(d, r)| ((&d.0, &d.1), r)) else {
+        return String::new();
+    };
+    let mut text = String::new();
+    if let Some((reference, theirs)) = refs.first() {
+        let better: Vec<f64> = mine
+            .iter()
+            .filter_map(|&(s, b)| {
+                let other = theirs.iter().find(|&&(t, _)| t == s)?.1;
+                (b < other).then_some(s)
+            })
+            .collect();
+        let compared = mine
+            .iter()
+            .filter(|&&(s, _)| theirs.iter().any(|&(t, _)| t == s))
+            .count();
+        text = if better.is_empty() {
+            format!("**{design} is worse than {reference} at every SNR point** (or level with it).")
+        } else if better.len() == compared {
+            format!("**{design} beats {reference} at every SNR point.**")
+        } else {
+            let ranges = ranges(mine, &better);
+            format!(
+                "**{design} beats {reference} at {} dB and is worse elsewhere.**",
+                ranges.join(", ")
+            )
+        };
+        text.push(' ');
+    }
+    let at: Vec<String> = curves
+        .iter()
+        .map(|(name, c)| format!("{name} {}", snr_text(c)))
+        .collect();
+    text.push_str(&format!("SNR at BER {TARGET_BER:.0e}: {}.", at.join("; ")));
+    text
+}
+
+/// A note under the quantization-gap table when the integer model beats its teacher somewhere.
+fn gap_note(rows: &[(f64, String, String, String)]) -> String {
+    let below = rows
+        .iter()
+        .any(|r| r.3.parse::<f64>().is_ok_and(|ratio| ratio < 1.0));
+    if below {
+        "A ratio below 1 is not an error: the quantization stage trains the net further on top \
+         of its f32 teacher (its own epochs), so the integer model can end ahead of it.\n\n"
+            .to_string()
+    } else {
+        String::new()
+    }
+}
+
+/// The runs of consecutive SNR points of `all` that are in `picked`, as `a–b` (or `a`).
+fn ranges(all: &[(f64, f64)], picked: &[f64]) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut run: Vec<f64> = Vec::new();
+    for &(s, _) in all {
+        if picked.contains(&s) {
+            run.push(s);
+        } else if !run.is_empty() {
+            out.push(range(&run));
+            run.clear();
+        }
+    }
+    if !run.is_empty() {
+        out.push(range(&run));
+    }
+    out
+}
+
+fn range(run: &[f64]) -> String {
+    match run {
+        [one] => one.to_string(),
+        _ => format!("{}–{}", run[0], run[run.len() - 1]),
     }
 }
 
@@ -62,12 +188,8 @@ pub(super) fn summary(
             ber_names.push(p.detector.clone());
         }
     }
-    let find = |name: &str, snr: f64| {
-        r.ber
-            .iter()
-            .find(|p| p.detector == name && p.snr_db == snr)
-            .map(|p| p.ber)
-    };
+    let point = |name: &str, snr: f64| r.ber.iter().find(|p| p.detector == name && p.snr_db == snr);
+    let find = |name: &str, snr: f64| point(name, snr).map(|p| p.ber);
     let ber_rows = config
         .ber
         .snr_db
@@ -75,14 +197,14 @@ pub(super) fn summary(
         .map(|&snr| {
             let cells = ber_names
                 .iter()
-                .map(|n| find(n, snr).map_or("–".to_string(), sci))
+                .map(|n| point(n, snr).map_or("–".to_string(), cell))
                 .collect();
             (snr, cells)
         })
         .collect();
     let f32_name = r.f32_file.net.name();
     let int_name = format!("{}-int", ir.name);
-    let gap_rows = config
+    let gap_rows: Vec<(f64, String, String, String)> = config
         .ber
         .snr_db
         .iter()
@@ -96,12 +218,31 @@ pub(super) fn summary(
             Some((snr, sci(a), sci(b), ratio))
         })
         .collect();
+    let mut order = vec![int_name.clone()];
+    order.extend(config.ber.references.iter().cloned());
+    let curves: Vec<(String, Vec<(f64, f64)>)> = order
+        .iter()
+        .map(|name| {
+            let mut c: Vec<(f64, f64)> = r
+                .ber
+                .iter()
+                .filter(|p| &p.detector == name)
+                .map(|p| (p.snr_db, p.ber))
+                .collect();
+            c.sort_by(|a, b| a.0.total_cmp(&b.0));
+            (name.clone(), c)
+        })
+        .filter(|(_, c)| !c.is_empty())
+        .collect();
+    let gap_note = gap_note(&gap_rows);
     let template = Summary {
         name: &ir.name,
         headline,
         ber_names,
         ber_rows,
         gap_rows,
+        gap_note,
+        verdict: verdict(&curves),
         t: &r.report.total,
         synth: synth_line(r.synth.as_ref()),
         codegen_seconds: format!("{:.2}", r.codegen_seconds),
@@ -257,4 +398,61 @@ fn commands(c: &FlowConfig, args: &FlowArgs) -> Vec<String> {
             c.ber.seed
         ),
     ]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn curve(points: &[(f64, f64)]) -> Vec<(f64, f64)> {
+        points.to_vec()
+    }
+
+    #[test]
+    fn snr_at_target_interpolates_in_log_ber() {
+        let c = curve(&[(0.0, 1e-1), (10.0, 1e-3)]);
+        let (s, bound) = snr_at(&c, 1e-2).unwrap();
+        assert!(!bound);
+        assert!((s - 5.0).abs() < 1e-12, "{s}");
+        assert_eq!(snr_at(&curve(&[(0.0, 0.2), (5.0, 0.1)]), 1e-2), None);
+        assert_eq!(snr_at(&curve(&[(3.0, 1e-3)]), 1e-2), Some((3.0, true)));
+        // A zero-error point counts as a decade below the target.
+        let (s, _) = snr_at(&curve(&[(0.0, 1e-1), (10.0, 0.0)]), 1e-2).unwrap();
+        assert!((s - 5.0).abs() < 1e-12, "{s}");
+    }
+
+    #[test]
+    fn verdict_says_where_the_design_beats_the_reference() {
+        let design = (
+            "pgd-int".to_string(),
+            curve(&[(0.0, 0.1), (10.0, 1e-3), (20.0, 1e-4)]),
+        );
+        let mmse = (
+            "mmse".to_string(),
+            curve(&[(0.0, 0.2), (10.0, 1e-2), (20.0, 1e-5)]),
+        );
+        let kbest = (
+            "kbest:32".to_string(),
+            curve(&[(0.0, 2e-2), (10.0, 1e-4), (20.0, 0.0)]),
+        );
+        assert_eq!(
+            verdict(&[design.clone(), mmse.clone(), kbest]),
+            "**pgd-int beats mmse at 0–10 dB and is worse elsewhere.** SNR at BER 1e-2: \
+             pgd-int 5.0 dB; mmse 10.0 dB; kbest:32 1.3 dB."
+        );
+        let worse = (
+            "pgd-int".to_string(),
+            curve(&[(0.0, 0.3), (10.0, 0.2), (20.0, 0.19)]),
+        );
+        assert_eq!(
+            verdict(&[worse, mmse.clone()]),
+            "**pgd-int is worse than mmse at every SNR point** (or level with it). SNR at BER \
+             1e-2: pgd-int not reached by 20 dB; mmse 10.0 dB."
+        );
+        let best = (
+            "pgd-int".to_string(),
+            curve(&[(0.0, 0.1), (10.0, 1e-3), (20.0, 1e-6)]),
+        );
+        assert!(verdict(&[best, mmse]).starts_with("**pgd-int beats mmse at every SNR point.**"));
+    }
 }
