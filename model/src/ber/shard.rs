@@ -284,8 +284,10 @@ impl RoundPlan {
     /// Round `round` after the points reached `states` (detector-major, as
     /// [`SweepState::points`]): for every point that has not stopped, the batches from where it
     /// is to the total that the upper end of the 95 % Wilson interval of its BER so far
-    /// predicts for `min_errors` errors, times [`ROUND_MARGIN`]; at least one batch, at most up
-    /// to the `max_frames` cap. `None` when every point has stopped.
+    /// predicts for `min_errors` errors, times [`ROUND_MARGIN`]; at least half as many batches
+    /// as it has run and at least one (so a point without errors, whose prediction grows only
+    /// with its own count, still grows by half each round, and a sweep ends within about
+    /// log1.5 of its cap rounds), at most up to the `max_frames` cap. `None` when every point has stopped.
     pub fn next(config: &BerConfig, states: &[PointState], round: u32) -> Option<Self> {
         let points = config.snr_db.len();
         let cap = config.batches_per_point();
@@ -300,7 +302,9 @@ impl RoundPlan {
                 let wanted = ROUND_MARGIN * config.min_errors as f64 / (ber_high * bits_per_batch);
                 // `wanted` may be huge or infinite (ber_high is never 0 but can underflow the
                 // product); the float-to-int cast saturates.
-                let total = (wanted.ceil() as u64).max(state.batches + 1).min(cap);
+                let total = (wanted.ceil() as u64)
+                    .max(state.batches + state.batches.div_ceil(2).max(1))
+                    .min(cap);
                 ranges.push(BatchRange {
                     detector,
                     point,
