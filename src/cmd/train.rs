@@ -235,14 +235,52 @@ fn parse_arch(s: &str) -> Result<ArchChoice, String> {
     })
 }
 
-/// The history file written by `--json`.
+/// The history file written by `--json`, for any training config.
 #[derive(Debug, Serialize)]
-struct HistoryFile<'a> {
+struct HistoryFile<'a, C> {
     tool: &'static str,
     version: &'static str,
     command: &'static str,
-    config: &'a TrainConfig,
+    config: &'a C,
     history: &'a [EpochRecord],
+}
+
+/// `--json` and `--plot` of an f32 training run (PGD/ADMM or Gram): the history file and the
+/// train/validation loss curves titled `title`.
+fn write_history<C: Serialize>(
+    args: &TrainArgs,
+    config: &C,
+    history: &[EpochRecord],
+    overwrite: Overwrite,
+    title: &str,
+) -> anyhow::Result<()> {
+    if let Some(path) = &args.json {
+        let doc = HistoryFile {
+            tool: "kaq",
+            version: env!("CARGO_PKG_VERSION"),
+            command: "train",
+            config,
+            history,
+        };
+        let text = serde_json::to_string_pretty(&doc).context("cannot encode the history")?;
+        write_atomic(path, text.as_bytes(), overwrite)
+            .with_context(|| format!("cannot write the history to {}", path.display()))?;
+        println!("history written to {}", path.display());
+    }
+    if let Some(path) = &args.plot {
+        let curve = |name: &str, f: fn(&EpochRecord) -> f64| Series {
+            name: name.into(),
+            points: history.iter().map(|r| (r.epoch as f64, f(r))).collect(),
+            y_err: None,
+        };
+        let series = [
+            curve("train loss", |r| r.train_loss),
+            curve("validation loss", |r| r.val_loss),
+        ];
+        plot::line_plot(path, title, "epoch", "mean ||x - x^(K)||^2", true, &series)?;
+        println!("loss plot written to {}", path.display());
+    }
+    Ok(())
 }
 
 impl TrainArgs {
@@ -412,45 +450,11 @@ pub fn run(args: TrainArgs) -> anyhow::Result<()> {
         .with_context(|| format!("cannot save the model to {}", args.out.display()))?;
     println!("model written to {}", args.out.display());
 
-    if let Some(path) = &args.json {
-        let doc = HistoryFile {
-            tool: "kaq",
-            version: env!("CARGO_PKG_VERSION"),
-            command: "train",
-            config: &config,
-            history: &history,
-        };
-        let text = serde_json::to_string_pretty(&doc).context("cannot encode the history")?;
-        write_atomic(path, text.as_bytes(), overwrite)
-            .with_context(|| format!("cannot write the history to {}", path.display()))?;
-        println!("history written to {}", path.display());
-    }
-    if let Some(path) = &args.plot {
-        let series = [
-            Series {
-                name: "train loss".into(),
-                points: history
-                    .iter()
-                    .map(|r| (r.epoch as f64, r.train_loss))
-                    .collect(),
-                y_err: None,
-            },
-            Series {
-                name: "validation loss".into(),
-                points: history
-                    .iter()
-                    .map(|r| (r.epoch as f64, r.val_loss))
-                    .collect(),
-                y_err: None,
-            },
-        ];
-        let title = format!(
-            "{} {} K={} on {}x{} {}",
-            args.arch, args.prox, args.layers, args.nt, args.nr, args.modulation
-        );
-        plot::line_plot(path, &title, "epoch", "mean ||x - x^(K)||^2", true, &series)?;
-        println!("loss plot written to {}", path.display());
-    }
+    let title = format!(
+        "{} {} K={} on {}x{} {}",
+        args.arch, args.prox, args.layers, args.nt, args.nr, args.modulation
+    );
+    write_history(&args, &config, &history, overwrite, &title)?;
     Ok(())
 }
 
@@ -509,53 +513,11 @@ fn run_gram(args: &TrainArgs, family: Family) -> anyhow::Result<()> {
         .save(&args.out, overwrite)
         .with_context(|| format!("cannot save the model to {}", args.out.display()))?;
     println!("model written to {}", args.out.display());
-    if let Some(path) = &args.json {
-        #[derive(Serialize)]
-        struct GramHistoryFile<'a> {
-            tool: &'static str,
-            version: &'static str,
-            command: &'static str,
-            config: &'a GramTrainConfig,
-            history: &'a [EpochRecord],
-        }
-        let doc = GramHistoryFile {
-            tool: "kaq",
-            version: env!("CARGO_PKG_VERSION"),
-            command: "train",
-            config: &config,
-            history: &history,
-        };
-        let text = serde_json::to_string_pretty(&doc).context("cannot encode the history")?;
-        write_atomic(path, text.as_bytes(), overwrite)
-            .with_context(|| format!("cannot write the history to {}", path.display()))?;
-        println!("history written to {}", path.display());
-    }
-    if let Some(path) = &args.plot {
-        let series = [
-            Series {
-                name: "train loss".into(),
-                points: history
-                    .iter()
-                    .map(|r| (r.epoch as f64, r.train_loss))
-                    .collect(),
-                y_err: None,
-            },
-            Series {
-                name: "validation loss".into(),
-                points: history
-                    .iter()
-                    .map(|r| (r.epoch as f64, r.val_loss))
-                    .collect(),
-                y_err: None,
-            },
-        ];
-        let title = format!(
-            "{family} K={} on {}x{} {}",
-            args.layers, args.nt, args.nr, args.modulation
-        );
-        plot::line_plot(path, &title, "epoch", "mean ||x - x^(K)||^2", true, &series)?;
-        println!("loss plot written to {}", path.display());
-    }
+    let title = format!(
+        "{family} K={} on {}x{} {}",
+        args.layers, args.nt, args.nr, args.modulation
+    );
+    write_history(args, &config, &history, overwrite, &title)?;
     Ok(())
 }
 
