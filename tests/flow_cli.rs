@@ -121,3 +121,41 @@ fn bad_configs_exit_2_naming_the_field() {
         "a refused config must not create --out"
     );
 }
+
+/// A synthesis stopped by its time limit is reported as timed out and not cached: the next
+/// run synthesizes again instead of reusing the partial result.
+#[test]
+fn a_synthesis_time_out_is_not_cached() {
+    if which("yosys").is_none() {
+        assert!(
+            std::env::var("KAQ_REQUIRE_VERILATOR").as_deref() != Ok("1"),
+            "yosys not found and KAQ_REQUIRE_VERILATOR=1"
+        );
+        eprintln!("skipped: yosys not found (set KAQ_REQUIRE_VERILATOR=1 to require it)");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let config = TINY.replace(
+        r#""synth": "none""#,
+        r#""synth": "xilinx", "synth_limit_s": 1"#,
+    );
+    for _ in 0..2 {
+        let out = flow(d, &config, &[]).success();
+        let stdout = String::from_utf8_lossy(&out.get_output().stdout).to_string();
+        assert!(!stdout.contains("synth: up to date, reused"), "{stdout}");
+        let summary = fs::read_to_string(d.join("out/summary.md")).unwrap();
+        assert!(
+            summary.contains("| synth | timed out after 1 s (not cached"),
+            "{summary}"
+        );
+    }
+}
+
+fn which(tool: &str) -> Option<std::path::PathBuf> {
+    std::env::var_os("PATH").and_then(|paths| {
+        std::env::split_paths(&paths)
+            .map(|p| p.join(tool))
+            .find(|p| p.is_file())
+    })
+}

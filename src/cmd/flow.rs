@@ -482,6 +482,17 @@ impl Stages {
         Ok(())
     }
 
+    /// A stage that ran but did not finish (a time limit, a tool failure): logged with its
+    /// outcome and not marked up to date, so the next run tries again.
+    fn unfinished(&mut self, stage: &'static str, outcome: String, started: Instant) {
+        let _ = fs::remove_file(self.key_path(stage));
+        self.log.push(StageLog {
+            stage,
+            outcome,
+            seconds: started.elapsed().as_secs_f64(),
+        });
+    }
+
     fn reused(&mut self, stage: &'static str) {
         println!("{stage}: up to date, reused");
         self.log.push(StageLog {
@@ -917,7 +928,20 @@ fn synth_stage(
         &path,
         format!("{}\n", serde_json::to_string_pretty(&value)?).as_bytes(),
     )?;
-    stages.record("synth", &key, t)?;
+    if value["failed"].as_bool() == Some(true) {
+        stages.unfinished("synth", "failed (not cached)".into(), t);
+    } else if value["complete"].as_bool() == Some(false) {
+        stages.unfinished(
+            "synth",
+            format!(
+                "timed out after {} s (not cached; what finished is reported)",
+                config.rtl.synth_limit_s
+            ),
+            t,
+        );
+    } else {
+        stages.record("synth", &key, t)?;
+    }
     Ok(Some(value))
 }
 
