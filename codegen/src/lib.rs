@@ -7,7 +7,8 @@
 //! stimulus and expected outputs come from the integer golden model, a file list and a README.
 //! Generation is deterministic (same IR and options ⇒ same bytes) and returns errors, never
 //! panics. [`write_design`] writes the files into a directory, refusing one that holds files
-//! kaq did not write unless told to overwrite.
+//! kaq did not write unless told to overwrite; the directory is replaced in one step, so an
+//! interrupted write leaves the old complete output or the new one (docs/outputs.md).
 
 pub mod cosim;
 pub mod design;
@@ -20,10 +21,7 @@ mod stimulus;
 pub mod synth;
 mod templates;
 pub mod timing;
-
-use std::collections::BTreeSet;
-use std::fs;
-use std::path::{Path, PathBuf};
+mod write;
 
 use kaq_ir::{Ir, IrError};
 use thiserror::Error;
@@ -32,6 +30,9 @@ pub use cosim::{CosimWrapper, WrapperPort, cosim_wrapper};
 pub use design::{Design, lower};
 pub use kaq_ir::{FixedFrames, FrameCodes, FrameSource};
 pub use stimulus::{Stimulus, stimulus};
+pub use write::write_design;
+#[doc(hidden)]
+pub use write::write_design_interrupted;
 
 /// The file in a generated directory that lists what kaq wrote there.
 pub const MANIFEST: &str = ".kaq-codegen";
@@ -259,79 +260,6 @@ pub fn generate(
         design,
         files,
     })
-}
-
-fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> CodegenError + '_ {
-    move |source| CodegenError::Io {
-        path: path.display().to_string(),
-        source,
-    }
-}
-
-/// Writes `generated` into `dir` (created if missing). A directory holding files that are
-/// not listed in its kaq manifest is refused unless `force`; the new manifest keeps listing
-/// the files of earlier runs that are still there. Every file is written to a
-/// temporary name and renamed, and the manifest last, so an interrupted run never leaves a
-/// half-written file. Returns the paths written.
-pub fn write_design(
-    generated: &Generated,
-    dir: &Path,
-    force: bool,
-) -> Result<Vec<PathBuf>, CodegenError> {
-    if dir.exists() && !dir.is_dir() {
-        return Err(CodegenError::NotADirectory(dir.display().to_string()));
-    }
-    // What an earlier run wrote here (empty for a new directory).
-    let ours: BTreeSet<String> = fs::read_to_string(dir.join(MANIFEST))
-        .map(|t| t.lines().map(str::to_string).collect())
-        .unwrap_or_default();
-    if dir.is_dir() && !force {
-        let mut foreign = Vec::new();
-        for entry in fs::read_dir(dir).map_err(io_err(dir))? {
-            let entry = entry.map_err(io_err(dir))?;
-            let name = entry.file_name().to_string_lossy().to_string();
-            if name != MANIFEST && !ours.contains(&name) {
-                foreign.push(name);
-            }
-        }
-        if !foreign.is_empty() {
-            foreign.sort();
-            let shown: Vec<_> = foreign.iter().take(5).cloned().collect();
-            let more = if foreign.len() > 5 {
-                format!(" and {} more", foreign.len() - 5)
-            } else {
-                String::new()
-            };
-            return Err(CodegenError::ForeignFiles {
-                dir: dir.display().to_string(),
-                files: format!("{}{more}", shown.join(", ")),
-            });
-        }
-    }
-    fs::create_dir_all(dir).map_err(io_err(dir))?;
-    let mut written = Vec::with_capacity(generated.files.len());
-    let mut manifest = String::new();
-    for file in &generated.files {
-        let path = dir.join(&file.name);
-        write_atomic(&path, file.contents.as_bytes())?;
-        manifest.push_str(&file.name);
-        manifest.push('\n');
-        written.push(path);
-    }
-    // Files of an earlier run that this one does not rewrite (another top's) stay kaq's.
-    for name in &ours {
-        if generated.file(name).is_none() && dir.join(name).is_file() {
-            manifest.push_str(name);
-            manifest.push('\n');
-        }
-    }
-    write_atomic(&dir.join(MANIFEST), manifest.as_bytes())?;
-    Ok(written)
-}
-
-/// kaq-files' atomic write (temporary file in the same directory, synced, renamed).
-fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), CodegenError> {
-    Ok(kaq_files::write_file(path, bytes)?)
 }
 
 #[cfg(test)]

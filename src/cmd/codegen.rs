@@ -12,7 +12,9 @@
 //! default 64) and `--seed` their seed (default 1). Equal inputs give equal bytes.
 //!
 //! A directory that holds files kaq did not write there is refused, naming them, unless
-//! `--force`; every file is written to a temporary name and renamed. Stdout gets what was
+//! `--force` (kaq's own `.kaq-*` files never count; stale ones are removed). The directory is
+//! locked while it is written and replaced in one step: after an interruption it holds the old
+//! complete design or the new one, and a rerun succeeds (docs/outputs.md). Stdout gets what was
 //! written (directory, file count, top, lanes), the analytic initiation interval and latency
 //! (`kaq_codegen::report`) and the generation time.
 //!

@@ -16,7 +16,9 @@
 //! then `summary.md`, the page to read first. A stage whose inputs (its configuration and the
 //! bytes of the artefacts it reads) hash to the key recorded with its artefact is reused, not
 //! rerun; `--fresh` reruns everything. Every artefact is written atomically and its key only
-//! after it, so an interrupted run resumes cleanly.
+//! after it, so an interrupted run resumes cleanly. The run holds the advisory lock of `--out`
+//! throughout: a second run on the same directory fails at once naming the first
+//! (docs/outputs.md).
 
 mod summary;
 
@@ -564,6 +566,9 @@ pub fn run(args: FlowArgs) -> anyhow::Result<()> {
             args.out.display()
         );
     }
+    // One run per output directory: a second one fails naming this one (docs/outputs.md).
+    let _lock = kaq_files::DirLock::acquire(&args.out, kaq_files::Wait::No)
+        .with_context(|| format!("--out {}", args.out.display()))?;
     fs::create_dir_all(args.out.join("models"))
         .with_context(|| format!("cannot create {}", args.out.display()))?;
     fs::create_dir_all(args.out.join(".kaq-flow"))
