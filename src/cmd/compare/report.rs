@@ -6,7 +6,8 @@ use kaq_model::Detector;
 use kaq_model::ber::BerPoint;
 use kaq_model::unfolded::UnfoldedNet;
 
-use super::{BitsSummary, CompareArgs, Plan};
+use super::options::{CompareArgs, Plan};
+use super::results::BitsSummary;
 
 #[derive(Template)]
 #[template(path = "compare_report.md", escape = "none")]
