@@ -7,6 +7,8 @@
 //! the bit-serial digit-by-digit (restoring) square root, the algorithm a hardware cell
 //! implements.
 
+use serde::{Deserialize, Serialize};
+
 use super::format::MAX_SHIFT;
 use super::ops::{OverflowMode, RoundingMode, max_code, min_code, requantize_wide};
 use super::recip::{NamedOpError, check_params};
@@ -84,13 +86,42 @@ pub fn isqrt_digit(
     )
 }
 
-/// A validated square-root step: the parameters of [`isqrt`] checked once.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// A validated square-root step: the parameters of [`isqrt`] checked once, on construction
+/// and on deserialization (JSON fields `shift`, `rounding`, `overflow`, `out_width`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "SqrtFields", into = "SqrtFields")]
 pub struct Sqrt {
     shift: u32,
     rounding: RoundingMode,
     overflow: OverflowMode,
     out_width: u32,
+}
+
+#[derive(Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SqrtFields {
+    shift: u32,
+    rounding: RoundingMode,
+    overflow: OverflowMode,
+    out_width: u32,
+}
+
+impl TryFrom<SqrtFields> for Sqrt {
+    type Error = NamedOpError;
+    fn try_from(f: SqrtFields) -> Result<Self, Self::Error> {
+        Sqrt::new(f.shift, f.rounding, f.overflow, f.out_width)
+    }
+}
+
+impl From<Sqrt> for SqrtFields {
+    fn from(q: Sqrt) -> Self {
+        SqrtFields {
+            shift: q.shift,
+            rounding: q.rounding,
+            overflow: q.overflow,
+            out_width: q.out_width,
+        }
+    }
 }
 
 impl Sqrt {

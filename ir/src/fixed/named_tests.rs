@@ -171,6 +171,45 @@ fn validated_steps_name_the_field() {
     assert!(step.divisor_proved(2) && !step.divisor_proved(1));
 }
 
+#[test]
+fn validated_steps_round_trip_through_json_and_refuse_bad_fields() {
+    let step = Divide::new(
+        9,
+        4,
+        RoundingMode::HalfEven,
+        OverflowMode::SaturateSymmetric,
+        10,
+    )
+    .unwrap();
+    let json = serde_json::to_string(&step).unwrap();
+    assert_eq!(
+        json,
+        r#"{"shift":9,"d_min":4,"rounding":"half_even","overflow":"saturate_symmetric","out_width":10}"#
+    );
+    assert_eq!(serde_json::from_str::<Divide>(&json).unwrap(), step);
+    let bad = serde_json::from_str::<Divide>(
+        r#"{"shift":9,"d_min":0,"rounding":"floor","overflow":"saturate","out_width":10}"#,
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(bad.contains("d_min = 0"), "{bad}");
+    assert!(
+        serde_json::from_str::<Divide>(
+            r#"{"shift":9,"d_min":1,"rounding":"floor","overflow":"saturate","out_width":10,"x":0}"#
+        )
+        .is_err()
+    );
+    let root = Sqrt::new(3, RoundingMode::Floor, OverflowMode::Wrap, 7).unwrap();
+    let json = serde_json::to_string(&root).unwrap();
+    assert_eq!(serde_json::from_str::<Sqrt>(&json).unwrap(), root);
+    let bad = serde_json::from_str::<Sqrt>(
+        r#"{"shift":64,"rounding":"floor","overflow":"saturate","out_width":10}"#,
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(bad.contains("shift = 64"), "{bad}");
+}
+
 fn rounding() -> impl Strategy<Value = RoundingMode> {
     prop::sample::select(RoundingMode::ALL.to_vec())
 }

@@ -8,6 +8,7 @@
 //! integer by bit-serial restoring division of the magnitude, the algorithm a hardware cell
 //! implements, and is tested against it and against a brute-force reference.
 
+use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
 use super::format::{MAX_ACC_WIDTH, MAX_SHIFT};
@@ -136,14 +137,45 @@ pub fn divide_restoring(
     requantize_wide(rounded, 0, RoundingMode::Floor, overflow_mode, out_width)
 }
 
-/// A validated division step: the parameters of [`divide`] checked once.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// A validated division step: the parameters of [`divide`] checked once, on construction and
+/// on deserialization (JSON fields `shift`, `d_min`, `rounding`, `overflow`, `out_width`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "DivideFields", into = "DivideFields")]
 pub struct Divide {
     shift: u32,
     d_min: i64,
     rounding: RoundingMode,
     overflow: OverflowMode,
     out_width: u32,
+}
+
+#[derive(Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct DivideFields {
+    shift: u32,
+    d_min: i64,
+    rounding: RoundingMode,
+    overflow: OverflowMode,
+    out_width: u32,
+}
+
+impl TryFrom<DivideFields> for Divide {
+    type Error = NamedOpError;
+    fn try_from(f: DivideFields) -> Result<Self, Self::Error> {
+        Divide::new(f.shift, f.d_min, f.rounding, f.overflow, f.out_width)
+    }
+}
+
+impl From<Divide> for DivideFields {
+    fn from(d: Divide) -> Self {
+        DivideFields {
+            shift: d.shift,
+            d_min: d.d_min,
+            rounding: d.rounding,
+            overflow: d.overflow,
+            out_width: d.out_width,
+        }
+    }
 }
 
 impl Divide {
@@ -200,6 +232,21 @@ impl Divide {
         let lo = corners.iter().copied().min().unwrap_or(0);
         let hi = corners.iter().copied().max().unwrap_or(0);
         (lo, hi)
+    }
+
+    /// The pre-shift `s`.
+    pub fn shift(&self) -> u32 {
+        self.shift
+    }
+
+    /// The divisor clamp `d_min ≥ 1`.
+    pub fn d_min(&self) -> i64 {
+        self.d_min
+    }
+
+    /// The result width.
+    pub fn out_width(&self) -> u32 {
+        self.out_width
     }
 
     /// Whether the clamp is provably a no-op for divisors `≥ d_lo`: the IR's "proved" case.
