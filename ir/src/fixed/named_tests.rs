@@ -49,6 +49,22 @@ fn divide_matches_reference_exhaustively() {
     }
 }
 
+/// Division by `2^k` is the round-shift of §2, in every rounding mode.
+#[test]
+fn division_by_a_power_of_two_is_the_round_shift() {
+    for rounding in RoundingMode::ALL {
+        for k in 0..=10 {
+            for n in -2000..=2000 {
+                assert_eq!(
+                    divide(n, 1 << k, 0, 1, rounding, OverflowMode::Saturate, 64),
+                    round_shift(n, k, rounding),
+                    "n={n} k={k} {rounding:?}"
+                );
+            }
+        }
+    }
+}
+
 #[test]
 fn restoring_division_matches_divide_exhaustively() {
     for rounding in RoundingMode::ALL {
