@@ -114,3 +114,108 @@ pub fn dot(a: &[i32], b: &[i32], acc_width: u32) -> Result<i128, usize> {
     }
     Ok(sum)
 }
+
+/// Whether `q·d ≤ n` (`d > 0`), exactly even where `q·d` leaves `i128`: then `|q·d| > |n|`
+/// and the sign of `q` decides.
+fn times_at_most(q: i128, d: i128, n: i128) -> bool {
+    match q.checked_mul(d) {
+        Some(p) => p <= n,
+        None => q < 0,
+    }
+}
+
+/// The largest `q` with `q·d ≤ n`, for `d > 0`, found by bisection (no division).
+pub fn floor_div_search(n: i128, d: i128) -> i128 {
+    // q·d ≤ n holds at lo = −|n| (d ≥ 1) and fails at hi = |n| + 1; the gap, up to
+    // 2^127 + 1, is measured in u128.
+    let (mut lo, mut hi) = (-n.abs(), n.abs() + 1);
+    let gap = |lo: i128, hi: i128| (hi as u128).wrapping_sub(lo as u128);
+    while gap(lo, hi) > 1 {
+        let mid = lo + (gap(lo, hi) / 2) as i128;
+        if times_at_most(mid, d, n) {
+            lo = mid;
+        } else {
+            hi = mid;
+        }
+    }
+    lo
+}
+
+/// `n · 2^shift / max(d, d_min)` rounded by `mode` (the nearer of the two integers around the
+/// exact rational, ties by the mode's rule) and narrowed to `out_width` bits, in `i128`.
+pub fn divide(
+    n: i128,
+    d: i128,
+    shift: u32,
+    d_min: i128,
+    rounding: RoundingMode,
+    overflow_mode: OverflowMode,
+    out_width: u32,
+) -> i128 {
+    let num = n * pow2(shift);
+    let den = if d < d_min { d_min } else { d };
+    let below = floor_div_search(num, den);
+    let above = below + 1;
+    let to_below = num - below * den;
+    let to_above = above * den - num;
+    let q = match rounding {
+        RoundingMode::Floor => below,
+        _ if to_below < to_above => below,
+        _ if to_below > to_above => above,
+        RoundingMode::HalfUp => above,
+        RoundingMode::HalfEven => {
+            if below % 2 == 0 {
+                below
+            } else {
+                above
+            }
+        }
+    };
+    overflow(q, out_width, overflow_mode)
+}
+
+/// The largest `y ≥ 0` with `y² ≤ x`, for `0 ≤ x < 2^126`, found by bisection.
+pub fn floor_sqrt_search(x: i128) -> i128 {
+    let (mut lo, mut hi) = (0i128, pow2(63) + 1);
+    while hi - lo > 1 {
+        let mid = lo + (hi - lo) / 2;
+        if mid * mid <= x {
+            lo = mid;
+        } else {
+            hi = mid;
+        }
+    }
+    lo
+}
+
+/// `√(max(x, 0) · 2^shift)` rounded by `mode` and narrowed to `out_width` bits: the floor root
+/// by search, then the nearer of it and the next integer: `√X` against the midpoint `y + ½`,
+/// compared as `4(X − y²)` against `4y + 1` (`(y + ½)² − y²` scaled by 4), ties by the mode's
+/// rule.
+pub fn isqrt(
+    x: i128,
+    shift: u32,
+    rounding: RoundingMode,
+    overflow_mode: OverflowMode,
+    out_width: u32,
+) -> i128 {
+    let big = if x < 0 { 0 } else { x * pow2(shift) };
+    let below = floor_sqrt_search(big);
+    let above = below + 1;
+    let excess = 4 * (big - below * below);
+    let mid = 4 * below + 1;
+    let y = match rounding {
+        RoundingMode::Floor => below,
+        _ if excess < mid => below,
+        _ if excess > mid => above,
+        RoundingMode::HalfUp => above,
+        RoundingMode::HalfEven => {
+            if below % 2 == 0 {
+                below
+            } else {
+                above
+            }
+        }
+    };
+    overflow(y, out_width, overflow_mode)
+}
