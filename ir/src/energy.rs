@@ -27,7 +27,6 @@ use serde::{Deserialize, Serialize};
 
 use crate::document::{InitStage, Ir, ProxStage, signed_width};
 use crate::fixed::{OverflowMode, Requant, RoundingMode};
-use crate::vocab::Arch;
 
 /// α of eq. 9, pJ.
 pub const PAPER_ALPHA_PJ: f64 = 0.86;
@@ -99,7 +98,7 @@ pub struct Pass {
     pub activations: u64,
     /// N_w: weights read (matrix entries and coefficients).
     pub weights: u64,
-    /// Q: the bit width of eq. 9 (the geometric mean √(ab) of the pass's multiplies).
+    /// Q: the bit width of eq. 9 (the count-weighted mean of √(ab) over the pass's multiplies).
     pub q: f64,
     /// Once per channel block.
     pub per_block: bool,
@@ -550,7 +549,13 @@ impl Builder {
             self.push(stage, Op::Add { w: prod_w }, count);
         }
         if overflow != OverflowMode::Wrap {
-            self.push(stage, Op::Add { w: prod_w.saturating_sub(shift).max(1) }, count);
+            self.push(
+                stage,
+                Op::Add {
+                    w: prod_w.saturating_sub(shift).max(1),
+                },
+                count,
+            );
         }
     }
 
@@ -570,11 +575,7 @@ impl Builder {
 
 /// Largest |entry| of a table.
 fn table_max(values: &[i64]) -> i64 {
-    values
-        .iter()
-        .map(|v| v.saturating_abs())
-        .max()
-        .unwrap_or(0)
+    values.iter().map(|v| v.saturating_abs()).max().unwrap_or(0)
 }
 
 /// The smallest shift of a per-bin shift table: its requantization is priced at the widest
@@ -630,16 +631,38 @@ impl Counts {
             let ew = e.format.width();
             b.push(&st, Op::Read { bits: yw }, m);
             if x1w > 0 {
-                b.push(&st, Op::Read { bits: coef_width(&e.mult).max(1) }, 1);
+                b.push(
+                    &st,
+                    Op::Read {
+                        bits: coef_width(&e.mult).max(1),
+                    },
+                    1,
+                );
                 b.push(&st, Op::Read { bits: x1w }, n);
                 b.push(&st, Op::Read { bits: hw }, m * n);
                 b.push(&st, Op::Mul { a: hw, b: x1w }, m * n);
                 b.push(&st, Op::Add { w: e.acc.width }, m * (n - 1));
-                b.push(&st, Op::Mul { a: e.acc.width, b: coef_width(&e.mult).max(1) }, m);
+                b.push(
+                    &st,
+                    Op::Mul {
+                        a: e.acc.width,
+                        b: coef_width(&e.mult).max(1),
+                    },
+                    m,
+                );
             }
             // S = mult·A − (y ≪ y_shift), then the shift and the narrowing.
             b.push(&st, Op::Add { w: e.sum.width }, m);
-            b.requant(&st, m, e.sum.width, 1, true, e.shift, e.rounding, e.overflow);
+            b.requant(
+                &st,
+                m,
+                e.sum.width,
+                1,
+                true,
+                e.shift,
+                e.rounding,
+                e.overflow,
+            );
             b.pass(&st, m, if x1w > 0 { m * n + 1 } else { 1 }, ew);
 
             let st = format!("layer {} g", k + 1);
@@ -692,7 +715,13 @@ impl Counts {
                 Some(a) => {
                     // x = x_out(R); v = vx·x + vu·u.
                     let xo = &a.x_out;
-                    b.push(&st, Op::Read { bits: coef_width(&xo.mult).max(1) }, 1);
+                    b.push(
+                        &st,
+                        Op::Read {
+                            bits: coef_width(&xo.mult).max(1),
+                        },
+                        1,
+                    );
                     b.requant(
                         &st,
                         n,
@@ -706,7 +735,14 @@ impl Counts {
                     let (vxw, vuw) = (coef_width(&a.vx), coef_width(&a.vu));
                     b.push(&st, Op::Read { bits: vxw.max(1) }, 1);
                     b.push(&st, Op::Read { bits: vuw.max(1) }, 1);
-                    b.push(&st, Op::Mul { a: vxw.max(1), b: xo.width }, n);
+                    b.push(
+                        &st,
+                        Op::Mul {
+                            a: vxw.max(1),
+                            b: xo.width,
+                        },
+                        n,
+                    );
                     if uw > 0 && vuw > 0 {
                         b.push(&st, Op::Mul { a: vuw, b: uw }, n);
                         b.push(&st, Op::Add { w: a.v.width }, n);
@@ -727,7 +763,13 @@ impl Counts {
                     coefs += n;
                 }
             }
-            b.push(&st, Op::Read { bits: coef_width(&out.mult).max(1) }, 1);
+            b.push(
+                &st,
+                Op::Read {
+                    bits: coef_width(&out.mult).max(1),
+                },
+                1,
+            );
             b.requant(
                 &st,
                 n,
@@ -741,7 +783,14 @@ impl Counts {
             coefs += 1;
             if let Some(a) = &layer.admm {
                 // w = v − vx·s; u = x_out(w).
-                b.push(&st, Op::Mul { a: coef_width(&a.vx).max(1), b: bw }, n);
+                b.push(
+                    &st,
+                    Op::Mul {
+                        a: coef_width(&a.vx).max(1),
+                        b: bw,
+                    },
+                    n,
+                );
                 b.push(&st, Op::Add { w: a.w.width }, n);
                 b.requant(
                     &st,
@@ -811,12 +860,21 @@ impl Counts {
             passes: Vec::new(),
             per_block: false,
         };
-        for (stage, ops, block) in [("per channel", per_block, true), ("per vector", per_vector, false)] {
+        for (stage, ops, block) in [
+            ("per channel", per_block, true),
+            ("per vector", per_vector, false),
+        ] {
             b.per_block = block;
             let (mults, adds, reads) = ops.expanded(arith);
             b.push(stage, arith.mul(), mults);
             b.push(stage, arith.add(), adds);
-            b.push(stage, Op::Read { bits: arith.operand_bits() }, mults + reads);
+            b.push(
+                stage,
+                Op::Read {
+                    bits: arith.operand_bits(),
+                },
+                mults + reads,
+            );
             if mults > 0 {
                 b.passes.push(Pass {
                     stage: stage.to_string(),
