@@ -48,7 +48,7 @@ use super::args::{parse_from_str, parse_positive};
 use super::codegen::{generate_checked, lanes_for, load_ir};
 use crate::plot::{self, Series};
 
-mod energy;
+pub(crate) mod energy;
 
 /// Arguments of `kaq report`.
 #[derive(Debug, Args)]
