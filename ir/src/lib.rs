@@ -21,6 +21,7 @@
 //! `layers[2].out.mult[17]`. A validated IR cannot make the interpreter panic or overflow:
 //! every bound is recomputed from the IR's own values and must be at most the declared one.
 
+pub mod energy;
 pub mod fixed;
 pub mod modulation;
 pub mod vocab;

@@ -18,6 +18,11 @@
 //! Mb/s = bits per vector × f / II, latency in µs, Mb/s per kLUT and per DSP. `--flat`
 //! synthesizes the flattened top in one Yosys run instead (no timing). Yosys must be on PATH.
 //!
+//! The energy table follows (docs/energy.md): pJ per vector and per information bit of the
+//! design under the paper's model (eqs. 7–11) and the 45 nm per-operation model, and of ZF,
+//! MMSE (Cholesky) and kbest:32 at 16-bit fixed point and f32 from their operation counts,
+//! their per-channel work spread over `--block` vectors (default 168).
+//!
 //! `--json PATH` writes all of it as one JSON object (`"format": "kaq-report"`), atomically;
 //! an existing file is replaced only with `--force`.
 //!
@@ -42,6 +47,8 @@ use serde_json::{Value, json};
 use super::args::{parse_from_str, parse_positive};
 use super::codegen::{generate_checked, lanes_for, load_ir};
 use crate::plot::{self, Series};
+
+pub(crate) mod energy;
 
 /// Arguments of `kaq report`.
 #[derive(Debug, Args)]
@@ -98,6 +105,11 @@ pub struct ReportArgs {
     #[arg(long, value_name = "PATH")]
     json: Option<PathBuf>,
 
+    /// Vectors per channel block over which the baselines' per-channel work (a factorization
+    /// of H) is spread in the energy table [default: 168, one OFDM resource block].
+    #[arg(long, value_name = "T", value_parser = parse_positive)]
+    block: Option<usize>,
+
     /// Replace the --json file if it exists.
     #[arg(long)]
     force: bool,
@@ -130,6 +142,8 @@ pub fn run(args: ReportArgs) -> anyhow::Result<()> {
         Some(target) => Synth::Units(Box::new(run_units(&ir, lanes, target, &args)?)),
     };
     print!("{}", table(&ir, lanes, &report, &synth));
+    let energy = energy::energy_report(&ir, args.block.unwrap_or(energy::DEFAULT_BLOCK));
+    print!("{}", energy::energy_table(&energy));
     let sweep = match (&args.sweep_lanes, args.synth) {
         (Some(svg), Some(target)) => {
             let points = run_sweep(&ir, target, &args)?;
@@ -144,6 +158,7 @@ pub fn run(args: ReportArgs) -> anyhow::Result<()> {
     if let Some(path) = &args.json {
         let mut doc = to_json(&ir, &args.ir, lanes, &report, &synth);
         doc["sweep"] = json!(sweep);
+        doc["energy"] = json!(energy);
         let mut text = serde_json::to_string_pretty(&doc).context("cannot encode the report")?;
         text.push('\n');
         let overwrite = if args.force {

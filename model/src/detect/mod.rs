@@ -10,6 +10,7 @@ use crate::link::FrameBatch;
 pub mod kbest;
 pub mod linear;
 pub mod ml;
+pub mod ops;
 
 pub use kbest::{KBest, KBestVariant};
 pub use linear::{Kernel, LinearDetector, LinearKind};

@@ -18,6 +18,7 @@ struct Summary<'a> {
     verdict: String,
     t: &'a kaq_codegen::report::Totals,
     synth: String,
+    energy: String,
     codegen_seconds: String,
     cosim: String,
     commands: Vec<String>,
@@ -245,6 +246,7 @@ pub(super) fn summary(
         verdict: verdict(&curves),
         t: &r.report.total,
         synth: synth_line(r.synth.as_ref()),
+        energy: energy_line(ir),
         codegen_seconds: format!("{:.2}", r.codegen_seconds),
         cosim: cosim_text(r.cosim.as_ref(), r.cosim_note.as_deref()),
         commands: commands(config, args),
@@ -257,6 +259,30 @@ pub(super) fn summary(
     template
         .render()
         .expect("the summary template renders plain strings")
+}
+
+/// The energy line of the summary: the design's pJ per bit under both models of
+/// docs/energy.md beside MMSE and kbest:32 at 16-bit fixed point (their per-channel work over
+/// one resource block).
+fn energy_line(ir: &kaq_ir::Ir) -> String {
+    use crate::cmd::report::energy::{DEFAULT_BLOCK, energy_report};
+    let e = energy_report(ir, DEFAULT_BLOCK);
+    let fig = |en: &kaq_ir::energy::Energy| {
+        format!("{:.3} / {:.3}", en.paper.pj_per_bit, en.horowitz.pj_per_bit)
+    };
+    let mut s = format!(
+        "energy (docs/energy.md, pJ per bit, model 1 / model 2): design **{}**",
+        fig(&e.design)
+    );
+    for b in &e.baselines {
+        if b.arith == kaq_ir::energy::Arith::fixed(16) && b.detector != "zf" {
+            s.push_str(&format!(", {} (16-bit) {}", b.detector, fig(&b.energy)));
+        }
+    }
+    s.push_str(&format!(
+        " (baselines' per-channel work over {DEFAULT_BLOCK} vectors)"
+    ));
+    s
 }
 
 fn synth_line(synth: Option<&serde_json::Value>) -> String {
@@ -403,6 +429,21 @@ fn commands(c: &FlowConfig, args: &FlowArgs) -> Vec<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn energy_line_quotes_the_estimate() {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/pgd-qpsk-2x2/ir.json");
+        let ir = kaq_ir::Ir::from_json(&std::fs::read_to_string(path).unwrap(), path).unwrap();
+        let e = kaq_ir::energy::estimate(&ir);
+        let line = energy_line(&ir);
+        let want = format!(
+            "design **{:.3} / {:.3}**",
+            e.paper.pj_per_bit, e.horowitz.pj_per_bit
+        );
+        assert!(line.contains(&want), "{line}");
+        assert!(line.contains(", mmse (16-bit) ") && line.contains(", kbest:32 (16-bit) "));
+        assert!(!line.contains("zf"), "{line}");
+    }
 
     fn curve(points: &[(f64, f64)]) -> Vec<(f64, f64)> {
         points.to_vec()
