@@ -134,7 +134,9 @@ mod fit {
     /// LUTs per variable-shift requantizer (per update lane).
     pub const LUT_PER_REQUANT_VAR: u64 = 240;
     /// Flip-flops of a stage's control, counters and pipeline registers.
-    pub const FF_BASE: u64 = 93;
+    pub const FF_BASE: u64 = 45;
+    /// SNR bins of the calibration designs: the LUT fit holds their per-bin tables.
+    pub const BINS: u64 = 4;
 }
 
 fn layer(l: &LayerDesign, ctx: &LayerContext) -> Estimate {
@@ -184,14 +186,39 @@ fn layer(l: &LayerDesign, ctx: &LayerContext) -> Estimate {
     dsp += p64 * upd;
 
     // Flip-flops: the lane accumulators, two frame buffers of every state the stage keeps in
-    // registers (x1; x2 for momentum; s and u for ADMM-Net), control and pipeline.
+    // registers (x1; x2 for momentum; s and u for ADMM-Net) and of g (H̃, ỹ and e are
+    // LUT-RAM).
     let states = 1 + u64::from(p.nonzero("X2_TABLE")) + 2 * u64::from(admm);
     let live = ctx.tied.iter().zip(&ctx.read).any(|(t, r)| !t || *r);
     let ff = fit::FF_BASE
         + p64 * u64::from(lacc)
-        + u64::from(live) * states * 2 * u64::from(n) * u64::from(sw);
+        + u64::from(live) * states * 2 * u64::from(n) * u64::from(sw)
+        + 2 * u64::from(n) * u64::from(gw);
 
-    let lut = fit::LUT_BASE + fit::LUT_PER_DSP * dsp + fit::LUT_PER_REQUANT_VAR * p64 * requant_var;
+    // Per-bin tables are read through a BINS:1 multiplexer per bit (a LUT6 and its muxes
+    // per 4 entries); the fit holds tables of `fit::BINS` entries, larger ones add the rest.
+    let table_bits: u64 = [
+        ("E_MULT_W", "E_MULT_TABLE"),
+        ("X1_W", "X1_TABLE"),
+        ("X2_W", "X2_TABLE"),
+        ("C_W", "C_TABLE"),
+        ("O_MULT_W", "O_MULT_TABLE"),
+        ("XO_MULT_W", "XO_MULT_TABLE"),
+        ("VX_W", "VX_TABLE"),
+        ("VU_W", "VU_TABLE"),
+    ]
+    .iter()
+    .filter(|(_, t)| p.nonzero(t))
+    .map(|(w, _)| u64::from(p.int(w)))
+    .sum::<u64>()
+        + 6 * (1 + u64::from(admm));
+    let bins = u64::from(p.int("BINS"));
+    let table_luts = table_bits * (bins.div_ceil(4).saturating_sub(fit::BINS.div_ceil(4)));
+
+    let lut = fit::LUT_BASE
+        + fit::LUT_PER_DSP * dsp
+        + fit::LUT_PER_REQUANT_VAR * p64 * requant_var
+        + table_luts;
     Estimate { lut, ff, dsp }
 }
 
