@@ -12,6 +12,7 @@
 
 pub mod cosim;
 pub mod design;
+pub mod estimate;
 pub mod hierarchy;
 mod keywords;
 pub mod literal;
