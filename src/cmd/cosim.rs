@@ -117,11 +117,9 @@ pub fn run(args: CosimArgs) -> anyhow::Result<()> {
     let link = LinkConfig::new(ir.nt, ir.nr, ir.modulation)?;
 
     eprintln!(
-        "building {} ({}×{} {}, K = {}, {} lanes) with Verilator…",
+        "building {} ({}, K = {}, {} lanes) with Verilator…",
         ir.name,
-        ir.m,
-        ir.n,
-        ir.modulation,
+        plot::style::link_name(ir.nt, ir.nr, ir.modulation),
         ir.layers.len(),
         lanes
     );
