@@ -144,9 +144,7 @@ fn antennas(word: &str) -> Option<(usize, usize)> {
 
 /// A modulation word (`16qam`, `16qam:`, `16-QAM,`) and the punctuation after it.
 fn modulation_word(word: &str) -> Option<(Modulation, &str)> {
-    let end = word
-        .find(|c: char| matches!(c, ',' | ':' | ';' | ')'))
-        .unwrap_or(word.len());
+    let end = word.find([',', ':', ';', ')']).unwrap_or(word.len());
     let (head, rest) = word.split_at(end);
     let m = match head.to_ascii_lowercase().replace('-', "").as_str() {
         "bpsk" => Modulation::Bpsk,
