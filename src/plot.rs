@@ -416,9 +416,12 @@ where
                 .iter()
                 .zip(err)
                 .filter(|&(&(x, _), &(_, hi))| x.is_finite() && drawable(hi))
-                .map(|(&(x, _), &(lo, hi))| {
+                .map(|(&(x, y), &(lo, hi))| {
                     let lo = if drawable(lo) { lo } else { y_floor };
-                    ErrorBar::new_vertical(x, lo, (lo + hi) / 2.0, hi, color.stroke_width(1), 8)
+                    // The bar's centre mark sits on the point (hidden by its marker), or at the
+                    // upper end when the point cannot be drawn.
+                    let mid = if drawable(y) { y } else { hi };
+                    ErrorBar::new_vertical(x, lo, mid, hi, color.stroke_width(1), 8)
                 });
             chart.draw_series(bars).map_err(plot_error)?;
             // A point that cannot be drawn (zero errors on a log axis) but has an upper bound.
