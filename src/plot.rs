@@ -357,10 +357,18 @@ where
             .copied()
             .filter(|&(x, y)| x.is_finite() && drawable(y))
             .collect();
-        let line = chart
-            .draw_series(LineSeries::new(points.clone(), color.stroke_width(2)))
-            .map_err(plot_error)?
-            .label(s.name.clone());
+        let line = if style::dashed(kinds[index], nth) {
+            chart.draw_series(DashedLineSeries::new(
+                points.clone(),
+                8,
+                5,
+                color.stroke_width(2),
+            ))
+        } else {
+            chart.draw_series(LineSeries::new(points.clone(), color.stroke_width(2)))
+        }
+        .map_err(plot_error)?
+        .label(s.name.clone());
         let stroke = color.stroke_width(2);
         match shape {
             0 => {

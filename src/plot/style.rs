@@ -86,7 +86,7 @@ pub fn series_colour(kind: Kind, nth: usize) -> RGBColor {
     }
     let RGBColor(r, g, b) = colour(kind);
     // 1.0 = the kind's colour; below 1 darker, above 1 towards white.
-    const SHADES: [f64; 4] = [1.0, 0.6, 1.45, 0.35];
+    const SHADES: [f64; 3] = [1.0, 0.5, 1.55];
     let s = SHADES[nth % SHADES.len()];
     let f = |c: u8| {
         let c = c as f64;
@@ -98,6 +98,12 @@ pub fn series_colour(kind: Kind, nth: usize) -> RGBColor {
         v.round().clamp(0.0, 255.0) as u8
     };
     RGBColor(f(r), f(g), f(b))
+}
+
+/// Whether the `nth` series of its kind is drawn dashed (from the fourth on, after the three
+/// shades of [`series_colour`] are used up); series of [`Kind::Other`] never are.
+pub fn dashed(kind: Kind, nth: usize) -> bool {
+    kind != Kind::Other && (nth / 3) % 2 == 1
 }
 
 /// The link's name in titles and tables: `16×16 16-QAM` (transmit × receive antennas).
@@ -218,6 +224,12 @@ mod tests {
         }
         assert_eq!(series_colour(Kind::Mmse, 0), colour(Kind::Mmse));
         assert_ne!(series_colour(Kind::Design, 1), colour(Kind::Design));
+        assert_ne!(
+            series_colour(Kind::Design, 2),
+            series_colour(Kind::Design, 1)
+        );
+        assert!(!dashed(Kind::Design, 2) && dashed(Kind::Design, 3));
+        assert!(!dashed(Kind::Other, 3));
     }
 
     #[test]
