@@ -172,10 +172,12 @@ pub fn render_histogram_svg(
             .map_err(plot_error)?;
         let kinds: Vec<style::Kind> = samples.iter().map(|s| style::kind_of(&s.name)).collect();
         for (index, (s, f)) in samples.iter().zip(&fractions).enumerate() {
-            let nth = kinds[..index]
-                .iter()
-                .filter(|&&k| k == kinds[index])
-                .count();
+            let nth = style::variant(&s.name).unwrap_or_else(|| {
+                kinds[..index]
+                    .iter()
+                    .filter(|&&k| k == kinds[index])
+                    .count()
+            });
             let color = style::series_colour(kinds[index], nth).to_rgba();
             let mut outline = vec![(lo, 0.0)];
             for (i, &v) in f.iter().enumerate() {
@@ -340,10 +342,12 @@ where
     let kinds: Vec<style::Kind> = series.iter().map(|s| style::kind_of(&s.name)).collect();
     let mut zero_markers = false;
     for (index, s) in series.iter().enumerate() {
-        let nth = kinds[..index]
-            .iter()
-            .filter(|&&k| k == kinds[index])
-            .count();
+        let nth = style::variant(&s.name).unwrap_or_else(|| {
+            kinds[..index]
+                .iter()
+                .filter(|&&k| k == kinds[index])
+                .count()
+        });
         let color = style::series_colour(kinds[index], nth).to_rgba();
         // Same-kind series differ by shade and by marker shape.
         let shape = if kinds[index] == style::Kind::Other {

@@ -100,6 +100,18 @@ pub fn series_colour(kind: Kind, nth: usize) -> RGBColor {
     RGBColor(f(r), f(g), f(b))
 }
 
+/// The quantization methods, in the order of their fixed shade (see [`variant`]).
+pub const METHODS: [&str; 4] = ["ptq", "qat-mse", "lsq", "kaq"];
+
+/// The fixed shade index of a quantized series named after its method (`lsq@4`,
+/// `pgd-soft-k5-kaq-8b`), so a method keeps its shade in every plot; `None` for other names.
+pub fn variant(name: &str) -> Option<usize> {
+    let n = name.trim().to_ascii_lowercase();
+    METHODS
+        .iter()
+        .position(|m| n.starts_with(&format!("{m}@")) || n.contains(&format!("-{m}-")))
+}
+
 /// Whether the `nth` series of its kind is drawn dashed (from the fourth on, after the three
 /// shades of [`series_colour`] are used up); series of [`Kind::Other`] never are.
 pub fn dashed(kind: Kind, nth: usize) -> bool {
@@ -230,6 +242,16 @@ mod tests {
         );
         assert!(!dashed(Kind::Design, 2) && dashed(Kind::Design, 3));
         assert!(!dashed(Kind::Other, 3));
+    }
+
+    #[test]
+    fn a_method_keeps_its_shade_whatever_else_is_plotted() {
+        assert_eq!(variant("ptq@4"), Some(0));
+        assert_eq!(variant("qat-mse@8"), Some(1));
+        assert_eq!(variant("pgd-soft-k5-lsq-8b"), Some(2));
+        assert_eq!(variant("pgd-soft-k5-kaq-8b-int"), Some(3));
+        assert_eq!(variant("fp32"), None);
+        assert_eq!(variant("mmse"), None);
     }
 
     #[test]
