@@ -10,12 +10,18 @@
 //! On a log axis, points whose y is not strictly positive cannot be drawn: they are left out of
 //! the line, and if the series has an error bar with a positive upper end, that bar is drawn
 //! from the bottom of the axis up to the upper end (an upper bound, as for a BER point with
-//! zero errors). Non-finite values are always left out.
+//! zero errors). Such a point gets a hollow downward triangle at its upper end, and the legend
+//! explains the marker. Non-finite values are always left out.
+//!
+//! Colours, link names and label style are those of [`style`]: each detector kind has one
+//! colour in every plot.
 
 use std::path::Path;
 
 use anyhow::{Context, bail};
 use plotters::prelude::*;
+
+pub mod style;
 
 /// One curve of a [`line_plot`].
 #[derive(Debug, Clone, PartialEq)]
@@ -145,6 +151,8 @@ pub fn render_histogram_svg(
         .fold(0.0f64, f64::max)
         .max(1e-12)
         * 1.08;
+    let (title, x_label) = (style::house_style(title), style::house_style(x_label));
+    let (title, x_label) = (title.as_str(), x_label.as_str());
     let mut svg = String::new();
     {
         let root = SVGBackend::with_string(&mut svg, (900, 600)).into_drawing_area();
@@ -162,8 +170,15 @@ pub fn render_histogram_svg(
             .y_desc("fraction of values per bin")
             .draw()
             .map_err(plot_error)?;
+        let kinds: Vec<style::Kind> = samples.iter().map(|s| style::kind_of(&s.name)).collect();
         for (index, (s, f)) in samples.iter().zip(&fractions).enumerate() {
-            let color = Palette99::pick(index).to_rgba();
+            let nth = style::variant(&s.name).unwrap_or_else(|| {
+                kinds[..index]
+                    .iter()
+                    .filter(|&&k| k == kinds[index])
+                    .count()
+            });
+            let color = style::series_colour(kinds[index], nth).to_rgba();
             let mut outline = vec![(lo, 0.0)];
             for (i, &v) in f.iter().enumerate() {
                 let left = lo + i as f64 * width;
@@ -230,6 +245,12 @@ pub fn render_svg(
     if xs.is_empty() {
         bail!("nothing to plot: no series has a drawable point");
     }
+    let (title, x_label, y_label) = (
+        style::house_style(title),
+        style::house_style(x_label),
+        style::house_style(y_label),
+    );
+    let (title, x_label, y_label) = (title.as_str(), x_label.as_str(), y_label.as_str());
     let (x_min, x_max) = padded(min(&xs), max(&xs), 0.03);
     let mut svg = String::new();
     {
@@ -318,38 +339,137 @@ fn draw_series<'a, Y>(
 where
     Y: Ranged<ValueType = f64>,
 {
+    let kinds: Vec<style::Kind> = series.iter().map(|s| style::kind_of(&s.name)).collect();
+    let mut zero_markers = false;
     for (index, s) in series.iter().enumerate() {
-        let color = Palette99::pick(index).to_rgba();
+        let nth = style::variant(&s.name).unwrap_or_else(|| {
+            kinds[..index]
+                .iter()
+                .filter(|&&k| k == kinds[index])
+                .count()
+        });
+        let color = style::series_colour(kinds[index], nth).to_rgba();
+        // Same-kind series differ by shade and by marker shape.
+        let shape = if kinds[index] == style::Kind::Other {
+            0
+        } else {
+            nth % 4
+        };
         let points: Vec<(f64, f64)> = s
             .points
             .iter()
             .copied()
             .filter(|&(x, y)| x.is_finite() && drawable(y))
             .collect();
-        chart
-            .draw_series(LineSeries::new(points.clone(), color.stroke_width(2)))
-            .map_err(plot_error)?
-            .label(s.name.clone())
-            .legend(move |(x, y)| {
-                PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(2))
-            });
-        chart
-            .draw_series(points.iter().map(|&p| Circle::new(p, 4, color.filled())))
-            .map_err(plot_error)?;
+        let line = if style::dashed(kinds[index], nth) {
+            chart.draw_series(DashedLineSeries::new(
+                points.clone(),
+                8,
+                5,
+                color.stroke_width(2),
+            ))
+        } else {
+            chart.draw_series(LineSeries::new(points.clone(), color.stroke_width(2)))
+        }
+        .map_err(plot_error)?
+        .label(s.name.clone());
+        let stroke = color.stroke_width(2);
+        match shape {
+            0 => {
+                line.legend(move |(x, y)| {
+                    EmptyElement::at((x, y))
+                        + PathElement::new(vec![(0, 0), (20, 0)], stroke)
+                        + Circle::new((10, 0), 4, color.filled())
+                });
+                chart
+                    .draw_series(points.iter().map(|&p| Circle::new(p, 4, color.filled())))
+                    .map_err(plot_error)?;
+            }
+            1 => {
+                line.legend(move |(x, y)| {
+                    EmptyElement::at((x, y))
+                        + PathElement::new(vec![(0, 0), (20, 0)], stroke)
+                        + Rectangle::new([(6, -4), (14, 4)], color.filled())
+                });
+                chart
+                    .draw_series(points.iter().map(|&p| {
+                        EmptyElement::at(p) + Rectangle::new([(-4, -4), (4, 4)], color.filled())
+                    }))
+                    .map_err(plot_error)?;
+            }
+            2 => {
+                line.legend(move |(x, y)| {
+                    EmptyElement::at((x, y))
+                        + PathElement::new(vec![(0, 0), (20, 0)], stroke)
+                        + TriangleMarker::new((10, 0), 5, color.filled())
+                });
+                chart
+                    .draw_series(
+                        points
+                            .iter()
+                            .map(|&p| TriangleMarker::new(p, 5, color.filled())),
+                    )
+                    .map_err(plot_error)?;
+            }
+            _ => {
+                line.legend(move |(x, y)| {
+                    EmptyElement::at((x, y))
+                        + PathElement::new(vec![(0, 0), (20, 0)], stroke)
+                        + Cross::new((10, 0), 4, stroke)
+                });
+                chart
+                    .draw_series(points.iter().map(|&p| Cross::new(p, 4, stroke)))
+                    .map_err(plot_error)?;
+            }
+        }
         if let Some(err) = &s.y_err {
             let bars = s
                 .points
                 .iter()
                 .zip(err)
                 .filter(|&(&(x, _), &(_, hi))| x.is_finite() && drawable(hi))
-                .map(|(&(x, _), &(lo, hi))| {
+                .map(|(&(x, y), &(lo, hi))| {
                     let lo = if drawable(lo) { lo } else { y_floor };
-                    ErrorBar::new_vertical(x, lo, (lo + hi) / 2.0, hi, color.stroke_width(1), 8)
+                    // The bar's centre mark sits on the point (hidden by its marker), or at the
+                    // upper end when the point cannot be drawn.
+                    let mid = if drawable(y) { y } else { hi };
+                    ErrorBar::new_vertical(x, lo, mid, hi, color.stroke_width(1), 8)
                 });
             chart.draw_series(bars).map_err(plot_error)?;
+            // A point that cannot be drawn (zero errors on a log axis) but has an upper bound.
+            let bounds: Vec<(f64, f64)> = s
+                .points
+                .iter()
+                .zip(err)
+                .filter(|&(&(x, y), &(_, hi))| x.is_finite() && !drawable(y) && drawable(hi))
+                .map(|(&(x, _), &(_, hi))| (x, hi))
+                .collect();
+            zero_markers |= !bounds.is_empty();
+            chart
+                .draw_series(
+                    bounds
+                        .into_iter()
+                        .map(|p| EmptyElement::at(p) + zero_marker(color.stroke_width(2))),
+                )
+                .map_err(plot_error)?;
         }
     }
+    if zero_markers {
+        chart
+            .draw_series(std::iter::empty::<Circle<(f64, f64), i32>>())
+            .map_err(plot_error)?
+            .label(ZERO_ERRORS_LABEL)
+            .legend(|(x, y)| EmptyElement::at((x + 10, y)) + zero_marker(BLACK.stroke_width(2)));
+    }
     Ok(())
+}
+
+/// The legend entry of the zero-error marker.
+pub const ZERO_ERRORS_LABEL: &str = "no errors: 95 % upper bound";
+
+/// A hollow downward triangle, its tip on the point.
+fn zero_marker(style: ShapeStyle) -> PathElement<(i32, i32)> {
+    PathElement::new(vec![(-6, -10), (6, -10), (0, 0), (-6, -10)], style)
 }
 
 fn legend<'a, Y: Ranged<ValueType = f64>>(
@@ -522,16 +642,21 @@ mod tests {
         let svg = render_svg("BER", "SNR [dB]", "BER", true, &s).unwrap();
         assert!(svg.starts_with("<svg"));
         let texts = svg_texts(&svg);
-        for text in ["BER", "SNR [dB]", "zf", "mmse"] {
+        for text in ["BER", "SNR (dB)", "zf", "mmse", ZERO_ERRORS_LABEL] {
             assert!(
                 texts.iter().any(|t| t == text),
                 "missing text {text} in {texts:?}"
             );
         }
         assert!(svg.contains("<polyline"));
+        // The kinds' fixed colours, whatever the series order.
+        let upper = svg.to_ascii_uppercase();
+        assert!(upper.contains("#D55E00"), "MMSE vermillion");
+        assert!(upper.contains("#CC79A7"), "ZF reddish purple");
         let linear = render_svg("loss", "epoch", "loss", false, &s[1..]).unwrap();
         let texts = svg_texts(&linear);
         assert!(texts.iter().any(|t| t == "mmse"));
+        assert!(!texts.iter().any(|t| t == ZERO_ERRORS_LABEL));
         assert!(!texts.iter().any(|t| t == "zf"));
     }
 

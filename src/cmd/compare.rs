@@ -211,10 +211,7 @@ fn compare(args: &CompareArgs, runs: &[RunKey], bits: &[u32]) -> anyhow::Result<
     let md = report::markdown(args, &plan, &teacher, &source, &names, &points, &summary);
     plot::write_atomically(&plan.out.join("report.md"), md.as_bytes())?;
 
-    let link = format!(
-        "{}x{} {}",
-        plan.ber.link.nt, plan.ber.link.nr, plan.ber.link.modulation
-    );
+    let link = plot::style::link_name(plan.ber.link.nt, plan.ber.link.nr, plan.ber.link.modulation);
     for &b in bits {
         let series: Vec<Series> = names
             .iter()
@@ -227,7 +224,7 @@ fn compare(args: &CompareArgs, runs: &[RunKey], bits: &[u32]) -> anyhow::Result<
         plot::line_plot(
             &plan.out.join(format!("ber-{b}bit.svg")),
             &format!("BER, {} {b}-bit activations, {link}", teacher.name()),
-            "SNR per receive antenna [dB]",
+            plot::style::SNR_AXIS,
             "BER",
             true,
             &series,

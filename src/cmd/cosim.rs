@@ -12,7 +12,7 @@
 //! Stdout: frames, mismatches (and the first one: frame, layer, element, field, values),
 //! measured cycles per frame and latency against `kaq_codegen::report::analyse`, co-simulated
 //! frames per second and the build time. `--trace` writes a VCD of the whole run (keep N
-//! small). `--json` writes the same figures:
+//! small: a warning on stderr names the estimated size when it exceeds 100 MB). `--json` writes the same figures:
 //!
 //! ```text
 //! { "tool", "version", "command": "cosim", "ir", "lanes", "frames", "mismatches",
@@ -39,6 +39,8 @@ use kaq_sim::{CosimError, Rtl};
 use super::args::parse_positive;
 use super::ber::{SnrPoints, parse_snr};
 use crate::plot;
+
+mod trace;
 
 /// Arguments of `kaq cosim`.
 #[derive(Debug, Args)]
@@ -117,11 +119,9 @@ pub fn run(args: CosimArgs) -> anyhow::Result<()> {
     let link = LinkConfig::new(ir.nt, ir.nr, ir.modulation)?;
 
     eprintln!(
-        "building {} ({}×{} {}, K = {}, {} lanes) with Verilator…",
+        "building {} ({}, K = {}, {} lanes) with Verilator…",
         ir.name,
-        ir.m,
-        ir.n,
-        ir.modulation,
+        plot::style::link_name(ir.nt, ir.nr, ir.modulation),
         ir.layers.len(),
         lanes
     );
@@ -129,6 +129,21 @@ pub fn run(args: CosimArgs) -> anyhow::Result<()> {
     let mut driver = rtl.driver(stalls, true)?;
     if let Some(path) = &args.trace {
         driver.trace(path)?;
+        driver.flush_trace();
+        // The header is written on opening: its signal count sizes the whole trace.
+        let header = std::fs::read(path).unwrap_or_default();
+        let header = String::from_utf8_lossy(&header);
+        let est = rtl.estimate();
+        let cycles = trace::run_cycles(
+            args.frames,
+            est.cycles_per_frame(),
+            est.latency,
+            stalls.input,
+        );
+        let bytes = trace::vcd_bytes(header.len() as u64, trace::header_signals(&header), cycles);
+        if let Some(w) = trace::warning(bytes, args.frames) {
+            eprintln!("{w}");
+        }
     }
 
     let bar = crate::progress::bar("cosim", args.frames as u64, "frames");

@@ -249,7 +249,10 @@ pub struct EpochRecord {
     pub val_loss: f64,
     /// Validation BER after the epoch at each configured SNR.
     pub val_ber: Vec<ValidationBer>,
-    /// Wall time of the epoch in seconds, validation included.
+    /// Wall time of the epoch in seconds, validation included. Not saved in model files (they
+    /// hold only what the seed and config determine, so a rerun writes the same bytes); read
+    /// as 0 from files that have it.
+    #[serde(default, skip_serializing)]
     pub seconds: f64,
 }
 

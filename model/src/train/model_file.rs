@@ -5,9 +5,13 @@
 //!   "net": { …architecture, link and every parameter… },
 //!   "train": { …the TrainConfig of the run, seed included… },
 //!   "history": [ { "epoch": 1, "lr": 0.001, "train_loss": …, "val_loss": …,
-//!                  "val_ber": [ { "snr_db": 0.0, "ber": …, "bit_errors": …, "bits": … } ],
-//!                  "seconds": … }, … ] }
+//!                  "val_ber": [ { "snr_db": 0.0, "ber": …, "bit_errors": …, "bits": … } ] },
+//!                … ] }
 //! ```
+//!
+//! The file holds no wall times (a history record's `seconds` is left out, and read as 0 from
+//! older files that have it), so training again with the same config and seed writes the same
+//! bytes.
 //!
 //! Guarantees: saving refuses a net with a non-finite parameter and is atomic (a temporary file
 //! in the target directory is written, fsynced and then renamed or linked into place), so a
@@ -252,7 +256,7 @@ mod tests {
                     bit_errors: 5,
                     bits: 40,
                 }],
-                seconds: 0.25,
+                seconds: 0.0,
             })
             .collect();
         ModelFile::from(TrainedModel {
@@ -278,6 +282,29 @@ mod tests {
         assert_eq!(a.net.link(), b.net.link());
         assert_eq!(a.train, b.train);
         assert_eq!(a.history, b.history);
+    }
+
+    #[test]
+    fn saved_bytes_do_not_depend_on_wall_time() {
+        let a = sample_file();
+        let mut b = sample_file();
+        for r in &mut b.history {
+            r.seconds = 12.5;
+        }
+        let (pa, pb) = (dir().join("wall-a.json"), dir().join("wall-b.json"));
+        for p in [&pa, &pb] {
+            let _ = fs::remove_file(p);
+        }
+        a.save(&pa, Overwrite::Refuse).unwrap();
+        b.save(&pb, Overwrite::Refuse).unwrap();
+        let text = fs::read_to_string(&pa).unwrap();
+        assert_eq!(text.as_bytes(), fs::read(&pb).unwrap().as_slice());
+        assert!(!text.contains("\"seconds\""), "{text}");
+        // Older files with the field still load.
+        let old = text.replacen("\"epoch\": 1,", "\"epoch\": 1, \"seconds\": 3.0,", 1);
+        assert_ne!(old, text);
+        fs::write(&pa, old).unwrap();
+        assert_eq!(ModelFile::load(&pa).unwrap().history[0].seconds, 3.0);
     }
 
     #[test]

@@ -95,6 +95,11 @@ impl<'r> Driver<'r> {
         Ok(self.model.trace(path)?)
     }
 
+    /// Flushes the open VCD trace to disk (no-op without one).
+    pub fn flush_trace(&mut self) {
+        self.model.flush_trace();
+    }
+
     /// Cycles since reset.
     pub fn cycle(&self) -> u64 {
         self.cycle

@@ -353,10 +353,13 @@ fn cosim_text(cosim: Option<&serde_json::Value>, note: Option<&str>) -> String {
     paragraphs.join("\n\n")
 }
 
-/// The command of every stage, as `kaq` subcommands.
+/// The command of every stage, as `kaq` subcommands (after the `mkdir` of the models
+/// directory), runnable as printed from any directory.
 fn commands(c: &FlowConfig, args: &FlowArgs) -> Vec<String> {
     let out = args.out.display();
-    vec![
+    let mut commands = vec![
+        // `kaq train` writes into an existing directory only.
+        format!("mkdir -p {out}/models"),
         format!(
             "kaq train --nt {} --nr {} --mod {} --arch {} --prox {} --layers {}{} --init {} --samples {} --val-samples {} --batch {} --epochs {} --lr {} --lr-step {} --seed {} --snr {} --out {out}/models/f32.json",
             c.link.nt,
@@ -423,7 +426,12 @@ fn commands(c: &FlowConfig, args: &FlowArgs) -> Vec<String> {
             c.ber.max_frames,
             c.ber.seed
         ),
-    ]
+    ];
+    // The flow skips co-simulation at 0 frames (and `kaq cosim` needs at least one).
+    if c.cosim.frames == 0 {
+        commands.retain(|l| !l.starts_with("kaq cosim "));
+    }
+    commands
 }
 
 #[cfg(test)]
