@@ -103,7 +103,7 @@ fn small_run_writes_table_json_and_svg() {
         "mmse",
         "kbest:4",
         "BER",
-        "SNR per receive antenna [dB]",
+        "SNR per receive antenna (dB)",
     ] {
         assert!(texts.contains(&label), "SVG lacks {label}: {texts:?}");
     }
