@@ -18,6 +18,10 @@
 //! Mb/s = bits per vector × f / II, latency in µs, Mb/s per kLUT and per DSP. `--flat`
 //! synthesizes the flattened top in one Yosys run instead (no timing). Yosys must be on PATH.
 //!
+//! The analytic xc7 estimate follows (`kaq_codegen::estimate`, docs/synthesis.md §Estimate):
+//! LUTs, FFs and DSP48E1s per module and in total, without Yosys; beside a `--synth xilinx`
+//! run, the measured totals over the estimate.
+//!
 //! The energy table follows (docs/energy.md): pJ per vector and per information bit of the
 //! design under the paper's model (eqs. 7–11) and the 45 nm per-operation model, and of ZF,
 //! MMSE (Cholesky) and kbest:32 at 16-bit fixed point and f32 from their operation counts,
@@ -35,6 +39,7 @@ use std::path::PathBuf;
 use anyhow::{Context, bail};
 use clap::Args;
 use kaq_codegen::Options;
+use kaq_codegen::estimate::{DesignEstimate, Estimate};
 use kaq_codegen::hierarchy::{HierOptions, UnitResult, UnitStatus};
 use kaq_codegen::qor::{ClockSource, EvalOptions, Evaluation, evaluate};
 use kaq_codegen::report::{Report, analyse};
@@ -142,6 +147,8 @@ pub fn run(args: ReportArgs) -> anyhow::Result<()> {
         Some(target) => Synth::Units(Box::new(run_units(&ir, lanes, target, &args)?)),
     };
     print!("{}", table(&ir, lanes, &report, &synth));
+    let estimate = kaq_codegen::estimate::estimate(&design);
+    print!("{}", estimate_table(&estimate, &synth));
     let energy = energy::energy_report(&ir, args.block.unwrap_or(energy::DEFAULT_BLOCK));
     print!("{}", energy::energy_table(&energy));
     let sweep = match (&args.sweep_lanes, args.synth) {
@@ -159,6 +166,7 @@ pub fn run(args: ReportArgs) -> anyhow::Result<()> {
         let mut doc = to_json(&ir, &args.ir, lanes, &report, &synth);
         doc["sweep"] = json!(sweep);
         doc["energy"] = json!(energy);
+        doc["estimate"] = json!(estimate);
         let mut text = serde_json::to_string_pretty(&doc).context("cannot encode the report")?;
         text.push('\n');
         let overwrite = if args.force {
@@ -442,6 +450,57 @@ fn table(ir: &Ir, lanes: usize, report: &Report, synth: &Synth) -> String {
             let _ = writeln!(s, "  cells: {}", cells.join(", "));
         }
         Synth::Units(e) => s.push_str(&evaluation_table(e)),
+    }
+    s
+}
+
+/// The analytic xc7 estimate (`kaq_codegen::estimate`, docs/synthesis.md §Estimate): per
+/// module and in total, and beside a Yosys xilinx synthesis of the same design the measured
+/// total over the estimate.
+fn estimate_table(e: &DesignEstimate, synth: &Synth) -> String {
+    let mut s = String::new();
+    let _ = writeln!(
+        s,
+        "analytic estimate, xc7 (no Yosys; docs/synthesis.md §Estimate):"
+    );
+    let _ = writeln!(
+        s,
+        "{:>16} {:>8} {:>7} {:>6}",
+        "module", "LUTs", "FFs", "DSPs"
+    );
+    let mut row = |name: &str, c: &Estimate| {
+        let _ = writeln!(s, "{:>16} {:>8} {:>7} {:>6}", name, c.lut, c.ff, c.dsp);
+    };
+    for m in &e.modules {
+        row(&m.module, &m.estimate);
+    }
+    row("total", &e.total);
+    let measured = match synth {
+        Synth::Flat(r) if r.target == Target::Xilinx => Some((r.logic, r.ff, r.dsp, true)),
+        Synth::Units(u) if u.synth.target == Target::Xilinx => Some((
+            u.synth.total.logic,
+            u.synth.total.ff,
+            u.synth.total.dsp,
+            u.synth.complete,
+        )),
+        _ => None,
+    };
+    if let Some((lut, ff, dsp, complete)) = measured {
+        let r = |m: u64, e: u64| {
+            if e == 0 {
+                "-".to_string()
+            } else {
+                format!("{:.2}", m as f64 / e as f64)
+            }
+        };
+        let _ = writeln!(
+            s,
+            "Yosys / estimate: LUTs {}, FFs {}, DSPs {}{}",
+            r(lut, e.total.lut),
+            r(ff, e.total.ff),
+            r(dsp, e.total.dsp),
+            if complete { "" } else { " (synthesis PARTIAL)" }
+        );
     }
     s
 }
