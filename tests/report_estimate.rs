@@ -18,7 +18,7 @@ fn report_shows_the_estimate_of_the_design_at_each_lane_count() {
     let dir = tempfile::tempdir().unwrap();
     let ir_path = root().join("codegen/tests/fixtures/synth-admm-bpsk.ir.json");
     let ir = Ir::from_json(&fs::read_to_string(&ir_path).unwrap(), "fixture").unwrap();
-    let lane_counts: Vec<usize> = (1..=ir.n).filter(|p| ir.n % p == 0).collect();
+    let lane_counts: Vec<usize> = (1..=ir.n).filter(|p| ir.n.is_multiple_of(*p)).collect();
     assert!(
         lane_counts.len() >= 2,
         "the fixture must allow two lane counts"
