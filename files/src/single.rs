@@ -197,6 +197,17 @@ pub fn check_writable(path: &Path) -> Result<(), FilesError> {
     }
 }
 
+/// The size limit of kaq's input files (model files, IR files, configurations, sweep states):
+/// 64 MiB, far above any file kaq writes (the largest IR of a 256×256 link is a few MiB).
+pub const INPUT_LIMIT: u64 = 64 << 20;
+
+/// [`read_capped`] as UTF-8 text; a file that is not UTF-8 is [`FilesError::NotText`].
+pub fn read_text(path: &Path, limit: u64) -> Result<String, FilesError> {
+    String::from_utf8(read_capped(path, limit)?).map_err(|_| FilesError::NotText {
+        path: path.to_path_buf(),
+    })
+}
+
 /// Reads the regular file at `path` (symbolic links followed) if it holds at most `limit`
 /// bytes; refuses directories, device files and FIFOs (`/dev/zero`, `/dev/stdin`) without
 /// opening them, and a larger file with [`FilesError::TooLarge`].

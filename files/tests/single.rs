@@ -8,7 +8,10 @@ use std::os::unix::net::UnixListener;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use kaq_files::{FileKind, FilesError, check_writable, read_capped, write_file, write_new};
+use kaq_files::{
+    FileKind, FilesError, INPUT_LIMIT, check_writable, read_capped, read_text, write_file,
+    write_new,
+};
 
 fn names(dir: &Path) -> Vec<String> {
     let mut v: Vec<String> = fs::read_dir(dir)
@@ -272,4 +275,32 @@ fn a_full_device_reports_the_write_error_naming_it() {
         Err(e @ FilesError::Io { .. }) => assert!(e.to_string().contains("/dev/full"), "{e}"),
         other => panic!("{other:?}"),
     }
+}
+
+#[test]
+fn read_text_names_a_file_that_is_not_utf8_and_reads_text_up_to_the_limit() {
+    let tmp = tempfile::tempdir().unwrap();
+    let path = tmp.path().join("model.json");
+    fs::write(&path, b"{\"a\": \"\xff\"}").unwrap();
+    match read_text(&path, INPUT_LIMIT) {
+        Err(e @ FilesError::NotText { .. }) => {
+            assert!(e.to_string().contains("model.json"), "{e}");
+            assert!(e.is_usage());
+        }
+        other => panic!("{other:?}"),
+    }
+    fs::write(&path, "{\"a\": \"é\"}").unwrap();
+    assert_eq!(read_text(&path, 11).unwrap(), "{\"a\": \"é\"}");
+    assert!(matches!(
+        read_text(&path, 10),
+        Err(FilesError::TooLarge { limit: 10, .. })
+    ));
+    assert!(matches!(
+        read_text(Path::new("/dev/zero"), INPUT_LIMIT),
+        Err(FilesError::NotRegular {
+            kind: FileKind::CharDevice,
+            ..
+        })
+    ));
+    assert_eq!(INPUT_LIMIT, 64 * 1024 * 1024);
 }

@@ -141,6 +141,19 @@ pub(crate) fn usage_error(flag: &str, message: impl std::fmt::Display) -> anyhow
     .into()
 }
 
+/// Reads the input file given to `flag` as text, up to [`kaq_files::INPUT_LIMIT`]. A path
+/// kaq refuses to read (a device file, a FIFO, a directory, a file above the limit, not text)
+/// is a usage error naming `flag` and the file; an operating-system failure is not.
+pub(crate) fn read_input(flag: &str, path: &std::path::Path) -> anyhow::Result<String> {
+    kaq_files::read_text(path, kaq_files::INPUT_LIMIT).map_err(|e| {
+        if e.is_usage() {
+            usage_error(flag, &e)
+        } else {
+            anyhow::Error::new(e).context(format!("{flag} {}", path.display()))
+        }
+    })
+}
+
 /// The flag of a training-config field; `snr_flag` is the subcommand's flag for the training
 /// SNRs (`--snr` in `kaq train`, `--train-snr` in `kaq compare`).
 fn train_flag(field: &str, snr_flag: &'static str) -> &'static str {

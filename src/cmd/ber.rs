@@ -490,7 +490,7 @@ pub(crate) fn write_results(
 /// A quantized-model file (`"format": "kaq-qmodel"`) gives its fake-quant net.
 fn load_net(path: &Path, link: &LinkConfig) -> anyhow::Result<Box<dyn Detector>> {
     let context = || format!("--model {}", path.display());
-    let text = std::fs::read_to_string(path).with_context(context)?;
+    let text = super::args::read_input("--model", path)?;
     #[derive(serde::Deserialize)]
     struct Tag {
         format: Option<String>,
