@@ -29,7 +29,7 @@ mod staging;
 pub use error::FilesError;
 pub use kind::FileKind;
 pub use lock::{DirLock, Wait};
-pub use names::{is_kaq_file, remove_stale};
+pub use names::{is_kaq_file, remove_stale, temp_prefix};
 pub use single::{INPUT_LIMIT, check_writable, read_capped, read_text, write_file, write_new};
 #[doc(hidden)]
 pub use staging::CommitStep;
