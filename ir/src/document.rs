@@ -477,6 +477,20 @@ impl Ir {
         }
         let ir: Ir =
             serde_json::from_str(text).map_err(|source| IrError::parse(text, path, source))?;
+        // serde ignores the fields beside the tag of a unit variant (`{"kind": "zero", …}`).
+        #[derive(Deserialize)]
+        struct InitHead {
+            init: serde_json::Map<String, serde_json::Value>,
+        }
+        if ir.init == InitStage::Zero
+            && let Ok(head) = serde_json::from_str::<InitHead>(text)
+            && let Some(extra) = head.init.keys().find(|k| *k != "kind")
+        {
+            return Err(IrError::invalid(
+                format!("init.{extra}"),
+                "unknown field (a zero init has only `kind`)",
+            ));
+        }
         ir.validate()?;
         Ok(ir)
     }
