@@ -1,7 +1,8 @@
 //! The `kaq` command-line interface: one module per subcommand under `cmd/`.
 //!
 //! Usage errors (bad values, unknown options) exit with status 2 and a message naming the
-//! offending argument; run-time failures exit with status 1. `kaq merge` exits with status 3
+//! offending argument, and so does an input file kaq refuses to read (a device file, a FIFO, a
+//! file above `kaq_files::INPUT_LIMIT`); run-time failures exit with status 1. `kaq merge` exits with status 3
 //! when a sharded sweep needs another round ([`cmd::merge::MORE_ROUNDS_EXIT`]).
 
 mod cmd;
@@ -44,6 +45,18 @@ enum Command {
     Cosim(cmd::cosim::CosimArgs),
 }
 
+/// Whether `e` is a library's refusal of an input file the user named (a device file, a FIFO,
+/// a file above the input limit, not text): a usage error. The libraries wrap the kaq-files
+/// error transparently, which hides it from the error chain, so they are looked into here.
+fn refused_input(e: &(dyn std::error::Error + 'static)) -> bool {
+    use kaq_ir::IrError;
+    use kaq_model::train::TrainError;
+    match (e.downcast_ref::<TrainError>(), e.downcast_ref::<IrError>()) {
+        (Some(TrainError::Read(f)), _) | (_, Some(IrError::Read(f))) => f.is_usage(),
+        _ => false,
+    }
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
@@ -62,6 +75,10 @@ fn main() -> ExitCode {
         Err(err) if err.is::<cmd::args::UsageError>() => {
             let _ = clap::Error::raw(clap::error::ErrorKind::ValueValidation, format!("{err}\n"))
                 .print();
+            ExitCode::from(2)
+        }
+        Err(err) if err.chain().any(refused_input) => {
+            eprintln!("error: {err:#}");
             ExitCode::from(2)
         }
         Err(err) if err.is::<cmd::merge::MoreRounds>() => {

@@ -198,6 +198,7 @@ fn detector_refusing_the_link_fails_before_the_run() {
     kaq()
         .args(["ber", "--detector", "ml", "--snr", "10"])
         .assert()
-        .code(1)
+        .code(2)
+        .stderr(contains("--detector"))
         .stderr(contains("ml"));
 }

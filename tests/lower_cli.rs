@@ -198,7 +198,7 @@ fn lower_writes_a_deterministic_ir_and_ber_runs_it() {
         .args(LINK)
         .args(["--ir", "broken-ir.json", "--snr", "10"])
         .assert()
-        .code(1)
+        .code(2)
         .stderr(predicate::str::contains("broken-ir.json"));
 
     // Only quantized models lower: the f32 teacher is refused, naming the fix.

@@ -238,10 +238,10 @@ fn ber_compares_a_trained_model_with_the_classical_detectors() {
     .success()
     .stdout(predicate::str::contains("pgd-soft-k3 (./model.json)"));
 
-    // A model of another link is refused before the run, naming the mismatch.
+    // A model of another link is refused before the run, naming the mismatch (a usage error).
     ber(&["--nt", "8", "--nr", "8", "--mod", "qpsk"])
         .assert()
-        .code(1)
+        .code(2)
         .stderr(predicate::str::contains("trained for 4x4 qpsk"));
     // A broken model file is refused with the file named.
     fs::write(dir.path().join("broken.json"), "{\"format\": \"kaq-model\"").unwrap();
@@ -256,6 +256,6 @@ fn ber_compares_a_trained_model_with_the_classical_detectors() {
         "broken.json",
     ])
     .assert()
-    .code(1)
+    .code(2)
     .stderr(predicate::str::contains("broken.json"));
 }

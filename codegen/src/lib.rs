@@ -100,12 +100,10 @@ pub enum CodegenError {
         /// Columns of H̃.
         n: usize,
     },
-    /// A top name that is not a legal Verilog identifier.
-    #[error(
-        "--top {0:?}: not a legal Verilog identifier (letters, digits, _ and $, starting with a \
-         letter or _, at most 64 characters, not a keyword)"
-    )]
-    TopName(String),
+    /// A top name that is not a legal Verilog identifier or clashes with a module of the
+    /// design; the second field says which.
+    #[error("--top {0:?}: {1}")]
+    TopName(String, String),
     /// Something the generator cannot express.
     #[error("unsupported: {0}")]
     Unsupported(String),
@@ -228,19 +226,27 @@ impl Generated {
 /// Checks that `name` is a legal, non-reserved Verilog identifier.
 pub fn check_top_name(name: &str) -> Result<(), CodegenError> {
     let mut chars = name.chars();
-    let ok = matches!(chars.next(), Some(c) if c.is_ascii_alphabetic() || c == '_')
-        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '$')
-        && name.len() <= 64
-        && !keywords::KEYWORDS.contains(&name)
-        && !name.starts_with("kaq_layer_core")
-        && !PRIMITIVES
-            .iter()
-            .any(|(f, _)| f.trim_end_matches(".v") == name);
-    if ok {
-        Ok(())
+    let legal = matches!(chars.next(), Some(c) if c.is_ascii_alphabetic() || c == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '$');
+    let primitive = PRIMITIVES
+        .iter()
+        .map(|(f, _)| f.trim_end_matches(".v"))
+        .find(|p| *p == name);
+    let reason = if !legal {
+        "not a legal Verilog identifier (letters, digits, _ and $, starting with a letter or _)"
+            .to_string()
+    } else if name.len() > 64 {
+        format!("{} characters, more than the 64 allowed", name.len())
+    } else if keywords::KEYWORDS.contains(&name) {
+        "a reserved Verilog keyword".to_string()
+    } else if let Some(p) = primitive {
+        format!("clashes with the Verilog primitive module {p} that every design includes")
+    } else if name.starts_with("kaq_layer_core") {
+        "clashes with the generated layer modules (kaq_layer_core*)".to_string()
     } else {
-        Err(CodegenError::TopName(name.to_string()))
-    }
+        return Ok(());
+    };
+    Err(CodegenError::TopName(name.to_string(), reason))
 }
 
 /// Generates the design of `ir` (see the crate docs).

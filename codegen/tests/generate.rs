@@ -195,7 +195,7 @@ fn illegal_top_names_are_refused() {
             panic!("top name {name:?} accepted");
         };
         assert!(
-            matches!(&err, CodegenError::TopName(n) if n == name),
+            matches!(&err, CodegenError::TopName(n, _) if n == name),
             "{name:?}: {err:?}"
         );
         let msg = err.to_string();

@@ -67,6 +67,12 @@ pub enum FilesError {
         /// The limit in bytes.
         limit: u64,
     },
+    /// An input file is not UTF-8 text.
+    #[error("{}: not UTF-8 text", path.display())]
+    NotText {
+        /// The input file.
+        path: PathBuf,
+    },
     /// The file exists and the caller asked not to replace it.
     #[error("{}: exists; refusing to replace it", path.display())]
     Exists {
@@ -94,6 +100,14 @@ pub enum FilesError {
 }
 
 impl FilesError {
+    /// Whether the error is about the path the user gave rather than about the machine: a
+    /// path of the wrong kind, a name too long, a missing directory, an input too large or not
+    /// text, an existing file not to be replaced. Commands report these as usage errors (exit
+    /// status 2); the others ([`FilesError::Io`], [`FilesError::Locked`]) are run-time failures.
+    pub fn is_usage(&self) -> bool {
+        !matches!(self, FilesError::Io { .. } | FilesError::Locked { .. })
+    }
+
     /// A closure for `map_err` that wraps an [`io::Error`] about `path`.
     pub(crate) fn io(
         action: &'static str,

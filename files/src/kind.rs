@@ -58,6 +58,11 @@ impl FileKind {
                 Err(e) if e.kind() == ErrorKind::NotFound => Ok(None),
                 Err(e) => Err(FilesError::io("cannot inspect", path)(e)),
             },
+            // ENAMETOOLONG: a component longer than the file system allows.
+            Err(e) if e.raw_os_error() == Some(36) => Err(FilesError::NameTooLong {
+                path: path.to_path_buf(),
+                limit: crate::NAME_MAX,
+            }),
             // ELOOP: a cycle of symbolic links.
             Err(e) if e.raw_os_error() == Some(40) => Ok(Some(FileKind::BrokenSymlink)),
             Err(e) => Err(FilesError::io("cannot inspect", path)(e)),

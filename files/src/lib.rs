@@ -6,7 +6,8 @@
 //!   file is refused. [`check_writable`] runs the same checks without writing, so every output of
 //!   a command can be checked before long work starts.
 //! * [`read_capped`] reads a regular file up to a size limit and refuses device files, FIFOs and
-//!   directories.
+//!   directories; [`read_text`] does the same for UTF-8 text, and [`INPUT_LIMIT`] is the limit
+//!   of every input file kaq reads.
 //! * [`Staging`] builds a multi-file output in a directory beside its target and swaps it in:
 //!   after any interruption, the next [`Staging::begin`] leaves the target holding the old
 //!   complete output or the new complete one.
@@ -28,8 +29,8 @@ mod staging;
 pub use error::FilesError;
 pub use kind::FileKind;
 pub use lock::{DirLock, Wait};
-pub use names::{is_kaq_file, remove_stale};
-pub use single::{check_writable, read_capped, write_file, write_new};
+pub use names::{is_kaq_file, remove_stale, temp_prefix};
+pub use single::{INPUT_LIMIT, check_writable, read_capped, read_text, write_file, write_new};
 #[doc(hidden)]
 pub use staging::CommitStep;
 pub use staging::Staging;

@@ -1,8 +1,9 @@
 //! The names of kaq's own bookkeeping files beside an output, and their clean-up.
 //!
 //! Every such name starts with `.kaq-`:
-//! * `.kaq-tmp-XXXXXX`: a single file being written ([`crate::write_file`]), locked while its
-//!   writer lives;
+//! * `.kaq-tmp-<h>-XXXXXX`: a single file being written ([`crate::write_file`]), locked while
+//!   its writer lives; the next write of the same target removes those whose writer died
+//!   ([`remove_stale_temps`]);
 //! * `.kaq-staging-<h>-XXXXXX`: a multi-file output being built ([`crate::Staging`]), locked
 //!   while its writer lives;
 //! * `.kaq-old-<h>`: the previous output of a target during a swap;
@@ -62,6 +63,35 @@ fn digest(name: &OsStr) -> String {
 /// The sibling of the target `dir/name` that kaq uses as `role` (`old`, `trash`, `lock`).
 pub(crate) fn sibling(dir: &Path, name: &OsStr, role: &str) -> PathBuf {
     dir.join(format!("{PREFIX}{role}-{}", digest(name)))
+}
+
+/// The prefix of the temporary files of the single-file target `name`: 32 bytes with the
+/// random suffix, whatever the length of `name`.
+#[doc(hidden)]
+pub fn temp_prefix(name: &OsStr) -> String {
+    format!("{TMP}{}-", digest(name))
+}
+
+/// Removes the temporary files of the single-file target `dir/name` whose writer has died
+/// (killed mid-write: its lock is free); a living writer's file is left. Returns what it
+/// removed.
+pub(crate) fn remove_stale_temps(dir: &Path, name: &OsStr) -> Result<Vec<PathBuf>, FilesError> {
+    let prefix = temp_prefix(name);
+    let mut removed = Vec::new();
+    let entries = fs::read_dir(dir).map_err(FilesError::io("cannot list", dir))?;
+    for entry in entries {
+        let entry = entry.map_err(FilesError::io("cannot list", dir))?;
+        if !entry.file_name().as_bytes().starts_with(prefix.as_bytes()) {
+            continue;
+        }
+        let path = entry.path();
+        let regular = entry.file_type().map(FileKind::of).ok() == Some(FileKind::Regular);
+        if regular && !in_use(&path) {
+            remove_all(&path)?;
+            removed.push(path);
+        }
+    }
+    Ok(removed)
 }
 
 /// The prefix of the staging directories of the target `name`.
@@ -145,6 +175,8 @@ mod tests {
             assert!(is_kaq_file(p.file_name().unwrap()));
         }
         assert!(staging_prefix(&long).len() + 6 < 40);
+        assert_eq!(temp_prefix(&long).len() + 6, 32);
+        assert!(is_kaq_file(OsStr::new(&temp_prefix(&long))));
         assert!(!is_kaq_file(OsStr::new("kaq-top.v")));
         assert!(!is_kaq_file(OsStr::new(".kaqx")));
     }

@@ -10,9 +10,11 @@
 //!   `--json /dev/stdout > out.json` appends to what the shell opened;
 //! * anything else (a directory, block device, socket, broken symbolic link): refused.
 //!
-//! "Atomically" means a temporary file `.kaq-tmp-XXXXXX` in the same directory is written,
-//! synced and renamed over the path, and the directory is synced (best effort): a reader sees
-//! the old complete file or the new complete one, never a part, whatever interrupts the write.
+//! "Atomically" means a temporary file `.kaq-tmp-<h>-XXXXXX` (`<h>` a digest of the target's
+//! name, so 32 bytes for any legal name) in the same directory is written, synced and renamed
+//! over the path, and the directory is synced (best effort): a reader sees the old complete
+//! file or the new complete one, never a part, whatever interrupts the write. A temporary file
+//! of the same target left by a killed writer (its lock free) is removed by the next write.
 
 use std::fs::{self, OpenOptions, Permissions};
 use std::io::{ErrorKind, Read, Write};
@@ -21,7 +23,7 @@ use std::path::{Component, Path, PathBuf};
 
 use tempfile::{Builder, NamedTempFile};
 
-use crate::names::{TMP, split};
+use crate::names::{remove_stale_temps, split, temp_prefix};
 use crate::{FileKind, FilesError};
 
 /// How an output path is written.
@@ -34,6 +36,7 @@ enum Target {
     Atomic {
         path: PathBuf,
         dir: PathBuf,
+        name: std::ffi::OsString,
         existing: Option<Permissions>,
     },
 }
@@ -69,7 +72,7 @@ fn is_fd_alias(path: &Path) -> bool {
 }
 
 fn classify(path: &Path) -> Result<Target, FilesError> {
-    let (dir, _) = split(path)?;
+    let (dir, name) = split(path)?;
     let refuse = |kind| FilesError::NotRegular {
         path: path.to_path_buf(),
         kind,
@@ -81,10 +84,11 @@ fn classify(path: &Path) -> Result<Target, FilesError> {
         Some(FileKind::Regular) => {
             let real = fs::canonicalize(path).map_err(FilesError::io("cannot resolve", path))?;
             let meta = fs::metadata(&real).map_err(FilesError::io("cannot inspect", &real))?;
-            let (dir, _) = split(&real)?;
+            let (dir, name) = split(&real)?;
             Ok(Target::Atomic {
                 path: real,
                 dir,
+                name,
                 existing: Some(meta.permissions()),
             })
         }
@@ -93,6 +97,7 @@ fn classify(path: &Path) -> Result<Target, FilesError> {
             Some(FileKind::Directory) => Ok(Target::Atomic {
                 path: path.to_path_buf(),
                 dir,
+                name,
                 existing: None,
             }),
             Some(kind) => Err(FilesError::NotDirectory { path: dir, kind }),
@@ -104,11 +109,15 @@ fn classify(path: &Path) -> Result<Target, FilesError> {
     }
 }
 
-/// A locked, empty temporary file in `dir`, with the permission bits of the file it will
-/// replace, or those of a newly created file.
-fn temp_in(dir: &Path, existing: Option<&Permissions>) -> Result<NamedTempFile, FilesError> {
+/// A locked, empty temporary file for the target `dir/name`, with the permission bits of the
+/// file it will replace, or those of a newly created file.
+fn temp_in(
+    dir: &Path,
+    name: &std::ffi::OsStr,
+    existing: Option<&Permissions>,
+) -> Result<NamedTempFile, FilesError> {
     let temp = Builder::new()
-        .prefix(TMP)
+        .prefix(&temp_prefix(name))
         .permissions(Permissions::from_mode(0o666))
         .tempfile_in(dir)
         .map_err(FilesError::io("cannot create a temporary file in", dir))?;
@@ -143,6 +152,7 @@ fn write(path: &Path, bytes: &[u8], replace: bool) -> Result<(), FilesError> {
         Target::Atomic {
             path: real,
             dir,
+            name,
             existing,
         } => {
             if existing.is_some() && !replace {
@@ -150,7 +160,9 @@ fn write(path: &Path, bytes: &[u8], replace: bool) -> Result<(), FilesError> {
                     path: path.to_path_buf(),
                 });
             }
-            let mut temp = temp_in(&dir, existing.as_ref())?;
+            // Best effort: a leftover that cannot be removed does not stop this write.
+            let _ = remove_stale_temps(&dir, &name);
+            let mut temp = temp_in(&dir, &name, existing.as_ref())?;
             temp.write_all(bytes)
                 .and_then(|()| temp.as_file().sync_all())
                 .map_err(FilesError::io("cannot write", temp.path()))?;
@@ -193,8 +205,19 @@ pub fn write_new(path: &Path, bytes: &[u8]) -> Result<(), FilesError> {
 pub fn check_writable(path: &Path) -> Result<(), FilesError> {
     match classify(path)? {
         Target::Straight => Ok(()),
-        Target::Atomic { dir, .. } => temp_in(&dir, None).map(drop),
+        Target::Atomic { dir, name, .. } => temp_in(&dir, &name, None).map(drop),
     }
+}
+
+/// The size limit of kaq's input files (model files, IR files, configurations, sweep states):
+/// 64 MiB, far above any file kaq writes (the largest IR of a 256×256 link is a few MiB).
+pub const INPUT_LIMIT: u64 = 64 << 20;
+
+/// [`read_capped`] as UTF-8 text; a file that is not UTF-8 is [`FilesError::NotText`].
+pub fn read_text(path: &Path, limit: u64) -> Result<String, FilesError> {
+    String::from_utf8(read_capped(path, limit)?).map_err(|_| FilesError::NotText {
+        path: path.to_path_buf(),
+    })
 }
 
 /// Reads the regular file at `path` (symbolic links followed) if it holds at most `limit`

@@ -39,6 +39,15 @@ fn version(v: usize) -> BTreeMap<PathBuf, Vec<u8>> {
         .collect()
 }
 
+/// The two contents the writing child alternates between: 2 MiB of `A`, 3 MiB of `B`.
+fn single_version(v: usize) -> Vec<u8> {
+    if v == 0 {
+        vec![b'A'; 2 << 20]
+    } else {
+        vec![b'B'; 3 << 20]
+    }
+}
+
 fn commit_version(target: &Path, v: usize) {
     let s = Staging::begin(target).unwrap();
     for (rel, bytes) in version(v) {
@@ -73,6 +82,11 @@ fn child_entry() {
             let _lock = DirLock::acquire(&dir.join("out"), Wait::No).unwrap();
             write_file(&dir.join("locked"), b"").unwrap();
             std::thread::sleep(Duration::from_secs(60));
+        }
+        "write" => {
+            for i in 1.. {
+                write_file(&dir.join("out.json"), &single_version(i % 2)).unwrap();
+            }
         }
         "commit" => {
             for i in 1.. {
@@ -173,5 +187,47 @@ fn a_commit_killed_at_any_moment_leaves_old_or_new_complete_output() {
         "killed commits recovered to old: {}, new: {}; killed while staging: {mid_staging}, \
          during the swap: {mid_swap}",
         seen[0], seen[1]
+    );
+}
+
+#[test]
+fn a_single_file_write_killed_at_any_moment_is_old_or_new_and_its_leftover_is_removed() {
+    let tmp = tempfile::tempdir().unwrap();
+    let target = tmp.path().join("out.json");
+    let (old, new) = (single_version(0), single_version(1));
+    let mut leftovers_seen = 0;
+    for round in 0..24u64 {
+        write_file(&target, &old).unwrap();
+        let mut child = spawn("write", tmp.path(), Stdio::null());
+        std::thread::sleep(Duration::from_millis(20 + (round * 37) % 150));
+        child.kill().unwrap();
+        child.wait().unwrap();
+        let got = fs::read(&target).unwrap();
+        assert!(got == old || got == new, "round {round}: a partial file");
+        let temps = || -> Vec<String> {
+            fs::read_dir(tmp.path())
+                .unwrap()
+                .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+                .filter(|n| n != "out.json")
+                .collect()
+        };
+        let before = temps();
+        for n in &before {
+            // Only kaq's own temporary files of this very target are ever left.
+            assert!(
+                n.starts_with(&kaq_files::temp_prefix("out.json".as_ref())),
+                "{n}"
+            );
+        }
+        leftovers_seen += usize::from(!before.is_empty());
+        // The next write of the same output removes the dead writer's file.
+        write_file(&target, b"next").unwrap();
+        assert_eq!(fs::read(&target).unwrap(), b"next");
+        assert_eq!(temps(), Vec::<String>::new(), "round {round}");
+    }
+    eprintln!("class 6 (stale temp files): 24 SIGKILLed writes, {leftovers_seen} left a temp file");
+    assert!(
+        leftovers_seen > 0,
+        "no kill landed inside a write: the test proved nothing"
     );
 }

@@ -8,7 +8,10 @@ use std::os::unix::net::UnixListener;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use kaq_files::{FileKind, FilesError, check_writable, read_capped, write_file, write_new};
+use kaq_files::{
+    FileKind, FilesError, INPUT_LIMIT, check_writable, read_capped, read_text, write_file,
+    write_new,
+};
 
 fn names(dir: &Path) -> Vec<String> {
     let mut v: Vec<String> = fs::read_dir(dir)
@@ -272,4 +275,81 @@ fn a_full_device_reports_the_write_error_naming_it() {
         Err(e @ FilesError::Io { .. }) => assert!(e.to_string().contains("/dev/full"), "{e}"),
         other => panic!("{other:?}"),
     }
+}
+
+#[test]
+fn read_text_names_a_file_that_is_not_utf8_and_reads_text_up_to_the_limit() {
+    let tmp = tempfile::tempdir().unwrap();
+    let path = tmp.path().join("model.json");
+    fs::write(&path, b"{\"a\": \"\xff\"}").unwrap();
+    match read_text(&path, INPUT_LIMIT) {
+        Err(e @ FilesError::NotText { .. }) => {
+            assert!(e.to_string().contains("model.json"), "{e}");
+            assert!(e.is_usage());
+        }
+        other => panic!("{other:?}"),
+    }
+    fs::write(&path, "{\"a\": \"é\"}").unwrap();
+    assert_eq!(read_text(&path, 11).unwrap(), "{\"a\": \"é\"}");
+    assert!(matches!(
+        read_text(&path, 10),
+        Err(FilesError::TooLarge { limit: 10, .. })
+    ));
+    assert!(matches!(
+        read_text(Path::new("/dev/zero"), INPUT_LIMIT),
+        Err(FilesError::NotRegular {
+            kind: FileKind::CharDevice,
+            ..
+        })
+    ));
+    assert_eq!(INPUT_LIMIT, 64 * 1024 * 1024);
+}
+
+#[test]
+fn stale_temp_files_of_the_target_are_removed_by_its_next_write_live_and_foreign_ones_kept() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let prefix = kaq_files::temp_prefix("out.json".as_ref());
+    let dead = dir.join(format!("{prefix}dead01"));
+    fs::write(&dead, b"half a file").unwrap();
+    // A living writer holds the lock of its temporary file.
+    let live = dir.join(format!("{prefix}live01"));
+    let held = fs::File::create(&live).unwrap();
+    held.try_lock().unwrap();
+    let other = dir.join(format!(
+        "{}dead02",
+        kaq_files::temp_prefix("other.json".as_ref())
+    ));
+    fs::write(&other, b"").unwrap();
+    let foreign = dir.join(format!("{}user", &prefix[..prefix.len() - 1]));
+    fs::create_dir(&foreign).unwrap();
+    write_file(&dir.join("out.json"), b"new").unwrap();
+    let mut want = vec![
+        "out.json".to_string(),
+        live.file_name().unwrap().to_string_lossy().into_owned(),
+        other.file_name().unwrap().to_string_lossy().into_owned(),
+        foreign.file_name().unwrap().to_string_lossy().into_owned(),
+    ];
+    want.sort();
+    assert_eq!(names(dir), want);
+    drop(held);
+    write_file(&dir.join("out.json"), b"newer").unwrap();
+    want.retain(|n| !n.contains("live01"));
+    assert_eq!(names(dir), want);
+}
+
+#[test]
+fn temp_names_fit_for_the_longest_legal_output_name() {
+    let tmp = tempfile::tempdir().unwrap();
+    let longest = tmp.path().join("x".repeat(kaq_files::NAME_MAX));
+    check_writable(&longest).unwrap();
+    write_file(&longest, b"1").unwrap();
+    write_file(&longest, b"2").unwrap();
+    assert_eq!(fs::read(&longest).unwrap(), b"2");
+    let too_long = tmp.path().join("x".repeat(kaq_files::NAME_MAX + 1));
+    assert!(matches!(
+        check_writable(&too_long),
+        Err(FilesError::NameTooLong { limit: 255, .. })
+    ));
+    assert_eq!(names(tmp.path()), vec!["x".repeat(kaq_files::NAME_MAX)]);
 }

@@ -57,6 +57,10 @@ pub enum IrError {
     /// The lowering cannot express the quantized net.
     #[error("cannot lower: {0}")]
     Lower(String),
+    /// Reading an input file: it is not a regular file, too large, or not text
+    /// ([`kaq_files::read_text`]).
+    #[error(transparent)]
+    Read(#[from] kaq_files::FilesError),
     /// Reading or writing a file.
     #[error("{path}: {source}")]
     Io {
@@ -424,6 +428,18 @@ pub struct Ir {
     pub slicer: Slicer,
 }
 
+/// What kind of JSON value `v` is, for messages.
+fn json_kind(v: &serde_json::Value) -> &'static str {
+    match v {
+        serde_json::Value::Null => "null",
+        serde_json::Value::Bool(_) => "a boolean",
+        serde_json::Value::Number(_) => "a number",
+        serde_json::Value::String(_) => "a string",
+        serde_json::Value::Array(_) => "an array",
+        serde_json::Value::Object(_) => "an object",
+    }
+}
+
 impl Ir {
     /// Parses and validates an IR document; `path` names it in errors.
     pub fn from_json(text: &str, path: &str) -> Result<Self, IrError> {
@@ -435,7 +451,15 @@ impl Ir {
             version: Option<serde_json::Value>,
         }
         let head: Head =
-            serde_json::from_str(text).map_err(|source| IrError::parse(text, path, source))?;
+            serde_json::from_str(text).map_err(|source| {
+                match serde_json::from_str::<serde_json::Value>(text) {
+                    Ok(v) if !v.is_object() => IrError::Invalid {
+                        field: "the top level".to_string(),
+                        reason: format!("must be a JSON object, got {}", json_kind(&v)),
+                    },
+                    _ => IrError::parse(text, path, source),
+                }
+            })?;
         match head.format {
             Some(serde_json::Value::String(f)) if f == IR_FORMAT => {}
             Some(other) => return Err(IrError::Format(other.to_string())),
@@ -453,16 +477,27 @@ impl Ir {
         }
         let ir: Ir =
             serde_json::from_str(text).map_err(|source| IrError::parse(text, path, source))?;
+        // serde ignores the fields beside the tag of a unit variant (`{"kind": "zero", …}`).
+        #[derive(Deserialize)]
+        struct InitHead {
+            init: serde_json::Map<String, serde_json::Value>,
+        }
+        if ir.init == InitStage::Zero
+            && let Ok(head) = serde_json::from_str::<InitHead>(text)
+            && let Some(extra) = head.init.keys().find(|k| *k != "kind")
+        {
+            return Err(IrError::invalid(
+                format!("init.{extra}"),
+                "unknown field (a zero init has only `kind`)",
+            ));
+        }
         ir.validate()?;
         Ok(ir)
     }
 
     /// Reads and validates an IR file.
     pub fn load(path: &Path) -> Result<Self, IrError> {
-        let text = std::fs::read_to_string(path).map_err(|source| IrError::Io {
-            path: path.display().to_string(),
-            source,
-        })?;
+        let text = kaq_files::read_text(path, kaq_files::INPUT_LIMIT)?;
         Self::from_json(&text, &path.display().to_string())
     }
 

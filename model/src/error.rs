@@ -28,6 +28,17 @@ pub enum ModelError {
         /// Why it is refused.
         reason: &'static str,
     },
+    /// A name of a setting that is none of its allowed values (a quantization method, a prox,
+    /// a kernel mode): the message names the setting, not "detector".
+    #[error("unknown {what} `{given}` (expected one of: {expected})")]
+    UnknownName {
+        /// The setting, e.g. `quantization method`.
+        what: &'static str,
+        /// The value given.
+        given: String,
+        /// The allowed values, comma separated.
+        expected: String,
+    },
     /// A detector or model name or specification that could not be parsed.
     #[error("invalid detector `{spec}`: {reason}")]
     InvalidDetector {

@@ -26,8 +26,12 @@ use crate::modulation::Modulation;
 pub use kaq_ir::vocab::MAX_ANTENNAS;
 
 /// The random channel model.
+///
+/// Read from JSON strictly: `{"kind": "rayleigh"}` or `{"kind": "kronecker", "rho_tx": …,
+/// "rho_rx": …}`; a Rayleigh channel with a ρ, a Kronecker channel missing one, or any other
+/// field is refused rather than dropped.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "kind", rename_all = "lowercase")]
+#[serde(tag = "kind", rename_all = "lowercase", try_from = "ChannelFile")]
 pub enum ChannelModel {
     /// i.i.d. entries CN(0, 1/Nr).
     Rayleigh,
@@ -40,8 +44,38 @@ pub enum ChannelModel {
     },
 }
 
+/// The JSON form of [`ChannelModel`], checked on conversion.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ChannelFile {
+    kind: String,
+    rho_tx: Option<f64>,
+    rho_rx: Option<f64>,
+}
+
+impl TryFrom<ChannelFile> for ChannelModel {
+    type Error = String;
+
+    fn try_from(file: ChannelFile) -> Result<Self, String> {
+        match (file.kind.as_str(), file.rho_tx, file.rho_rx) {
+            ("rayleigh", None, None) => Ok(ChannelModel::Rayleigh),
+            ("rayleigh", ..) => Err("a rayleigh channel has no rho_tx or rho_rx \
+                 (a correlated channel is \"kind\": \"kronecker\")"
+                .to_string()),
+            ("kronecker", Some(rho_tx), Some(rho_rx)) => {
+                Ok(ChannelModel::Kronecker { rho_tx, rho_rx })
+            }
+            ("kronecker", ..) => Err("a kronecker channel needs both rho_tx and rho_rx".into()),
+            (other, ..) => Err(format!(
+                "unknown channel kind `{other}` (expected rayleigh or kronecker)"
+            )),
+        }
+    }
+}
+
 /// Everything that defines the link: antenna counts, modulation and channel model.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct LinkConfig {
     /// Transmit antennas (users / streams).
     pub nt: usize,

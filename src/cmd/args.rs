@@ -109,7 +109,10 @@ pub(crate) fn parse_snr_db(s: &str) -> Result<f64, String> {
         .parse()
         .map_err(|_| format!("`{s}` is not a number"))?;
     if !v.is_finite() || v.abs() > 100.0 {
-        return Err(format!("SNR must be finite and within ±100 dB, got {v}"));
+        return Err(format!(
+            "SNR must be finite and within ±100 dB, got `{}`",
+            s.trim()
+        ));
     }
     Ok(v)
 }
@@ -139,6 +142,79 @@ pub(crate) fn usage_error(flag: &str, message: impl std::fmt::Display) -> anyhow
         message: message.to_string(),
     }
     .into()
+}
+
+/// Reads the input file given to `flag` as text, up to [`kaq_files::INPUT_LIMIT`]. A path
+/// kaq refuses to read (a device file, a FIFO, a directory, a file above the limit, not text)
+/// is a usage error naming `flag` and the file; an operating-system failure is not.
+pub(crate) fn read_input(flag: &str, path: &std::path::Path) -> anyhow::Result<String> {
+    kaq_files::read_text(path, kaq_files::INPUT_LIMIT).map_err(|e| {
+        if e.is_usage() {
+            usage_error(flag, &e)
+        } else {
+            anyhow::Error::new(e).context(format!("{flag} {}", path.display()))
+        }
+    })
+}
+
+/// Where an output path would write: the path with symbolic links and `..` of its existing
+/// part resolved, or `None` for a device file or FIFO (written straight, so two flags may share
+/// `/dev/null` or `/dev/stdout`).
+fn output_identity(path: &std::path::Path) -> Option<std::path::PathBuf> {
+    match std::fs::metadata(path) {
+        Ok(m) if !m.is_file() && !m.is_dir() => None,
+        Ok(_) => Some(path.canonicalize().unwrap_or_else(|_| path.to_path_buf())),
+        Err(_) => {
+            let dir = match path.parent() {
+                Some(d) if !d.as_os_str().is_empty() => d,
+                _ => std::path::Path::new("."),
+            };
+            let name = path.file_name()?;
+            Some(
+                dir.canonicalize()
+                    .map_or_else(|_| path.to_path_buf(), |d| d.join(name)),
+            )
+        }
+    }
+}
+
+/// Checks a command's single-file outputs before any work: two flags naming the same file, or
+/// an existing regular file without `--force`, is a usage error naming the flag; then each must
+/// be writable ([`crate::plot::check_writable`]).
+pub(crate) fn check_outputs(
+    outputs: &[(&str, Option<&std::path::Path>)],
+    force: bool,
+) -> anyhow::Result<()> {
+    let given: Vec<(&str, &std::path::Path)> = outputs
+        .iter()
+        .filter_map(|&(flag, path)| path.map(|p| (flag, p)))
+        .collect();
+    for (i, &(flag, path)) in given.iter().enumerate() {
+        let Some(id) = output_identity(path) else {
+            continue;
+        };
+        for &(other, other_path) in &given[..i] {
+            if output_identity(other_path).as_ref() == Some(&id) {
+                return Err(usage_error(
+                    flag,
+                    format!(
+                        "{} is also the file of {other}; give each output its own path",
+                        path.display()
+                    ),
+                ));
+            }
+        }
+        if !force && std::fs::metadata(path).is_ok_and(|m| m.is_file()) {
+            return Err(usage_error(
+                flag,
+                format!("{} exists; pass --force to replace it", path.display()),
+            ));
+        }
+    }
+    for (_, path) in given {
+        crate::plot::check_writable(path)?;
+    }
+    Ok(())
 }
 
 /// The flag of a training-config field; `snr_flag` is the subcommand's flag for the training

@@ -11,9 +11,12 @@
 //! at 20 and 25 dB.
 //!
 //! Every argument is checked while parsing, so bad input ends with exit status 2 and a message
-//! naming the argument; run-time failures (an unwritable output, a detector refusing the link)
-//! end with status 1. Output paths are checked before the simulation starts, and files are
-//! written atomically.
+//! naming the argument, and so does a detector of `--detector` refusing the link (exhaustive
+//! ML on a large link, ZF with Nt > Nr) or a `--model` of another link; run-time failures (an
+//! unwritable output) end with status 1. Output paths are checked before the simulation
+//! starts: an existing `--json` or `--plot` file is replaced only with `--force` (a shard's or
+//! a plan's file always is), and two outputs may not share a path. Files are written
+//! atomically.
 //!
 //! `--json PATH` writes one object:
 //! ```text
@@ -62,7 +65,7 @@
 //! out of the curve and shown only by its error bar, from the bottom of the axis up to the
 //! interval's upper end.
 
-use super::args::{parse_antennas, parse_threads, usage_error};
+use super::args::{parse_antennas, parse_snr_db, parse_threads, usage_error};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
@@ -168,6 +171,11 @@ pub struct BerArgs {
     #[arg(long, value_name = "PATH.svg")]
     plot: Option<PathBuf>,
 
+    /// Replace existing --json and --plot files (a shard's or a plan's file is always
+    /// replaced).
+    #[arg(long)]
+    force: bool,
+
     /// Run shard I of N (I from 0) of the next round of a sweep split across processes or
     /// machines and write its counts to --json; `kaq merge` puts the shards together
     /// (docs/cluster.md). Every shard takes the same arguments.
@@ -257,7 +265,8 @@ fn parse_rho(s: &str) -> Result<f64, String> {
     Ok(v)
 }
 
-/// Parses `start:stop:step` or a comma list of SNR values in dB.
+/// Parses `start:stop:step` or a comma list of SNR values in dB, each finite and within
+/// ±100 dB (as every SNR flag of kaq, [`parse_snr_db`]).
 pub(crate) fn parse_snr(s: &str) -> Result<SnrPoints, String> {
     let points = if s.contains(':') {
         let parts: Vec<&str> = s.split(':').collect();
@@ -265,8 +274,8 @@ pub(crate) fn parse_snr(s: &str) -> Result<SnrPoints, String> {
             return Err(format!("`{s}`: a range is start:stop:step, e.g. 0:25:5"));
         };
         let (start, stop, step) = (
-            parse_finite(start)?,
-            parse_finite(stop)?,
+            parse_snr_db(start)?,
+            parse_snr_db(stop)?,
             parse_finite(step)?,
         );
         if step <= 0.0 {
@@ -290,7 +299,7 @@ pub(crate) fn parse_snr(s: &str) -> Result<SnrPoints, String> {
     } else {
         let points = s
             .split(',')
-            .map(parse_finite)
+            .map(parse_snr_db)
             .collect::<Result<Vec<f64>, String>>()?;
         if points.len() > MAX_SNR_POINTS {
             return Err(format!("more than {MAX_SNR_POINTS} SNR points"));
@@ -328,9 +337,16 @@ pub fn run(args: BerArgs) -> anyhow::Result<()> {
             args.block
         );
     }
-    for path in [&args.json, &args.plot].into_iter().flatten() {
-        plot::check_writable(path)?;
-    }
+    // A shard's or a plan's file is rewritten by a retried job (docs/cluster.md): only the
+    // results of an unsharded run need --force to replace a file.
+    let sharded = args.shard.is_some() || args.plan;
+    super::args::check_outputs(
+        &[
+            ("--json", args.json.as_deref()),
+            ("--plot", args.plot.as_deref()),
+        ],
+        args.force || sharded,
+    )?;
     let mut specs: Vec<DetectorSpec> = Vec::new();
     for spec in args.detector {
         if !specs.contains(&spec) {
@@ -376,7 +392,7 @@ pub fn run(args: BerArgs) -> anyhow::Result<()> {
         threads: args.threads,
     };
     config.validate()?;
-    preflight(&config, &detector_refs)?;
+    preflight(&config, &detector_refs, specs.len())?;
     if args.shard.is_some() || args.plan {
         let sweep = super::shard::sweep(&config, &detector_refs, &args.model, &args.ir, &args.rtl)?;
         let sharding = super::shard::Sharding {
@@ -490,7 +506,10 @@ pub(crate) fn write_results(
 /// A quantized-model file (`"format": "kaq-qmodel"`) gives its fake-quant net.
 fn load_net(path: &Path, link: &LinkConfig) -> anyhow::Result<Box<dyn Detector>> {
     let context = || format!("--model {}", path.display());
-    let text = std::fs::read_to_string(path).with_context(context)?;
+    let text = super::args::read_input("--model", path)?;
+    // A file that is not a valid model file is a usage error of --model (its message names
+    // the file).
+    let refused = |e: kaq_model::train::TrainError| usage_error("--model", e);
     #[derive(serde::Deserialize)]
     struct Tag {
         format: Option<String>,
@@ -501,11 +520,11 @@ fn load_net(path: &Path, link: &LinkConfig) -> anyhow::Result<Box<dyn Detector>>
     let quantized = format.as_deref() == Some(QFORMAT);
     let gram = format.as_deref() == Some(GRAM_FORMAT);
     let (net, trained): (Box<dyn Detector>, LinkConfig) = if gram {
-        let file = GramModelFile::from_json(&text, path).with_context(context)?;
+        let file = GramModelFile::from_json(&text, path).map_err(refused)?;
         let trained = file.net.link().clone();
         (Box::new(file.net), trained)
     } else if quantized {
-        let file = QuantModelFile::from_json(&text, path).with_context(context)?;
+        let file = QuantModelFile::from_json(&text, path).map_err(refused)?;
         let net = file
             .quant_net()
             .map_err(anyhow::Error::msg)
@@ -513,22 +532,25 @@ fn load_net(path: &Path, link: &LinkConfig) -> anyhow::Result<Box<dyn Detector>>
         let trained = net.link().clone();
         (Box::new(net), trained)
     } else {
-        let file = ModelFile::from_json(&text, path).with_context(context)?;
+        let file = ModelFile::from_json(&text, path).map_err(refused)?;
         let trained = file.net.link().clone();
         (Box::new(file.net), trained)
     };
     if (trained.nt, trained.nr, trained.modulation) != (link.nt, link.nr, link.modulation) {
-        anyhow::bail!(
-            "--model {}: the net was trained for {}x{} {}, this run simulates {}x{} {} \
-             (set --nt, --nr and --mod to match)",
-            path.display(),
-            trained.nt,
-            trained.nr,
-            trained.modulation,
-            link.nt,
-            link.nr,
-            link.modulation
-        );
+        return Err(usage_error(
+            "--model",
+            format!(
+                "{}: the net was trained for {}x{} {}, this run simulates {}x{} {} \
+                 (set --nt, --nr and --mod to match)",
+                path.display(),
+                trained.nt,
+                trained.nr,
+                trained.modulation,
+                link.nt,
+                link.nr,
+                link.modulation
+            ),
+        ));
     }
     Ok(net)
 }
@@ -543,7 +565,10 @@ fn load_ir(path: &Path, link: &LinkConfig) -> anyhow::Result<Box<dyn Detector>> 
 
 /// Loads the IR given to `flag`; one of another link ends with status 2 naming `flag`.
 fn ir_for_link(flag: &str, path: &Path, link: &LinkConfig) -> anyhow::Result<Ir> {
-    let ir = Ir::load(path).with_context(|| format!("{flag} {}", path.display()))?;
+    let ir = Ir::load(path).map_err(|e| match e {
+        kaq_ir::IrError::Parse { .. } | kaq_ir::IrError::Read(_) => usage_error(flag, e),
+        _ => usage_error(flag, format!("{}: {e}", path.display())),
+    })?;
     if (ir.nt, ir.nr, ir.modulation) != (link.nt, link.nr, link.modulation) {
         return Err(usage_error(
             flag,
@@ -602,14 +627,26 @@ impl Detector for NamedDetector {
 }
 
 /// Runs every detector on one frame of the link so that a detector unable to handle it (for
-/// example exhaustive ML on a large system) fails before the long run starts.
-fn preflight(config: &BerConfig, detectors: &[&dyn Detector]) -> anyhow::Result<()> {
+/// example exhaustive ML on a large system, ZF with more streams than receive antennas) fails
+/// before the long run starts. The first `builtin` detectors are those of `--detector`: their
+/// refusal is a usage error naming that flag.
+fn preflight(
+    config: &BerConfig,
+    detectors: &[&dyn Detector],
+    builtin: usize,
+) -> anyhow::Result<()> {
     let mut generator = config.link.generator()?;
     let batch = generator.generate(&config.snr_db[..1], &mut stream_rng(config.seed, u64::MAX));
     let mut decisions = vec![0; batch.n];
-    for d in detectors {
-        d.detect(&batch, &mut decisions)
-            .with_context(|| format!("detector {} cannot run on this link", d.name()))?;
+    for (i, d) in detectors.iter().enumerate() {
+        if let Err(e) = d.detect(&batch, &mut decisions) {
+            let message = format!("detector {} cannot run on this link: {e}", d.name());
+            return Err(if i < builtin {
+                usage_error("--detector", message)
+            } else {
+                anyhow::anyhow!(message)
+            });
+        }
     }
     Ok(())
 }
@@ -685,6 +722,7 @@ mod tests {
         assert_eq!(parse_snr("-5:-5:1").unwrap().0, vec![-5.0]);
         assert_eq!(parse_snr("3,1.5,10").unwrap().0, vec![3.0, 1.5, 10.0]);
         assert_eq!(parse_snr("7").unwrap().0, vec![7.0]);
+        assert_eq!(parse_snr("-100,100").unwrap().0, vec![-100.0, 100.0]);
         for bad in [
             "5:0:1",
             "0:10:0",
@@ -695,6 +733,10 @@ mod tests {
             "1,inf",
             "",
             "0:1e9:1e-3",
+            "-1e308",
+            "0,101",
+            "-100.5:0:1",
+            "0:1e300:1e299",
         ] {
             assert!(parse_snr(bad).is_err(), "{bad}");
         }

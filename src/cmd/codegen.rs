@@ -94,7 +94,7 @@ pub(crate) fn generate_checked(ir: &Ir, options: &Options) -> anyhow::Result<Gen
     match generate(ir, options, &LinkFrames) {
         Ok(g) => Ok(g),
         Err(e @ CodegenError::Lanes { .. }) => Err(lanes_error(e)),
-        Err(e @ CodegenError::TopName(_)) => Err(usage_error("--top", e)),
+        Err(e @ CodegenError::TopName(..)) => Err(usage_error("--top", e)),
         Err(e @ CodegenError::TestbenchFrames(_)) => Err(usage_error("--testbench-frames", e)),
         Err(e) => Err(e).context("code generation failed"),
     }

@@ -96,6 +96,11 @@ pub fn run(args: CompareArgs) -> anyhow::Result<()> {
     args.teacher_config(link, probe_net)
         .validate()
         .map_err(|e| train_config_error(e, "--train-snr"))?;
+    // A teacher file that cannot be read is refused before --out is created.
+    if let Some(src) = &args.teacher {
+        kaq_model::train::ModelFile::load(src)
+            .with_context(|| format!("--teacher {}", src.display()))?;
+    }
     prepare_out(&args.out, args.force)?;
 
     let pool = match args.threads {

@@ -1,7 +1,7 @@
 //! `kaq cosim`: Verilator co-simulation of the generated RTL against the integer golden model.
 //!
 //! `kaq cosim --ir ir.json --frames N [--lanes P] [--snr 0:25:5] [--stall-prob P]
-//! [--backpressure-prob P] [--seed S] [--trace out.vcd] [--json PATH]` generates the design of
+//! [--backpressure-prob P] [--seed S] [--trace out.vcd] [--json PATH] [--force]` generates the design of
 //! the IR (`kaq_codegen::generate`), builds it with Verilator (cached by content hash), draws
 //! N frames from the IR's link spread evenly over the SNR points, quantizes them with the
 //! receiver front end (`Interpreter::frame_codes`) and streams them through the pipeline with
@@ -81,6 +81,10 @@ pub struct CosimArgs {
     /// Write the figures as JSON here.
     #[arg(long, value_name = "PATH")]
     json: Option<PathBuf>,
+
+    /// Replace existing --json and --trace files.
+    #[arg(long)]
+    force: bool,
 }
 
 fn parse_probability(s: &str) -> Result<f64, String> {
@@ -96,9 +100,13 @@ fn parse_probability(s: &str) -> Result<f64, String> {
 
 /// Runs `kaq cosim`.
 pub fn run(args: CosimArgs) -> anyhow::Result<()> {
-    for path in [&args.json, &args.trace].into_iter().flatten() {
-        plot::check_writable(path)?;
-    }
+    super::args::check_outputs(
+        &[
+            ("--json", args.json.as_deref()),
+            ("--trace", args.trace.as_deref()),
+        ],
+        args.force,
+    )?;
     if args.snr.0.is_empty() {
         return Err(super::args::usage_error(
             "--snr",

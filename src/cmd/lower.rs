@@ -103,7 +103,7 @@ fn same_file(a: &Path, b: &Path) -> bool {
 /// other document is refused with the file named.
 fn load_quant_net(path: &Path) -> anyhow::Result<QuantNet> {
     let context = || format!("--model {}", path.display());
-    let text = std::fs::read_to_string(path).with_context(context)?;
+    let text = super::args::read_input("--model", path)?;
     #[derive(serde::Deserialize)]
     struct Tag {
         format: Option<serde_json::Value>,

@@ -96,7 +96,7 @@ pub fn run(args: MergeArgs) -> anyhow::Result<()> {
 
 fn read_shard(path: &Path) -> anyhow::Result<NamedShard> {
     let name = path.display().to_string();
-    let text = std::fs::read_to_string(path).with_context(|| format!("cannot read {name}"))?;
+    let text = super::args::read_input("SHARD", path)?;
     let file = ShardFile::from_json(&text, &name)?;
     Ok(NamedShard { name, file })
 }

@@ -47,7 +47,7 @@ pub(crate) fn sweep(
     for (flag, paths) in [("--model", models), ("--ir", irs), ("--rtl", rtls)] {
         for path in paths {
             inputs.push(flag.as_bytes().to_vec());
-            inputs.push(std::fs::read(path).with_context(|| format!("{flag} {}", path.display()))?);
+            inputs.push(super::args::read_input(flag, path)?.into_bytes());
         }
     }
     let inputs: Vec<&[u8]> = inputs.iter().map(Vec::as_slice).collect();
@@ -61,8 +61,7 @@ pub(crate) fn sweep(
 /// Reads a state file and checks that it belongs to `sweep`.
 pub(crate) fn load_state(path: &Path, sweep: Option<&Sweep>) -> anyhow::Result<SweepState> {
     let name = path.display().to_string();
-    let text =
-        std::fs::read_to_string(path).with_context(|| format!("cannot read state {name}"))?;
+    let text = super::args::read_input("--after", path)?;
     let state = SweepState::from_json(&text, &name)?;
     if let Some(sweep) = sweep
         && state.config_hash != sweep.config_hash

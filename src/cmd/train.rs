@@ -172,7 +172,7 @@ pub struct TrainArgs {
     quant: Option<QuantMethod>,
 
     /// With --quant: bits of the activations x^(k), 2 to 16.
-    #[arg(long, value_parser = parse_bits, default_value_t = 8)]
+    #[arg(long, value_parser = parse_bits, default_value_t = 8, requires = "quant")]
     bits: u32,
 
     /// With --quant: the trained f32 model file (`kaq train --out`) to quantize; required.
@@ -181,12 +181,13 @@ pub struct TrainArgs {
 
     /// With --quant kaq: weight of the MMD term, loss = MSE + E * sum_k MMD^2 (finite, >= 0).
     #[arg(long, value_name = "E", value_parser = parse_epsilon, default_value_t = DEFAULT_EPSILON,
-          allow_hyphen_values = true)]
+          allow_hyphen_values = true, requires = "quant")]
     epsilon: f64,
 
     /// With --quant kaq: MMD kernel bandwidths: learnable (the paper's three per layer),
     /// median (median heuristic per batch) or multi (fixed multi-bandwidth sum).
-    #[arg(long, value_parser = parse_from_str::<KernelMode>, default_value_t = DEFAULT_KERNEL)]
+    #[arg(long, value_parser = parse_from_str::<KernelMode>, default_value_t = DEFAULT_KERNEL,
+          requires = "quant")]
     kernel: KernelMode,
 
     /// The model file to write (JSON).

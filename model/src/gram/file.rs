@@ -96,11 +96,7 @@ impl GramModelFile {
 
     /// Reads and validates a file.
     pub fn load(path: &Path) -> Result<Self, TrainError> {
-        let text = std::fs::read_to_string(path).map_err(|source| TrainError::Io {
-            action: "cannot read",
-            path: path.display().to_string(),
-            source,
-        })?;
+        let text = kaq_files::read_text(path, kaq_files::INPUT_LIMIT).map_err(TrainError::Read)?;
         Self::from_json(&text, path)
     }
 

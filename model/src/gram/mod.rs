@@ -122,9 +122,10 @@ impl FromStr for Family {
             "ep" => Ok(Self::Ep),
             "oamp" => Ok(Self::Oamp),
             "cg" => Ok(Self::Cg),
-            _ => Err(ModelError::InvalidDetector {
-                spec: s.to_string(),
-                reason: "unknown Gram-domain family (expected one of: ep, oamp, cg)".into(),
+            _ => Err(ModelError::UnknownName {
+                what: "Gram-domain family",
+                given: s.to_string(),
+                expected: "ep, oamp, cg".into(),
             }),
         }
     }
@@ -295,6 +296,7 @@ pub struct GramNet {
 }
 
 #[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
 struct GramNetFile {
     config: GramConfig,
     link: LinkConfig,

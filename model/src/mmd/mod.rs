@@ -129,10 +129,10 @@ impl FromStr for KernelMode {
             "learnable" => Ok(KernelMode::Learnable),
             "median" => Ok(KernelMode::Median),
             "multi" => Ok(KernelMode::Multi),
-            _ => Err(ModelError::InvalidDetector {
-                spec: s.to_string(),
-                reason: "unknown MMD kernel mode (expected one of: learnable, median, multi)"
-                    .to_string(),
+            _ => Err(ModelError::UnknownName {
+                what: "MMD kernel mode",
+                given: s.to_string(),
+                expected: "learnable, median, multi".into(),
             }),
         }
     }

@@ -19,7 +19,6 @@
 //! that the net, the teacher and the training config share link and architecture, and the
 //! history's epoch numbering. Every error names the file and the field.
 
-use std::fs;
 use std::path::Path;
 
 use serde::{Deserialize, Serialize};
@@ -152,11 +151,7 @@ impl QuantModelFile {
 
     /// Reads and validates a file.
     pub fn load(path: &Path) -> Result<Self, TrainError> {
-        let text = fs::read_to_string(path).map_err(|source| TrainError::Io {
-            action: "cannot read",
-            path: path.display().to_string(),
-            source,
-        })?;
+        let text = kaq_files::read_text(path, kaq_files::INPUT_LIMIT).map_err(TrainError::Read)?;
         Self::from_json(&text, path)
     }
 

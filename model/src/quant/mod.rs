@@ -121,10 +121,10 @@ impl FromStr for QuantMethod {
             "qat-mse" | "qat" => Ok(Self::QatMse),
             "lsq" => Ok(Self::Lsq),
             "kaq" => Ok(Self::Kaq),
-            _ => Err(ModelError::InvalidDetector {
-                spec: s.to_string(),
-                reason: "unknown quantization method (expected one of: ptq, qat-mse, lsq, kaq)"
-                    .to_string(),
+            _ => Err(ModelError::UnknownName {
+                what: "quantization method",
+                given: s.to_string(),
+                expected: "ptq, qat-mse, lsq, kaq".into(),
             }),
         }
     }

@@ -79,6 +79,10 @@ pub enum TrainError {
         /// The underlying error.
         source: std::io::Error,
     },
+    /// Reading a model file: not a regular file, too large, or not text (kaq-files names the
+    /// path and the problem).
+    #[error(transparent)]
+    Read(kaq_files::FilesError),
     /// Writing a model file (kaq-files names the path and the problem).
     #[error(transparent)]
     Write(kaq_files::FilesError),

@@ -19,7 +19,6 @@
 //! `version`, every field, the parameter count, finiteness, and that the net's link is the link
 //! it was trained on; every error names the file and the field.
 
-use std::fs;
 use std::path::Path;
 
 use serde::{Deserialize, Serialize};
@@ -191,11 +190,7 @@ impl ModelFile {
 
     /// Reads and validates a model file.
     pub fn load(path: &Path) -> Result<Self, TrainError> {
-        let text = fs::read_to_string(path).map_err(|source| TrainError::Io {
-            action: "cannot read",
-            path: path.display().to_string(),
-            source,
-        })?;
+        let text = kaq_files::read_text(path, kaq_files::INPUT_LIMIT).map_err(TrainError::Read)?;
         Self::from_json(&text, path)
     }
 
@@ -233,6 +228,7 @@ mod tests {
     use crate::modulation::Modulation;
     use crate::train::{TrainConfig, ValidationBer};
     use crate::unfolded::NetConfig;
+    use std::fs;
 
     fn sample_file() -> ModelFile {
         let config = TrainConfig {

@@ -133,12 +133,10 @@ macro_rules! name_enum {
             fn from_str(s: &str) -> Result<Self, Self::Err> {
                 match s.trim().to_ascii_lowercase().as_str() {
                     $($name => Ok(Self::$variant),)+
-                    _ => Err(ModelError::InvalidDetector {
-                        spec: s.to_string(),
-                        reason: format!(
-                            concat!("unknown ", $what, " (expected one of: {})"),
-                            [$($name),+].join(", ")
-                        ),
+                    _ => Err(ModelError::UnknownName {
+                        what: $what,
+                        given: s.to_string(),
+                        expected: [$($name),+].join(", "),
                     }),
                 }
             }
@@ -151,6 +149,7 @@ name_enum!(Init, "initialization", Zero => "zero", MatchedFilter => "mf");
 
 /// The architecture of an unfolded net.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct NetConfig {
     /// PGD-Net or ADMM-Net.
     pub arch: Arch,
@@ -368,6 +367,7 @@ pub struct UnfoldedNet {
 
 /// The serialized form of [`UnfoldedNet`], validated on conversion.
 #[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
 struct UnfoldedNetFile {
     config: NetConfig,
     link: LinkConfig,
