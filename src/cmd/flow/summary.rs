@@ -4,7 +4,9 @@ use askama::Template;
 use kaq_model::Detector;
 use kaq_model::ber::BerPoint;
 
-use super::{FlowArgs, FlowConfig, Results, Stages};
+use super::cache::Stages;
+use super::config::FlowConfig;
+use super::{FlowArgs, Results};
 
 #[derive(Template)]
 #[template(path = "summary.md", escape = "none")]
