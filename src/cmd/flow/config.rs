@@ -4,7 +4,7 @@
 use std::fs;
 use std::path::Path;
 
-use anyhow::{Context, bail};
+use anyhow::Context;
 use kaq_model::ber::BerConfig;
 use kaq_model::detect::DetectorSpec;
 use kaq_model::lower::LowerOptions;
@@ -12,8 +12,9 @@ use kaq_model::mmd::KernelMode;
 use kaq_model::quant::kaq::{DEFAULT_EPSILON, DEFAULT_KERNEL, KaqConfig};
 use kaq_model::quant::{QuantMethod, QuantTrainConfig};
 use kaq_model::train::TrainConfig;
+use kaq_model::train::TrainError;
 use kaq_model::unfolded::{Arch, Init, NetConfig, Prox};
-use kaq_model::{LinkConfig, Modulation};
+use kaq_model::{Detector, LinkConfig, ModelError, Modulation};
 use serde::{Deserialize, Serialize};
 
 /// The link.
@@ -251,11 +252,27 @@ pub struct FlowConfig {
 }
 
 impl FlowConfig {
-    /// Reads a config file; unknown fields are refused with their name.
+    /// Reads and validates a config file: the whole configuration is checked here, before any
+    /// stage runs; the error names the field's path (`ber.snr_db[0]`).
     pub fn load(path: &Path) -> anyhow::Result<Self> {
         let text = fs::read_to_string(path)
             .with_context(|| format!("--config {}: cannot read", path.display()))?;
-        serde_json::from_str(&text).with_context(|| format!("--config {}", path.display()))
+        let value: serde_json::Value = serde_json::from_str(&text)
+            .with_context(|| format!("--config {}: not JSON", path.display()))?;
+        Ok(Self::from_value(value)?)
+    }
+
+    /// A configuration from its JSON: its shape checked against the default configuration's
+    /// (objects where it has objects, no unknown fields at any depth, arrays, numbers, strings
+    /// and booleans where it has them), then read and validated.
+    pub fn from_value(value: serde_json::Value) -> Result<Self, FieldError> {
+        shape(&value, &default_shape(), "")?;
+        let config: Self = serde_path_to_error::deserialize(value).map_err(|e| {
+            let path = e.path().to_string();
+            FieldError::new(if path == "." { "" } else { &path }, e.inner())
+        })?;
+        config.validate()?;
+        Ok(config)
     }
 
     pub(super) fn link(&self) -> anyhow::Result<LinkConfig> {
@@ -294,10 +311,12 @@ impl FlowConfig {
 
     /// The quantized run's config: `kaq train --quant` with the f32 run's data flags.
     pub(super) fn kernel(&self) -> anyhow::Result<KernelMode> {
-        self.quant
-            .kernel
-            .parse()
-            .map_err(|e| anyhow::anyhow!("config quant.kernel: {e}"))
+        self.quant.kernel.parse().map_err(|_| {
+            anyhow::anyhow!(
+                "{:?}: expected one of learnable, median, multi",
+                self.quant.kernel
+            )
+        })
     }
 
     pub(super) fn quant_config(&self, f32: &TrainConfig) -> QuantTrainConfig {
@@ -323,63 +342,321 @@ impl FlowConfig {
             seed: 1,
         }
     }
+}
 
-    /// Checks everything that can be checked before any work.
-    pub(super) fn validate(&self) -> anyhow::Result<()> {
-        let f32 = self.f32_config().context("config link")?;
-        self.kernel()?;
-        if !(self.quant.epsilon.is_finite() && self.quant.epsilon >= 0.0) {
-            bail!(
-                "config quant.epsilon = {}: must be finite and ≥ 0",
-                self.quant.epsilon
-            );
+/// A configuration error: the path of the field at fault (`rtl.lanes`, `ber.snr_db[0]`; empty
+/// for the whole document) and what is wrong with it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FieldError {
+    /// The field's path.
+    pub path: String,
+    /// What is wrong.
+    pub message: String,
+}
+
+impl FieldError {
+    fn new(path: &str, message: impl std::fmt::Display) -> Self {
+        Self {
+            path: path.to_string(),
+            message: message.to_string(),
         }
-        f32.validate().context("config train")?;
+    }
+}
+
+impl std::fmt::Display for FieldError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.path.is_empty() {
+            write!(f, "config: {}", self.message)
+        } else {
+            write!(f, "config field {}: {}", self.path, self.message)
+        }
+    }
+}
+
+impl std::error::Error for FieldError {}
+
+/// The shape every config is checked against: the default configuration as JSON, with the
+/// fields its serialization leaves out at their default added back.
+fn default_shape() -> serde_json::Value {
+    let mut shape = serde_json::to_value(FlowConfig::default()).expect("the default serializes");
+    shape["link"]["block"] = serde_json::json!(1);
+    shape
+}
+
+fn kind(v: &serde_json::Value) -> &'static str {
+    match v {
+        serde_json::Value::Null => "null",
+        serde_json::Value::Bool(_) => "a boolean",
+        serde_json::Value::Number(_) => "a number",
+        serde_json::Value::String(_) => "a string",
+        serde_json::Value::Array(_) => "an array",
+        serde_json::Value::Object(_) => "an object",
+    }
+}
+
+fn child(path: &str, key: &str) -> String {
+    if path.is_empty() {
+        key.to_string()
+    } else {
+        format!("{path}.{key}")
+    }
+}
+
+/// Checks that `v` has the shape of `reference` (a value of the default configuration):
+/// an object where it has an object, with only its fields; an array where it has an array,
+/// each element of the shape of its first (any element when it is empty); a non-negative
+/// integer where it has one, a number, string or boolean where it has one; a `null` accepts
+/// anything (the field's own type decides). Serde alone would read a struct from an array by
+/// position.
+fn shape(
+    v: &serde_json::Value,
+    reference: &serde_json::Value,
+    path: &str,
+) -> Result<(), FieldError> {
+    use serde_json::Value;
+    let wrong = |expected: &str| {
+        let what = if path.is_empty() {
+            "the configuration"
+        } else {
+            "this field"
+        };
+        Err(FieldError::new(
+            path,
+            format!("{what} must be {expected}, found {}", kind(v)),
+        ))
+    };
+    match reference {
+        Value::Null => Ok(()),
+        Value::Object(fields) => {
+            let Value::Object(given) = v else {
+                return wrong("an object {…}");
+            };
+            for (key, value) in given {
+                let path = child(path, key);
+                let Some(reference) = fields.get(key) else {
+                    let known: Vec<&str> = fields.keys().map(String::as_str).collect();
+                    return Err(FieldError::new(
+                        &path,
+                        format!("unknown field (expected one of {})", known.join(", ")),
+                    ));
+                };
+                shape(value, reference, &path)?;
+            }
+            Ok(())
+        }
+        Value::Array(items) => {
+            let Value::Array(given) = v else {
+                return wrong("an array […]");
+            };
+            if let Some(first) = items.first() {
+                for (i, value) in given.iter().enumerate() {
+                    shape(value, first, &format!("{path}[{i}]"))?;
+                }
+            }
+            Ok(())
+        }
+        Value::Number(n) if n.is_u64() => {
+            if v.is_u64() {
+                Ok(())
+            } else {
+                wrong("a non-negative integer")
+            }
+        }
+        Value::Number(_) if v.is_number() => Ok(()),
+        Value::Number(_) => wrong("a number"),
+        Value::String(_) if v.is_string() => Ok(()),
+        Value::String(_) => wrong("a string"),
+        Value::Bool(_) if v.is_boolean() => Ok(()),
+        Value::Bool(_) => wrong("true or false"),
+    }
+}
+
+/// The name a model error gives the field it refuses, if any.
+fn model_field(e: &ModelError) -> Option<&'static str> {
+    match e {
+        ModelError::InvalidDimension { name, .. } | ModelError::InvalidParameter { name, .. } => {
+            Some(name)
+        }
+        _ => None,
+    }
+}
+
+/// A model error as the field error of `section`: `section.name` when the error names a field
+/// of that section, else `fallback`.
+fn model_error(e: &ModelError, section: &str, fields: &[&str], fallback: &str) -> FieldError {
+    match model_field(e) {
+        Some(name) if fields.contains(&name) => FieldError::new(&child(section, name), e),
+        _ => FieldError::new(fallback, e),
+    }
+}
+
+/// Every SNR of `list` finite and within ±100 dB (the rule of every `--snr` flag).
+fn check_snrs(list: &[f64], path: &str) -> Result<(), FieldError> {
+    if list.is_empty() {
+        return Err(FieldError::new(path, "needs at least one SNR"));
+    }
+    for (i, &v) in list.iter().enumerate() {
+        if !v.is_finite() || v.abs() > 100.0 {
+            return Err(FieldError::new(
+                &format!("{path}[{i}]"),
+                format!("{} dB: an SNR must be finite and within ±100 dB", number(v)),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// A number for a message: plain, or in scientific notation when it is very large or small.
+fn number(v: f64) -> String {
+    if v != 0.0 && v.is_finite() && !(1e-4..1e6).contains(&v.abs()) {
+        format!("{v:e}")
+    } else {
+        v.to_string()
+    }
+}
+
+/// The largest co-simulation batch: its frames are held in memory before they run.
+pub(super) const MAX_COSIM_FRAMES: usize = 1_000_000;
+
+impl FlowConfig {
+    /// Checks everything that can be checked before any work; the error names the field.
+    fn validate(&self) -> Result<(), FieldError> {
+        let link = LinkConfig::new(self.link.nt, self.link.nr, self.link.modulation)
+            .and_then(|l| l.with_block(self.link.block))
+            .map_err(|e| model_error(&e, "link", &["nt", "nr", "block"], "link"))?;
+        check_snrs(&self.train.snr_db, "train.snr_db")?;
+        let f32 = self
+            .f32_config()
+            .map_err(|e| FieldError::new("link", format!("{e:#}")))?;
+        let train_fields = [
+            "samples",
+            "val_samples",
+            "batch",
+            "epochs",
+            "lr",
+            "lr_step",
+            "snr_db",
+        ];
+        f32.validate().map_err(|e| match &e {
+            TrainError::Config { field, .. } if train_fields.contains(field) => {
+                FieldError::new(&child("train", field), &e)
+            }
+            TrainError::Model(m) => match model_field(m) {
+                Some("layers") => FieldError::new("net.layers", &e),
+                Some(name @ ("nt" | "nr" | "block")) => FieldError::new(&child("link", name), &e),
+                _ => FieldError::new("net", &e),
+            },
+            _ => FieldError::new("train", &e),
+        })?;
+        self.kernel()
+            .map_err(|e| FieldError::new("quant.kernel", format!("{e:#}")))?;
+        if !(self.quant.epsilon.is_finite() && self.quant.epsilon >= 0.0) {
+            return Err(FieldError::new(
+                "quant.epsilon",
+                format!("{}: must be finite and ≥ 0", self.quant.epsilon),
+            ));
+        }
         crate::cmd::args::parse_bits(&self.quant.bits.to_string())
-            .map_err(|e| anyhow::anyhow!("config quant.bits = {}: {e}", self.quant.bits))?;
-        self.quant_config(&f32)
+            .map_err(|e| FieldError::new("quant.bits", e))?;
+        let quant = self.quant_config(&f32);
+        quant
             .quant
             .validate()
-            .context("config quant.bits")?;
+            .map_err(|e| FieldError::new("quant.bits", e))?;
+        quant.train.validate().map_err(|e| match &e {
+            TrainError::Config { field, .. } if ["epochs", "lr", "lr_step"].contains(field) => {
+                FieldError::new(&child("quant", field), &e)
+            }
+            _ => FieldError::new("quant", &e),
+        })?;
         if !(8..=32).contains(&self.quant.mult_bits) {
-            bail!(
-                "config quant.mult_bits = {}: must be 8..=32",
-                self.quant.mult_bits
-            );
+            return Err(FieldError::new(
+                "quant.mult_bits",
+                format!("{}: must be 8..=32", self.quant.mult_bits),
+            ));
         }
-        kaq_codegen::check_top_name(&self.rtl.top).context("config rtl.top")?;
-        let n = f32.link.n();
+        kaq_codegen::check_top_name(&self.rtl.top).map_err(|e| FieldError::new("rtl.top", e))?;
+        let n = link.n();
         if kaq_codegen::resolve_lanes(n, Some(self.rtl.lanes)).is_err() {
-            bail!(
-                "config rtl.lanes = {}: must divide N = {n} (the row length of H)",
-                self.rtl.lanes
-            );
+            return Err(FieldError::new(
+                "rtl.lanes",
+                format!(
+                    "{}: must divide N = {n} (the row length of H)",
+                    self.rtl.lanes
+                ),
+            ));
+        }
+        if !(1..=100_000).contains(&self.rtl.testbench_frames) {
+            return Err(FieldError::new(
+                "rtl.testbench_frames",
+                format!(
+                    "{}: must be between 1 and 100000",
+                    self.rtl.testbench_frames
+                ),
+            ));
         }
         if !["generic", "ice40", "xilinx", "none"].contains(&self.rtl.synth.as_str()) {
-            bail!(
-                "config rtl.synth = {:?}: expected generic, ice40, xilinx or none",
-                self.rtl.synth
-            );
+            return Err(FieldError::new(
+                "rtl.synth",
+                format!(
+                    "{:?}: expected generic, ice40, xilinx or none",
+                    self.rtl.synth
+                ),
+            ));
+        }
+        if self.rtl.synth_limit_s == 0 {
+            return Err(FieldError::new(
+                "rtl.synth_limit_s",
+                "0: Yosys needs at least 1 s",
+            ));
+        }
+        if self.cosim.frames > MAX_COSIM_FRAMES {
+            return Err(FieldError::new(
+                "cosim.frames",
+                format!(
+                    "{}: must be at most {MAX_COSIM_FRAMES} (0 skips the stage)",
+                    self.cosim.frames
+                ),
+            ));
         }
         if !(0.0..1.0).contains(&self.cosim.stall_prob) {
-            bail!(
-                "config cosim.stall_prob = {}: must be in [0, 1)",
-                self.cosim.stall_prob
-            );
+            return Err(FieldError::new(
+                "cosim.stall_prob",
+                format!("{}: must be in [0, 1)", self.cosim.stall_prob),
+            ));
         }
-        for spec in &self.ber.references {
-            spec.parse::<DetectorSpec>()
-                .with_context(|| format!("config ber.references: {spec}"))?;
-        }
-        BerConfig::new(
-            f32.link.clone(),
+        check_snrs(&self.ber.snr_db, "ber.snr_db")?;
+        let ber = BerConfig::new(
+            link.clone(),
             self.ber.snr_db.clone(),
             self.ber.min_errors,
             self.ber.max_frames,
             self.ber.seed,
-        )
-        .validate()
-        .context("config ber")?;
+        );
+        ber.validate()
+            .map_err(|e| model_error(&e, "ber", &["snr_db", "min_errors", "max_frames"], "ber"))?;
+        for (i, spec) in self.ber.references.iter().enumerate() {
+            let path = format!("ber.references[{i}]");
+            let detector = spec
+                .parse::<DetectorSpec>()
+                .map_err(|e| FieldError::new(&path, e))?
+                .build();
+            fits(&*detector, &ber).map_err(|e| {
+                FieldError::new(&path, format!("{spec} cannot run on this link: {e}"))
+            })?;
+        }
         Ok(())
     }
+}
+
+/// Runs `detector` on one frame of the BER link, so that a reference unable to handle the link
+/// (exhaustive ML on a large system, ZF with Nt > Nr) is refused before any stage runs.
+fn fits(detector: &dyn Detector, ber: &BerConfig) -> Result<(), ModelError> {
+    let mut generator = ber.link.generator()?;
+    let batch = generator.generate(
+        &ber.snr_db[..1],
+        &mut kaq_model::link::stream_rng(ber.seed, u64::MAX),
+    );
+    let mut decisions = vec![0; batch.n];
+    detector.detect(&batch, &mut decisions)
 }

@@ -74,15 +74,12 @@ struct Results {
 /// Runs `kaq flow`.
 pub fn run(args: FlowArgs) -> anyhow::Result<()> {
     let started = Instant::now();
+    // The whole configuration is validated before anything is created (docs/flow.md).
     let config = match &args.config {
-        Some(path) => {
-            FlowConfig::load(path).map_err(|e| usage_error("--config", format!("{e:#}")))?
-        }
-        None => FlowConfig::default(),
-    };
-    if let Err(e) = config.validate() {
-        return Err(usage_error("--config", format!("{e:#}")));
+        Some(path) => FlowConfig::load(path),
+        None => FlowConfig::from_value(serde_json::json!({})).map_err(Into::into),
     }
+    .map_err(|e| usage_error("--config", format!("{e:#}")))?;
     if args.out.exists() && !args.out.is_dir() {
         bail!(
             "--out {}: exists and is not a directory",
