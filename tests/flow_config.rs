@@ -32,6 +32,8 @@ const SECTIONS: [&str; 7] = ["link", "net", "train", "quant", "rtl", "cosim", "b
 #[derive(Debug, Clone, Copy)]
 enum Leaf {
     Int,
+    /// An integer whose `null` means its default.
+    OptInt,
     Float,
     Str,
     Bool,
@@ -65,7 +67,7 @@ const LEAVES: &[(&str, &str, Leaf)] = &[
     ("quant", "epsilon", Leaf::Float),
     ("quant", "kernel", Leaf::Str),
     ("quant", "mult_bits", Leaf::Int),
-    ("rtl", "lanes", Leaf::Int),
+    ("rtl", "lanes", Leaf::OptInt),
     ("rtl", "top", Leaf::Str),
     ("rtl", "testbench_frames", Leaf::Int),
     ("rtl", "synth", Leaf::Str),
@@ -86,6 +88,15 @@ fn wrong_values(leaf: Leaf) -> Vec<Value> {
     match leaf {
         Leaf::Int => vec![
             Value::Null,
+            json!([1, 2]),
+            json!({"nt": 2}),
+            json!("x"),
+            json!(true),
+            json!(-1),
+            json!(2.5),
+            json!(1e30),
+        ],
+        Leaf::OptInt => vec![
             json!([1, 2]),
             json!({"nt": 2}),
             json!("x"),
@@ -337,6 +348,27 @@ fn the_base_configuration_is_valid() {
         .stderr(predicates::str::contains(
             "--out out: exists and is not a directory",
         ));
+}
+
+/// `rtl.lanes` left out (or `null`) is what `kaq codegen` picks for the link: a 2×2 QPSK link
+/// (N = 4) gets 4 lanes where the 16×16 default gets 8; the flow gets past its configuration.
+#[test]
+fn the_default_lanes_fit_the_link() {
+    for rtl in [json!({}), json!({"lanes": null})] {
+        let dir = tempfile::tempdir().unwrap();
+        let config = json!({"link": {"nt": 2, "nr": 2, "modulation": "qpsk"}, "rtl": rtl});
+        fs::write(dir.path().join("kaq.json"), config.to_string()).unwrap();
+        fs::write(dir.path().join("out"), "").unwrap();
+        Command::cargo_bin("kaq")
+            .unwrap()
+            .current_dir(dir.path())
+            .args(["flow", "--config", "kaq.json", "--out", "out"])
+            .assert()
+            .code(1)
+            .stderr(predicates::str::contains(
+                "--out out: exists and is not a directory",
+            ));
+    }
 }
 
 /// Exhaustive ML on the default 16×16 link would enumerate 4^32 vectors: refused up front.

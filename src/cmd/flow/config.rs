@@ -156,8 +156,9 @@ impl Default for QuantSection {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct RtlSection {
-    /// MAC lanes per layer stage (must divide N).
-    pub lanes: usize,
+    /// MAC lanes per layer stage (must divide N); by default what `kaq codegen` picks, the
+    /// largest divisor of N up to 8.
+    pub lanes: Option<usize>,
     /// Top module name.
     pub top: String,
     /// Frames in the generated testbench.
@@ -172,7 +173,7 @@ impl Default for RtlSection {
     fn default() -> Self {
         let d = kaq_codegen::Options::default();
         Self {
-            lanes: d.lanes,
+            lanes: None,
             top: d.top,
             testbench_frames: d.testbench_frames,
             synth: "xilinx".to_string(),
@@ -267,11 +268,13 @@ impl FlowConfig {
     /// and booleans where it has them), then read and validated.
     pub fn from_value(value: serde_json::Value) -> Result<Self, FieldError> {
         shape(&value, &default_shape(), "")?;
-        let config: Self = serde_path_to_error::deserialize(value).map_err(|e| {
+        let mut config: Self = serde_path_to_error::deserialize(value).map_err(|e| {
             let path = e.path().to_string();
             FieldError::new(if path == "." { "" } else { &path }, e.inner())
         })?;
         config.validate()?;
+        // The lanes a run used are recorded with its configuration (flow.json).
+        config.rtl.lanes = Some(config.lanes());
         Ok(config)
     }
 
@@ -334,9 +337,19 @@ impl FlowConfig {
         QuantTrainConfig::fine_tuning(train, q.bits, kaq)
     }
 
+    /// MAC lanes per layer stage: `rtl.lanes`, by default what `kaq codegen` picks for the
+    /// link (the largest divisor of N up to 8: 8 on the default 16×16 16-QAM link).
+    pub(super) fn lanes(&self) -> usize {
+        let n =
+            LinkConfig::new(self.link.nt, self.link.nr, self.link.modulation).map_or(1, |l| l.n());
+        self.rtl
+            .lanes
+            .unwrap_or_else(|| kaq_codegen::default_lanes(n))
+    }
+
     pub(super) fn codegen_options(&self) -> kaq_codegen::Options {
         kaq_codegen::Options {
-            lanes: self.rtl.lanes,
+            lanes: self.lanes(),
             top: self.rtl.top.clone(),
             testbench_frames: self.rtl.testbench_frames,
             seed: 1,
@@ -577,12 +590,12 @@ impl FlowConfig {
         }
         kaq_codegen::check_top_name(&self.rtl.top).map_err(|e| FieldError::new("rtl.top", e))?;
         let n = link.n();
-        if kaq_codegen::resolve_lanes(n, Some(self.rtl.lanes)).is_err() {
+        if kaq_codegen::resolve_lanes(n, self.rtl.lanes).is_err() {
             return Err(FieldError::new(
                 "rtl.lanes",
                 format!(
-                    "{}: must divide N = {n} (the row length of H)",
-                    self.rtl.lanes
+                    "{}: must be at least 1 and divide N = {n} (the row length of H)",
+                    self.lanes()
                 ),
             ));
         }
@@ -659,4 +672,31 @@ fn fits(detector: &dyn Detector, ber: &BerConfig) -> Result<(), ModelError> {
     );
     let mut decisions = vec![0; batch.n];
     detector.detect(&batch, &mut decisions)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The codegen stage's key holds its options: the default flow's must be what they were
+    /// when `rtl.lanes` defaulted to a fixed 8, so an existing `out/` stays up to date.
+    #[test]
+    fn the_default_link_keeps_its_codegen_options() {
+        let config = FlowConfig::from_value(serde_json::json!({})).unwrap();
+        assert_eq!(config.codegen_options(), kaq_codegen::Options::default());
+        assert_eq!(config.rtl.lanes, Some(8));
+    }
+
+    /// The shape reference lists every field a config may hold (the ones serialization leaves
+    /// out at their default included): a fully written config passes it.
+    #[test]
+    fn the_shape_reference_has_every_field() {
+        let mut full = FlowConfig::default();
+        full.link.block = 4;
+        full.rtl.lanes = Some(8);
+        let value = serde_json::to_value(&full).unwrap();
+        assert!(value["link"].get("block").is_some());
+        shape(&value, &default_shape(), "").unwrap();
+        assert_eq!(FlowConfig::from_value(value).unwrap(), full);
+    }
 }

@@ -183,7 +183,7 @@ pub(super) fn summary(
         config.net.layers,
         config.quant.method,
         config.quant.bits,
-        config.rtl.lanes
+        config.lanes()
     );
     let mut ber_names: Vec<String> = Vec::new();
     for p in &r.ber {
@@ -402,11 +402,13 @@ fn commands(c: &FlowConfig, args: &FlowArgs) -> Vec<String> {
         ),
         format!(
             "kaq codegen --ir {out}/ir.json --lanes {} --top {} --testbench-frames {} --out {out}/rtl",
-            c.rtl.lanes, c.rtl.top, c.rtl.testbench_frames
+            c.lanes(),
+            c.rtl.top,
+            c.rtl.testbench_frames
         ),
         format!(
             "kaq report --ir {out}/ir.json --lanes {}{}",
-            c.rtl.lanes,
+            c.lanes(),
             if c.rtl.synth == "none" {
                 String::new()
             } else {
@@ -415,7 +417,10 @@ fn commands(c: &FlowConfig, args: &FlowArgs) -> Vec<String> {
         ),
         format!(
             "kaq cosim --ir {out}/ir.json --lanes {} --frames {} --stall-prob {} --seed {}",
-            c.rtl.lanes, c.cosim.frames, c.cosim.stall_prob, c.cosim.seed
+            c.lanes(),
+            c.cosim.frames,
+            c.cosim.stall_prob,
+            c.cosim.seed
         ),
         format!(
             "kaq ber --nt {} --nr {} --mod {} --detector {} --model {out}/models/f32.json --ir {out}/ir.json --snr {} --min-errors {} --max-frames {} --seed {}",
