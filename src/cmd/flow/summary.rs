@@ -4,7 +4,9 @@ use askama::Template;
 use kaq_model::Detector;
 use kaq_model::ber::BerPoint;
 
-use super::{FlowArgs, FlowConfig, Results, Stages};
+use super::cache::Stages;
+use super::config::FlowConfig;
+use super::{FlowArgs, Results};
 
 #[derive(Template)]
 #[template(path = "summary.md", escape = "none")]
@@ -181,7 +183,7 @@ pub(super) fn summary(
         config.net.layers,
         config.quant.method,
         config.quant.bits,
-        config.rtl.lanes
+        config.lanes()
     );
     let mut ber_names: Vec<String> = Vec::new();
     for p in &r.ber {
@@ -400,11 +402,13 @@ fn commands(c: &FlowConfig, args: &FlowArgs) -> Vec<String> {
         ),
         format!(
             "kaq codegen --ir {out}/ir.json --lanes {} --top {} --testbench-frames {} --out {out}/rtl",
-            c.rtl.lanes, c.rtl.top, c.rtl.testbench_frames
+            c.lanes(),
+            c.rtl.top,
+            c.rtl.testbench_frames
         ),
         format!(
             "kaq report --ir {out}/ir.json --lanes {}{}",
-            c.rtl.lanes,
+            c.lanes(),
             if c.rtl.synth == "none" {
                 String::new()
             } else {
@@ -413,7 +417,10 @@ fn commands(c: &FlowConfig, args: &FlowArgs) -> Vec<String> {
         ),
         format!(
             "kaq cosim --ir {out}/ir.json --lanes {} --frames {} --stall-prob {} --seed {}",
-            c.rtl.lanes, c.cosim.frames, c.cosim.stall_prob, c.cosim.seed
+            c.lanes(),
+            c.cosim.frames,
+            c.cosim.stall_prob,
+            c.cosim.seed
         ),
         format!(
             "kaq ber --nt {} --nr {} --mod {} --detector {} --model {out}/models/f32.json --ir {out}/ir.json --snr {} --min-errors {} --max-frames {} --seed {}",

@@ -1,0 +1,702 @@
+//! The `kaq flow` configuration (docs/flow.md): its sections with their defaults, the
+//! conversions to each stage's own config, and the validation of the whole before any work.
+
+use std::fs;
+use std::path::Path;
+
+use anyhow::Context;
+use kaq_model::ber::BerConfig;
+use kaq_model::detect::DetectorSpec;
+use kaq_model::lower::LowerOptions;
+use kaq_model::mmd::KernelMode;
+use kaq_model::quant::kaq::{DEFAULT_EPSILON, DEFAULT_KERNEL, KaqConfig};
+use kaq_model::quant::{QuantMethod, QuantTrainConfig};
+use kaq_model::train::TrainConfig;
+use kaq_model::train::TrainError;
+use kaq_model::unfolded::{Arch, Init, NetConfig, Prox};
+use kaq_model::{Detector, LinkConfig, ModelError, Modulation};
+use serde::{Deserialize, Serialize};
+
+/// The link.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LinkSection {
+    /// Transmit antennas.
+    pub nt: usize,
+    /// Receive antennas.
+    pub nr: usize,
+    /// bpsk, qpsk, 16qam or 64qam.
+    pub modulation: Modulation,
+    /// Block fading: frames per channel block (1, the default, is left out of the JSON).
+    #[serde(skip_serializing_if = "is_one")]
+    pub block: usize,
+}
+
+fn is_one(v: &usize) -> bool {
+    *v == 1
+}
+
+impl Default for LinkSection {
+    fn default() -> Self {
+        Self {
+            nt: 16,
+            nr: 16,
+            modulation: Modulation::Qam16,
+            block: 1,
+        }
+    }
+}
+
+/// The unfolded net.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct NetSection {
+    /// pgd or admm.
+    pub arch: Arch,
+    /// soft, box or qam.
+    pub prox: Prox,
+    /// Layers K.
+    pub layers: usize,
+    /// Heavy-ball momentum.
+    pub momentum: bool,
+    /// zero or mf.
+    pub init: Init,
+}
+
+impl Default for NetSection {
+    fn default() -> Self {
+        let d = NetConfig::default();
+        Self {
+            arch: d.arch,
+            prox: d.prox,
+            layers: d.layers,
+            momentum: d.momentum,
+            init: d.init,
+        }
+    }
+}
+
+/// f32 training (the paper's protocol by default).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TrainSection {
+    /// Training samples.
+    pub samples: usize,
+    /// Validation samples.
+    pub val_samples: usize,
+    /// Minibatch size.
+    pub batch: usize,
+    /// Epochs.
+    pub epochs: usize,
+    /// Initial Adam learning rate.
+    pub lr: f64,
+    /// The learning rate halves every this many epochs.
+    pub lr_step: usize,
+    /// Seed of every random stream.
+    pub seed: u64,
+    /// Training SNRs in dB.
+    pub snr_db: Vec<f64>,
+}
+
+impl Default for TrainSection {
+    fn default() -> Self {
+        let d = TrainConfig::default();
+        Self {
+            samples: d.samples,
+            val_samples: d.val_samples,
+            batch: d.batch,
+            epochs: d.epochs,
+            lr: d.lr,
+            lr_step: d.lr_step,
+            seed: d.seed,
+            snr_db: d.snr_db,
+        }
+    }
+}
+
+/// Quantization.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct QuantSection {
+    /// ptq, qat-mse, lsq or kaq.
+    pub method: QuantMethod,
+    /// Activation bits.
+    pub bits: u32,
+    /// Fine-tuning epochs.
+    pub epochs: usize,
+    /// Fine-tuning learning rate.
+    pub lr: f64,
+    /// The learning rate halves every this many epochs.
+    pub lr_step: usize,
+    /// KAQ's ε.
+    pub epsilon: f64,
+    /// KAQ's kernel bandwidths: median, multi or learnable.
+    pub kernel: String,
+    /// Signed bits of the IR's requantization multipliers.
+    pub mult_bits: u32,
+}
+
+impl Default for QuantSection {
+    fn default() -> Self {
+        let d = QuantTrainConfig::default();
+        Self {
+            method: QuantMethod::Kaq,
+            bits: 8,
+            epochs: d.train.epochs,
+            lr: d.train.lr,
+            lr_step: d.train.lr_step,
+            epsilon: DEFAULT_EPSILON,
+            kernel: DEFAULT_KERNEL.to_string(),
+            mult_bits: LowerOptions::default().mult_bits,
+        }
+    }
+}
+
+/// The generated RTL.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RtlSection {
+    /// MAC lanes per layer stage (must divide N); by default what `kaq codegen` picks, the
+    /// largest divisor of N up to 8.
+    pub lanes: Option<usize>,
+    /// Top module name.
+    pub top: String,
+    /// Frames in the generated testbench.
+    pub testbench_frames: usize,
+    /// Yosys target for the resource report: generic, ice40, xilinx or none.
+    pub synth: String,
+    /// Seconds Yosys may run before it is stopped (the summary says so).
+    pub synth_limit_s: u64,
+}
+
+impl Default for RtlSection {
+    fn default() -> Self {
+        let d = kaq_codegen::Options::default();
+        Self {
+            lanes: None,
+            top: d.top,
+            testbench_frames: d.testbench_frames,
+            synth: "xilinx".to_string(),
+            synth_limit_s: 600,
+        }
+    }
+}
+
+/// Co-simulation.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct CosimSection {
+    /// Frames co-simulated (0 skips the stage).
+    pub frames: usize,
+    /// Probability of an input stall per cycle.
+    pub stall_prob: f64,
+    /// Seed of the frames and stalls.
+    pub seed: u64,
+}
+
+impl Default for CosimSection {
+    fn default() -> Self {
+        Self {
+            frames: 2000,
+            stall_prob: 0.2,
+            seed: 1,
+        }
+    }
+}
+
+/// The BER curves.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct BerSection {
+    /// SNR points in dB.
+    pub snr_db: Vec<f64>,
+    /// A point stops at this many bit errors per detector.
+    pub min_errors: u64,
+    /// A point never uses more frames than this.
+    pub max_frames: u64,
+    /// Classical references (`kaq ber --detector` specs).
+    pub references: Vec<String>,
+    /// Seed.
+    pub seed: u64,
+}
+
+impl Default for BerSection {
+    fn default() -> Self {
+        Self {
+            snr_db: vec![0.0, 5.0, 10.0, 15.0, 20.0, 25.0],
+            min_errors: 1000,
+            max_frames: 200_000,
+            references: vec!["mmse".to_string(), "kbest:32".to_string()],
+            seed: 1,
+        }
+    }
+}
+
+/// The whole `kaq flow` configuration (docs/flow.md).
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct FlowConfig {
+    /// The link.
+    pub link: LinkSection,
+    /// The net.
+    pub net: NetSection,
+    /// f32 training.
+    pub train: TrainSection,
+    /// Quantization and lowering.
+    pub quant: QuantSection,
+    /// RTL generation and synthesis.
+    pub rtl: RtlSection,
+    /// Co-simulation.
+    pub cosim: CosimSection,
+    /// BER curves.
+    pub ber: BerSection,
+}
+
+impl FlowConfig {
+    /// Reads and validates a config file: the whole configuration is checked here, before any
+    /// stage runs; the error names the field's path (`ber.snr_db[0]`).
+    pub fn load(path: &Path) -> anyhow::Result<Self> {
+        let text = fs::read_to_string(path)
+            .with_context(|| format!("--config {}: cannot read", path.display()))?;
+        let value: serde_json::Value = serde_json::from_str(&text)
+            .with_context(|| format!("--config {}: not JSON", path.display()))?;
+        Ok(Self::from_value(value)?)
+    }
+
+    /// A configuration from its JSON: its shape checked against the default configuration's
+    /// (objects where it has objects, no unknown fields at any depth, arrays, numbers, strings
+    /// and booleans where it has them), then read and validated.
+    pub fn from_value(value: serde_json::Value) -> Result<Self, FieldError> {
+        shape(&value, &default_shape(), "")?;
+        let mut config: Self = serde_path_to_error::deserialize(value).map_err(|e| {
+            let path = e.path().to_string();
+            FieldError::new(if path == "." { "" } else { &path }, e.inner())
+        })?;
+        config.validate()?;
+        // The lanes a run used are recorded with its configuration (flow.json).
+        config.rtl.lanes = Some(config.lanes());
+        Ok(config)
+    }
+
+    pub(super) fn link(&self) -> anyhow::Result<LinkConfig> {
+        Ok(
+            LinkConfig::new(self.link.nt, self.link.nr, self.link.modulation)?
+                .with_block(self.link.block)?,
+        )
+    }
+
+    pub(super) fn net(&self) -> NetConfig {
+        NetConfig {
+            arch: self.net.arch,
+            prox: self.net.prox,
+            layers: self.net.layers,
+            momentum: self.net.momentum,
+            init: self.net.init,
+        }
+    }
+
+    pub(super) fn f32_config(&self) -> anyhow::Result<TrainConfig> {
+        let t = &self.train;
+        Ok(TrainConfig {
+            link: self.link()?,
+            net: self.net(),
+            samples: t.samples,
+            val_samples: t.val_samples,
+            batch: t.batch,
+            epochs: t.epochs,
+            lr: t.lr,
+            lr_step: t.lr_step,
+            seed: t.seed,
+            snr_db: t.snr_db.clone(),
+            ..TrainConfig::default()
+        })
+    }
+
+    /// The quantized run's config: `kaq train --quant` with the f32 run's data flags.
+    pub(super) fn kernel(&self) -> anyhow::Result<KernelMode> {
+        self.quant.kernel.parse().map_err(|_| {
+            anyhow::anyhow!(
+                "{:?}: expected one of learnable, median, multi",
+                self.quant.kernel
+            )
+        })
+    }
+
+    pub(super) fn quant_config(&self, f32: &TrainConfig) -> QuantTrainConfig {
+        let q = &self.quant;
+        let train = TrainConfig {
+            epochs: q.epochs,
+            lr: q.lr,
+            lr_step: q.lr_step,
+            ..f32.clone()
+        };
+        let kaq = KaqConfig {
+            epsilon: q.epsilon,
+            kernel: self.kernel().unwrap_or(DEFAULT_KERNEL),
+        };
+        QuantTrainConfig::fine_tuning(train, q.bits, kaq)
+    }
+
+    /// MAC lanes per layer stage: `rtl.lanes`, by default what `kaq codegen` picks for the
+    /// link (the largest divisor of N up to 8: 8 on the default 16×16 16-QAM link).
+    pub(super) fn lanes(&self) -> usize {
+        let n =
+            LinkConfig::new(self.link.nt, self.link.nr, self.link.modulation).map_or(1, |l| l.n());
+        self.rtl
+            .lanes
+            .unwrap_or_else(|| kaq_codegen::default_lanes(n))
+    }
+
+    pub(super) fn codegen_options(&self) -> kaq_codegen::Options {
+        kaq_codegen::Options {
+            lanes: self.lanes(),
+            top: self.rtl.top.clone(),
+            testbench_frames: self.rtl.testbench_frames,
+            seed: 1,
+        }
+    }
+}
+
+/// A configuration error: the path of the field at fault (`rtl.lanes`, `ber.snr_db[0]`; empty
+/// for the whole document) and what is wrong with it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FieldError {
+    /// The field's path.
+    pub path: String,
+    /// What is wrong.
+    pub message: String,
+}
+
+impl FieldError {
+    fn new(path: &str, message: impl std::fmt::Display) -> Self {
+        Self {
+            path: path.to_string(),
+            message: message.to_string(),
+        }
+    }
+}
+
+impl std::fmt::Display for FieldError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.path.is_empty() {
+            write!(f, "config: {}", self.message)
+        } else {
+            write!(f, "config field {}: {}", self.path, self.message)
+        }
+    }
+}
+
+impl std::error::Error for FieldError {}
+
+/// The shape every config is checked against: the default configuration as JSON, with the
+/// fields its serialization leaves out at their default added back.
+fn default_shape() -> serde_json::Value {
+    let mut shape = serde_json::to_value(FlowConfig::default()).expect("the default serializes");
+    shape["link"]["block"] = serde_json::json!(1);
+    shape
+}
+
+fn kind(v: &serde_json::Value) -> &'static str {
+    match v {
+        serde_json::Value::Null => "null",
+        serde_json::Value::Bool(_) => "a boolean",
+        serde_json::Value::Number(_) => "a number",
+        serde_json::Value::String(_) => "a string",
+        serde_json::Value::Array(_) => "an array",
+        serde_json::Value::Object(_) => "an object",
+    }
+}
+
+fn child(path: &str, key: &str) -> String {
+    if path.is_empty() {
+        key.to_string()
+    } else {
+        format!("{path}.{key}")
+    }
+}
+
+/// Checks that `v` has the shape of `reference` (a value of the default configuration):
+/// an object where it has an object, with only its fields; an array where it has an array,
+/// each element of the shape of its first (any element when it is empty); a non-negative
+/// integer where it has one, a number, string or boolean where it has one; a `null` accepts
+/// anything (the field's own type decides). Serde alone would read a struct from an array by
+/// position.
+fn shape(
+    v: &serde_json::Value,
+    reference: &serde_json::Value,
+    path: &str,
+) -> Result<(), FieldError> {
+    use serde_json::Value;
+    let wrong = |expected: &str| {
+        let what = if path.is_empty() {
+            "the configuration"
+        } else {
+            "this field"
+        };
+        Err(FieldError::new(
+            path,
+            format!("{what} must be {expected}, found {}", kind(v)),
+        ))
+    };
+    match reference {
+        Value::Null => Ok(()),
+        Value::Object(fields) => {
+            let Value::Object(given) = v else {
+                return wrong("an object {…}");
+            };
+            for (key, value) in given {
+                let path = child(path, key);
+                let Some(reference) = fields.get(key) else {
+                    let known: Vec<&str> = fields.keys().map(String::as_str).collect();
+                    return Err(FieldError::new(
+                        &path,
+                        format!("unknown field (expected one of {})", known.join(", ")),
+                    ));
+                };
+                shape(value, reference, &path)?;
+            }
+            Ok(())
+        }
+        Value::Array(items) => {
+            let Value::Array(given) = v else {
+                return wrong("an array […]");
+            };
+            if let Some(first) = items.first() {
+                for (i, value) in given.iter().enumerate() {
+                    shape(value, first, &format!("{path}[{i}]"))?;
+                }
+            }
+            Ok(())
+        }
+        Value::Number(n) if n.is_u64() => {
+            if v.is_u64() {
+                Ok(())
+            } else {
+                wrong("a non-negative integer")
+            }
+        }
+        Value::Number(_) if v.is_number() => Ok(()),
+        Value::Number(_) => wrong("a number"),
+        Value::String(_) if v.is_string() => Ok(()),
+        Value::String(_) => wrong("a string"),
+        Value::Bool(_) if v.is_boolean() => Ok(()),
+        Value::Bool(_) => wrong("true or false"),
+    }
+}
+
+/// The name a model error gives the field it refuses, if any.
+fn model_field(e: &ModelError) -> Option<&'static str> {
+    match e {
+        ModelError::InvalidDimension { name, .. } | ModelError::InvalidParameter { name, .. } => {
+            Some(name)
+        }
+        _ => None,
+    }
+}
+
+/// A model error as the field error of `section`: `section.name` when the error names a field
+/// of that section, else `fallback`.
+fn model_error(e: &ModelError, section: &str, fields: &[&str], fallback: &str) -> FieldError {
+    match model_field(e) {
+        Some(name) if fields.contains(&name) => FieldError::new(&child(section, name), e),
+        _ => FieldError::new(fallback, e),
+    }
+}
+
+/// Every SNR of `list` finite and within ±100 dB (the rule of every `--snr` flag).
+fn check_snrs(list: &[f64], path: &str) -> Result<(), FieldError> {
+    if list.is_empty() {
+        return Err(FieldError::new(path, "needs at least one SNR"));
+    }
+    for (i, &v) in list.iter().enumerate() {
+        if !v.is_finite() || v.abs() > 100.0 {
+            return Err(FieldError::new(
+                &format!("{path}[{i}]"),
+                format!("{} dB: an SNR must be finite and within ±100 dB", number(v)),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// A number for a message: plain, or in scientific notation when it is very large or small.
+fn number(v: f64) -> String {
+    if v != 0.0 && v.is_finite() && !(1e-4..1e6).contains(&v.abs()) {
+        format!("{v:e}")
+    } else {
+        v.to_string()
+    }
+}
+
+/// The largest co-simulation batch: its frames are held in memory before they run.
+pub(super) const MAX_COSIM_FRAMES: usize = 1_000_000;
+
+impl FlowConfig {
+    /// Checks everything that can be checked before any work; the error names the field.
+    fn validate(&self) -> Result<(), FieldError> {
+        let link = LinkConfig::new(self.link.nt, self.link.nr, self.link.modulation)
+            .and_then(|l| l.with_block(self.link.block))
+            .map_err(|e| model_error(&e, "link", &["nt", "nr", "block"], "link"))?;
+        check_snrs(&self.train.snr_db, "train.snr_db")?;
+        let f32 = self
+            .f32_config()
+            .map_err(|e| FieldError::new("link", format!("{e:#}")))?;
+        let train_fields = [
+            "samples",
+            "val_samples",
+            "batch",
+            "epochs",
+            "lr",
+            "lr_step",
+            "snr_db",
+        ];
+        f32.validate().map_err(|e| match &e {
+            TrainError::Config { field, .. } if train_fields.contains(field) => {
+                FieldError::new(&child("train", field), &e)
+            }
+            TrainError::Model(m) => match model_field(m) {
+                Some("layers") => FieldError::new("net.layers", &e),
+                Some(name @ ("nt" | "nr" | "block")) => FieldError::new(&child("link", name), &e),
+                _ => FieldError::new("net", &e),
+            },
+            _ => FieldError::new("train", &e),
+        })?;
+        self.kernel()
+            .map_err(|e| FieldError::new("quant.kernel", format!("{e:#}")))?;
+        if !(self.quant.epsilon.is_finite() && self.quant.epsilon >= 0.0) {
+            return Err(FieldError::new(
+                "quant.epsilon",
+                format!("{}: must be finite and ≥ 0", self.quant.epsilon),
+            ));
+        }
+        crate::cmd::args::parse_bits(&self.quant.bits.to_string())
+            .map_err(|e| FieldError::new("quant.bits", e))?;
+        let quant = self.quant_config(&f32);
+        quant
+            .quant
+            .validate()
+            .map_err(|e| FieldError::new("quant.bits", e))?;
+        quant.train.validate().map_err(|e| match &e {
+            TrainError::Config { field, .. } if ["epochs", "lr", "lr_step"].contains(field) => {
+                FieldError::new(&child("quant", field), &e)
+            }
+            _ => FieldError::new("quant", &e),
+        })?;
+        if !(8..=32).contains(&self.quant.mult_bits) {
+            return Err(FieldError::new(
+                "quant.mult_bits",
+                format!("{}: must be 8..=32", self.quant.mult_bits),
+            ));
+        }
+        kaq_codegen::check_top_name(&self.rtl.top).map_err(|e| FieldError::new("rtl.top", e))?;
+        let n = link.n();
+        if kaq_codegen::resolve_lanes(n, self.rtl.lanes).is_err() {
+            return Err(FieldError::new(
+                "rtl.lanes",
+                format!(
+                    "{}: must be at least 1 and divide N = {n} (the row length of H)",
+                    self.lanes()
+                ),
+            ));
+        }
+        if !(1..=100_000).contains(&self.rtl.testbench_frames) {
+            return Err(FieldError::new(
+                "rtl.testbench_frames",
+                format!(
+                    "{}: must be between 1 and 100000",
+                    self.rtl.testbench_frames
+                ),
+            ));
+        }
+        if !["generic", "ice40", "xilinx", "none"].contains(&self.rtl.synth.as_str()) {
+            return Err(FieldError::new(
+                "rtl.synth",
+                format!(
+                    "{:?}: expected generic, ice40, xilinx or none",
+                    self.rtl.synth
+                ),
+            ));
+        }
+        if self.rtl.synth_limit_s == 0 {
+            return Err(FieldError::new(
+                "rtl.synth_limit_s",
+                "0: Yosys needs at least 1 s",
+            ));
+        }
+        if self.cosim.frames > MAX_COSIM_FRAMES {
+            return Err(FieldError::new(
+                "cosim.frames",
+                format!(
+                    "{}: must be at most {MAX_COSIM_FRAMES} (0 skips the stage)",
+                    self.cosim.frames
+                ),
+            ));
+        }
+        if !(0.0..1.0).contains(&self.cosim.stall_prob) {
+            return Err(FieldError::new(
+                "cosim.stall_prob",
+                format!("{}: must be in [0, 1)", self.cosim.stall_prob),
+            ));
+        }
+        check_snrs(&self.ber.snr_db, "ber.snr_db")?;
+        let ber = BerConfig::new(
+            link.clone(),
+            self.ber.snr_db.clone(),
+            self.ber.min_errors,
+            self.ber.max_frames,
+            self.ber.seed,
+        );
+        ber.validate()
+            .map_err(|e| model_error(&e, "ber", &["snr_db", "min_errors", "max_frames"], "ber"))?;
+        for (i, spec) in self.ber.references.iter().enumerate() {
+            let path = format!("ber.references[{i}]");
+            let detector = spec
+                .parse::<DetectorSpec>()
+                .map_err(|e| FieldError::new(&path, e))?
+                .build();
+            fits(&*detector, &ber).map_err(|e| {
+                FieldError::new(&path, format!("{spec} cannot run on this link: {e}"))
+            })?;
+        }
+        Ok(())
+    }
+}
+
+/// Runs `detector` on one frame of the BER link, so that a reference unable to handle the link
+/// (exhaustive ML on a large system, ZF with Nt > Nr) is refused before any stage runs.
+fn fits(detector: &dyn Detector, ber: &BerConfig) -> Result<(), ModelError> {
+    let mut generator = ber.link.generator()?;
+    let batch = generator.generate(
+        &ber.snr_db[..1],
+        &mut kaq_model::link::stream_rng(ber.seed, u64::MAX),
+    );
+    let mut decisions = vec![0; batch.n];
+    detector.detect(&batch, &mut decisions)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The codegen stage's key holds its options: the default flow's must be what they were
+    /// when `rtl.lanes` defaulted to a fixed 8, so an existing `out/` stays up to date.
+    #[test]
+    fn the_default_link_keeps_its_codegen_options() {
+        let config = FlowConfig::from_value(serde_json::json!({})).unwrap();
+        assert_eq!(config.codegen_options(), kaq_codegen::Options::default());
+        assert_eq!(config.rtl.lanes, Some(8));
+    }
+
+    /// The shape reference lists every field a config may hold (the ones serialization leaves
+    /// out at their default included): a fully written config passes it.
+    #[test]
+    fn the_shape_reference_has_every_field() {
+        let mut full = FlowConfig::default();
+        full.link.block = 4;
+        full.rtl.lanes = Some(8);
+        let value = serde_json::to_value(&full).unwrap();
+        assert!(value["link"].get("block").is_some());
+        shape(&value, &default_shape(), "").unwrap();
+        assert_eq!(FlowConfig::from_value(value).unwrap(), full);
+    }
+}
