@@ -13,6 +13,8 @@
 //!   [`FrameGenerator::fill`] call (frames 0..T, T..2T, …; a call whose length is not a multiple
 //!   of T ends with a shorter block). T = 1 (the default) draws a channel per frame and consumes
 //!   the random stream exactly as before block fading existed.
+//! * Dataset channels ([`LinkConfig::dataset`], [`crate::channel::dataset`]): each channel
+//!   block draws one channel of the file uniformly at random from the frame stream.
 //! * Channel state information ([`LinkConfig::csi`], [`crate::channel::csi`]): with estimated
 //!   CSI, `y` is drawn through the true channel while [`FrameBatch::h`] holds the estimate Ĥ
 //!   from the pilots of the block's first frame, and [`FrameBatch::h_true`] the true H̃.
@@ -25,6 +27,7 @@ use rand_distr::StandardNormal;
 use serde::{Deserialize, Serialize};
 
 use crate::channel::csi::{Csi, Estimator};
+use crate::channel::dataset::{ChannelSet, DatasetChannels};
 use crate::error::ModelError;
 use crate::modulation::Modulation;
 
@@ -63,6 +66,10 @@ pub struct LinkConfig {
     /// What the detectors know of the channel; omitted from JSON when perfect.
     #[serde(default, skip_serializing_if = "Csi::is_perfect")]
     pub csi: Csi,
+    /// Channels drawn from a dataset file instead of [`Self::channel`] (which is then
+    /// Rayleigh and unused); omitted from JSON when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dataset: Option<DatasetChannels>,
 }
 
 /// Largest channel block accepted.
@@ -119,7 +126,37 @@ impl LinkConfig {
             channel: ChannelModel::Rayleigh,
             block: 1,
             csi: Csi::Perfect,
+            dataset: None,
         })
+    }
+
+    /// The same link drawing its channels uniformly from a loaded dataset (one per block).
+    pub fn with_dataset(mut self, dataset: DatasetChannels) -> Result<Self, ModelError> {
+        self.dataset = Some(dataset);
+        self.check_dataset()?;
+        Ok(self)
+    }
+
+    fn check_dataset(&self) -> Result<(), ModelError> {
+        let Some(dataset) = &self.dataset else {
+            return Ok(());
+        };
+        if self.channel != ChannelModel::Rayleigh {
+            return Err(ModelError::InvalidParameter {
+                name: "rho",
+                value: f64::NAN,
+                reason: "dataset channels carry their own correlation; leave rho_tx and rho_rx at 0",
+            });
+        }
+        if let Some(set) = &dataset.set
+            && (set.nr, set.nt) != (self.nr, self.nt)
+        {
+            return Err(ModelError::Shape(format!(
+                "dataset {} holds {}x{} channels (Nr x Nt), the link is {}x{}",
+                dataset.file, set.nr, set.nt, self.nr, self.nt
+            )));
+        }
+        Ok(())
     }
 
     /// The same link with channel state information `csi` for the detectors.
@@ -144,7 +181,8 @@ impl LinkConfig {
             link.with_correlation(rho_tx, rho_rx)?;
         }
         check_block(self.block)?;
-        self.csi.validate(self.nt)
+        self.csi.validate(self.nt)?;
+        self.check_dataset()
     }
 
     /// The same link with Kronecker exponential correlation (ρ = 0 on both sides keeps Rayleigh).
@@ -306,6 +344,8 @@ pub struct FrameGenerator {
     estimator: Option<Estimator>,
     /// Scratch for the estimated complex channel, Nr × Nt.
     estimate: Vec<(f64, f64)>,
+    /// The dataset channels are drawn from, if any.
+    dataset: Option<std::sync::Arc<ChannelSet>>,
 }
 
 impl FrameGenerator {
@@ -330,8 +370,19 @@ impl FrameGenerator {
             }
         };
         let scratch = vec![(0.0, 0.0); link.nr * link.nt];
+        link.check_dataset()?;
+        let dataset = match &link.dataset {
+            None => None,
+            Some(d) => Some(d.set.clone().ok_or_else(|| {
+                ModelError::Shape(format!(
+                    "the channels of dataset {} are not loaded (load the file again)",
+                    d.file
+                ))
+            })?),
+        };
         let estimator = Estimator::new(&link)?;
         Ok(Self {
+            dataset,
             estimate: scratch.clone(),
             link,
             l_tx,
@@ -421,6 +472,11 @@ impl FrameGenerator {
 
     /// Draws one complex channel into the scratch (Nr × Nt, row-major).
     fn draw_channel(&mut self, rng: &mut impl Rng) {
+        if let Some(set) = &self.dataset {
+            let c = rng.random_range(0..set.len());
+            self.scratch.copy_from_slice(set.channel(c));
+            return;
+        }
         let (nt, nr) = (self.link.nt, self.link.nr);
         let std = (0.5 / nr as f64).sqrt();
         for h in self.scratch.iter_mut() {

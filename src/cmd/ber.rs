@@ -630,6 +630,10 @@ pub(crate) fn link_label(link: &LinkConfig) -> String {
             format!("Kronecker rho_tx={rho_tx}, rho_rx={rho_rx}")
         }
     };
+    let channel = match &link.dataset {
+        Some(d) => format!("dataset {} ({} channels, {:?})", d.file, d.channels, d.norm),
+        None => channel,
+    };
     let block = if link.block > 1 {
         format!(", block fading T={}", link.block)
     } else {

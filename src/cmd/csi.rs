@@ -5,12 +5,16 @@
 //! Nt) and `--pilot-power P` (pilot symbol energy relative to the data symbol energy Es,
 //! default 1). With `ls` or `lmmse` the link draws `y` through the true channel and the
 //! detectors (and training) see the estimate Ĥ from one pilot transmission per channel block.
-//! `perfect` leaves every result bit-identical to a run without these flags. A bad value ends
-//! with status 2 naming the flag.
+//! `perfect` leaves every result bit-identical to a run without these flags.
+//!
+//! `--channels FILE` draws the channels from a `.npy` dataset ([`kaq_model::channel::dataset`])
+//! and `--channel-norm per-file|as-is` says how the SNR applies to them. A bad value or a bad
+//! dataset ends with status 2 naming the flag (and the file, and the offending index).
 
 use clap::{Args, ValueEnum};
 use kaq_model::LinkConfig;
 use kaq_model::channel::Csi;
+use kaq_model::channel::dataset::{self, ChannelNorm};
 
 use super::args::usage_error;
 
@@ -40,6 +44,26 @@ pub struct CsiArgs {
     /// Pilot symbol energy relative to the data symbol energy Es, > 0 [default: 1].
     #[arg(long, value_name = "P", allow_hyphen_values = true)]
     pub pilot_power: Option<String>,
+
+    /// Draw the channels from a dataset: a `.npy` file of shape [n, Nr, Nt] (complex64 or
+    /// complex128) or [n, Nr, Nt, 2] (float32/float64 re/im pairs); each channel block takes
+    /// one of its channels uniformly at random.
+    #[arg(long, value_name = "FILE")]
+    pub channels: Option<std::path::PathBuf>,
+
+    /// How the SNR applies to dataset channels: per-file scales the file so its mean ‖H‖_F² is
+    /// Nt (the i.i.d. model's), as-is uses the stored values [default: per-file].
+    #[arg(long, value_enum)]
+    pub channel_norm: Option<NormKind>,
+}
+
+/// The `--channel-norm` values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum NormKind {
+    /// One scale per file: mean ‖H‖_F² = Nt.
+    PerFile,
+    /// The stored values.
+    AsIs,
 }
 
 impl CsiArgs {
@@ -103,8 +127,39 @@ impl CsiArgs {
         })
     }
 
-    /// `link` with the CSI of these flags.
+    /// `link` with the dataset and the CSI of these flags.
     pub fn apply(&self, link: LinkConfig) -> anyhow::Result<LinkConfig> {
+        let link = match &self.channels {
+            None => {
+                if self.channel_norm.is_some() {
+                    return Err(usage_error(
+                        "--channel-norm",
+                        "applies only to dataset channels (--channels FILE)",
+                    ));
+                }
+                link
+            }
+            Some(path) => {
+                if link.channel != kaq_model::ChannelModel::Rayleigh {
+                    return Err(usage_error(
+                        "--channels",
+                        format!(
+                            "{}: dataset channels carry their own correlation; leave \
+                             --rho-tx and --rho-rx at 0",
+                            path.display()
+                        ),
+                    ));
+                }
+                let norm = match self.channel_norm.unwrap_or(NormKind::PerFile) {
+                    NormKind::PerFile => ChannelNorm::PerFile,
+                    NormKind::AsIs => ChannelNorm::AsIs,
+                };
+                let dataset = dataset::load(path, link.nr, link.nt, norm)
+                    .map_err(|e| usage_error("--channels", e))?;
+                link.with_dataset(dataset)
+                    .map_err(|e| usage_error("--channels", e))?
+            }
+        };
         let csi = self.csi(link.nt)?;
         Ok(link.with_csi(csi)?)
     }

@@ -12,7 +12,8 @@
 //!   eigen-decompositions R_rx = U Λ Uᵀ and R_tx = V M Vᵀ the rotated entries of H' = Uᵀ H V are
 //!   independent with variances d_ab = λ_a μ_b/Nr, so Ĥ = U (G ∘ Uᵀ Ĥ_LS V) Vᵀ with
 //!   G_ab = d_ab/(d_ab + σ_e²). Its per-entry MSE, mean over entries of d σ_e²/(d + σ_e²), is
-//!   below σ_e² for every SNR.
+//!   below σ_e² for every SNR. For dataset channels the prior is diagonal: the file's mean
+//!   power of each entry (correlation between entries is not used).
 
 use nalgebra::{DMatrix, SymmetricEigen};
 use rand::Rng;
@@ -177,6 +178,10 @@ impl Estimator {
             for b in 0..nt {
                 prior.push(lambda(&rx, a) * lambda(&tx, b) / nr as f64);
             }
+        }
+        // Dataset channels: the file's per-entry mean power, correlation ignored.
+        if let Some(set) = link.dataset.as_ref().and_then(|d| d.set.as_ref()) {
+            prior.clone_from(&set.entry_power);
         }
         Ok(Some(Self {
             csi: link.csi,
