@@ -42,6 +42,8 @@ enum Command {
     Report(cmd::report::ReportArgs),
     /// Co-simulate the generated RTL with Verilator against the integer golden model.
     Cosim(cmd::cosim::CosimArgs),
+    /// Write kaq's generated frames (H, x, y, σ²) as .npy files for cross-checks in Python.
+    Export(cmd::export::ExportArgs),
 }
 
 fn main() -> ExitCode {
@@ -56,6 +58,7 @@ fn main() -> ExitCode {
         Command::Codegen(args) => cmd::codegen::run(args),
         Command::Report(args) => cmd::report::run(args),
         Command::Cosim(args) => cmd::cosim::run(args),
+        Command::Export(args) => cmd::export::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
