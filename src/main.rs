@@ -43,6 +43,8 @@ enum Command {
     Report(cmd::report::ReportArgs),
     /// Co-simulate the generated RTL with Verilator against the integer golden model.
     Cosim(cmd::cosim::CosimArgs),
+    /// Write kaq's generated frames (H, x, y, σ²) as .npy files for cross-checks in Python.
+    Export(cmd::export::ExportArgs),
 }
 
 /// Whether `e` is a library's refusal of an input file the user named (a device file, a FIFO,
@@ -69,6 +71,7 @@ fn main() -> ExitCode {
         Command::Codegen(args) => cmd::codegen::run(args),
         Command::Report(args) => cmd::report::run(args),
         Command::Cosim(args) => cmd::cosim::run(args),
+        Command::Export(args) => cmd::export::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -3,6 +3,7 @@
 //! * [`modulation`] and [`link`]: the normative system model of docs/system-model.md — Gray-mapped
 //!   alphabets, Rayleigh and Kronecker channels, the per-receive-antenna SNR, the real-valued
 //!   equivalent and seeded ChaCha streams.
+//! * [`channel`]: estimated CSI (LS, LMMSE from orthogonal pilots), docs/channels.md.
 //! * [`detect`]: the [`detect::Detector`] trait and the classical detectors (ZF, MMSE, K-best, ML).
 //! * [`ber`]: the Monte-Carlo BER engine.
 //! * [`unfolded`]: the deep-unfolded PGD-Net and ADMM-Net in f32 with hand-derived gradients.
@@ -19,6 +20,7 @@
 //! Data flows one way: this crate never depends on codegen or simulation.
 
 pub mod ber;
+pub mod channel;
 pub mod detect;
 pub mod error;
 pub mod gram;

@@ -13,6 +13,12 @@
 //!   [`FrameGenerator::fill`] call (frames 0..T, T..2T, …; a call whose length is not a multiple
 //!   of T ends with a shorter block). T = 1 (the default) draws a channel per frame and consumes
 //!   the random stream exactly as before block fading existed.
+//! * Dataset channels ([`LinkConfig::dataset`], [`crate::channel::dataset`]): each channel
+//!   block draws one channel of the file uniformly at random from the frame stream.
+//! * Channel state information ([`LinkConfig::csi`], [`crate::channel::csi`]): with estimated
+//!   CSI, `y` is drawn through the true channel while [`FrameBatch::h`] holds the estimate Ĥ
+//!   from the pilots of the block's first frame, and [`FrameBatch::h_true`] the true H̃.
+//!   Perfect CSI (the default) draws nothing more and leaves `h_true` empty.
 
 use nalgebra::DMatrix;
 use rand::{Rng, SeedableRng};
@@ -20,6 +26,8 @@ use rand_chacha::ChaCha8Rng;
 use rand_distr::StandardNormal;
 use serde::{Deserialize, Serialize};
 
+use crate::channel::csi::{Csi, Estimator};
+use crate::channel::dataset::{ChannelSet, DatasetChannels};
 use crate::error::ModelError;
 use crate::modulation::Modulation;
 
@@ -89,6 +97,13 @@ pub struct LinkConfig {
     /// Omitted from JSON when 1, so documents written before block fading stay identical.
     #[serde(default = "one_frame_per_block", skip_serializing_if = "is_one_frame")]
     pub block: usize,
+    /// What the detectors know of the channel; omitted from JSON when perfect.
+    #[serde(default, skip_serializing_if = "Csi::is_perfect")]
+    pub csi: Csi,
+    /// Channels drawn from a dataset file instead of [`Self::channel`] (which is then
+    /// Rayleigh and unused); omitted from JSON when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dataset: Option<DatasetChannels>,
 }
 
 /// Largest channel block accepted.
@@ -144,7 +159,45 @@ impl LinkConfig {
             modulation,
             channel: ChannelModel::Rayleigh,
             block: 1,
+            csi: Csi::Perfect,
+            dataset: None,
         })
+    }
+
+    /// The same link drawing its channels uniformly from a loaded dataset (one per block).
+    pub fn with_dataset(mut self, dataset: DatasetChannels) -> Result<Self, ModelError> {
+        self.dataset = Some(dataset);
+        self.check_dataset()?;
+        Ok(self)
+    }
+
+    fn check_dataset(&self) -> Result<(), ModelError> {
+        let Some(dataset) = &self.dataset else {
+            return Ok(());
+        };
+        if self.channel != ChannelModel::Rayleigh {
+            return Err(ModelError::InvalidParameter {
+                name: "rho",
+                value: f64::NAN,
+                reason: "dataset channels carry their own correlation; leave rho_tx and rho_rx at 0",
+            });
+        }
+        if let Some(set) = &dataset.set
+            && (set.nr, set.nt) != (self.nr, self.nt)
+        {
+            return Err(ModelError::Shape(format!(
+                "dataset {} holds {}x{} channels (Nr x Nt), the link is {}x{}",
+                dataset.file, set.nr, set.nt, self.nr, self.nt
+            )));
+        }
+        Ok(())
+    }
+
+    /// The same link with channel state information `csi` for the detectors.
+    pub fn with_csi(mut self, csi: Csi) -> Result<Self, ModelError> {
+        csi.validate(self.nt)?;
+        self.csi = csi;
+        Ok(self)
     }
 
     /// The same link with block fading: one channel per `block` consecutive frames.
@@ -161,7 +214,9 @@ impl LinkConfig {
         if let ChannelModel::Kronecker { rho_tx, rho_rx } = self.channel {
             link.with_correlation(rho_tx, rho_rx)?;
         }
-        check_block(self.block)
+        check_block(self.block)?;
+        self.csi.validate(self.nt)?;
+        self.check_dataset()
     }
 
     /// The same link with Kronecker exponential correlation (ρ = 0 on both sides keeps Rayleigh).
@@ -237,6 +292,9 @@ pub struct FrameBatch {
     pub y: Vec<f64>,
     /// Transmitted levels x̃ of every frame: `frames × n`, each an odd integer of the alphabet.
     pub x: Vec<i32>,
+    /// True H̃ of every frame (`frames × m × n`) when the detectors see another channel
+    /// (estimated CSI); empty when `h` is the true channel.
+    pub h_true: Vec<f64>,
     /// Complex noise variance σ² of every frame.
     pub noise_var: Vec<f64>,
     /// SNR in dB of every frame.
@@ -252,6 +310,7 @@ impl FrameBatch {
             m: link.m(),
             n: link.n(),
             h: Vec::new(),
+            h_true: Vec::new(),
             y: Vec::new(),
             x: Vec::new(),
             noise_var: Vec::new(),
@@ -262,6 +321,17 @@ impl FrameBatch {
     /// H̃ of frame `f` (`m × n`, row-major).
     pub fn h(&self, f: usize) -> &[f64] {
         &self.h[f * self.m * self.n..(f + 1) * self.m * self.n]
+    }
+
+    /// The true H̃ of frame `f` through which `y` was drawn: [`Self::h_true`] when it is held,
+    /// else [`Self::h`].
+    pub fn true_h(&self, f: usize) -> &[f64] {
+        let h = if self.h_true.is_empty() {
+            &self.h
+        } else {
+            &self.h_true
+        };
+        &h[f * self.m * self.n..(f + 1) * self.m * self.n]
     }
 
     /// ỹ of frame `f`.
@@ -304,6 +374,12 @@ pub struct FrameGenerator {
     l_rx: Option<DMatrix<f64>>,
     /// Scratch for the complex channel (re, im), Nr × Nt row-major.
     scratch: Vec<(f64, f64)>,
+    /// The channel estimator, for estimated CSI.
+    estimator: Option<Estimator>,
+    /// Scratch for the estimated complex channel, Nr × Nt.
+    estimate: Vec<(f64, f64)>,
+    /// The dataset channels are drawn from, if any.
+    dataset: Option<std::sync::Arc<ChannelSet>>,
 }
 
 impl FrameGenerator {
@@ -328,11 +404,25 @@ impl FrameGenerator {
             }
         };
         let scratch = vec![(0.0, 0.0); link.nr * link.nt];
+        link.check_dataset()?;
+        let dataset = match &link.dataset {
+            None => None,
+            Some(d) => Some(d.set.clone().ok_or_else(|| {
+                ModelError::Shape(format!(
+                    "the channels of dataset {} are not loaded (load the file again)",
+                    d.file
+                ))
+            })?),
+        };
+        let estimator = Estimator::new(&link)?;
         Ok(Self {
+            dataset,
+            estimate: scratch.clone(),
             link,
             l_tx,
             l_rx,
             scratch,
+            estimator,
         })
     }
 
@@ -362,14 +452,35 @@ impl FrameGenerator {
         batch.noise_var.clear();
         batch.snr_db.clear();
         let block = self.link.block.max(1);
+        let separate = self.estimator.is_some();
+        if separate {
+            batch.h_true.resize(frames * m * n, 0.0);
+        } else {
+            batch.h_true.clear();
+        }
+        let bpsk = self.link.modulation.real_dims_per_symbol() == 1;
+        let (nt, nr) = (self.link.nt, self.link.nr);
         for (f, &snr) in snr_db.iter().enumerate() {
             let sigma2 = self.link.noise_var(snr);
             batch.noise_var.push(sigma2);
             batch.snr_db.push(snr);
+            let here = f * m * n..(f + 1) * m * n;
             if f % block == 0 {
-                self.draw_channel(rng, &mut batch.h[f * m * n..(f + 1) * m * n]);
+                self.draw_channel(rng);
+                if let Some(estimator) = self.estimator.as_mut() {
+                    real_equivalent(&self.scratch, nt, nr, bpsk, &mut batch.h_true[here.clone()]);
+                    estimator.estimate(&self.scratch, sigma2, rng, &mut self.estimate);
+                    real_equivalent(&self.estimate, nt, nr, bpsk, &mut batch.h[here.clone()]);
+                } else {
+                    real_equivalent(&self.scratch, nt, nr, bpsk, &mut batch.h[here.clone()]);
+                }
             } else {
                 batch.h.copy_within((f - 1) * m * n..f * m * n, f * m * n);
+                if separate {
+                    batch
+                        .h_true
+                        .copy_within((f - 1) * m * n..f * m * n, f * m * n);
+                }
             }
             let modulation = self.link.modulation;
             let levels = modulation.levels_per_dim();
@@ -378,7 +489,11 @@ impl FrameGenerator {
                 *v = modulation.level_of_index(rng.random_range(0..levels));
             }
             let noise_std = (sigma2 / 2.0).sqrt();
-            let h = &batch.h[f * m * n..(f + 1) * m * n];
+            let h = if separate {
+                &batch.h_true[here]
+            } else {
+                &batch.h[here]
+            };
             let y = &mut batch.y[f * m..(f + 1) * m];
             for (i, yi) in y.iter_mut().enumerate() {
                 let row = &h[i * n..(i + 1) * n];
@@ -389,8 +504,13 @@ impl FrameGenerator {
         }
     }
 
-    /// Draws one complex channel and writes its real-valued equivalent into `out` (m × n).
-    fn draw_channel(&mut self, rng: &mut impl Rng, out: &mut [f64]) {
+    /// Draws one complex channel into the scratch (Nr × Nt, row-major).
+    fn draw_channel(&mut self, rng: &mut impl Rng) {
+        if let Some(set) = &self.dataset {
+            let c = rng.random_range(0..set.len());
+            self.scratch.copy_from_slice(set.channel(c));
+            return;
+        }
         let (nt, nr) = (self.link.nt, self.link.nr);
         let std = (0.5 / nr as f64).sqrt();
         for h in self.scratch.iter_mut() {
@@ -410,17 +530,21 @@ impl FrameGenerator {
                 }
             }
         }
-        let n = self.link.n();
-        let bpsk = self.link.modulation.real_dims_per_symbol() == 1;
-        for i in 0..nr {
-            for j in 0..nt {
-                let (re, im) = self.scratch[i * nt + j];
-                out[i * n + j] = re;
-                out[(i + nr) * n + j] = im;
-                if !bpsk {
-                    out[i * n + j + nt] = -im;
-                    out[(i + nr) * n + j + nt] = re;
-                }
+    }
+}
+
+/// Writes the real-valued equivalent of the complex channel `h` (Nr × Nt row-major) into `out`
+/// (2Nr × 2Nt, or 2Nr × Nt for BPSK).
+pub fn real_equivalent(h: &[(f64, f64)], nt: usize, nr: usize, bpsk: bool, out: &mut [f64]) {
+    let n = if bpsk { nt } else { 2 * nt };
+    for i in 0..nr {
+        for j in 0..nt {
+            let (re, im) = h[i * nt + j];
+            out[i * n + j] = re;
+            out[(i + nr) * n + j] = im;
+            if !bpsk {
+                out[i * n + j + nt] = -im;
+                out[(i + nr) * n + j + nt] = re;
             }
         }
     }

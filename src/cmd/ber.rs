@@ -40,6 +40,9 @@
 //! `--block T` simulates block fading: one channel per T consecutive frames (default 1, a
 //! channel per frame); batches then hold whole blocks.
 //!
+//! `--csi perfect|ls|lmmse --pilots L --pilot-power P` gives the detectors the true channel or
+//! an LS / LMMSE estimate from orthogonal pilots ([`super::csi`], docs/channels.md).
+//!
 //! `--model PATH` also takes a Gram-domain model file (`kaq train --arch ep|oamp|cg`,
 //! `"format": "kaq-gram-model"`), named like `ep-k10` or `cg-k6-l4`.
 //!
@@ -195,6 +198,10 @@ pub struct BerArgs {
     /// themselves from the error rates seen.
     #[arg(long, value_name = "BATCHES", value_parser = parse_positive_u64, default_value_t = DEFAULT_FIRST_ROUND_BATCHES)]
     first_round: u64,
+
+    /// Channel state information of the detectors (docs/channels.md).
+    #[command(flatten)]
+    csi: super::csi::CsiArgs,
 }
 
 /// A parsed `--snr` value: finite SNR points in dB.
@@ -328,6 +335,7 @@ pub fn run(args: BerArgs) -> anyhow::Result<()> {
     let link = LinkConfig::new(args.nt, args.nr, args.modulation)?
         .with_correlation(args.rho_tx, args.rho_rx)?
         .with_block(args.block)?;
+    let link = args.csi.apply(link)?;
     let batch = args
         .batch
         .unwrap_or_else(|| default_batch_frames(args.block));
@@ -659,13 +667,22 @@ pub(crate) fn link_label(link: &LinkConfig) -> String {
             format!("Kronecker rho_tx={rho_tx}, rho_rx={rho_rx}")
         }
     };
+    let channel = match &link.dataset {
+        Some(d) => format!("dataset {} ({} channels, {:?})", d.file, d.channels, d.norm),
+        None => channel,
+    };
     let block = if link.block > 1 {
         format!(", block fading T={}", link.block)
     } else {
         String::new()
     };
+    let csi = if link.csi.is_perfect() {
+        String::new()
+    } else {
+        format!(", {}", link.csi)
+    };
     format!(
-        "{}x{} {} {channel}{block}",
+        "{}x{} {} {channel}{block}{csi}",
         link.nt, link.nr, link.modulation
     )
 }

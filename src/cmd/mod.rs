@@ -5,6 +5,8 @@ pub mod ber;
 pub mod codegen;
 pub mod compare;
 pub mod cosim;
+pub mod csi;
+pub mod export;
 pub mod flow;
 pub mod lower;
 pub mod merge;

@@ -32,7 +32,8 @@
 //! writes a `kaq-gram-model` file; it prints the net's multiplies, adds, reciprocals, square
 //! roots and table look-ups per vector, the per-block stage amortized over `--block T`.
 //! `--block T` trains with one channel and one SNR per block of T samples (default 1), and
-//! `--rho-tx`/`--rho-rx` on a Kronecker-correlated channel.
+//! `--rho-tx`/`--rho-rx` on a Kronecker-correlated channel, `--csi ls|lmmse --pilots L` on the
+//! channel estimate Ĥ (the link draws y through the true H; docs/channels.md).
 //!
 //! Bad arguments end with status 2 and a message naming the argument.
 
@@ -209,6 +210,10 @@ pub struct TrainArgs {
     /// Replace output files that already exist.
     #[arg(long)]
     force: bool,
+
+    /// Channel state information the net trains and validates on (docs/channels.md).
+    #[command(flatten)]
+    csi: super::csi::CsiArgs,
 }
 
 /// What `--arch` names: an unfolded direct-form net or a Gram-domain family.
@@ -288,7 +293,8 @@ impl TrainArgs {
     fn link(&self) -> anyhow::Result<LinkConfig> {
         Ok(LinkConfig::new(self.nt, self.nr, self.modulation)?
             .with_correlation(self.rho_tx, self.rho_rx)?
-            .with_block(self.block)?)
+            .with_block(self.block)
+            .map(|link| self.csi.apply(link))??)
     }
 
     fn config(&self, arch: Arch) -> anyhow::Result<TrainConfig> {
@@ -418,6 +424,12 @@ fn in_pool<T: Send>(
 /// Runs `kaq train`.
 pub fn run(args: TrainArgs) -> anyhow::Result<()> {
     if let Some(method) = args.quant {
+        if args.csi.csi != super::csi::CsiKind::Perfect {
+            return Err(usage_error(
+                "--csi",
+                "a quantized student trains on its teacher's link; train the teacher with --csi",
+            ));
+        }
         return run_quant(&args, method);
     }
     if args.teacher.is_some() {

@@ -1,0 +1,11 @@
+//! Channels users have (docs/channels.md): estimated channel state information from pilots.
+//!
+//! * [`csi`]: orthogonal pilots and the LS and LMMSE estimates Ĥ the detectors see while the
+//!   link draws `y` through the true H ([`crate::link::FrameGenerator`]).
+//! * [`dataset`]: channels loaded from `.npy` files, every shape, dtype, size and value
+//!   checked, with the SNR normalization stated.
+
+pub mod csi;
+pub mod dataset;
+
+pub use csi::{Csi, Estimator};
