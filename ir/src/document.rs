@@ -150,6 +150,11 @@ fn json_path_at(text: &str, line: usize, column: usize) -> String {
     path
 }
 
+/// The JSON path of the value serde stopped at (see [`json_path_at`]).
+pub(crate) fn json_path_of(text: &str, e: &serde_json::Error) -> String {
+    json_path_at(text, e.line(), e.column())
+}
+
 impl IrError {
     fn parse(text: &str, path: &str, source: serde_json::Error) -> Self {
         Self::Parse {

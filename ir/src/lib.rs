@@ -10,6 +10,9 @@
 //! * [`Interpreter`]: the integer golden model, batched over [`Received`] frames, with
 //!   per-stage [`Taps`] for co-simulation.
 //!
+//! * [`gram`]: IR version 2, the Gram-domain cg net with its per-channel-block stage, and its
+//!   golden model [`gram::GramInterpreter`] (docs/ir.md §10).
+//!
 //! An [`Ir`] states everything the hardware needs and nothing else: dimensions, modulation,
 //! the SNR binning the receiver applies, the input formats, the integer parameters and
 //! per-SNR-bin requantization tables of every layer, every accumulator's declared width with
@@ -23,6 +26,7 @@
 
 pub mod energy;
 pub mod fixed;
+pub mod gram;
 pub mod modulation;
 pub mod vocab;
 

@@ -63,6 +63,9 @@ pub mod ep;
 pub mod file;
 pub mod linalg;
 pub mod oamp;
+pub mod quantized;
+#[cfg(test)]
+mod quantized_tests;
 pub mod stage;
 #[cfg(test)]
 mod tests;

@@ -1,0 +1,452 @@
+//! The integer golden model of an IR v2 cg document (docs/ir.md §10.3): the per-channel-block
+//! stage once per block, then the layers on every vector of the block, all buffers allocated
+//! once per block batch (none per element or vector). Taps expose every stage's codes.
+
+use rayon::prelude::*;
+
+use super::{GramIr, GramLayer, combine};
+use crate::document::IrError;
+use crate::fixed::{QFormat, max_code};
+use crate::interp::Received;
+
+/// The per-channel-block stage's codes.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct BlockTaps {
+    /// G, `n × n` row-major.
+    pub g: Vec<i64>,
+    /// tr G = Σ G_ii (at G's frac, exact).
+    pub trace: i64,
+    /// 1/tr G.
+    pub inv_trace: i64,
+    /// D_i = 1/G_ii.
+    pub diag_inv: Vec<i64>,
+}
+
+/// One layer's codes for one vector.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct LayerTaps {
+    /// e = z − Gx.
+    pub e: Vec<i64>,
+    /// v² (floored).
+    pub v2: i64,
+    /// p_l of every inner step (`L × n`).
+    pub p: Vec<i64>,
+    /// d_{l+1} of every inner step (`L × n`).
+    pub d: Vec<i64>,
+    /// The denoiser input r.
+    pub r: Vec<i64>,
+    /// τ².
+    pub tau2: i64,
+    /// The denoiser bucket.
+    pub bucket: usize,
+    /// x⁽ᵏ⁺¹⁾.
+    pub x: Vec<i64>,
+}
+
+/// One vector's codes.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct VectorTaps {
+    /// z = H̃ᵀỹ.
+    pub z: Vec<i64>,
+    /// ‖ỹ‖².
+    pub yy: i64,
+    /// Every layer.
+    pub layers: Vec<LayerTaps>,
+    /// x⁽ᴷ⁾.
+    pub output: Vec<i64>,
+    /// Hard decisions (alphabet levels).
+    pub levels: Vec<i32>,
+}
+
+/// The integer golden model of a validated [`GramIr`].
+#[derive(Debug, Clone)]
+pub struct GramInterpreter {
+    ir: GramIr,
+    h_step: f32,
+    h_qp: f32,
+    y_step: f32,
+    y_qp: f32,
+}
+
+/// Scratch of one block's run.
+struct Work {
+    g: Vec<i64>,
+    diag_inv: Vec<i64>,
+    z: Vec<i64>,
+    x: Vec<i64>,
+    e: Vec<i64>,
+    rho: Vec<i64>,
+    p: Vec<i64>,
+    d: Vec<i64>,
+    tmp: Vec<i64>,
+    r: Vec<i64>,
+}
+
+impl Work {
+    fn new(n: usize) -> Self {
+        let v = || vec![0i64; n];
+        Self {
+            g: vec![0; n * n],
+            diag_inv: v(),
+            z: v(),
+            x: v(),
+            e: v(),
+            rho: v(),
+            p: v(),
+            d: v(),
+            tmp: v(),
+            r: v(),
+        }
+    }
+}
+
+fn front_end(v: f32, step: f32, qp: f32) -> i64 {
+    (v / step + 0.5).floor().clamp(-qp, qp) as i64
+}
+
+#[inline]
+fn matvec(g: &[i64], v: &[i64], out: &mut [i64]) {
+    let n = v.len();
+    for (i, o) in out.iter_mut().enumerate() {
+        let row = &g[i * n..(i + 1) * n];
+        *o = row.iter().zip(v).map(|(a, b)| a * b).sum();
+    }
+}
+
+#[inline]
+fn dot(a: &[i64], b: &[i64]) -> i128 {
+    a.iter().zip(b).map(|(x, y)| i128::from(x * y)).sum()
+}
+
+impl GramInterpreter {
+    /// Validates `ir` and builds its golden model.
+    pub fn new(ir: GramIr) -> Result<Self, IrError> {
+        ir.validate()?;
+        let step = |f: QFormat| 2f32.powi(-f.frac());
+        Ok(Self {
+            h_step: step(ir.inputs.h),
+            h_qp: max_code(ir.inputs.h.width()) as f32,
+            y_step: step(ir.inputs.y),
+            y_qp: max_code(ir.inputs.y.width()) as f32,
+            ir,
+        })
+    }
+
+    /// The IR.
+    pub fn ir(&self) -> &GramIr {
+        &self.ir
+    }
+
+    /// The front end's codes of one real value of H̃ (`h`) or ỹ.
+    pub fn quantize_h(&self, v: f32) -> i64 {
+        front_end(v, self.h_step, self.h_qp)
+    }
+
+    /// The front end's code of one real value of ỹ.
+    pub fn quantize_y(&self, v: f32) -> i64 {
+        front_end(v, self.y_step, self.y_qp)
+    }
+
+    fn check_codes(&self, h: &[i64], ys: &[i64], bin: usize) -> Result<(), IrError> {
+        let (m, n) = (self.ir.m, self.ir.n);
+        if h.len() != m * n {
+            return Err(IrError::invalid(
+                "h",
+                format!("{} codes given, M·N = {} needed", h.len(), m * n),
+            ));
+        }
+        if ys.len() % m != 0 {
+            return Err(IrError::invalid(
+                "y",
+                format!("{} codes is not a multiple of M = {m}", ys.len()),
+            ));
+        }
+        if bin >= self.ir.snr_bins.count {
+            return Err(IrError::invalid(
+                "bin",
+                format!("{bin} is outside 0..{}", self.ir.snr_bins.count),
+            ));
+        }
+        for (field, codes, w) in [
+            ("h", h, self.ir.inputs.h.width()),
+            ("y", ys, self.ir.inputs.y.width()),
+        ] {
+            let (lo, hi) = (-(1i64 << (w - 1)), (1i64 << (w - 1)) - 1);
+            if let Some(i) = codes.iter().position(|c| !(lo..=hi).contains(c)) {
+                return Err(IrError::invalid(
+                    format!("{field}[{i}]"),
+                    format!("{} is not a {w}-bit code", codes[i]),
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// The block stage of channel codes `h` (docs/ir.md §10.3), into `w`.
+    fn block(&self, h: &[i64], w: &mut Work) -> (i64, i64) {
+        let ir = &self.ir;
+        let (m, n) = (ir.m, ir.n);
+        let fh = ir.inputs.h.frac();
+        let b = &ir.block;
+        for i in 0..n {
+            for j in i..n {
+                let mut acc: i64 = 0;
+                for r in 0..m {
+                    acc += h[r * n + i] * h[r * n + j];
+                }
+                let v = combine(&[(i128::from(acc), 2 * fh)], b.g);
+                w.g[i * n + j] = v;
+                w.g[j * n + i] = v;
+            }
+        }
+        let trace: i64 = (0..n).map(|i| w.g[i * n + i]).sum();
+        let inv_trace = b.inv_trace.op.apply(1, trace);
+        for i in 0..n {
+            w.diag_inv[i] = b.diag_inv.op.apply(1, w.g[i * n + i]);
+        }
+        (trace, inv_trace)
+    }
+
+    /// One vector (docs/ir.md §10.3); taps filled when given. Returns nothing: x⁽ᴷ⁾ is in `w.x`.
+    fn vector(
+        &self,
+        h: &[i64],
+        y: &[i64],
+        bin: usize,
+        inv_trace: i64,
+        w: &mut Work,
+        mut taps: Option<&mut VectorTaps>,
+    ) {
+        let ir = &self.ir;
+        let n = ir.n;
+        let (fh, fy) = (ir.inputs.h.frac(), ir.inputs.y.frac());
+        let fr = &ir.front;
+        for j in 0..n {
+            let acc: i64 = y.iter().enumerate().map(|(r, &yr)| h[r * n + j] * yr).sum();
+            w.z[j] = combine(&[(i128::from(acc), fh + fy)], fr.z);
+        }
+        let yy2: i64 = y.iter().map(|v| v * v).sum();
+        let yy = combine(&[(i128::from(yy2), 2 * fy)], fr.yy);
+        if let Some(t) = taps.as_deref_mut() {
+            t.z = w.z.clone();
+            t.yy = yy;
+            t.layers.clear();
+        }
+        w.x.fill(0);
+        let (gf, xf, zf) = (ir.block.g.frac(), ir.state.frac(), fr.z.frac());
+        let it_f = ir.block.inv_trace.format.frac();
+        let df_ = ir.block.diag_inv.format.frac();
+        let half = 1i64 << (ir.layers[0].formats.r.width() - 1);
+        for layer in &ir.layers {
+            let GramLayer {
+                formats: f,
+                v2_floor,
+                delta,
+                gamma,
+                tv,
+                ts,
+                steps,
+            } = layer;
+            matvec(&w.g, &w.x, &mut w.tmp);
+            for i in 0..n {
+                w.e[i] = combine(
+                    &[(i128::from(w.z[i]), zf), (-i128::from(w.tmp[i]), gf + xf)],
+                    f.e,
+                );
+            }
+            let w_terms = [
+                (i128::from(yy), fr.yy.frac()),
+                (-dot(&w.x, &w.z), xf + zf),
+                (-dot(&w.x, &w.e), xf + f.e.frac()),
+                (-i128::from(fr.noise[bin]), fr.yy.frac()),
+            ];
+            let wf = w_terms.iter().map(|t| t.1).fold(f.v2.frac(), i32::max);
+            let wsum: i128 = w_terms
+                .iter()
+                .map(|&(v, fr_)| v << ((wf - fr_) as u32))
+                .sum();
+            let v2 = combine(&[(wsum * i128::from(inv_trace), wf + it_f)], f.v2).max(*v2_floor);
+            w.rho.copy_from_slice(&w.e);
+            w.d.fill(0);
+            w.p.fill(0);
+            let mut tap_p = Vec::new();
+            let mut tap_d = Vec::new();
+            let dl = delta.codes[bin];
+            for (l, s) in steps.iter().enumerate() {
+                for i in 0..n {
+                    w.p[i] = combine(
+                        &[
+                            (i128::from(w.diag_inv[i] * w.rho[i]), df_ + f.e.frac()),
+                            (i128::from(s.beta.code * w.p[i]), s.beta.frac + f.p.frac()),
+                        ],
+                        f.p,
+                    );
+                    w.d[i] = combine(
+                        &[
+                            (i128::from(w.d[i]), f.d.frac()),
+                            (i128::from(s.omega.code * w.p[i]), s.omega.frac + f.p.frac()),
+                        ],
+                        f.d,
+                    );
+                }
+                if taps.is_some() {
+                    tap_p.extend_from_slice(&w.p);
+                    tap_d.extend_from_slice(&w.d);
+                }
+                if l + 1 < steps.len() {
+                    matvec(&w.g, &w.d, &mut w.tmp);
+                    for i in 0..n {
+                        w.rho[i] = combine(
+                            &[
+                                (i128::from(w.e[i]), f.e.frac()),
+                                (-i128::from(w.tmp[i]), gf + f.d.frac()),
+                                (-i128::from(dl * w.d[i]), delta.frac + f.d.frac()),
+                            ],
+                            f.e,
+                        );
+                    }
+                }
+            }
+            for i in 0..n {
+                w.r[i] = combine(
+                    &[
+                        (i128::from(w.x[i]), xf),
+                        (i128::from(gamma.code * w.d[i]), gamma.frac + f.d.frac()),
+                    ],
+                    f.r,
+                );
+            }
+            let tau2 = combine(
+                &[
+                    (i128::from(tv.code * v2), tv.frac + f.v2.frac()),
+                    (i128::from(ts.codes[bin]), ts.frac),
+                ],
+                f.tau2,
+            );
+            let bucket = ir
+                .denoiser
+                .thresholds
+                .iter()
+                .filter(|&&t| tau2 >= t)
+                .count();
+            let row = &ir.denoiser.table[bucket];
+            for i in 0..n {
+                w.x[i] = row[(w.r[i] + half) as usize];
+            }
+            if let Some(t) = taps.as_deref_mut() {
+                t.layers.push(LayerTaps {
+                    e: w.e.clone(),
+                    v2,
+                    p: tap_p,
+                    d: tap_d,
+                    r: w.r.clone(),
+                    tau2,
+                    bucket,
+                    x: w.x.clone(),
+                });
+            }
+        }
+        if let Some(t) = taps {
+            t.output = w.x.clone();
+            t.levels = w.x.iter().map(|&c| ir.decide(c)).collect();
+        }
+    }
+
+    /// Runs one channel block given as codes: H̃ (row-major), the T vectors ỹ (`T × M`) and the
+    /// SNR bin; returns the block's taps and every vector's taps.
+    pub fn run_block_codes(
+        &self,
+        h: &[i64],
+        ys: &[i64],
+        bin: usize,
+    ) -> Result<(BlockTaps, Vec<VectorTaps>), IrError> {
+        self.check_codes(h, ys, bin)?;
+        let mut w = Work::new(self.ir.n);
+        let (trace, inv_trace) = self.block(h, &mut w);
+        let block = BlockTaps {
+            g: w.g.clone(),
+            trace,
+            inv_trace,
+            diag_inv: w.diag_inv.clone(),
+        };
+        let mut out = Vec::new();
+        for y in ys.chunks(self.ir.m) {
+            let mut t = VectorTaps::default();
+            self.vector(h, y, bin, inv_trace, &mut w, Some(&mut t));
+            out.push(t);
+        }
+        Ok((block, out))
+    }
+
+    /// Quantizes every frame with the front end, cuts the frames into channel blocks (runs of
+    /// consecutive frames with equal H̃ and σ²), runs each block's stage once and its vectors,
+    /// and writes the hard decisions (`frames × n` alphabet levels). Parallel over whole blocks.
+    pub fn detect_received(
+        &self,
+        frames: &Received<'_>,
+        decisions: &mut [i32],
+    ) -> Result<(), IrError> {
+        let (m, n) = (self.ir.m, self.ir.n);
+        if frames.m != m || frames.n != n || frames.modulation != self.ir.modulation {
+            return Err(IrError::Shape(format!(
+                "frames are {}×{} {}, the IR needs {m}×{n} {}",
+                frames.m, frames.n, frames.modulation, self.ir.modulation
+            )));
+        }
+        let f = frames.frames;
+        if decisions.len() != f * n
+            || frames.h.len() < f * m * n
+            || frames.y.len() < f * m
+            || frames.noise_var.len() < f
+        {
+            return Err(IrError::Shape(
+                "frame batch or decision buffer of the wrong length".into(),
+            ));
+        }
+        let starts = |b: usize| {
+            b == 0
+                || frames.noise_var[b] != frames.noise_var[b - 1]
+                || frames.h[b * m * n..(b + 1) * m * n] != frames.h[(b - 1) * m * n..b * m * n]
+        };
+        // Chunks of whole blocks, at least 32 frames each.
+        let mut cuts = vec![0];
+        for b in 1..f {
+            if b - cuts[cuts.len() - 1] >= 32 && starts(b) {
+                cuts.push(b);
+            }
+        }
+        cuts.push(f);
+        let mut parts: Vec<(usize, &mut [i32])> = Vec::new();
+        let mut rest = decisions;
+        for c in cuts.windows(2) {
+            let (head, tail) = rest.split_at_mut((c[1] - c[0]) * n);
+            parts.push((c[0], head));
+            rest = tail;
+        }
+        parts.into_par_iter().for_each(|(first, out)| {
+            let mut w = Work::new(n);
+            let mut hc = vec![0i64; m * n];
+            let mut yc = vec![0i64; m];
+            let mut inv_trace = 0;
+            let mut bin = 0;
+            for (k, dec) in out.chunks_mut(n).enumerate() {
+                let b = first + k;
+                if k == 0 || starts(b) {
+                    for (c, &v) in hc.iter_mut().zip(&frames.h[b * m * n..(b + 1) * m * n]) {
+                        *c = front_end(v as f32, self.h_step, self.h_qp);
+                    }
+                    bin = self.ir.bin_of(frames.noise_var[b] as f32);
+                    inv_trace = self.block(&hc, &mut w).1;
+                }
+                for (c, &v) in yc.iter_mut().zip(&frames.y[b * m..(b + 1) * m]) {
+                    *c = front_end(v as f32, self.y_step, self.y_qp);
+                }
+                self.vector(&hc, &yc, bin, inv_trace, &mut w, None);
+                for (d, &c) in dec.iter_mut().zip(&w.x) {
+                    *d = self.ir.decide(c);
+                }
+            }
+        });
+        Ok(())
+    }
+}

@@ -1,0 +1,777 @@
+//! IR version 2: the Gram-domain unfolded conjugate-gradient detector (`family: "cg"`) with
+//! its per-channel-block stage (docs/ir.md §10, arithmetic in docs/fixed-point.md §7).
+//!
+//! * [`GramIr`]: the document, loaded with unknown fields refused and validated field by
+//!   field ([`GramIr::validate`]); every error names the offending field by its JSON path.
+//! * [`combine`]: the one aligned-sum-and-requantize rule every per-vector stage uses.
+//! * [`GramInterpreter`]: the integer golden model, batched over the vectors of a channel
+//!   block, with per-stage taps ([`BlockTaps`], [`VectorTaps`]).
+//!
+//! Guarantees: a validated [`GramIr`] cannot make the interpreter panic or overflow — every
+//! sum's bound is computed by interval analysis ([`GramIr::bounds`]) from the formats and the
+//! parameter values and must stay below 2^62; every shift the semantics derive lies in 0..=63.
+
+use serde::{Deserialize, Serialize};
+
+use crate::document::{IR_FORMAT, IrError, MAX_DIM};
+use crate::fixed::{Divide, OverflowMode, QFormat, RoundingMode, max_code};
+use crate::modulation::Modulation;
+use crate::vocab::SnrBins;
+
+mod interp;
+#[cfg(test)]
+mod tests;
+
+pub use interp::{BlockTaps, GramInterpreter, LayerTaps, VectorTaps};
+
+/// The version of a Gram-domain IR document.
+pub const GRAM_IR_VERSION: u32 = 2;
+/// Largest number of layers.
+pub const MAX_GRAM_LAYERS: usize = 64;
+/// Largest number of inner steps per layer.
+pub const MAX_GRAM_INNER: usize = 32;
+/// Largest number of variance buckets of the denoiser table.
+pub const MAX_BUCKETS: usize = 256;
+/// Largest width of a denoiser input code (the table has 2^width entries per bucket).
+pub const MAX_TABLE_INPUT_WIDTH: u32 = 12;
+/// Every sum the semantics form must stay below 2^MAX_SUM_BITS in magnitude.
+pub const MAX_SUM_BITS: u32 = 62;
+
+/// The family of a v2 document (only the inverse-free `cg` so far).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum GramFamily {
+    /// The unfolded Jacobi-preconditioned conjugate-gradient net.
+    Cg,
+}
+
+/// A constant: the real value `code · 2^−frac`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Coef {
+    /// The integer code (a signed 32-bit value).
+    pub code: i64,
+    /// Fractional bits.
+    pub frac: i32,
+}
+
+/// A per-SNR-bin constant: entry `bin` stands for `codes[bin] · 2^−frac`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BinCoef {
+    /// One code per SNR bin (signed 32-bit values).
+    pub codes: Vec<i64>,
+    /// Fractional bits shared by every bin.
+    pub frac: i32,
+}
+
+/// Whether a division's divisor lower bound is proved (the clamp never acts) or the
+/// hardware clamps it to `d_min` (docs/fixed-point.md §6).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Divisor {
+    /// Interval analysis proves every divisor ≥ d_min.
+    Proved,
+    /// The divisor can fall below d_min; the hardware clamps it.
+    Clamped,
+}
+
+/// A reciprocal `1 · 2^shift / max(d, d_min)` of the block stage.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Reciprocal {
+    /// The division's parameters.
+    pub op: Divide,
+    /// Which divisor case holds.
+    pub divisor: Divisor,
+    /// Format of the result: `frac = op.shift − frac(divisor)`, `width = op.out_width`.
+    pub format: QFormat,
+}
+
+/// The per-channel-block stage: G = H̃ᵀH̃, tr G, 1/tr G, D = diag(G)⁻¹.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BlockStage {
+    /// Format of G's entries.
+    pub g: QFormat,
+    /// 1/tr G (divisor tr G = Σ G_ii, at G's frac).
+    pub inv_trace: Reciprocal,
+    /// D_i = 1/G_ii.
+    pub diag_inv: Reciprocal,
+}
+
+/// The front of every vector: z = H̃ᵀỹ and ‖ỹ‖², and the per-bin noise power M·s2.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct VectorFront {
+    /// Format of z.
+    pub z: QFormat,
+    /// Format of ‖ỹ‖² (and of `noise`).
+    pub yy: QFormat,
+    /// Per bin: M·s2 at `yy.frac`.
+    pub noise: Vec<i64>,
+}
+
+/// Formats of one layer's tensors.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LayerFormats {
+    /// e = z − Gx and every residual ρ_l.
+    pub e: QFormat,
+    /// The search directions p_l.
+    pub p: QFormat,
+    /// The iterates d_l.
+    pub d: QFormat,
+    /// The denoiser input r (its width addresses the table).
+    pub r: QFormat,
+    /// The residual-power estimate v².
+    pub v2: QFormat,
+    /// The denoiser variance τ².
+    pub tau2: QFormat,
+}
+
+/// One inner step's learned constants.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct InnerStep {
+    /// The step ω_{k,l}.
+    pub omega: Coef,
+    /// The momentum β_{k,l} (code 0 in step 0).
+    pub beta: Coef,
+}
+
+/// One unfolded cg layer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GramLayer {
+    /// The layer's formats.
+    pub formats: LayerFormats,
+    /// Floor of v² (a code at `formats.v2`, ≥ 0).
+    pub v2_floor: i64,
+    /// Per bin: the regularizer δ = s2·e^ρ_k.
+    pub delta: BinCoef,
+    /// The step γ_k of r = x + γ d_L.
+    pub gamma: Coef,
+    /// e^{a_k}, the coefficient of v² in τ².
+    pub tv: Coef,
+    /// Per bin: e^{b_k}·s2, the constant of τ².
+    pub ts: BinCoef,
+    /// The L inner steps.
+    pub steps: Vec<InnerStep>,
+}
+
+/// The Gauss-QAM denoiser as a bucketed table: bucket j = #{i : τ² ≥ thresholds[i]},
+/// x = table[j][r + 2^(w_r − 1)].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Denoiser {
+    /// Ascending τ² codes (at each layer's `tau2` format, which must be the same for all
+    /// layers): `buckets − 1` entries.
+    pub thresholds: Vec<i64>,
+    /// The representative τ² of each bucket (informational: what the table was built at).
+    pub representatives: Vec<f64>,
+    /// One row of 2^(w_r) state codes per bucket.
+    pub table: Vec<Vec<i64>>,
+}
+
+/// The IR v2 document of a Gram-domain cg net (docs/ir.md §10).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GramIr {
+    /// Always `kaq-ir`.
+    pub format: String,
+    /// Always [`GRAM_IR_VERSION`].
+    pub version: u32,
+    /// The source model's name, e.g. `cg-k8-l4-ptq-8b`.
+    pub name: String,
+    /// The family.
+    pub family: GramFamily,
+    /// The modulation.
+    pub modulation: Modulation,
+    /// Transmit antennas.
+    pub nt: usize,
+    /// Receive antennas.
+    pub nr: usize,
+    /// Rows of H̃.
+    pub m: usize,
+    /// Columns of H̃.
+    pub n: usize,
+    /// The SNR bins.
+    pub snr_bins: SnrBins,
+    /// Input formats of H̃ and ỹ.
+    pub inputs: crate::document::Inputs,
+    /// Format of every state code x (and of the denoiser's table entries).
+    pub state: QFormat,
+    /// The per-channel-block stage.
+    pub block: BlockStage,
+    /// z, ‖y‖², the noise power.
+    pub front: VectorFront,
+    /// The layers.
+    pub layers: Vec<GramLayer>,
+    /// The denoiser table.
+    pub denoiser: Denoiser,
+    /// The L − 1 ascending state-code thresholds of the slicer.
+    pub slicer: Vec<i64>,
+}
+
+/// `combine`: the aligned sum of terms `(value, frac)` requantized to `out` (docs/ir.md §10.3):
+/// F = max(out.frac, every term's frac), S = Σ value·2^(F − frac), result
+/// saturate_symmetric(round_half_up(S / 2^(F − out.frac)), out.width). Exact in i128.
+#[inline]
+pub fn combine(terms: &[(i128, i32)], out: QFormat) -> i64 {
+    let f = terms.iter().map(|t| t.1).fold(out.frac(), i32::max);
+    let mut s: i128 = 0;
+    for &(v, fr) in terms {
+        s += v << ((f - fr) as u32);
+    }
+    let shifted = crate::fixed::round_shift_wide(s, (f - out.frac()) as u32, RoundingMode::HalfUp);
+    let m = i128::from(max_code(out.width()));
+    shifted.clamp(-m, m) as i64
+}
+
+/// The bound of every sum of the IR (interval analysis, docs/ir.md §10.4), in bits.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SumBits {
+    /// Every named sum and the bits of its bound (`bits(bound)`, sign excluded).
+    pub sums: Vec<(String, u32)>,
+}
+
+fn bits(b: i128) -> u32 {
+    128 - b.unsigned_abs().leading_zeros()
+}
+
+/// The interval-analysis bookkeeping of one combine: terms as (bound, frac).
+fn sum_bound(terms: &[(i128, i32)], out: QFormat) -> Result<i128, ()> {
+    let f = terms.iter().map(|t| t.1).fold(out.frac(), i32::max);
+    let mut s: i128 = 0;
+    for &(b, fr) in terms {
+        let sh = (f - fr) as u32;
+        if sh > 63 || bits(b) + sh > 120 {
+            return Err(());
+        }
+        s = s.checked_add(b << sh).ok_or(())?;
+    }
+    if f - out.frac() > 63 {
+        return Err(());
+    }
+    Ok(s)
+}
+
+fn code_max(f: QFormat) -> i128 {
+    i128::from(max_code(f.width()))
+}
+
+fn check_fmt(field: &str, f: &QFormat, lo: u32, hi: u32) -> Result<(), IrError> {
+    if !f.is_signed() {
+        return Err(IrError::invalid(field, "must be signed"));
+    }
+    if !(lo..=hi).contains(&f.width()) {
+        return Err(IrError::invalid(
+            format!("{field}.width"),
+            format!("{} bits is outside {lo}..={hi}", f.width()),
+        ));
+    }
+    Ok(())
+}
+
+fn check_code(field: &str, c: i64) -> Result<(), IrError> {
+    if !(i64::from(i32::MIN)..=i64::from(i32::MAX)).contains(&c) {
+        return Err(IrError::invalid(
+            field,
+            format!("{c} is not a signed 32-bit code"),
+        ));
+    }
+    Ok(())
+}
+
+fn check_bins(field: &str, c: &BinCoef, bins: usize) -> Result<(), IrError> {
+    if c.codes.len() != bins {
+        return Err(IrError::invalid(
+            format!("{field}.codes"),
+            format!("{} entries, snr_bins.count = {bins} needed", c.codes.len()),
+        ));
+    }
+    for (i, &v) in c.codes.iter().enumerate() {
+        check_code(&format!("{field}.codes[{i}]"), v)?;
+    }
+    check_frac(&format!("{field}.frac"), c.frac)
+}
+
+fn check_frac(field: &str, f: i32) -> Result<(), IrError> {
+    if !(-64..=64).contains(&f) {
+        return Err(IrError::invalid(field, format!("{f} is outside -64..=64")));
+    }
+    Ok(())
+}
+
+fn check_coef(field: &str, c: &Coef) -> Result<(), IrError> {
+    check_code(&format!("{field}.code"), c.code)?;
+    check_frac(&format!("{field}.frac"), c.frac)
+}
+
+fn bound_err(field: &str) -> IrError {
+    IrError::invalid(
+        field,
+        format!(
+            "interval analysis cannot keep this sum below 2^{MAX_SUM_BITS} \
+             (or a derived shift exceeds 63)"
+        ),
+    )
+}
+
+impl GramIr {
+    /// Parses and validates a v2 document; `path` names it in errors.
+    pub fn from_json(text: &str, path: &str) -> Result<Self, IrError> {
+        let ir: GramIr = serde_json::from_str(text).map_err(|source| IrError::Parse {
+            path: path.to_string(),
+            field: crate::document::json_path_of(text, &source),
+            source,
+        })?;
+        ir.validate()?;
+        Ok(ir)
+    }
+
+    /// The canonical JSON text (pretty, trailing newline).
+    pub fn to_json(&self) -> String {
+        let mut s = serde_json::to_string_pretty(self).expect("an IR always serializes");
+        s.push('\n');
+        s
+    }
+
+    /// Levels per real dimension.
+    pub fn levels(&self) -> usize {
+        self.modulation.levels_per_dim()
+    }
+
+    /// Inner steps per layer.
+    pub fn inner(&self) -> usize {
+        self.layers.first().map_or(0, |l| l.steps.len())
+    }
+
+    /// The SNR bin of complex noise variance `noise_var` (the rule of v1, docs/ir.md §3).
+    pub fn bin_of(&self, noise_var: f32) -> usize {
+        let signal = self.nt as f64 / self.nr as f64 * self.modulation.es();
+        self.snr_bins
+            .bin(10.0 * (signal / f64::from(noise_var)).log10())
+    }
+
+    /// The alphabet level of state code `code`.
+    #[inline]
+    pub fn decide(&self, code: i64) -> i32 {
+        let i = self.slicer.iter().filter(|&&t| code >= t).count() as i32;
+        2 * i - (self.levels() as i32 - 1)
+    }
+
+    /// Checks every field; the error names the first offending one (docs/ir.md §10.5).
+    pub fn validate(&self) -> Result<(), IrError> {
+        if self.format != IR_FORMAT {
+            return Err(IrError::Format(self.format.clone()));
+        }
+        if self.version != GRAM_IR_VERSION {
+            return Err(IrError::invalid(
+                "version",
+                format!("{} is not {GRAM_IR_VERSION}", self.version),
+            ));
+        }
+        if self.name.is_empty() || self.name.len() > 128 || self.name.chars().any(char::is_control)
+        {
+            return Err(IrError::invalid(
+                "name",
+                "must be 1 to 128 bytes, no control characters",
+            ));
+        }
+        for (field, v) in [("nt", self.nt), ("nr", self.nr)] {
+            if !(1..=256).contains(&v) {
+                return Err(IrError::invalid(field, format!("{v} is outside 1..=256")));
+            }
+        }
+        if self.m != 2 * self.nr || self.m > MAX_DIM {
+            return Err(IrError::invalid(
+                "m",
+                format!("{} is not 2·nr = {}", self.m, 2 * self.nr),
+            ));
+        }
+        let n_want = self.modulation.real_dims_per_symbol() * self.nt;
+        if self.n != n_want || self.n > MAX_DIM {
+            return Err(IrError::invalid("n", format!("{} is not {n_want}", self.n)));
+        }
+        self.snr_bins
+            .validate()
+            .map_err(|e| IrError::invalid("snr_bins", e))?;
+        let bins = self.snr_bins.count;
+        check_fmt("inputs.h", &self.inputs.h, 2, 24)?;
+        check_fmt("inputs.y", &self.inputs.y, 2, 24)?;
+        check_fmt("state", &self.state, 2, 16)?;
+        let b = &self.block;
+        check_fmt("block.g", &b.g, 2, 32)?;
+        for (field, r) in [
+            ("block.inv_trace", &b.inv_trace),
+            ("block.diag_inv", &b.diag_inv),
+        ] {
+            check_fmt(&format!("{field}.format"), &r.format, 2, 32)?;
+            if r.format.width() != r.op.out_width() {
+                return Err(IrError::invalid(
+                    format!("{field}.format.width"),
+                    format!(
+                        "{} is not op.out_width = {}",
+                        r.format.width(),
+                        r.op.out_width()
+                    ),
+                ));
+            }
+            let want = r.op.shift() as i32 - b.g.frac();
+            if r.format.frac() != want {
+                return Err(IrError::invalid(
+                    format!("{field}.format.frac"),
+                    format!(
+                        "{} is not op.shift − block.g.frac = {want}",
+                        r.format.frac()
+                    ),
+                ));
+            }
+            if r.divisor == Divisor::Proved {
+                // Every divisor (a sum of squares) can be 0: nothing proves d ≥ d_min ≥ 1.
+                return Err(IrError::invalid(
+                    format!("{field}.divisor"),
+                    "\"proved\" does not hold: the divisor (a sum of rounded squares) can be 0; \
+                     it must be \"clamped\"",
+                ));
+            }
+        }
+        check_fmt("front.z", &self.front.z, 2, 32)?;
+        check_fmt("front.yy", &self.front.yy, 2, 40)?;
+        if self.front.noise.len() != bins {
+            return Err(IrError::invalid(
+                "front.noise",
+                format!(
+                    "{} entries, snr_bins.count = {bins} needed",
+                    self.front.noise.len()
+                ),
+            ));
+        }
+        for (i, &v) in self.front.noise.iter().enumerate() {
+            check_code(&format!("front.noise[{i}]"), v)?;
+        }
+        if self.layers.is_empty() || self.layers.len() > MAX_GRAM_LAYERS {
+            return Err(IrError::invalid(
+                "layers",
+                format!(
+                    "{} layers is outside 1..={MAX_GRAM_LAYERS}",
+                    self.layers.len()
+                ),
+            ));
+        }
+        let inner = self.inner();
+        let tau2_frac = self.layers[0].formats.tau2.frac();
+        let r_width = self.layers[0].formats.r.width();
+        for (k, l) in self.layers.iter().enumerate() {
+            let at = |f: &str| format!("layers[{k}].{f}");
+            let f = &l.formats;
+            check_fmt(&at("formats.e"), &f.e, 2, 24)?;
+            check_fmt(&at("formats.p"), &f.p, 2, 24)?;
+            check_fmt(&at("formats.d"), &f.d, 2, 24)?;
+            check_fmt(&at("formats.r"), &f.r, 2, MAX_TABLE_INPUT_WIDTH)?;
+            check_fmt(&at("formats.v2"), &f.v2, 2, 32)?;
+            check_fmt(&at("formats.tau2"), &f.tau2, 2, 32)?;
+            if f.tau2.frac() != tau2_frac {
+                return Err(IrError::invalid(
+                    at("formats.tau2.frac"),
+                    format!(
+                        "{} differs from layers[0]'s {tau2_frac} (one denoiser table)",
+                        f.tau2.frac()
+                    ),
+                ));
+            }
+            if f.r.width() != r_width {
+                return Err(IrError::invalid(
+                    at("formats.r.width"),
+                    format!(
+                        "{} differs from layers[0]'s {r_width} (one denoiser table)",
+                        f.r.width()
+                    ),
+                ));
+            }
+            if l.v2_floor < 0 || i128::from(l.v2_floor) > code_max(f.v2) {
+                return Err(IrError::invalid(
+                    at("v2_floor"),
+                    format!("{} is not a non-negative code of formats.v2", l.v2_floor),
+                ));
+            }
+            check_bins(&at("delta"), &l.delta, bins)?;
+            check_bins(&at("ts"), &l.ts, bins)?;
+            check_coef(&at("gamma"), &l.gamma)?;
+            check_coef(&at("tv"), &l.tv)?;
+            if l.steps.is_empty() || l.steps.len() > MAX_GRAM_INNER || l.steps.len() != inner {
+                return Err(IrError::invalid(
+                    at("steps"),
+                    format!(
+                        "{} steps: every layer needs the same 1..={MAX_GRAM_INNER} steps ({inner} in layers[0])",
+                        l.steps.len()
+                    ),
+                ));
+            }
+            for (j, s) in l.steps.iter().enumerate() {
+                check_coef(&at(&format!("steps[{j}].omega")), &s.omega)?;
+                check_coef(&at(&format!("steps[{j}].beta")), &s.beta)?;
+            }
+            if l.steps[0].beta.code != 0 {
+                return Err(IrError::invalid(
+                    at("steps[0].beta.code"),
+                    "must be 0 (the first step has no previous direction)",
+                ));
+            }
+        }
+        let dn = &self.denoiser;
+        if dn.table.is_empty() || dn.table.len() > MAX_BUCKETS {
+            return Err(IrError::invalid(
+                "denoiser.table",
+                format!("{} buckets is outside 1..={MAX_BUCKETS}", dn.table.len()),
+            ));
+        }
+        if dn.thresholds.len() + 1 != dn.table.len() {
+            return Err(IrError::invalid(
+                "denoiser.thresholds",
+                format!(
+                    "{} entries, buckets − 1 = {} needed",
+                    dn.thresholds.len(),
+                    dn.table.len() - 1
+                ),
+            ));
+        }
+        if dn.representatives.len() != dn.table.len() {
+            return Err(IrError::invalid(
+                "denoiser.representatives",
+                format!(
+                    "{} entries, {} buckets",
+                    dn.representatives.len(),
+                    dn.table.len()
+                ),
+            ));
+        }
+        for i in 1..dn.thresholds.len() {
+            if dn.thresholds[i] < dn.thresholds[i - 1] {
+                return Err(IrError::invalid(
+                    format!("denoiser.thresholds[{i}]"),
+                    "not ascending",
+                ));
+            }
+        }
+        for (i, &t) in dn.thresholds.iter().enumerate() {
+            check_code(&format!("denoiser.thresholds[{i}]"), t)?;
+        }
+        let entries = 1usize << r_width;
+        let qx = code_max(self.state);
+        for (j, row) in dn.table.iter().enumerate() {
+            if row.len() != entries {
+                return Err(IrError::invalid(
+                    format!("denoiser.table[{j}]"),
+                    format!(
+                        "{} entries, 2^(r width {r_width}) = {entries} needed",
+                        row.len()
+                    ),
+                ));
+            }
+            for (i, &v) in row.iter().enumerate() {
+                if i128::from(v).abs() > qx {
+                    return Err(IrError::invalid(
+                        format!("denoiser.table[{j}][{i}]"),
+                        format!(
+                            "{v} is not a symmetric code of state ({} bits)",
+                            self.state.width()
+                        ),
+                    ));
+                }
+            }
+        }
+        let levels = self.levels();
+        if self.slicer.len() + 1 != levels {
+            return Err(IrError::invalid(
+                "slicer",
+                format!(
+                    "{} thresholds, levels − 1 = {} needed",
+                    self.slicer.len(),
+                    levels - 1
+                ),
+            ));
+        }
+        for i in 1..self.slicer.len() {
+            if self.slicer[i] < self.slicer[i - 1] {
+                return Err(IrError::invalid(format!("slicer[{i}]"), "not ascending"));
+            }
+        }
+        self.bounds().map(|_| ())
+    }
+
+    /// Interval analysis (docs/ir.md §10.4): the bound of every sum from the formats and the
+    /// parameter values; an error names the first sum that cannot be kept below 2^62.
+    pub fn bounds(&self) -> Result<SumBits, IrError> {
+        let mut out = SumBits::default();
+        let (m, n) = (self.m as i128, self.n as i128);
+        let hb = 1i128 << (self.inputs.h.width() - 1);
+        let yb = 1i128 << (self.inputs.y.width() - 1);
+        let (fh, fy) = (self.inputs.h.frac(), self.inputs.y.frac());
+        let b = &self.block;
+        let mut push = |name: String, terms: &[(i128, i32)], fmt: QFormat| -> Result<(), IrError> {
+            let s = sum_bound(terms, fmt).map_err(|_| bound_err(&name))?;
+            if bits(s) > MAX_SUM_BITS {
+                return Err(bound_err(&name));
+            }
+            out.sums.push((name, bits(s)));
+            Ok(())
+        };
+        push("block.g".into(), &[(m * hb * hb, 2 * fh)], b.g)?;
+        let gq = code_max(b.g);
+        if bits(n * gq) > MAX_SUM_BITS {
+            return Err(bound_err("block.inv_trace"));
+        }
+        push("front.z".into(), &[(m * hb * yb, fh + fy)], self.front.z)?;
+        let noise = self
+            .front
+            .noise
+            .iter()
+            .map(|v| i128::from(*v).abs())
+            .max()
+            .unwrap_or(0);
+        push(
+            "front.yy".into(),
+            &[(m * yb * yb, 2 * fy), (noise, self.front.yy.frac())],
+            self.front.yy,
+        )?;
+        let xq = code_max(self.state);
+        let xf = self.state.frac();
+        let zq = code_max(self.front.z);
+        let zf = self.front.z.frac();
+        let yyq = code_max(self.front.yy);
+        let it = &b.inv_trace.format;
+        let df = &b.diag_inv.format;
+        for (k, l) in self.layers.iter().enumerate() {
+            let f = &l.formats;
+            let at = |s: &str| format!("layers[{k}].{s}");
+            let eq = code_max(f.e);
+            push(at("e"), &[(zq, zf), (n * gq * xq, b.g.frac() + xf)], f.e)?;
+            // W = yy − xᵀz − xᵀe − noise, all at their own fracs; then W·(1/tr G).
+            let w_terms = [
+                (yyq, self.front.yy.frac()),
+                (n * xq * zq, xf + zf),
+                (n * xq * eq, xf + f.e.frac()),
+                (noise, self.front.yy.frac()),
+            ];
+            let w = sum_bound(&w_terms, f.v2).map_err(|_| bound_err(&at("v2")))?;
+            let wf = w_terms.iter().map(|t| t.1).fold(f.v2.frac(), i32::max);
+            push(at("v2"), &[(w * code_max(*it), wf + it.frac())], f.v2)?;
+            let dq = code_max(f.d);
+            let pq = code_max(f.p);
+            let delta = l
+                .delta
+                .codes
+                .iter()
+                .map(|v| i128::from(*v).abs())
+                .max()
+                .unwrap_or(0);
+            for (j, s) in l.steps.iter().enumerate() {
+                push(
+                    at(&format!("steps[{j}].p")),
+                    &[
+                        (code_max(*df) * eq, df.frac() + f.e.frac()),
+                        (i128::from(s.beta.code).abs() * pq, s.beta.frac + f.p.frac()),
+                    ],
+                    f.p,
+                )?;
+                push(
+                    at(&format!("steps[{j}].d")),
+                    &[
+                        (dq, f.d.frac()),
+                        (
+                            i128::from(s.omega.code).abs() * pq,
+                            s.omega.frac + f.p.frac(),
+                        ),
+                    ],
+                    f.d,
+                )?;
+                push(
+                    at(&format!("steps[{j}].rho")),
+                    &[
+                        (eq, f.e.frac()),
+                        (n * gq * dq, b.g.frac() + f.d.frac()),
+                        (delta * dq, l.delta.frac + f.d.frac()),
+                    ],
+                    f.e,
+                )?;
+            }
+            push(
+                at("r"),
+                &[
+                    (xq, xf),
+                    (
+                        i128::from(l.gamma.code).abs() * dq,
+                        l.gamma.frac + f.d.frac(),
+                    ),
+                ],
+                f.r,
+            )?;
+            let ts =
+                l.ts.codes
+                    .iter()
+                    .map(|v| i128::from(*v).abs())
+                    .max()
+                    .unwrap_or(0);
+            push(
+                at("tau2"),
+                &[
+                    (
+                        i128::from(l.tv.code).abs() * code_max(f.v2),
+                        l.tv.frac + f.v2.frac(),
+                    ),
+                    (ts, l.ts.frac),
+                ],
+                f.tau2,
+            )?;
+        }
+        Ok(out)
+    }
+}
+
+/// Overflow mode of every v2 requantization (the quantizer's symmetric saturation).
+pub const GRAM_OVERFLOW: OverflowMode = OverflowMode::SaturateSymmetric;
+
+/// A document of either version: v1 ([`crate::Ir`]) or v2 ([`GramIr`]).
+#[derive(Debug, Clone, PartialEq)]
+pub enum AnyIr {
+    /// Version 1 (PGD-Net, ADMM-Net).
+    V1(crate::Ir),
+    /// Version 2 (the Gram-domain cg net).
+    V2(GramIr),
+}
+
+impl AnyIr {
+    /// Parses a document of either version by its `version` field: 1 goes through
+    /// [`crate::Ir::from_json`] unchanged, 2 through [`GramIr::from_json`].
+    pub fn from_json(text: &str, path: &str) -> Result<Self, IrError> {
+        #[derive(Deserialize)]
+        struct Head {
+            format: Option<serde_json::Value>,
+            version: Option<serde_json::Value>,
+        }
+        let head: Head = serde_json::from_str(text).map_err(|source| IrError::Parse {
+            path: path.to_string(),
+            field: crate::document::json_path_of(text, &source),
+            source,
+        })?;
+        let is_kaq = matches!(&head.format, Some(serde_json::Value::String(f)) if f == IR_FORMAT);
+        if is_kaq
+            && head.version.as_ref().and_then(|v| v.as_u64()) == Some(u64::from(GRAM_IR_VERSION))
+        {
+            return GramIr::from_json(text, path).map(Self::V2);
+        }
+        crate::Ir::from_json(text, path).map(Self::V1)
+    }
+
+    /// Reads a document of either version.
+    pub fn load(path: &std::path::Path) -> Result<Self, IrError> {
+        let text = std::fs::read_to_string(path).map_err(|source| IrError::Io {
+            path: path.display().to_string(),
+            source,
+        })?;
+        Self::from_json(&text, &path.display().to_string())
+    }
+}

@@ -1,0 +1,645 @@
+//! The quantized cg net: post-training quantization (PTQ) of a float [`GramNet`] of the `cg`
+//! family, its fake-quant forward in f32, and its lowering to an IR v2 document
+//! ([`kaq_ir::gram::GramIr`], docs/ir.md §10).
+//!
+//! The fake-quant forward holds every tensor the hardware holds — the input codes, G, 1/tr G,
+//! D, z, ‖y‖², e, v², every p, d and ρ, r, τ² and x — rounded half-up and saturated
+//! symmetrically to the IR's power-of-two formats, its constants quantized to the IR's codes,
+//! and the denoiser read from the IR's bucketed table, so that on equal inputs it computes the
+//! integer model's values except where f32 rounding differs from the exact integers
+//! (docs/fixed-point.md §7.3). Every rounding is a plain f32 expression of the float
+//! parameters, so a straight-through estimator can later train them.
+//!
+//! PTQ: one float pass over calibration frames records the largest magnitude of every tensor
+//! class (per layer); each format takes the finest power-of-two step holding it at its width.
+
+use rand::Rng;
+
+use kaq_ir::fixed::{Divide, OverflowMode, QFormat, RoundingMode, max_code};
+use kaq_ir::gram::{
+    BinCoef, BlockStage, Coef, Denoiser, Divisor, GRAM_IR_VERSION, GramFamily, GramInterpreter,
+    GramIr, GramLayer, InnerStep, LayerFormats, Reciprocal, VectorFront,
+};
+use kaq_ir::{Inputs, IrError, SnrBins};
+
+use super::denoise::GaussQam;
+use super::{Family, GramNet};
+use crate::detect::Detector;
+use crate::error::ModelError;
+use crate::link::{FrameBatch, stream_rng};
+
+/// Options of the PTQ lowering of a cg net.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CgQuantOptions {
+    /// Bits of every per-vector tensor (x, e, ρ, p, d, r).
+    pub bits: u32,
+    /// Bits of the input codes H̃, ỹ.
+    pub input_bits: u32,
+    /// Bits of G and z.
+    pub wide_bits: u32,
+    /// Bits of the scalars 1/tr G, D, v², τ² and of every constant's code.
+    pub scalar_bits: u32,
+    /// Variance buckets of the denoiser table.
+    pub buckets: usize,
+    /// The SNR bins.
+    pub snr_bins: SnrBins,
+    /// Calibration frames.
+    pub calib_frames: usize,
+    /// Calibration SNR range in dB.
+    pub calib_snr: (f64, f64),
+    /// Seed of the calibration frames.
+    pub seed: u64,
+}
+
+impl CgQuantOptions {
+    /// PTQ at `bits` with the defaults: inputs at bits + 2, G and z at bits + 8 (at most 24),
+    /// scalars at 16, 32 buckets, the default SNR bins, 2000 calibration frames at 10–30 dB.
+    pub fn new(bits: u32) -> Self {
+        Self {
+            bits,
+            input_bits: (bits + 2).min(24),
+            wide_bits: (bits + 8).min(24),
+            scalar_bits: 16,
+            buckets: 32,
+            snr_bins: SnrBins::default(),
+            calib_frames: 2000,
+            calib_snr: (10.0, 30.0),
+            seed: 0x6b61_7131_36,
+        }
+    }
+}
+
+/// Largest magnitudes of the float pass (per layer where the IR has per-layer formats).
+#[derive(Debug, Clone, Default)]
+struct Stats {
+    h: f32,
+    y: f32,
+    g: f32,
+    inv_trace: f32,
+    diag_inv: f32,
+    z: f32,
+    yy: f32,
+    e: Vec<f32>,
+    p: Vec<f32>,
+    d: Vec<f32>,
+    r: Vec<f32>,
+    v2: Vec<f32>,
+    tau2: Vec<f32>,
+}
+
+fn upd(slot: &mut f32, v: f32) {
+    if v.abs() > *slot {
+        *slot = v.abs();
+    }
+}
+
+/// The float parameters of a cg net in the order the forward uses them.
+#[derive(Debug, Clone)]
+struct CgParams {
+    layers: usize,
+    inner: usize,
+    delta_scale: Vec<f32>,
+    gamma: Vec<f32>,
+    tv: Vec<f32>,
+    ts: Vec<f32>,
+    omega: Vec<f32>,
+    beta: Vec<f32>,
+}
+
+impl CgParams {
+    fn of(net: &GramNet) -> Self {
+        let c = net.config();
+        let (k, l) = (c.layers, c.inner);
+        let off = net.offsets();
+        let p = net.params();
+        let block = |i: usize, len: usize| p[off[i]..off[i] + len].to_vec();
+        let exp = |v: Vec<f32>| v.into_iter().map(f32::exp).collect();
+        Self {
+            layers: k,
+            inner: l,
+            delta_scale: exp(block(0, k)),
+            gamma: block(1, k),
+            tv: exp(block(2, k)),
+            ts: exp(block(3, k)),
+            omega: block(4, k * l),
+            beta: block(5, k * (l - 1)),
+        }
+    }
+
+    fn beta(&self, k: usize, l: usize) -> f32 {
+        if l == 0 {
+            0.0
+        } else {
+            self.beta[k * (self.inner - 1) + l - 1]
+        }
+    }
+}
+
+/// s2 = σ²/2 at the centre of SNR bin `bin` (σ² from SNR = N_t/N_r·E_s/σ²).
+fn bin_s2(net: &GramNet, bins: &SnrBins, bin: usize) -> f32 {
+    let link = net.link();
+    let signal = link.nt as f64 / link.nr as f64 * link.modulation.es();
+    (0.5 * signal / 10f64.powf(bins.centre_db(bin) / 10.0)) as f32
+}
+
+/// The float cg forward with s2 from the frame's SNR bin, recording magnitudes: the same
+/// equations as [`super::cg::forward`].
+fn float_pass(
+    net: &GramNet,
+    p: &CgParams,
+    opts: &CgQuantOptions,
+    frames: &FrameBatch,
+    st: &mut Stats,
+) {
+    let (m, n) = (frames.m, frames.n);
+    let q = GaussQam::<f32>::new(net.link().modulation);
+    let (k_n, l_n) = (p.layers, p.inner);
+    for v in [
+        &mut st.e,
+        &mut st.p,
+        &mut st.d,
+        &mut st.r,
+        &mut st.v2,
+        &mut st.tau2,
+    ] {
+        v.resize(k_n, 0.0);
+    }
+    let mut g = vec![0f32; n * n];
+    let (mut z, mut x, mut e, mut rho, mut pv, mut d, mut tmp) = (
+        vec![0f32; n],
+        vec![0f32; n],
+        vec![0f32; n],
+        vec![0f32; n],
+        vec![0f32; n],
+        vec![0f32; n],
+        vec![0f32; n],
+    );
+    let mut dinv = vec![0f32; n];
+    let nt_nr = net.link().nt as f64 / net.link().nr as f64 * net.link().modulation.es();
+    for f in 0..frames.frames {
+        let h: Vec<f32> = frames.h[f * m * n..(f + 1) * m * n]
+            .iter()
+            .map(|&v| v as f32)
+            .collect();
+        let y: Vec<f32> = frames.y[f * m..(f + 1) * m]
+            .iter()
+            .map(|&v| v as f32)
+            .collect();
+        h.iter().for_each(|&v| upd(&mut st.h, v));
+        y.iter().for_each(|&v| upd(&mut st.y, v));
+        let bin = opts
+            .snr_bins
+            .bin(10.0 * (nt_nr / frames.noise_var[f]).log10());
+        let s2 = bin_s2(net, &opts.snr_bins, bin);
+        super::linalg::gram(&h, m, n, &mut g);
+        g.iter().for_each(|&v| upd(&mut st.g, v));
+        let trace: f32 = (0..n).map(|i| g[i * n + i]).sum();
+        let it = 1.0 / trace;
+        upd(&mut st.inv_trace, it);
+        for i in 0..n {
+            dinv[i] = 1.0 / g[i * n + i];
+            upd(&mut st.diag_inv, dinv[i]);
+        }
+        super::linalg::transpose_mul(&h, &y, &mut z);
+        z.iter().for_each(|&v| upd(&mut st.z, v));
+        let yy: f32 = y.iter().map(|v| v * v).sum();
+        upd(&mut st.yy, yy);
+        upd(&mut st.yy, m as f32 * s2);
+        x.fill(0.0);
+        for k in 0..k_n {
+            super::linalg::sym_mul(&g, &x, &mut tmp);
+            for i in 0..n {
+                e[i] = z[i] - tmp[i];
+                upd(&mut st.e[k], e[i]);
+            }
+            let xz: f32 = x.iter().zip(&z).map(|(a, b)| a * b).sum();
+            let xe: f32 = x.iter().zip(&e).map(|(a, b)| a * b).sum();
+            let v2 = ((yy - xz - xe - m as f32 * s2) * it).max(super::oamp::V_FLOOR as f32);
+            upd(&mut st.v2[k], v2);
+            let delta = s2 * p.delta_scale[k];
+            rho.copy_from_slice(&e);
+            d.fill(0.0);
+            pv.fill(0.0);
+            for l in 0..l_n {
+                let (b, w) = (p.beta(k, l), p.omega[k * l_n + l]);
+                for i in 0..n {
+                    pv[i] = dinv[i] * rho[i] + b * pv[i];
+                    d[i] += w * pv[i];
+                    upd(&mut st.p[k], pv[i]);
+                    upd(&mut st.d[k], d[i]);
+                }
+                if l + 1 < l_n {
+                    super::linalg::sym_mul(&g, &d, &mut tmp);
+                    for i in 0..n {
+                        rho[i] = e[i] - tmp[i] - delta * d[i];
+                        upd(&mut st.e[k], rho[i]);
+                    }
+                }
+            }
+            let tau2 = p.tv[k] * v2 + p.ts[k] * s2;
+            upd(&mut st.tau2[k], tau2);
+            for i in 0..n {
+                let r = x[i] + p.gamma[k] * d[i];
+                upd(&mut st.r[k], r);
+                x[i] = q.eval(r, tau2).mean;
+            }
+        }
+    }
+}
+
+/// The finest power-of-two frac whose `width`-bit symmetric codes hold `max_abs`.
+fn frac_for(max_abs: f32, width: u32) -> i32 {
+    let qp = max_code(width) as f64;
+    if !(max_abs.is_finite() && max_abs > 0.0) {
+        return 0;
+    }
+    ((qp / f64::from(max_abs)).log2().floor() as i32).clamp(-60, 60)
+}
+
+fn fmt(width: u32, frac: i32) -> Result<QFormat, IrError> {
+    QFormat::signed(width, frac).map_err(|e| IrError::Lower(e.to_string()))
+}
+
+/// A constant's code at `bits`: the finest frac holding `v`, clamped to 0..=40.
+fn coef(v: f32, bits: u32) -> Coef {
+    let frac = frac_for(v, bits).clamp(0, 40);
+    Coef {
+        code: quant_code(v, frac, bits),
+        frac,
+    }
+}
+
+/// The quantizer on a code: clamp(⌊v·2^frac + ½⌋, ±Q_P) in f32.
+fn quant_code(v: f32, frac: i32, width: u32) -> i64 {
+    let qp = max_code(width) as f32;
+    (v * 2f32.powi(frac) + 0.5).floor().clamp(-qp, qp) as i64
+}
+
+/// PTQ of a cg net: calibrates every format, quantizes every constant and builds the IR v2
+/// document, validated. Errors name the tensor that cannot be expressed.
+pub fn lower_cg(net: &GramNet, opts: &CgQuantOptions) -> Result<GramIr, ModelError> {
+    if net.config().family != Family::Cg {
+        return Err(IrError::Lower(format!(
+            "{}: only the cg family lowers to IR v2 so far",
+            net.config().family
+        ))
+        .into());
+    }
+    if !(2..=12).contains(&opts.bits) {
+        return Err(IrError::Lower(format!(
+            "bits = {}: must be 2..=12 (the denoiser table has 2^bits entries)",
+            opts.bits
+        ))
+        .into());
+    }
+    let link = net.link().clone();
+    let p = CgParams::of(net);
+    let mut rng = stream_rng(opts.seed, 16);
+    let snr: Vec<f64> = (0..opts.calib_frames)
+        .map(|_| rng.random_range(opts.calib_snr.0..opts.calib_snr.1))
+        .collect();
+    let mut plain = link.clone();
+    plain.block = 1;
+    let frames = plain.generator()?.generate(&snr, &mut rng);
+    let mut st = Stats::default();
+    float_pass(net, &p, opts, &frames, &mut st);
+    let (b, wide, sc) = (opts.bits, opts.wide_bits, opts.scalar_bits);
+    let bins = opts.snr_bins.count;
+    let h = fmt(opts.input_bits, frac_for(st.h, opts.input_bits))?;
+    let y = fmt(opts.input_bits, frac_for(st.y, opts.input_bits))?;
+    let levels = link.modulation.levels_per_dim();
+    let state = fmt(b, frac_for((levels - 1).max(1) as f32, b))?;
+    let g = fmt(wide, frac_for(st.g, wide))?;
+    let recip = |max: f32| -> Result<Reciprocal, IrError> {
+        let frac = frac_for(max, sc);
+        let shift = frac + g.frac();
+        if !(0..=63).contains(&shift) {
+            return Err(IrError::Lower(format!(
+                "reciprocal pre-shift {shift} is outside 0..=63"
+            )));
+        }
+        Ok(Reciprocal {
+            op: Divide::new(
+                shift as u32,
+                1,
+                RoundingMode::HalfUp,
+                OverflowMode::SaturateSymmetric,
+                sc,
+            )
+            .map_err(|e| IrError::Lower(e.to_string()))?,
+            divisor: Divisor::Clamped,
+            format: fmt(sc, frac)?,
+        })
+    };
+    let block = BlockStage {
+        g,
+        inv_trace: recip(st.inv_trace)?,
+        diag_inv: recip(st.diag_inv)?,
+    };
+    let yy = fmt(24, frac_for(st.yy, 24))?;
+    let s2: Vec<f32> = (0..bins).map(|i| bin_s2(net, &opts.snr_bins, i)).collect();
+    let front = VectorFront {
+        z: fmt(wide, frac_for(st.z, wide))?,
+        yy,
+        noise: s2
+            .iter()
+            .map(|&v| quant_code(link.m() as f32 * v, yy.frac(), 31))
+            .collect(),
+    };
+    let tau2_max = st.tau2.iter().copied().fold(0.0f32, f32::max);
+    let tau2 = fmt(sc, frac_for(tau2_max, sc))?;
+    let r_max = st.r.iter().copied().fold(0.0f32, f32::max);
+    let r_fmt = fmt(b, frac_for(r_max, b))?;
+    let mut layers = Vec::with_capacity(p.layers);
+    for k in 0..p.layers {
+        let formats = LayerFormats {
+            e: fmt(b, frac_for(st.e[k], b))?,
+            p: fmt(b, frac_for(st.p[k], b))?,
+            d: fmt(b, frac_for(st.d[k], b))?,
+            r: r_fmt,
+            v2: fmt(sc, frac_for(st.v2[k], sc))?,
+            tau2,
+        };
+        let dmax = s2.iter().fold(0.0f32, |a, &v| a.max(v * p.delta_scale[k]));
+        let dfrac = frac_for(dmax, 24).clamp(-40, 40);
+        let delta = BinCoef {
+            codes: s2
+                .iter()
+                .map(|&v| quant_code(v * p.delta_scale[k], dfrac, 24))
+                .collect(),
+            frac: dfrac,
+        };
+        let ts = BinCoef {
+            codes: s2
+                .iter()
+                .map(|&v| quant_code(v * p.ts[k], tau2.frac(), 31))
+                .collect(),
+            frac: tau2.frac(),
+        };
+        let steps = (0..p.inner)
+            .map(|l| InnerStep {
+                omega: coef(p.omega[k * p.inner + l], sc),
+                beta: coef(p.beta(k, l), sc),
+            })
+            .collect();
+        layers.push(GramLayer {
+            formats,
+            v2_floor: quant_code(super::oamp::V_FLOOR as f32, formats.v2.frac(), sc).max(0),
+            delta,
+            gamma: coef(p.gamma[k], sc),
+            tv: coef(p.tv[k], sc),
+            ts,
+            steps,
+        });
+    }
+    let denoiser = build_denoiser(net, r_fmt, tau2, state, opts.buckets, tau2_max)?;
+    let step = 2f64.powi(-state.frac());
+    let slicer = (1..levels)
+        .map(|j| {
+            let boundary = (2 * j) as f64 - levels as f64;
+            (boundary / step).ceil() as i64
+        })
+        .collect();
+    let cfg = net.config();
+    let ir = GramIr {
+        format: kaq_ir::IR_FORMAT.into(),
+        version: GRAM_IR_VERSION,
+        name: format!("cg-k{}-l{}-ptq-{b}b", cfg.layers, cfg.inner),
+        family: GramFamily::Cg,
+        modulation: link.modulation,
+        nt: link.nt,
+        nr: link.nr,
+        m: link.m(),
+        n: link.n(),
+        snr_bins: opts.snr_bins,
+        inputs: Inputs { h, y },
+        state,
+        block,
+        front,
+        layers,
+        denoiser,
+        slicer,
+    };
+    ir.validate()?;
+    Ok(ir)
+}
+
+/// The bucketed Gauss-QAM table: representatives geometric from max(10⁻³, one τ² LSB) to the
+/// calibrated largest τ²; thresholds at the geometric midpoints, rounded up to τ² codes;
+/// entry [j][i] = the quantizer (state format) of gq(f32((i − 2^(w−1))·2^−f_r), rep_j).m.
+fn build_denoiser(
+    net: &GramNet,
+    r: QFormat,
+    tau2: QFormat,
+    state: QFormat,
+    buckets: usize,
+    tau2_max: f32,
+) -> Result<Denoiser, IrError> {
+    let q = GaussQam::<f32>::new(net.link().modulation);
+    let lsb = 2f64.powi(-tau2.frac());
+    let lo = lsb.max(1e-3);
+    let hi = f64::from(tau2_max).max(lo * 4.0);
+    let nb = buckets.max(1);
+    let ratio = if nb > 1 {
+        (hi / lo).powf(1.0 / (nb - 1) as f64)
+    } else {
+        1.0
+    };
+    let reps: Vec<f64> = (0..nb).map(|j| lo * ratio.powi(j as i32)).collect();
+    let thresholds = (1..nb)
+        .map(|j| ((reps[j - 1] * reps[j]).sqrt() / lsb).ceil() as i64)
+        .collect();
+    let half = 1i64 << (r.width() - 1);
+    let rstep = 2f32.powi(-r.frac());
+    let table = reps
+        .iter()
+        .map(|&rep| {
+            (0..2 * half)
+                .map(|i| {
+                    let rv = (i - half) as f32 * rstep;
+                    quant_code(q.eval(rv, rep as f32).mean, state.frac(), state.width())
+                })
+                .collect()
+        })
+        .collect();
+    Ok(Denoiser {
+        thresholds,
+        representatives: reps,
+        table,
+    })
+}
+
+/// The fake-quant cg net: the float net's parameters, quantized in f32 to the formats and
+/// codes of its IR at every use (module docs).
+#[derive(Debug, Clone)]
+pub struct FakeQuantCg {
+    net: GramNet,
+    ir: GramIr,
+    opts: CgQuantOptions,
+}
+
+/// Q on a value: Δ·clamp(⌊v/Δ + ½⌋, ±Q_P) with Δ = 2^−frac, in f32.
+#[inline]
+fn qv(v: f32, f: QFormat) -> f32 {
+    quant_code(v, f.frac(), f.width()) as f32 * 2f32.powi(-f.frac())
+}
+
+#[inline]
+fn qv_code(v: f32, frac: i32, width: u32) -> f32 {
+    quant_code(v, frac, width) as f32 * 2f32.powi(-frac)
+}
+
+impl FakeQuantCg {
+    /// The fake-quant net of `net` at the formats of `ir` (from [`lower_cg`] of `net` with
+    /// `opts`).
+    pub fn new(net: GramNet, ir: GramIr, opts: CgQuantOptions) -> Self {
+        Self { net, ir, opts }
+    }
+
+    /// The IR whose formats it uses.
+    pub fn ir(&self) -> &GramIr {
+        &self.ir
+    }
+
+    /// The state codes x⁽ᴷ⁾ of every frame (`frames × n`), blocks cut where H̃ or σ² changes.
+    pub fn forward_codes(&self, frames: &FrameBatch) -> Vec<i64> {
+        let ir = &self.ir;
+        let p = CgParams::of(&self.net);
+        let sc = self.opts.scalar_bits;
+        // Each constant quantized from its float value at the IR's frac (the codes of lower_cg).
+        let qc = |v: f32, c: &Coef| quant_code(v, c.frac, sc) as f32 * 2f32.powi(-c.frac);
+        let (m, n) = (ir.m, ir.n);
+        let mut out = vec![0i64; frames.frames * n];
+        let qin = |v: f64, f: QFormat| qv(v as f32, f);
+        let mut h = vec![0f32; m * n];
+        let mut g = vec![0f32; n * n];
+        let (mut z, mut x, mut e, mut rho, mut pv, mut d, mut tmp, mut r) = (
+            vec![0f32; n],
+            vec![0f32; n],
+            vec![0f32; n],
+            vec![0f32; n],
+            vec![0f32; n],
+            vec![0f32; n],
+            vec![0f32; n],
+            vec![0f32; n],
+        );
+        let mut dinv = vec![0f32; n];
+        let (mut it, mut bin) = (0f32, 0usize);
+        let b = &ir.block;
+        let gstep = 2f32.powi(-b.g.frac());
+        for f in 0..frames.frames {
+            let new_block = f == 0
+                || frames.noise_var[f] != frames.noise_var[f - 1]
+                || frames.h[f * m * n..(f + 1) * m * n] != frames.h[(f - 1) * m * n..f * m * n];
+            if new_block {
+                for (o, &v) in h.iter_mut().zip(&frames.h[f * m * n..(f + 1) * m * n]) {
+                    *o = qin(v, ir.inputs.h);
+                }
+                bin = ir.bin_of(frames.noise_var[f] as f32);
+                super::linalg::gram(&h, m, n, &mut g);
+                g.iter_mut().for_each(|v| *v = qv(*v, b.g));
+                let trace: f32 = (0..n).map(|i| g[i * n + i]).sum();
+                it = qv(1.0 / trace.max(gstep), b.inv_trace.format);
+                for i in 0..n {
+                    dinv[i] = qv(1.0 / g[i * n + i].max(gstep), b.diag_inv.format);
+                }
+            }
+            let y: Vec<f32> = frames.y[f * m..(f + 1) * m]
+                .iter()
+                .map(|&v| qin(v, ir.inputs.y))
+                .collect();
+            super::linalg::transpose_mul(&h, &y, &mut z);
+            z.iter_mut().for_each(|v| *v = qv(*v, ir.front.z));
+            let yy = qv(y.iter().map(|v| v * v).sum(), ir.front.yy);
+            let noise = ir.front.noise[bin] as f32 * 2f32.powi(-ir.front.yy.frac());
+            x.fill(0.0);
+            for (k, l) in ir.layers.iter().enumerate() {
+                let fm = &l.formats;
+                super::linalg::sym_mul(&g, &x, &mut tmp);
+                for i in 0..n {
+                    e[i] = qv(z[i] - tmp[i], fm.e);
+                }
+                let xz: f32 = x.iter().zip(&z).map(|(a, b)| a * b).sum();
+                let xe: f32 = x.iter().zip(&e).map(|(a, b)| a * b).sum();
+                let floor = l.v2_floor as f32 * 2f32.powi(-fm.v2.frac());
+                let v2 = qv((yy - xz - xe - noise) * it, fm.v2).max(floor);
+                let s2 = bin_s2(&self.net, &ir.snr_bins, bin);
+                let delta = qv_code(s2 * p.delta_scale[k], l.delta.frac, 24);
+                rho.copy_from_slice(&e);
+                d.fill(0.0);
+                pv.fill(0.0);
+                for (li, s) in l.steps.iter().enumerate() {
+                    let (bc, wc) = (
+                        qc(p.beta(k, li), &s.beta),
+                        qc(p.omega[k * p.inner + li], &s.omega),
+                    );
+                    for i in 0..n {
+                        pv[i] = qv(dinv[i] * rho[i] + bc * pv[i], fm.p);
+                        d[i] = qv(d[i] + wc * pv[i], fm.d);
+                    }
+                    if li + 1 < l.steps.len() {
+                        super::linalg::sym_mul(&g, &d, &mut tmp);
+                        for i in 0..n {
+                            rho[i] = qv(e[i] - tmp[i] - delta * d[i], fm.e);
+                        }
+                    }
+                }
+                let ts = qv_code(s2 * p.ts[k], l.ts.frac, 31);
+                let tau2 = qv(qc(p.tv[k], &l.tv) * v2 + ts, fm.tau2);
+                let tau2_code = (tau2 * 2f32.powi(fm.tau2.frac())).round() as i64;
+                let bucket = ir
+                    .denoiser
+                    .thresholds
+                    .iter()
+                    .filter(|&&t| tau2_code >= t)
+                    .count();
+                let row = &ir.denoiser.table[bucket];
+                let half = 1i64 << (fm.r.width() - 1);
+                let gm = qc(p.gamma[k], &l.gamma);
+                for i in 0..n {
+                    r[i] = qv(x[i] + gm * d[i], fm.r);
+                    let code = (r[i] * 2f32.powi(fm.r.frac())).round() as i64;
+                    x[i] = row[(code + half) as usize] as f32 * 2f32.powi(-ir.state.frac());
+                }
+            }
+            for (o, &v) in out[f * n..(f + 1) * n].iter_mut().zip(&x) {
+                *o = (v * 2f32.powi(ir.state.frac())).round() as i64;
+            }
+        }
+        out
+    }
+}
+
+impl Detector for FakeQuantCg {
+    /// The IR's name with `-fq`.
+    fn name(&self) -> String {
+        format!("{}-fq", self.ir.name)
+    }
+
+    fn detect(&self, frames: &FrameBatch, decisions: &mut [i32]) -> Result<(), ModelError> {
+        frames.check_decisions(decisions)?;
+        let codes = self.forward_codes(frames);
+        for (d, &c) in decisions.iter_mut().zip(&codes) {
+            *d = self.ir.decide(c);
+        }
+        Ok(())
+    }
+}
+
+impl Detector for GramInterpreter {
+    /// The IR's name with `-int`.
+    fn name(&self) -> String {
+        format!("{}-int", self.ir().name)
+    }
+
+    fn detect(&self, frames: &FrameBatch, decisions: &mut [i32]) -> Result<(), ModelError> {
+        frames.check_decisions(decisions)?;
+        Ok(self.detect_received(&frames.received(), decisions)?)
+    }
+}
+
+/// Lowers `net` with PTQ at `opts` and returns the IR with its fake-quant net.
+pub fn quantize_cg(net: &GramNet, opts: &CgQuantOptions) -> Result<FakeQuantCg, ModelError> {
+    let ir = lower_cg(net, opts)?;
+    Ok(FakeQuantCg::new(net.clone(), ir, opts.clone()))
+}

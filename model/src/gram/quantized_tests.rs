@@ -1,0 +1,92 @@
+//! The PTQ cg lowering: the IR v2 golden model against the fake-quant net (docs/ir.md §10.6).
+
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+
+use super::quantized::{CgQuantOptions, quantize_cg};
+use super::{Family, GramConfig, GramNet};
+use crate::detect::Detector;
+use crate::link::LinkConfig;
+use crate::modulation::Modulation;
+use kaq_ir::gram::{GramInterpreter, GramIr};
+
+/// Decisions of the golden model and of the fake-quant net on `frames` frames of `link`
+/// (block fading `block`) at SNRs drawn from `snr`: (agreeing, total).
+fn agreement(
+    net: &GramNet,
+    opts: &CgQuantOptions,
+    block: usize,
+    snr: (f64, f64),
+    frames: usize,
+    seed: u64,
+) -> (usize, usize) {
+    let fq = quantize_cg(net, opts).expect("lowers");
+    let ir = fq.ir().clone();
+    // The document round-trips and reloads through validation.
+    assert_eq!(
+        GramIr::from_json(&ir.to_json(), "<test>").expect("reloads"),
+        ir
+    );
+    let golden = GramInterpreter::new(ir).expect("validates");
+    let link = net.link().clone().with_block(block).expect("block");
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    let blocks = frames.div_ceil(block);
+    let snr_db: Vec<f64> = (0..blocks)
+        .flat_map(|_| std::iter::repeat_n(rng.random_range(snr.0..snr.1), block))
+        .collect();
+    let batch = link.generator().expect("gen").generate(&snr_db, &mut rng);
+    let n = batch.n;
+    let mut a = vec![0i32; batch.frames * n];
+    let mut b = vec![0i32; batch.frames * n];
+    golden.detect(&batch, &mut a).expect("golden");
+    fq.detect(&batch, &mut b).expect("fake-quant");
+    (a.iter().zip(&b).filter(|(x, y)| x == y).count(), a.len())
+}
+
+#[test]
+fn random_cg_configs_agree_with_fake_quant() {
+    // A seeded sweep over families' configs × modulation × bits × block length × SNR.
+    let mut rng = ChaCha8Rng::seed_from_u64(16);
+    let (mut same, mut total) = (0, 0);
+    for case in 0..12 {
+        let modulation = [Modulation::Qpsk, Modulation::Qam16, Modulation::Qam64][case % 3];
+        let nt = rng.random_range(1..=4);
+        let nr = nt + rng.random_range(0..=2);
+        let link = LinkConfig::new(nt, nr, modulation).unwrap();
+        let config = GramConfig {
+            family: Family::Cg,
+            layers: rng.random_range(1..=4),
+            inner: rng.random_range(1..=4),
+        };
+        let mut net = GramNet::new(config, &link).unwrap();
+        for v in net.params_mut() {
+            *v += rng.random_range(-0.2..0.2);
+        }
+        let mut opts = CgQuantOptions::new(rng.random_range(6..=10));
+        opts.calib_frames = 300;
+        let block = rng.random_range(1..=14);
+        let lo = rng.random_range(0.0..25.0);
+        let (s, t) = agreement(&net, &opts, block, (lo, lo + 5.0), 200, case as u64);
+        same += s;
+        total += t;
+    }
+    let rate = same as f64 / total as f64;
+    assert!(
+        rate >= 0.999,
+        "decisions agree on {same} of {total} ({rate})"
+    );
+}
+
+#[test]
+fn trained_cg_k8_l4_agrees_with_fake_quant_at_8_bits() {
+    let path =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/gram/cg-k8-l4.model.json");
+    let file = super::file::GramModelFile::load(&path).expect("model file");
+    let mut opts = CgQuantOptions::new(8);
+    opts.calib_frames = 500;
+    let (s, t) = agreement(&file.net, &opts, 14, (15.0, 30.0), 140, 7);
+    assert!(
+        s as f64 >= 0.999 * t as f64,
+        "decisions agree on {s} of {t}"
+    );
+}
