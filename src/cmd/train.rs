@@ -291,10 +291,10 @@ fn write_history<C: Serialize>(
 
 impl TrainArgs {
     fn link(&self) -> anyhow::Result<LinkConfig> {
-        Ok(LinkConfig::new(self.nt, self.nr, self.modulation)?
+        let link = LinkConfig::new(self.nt, self.nr, self.modulation)?
             .with_correlation(self.rho_tx, self.rho_rx)?
-            .with_block(self.block)
-            .map(|link| self.csi.apply(link))??)
+            .with_block(self.block)?;
+        self.csi.apply(link)
     }
 
     fn config(&self, arch: Arch) -> anyhow::Result<TrainConfig> {

@@ -155,7 +155,7 @@ impl GramInterpreter {
                 format!("{} codes given, M·N = {} needed", h.len(), m * n),
             ));
         }
-        if ys.len() % m != 0 {
+        if !ys.len().is_multiple_of(m) {
             return Err(IrError::invalid(
                 "y",
                 format!("{} codes is not a multiple of M = {m}", ys.len()),

@@ -387,7 +387,7 @@ pub fn load(
     let scale = match norm {
         ChannelNorm::AsIs => 1.0,
         ChannelNorm::PerFile => {
-            if !(mean_power > 0.0) || !mean_power.is_finite() {
+            if mean_power.is_nan() || mean_power <= 0.0 || !mean_power.is_finite() {
                 return Err(DatasetError::ZeroPower { file });
             }
             (nt as f64 / mean_power).sqrt()

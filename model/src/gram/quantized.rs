@@ -64,7 +64,7 @@ impl CgQuantOptions {
             snr_bins: SnrBins::default(),
             calib_frames: 2000,
             calib_snr: (10.0, 30.0),
-            seed: 0x6b61_7131_36,
+            seed: 0x006b_6171_3136,
         }
     }
 }
