@@ -73,6 +73,32 @@ fn flow_writes_every_artefact_and_resumes() {
             "summary lacks {needle:?}:\n{summary}"
         );
     }
+    // The energy figures of the summary are in flow.json and report.json (docs/energy.md).
+    let json = |f: &str| -> serde_json::Value {
+        serde_json::from_str(&fs::read_to_string(out.join(f)).unwrap()).unwrap()
+    };
+    let (flow_json, report_json) = (json("flow.json"), json("report.json"));
+    let energy = &flow_json["energy"];
+    assert_eq!(energy, &report_json["energy"]);
+    let (paper, horowitz) = (
+        energy["design"]["paper"]["pj_per_bit"].as_f64().unwrap(),
+        energy["design"]["horowitz"]["pj_per_bit"].as_f64().unwrap(),
+    );
+    assert!(paper > 0.0 && horowitz > 0.0, "{energy}");
+    assert!(
+        summary.contains(&format!("design **{paper:.3} / {horowitz:.3}**")),
+        "the summary quotes other energy figures than flow.json:\n{summary}"
+    );
+    let baselines: Vec<&str> = energy["baselines"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|b| b["detector"].as_str().unwrap())
+        .collect();
+    assert!(
+        baselines.contains(&"mmse") && baselines.contains(&"kbest:32"),
+        "{baselines:?}"
+    );
     let ir_before = fs::read(out.join("ir.json")).unwrap();
 
     // Unchanged: everything is reused.

@@ -36,6 +36,8 @@ use kaq_ir::Ir;
 use kaq_model::ber::BerPoint;
 use kaq_model::train::ModelFile;
 
+use crate::cmd::report::energy::EnergyReport;
+
 use super::args::usage_error;
 use crate::plot;
 use cache::Stages;
@@ -68,6 +70,8 @@ struct Results {
     cosim: Option<serde_json::Value>,
     cosim_note: Option<String>,
     ber: Vec<BerPoint>,
+    /// The design's energy and the baselines' (docs/energy.md).
+    energy: EnergyReport,
     codegen_seconds: f64,
 }
 
@@ -120,6 +124,9 @@ pub fn run(args: FlowArgs) -> anyhow::Result<()> {
         "version": env!("CARGO_PKG_VERSION"),
         "config": &config,
         "stages": &stages.log,
+        // The figures the summary quotes: the design's pJ per vector and per bit under both
+        // models of docs/energy.md, and the baselines' at the same link.
+        "energy": &results.energy,
     }))?;
     plot::write_atomically(&args.out.join("flow.json"), format!("{log}\n").as_bytes())?;
     if let Some(v) = &results.cosim

@@ -19,6 +19,7 @@ use kaq_model::train::{ModelFile, Progress, train};
 use super::Results;
 use super::cache::{Stages, config_json, digest, read};
 use super::config::FlowConfig;
+use crate::cmd::report::energy::{DEFAULT_BLOCK, EnergyReport, energy_report};
 use crate::plot::{self, Series};
 
 fn on_progress<'a>(label: &'a str, bar: &'a ProgressBar) -> impl FnMut(Progress<'_>) + 'a {
@@ -171,12 +172,14 @@ pub(super) fn flow(config: &FlowConfig, stages: &mut Stages) -> anyhow::Result<R
 
     // 5. Report: analytic always; Yosys when asked for and installed.
     let report = analyse(&generated.design);
+    // The energy figures of docs/energy.md, as `kaq report` gives them.
+    let energy = energy_report(&ir, DEFAULT_BLOCK);
     let synth = synth_stage(config, stages, &generated, &key)?;
     plot::write_atomically(
         &out.join("report.json"),
         format!(
             "{}\n",
-            serde_json::to_string_pretty(&report_json(&report, synth.as_ref()))?
+            serde_json::to_string_pretty(&report_json(&report, synth.as_ref(), &energy))?
         )
         .as_bytes(),
     )?;
@@ -226,6 +229,7 @@ pub(super) fn flow(config: &FlowConfig, stages: &mut Stages) -> anyhow::Result<R
         cosim,
         cosim_note,
         ber,
+        energy,
         codegen_seconds,
     })
 }
@@ -287,7 +291,11 @@ fn ber_plot(path: &Path, title: &str, points: &[BerPoint]) -> anyhow::Result<()>
     )
 }
 
-fn report_json(report: &Report, synth: Option<&serde_json::Value>) -> serde_json::Value {
+fn report_json(
+    report: &Report,
+    synth: Option<&serde_json::Value>,
+    energy: &EnergyReport,
+) -> serde_json::Value {
     serde_json::json!({
         "layers": report.layers.iter().map(|l| serde_json::json!({
             "layer": l.layer, "macs": l.macs, "mac_cycles": l.mac_cycles,
@@ -301,6 +309,7 @@ fn report_json(report: &Report, synth: Option<&serde_json::Value>) -> serde_json
             "memory_bits": report.total.memory_bits,
         },
         "synth": synth,
+        "energy": energy,
     })
 }
 

@@ -7,6 +7,7 @@ use kaq_model::ber::BerPoint;
 use super::cache::Stages;
 use super::config::FlowConfig;
 use super::{FlowArgs, Results};
+use crate::cmd::report::energy::{DEFAULT_BLOCK, EnergyReport};
 
 #[derive(Template)]
 #[template(path = "summary.md", escape = "none")]
@@ -248,7 +249,7 @@ pub(super) fn summary(
         verdict: verdict(&curves),
         t: &r.report.total,
         synth: synth_line(r.synth.as_ref()),
-        energy: energy_line(ir),
+        energy: energy_line(&r.energy),
         codegen_seconds: format!("{:.2}", r.codegen_seconds),
         cosim: cosim_text(r.cosim.as_ref(), r.cosim_note.as_deref()),
         commands: commands(config, args),
@@ -266,9 +267,7 @@ pub(super) fn summary(
 /// The energy line of the summary: the design's pJ per bit under both models of
 /// docs/energy.md beside MMSE and kbest:32 at 16-bit fixed point (their per-channel work over
 /// one resource block).
-fn energy_line(ir: &kaq_ir::Ir) -> String {
-    use crate::cmd::report::energy::{DEFAULT_BLOCK, energy_report};
-    let e = energy_report(ir, DEFAULT_BLOCK);
+fn energy_line(e: &EnergyReport) -> String {
     let fig = |en: &kaq_ir::energy::Energy| {
         format!("{:.3} / {:.3}", en.paper.pj_per_bit, en.horowitz.pj_per_bit)
     };
@@ -282,7 +281,10 @@ fn energy_line(ir: &kaq_ir::Ir) -> String {
         }
     }
     s.push_str(&format!(
-        " (baselines' per-channel work over {DEFAULT_BLOCK} vectors)"
+        " (baselines' per-channel work over {} vectors)",
+        e.baselines
+            .first()
+            .map_or(DEFAULT_BLOCK, |b| b.energy.block)
     ));
     s
 }
@@ -450,7 +452,10 @@ mod tests {
         let path = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/pgd-qpsk-2x2/ir.json");
         let ir = kaq_ir::Ir::from_json(&std::fs::read_to_string(path).unwrap(), path).unwrap();
         let e = kaq_ir::energy::estimate(&ir);
-        let line = energy_line(&ir);
+        let line = energy_line(&crate::cmd::report::energy::energy_report(
+            &ir,
+            DEFAULT_BLOCK,
+        ));
         let want = format!(
             "design **{:.3} / {:.3}**",
             e.paper.pj_per_bit, e.horowitz.pj_per_bit
