@@ -175,6 +175,14 @@ fn a_synthesis_time_out_is_not_cached() {
             summary.contains("| synth | timed out after 1 s (not cached"),
             "{summary}"
         );
+        assert!(
+            summary.contains("**timed out** after 1 s (`rtl.synth_limit_s`; not cached"),
+            "the hardware section does not say the synthesis timed out:\n{summary}"
+        );
+        assert!(
+            !d.join("out/.kaq-flow/synth.key").exists(),
+            "a timed-out synthesis left a cache key"
+        );
     }
 }
 
@@ -184,4 +192,99 @@ fn which(tool: &str) -> Option<std::path::PathBuf> {
             .map(|p| p.join(tool))
             .find(|p| p.is_file())
     })
+}
+
+/// With stderr piped (not a terminal) the bars are hidden and each long stage prints plain
+/// progress lines — its name, percentage and time elapsed — at `$KAQ_PROGRESS_SECS`; the
+/// Verilator build says when it starts and how long it took.
+#[test]
+fn progress_is_plain_lines_when_stderr_is_not_a_terminal() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let verilator = which("verilator").is_some();
+    // Enough training and BER frames that each of the two stages takes well over the interval
+    // (about 0.1 s each in the test profile on two busy cores).
+    let config = TINY
+        .replace(r#""samples": 600"#, r#""samples": 10000"#)
+        .replace(r#""epochs": 2"#, r#""epochs": 3"#)
+        .replace(
+            r#""min_errors": 100, "max_frames": 4000"#,
+            r#""min_errors": 1000000, "max_frames": 20000"#,
+        )
+        .replace(
+            r#""cosim": {"frames": 0}"#,
+            if verilator {
+                r#""cosim": {"frames": 4}"#
+            } else {
+                r#""cosim": {"frames": 0}"#
+            },
+        );
+    fs::write(d.join("kaq.json"), config).unwrap();
+    let out = kaq(d)
+        .env("KAQ_PROGRESS_SECS", "0.01")
+        .args([
+            "flow",
+            "--config",
+            "kaq.json",
+            "--out",
+            "out",
+            "--threads",
+            "1",
+        ])
+        .assert()
+        .success();
+    let stderr = String::from_utf8_lossy(&out.get_output().stderr).to_string();
+    // No bar drawing (spinners, bars, carriage returns or escapes) in a log.
+    for junk in ["\r", "\x1b[", "[====", "⠁"] {
+        assert!(!stderr.contains(junk), "{junk:?} in the log:\n{stderr}");
+    }
+    // `name: P%, …, N s elapsed`, P within 0..=100.
+    let progress = |prefix: &str| -> Vec<u64> {
+        stderr
+            .lines()
+            .filter(|l| l.starts_with(prefix) && l.ends_with(" s elapsed"))
+            .map(|l| {
+                let percent = l.split(": ").nth(1).and_then(|r| r.split('%').next());
+                let percent: u64 = percent
+                    .and_then(|p| p.parse().ok())
+                    .unwrap_or_else(|| panic!("no percentage in {l:?}"));
+                assert!(percent <= 100, "{l}");
+                percent
+            })
+            .collect()
+    };
+    let f32_lines = progress("f32 epoch ");
+    assert!(!f32_lines.is_empty(), "no f32 progress lines:\n{stderr}");
+    let ber_lines = progress("ber: ");
+    assert!(!ber_lines.is_empty(), "no ber progress lines:\n{stderr}");
+    assert!(
+        stderr
+            .lines()
+            .any(|l| l.starts_with("ber: ") && l.contains(", SNR ")),
+        "the ber lines do not name the SNR:\n{stderr}"
+    );
+    // The BER stage moves forward (one pass over the SNR points).
+    assert!(
+        ber_lines.windows(2).all(|w| w[0] <= w[1]),
+        "{ber_lines:?}\n{stderr}"
+    );
+    if verilator {
+        assert!(
+            stderr.contains("cosim build: compiling the RTL with Verilator…\n"),
+            "{stderr}"
+        );
+        let done = stderr
+            .lines()
+            .find(|l| {
+                l.starts_with("cosim build: Verilator build done in ")
+                    || l.starts_with("cosim build: reused the cached Verilator build in ")
+            })
+            .unwrap_or_else(|| panic!("no build-step line:\n{stderr}"));
+        let seconds = done
+            .rsplit(" in ")
+            .next()
+            .and_then(|s| s.strip_suffix(" s"))
+            .and_then(|s| s.parse::<f64>().ok());
+        assert!(seconds.is_some_and(|s| s >= 0.0), "{done}");
+    }
 }

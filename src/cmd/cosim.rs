@@ -126,14 +126,19 @@ pub fn run(args: CosimArgs) -> anyhow::Result<()> {
     };
     let link = LinkConfig::new(ir.nt, ir.nr, ir.modulation)?;
 
-    eprintln!(
-        "building {} ({}, K = {}, {} lanes) with Verilator…",
-        ir.name,
-        plot::style::link_name(ir.nt, ir.nr, ir.modulation),
-        ir.layers.len(),
-        lanes
+    let build = crate::progress::step(
+        "cosim build",
+        &format!(
+            "building {} ({}, K = {}, {} lanes) with Verilator",
+            ir.name,
+            plot::style::link_name(ir.nt, ir.nr, ir.modulation),
+            ir.layers.len(),
+            lanes
+        ),
     );
-    let rtl = Rtl::generate_and_build(&ir, &options, args.trace.is_some()).map_err(unavailable)?;
+    let rtl = Rtl::generate_and_build(&ir, &options, args.trace.is_some());
+    build.finish(build_outcome(&rtl));
+    let rtl = rtl.map_err(unavailable)?;
     let mut driver = rtl.driver(stalls, true)?;
     if let Some(path) = &args.trace {
         driver.trace(path)?;
@@ -259,6 +264,15 @@ pub fn run(args: CosimArgs) -> anyhow::Result<()> {
 }
 
 /// A clearer message when Verilator is not installed.
+/// The outcome of a Verilator build, for its step line (`crate::progress::step`).
+pub(crate) fn build_outcome(rtl: &Result<Rtl, CosimError>) -> &'static str {
+    match rtl {
+        Ok(rtl) if rtl.cached() => "reused the cached Verilator build",
+        Ok(_) => "Verilator build done",
+        Err(_) => "Verilator build failed",
+    }
+}
+
 fn unavailable(e: CosimError) -> anyhow::Error {
     match e {
         CosimError::Sim(kaq_sim::SimError::VerilatorUnavailable { .. }) => {

@@ -252,8 +252,7 @@ fn ber_stage(config: &FlowConfig, f32_file: &ModelFile, ir: &Ir) -> anyhow::Resu
         config.ber.max_frames,
         config.ber.seed,
     );
-    let bar = crate::progress::open_bar("ber", "");
-    bar.set_length(ber_config.snr_db.len() as u64 * 1000);
+    let bar = crate::progress::percent_bar("ber", ber_config.snr_db.len() as u64 * 1000);
     let mut on_progress = |p: &kaq_model::ber::BerProgress| {
         bar.set_position(((p.snr_index as f64 + p.point_fraction()) * 1000.0) as u64);
         bar.set_message(format!("SNR {} dB", p.snr_db));
@@ -419,9 +418,9 @@ fn cosim_stage(
         return Ok((Some(v), None));
     }
     let t = Instant::now();
-    let bar = crate::progress::open_bar("cosim build", "");
+    let build = crate::progress::step("cosim build", "compiling the RTL with Verilator");
     let rtl = Rtl::build(generated, false);
-    bar.finish_and_clear();
+    build.finish(crate::cmd::cosim::build_outcome(&rtl));
     let rtl = rtl.context("building the RTL with Verilator")?;
     let stalls = Stalls {
         input: config.cosim.stall_prob,

@@ -248,7 +248,7 @@ pub(super) fn summary(
         gap_note,
         verdict: verdict(&curves),
         t: &r.report.total,
-        synth: synth_line(r.synth.as_ref()),
+        synth: synth_line(r.synth.as_ref(), config.rtl.synth_limit_s),
         energy: energy_line(&r.energy),
         codegen_seconds: format!("{:.2}", r.codegen_seconds),
         cosim: cosim_text(r.cosim.as_ref(), r.cosim_note.as_deref()),
@@ -289,8 +289,27 @@ fn energy_line(e: &EnergyReport) -> String {
     s
 }
 
-fn synth_line(synth: Option<&serde_json::Value>) -> String {
+/// The Yosys line of the summary; a synthesis stopped by its time limit (`limit_s`) says so
+/// first, with the stages it lacks, and that the next run tries again.
+fn synth_line(synth: Option<&serde_json::Value>, limit_s: u64) -> String {
     match synth {
+        Some(v) if v["complete"].as_bool() == Some(false) => {
+            let missing: Vec<&str> = v["missing"]
+                .as_array()
+                .map(|m| m.iter().filter_map(|s| s.as_str()).collect())
+                .unwrap_or_default();
+            format!(
+                "Yosys `{}` **timed out** after {limit_s} s (`rtl.synth_limit_s`; not cached, the \
+                 next run tries again); not synthesized: {}; what finished: {}",
+                v["command"].as_str().unwrap_or(""),
+                if missing.is_empty() {
+                    "–".to_string()
+                } else {
+                    missing.join(", ")
+                },
+                v["summary"].as_str().unwrap_or("")
+            )
+        }
         Some(v) if v.get("summary").is_some() => format!(
             "Yosys `{}` stage by stage: {}",
             v["command"].as_str().unwrap_or(""),
@@ -463,6 +482,27 @@ mod tests {
         assert!(line.contains(&want), "{line}");
         assert!(line.contains(", mmse (16-bit) ") && line.contains(", kbest:32 (16-bit) "));
         assert!(!line.contains("zf"), "{line}");
+    }
+
+    #[test]
+    fn a_timed_out_synthesis_says_so() {
+        let v = serde_json::json!({
+            "command": "synth_xilinx -top kaq_unit",
+            "complete": false,
+            "missing": ["u_layer1", "u_out"],
+            "summary": "QoR xilinx (PARTIAL): 0 LUTs",
+        });
+        assert_eq!(
+            synth_line(Some(&v), 60),
+            "Yosys `synth_xilinx -top kaq_unit` **timed out** after 60 s (`rtl.synth_limit_s`; \
+             not cached, the next run tries again); not synthesized: u_layer1, u_out; what \
+             finished: QoR xilinx (PARTIAL): 0 LUTs"
+        );
+        let mut done = v.clone();
+        done["complete"] = serde_json::json!(true);
+        let line = synth_line(Some(&done), 60);
+        assert!(!line.contains("timed out"), "{line}");
+        assert!(line.contains("stage by stage: QoR"), "{line}");
     }
 
     fn curve(points: &[(f64, f64)]) -> Vec<(f64, f64)> {
