@@ -80,36 +80,54 @@ fn snr_text(curve: &[(f64, f64)]) -> String {
     }
 }
 
-/// The verdict in words: where `design` beats the first reference (SNR ranges of the points at
-/// which its BER is lower), and the SNR at BER [`TARGET_BER`] of the design and of every
-/// reference. `curves` holds (name, points with SNR ascending); the design first.
+/// The verdict in words: where `design` beats the first reference and where it is worse
+/// (runs of the SNR points both were simulated at, compared by their BER), and the SNR at BER
+/// [`TARGET_BER`] of the design and of every reference. `curves` holds (name, points with SNR
+/// ascending); the design first.
 pub(super) fn verdict(curves: &[(String, Vec<(f64, f64)>)]) -> String {
+    use std::cmp::Ordering;
     let Some(((design, mine), refs)) = curves.split_first().map(|(d, r)| ((&d.0, &d.1), r)) else {
         return String::new();
     };
     let mut text = String::new();
     if let Some((reference, theirs)) = refs.first() {
-        let better: Vec<f64> = mine
+        let compared: Vec<(f64, Ordering)> = mine
             .iter()
             .filter_map(|&(s, b)| {
                 let other = theirs.iter().find(|&&(t, _)| t == s)?.1;
-                (b < other).then_some(s)
+                Some((s, b.total_cmp(&other)))
             })
             .collect();
-        let compared = mine
-            .iter()
-            .filter(|&&(s, _)| theirs.iter().any(|&(t, _)| t == s))
-            .count();
-        text = if better.is_empty() {
-            format!("**{design} is worse than {reference} at every SNR point** (or level with it).")
-        } else if better.len() == compared {
-            format!("**{design} beats {reference} at every SNR point.**")
+        let runs = |o: Ordering| {
+            let picked: Vec<f64> = compared.iter().filter(|c| c.1 == o).map(|c| c.0).collect();
+            (!picked.is_empty()).then(|| ranges(&compared, &picked))
+        };
+        let (better, worse, level) = (
+            runs(Ordering::Less),
+            runs(Ordering::Greater),
+            runs(Ordering::Equal),
+        );
+        let everywhere = "at every SNR point";
+        let clause = match (&better, &worse) {
+            (Some(b), Some(w)) => format!("beats {reference} {b} and is worse than it {w}"),
+            (Some(b), None) => format!(
+                "beats {reference} {}",
+                if level.is_none() { everywhere } else { b }
+            ),
+            (None, Some(w)) => format!(
+                "is worse than {reference} {}",
+                if level.is_none() { everywhere } else { w }
+            ),
+            (None, None) => format!("is level with {reference} {everywhere}"),
+        };
+        text = if compared.is_empty() {
+            format!("{design} and {reference} share no SNR point.")
         } else {
-            let ranges = ranges(mine, &better);
-            format!(
-                "**{design} beats {reference} at {} dB and is worse elsewhere.**",
-                ranges.join(", ")
-            )
+            match (&level, better.is_some() || worse.is_some()) {
+                (Some(l), true) => format!("**{design} {clause}** and level with it {l}."),
+                (Some(_), false) => format!("**{design} {clause}** (the same BER)."),
+                (None, _) => format!("**{design} {clause}.**"),
+            }
         };
         text.push(' ');
     }
@@ -119,6 +137,24 @@ pub(super) fn verdict(curves: &[(String, Vec<(f64, f64)>)]) -> String {
         .collect();
     text.push_str(&format!("SNR at BER {TARGET_BER:.0e}: {}.", at.join("; ")));
     text
+}
+
+/// The BER curves of the detectors named in `order` (those with points), each with its SNRs
+/// ascending, as [`verdict`] takes them.
+fn curves(points: &[BerPoint], order: &[String]) -> Vec<(String, Vec<(f64, f64)>)> {
+    order
+        .iter()
+        .map(|name| {
+            let mut c: Vec<(f64, f64)> = points
+                .iter()
+                .filter(|p| &p.detector == name)
+                .map(|p| (p.snr_db, p.ber))
+                .collect();
+            c.sort_by(|a, b| a.0.total_cmp(&b.0));
+            (name.clone(), c)
+        })
+        .filter(|(_, c)| !c.is_empty())
+        .collect()
 }
 
 /// A note under the quantization-gap table when the integer model beats its teacher somewhere.
@@ -135,13 +171,14 @@ fn gap_note(rows: &[(f64, String, String, String)]) -> String {
     }
 }
 
-/// The runs of consecutive SNR points of `all` that are in `picked`, as `a–b` (or `a`).
-fn ranges(all: &[(f64, f64)], picked: &[f64]) -> Vec<String> {
+/// The runs of consecutive SNR points of `all` that are in `picked`, in words: `from a to b dB`
+/// (or `at a dB`), joined by commas and a final `and`.
+fn ranges<T>(all: &[(f64, T)], picked: &[f64]) -> String {
     let mut out = Vec::new();
     let mut run: Vec<f64> = Vec::new();
-    for &(s, _) in all {
-        if picked.contains(&s) {
-            run.push(s);
+    for (s, _) in all {
+        if picked.contains(s) {
+            run.push(*s);
         } else if !run.is_empty() {
             out.push(range(&run));
             run.clear();
@@ -150,13 +187,17 @@ fn ranges(all: &[(f64, f64)], picked: &[f64]) -> Vec<String> {
     if !run.is_empty() {
         out.push(range(&run));
     }
-    out
+    match out.split_last() {
+        Some((last, [])) => last.clone(),
+        Some((last, rest)) => format!("{} and {last}", rest.join(", ")),
+        None => String::new(),
+    }
 }
 
 fn range(run: &[f64]) -> String {
     match run {
-        [one] => one.to_string(),
-        _ => format!("{}–{}", run[0], run[run.len() - 1]),
+        [one] => format!("at {one} dB"),
+        _ => format!("from {} to {} dB", run[0], run[run.len() - 1]),
     }
 }
 
@@ -224,20 +265,7 @@ pub(super) fn summary(
         .collect();
     let mut order = vec![int_name.clone()];
     order.extend(config.ber.references.iter().cloned());
-    let curves: Vec<(String, Vec<(f64, f64)>)> = order
-        .iter()
-        .map(|name| {
-            let mut c: Vec<(f64, f64)> = r
-                .ber
-                .iter()
-                .filter(|p| &p.detector == name)
-                .map(|p| (p.snr_db, p.ber))
-                .collect();
-            c.sort_by(|a, b| a.0.total_cmp(&b.0));
-            (name.clone(), c)
-        })
-        .filter(|(_, c)| !c.is_empty())
-        .collect();
+    let curves = curves(&r.ber, &order);
     let gap_note = gap_note(&gap_rows);
     let template = Summary {
         name: &ir.name,
@@ -538,8 +566,8 @@ mod tests {
         );
         assert_eq!(
             verdict(&[design.clone(), mmse.clone(), kbest]),
-            "**pgd-int beats mmse at 0–10 dB and is worse elsewhere.** SNR at BER 1e-2: \
-             pgd-int 5.0 dB; mmse 10.0 dB; kbest:32 1.3 dB."
+            "**pgd-int beats mmse from 0 to 10 dB and is worse than it at 20 dB.** SNR at BER \
+             1e-2: pgd-int 5.0 dB; mmse 10.0 dB; kbest:32 1.3 dB."
         );
         let worse = (
             "pgd-int".to_string(),
@@ -547,13 +575,164 @@ mod tests {
         );
         assert_eq!(
             verdict(&[worse, mmse.clone()]),
-            "**pgd-int is worse than mmse at every SNR point** (or level with it). SNR at BER \
-             1e-2: pgd-int not reached by 20 dB; mmse 10.0 dB."
+            "**pgd-int is worse than mmse at every SNR point.** SNR at BER 1e-2: pgd-int not \
+             reached by 20 dB; mmse 10.0 dB."
         );
         let best = (
             "pgd-int".to_string(),
             curve(&[(0.0, 0.1), (10.0, 1e-3), (20.0, 1e-6)]),
         );
-        assert!(verdict(&[best, mmse]).starts_with("**pgd-int beats mmse at every SNR point.**"));
+        assert_eq!(
+            verdict(&[best, mmse]),
+            "**pgd-int beats mmse at every SNR point.** SNR at BER 1e-2: pgd-int 5.0 dB; mmse \
+             10.0 dB."
+        );
+    }
+
+    /// A BER table as `kaq ber` writes it: (detector, SNR dB, bit errors) over 10^6 bits.
+    fn table(rows: &[(&str, f64, u64)]) -> Vec<BerPoint> {
+        let bits = 1_000_000;
+        rows.iter()
+            .map(|&(detector, snr_db, bit_errors)| BerPoint {
+                detector: detector.to_string(),
+                snr_db,
+                ber: bit_errors as f64 / bits as f64,
+                ber_ci_low: 0.0,
+                ber_ci_high: 1.0,
+                ser: 0.0,
+                bit_errors,
+                bits,
+                symbol_errors: 0,
+                symbols: bits / 4,
+                frames: bits / 128,
+                stop: kaq_model::ber::StopReason::MaxFrames,
+            })
+            .collect()
+    }
+
+    fn verdict_of(points: &[BerPoint]) -> String {
+        let order = ["int", "mmse", "kbest:32"].map(String::from);
+        verdict(&curves(points, &order))
+    }
+
+    /// The default flow's shape: ahead of MMSE at low SNR, behind it from 10 dB on (the
+    /// detector's error floor), K-best ahead of both.
+    #[test]
+    fn verdict_on_a_table_worse_than_mmse_at_high_snr() {
+        let points = table(&[
+            // Out of order, as a merged table may be: the curves sort by SNR.
+            ("int", 10.0, 9_000),
+            ("int", 0.0, 150_000),
+            ("int", 5.0, 60_000),
+            ("int", 15.0, 5_000),
+            ("int", 20.0, 4_000),
+            ("mmse", 0.0, 180_000),
+            ("mmse", 5.0, 80_000),
+            ("mmse", 10.0, 10_000),
+            ("mmse", 15.0, 300),
+            ("mmse", 20.0, 2),
+            ("kbest:32", 0.0, 100_000),
+            ("kbest:32", 5.0, 20_000),
+            ("kbest:32", 10.0, 100),
+            ("kbest:32", 15.0, 0),
+            ("kbest:32", 20.0, 0),
+            // A detector the verdict does not name is left out.
+            ("pgd-soft-k5", 0.0, 1),
+        ]);
+        // int crosses 1e-2 between 5 dB (6e-2) and 10 dB (9e-3): 5 + 5·log(6)/log(6/0.9).
+        let int_snr = 5.0 + 5.0 * (6.0f64).log10() / (6.0f64 / 0.9).log10();
+        assert_eq!(format!("{int_snr:.1}"), "9.7");
+        assert_eq!(
+            verdict_of(&points),
+            "**int beats mmse from 0 to 10 dB and is worse than it from 15 to 20 dB.** SNR at \
+             BER 1e-2: int 9.7 dB; mmse 10.0 dB; kbest:32 5.7 dB."
+        );
+    }
+
+    #[test]
+    fn verdict_on_tables_worse_than_mmse() {
+        // Worse from 5 dB on, level at 0 dB.
+        let points = table(&[
+            ("int", 0.0, 200_000),
+            ("int", 5.0, 90_000),
+            ("int", 10.0, 40_000),
+            ("mmse", 0.0, 200_000),
+            ("mmse", 5.0, 80_000),
+            ("mmse", 10.0, 10_000),
+        ]);
+        assert_eq!(
+            verdict_of(&points),
+            "**int is worse than mmse from 5 to 10 dB** and level with it at 0 dB. SNR at BER \
+             1e-2: int not reached by 10 dB; mmse not reached by 10 dB."
+        );
+        // Worse everywhere it was simulated; MMSE alone reaches 1e-2.
+        let points = table(&[
+            ("int", 0.0, 200_000),
+            ("int", 10.0, 50_000),
+            ("int", 20.0, 30_000),
+            ("mmse", 0.0, 150_000),
+            ("mmse", 10.0, 20_000),
+            ("mmse", 20.0, 20),
+        ]);
+        assert_eq!(
+            verdict_of(&points),
+            "**int is worse than mmse at every SNR point.** SNR at BER 1e-2: int not reached \
+             by 20 dB; mmse 11.0 dB."
+        );
+        // Runs that alternate.
+        let points = table(&[
+            ("int", 0.0, 100_000),
+            ("int", 5.0, 90_000),
+            ("int", 10.0, 1_000),
+            ("int", 15.0, 900),
+            ("int", 20.0, 800),
+            ("mmse", 0.0, 200_000),
+            ("mmse", 5.0, 80_000),
+            ("mmse", 10.0, 10_000),
+            ("mmse", 15.0, 100),
+            ("mmse", 20.0, 1),
+        ]);
+        assert!(
+            verdict_of(&points).starts_with(
+                "**int beats mmse at 0 dB and at 10 dB and is worse than it at 5 dB and from 15 \
+                 to 20 dB.** SNR at BER 1e-2: int "
+            ),
+            "{}",
+            verdict_of(&points)
+        );
+    }
+
+    #[test]
+    fn verdict_on_tables_with_zero_error_points_and_ties() {
+        // Both without errors at 20 dB: level there, not better or worse.
+        let points = table(&[
+            ("int", 0.0, 100_000),
+            ("int", 10.0, 1_000),
+            ("int", 20.0, 0),
+            ("mmse", 0.0, 200_000),
+            ("mmse", 10.0, 10_000),
+            ("mmse", 20.0, 0),
+        ]);
+        assert_eq!(
+            verdict_of(&points),
+            "**int beats mmse from 0 to 10 dB** and level with it at 20 dB. SNR at BER 1e-2: \
+             int 5.0 dB; mmse 10.0 dB."
+        );
+        // Every point the same.
+        let same = table(&[("int", 0.0, 5), ("mmse", 0.0, 5)]);
+        assert_eq!(
+            verdict_of(&same),
+            "**int is level with mmse at every SNR point** (the same BER). SNR at BER 1e-2: int \
+             ≤ 0 dB; mmse ≤ 0 dB."
+        );
+        // No SNR in common: no comparison, only the SNRs at the target.
+        let apart = table(&[("int", 0.0, 5), ("mmse", 3.0, 5)]);
+        assert_eq!(
+            verdict_of(&apart),
+            "int and mmse share no SNR point. SNR at BER 1e-2: int ≤ 0 dB; mmse ≤ 3 dB."
+        );
+        // No reference simulated: the design's SNR alone.
+        let alone = table(&[("int", 0.0, 100_000), ("int", 10.0, 1_000)]);
+        assert_eq!(verdict_of(&alone), "SNR at BER 1e-2: int 5.0 dB.");
     }
 }
