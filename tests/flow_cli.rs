@@ -67,12 +67,17 @@ fn flow_writes_every_artefact_and_resumes() {
         "initiation interval",
         "kaq lower --model out/models/quant.json",
         "kaq codegen --ir out/ir.json --lanes 2",
+        // The link is named as everywhere else (plot::style::link_name).
+        "2×2 QPSK link",
     ] {
         assert!(
             summary.contains(needle),
             "summary lacks {needle:?}:\n{summary}"
         );
     }
+    let svg = fs::read_to_string(out.join("ber.svg")).unwrap();
+    assert!(svg.contains("BER, 2×2 QPSK: "), "ber.svg title");
+    assert!(svg.contains("SNR per receive antenna (dB)"), "ber.svg axis");
     // The energy figures of the summary are in flow.json and report.json (docs/energy.md).
     let json = |f: &str| -> serde_json::Value {
         serde_json::from_str(&fs::read_to_string(out.join(f)).unwrap()).unwrap()

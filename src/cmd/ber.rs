@@ -498,14 +498,7 @@ pub(crate) fn write_results(
             })
             .collect();
         let title = format!("BER, {}", link_label(&config.link));
-        plot::line_plot(
-            path,
-            &title,
-            "SNR per receive antenna [dB]",
-            "BER",
-            true,
-            &series,
-        )?;
+        plot::line_plot(path, &title, plot::style::SNR_AXIS, "BER", true, &series)?;
     }
     Ok(())
 }
@@ -659,7 +652,8 @@ fn preflight(
     Ok(())
 }
 
-/// `16x16 16qam Rayleigh` or `... Kronecker rho_tx=…, rho_rx=…`.
+/// `16×16 16-QAM Rayleigh` or `... Kronecker rho_tx=…, rho_rx=…` (the link named as
+/// [`plot::style::link_name`] names it everywhere).
 pub(crate) fn link_label(link: &LinkConfig) -> String {
     let channel = match link.channel {
         ChannelModel::Rayleigh => "Rayleigh".to_string(),
@@ -682,8 +676,8 @@ pub(crate) fn link_label(link: &LinkConfig) -> String {
         format!(", {}", link.csi)
     };
     format!(
-        "{}x{} {} {channel}{block}{csi}",
-        link.nt, link.nr, link.modulation
+        "{} {channel}{block}{csi}",
+        plot::style::link_name(link.nt, link.nr, link.modulation)
     )
 }
 

@@ -139,10 +139,8 @@ fn summary(ir: &Ir, out: &Path) -> String {
     let _ = writeln!(s, "IR {} ({})", ir.name, ir.arch);
     let _ = writeln!(
         s,
-        "  {}x{} {}, H~ {}x{}, {} layers, state width {} bits, {} SNR bins",
-        ir.nt,
-        ir.nr,
-        ir.modulation,
+        "  {}, H~ {}×{}, {} layers, state width {} bits, {} SNR bins",
+        plot::style::link_name(ir.nt, ir.nr, ir.modulation),
         ir.m,
         ir.n,
         ir.layers.len(),

@@ -386,12 +386,10 @@ fn table(ir: &Ir, lanes: usize, report: &Report, synth: &Synth) -> String {
     let mut s = String::new();
     let _ = writeln!(
         s,
-        "{} ({}): {}x{} {}, H~ {}x{}, {} layers, {} lanes",
+        "{} ({}): {}, H~ {}×{}, {} layers, {} lanes",
         ir.name,
         ir.arch,
-        ir.nt,
-        ir.nr,
-        ir.modulation,
+        plot::style::link_name(ir.nt, ir.nr, ir.modulation),
         ir.m,
         ir.n,
         ir.layers.len(),

@@ -209,8 +209,9 @@ pub(super) fn flow(config: &FlowConfig, stages: &mut Stages) -> anyhow::Result<R
             format!("{}\n", serde_json::to_string_pretty(&doc)?).as_bytes(),
         )?;
         let title = format!(
-            "BER, {}×{} {}: {} and references",
-            config.link.nt, config.link.nr, config.link.modulation, ir.name
+            "BER, {}: {} and references",
+            plot::style::link_name(config.link.nt, config.link.nr, config.link.modulation),
+            ir.name
         );
         ber_plot(&out.join("ber.svg"), &title, &points)?;
         println!(
@@ -280,14 +281,7 @@ fn ber_plot(path: &Path, title: &str, points: &[BerPoint]) -> anyhow::Result<()>
             }
         })
         .collect();
-    plot::line_plot(
-        path,
-        title,
-        "SNR per receive antenna (dB)",
-        "BER",
-        true,
-        &series,
-    )
+    plot::line_plot(path, title, plot::style::SNR_AXIS, "BER", true, &series)
 }
 
 fn report_json(

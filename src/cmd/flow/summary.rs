@@ -217,10 +217,8 @@ pub(super) fn summary(
 ) -> String {
     let ir = &r.ir;
     let headline = format!(
-        "{}×{} {} link (SNR per receive antenna), {} with K = {}, {} {}-bit; RTL with {} MAC lanes per layer stage.",
-        config.link.nt,
-        config.link.nr,
-        config.link.modulation,
+        "{} link (SNR per receive antenna), {} with K = {}, {} {}-bit; RTL with {} MAC lanes per layer stage.",
+        crate::plot::style::link_name(config.link.nt, config.link.nr, config.link.modulation),
         r.f32_file.net.name(),
         config.net.layers,
         config.quant.method,
