@@ -28,22 +28,13 @@ struct Summary<'a> {
     stages: Vec<(&'static str, String, String)>,
 }
 
-/// A BER for a table: two significant decimals in scientific notation.
-fn sci(v: f64) -> String {
-    if v == 0.0 {
-        "0".to_string()
-    } else {
-        format!("{v:.2e}")
-    }
-}
-
-/// A measured point for a table: its BER, or for a point without errors `< u`, the upper end
-/// of its 95 % interval.
+/// A measured point for a table: its BER with two significant decimals, or for a point
+/// without errors `< u`, the upper end of its 95 % interval (never a bare 0).
 fn cell(p: &BerPoint) -> String {
     if p.bit_errors == 0 {
         format!("< {:.1e}", p.ber_ci_high)
     } else {
-        sci(p.ber)
+        format!("{:.2e}", p.ber)
     }
 }
 
@@ -157,6 +148,32 @@ fn curves(points: &[BerPoint], order: &[String]) -> Vec<(String, Vec<(f64, f64)>
         .collect()
 }
 
+/// The quantization-gap table: at each SNR of `snrs` where both were simulated, the BER of the
+/// f32 net and of the integer model and their ratio (`–` when the f32 net made no error).
+fn gap_rows(
+    points: &[BerPoint],
+    snrs: &[f64],
+    f32_name: &str,
+    int_name: &str,
+) -> Vec<(f64, String, String, String)> {
+    let point = |name: &str, snr: f64| {
+        points
+            .iter()
+            .find(|p| p.detector == name && p.snr_db == snr)
+    };
+    snrs.iter()
+        .filter_map(|&snr| {
+            let (a, b) = (point(f32_name, snr)?, point(int_name, snr)?);
+            let ratio = if a.ber > 0.0 {
+                format!("{:.3}", b.ber / a.ber)
+            } else {
+                "–".to_string()
+            };
+            Some((snr, cell(a), cell(b), ratio))
+        })
+        .collect()
+}
+
 /// A note under the quantization-gap table when the integer model beats its teacher somewhere.
 fn gap_note(rows: &[(f64, String, String, String)]) -> String {
     let below = rows
@@ -232,7 +249,6 @@ pub(super) fn summary(
         }
     }
     let point = |name: &str, snr: f64| r.ber.iter().find(|p| p.detector == name && p.snr_db == snr);
-    let find = |name: &str, snr: f64| point(name, snr).map(|p| p.ber);
     let ber_rows = config
         .ber
         .snr_db
@@ -247,20 +263,7 @@ pub(super) fn summary(
         .collect();
     let f32_name = r.f32_file.net.name();
     let int_name = format!("{}-int", ir.name);
-    let gap_rows: Vec<(f64, String, String, String)> = config
-        .ber
-        .snr_db
-        .iter()
-        .filter_map(|&snr| {
-            let (a, b) = (find(&f32_name, snr)?, find(&int_name, snr)?);
-            let ratio = if a > 0.0 {
-                format!("{:.3}", b / a)
-            } else {
-                "–".to_string()
-            };
-            Some((snr, sci(a), sci(b), ratio))
-        })
-        .collect();
+    let gap_rows = gap_rows(&r.ber, &config.ber.snr_db, &f32_name, &int_name);
     let mut order = vec![int_name.clone()];
     order.extend(config.ber.references.iter().cloned());
     let curves = curves(&r.ber, &order);
@@ -698,6 +701,30 @@ mod tests {
             "{}",
             verdict_of(&points)
         );
+    }
+
+    #[test]
+    fn the_gap_table_prints_a_zero_error_point_as_its_bound() {
+        let mut points = table(&[
+            ("f32", 0.0, 100_000),
+            ("int", 0.0, 75_000),
+            ("f32", 10.0, 0),
+            ("int", 10.0, 0),
+            ("int", 20.0, 0),
+        ]);
+        for p in points.iter_mut().filter(|p| p.bit_errors == 0) {
+            p.ber_ci_high = 3.84e-6;
+        }
+        assert_eq!(
+            gap_rows(&points, &[0.0, 10.0, 20.0], "f32", "int"),
+            vec![
+                (0.0, "1.00e-1".into(), "7.50e-2".into(), "0.750".into()),
+                (10.0, "< 3.8e-6".into(), "< 3.8e-6".into(), "–".into()),
+            ]
+        );
+        // The ratio below 1 gets its explanation.
+        assert!(gap_note(&gap_rows(&points, &[0.0], "f32", "int")).contains("not an error"));
+        assert!(gap_note(&gap_rows(&points, &[10.0], "f32", "int")).is_empty());
     }
 
     #[test]
