@@ -67,6 +67,8 @@ fn flow_writes_every_artefact_and_resumes() {
         "initiation interval",
         "kaq lower --model out/models/quant.json",
         "kaq codegen --ir out/ir.json --lanes 2",
+        // How to get `kaq` on the PATH for the reproduce commands.
+        "cargo install --path .",
         // The link is named as everywhere else (plot::style::link_name).
         "2×2 QPSK link",
     ] {
