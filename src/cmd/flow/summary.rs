@@ -71,11 +71,33 @@ fn snr_text(curve: &[(f64, f64)]) -> String {
     }
 }
 
+/// A point of a BER curve: SNR (dB), BER and its 95 % interval.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(super) struct CurvePoint {
+    snr_db: f64,
+    ber: f64,
+    low: f64,
+    high: f64,
+}
+
+/// How the design's point compares with the reference's: better or worse when their 95 %
+/// intervals are apart, level when they overlap (the difference is within the noise).
+fn compare(mine: &CurvePoint, theirs: &CurvePoint) -> std::cmp::Ordering {
+    use std::cmp::Ordering;
+    if mine.high < theirs.low {
+        Ordering::Less
+    } else if mine.low > theirs.high {
+        Ordering::Greater
+    } else {
+        Ordering::Equal
+    }
+}
+
 /// The verdict in words: where `design` beats the first reference and where it is worse
-/// (runs of the SNR points both were simulated at, compared by their BER), and the SNR at BER
-/// [`TARGET_BER`] of the design and of every reference. `curves` holds (name, points with SNR
-/// ascending); the design first.
-pub(super) fn verdict(curves: &[(String, Vec<(f64, f64)>)]) -> String {
+/// (runs of the SNR points both were simulated at whose 95 % intervals are apart; overlapping
+/// ones are level), and the SNR at BER [`TARGET_BER`] of the design and of every reference.
+/// `curves` holds (name, points with SNR ascending); the design first.
+pub(super) fn verdict(curves: &[(String, Vec<CurvePoint>)]) -> String {
     use std::cmp::Ordering;
     let Some(((design, mine), refs)) = curves.split_first().map(|(d, r)| ((&d.0, &d.1), r)) else {
         return String::new();
@@ -84,9 +106,9 @@ pub(super) fn verdict(curves: &[(String, Vec<(f64, f64)>)]) -> String {
     if let Some((reference, theirs)) = refs.first() {
         let compared: Vec<(f64, Ordering)> = mine
             .iter()
-            .filter_map(|&(s, b)| {
-                let other = theirs.iter().find(|&&(t, _)| t == s)?.1;
-                Some((s, b.total_cmp(&other)))
+            .filter_map(|p| {
+                let other = theirs.iter().find(|q| q.snr_db == p.snr_db)?;
+                Some((p.snr_db, compare(p, other)))
             })
             .collect();
         let runs = |o: Ordering| {
@@ -115,8 +137,12 @@ pub(super) fn verdict(curves: &[(String, Vec<(f64, f64)>)]) -> String {
             format!("{design} and {reference} share no SNR point.")
         } else {
             match (&level, better.is_some() || worse.is_some()) {
-                (Some(l), true) => format!("**{design} {clause}** and level with it {l}."),
-                (Some(_), false) => format!("**{design} {clause}** (the same BER)."),
+                (Some(l), true) => format!(
+                    "**{design} {clause}** and level with it {l} (within the 95 % intervals)."
+                ),
+                (Some(_), false) => {
+                    format!("**{design} {clause}** (within the 95 % intervals).")
+                }
                 (None, _) => format!("**{design} {clause}.**"),
             }
         };
@@ -124,7 +150,10 @@ pub(super) fn verdict(curves: &[(String, Vec<(f64, f64)>)]) -> String {
     }
     let at: Vec<String> = curves
         .iter()
-        .map(|(name, c)| format!("{name} {}", snr_text(c)))
+        .map(|(name, c)| {
+            let c: Vec<(f64, f64)> = c.iter().map(|p| (p.snr_db, p.ber)).collect();
+            format!("{name} {}", snr_text(&c))
+        })
         .collect();
     text.push_str(&format!("SNR at BER {TARGET_BER:.0e}: {}.", at.join("; ")));
     text
@@ -132,16 +161,21 @@ pub(super) fn verdict(curves: &[(String, Vec<(f64, f64)>)]) -> String {
 
 /// The BER curves of the detectors named in `order` (those with points), each with its SNRs
 /// ascending, as [`verdict`] takes them.
-fn curves(points: &[BerPoint], order: &[String]) -> Vec<(String, Vec<(f64, f64)>)> {
+fn curves(points: &[BerPoint], order: &[String]) -> Vec<(String, Vec<CurvePoint>)> {
     order
         .iter()
         .map(|name| {
-            let mut c: Vec<(f64, f64)> = points
+            let mut c: Vec<CurvePoint> = points
                 .iter()
                 .filter(|p| &p.detector == name)
-                .map(|p| (p.snr_db, p.ber))
+                .map(|p| CurvePoint {
+                    snr_db: p.snr_db,
+                    ber: p.ber,
+                    low: p.ber_ci_low,
+                    high: p.ber_ci_high,
+                })
                 .collect();
-            c.sort_by(|a, b| a.0.total_cmp(&b.0));
+            c.sort_by(|a, b| a.snr_db.total_cmp(&b.snr_db));
             (name.clone(), c)
         })
         .filter(|(_, c)| !c.is_empty())
@@ -534,20 +568,29 @@ mod tests {
         assert!(line.contains("stage by stage: QoR"), "{line}");
     }
 
-    fn curve(points: &[(f64, f64)]) -> Vec<(f64, f64)> {
-        points.to_vec()
+    /// A curve of exact points (an interval of zero width).
+    fn curve(points: &[(f64, f64)]) -> Vec<CurvePoint> {
+        points
+            .iter()
+            .map(|&(snr_db, ber)| CurvePoint {
+                snr_db,
+                ber,
+                low: ber,
+                high: ber,
+            })
+            .collect()
     }
 
     #[test]
     fn snr_at_target_interpolates_in_log_ber() {
-        let c = curve(&[(0.0, 1e-1), (10.0, 1e-3)]);
+        let c = [(0.0, 1e-1), (10.0, 1e-3)];
         let (s, bound) = snr_at(&c, 1e-2).unwrap();
         assert!(!bound);
         assert!((s - 5.0).abs() < 1e-12, "{s}");
-        assert_eq!(snr_at(&curve(&[(0.0, 0.2), (5.0, 0.1)]), 1e-2), None);
-        assert_eq!(snr_at(&curve(&[(3.0, 1e-3)]), 1e-2), Some((3.0, true)));
+        assert_eq!(snr_at(&[(0.0, 0.2), (5.0, 0.1)], 1e-2), None);
+        assert_eq!(snr_at(&[(3.0, 1e-3)], 1e-2), Some((3.0, true)));
         // A zero-error point counts as a decade below the target.
-        let (s, _) = snr_at(&curve(&[(0.0, 1e-1), (10.0, 0.0)]), 1e-2).unwrap();
+        let (s, _) = snr_at(&[(0.0, 1e-1), (10.0, 0.0)], 1e-2).unwrap();
         assert!((s - 5.0).abs() < 1e-12, "{s}");
     }
 
@@ -590,7 +633,10 @@ mod tests {
         );
     }
 
-    /// A BER table as `kaq ber` writes it: (detector, SNR dB, bit errors) over 10^6 bits.
+    use kaq_model::ber::{Z_95, wilson_interval};
+
+    /// A BER table as `kaq ber` writes it: (detector, SNR dB, bit errors) over 10^6 bits, each
+    /// point with its 95 % Wilson interval.
     fn table(rows: &[(&str, f64, u64)]) -> Vec<BerPoint> {
         let bits = 1_000_000;
         rows.iter()
@@ -598,8 +644,8 @@ mod tests {
                 detector: detector.to_string(),
                 snr_db,
                 ber: bit_errors as f64 / bits as f64,
-                ber_ci_low: 0.0,
-                ber_ci_high: 1.0,
+                ber_ci_low: wilson_interval(bit_errors, bits, Z_95).0,
+                ber_ci_high: wilson_interval(bit_errors, bits, Z_95).1,
                 ser: 0.0,
                 bit_errors,
                 bits,
@@ -663,8 +709,8 @@ mod tests {
         ]);
         assert_eq!(
             verdict_of(&points),
-            "**int is worse than mmse from 5 to 10 dB** and level with it at 0 dB. SNR at BER \
-             1e-2: int not reached by 10 dB; mmse not reached by 10 dB."
+            "**int is worse than mmse from 5 to 10 dB** and level with it at 0 dB (within the 95 \
+             % intervals). SNR at BER 1e-2: int not reached by 10 dB; mmse not reached by 10 dB."
         );
         // Worse everywhere it was simulated; MMSE alone reaches 1e-2.
         let points = table(&[
@@ -740,15 +786,31 @@ mod tests {
         ]);
         assert_eq!(
             verdict_of(&points),
-            "**int beats mmse from 0 to 10 dB** and level with it at 20 dB. SNR at BER 1e-2: \
-             int 5.0 dB; mmse 10.0 dB."
+            "**int beats mmse from 0 to 10 dB** and level with it at 20 dB (within the 95 % \
+             intervals). SNR at BER 1e-2: int 5.0 dB; mmse 10.0 dB."
+        );
+        // A difference within the noise is no win: 10 100 against 10 000 errors in 10^6 bits
+        // have overlapping intervals; 1 000 against 2 000 do not.
+        let close = table(&[
+            ("int", 0.0, 10_100),
+            ("int", 10.0, 1_000),
+            ("mmse", 0.0, 10_000),
+            ("mmse", 10.0, 2_000),
+        ]);
+        let v = verdict_of(&close);
+        assert!(
+            v.starts_with(
+                "**int beats mmse at 10 dB** and level with it at 0 dB (within the 95 % \
+                 intervals). SNR at BER 1e-2: "
+            ),
+            "{v}"
         );
         // Every point the same.
         let same = table(&[("int", 0.0, 5), ("mmse", 0.0, 5)]);
         assert_eq!(
             verdict_of(&same),
-            "**int is level with mmse at every SNR point** (the same BER). SNR at BER 1e-2: int \
-             ≤ 0 dB; mmse ≤ 0 dB."
+            "**int is level with mmse at every SNR point** (within the 95 % intervals). SNR at \
+             BER 1e-2: int ≤ 0 dB; mmse ≤ 0 dB."
         );
         // No SNR in common: no comparison, only the SNRs at the target.
         let apart = table(&[("int", 0.0, 5), ("mmse", 3.0, 5)]);
