@@ -190,6 +190,14 @@ fn a_synthesis_time_out_is_not_cached() {
             !d.join("out/.kaq-flow/synth.key").exists(),
             "a timed-out synthesis left a cache key"
         );
+        // The printed report command repeats this synthesis: same limit, same cache.
+        assert!(
+            summary.contains(
+                "kaq report --ir out/ir.json --lanes 2 --synth xilinx --synth-limit 1 \
+                 --synth-cache out/synth-cache\n"
+            ),
+            "{summary}"
+        );
     }
 }
 

@@ -496,7 +496,11 @@ fn commands(c: &FlowConfig, args: &FlowArgs) -> Vec<String> {
             if c.rtl.synth == "none" {
                 String::new()
             } else {
-                format!(" --synth {}", c.rtl.synth)
+                // The flow's limit and its per-stage cache, so the command repeats its synthesis.
+                format!(
+                    " --synth {} --synth-limit {} --synth-cache {out}/synth-cache",
+                    c.rtl.synth, c.rtl.synth_limit_s
+                )
             }
         ),
         format!(
