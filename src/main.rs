@@ -43,6 +43,9 @@ enum Command {
     Report(cmd::report::ReportArgs),
     /// Co-simulate the generated RTL with Verilator against the integer golden model.
     Cosim(cmd::cosim::CosimArgs),
+    /// Search per-layer bits, K and lanes for the Pareto front of BER, energy, area and
+    /// throughput.
+    Explore(cmd::explore::ExploreArgs),
     /// Write kaq's generated frames (H, x, y, σ²) as .npy files for cross-checks in Python.
     Export(cmd::export::ExportArgs),
 }
@@ -72,6 +75,7 @@ fn main() -> ExitCode {
         Command::Report(args) => cmd::report::run(args),
         Command::Cosim(args) => cmd::cosim::run(args),
         Command::Export(args) => cmd::export::run(args),
+        Command::Explore(args) => cmd::explore::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -22,19 +22,25 @@ fn kaq(dir: &Path) -> Command {
 
 /// Writes the IR of a calibrated 2-layer PGD-Net on 2×2 QPSK with 8 SNR bins to `dir/ir.json`.
 fn write_ir(dir: &Path) {
+    write_ir_with(dir, NetConfig::default(), &[6, 6], "ir.json");
+}
+
+/// Writes the IR of `config` calibrated with per-layer activation bits `bits` (one per layer)
+/// on 2×2 QPSK with 8 SNR bins to `dir/name`.
+fn write_ir_with(dir: &Path, config: NetConfig, bits: &[u32], name: &str) {
     let link = LinkConfig::new(2, 2, Modulation::Qpsk).unwrap();
     let config = NetConfig {
-        layers: 2,
-        ..NetConfig::default()
+        layers: bits.len(),
+        ..config
     };
     let net = UnfoldedNet::new(config, &link).unwrap();
     let set = TrainSet::generate(&link, 64, &[0.0, 10.0, 20.0], 1, SetKind::Train).unwrap();
-    let mut qc = QuantConfig::with_activation_bits(6);
+    let mut qc = QuantConfig::with_layer_bits(bits);
     qc.snr_bins.count = 8;
     qc.snr_bins.step_db = 50.0 / 8.0;
     let q = QuantNet::calibrate(&net, QuantMethod::Kaq, &qc, &set.as_batch()).unwrap();
     let ir = lower(&q, LowerOptions::default()).unwrap();
-    fs::write(dir.join("ir.json"), ir.to_json()).unwrap();
+    fs::write(dir.join(name), ir.to_json()).unwrap();
 }
 
 fn verilator_present() -> bool {
@@ -81,6 +87,39 @@ fn cosim_runs_clean_and_writes_json_and_trace() {
     let vcd = fs::read_to_string(d.join("run.vcd")).unwrap();
     assert!(vcd.contains("$enddefinitions"), "not a VCD");
     assert!(vcd.contains("out_valid"));
+}
+
+/// Mixed precision: a PGD-Net at 6, 4, 5 bits and an ADMM-Net (box prox) at 6, 3 bits, each
+/// layer saturating at its own width, match the integer model bit for bit under stalls.
+#[test]
+fn cosim_mixed_precision_runs_clean() {
+    if !verilator_present() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let admm = NetConfig {
+        arch: kaq_model::unfolded::Arch::Admm,
+        prox: kaq_model::unfolded::Prox::Box,
+        ..NetConfig::default()
+    };
+    for (config, bits, name) in [
+        (NetConfig::default(), &[6u32, 4, 5][..], "pgd.json"),
+        (admm, &[6, 3][..], "admm.json"),
+    ] {
+        write_ir_with(d, config, bits, name);
+        let ir: Value = serde_json::from_str(&fs::read_to_string(d.join(name)).unwrap()).unwrap();
+        assert_eq!(ir["state_width"], 6);
+        for (k, &b) in bits.iter().enumerate() {
+            assert_eq!(ir["layers"][k]["out"]["width"], b, "{name} layer {k}");
+        }
+        kaq(d)
+            .args(["cosim", "--ir", name, "--lanes", "2", "--frames", "400"])
+            .args(["--snr", "0:20:10", "--stall-prob", "0.2", "--seed", "5"])
+            .assert()
+            .success()
+            .stdout(predicate::str::contains("mismatches  0"));
+    }
 }
 
 #[test]

@@ -129,6 +129,90 @@ fn kaq_quantizes_a_teacher_and_ber_reads_the_result() {
         .stdout(predicate::str::contains("kaq-4b"));
 }
 
+/// Mixed precision: `--bits 8,6,4` (one width per layer) reaches the model file and the IR
+/// (each layer's states at its width, the registers at the widest), with every method; a
+/// repeated single width gives the file of the single value, byte for byte.
+#[test]
+fn per_layer_bits_reach_the_model_file_and_the_ir() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    teacher(d);
+    for method in ["ptq", "qat-mse", "lsq", "kaq"] {
+        let out = format!("{method}.json");
+        quant(
+            d,
+            &[
+                "--quant",
+                method,
+                "--bits",
+                "8,6,4",
+                "--teacher",
+                "fp32.json",
+                "--out",
+                &out,
+            ],
+        )
+        .assert()
+        .success();
+        let q = read_json(&d.join(&out));
+        assert_eq!(q["quant"]["activation_bits"], 8, "{method}");
+        assert_eq!(
+            q["quant"]["layer_bits"],
+            serde_json::json!([8, 6, 4]),
+            "{method}"
+        );
+        let ir = format!("{method}.ir.json");
+        kaq(d)
+            .args(["lower", "--model", &out, "--out", &ir])
+            .assert()
+            .success();
+        let ir = read_json(&d.join(&ir));
+        assert_eq!(ir["state_width"], 8);
+        for (k, b) in [8, 6, 4].iter().enumerate() {
+            assert_eq!(ir["layers"][k]["out"]["width"], *b, "{method} layer {k}");
+        }
+    }
+    quant(
+        d,
+        &[
+            "--quant",
+            "lsq",
+            "--bits",
+            "6",
+            "--teacher",
+            "fp32.json",
+            "--out",
+            "one.json",
+        ],
+    )
+    .assert()
+    .success();
+    quant(
+        d,
+        &[
+            "--quant",
+            "lsq",
+            "--bits",
+            "6,6,6",
+            "--teacher",
+            "fp32.json",
+            "--out",
+            "three.json",
+        ],
+    )
+    .assert()
+    .success();
+    assert_eq!(
+        fs::read(d.join("one.json")).unwrap(),
+        fs::read(d.join("three.json")).unwrap()
+    );
+    assert!(
+        read_json(&d.join("one.json"))["quant"]
+            .get("layer_bits")
+            .is_none()
+    );
+}
+
 #[test]
 fn bad_quantization_flags_exit_2_naming_the_flag() {
     let dir = tempfile::tempdir().unwrap();
@@ -175,6 +259,32 @@ fn bad_quantization_flags_exit_2_naming_the_flag() {
                 "fp32.json",
             ],
             "--kernel",
+        ),
+        (
+            vec!["--quant", "lsq", "--bits", "8,6", "--teacher", "fp32.json"],
+            "--bits",
+        ),
+        (
+            vec![
+                "--quant",
+                "lsq",
+                "--bits",
+                "8,6,4,4",
+                "--teacher",
+                "fp32.json",
+            ],
+            "--bits",
+        ),
+        (
+            vec![
+                "--quant",
+                "lsq",
+                "--bits",
+                "8,17,4",
+                "--teacher",
+                "fp32.json",
+            ],
+            "--bits",
         ),
         (vec!["--quant", "int4", "--teacher", "fp32.json"], "--quant"),
         (vec!["--quant", "kaq"], "--teacher"),

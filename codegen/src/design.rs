@@ -243,11 +243,19 @@ pub fn lower(ir: &Ir, lanes: usize, top: &str) -> Result<Design, CodegenError> {
         p.lit("O_SHIFT_TABLE", shifts(&out.shift));
         p.int("O_ROUND", rounding(out.rounding));
         p.int("O_OVF", overflow(out.overflow));
+        // Mixed precision: a layer narrower than the state registers (absent: OW = SW, so a
+        // uniform design's parameters are those of a design without per-layer widths).
+        if out.width != io.sw {
+            p.int("OW", out.width);
+        }
         if let Some(a) = &layer.admm {
             p.table("XO_MULT_W", "XO_MULT_TABLE", &a.x_out.mult, bins);
             p.lit("XO_SHIFT_TABLE", shifts(&a.x_out.shift));
             p.int("XO_ROUND", rounding(a.x_out.rounding));
             p.int("XO_OVF", overflow(a.x_out.overflow));
+            if a.x_out.width != io.sw {
+                p.int("XOW", a.x_out.width);
+            }
             p.table("VX_W", "VX_TABLE", &a.vx, bins);
             p.table("VU_W", "VU_TABLE", &a.vu, bins);
             p.int("V_W", a.v.width);

@@ -463,10 +463,14 @@ fn validate_bin_requant(
     for (i, &s) in r.shift.iter().enumerate() {
         check_shift(format!("{p}.shift[{i}]"), s)?;
     }
-    if r.width != ir.state_width {
+    // Mixed precision: a layer's states may be narrower than the state registers.
+    if r.width > ir.state_width || r.width < MIN_BITS {
         return Err(IrError::invalid(
             format!("{p}.width"),
-            format!("{} must equal state_width {}", r.width, ir.state_width),
+            format!(
+                "{} must lie in {MIN_BITS}..=state_width {}",
+                r.width, ir.state_width
+            ),
         ));
     }
     Ok(())

@@ -57,7 +57,10 @@
 //! [`kaq_ir::Interpreter`]) as one more detector, named like `pgd-soft-k5-kaq-4b-int`.
 //! Given with `--model` for the quantized file it was lowered from, both see the same frames,
 //! so their rows compare the integer model with the fake-quant net directly. Its antennas and
-//! modulation must be those of the run; a mismatch ends with status 2 naming `--ir`.
+//! modulation must be those of the run; a mismatch ends with status 2 naming `--ir`. An IR
+//! version 2 document (`kaq lower --ptq-bits`, the Gram-domain cg net) runs on
+//! [`kaq_ir::gram::GramInterpreter`], named like `cg-k6-l4-ptq-8b-int`; it computes its
+//! per-channel-block stage once per block, so it runs on block fading (`--block`) as is.
 //!
 //! `--rtl PATH` (repeatable) builds the RTL generated from an IR file with Verilator (8 MAC
 //! lanes, or the largest divisor of N below 8) and runs it as one more detector, named like
@@ -556,36 +559,59 @@ fn load_net(path: &Path, link: &LinkConfig) -> anyhow::Result<Box<dyn Detector>>
     Ok(net)
 }
 
-/// Loads an IR file as its integer golden model and checks that it detects the run's link
-/// (a mismatch is a usage error, status 2).
+/// Loads an IR file of either version (v1: PGD/ADMM, v2: the Gram-domain cg net) as its
+/// integer golden model and checks that it detects the run's link (a mismatch is a usage
+/// error, status 2).
 fn load_ir(path: &Path, link: &LinkConfig) -> anyhow::Result<Box<dyn Detector>> {
-    let ir = ir_for_link("--ir", path, link)?;
-    let golden = Interpreter::new(ir).with_context(|| format!("--ir {}", path.display()))?;
-    Ok(Box::new(golden))
+    use kaq_ir::gram::{AnyIr, GramInterpreter};
+    let context = || format!("--ir {}", path.display());
+    match AnyIr::load(path).map_err(|e| ir_usage_error("--ir", path, e))? {
+        AnyIr::V1(ir) => {
+            check_ir_link("--ir", path, (ir.nt, ir.nr, ir.modulation), link)?;
+            Ok(Box::new(Interpreter::new(ir).with_context(context)?))
+        }
+        AnyIr::V2(ir) => {
+            check_ir_link("--ir", path, (ir.nt, ir.nr, ir.modulation), link)?;
+            Ok(Box::new(GramInterpreter::new(ir).with_context(context)?))
+        }
+    }
 }
 
-/// Loads the IR given to `flag`; one of another link ends with status 2 naming `flag`.
-fn ir_for_link(flag: &str, path: &Path, link: &LinkConfig) -> anyhow::Result<Ir> {
-    let ir = Ir::load(path).map_err(|e| match e {
+/// An IR that cannot be read or is invalid, as a usage error naming `flag`.
+fn ir_usage_error(flag: &str, path: &Path, e: kaq_ir::IrError) -> anyhow::Error {
+    match e {
         kaq_ir::IrError::Parse { .. } | kaq_ir::IrError::Read(_) => usage_error(flag, e),
         _ => usage_error(flag, format!("{}: {e}", path.display())),
-    })?;
-    if (ir.nt, ir.nr, ir.modulation) != (link.nt, link.nr, link.modulation) {
+    }
+}
+
+/// An IR of another link than the run's ends with status 2 naming `flag`.
+fn check_ir_link(
+    flag: &str,
+    path: &Path,
+    (nt, nr, modulation): (usize, usize, kaq_ir::Modulation),
+    link: &LinkConfig,
+) -> anyhow::Result<()> {
+    if (nt, nr, modulation) != (link.nt, link.nr, link.modulation) {
         return Err(usage_error(
             flag,
             format!(
-                "{}: the IR is for {}x{} {}, this run simulates {}x{} {} \
+                "{}: the IR is for {nt}x{nr} {modulation}, this run simulates {}x{} {} \
                  (set --nt, --nr and --mod to match)",
                 path.display(),
-                ir.nt,
-                ir.nr,
-                ir.modulation,
                 link.nt,
                 link.nr,
                 link.modulation
             ),
         ));
     }
+    Ok(())
+}
+
+/// Loads the v1 IR given to `flag`; one of another link ends with status 2 naming `flag`.
+fn ir_for_link(flag: &str, path: &Path, link: &LinkConfig) -> anyhow::Result<Ir> {
+    let ir = Ir::load(path).map_err(|e| ir_usage_error(flag, path, e))?;
+    check_ir_link(flag, path, (ir.nt, ir.nr, ir.modulation), link)?;
     Ok(ir)
 }
 

@@ -6,6 +6,14 @@
 //! `--mult-bits` (8 to 32, default 24) is the signed width of the per-SNR-bin requantization
 //! multipliers and update coefficients.
 //!
+//! `kaq lower --model cg.json --ptq-bits B --out ir.json` instead reads a Gram-domain model file
+//! of the cg family (`kaq train --arch cg`, `"format": "kaq-gram-model"`) and lowers it by
+//! post-training quantization at `B` bits (2 to 12;
+//! [`kaq_model::gram::quantized::lower_cg`]) to an IR version 2 document (docs/ir.md §10).
+//! `--mult-bits` does not apply to it (status 2 if given). A Gram-domain file without
+//! `--ptq-bits` is a usage error naming `--ptq-bits`; an ep or oamp file is refused (only cg
+//! lowers to v2 so far).
+//!
 //! A plain f32 model file is refused (quantize it first with `kaq train --quant`). The output
 //! is checked before any work; an existing file is never replaced without `--force`, and the
 //! file is written atomically. Stdout gets a short summary: name, dimensions, layers, state
@@ -21,6 +29,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, bail};
 use clap::Args;
 use kaq_ir::{InitStage, Ir};
+use kaq_model::gram::file::GRAM_FORMAT;
 use kaq_model::lower::{LowerOptions, lower};
 use kaq_model::quant::QuantNet;
 use kaq_model::quant::file::{QFORMAT, QuantModelFile};
@@ -40,12 +49,26 @@ pub struct LowerArgs {
     out: PathBuf,
 
     /// Signed width of the per-bin requantization multipliers, 8 to 32.
-    #[arg(long, value_parser = parse_mult_bits, default_value_t = kaq_ir::DEFAULT_MULT_BITS)]
+    #[arg(long, value_parser = parse_mult_bits, default_value_t = kaq_ir::DEFAULT_MULT_BITS,
+          conflicts_with = "ptq_bits")]
     mult_bits: u32,
+
+    /// Post-training quantization at this many bits of a Gram-domain cg model file
+    /// (`kaq train --arch cg`) to an IR version 2 document (docs/ir.md §10), 2 to 12.
+    #[arg(long, value_name = "B", value_parser = parse_ptq_bits)]
+    ptq_bits: Option<u32>,
 
     /// Replace the output file if it exists.
     #[arg(long)]
     force: bool,
+}
+
+fn parse_ptq_bits(s: &str) -> Result<u32, String> {
+    let n = parse_whole(s)?;
+    if !(2..=12).contains(&n) {
+        return Err(format!("PTQ bits must be between 2 and 12, got {n}"));
+    }
+    Ok(n as u32)
 }
 
 fn parse_mult_bits(s: &str) -> Result<u32, String> {
@@ -72,6 +95,14 @@ pub fn run(args: LowerArgs) -> anyhow::Result<()> {
     }
     plot::check_writable(&args.out).context("--out is not writable")?;
 
+    let overwrite = if args.force {
+        Overwrite::Replace
+    } else {
+        Overwrite::Refuse
+    };
+    if let Some(bits) = args.ptq_bits {
+        return lower_gram(&args, bits, overwrite);
+    }
     let net = load_quant_net(&args.model)?;
     let ir = lower(
         &net,
@@ -80,14 +111,47 @@ pub fn run(args: LowerArgs) -> anyhow::Result<()> {
         },
     )
     .with_context(|| format!("--model {}", args.model.display()))?;
-    let overwrite = if args.force {
-        Overwrite::Replace
-    } else {
-        Overwrite::Refuse
-    };
     write_atomic(&args.out, ir.to_json().as_bytes(), overwrite)
         .with_context(|| format!("cannot write the IR to {}", args.out.display()))?;
     print!("{}", summary(&ir, &args.out));
+    Ok(())
+}
+
+/// `--ptq-bits`: PTQ of a Gram-domain cg model file to IR v2.
+fn lower_gram(args: &LowerArgs, bits: u32, overwrite: Overwrite) -> anyhow::Result<()> {
+    use kaq_model::gram::file::GramModelFile;
+    use kaq_model::gram::quantized::{CgQuantOptions, lower_cg};
+    let file = GramModelFile::load(&args.model).with_context(|| {
+        format!(
+            "--model {} (--ptq-bits needs a cg model file)",
+            args.model.display()
+        )
+    })?;
+    let ir = lower_cg(&file.net, &CgQuantOptions::new(bits))
+        .with_context(|| format!("--model {}", args.model.display()))?;
+    write_atomic(&args.out, ir.to_json().as_bytes(), overwrite)
+        .with_context(|| format!("cannot write the IR to {}", args.out.display()))?;
+    let widest = ir
+        .bounds()
+        .map(|b| b.sums.iter().map(|s| s.1).max().unwrap_or(0))
+        .unwrap_or(0);
+    println!("IR v2 {} (cg)", ir.name);
+    println!(
+        "  {}x{} {}, H~ {}x{}, {} layers x {} inner steps, state width {} bits, {} SNR bins, \
+         {} denoiser buckets",
+        ir.nt,
+        ir.nr,
+        ir.modulation,
+        ir.m,
+        ir.n,
+        ir.layers.len(),
+        ir.inner(),
+        ir.state.width(),
+        ir.snr_bins.count,
+        ir.denoiser.table.len()
+    );
+    println!("  widest sum bound (interval analysis): {widest} bits");
+    println!("IR written to {}", args.out.display());
     Ok(())
 }
 
@@ -112,6 +176,16 @@ fn load_quant_net(path: &Path) -> anyhow::Result<QuantNet> {
         .with_context(|| format!("--model {}: not a JSON model file", path.display()))?;
     match tag.format {
         Some(serde_json::Value::String(f)) if f == QFORMAT => {}
+        Some(serde_json::Value::String(f)) if f == GRAM_FORMAT => {
+            return Err(super::args::usage_error(
+                "--ptq-bits",
+                format!(
+                    "--model {} is a Gram-domain model (format \"{GRAM_FORMAT}\"); it lowers to \
+                     IR v2 by post-training quantization: pass --ptq-bits B",
+                    path.display()
+                ),
+            ));
+        }
         Some(serde_json::Value::String(f)) if f == FORMAT => bail!(
             "--model {}: an f32 model (format \"{FORMAT}\"); only quantized models lower to the \
              IR — run `kaq train --quant METHOD --teacher {}` first",

@@ -6,6 +6,7 @@ pub mod codegen;
 pub mod compare;
 pub mod cosim;
 pub mod csi;
+pub mod explore;
 pub mod export;
 pub mod flow;
 pub mod lower;

@@ -18,7 +18,7 @@
 //! training starts, and every file is written atomically. A run that diverges (non-finite loss,
 //! gradient or parameter) ends with status 1 and writes nothing.
 //!
-//! With `--quant ptq|qat-mse|lsq|kaq --teacher fp32.json [--bits B]` it quantizes a trained f32
+//! With `--quant ptq|qat-mse|lsq|kaq --teacher fp32.json [--bits B or B1,...,BK]` it quantizes a trained f32
 //! model instead (`kaq_model::quant::train_quantized`): the link and architecture come from the
 //! teacher file, the data flags from the command line, and the fine-tuning defaults are 10
 //! epochs at lr 2e-4 halved every 5. `--teacher` is required (train the f32 model first with
@@ -51,7 +51,9 @@ use kaq_model::gram::{Family, GramConfig};
 use kaq_model::mmd::KernelMode;
 use kaq_model::quant::file::QuantModelFile;
 use kaq_model::quant::kaq::{DEFAULT_EPSILON, DEFAULT_KERNEL};
-use kaq_model::quant::{KaqConfig, KaqEpoch, QuantMethod, QuantTrainConfig, train_quantized};
+use kaq_model::quant::{
+    KaqConfig, KaqEpoch, QuantConfig, QuantMethod, QuantTrainConfig, train_quantized,
+};
 use kaq_model::train::model_file::{Overwrite, write_atomic};
 use kaq_model::train::{
     EpochRecord, ModelFile, Progress, TrainConfig, TrainError, TrainedModel, train,
@@ -172,9 +174,10 @@ pub struct TrainArgs {
     #[arg(long, value_parser = parse_from_str::<QuantMethod>)]
     quant: Option<QuantMethod>,
 
-    /// With --quant: bits of the activations x^(k), 2 to 16.
-    #[arg(long, value_parser = parse_bits, default_value_t = 8, requires = "quant")]
-    bits: u32,
+    /// With --quant: bits of the activations x^(k), 2 to 16: one value for every layer, or
+    /// one per layer for mixed precision (`--bits 8,6,6,4,4`).
+    #[arg(long, value_delimiter = ',', value_parser = parse_bits, default_value = "8", requires = "quant")]
+    bits: Vec<u32>,
 
     /// With --quant: the trained f32 model file (`kaq train --out`) to quantize; required.
     #[arg(long, value_name = "PATH")]
@@ -547,6 +550,28 @@ struct QuantHistoryFile<'a> {
     kaq_history: &'a [KaqEpoch],
 }
 
+/// The per-layer activation bits of `--bits`: one value for all `layers`, or one per layer.
+pub(crate) fn expand_bits(bits: &[u32], layers: usize) -> anyhow::Result<Vec<u32>> {
+    match bits.len() {
+        1 => Ok(vec![bits[0]; layers]),
+        n if n == layers => Ok(bits.to_vec()),
+        n => Err(usage_error(
+            "--bits",
+            format!(
+                "gives {n} widths; the net has {layers} layers (give one value or one per layer)"
+            ),
+        )),
+    }
+}
+
+/// `8` or `8,6,4`: the `--bits` list as given.
+fn bits_label(bits: &[u32]) -> String {
+    bits.iter()
+        .map(u32::to_string)
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
 /// `kaq train --quant METHOD --teacher fp32.json`: quantizes the teacher and writes a
 /// `kaq-qmodel` file.
 fn run_quant(args: &TrainArgs, method: QuantMethod) -> anyhow::Result<()> {
@@ -574,14 +599,16 @@ fn run_quant(args: &TrainArgs, method: QuantMethod) -> anyhow::Result<()> {
         val_ber_frames: args.val_frames,
     };
     validate_flags(&train)?;
-    let config = QuantTrainConfig::fine_tuning(
+    let layer_bits = expand_bits(&args.bits, teacher.config().layers)?;
+    let mut config = QuantTrainConfig::fine_tuning(
         train,
-        args.bits,
+        layer_bits[0],
         KaqConfig {
             epsilon: args.epsilon,
             kernel: args.kernel,
         },
     );
+    config.quant = QuantConfig::with_layer_bits(&layer_bits);
     let outputs = args.outputs();
     check_outputs(&outputs, args.force)?;
 
@@ -661,7 +688,13 @@ fn run_quant(args: &TrainArgs, method: QuantMethod) -> anyhow::Result<()> {
         let l = teacher.link();
         let title = format!(
             "{method} {} bits, {} {} K={} on {}x{} {}",
-            args.bits, c.arch, c.prox, c.layers, l.nt, l.nr, l.modulation
+            bits_label(&args.bits),
+            c.arch,
+            c.prox,
+            c.layers,
+            l.nt,
+            l.nr,
+            l.modulation
         );
         if run.history.is_empty() {
             println!("--plot skipped: {method} does not train");

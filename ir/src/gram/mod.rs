@@ -768,10 +768,7 @@ impl AnyIr {
 
     /// Reads a document of either version.
     pub fn load(path: &std::path::Path) -> Result<Self, IrError> {
-        let text = std::fs::read_to_string(path).map_err(|source| IrError::Io {
-            path: path.display().to_string(),
-            source,
-        })?;
+        let text = kaq_files::read_text(path, kaq_files::INPUT_LIMIT)?;
         Self::from_json(&text, &path.display().to_string())
     }
 }

@@ -61,6 +61,8 @@ pub mod cg;
 pub mod denoise;
 pub mod ep;
 pub mod file;
+#[cfg(test)]
+mod ir_inputs_tests;
 pub mod linalg;
 pub mod oamp;
 pub mod quantized;

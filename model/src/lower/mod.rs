@@ -375,11 +375,13 @@ pub fn lower(q: &QuantNet, options: LowerOptions) -> Result<Ir, IrError> {
                 )
             }
         };
-        let out = state_requant(state_steps, out_frac, b, bits, &format!("{p} out"))?;
+        // Mixed precision: layer k's states saturate at its own bits (≤ state_width).
+        let bk = cfg.layer_activation_bits(k);
+        let out = state_requant(state_steps, out_frac, bk, bits, &format!("{p} out"))?;
         let admm = if net.arch == Arch::Admm {
             let what = format!("{p} admm");
             Some(AdmmStage {
-                x_out: state_requant(state_steps, f, b, bits, &what)?,
+                x_out: state_requant(state_steps, f, bk, bits, &what)?,
                 vx: coefficients(&dk, f, bits, &what)?,
                 vu: coefficients(&sp, f, bits, &what)?,
                 v: PLACEHOLDER,
@@ -402,7 +404,7 @@ pub fn lower(q: &QuantNet, options: LowerOptions) -> Result<Ir, IrError> {
     // c·Δ_K (an f32 product) slices at or above the level boundary 2j.
     let last = &steps[net.layers - 1];
     let levels = link.modulation.levels_per_dim() as i64;
-    let half = 1i64 << (b - 1);
+    let half = 1i64 << (cfg.layer_activation_bits(net.layers - 1) - 1);
     let thresholds = last
         .iter()
         .map(|&d| {

@@ -33,6 +33,11 @@ pub(crate) struct Case {
 /// A randomly perturbed net of `case`, calibrated with the method; KAQ gets α ≠ 0 so its
 /// steps differ across SNR bins.
 pub(crate) fn quant_net(case: &Case) -> QuantNet {
+    quant_net_with(case, &QuantConfig::with_activation_bits(case.bits))
+}
+
+/// [`quant_net`] with the formats `qconfig` (for mixed precision) instead of `case.bits`.
+pub(crate) fn quant_net_with(case: &Case, qconfig: &QuantConfig) -> QuantNet {
     let link = LinkConfig::new(case.nt, case.nr, case.modulation).unwrap();
     let config = NetConfig {
         arch: case.arch,
@@ -58,8 +63,7 @@ pub(crate) fn quant_net(case: &Case) -> QuantNet {
         SetKind::Train,
     )
     .unwrap();
-    let qconfig = QuantConfig::with_activation_bits(case.bits);
-    let mut q = QuantNet::calibrate(&net, case.method, &qconfig, &set.as_batch()).unwrap();
+    let mut q = QuantNet::calibrate(&net, case.method, qconfig, &set.as_batch()).unwrap();
     if case.method == QuantMethod::Kaq {
         let k = case.layers;
         let len = q.params().len();
@@ -224,6 +228,92 @@ proptest! {
             "{} of {} frames differ in x⁽ᴷ⁾", c.frames_differing, batch.frames
         );
     }
+}
+
+proptest! {
+    #![proptest_config(fixed_seed(24))]
+
+    /// Mixed precision: per-layer activation bits (each 3..=10, at least two layers differing)
+    /// lower to per-layer state widths; the integer model follows the fake-quant net as in
+    /// the uniform case, every layer's states fit its own width, and the uniform list gives
+    /// the IR of the single width, byte for byte.
+    #[test]
+    fn mixed_precision_agrees_with_fake_quant(
+        case in case_strategy(),
+        raw in proptest::collection::vec(3u32..=10, 5),
+    ) {
+        let case = Case { layers: case.layers.max(2), ..case };
+        let mut bits = raw[..case.layers].to_vec();
+        if bits.iter().all(|&b| b == bits[0]) {
+            bits[1] = if bits[0] == 3 { 4 } else { bits[0] - 1 };
+        }
+        let qconfig = QuantConfig::with_layer_bits(&bits);
+        prop_assert!(qconfig.is_mixed());
+        let q = quant_net_with(&case, &qconfig);
+        let ir = lower(&q, LowerOptions::default()).unwrap();
+        let max = *bits.iter().max().unwrap();
+        prop_assert_eq!(ir.state_width, max);
+        for (k, layer) in ir.layers.iter().enumerate() {
+            prop_assert_eq!(layer.out.width, bits[k]);
+            if let Some(a) = &layer.admm {
+                prop_assert_eq!(a.x_out.width, bits[k]);
+            }
+        }
+        let interp = Interpreter::new(ir).unwrap();
+        let n = LinkConfig::new(case.nt, case.nr, case.modulation).unwrap().n();
+        let batch = frames(&case, 1000usize.div_ceil(n).max(200), case.seed ^ 0x5eed);
+        for f in 0..batch.frames.min(50) {
+            let (h, y, bin) = interp.frame_codes(&batch.received(), f).unwrap();
+            let taps = interp.run_codes(&h, &y, bin).unwrap();
+            for (k, t) in taps.layers.iter().enumerate() {
+                let limit = (1i64 << (bits[k] - 1)) - 1;
+                prop_assert!(t.x.iter().chain(&t.s).chain(&t.u).all(|v| v.abs() <= limit));
+            }
+        }
+        let c = compare(&q, &interp, &batch);
+        prop_assert!(
+            c.decision_mismatches * 1000 <= c.symbols,
+            "{} of {} decisions differ", c.decision_mismatches, c.symbols
+        );
+        if !(case.arch == Arch::Admm && case.prox == Prox::Qam) {
+            prop_assert!(c.first_layer_max <= 1, "first differing layer differs by {} LSB", c.first_layer_max);
+        }
+        prop_assert!(
+            c.frames_differing * 20 <= batch.frames,
+            "{} of {} frames differ in x⁽ᴷ⁾", c.frames_differing, batch.frames
+        );
+        // A uniform list is the single width.
+        let uniform = QuantConfig::with_layer_bits(&vec![max; case.layers]);
+        prop_assert_eq!(&uniform, &QuantConfig::with_activation_bits(max));
+    }
+}
+
+/// A per-layer list of the wrong length or with a width above the widest is refused.
+#[test]
+fn mixed_precision_refuses_bad_lists() {
+    let case = Case {
+        arch: Arch::Pgd,
+        prox: Prox::Soft,
+        momentum: false,
+        init: Init::Zero,
+        modulation: Modulation::Qpsk,
+        nt: 2,
+        nr: 2,
+        layers: 3,
+        bits: 8,
+        method: QuantMethod::Ptq,
+        seed: 1,
+    };
+    let q = quant_net_with(&case, &QuantConfig::with_layer_bits(&[8, 6, 4]));
+    let mut bad = q.config().clone();
+    bad.layer_bits = Some(vec![8, 6]);
+    let err = bad.check_layers(3).unwrap_err().to_string();
+    assert!(err.contains("layer_bits"), "{err}");
+    bad.layer_bits = Some(vec![8, 9, 4]);
+    let err = bad.validate().unwrap_err().to_string();
+    assert!(err.contains("layer_bits"), "{err}");
+    bad.layer_bits = Some(vec![8, 1, 4]);
+    assert!(bad.validate().is_err());
 }
 
 /// The default formats on 16×16 16-QAM (the paper's link) agree exactly on most frames.

@@ -11,7 +11,7 @@
 //!   parameters, α_k, γ_k and (learnable mode) ln σ_m⁽ᵏ⁾ — the MMD student gradient enters
 //!   through the `extra` per-layer gradient of [`QuantNet::loss_and_grad`] (tests check it
 //!   against finite differences);
-//! * the α, γ entries are multiplied by [`QuantNet::step_grad_scale`] before the optimizer sees
+//! * the α, γ entries are multiplied by [`QuantNet::scale_step_grads`] before the optimizer sees
 //!   them, as for LSQ; the log-bandwidths are not scaled;
 //! * with ε = 0 the loss, gradient and therefore the whole run equal MSE-only training of the
 //!   same `kaq` net (no MMD is even evaluated);
@@ -372,18 +372,15 @@ impl Trainable for KaqStudent {
         }
         names
     }
-    /// The KAQ loss and its gradient, α, γ entries multiplied by [`QuantNet::step_grad_scale`].
+    /// The KAQ loss and its gradient, α, γ entries multiplied by [`QuantNet::scale_step_grads`].
     /// An error (a batch of the wrong shape, a non-finite MMD) gives a NaN loss, which the
     /// trainer reports as divergence.
     fn loss_and_grad(&self, data: &TrainBatch<'_>, grad: &mut [f32]) -> f32 {
         match KaqStudent::loss_and_grad(self, data, grad) {
             Ok(loss) => {
-                let scale = self.net.step_grad_scale();
                 let net_len = self.net.params().len() - self.net.step_params().len();
                 let q_len = self.net.params().len();
-                for g in &mut grad[net_len..q_len] {
-                    *g *= scale;
-                }
+                self.net.scale_step_grads(&mut grad[net_len..q_len]);
                 loss
             }
             Err(_) => f32::NAN,

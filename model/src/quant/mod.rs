@@ -15,7 +15,7 @@
 //!
 //! | tensor | bits | step |
 //! |---|---|---|
-//! | activations x⁽ᵏ⁾, k = 1..K (ADMM: x⁽ᵏ⁾, s⁽ᵏ⁾, u⁽ᵏ⁾, one shared step) | 8 (`activation_bits`, the `--bits` knob) | the method's |
+//! | activations x⁽ᵏ⁾, k = 1..K (ADMM: x⁽ᵏ⁾, s⁽ᵏ⁾, u⁽ᵏ⁾, one shared step) | 8 (`activation_bits`, the `--bits` knob; per layer with `layer_bits`) | the method's |
 //! | H | 8 | power of two, calibrated |
 //! | y | 10 | power of two, calibrated |
 //! | e⁽ᵏ⁾ = Ĥx⁽ᵏ⁻¹⁾ − ŷ | 12 | power of two, calibrated per layer |
@@ -153,8 +153,14 @@ impl TensorFormat {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct QuantConfig {
-    /// Bits of the activations x⁽ᵏ⁾ (default 8); their step is the method's.
+    /// Bits of the activations x⁽ᵏ⁾ (default 8); their step is the method's. With
+    /// `layer_bits` it is the widest layer's bits: the width of x⁽⁰⁾, of the `qam` prox
+    /// input and of the hardware's state registers.
     pub activation_bits: u32,
+    /// Mixed precision: the bits of x⁽ᵏ⁾ per layer k = 1..K (absent: `activation_bits` for
+    /// every layer). Each entry is at most `activation_bits`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub layer_bits: Option<Vec<u32>>,
     /// H (default 8 bits, power of two).
     pub h: TensorFormat,
     /// y (default 10 bits, power of two).
@@ -173,6 +179,7 @@ impl Default for QuantConfig {
     fn default() -> Self {
         Self {
             activation_bits: 8,
+            layer_bits: None,
             h: TensorFormat::pow2(8),
             y: TensorFormat::pow2(10),
             e: TensorFormat::pow2(12),
@@ -192,8 +199,59 @@ impl QuantConfig {
         }
     }
 
+    /// Per-layer activation bits `bits` (one entry per layer): `activation_bits` is their
+    /// largest; all equal gives the uniform config of [`QuantConfig::with_activation_bits`].
+    pub fn with_layer_bits(bits: &[u32]) -> Self {
+        let max = bits.iter().copied().max().unwrap_or(8);
+        if bits.iter().all(|&b| b == max) {
+            return Self::with_activation_bits(max);
+        }
+        Self {
+            activation_bits: max,
+            layer_bits: Some(bits.to_vec()),
+            ..Self::default()
+        }
+    }
+
+    /// Bits of the activation of layer k (0-based).
+    pub fn layer_activation_bits(&self, layer: usize) -> u32 {
+        self.layer_bits
+            .as_ref()
+            .and_then(|b| b.get(layer).copied())
+            .unwrap_or(self.activation_bits)
+    }
+
+    /// Whether the layers have different activation bits.
+    pub fn is_mixed(&self) -> bool {
+        self.layer_bits.is_some()
+    }
+
+    /// Checks `layer_bits` against a net of `layers` layers: one entry per layer.
+    pub fn check_layers(&self, layers: usize) -> Result<(), ModelError> {
+        match &self.layer_bits {
+            Some(b) if b.len() != layers => Err(ModelError::InvalidDimension {
+                name: "layer_bits",
+                value: b.len(),
+                reason: "needs one entry per layer",
+            }),
+            _ => Ok(()),
+        }
+    }
+
     /// Checks every bit width (2..=24) and the SNR bins.
     pub fn validate(&self) -> Result<(), ModelError> {
+        if let Some(b) = &self.layer_bits {
+            if let Some(&v) = b
+                .iter()
+                .find(|&&v| !(quantizer::MIN_BITS..=self.activation_bits).contains(&v))
+            {
+                return Err(ModelError::InvalidDimension {
+                    name: "layer_bits",
+                    value: v as usize,
+                    reason: "each layer's bits must be between 2 and activation_bits",
+                });
+            }
+        }
         for (name, bits) in [
             ("activation_bits", self.activation_bits),
             ("h.bits", self.h.bits),
@@ -280,6 +338,7 @@ impl QuantNet {
         data: &TrainBatch<'_>,
     ) -> Result<Self, ModelError> {
         config.validate()?;
+        config.check_layers(teacher.config().layers)?;
         teacher.validate()?;
         teacher.check(data)?;
         if data.batch == 0 {
@@ -309,7 +368,8 @@ impl QuantNet {
             activation: stats
                 .x
                 .iter()
-                .map(|&v| StepPolicy::MaxAbs.step(v, act_bits))
+                .enumerate()
+                .map(|(k, &v)| StepPolicy::MaxAbs.step(v, config.layer_activation_bits(k)))
                 .collect(),
         };
         let mut params = teacher.params().to_vec();
@@ -358,6 +418,7 @@ impl QuantNet {
     pub fn validate(&self) -> Result<(), ModelError> {
         self.config.validate()?;
         let k = self.net.config().layers;
+        self.config.check_layers(k)?;
         let net_len = self.net.params().len();
         let want = net_len + self.step_param_count();
         if self.params.len() != want {
@@ -575,8 +636,12 @@ impl QuantNet {
         plan.e_qp = qp(self.config.e.bits);
         plan.g = self.fixed.g.clone();
         plan.g_qp = qp(self.config.g.bits);
-        plan.act_qp = qp(self.config.activation_bits);
-        plan.prox_in = self.prox_input_step().map(|step| (step, plan.act_qp));
+        plan.act_qp = (0..self.net.config().layers)
+            .map(|k| qp(self.config.layer_activation_bits(k)))
+            .collect();
+        plan.prox_in = self
+            .prox_input_step()
+            .map(|step| (step, qp(self.config.activation_bits)));
         let len = self.net.params().len();
         let k = self.net.config().layers;
         let tail = self.step_params();
@@ -600,11 +665,22 @@ impl QuantNet {
         plan
     }
 
-    /// The LSQ gradient scale 1/√(n·Q_P) of the step parameters (n = elements per sample of
-    /// one activation, Q_P of the activation format).
-    pub fn step_grad_scale(&self) -> f32 {
+    /// The LSQ gradient scale 1/√(n·Q_P) of the step parameters of layer `layer` (0-based;
+    /// n = elements per sample of one activation, Q_P of that layer's activation format).
+    pub fn step_grad_scale(&self, layer: usize) -> f32 {
         let n = self.net.link().n() as f32;
-        1.0 / (n * quantizer::max_code(self.config.activation_bits)).sqrt()
+        1.0 / (n * quantizer::max_code(self.config.layer_activation_bits(layer))).sqrt()
+    }
+
+    /// Multiplies the gradient `grad` of the step parameters (laid out as
+    /// [`QuantNet::step_params`]: one block of K per-layer entries, two for KAQ) by each entry's
+    /// layer's [`QuantNet::step_grad_scale`].
+    pub fn scale_step_grads(&self, grad: &mut [f32]) {
+        let k = self.net.config().layers;
+        let scales: Vec<f32> = (0..k).map(|l| self.step_grad_scale(l)).collect();
+        for (i, g) in grad.iter_mut().enumerate() {
+            *g *= scales[i % k];
+        }
     }
 
     /// Mean over the batch of ‖x − x_S⁽ᴷ⁾‖² of the fake-quant forward pass; writes into `grad`
@@ -707,7 +783,7 @@ fn plain_plan(net: &UnfoldedNet, bins: &SnrBins) -> QuantPlan {
         e_qp: 1.0,
         g: vec![1.0; k],
         g_qp: 1.0,
-        act_qp: 1.0,
+        act_qp: vec![1.0; k],
         activation: ActivationPlan::Fixed(vec![1.0; k]),
         signal_var: link.noise_var(0.0),
         bins: *bins,
@@ -726,16 +802,13 @@ impl Trainable for QuantNet {
         QuantNet::param_names(self)
     }
     /// The MSE loss and its surrogate gradient, the step parameters' entries multiplied by
-    /// [`QuantNet::step_grad_scale`]. A batch of the wrong shape gives a NaN loss (which the
+    /// [`QuantNet::scale_step_grads`]. A batch of the wrong shape gives a NaN loss (which the
     /// trainer reports as divergence); the trainer only passes batches of the net's link.
     fn loss_and_grad(&self, data: &TrainBatch<'_>, grad: &mut [f32]) -> f32 {
         match QuantNet::loss_and_grad(self, data, None, grad) {
             Ok(loss) => {
-                let scale = self.step_grad_scale();
                 let len = self.net.params().len();
-                for g in &mut grad[len..] {
-                    *g *= scale;
-                }
+                self.scale_step_grads(&mut grad[len..]);
                 loss
             }
             Err(_) => f32::NAN,
@@ -750,14 +823,14 @@ impl Trainable for QuantNet {
 const DETECT_CHUNK: usize = 512;
 
 impl Detector for QuantNet {
-    /// `{f32 net name}-{method}-{bits}b`, for example `pgd-soft-k5-kaq-8b`.
+    /// `{f32 net name}-{method}-{bits}b`, for example `pgd-soft-k5-kaq-8b`; mixed precision
+    /// lists the layers' bits, for example `pgd-soft-k3-kaq-8-6-4b`.
     fn name(&self) -> String {
-        format!(
-            "{}-{}-{}b",
-            self.net.name(),
-            self.method,
-            self.config.activation_bits
-        )
+        let bits = match &self.config.layer_bits {
+            Some(b) => b.iter().map(u32::to_string).collect::<Vec<_>>().join("-"),
+            None => self.config.activation_bits.to_string(),
+        };
+        format!("{}-{}-{}b", self.net.name(), self.method, bits)
     }
 
     /// Runs the fake-quant forward pass and slices every output to the nearest level.

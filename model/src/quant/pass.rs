@@ -133,8 +133,8 @@ pub(crate) struct QuantPlan {
     pub e_qp: f32,
     pub g: Vec<f32>,
     pub g_qp: f32,
-    /// Q_P of the activations.
-    pub act_qp: f32,
+    /// Q_P of the activations, per layer.
+    pub act_qp: Vec<f32>,
     pub activation: ActivationPlan,
     /// SNR bin of each sample is derived from its noise variance: snr = `signal_var` / σ².
     pub signal_var: f64,
@@ -408,7 +408,7 @@ fn forward_pgd<const STATS: bool>(plan: &QuantPlan, bin: usize, ws: &mut Workspa
             if STATS {
                 ws.stats.x[k] = ws.stats.x[k].max(ev.value.abs());
             }
-            let q = plan.q(ev.value, at.step, plan.act_qp);
+            let q = plan.q(ev.value, at.step, plan.act_qp[k]);
             next[i] = q.value;
             ws.act_mask[k * n + i] = q.d_input;
             ws.act_dstep[k * n + i] = q.d_step;
@@ -431,12 +431,12 @@ fn forward_admm<const STATS: bool>(plan: &QuantPlan, bin: usize, ws: &mut Worksp
             let (sp, up) = (ws.s[j], ws.u[j]);
             let c = xp - sp + up;
             let pre_x = xp - lp.eta * (ws.g[j] + lp.rho * c) + lp.beta * (xp - xpp);
-            let qx = plan.q(pre_x, at.step, plan.act_qp);
+            let qx = plan.q(pre_x, at.step, plan.act_qp[k]);
             let v = qx.value + up;
             let (vq, v_mask) = plan.prox_input(v);
             let ev = lp.prox.eval(vq);
-            let qs = plan.q(ev.value, at.step, plan.act_qp);
-            let qu = plan.q(v - qs.value, at.step, plan.act_qp);
+            let qs = plan.q(ev.value, at.step, plan.act_qp[k]);
+            let qu = plan.q(v - qs.value, at.step, plan.act_qp[k]);
             if STATS {
                 let big = pre_x.abs().max(ev.value.abs()).max((v - qs.value).abs());
                 ws.stats.x[k] = ws.stats.x[k].max(big);

@@ -48,6 +48,7 @@ fn config_all(bits: u32, act: u32) -> QuantConfig {
     };
     QuantConfig {
         activation_bits: act,
+        layer_bits: None,
         h: f,
         y: f,
         e: f,
@@ -281,6 +282,7 @@ impl Reference<'_> {
                     QuantMethod::Kaq => p[net_len + k] * s + p[net_len + kk + k],
                 };
                 let prox_in = q.prox_input_step().map(|st| st as f64);
+                let layer_qp = max_code(cfg.layer_activation_bits(k)) as f64;
                 let out_k = if nc.arch == Arch::Pgd {
                     let next: Vec<f64> = (0..n)
                         .map(|j| {
@@ -289,7 +291,7 @@ impl Reference<'_> {
                                 Some(st) => self.quant(r, st, act_qp),
                                 None => r,
                             };
-                            self.quant(prox.apply(r), step, act_qp)
+                            self.quant(prox.apply(r), step, layer_qp)
                         })
                         .collect();
                     xs.push(next.clone());
@@ -301,14 +303,14 @@ impl Reference<'_> {
                     for j in 0..n {
                         let c = xp[j] - sp[j] + up[j];
                         let pre = xp[j] - eta * (g[j] + rho * c) + beta * (xp[j] - xpp[j]);
-                        xn[j] = self.quant(pre, step, act_qp);
+                        xn[j] = self.quant(pre, step, layer_qp);
                         let v = xn[j] + up[j];
                         let vq = match prox_in {
                             Some(st) => self.quant(v, st, act_qp),
                             None => v,
                         };
-                        sn[j] = self.quant(prox.apply(vq), step, act_qp);
-                        un[j] = self.quant(v - sn[j], step, act_qp);
+                        sn[j] = self.quant(prox.apply(vq), step, layer_qp);
+                        un[j] = self.quant(v - sn[j], step, layer_qp);
                     }
                     xs.push(xn);
                     us.push(un);
@@ -335,6 +337,11 @@ impl Reference<'_> {
 }
 
 fn check_gradient(method: QuantMethod, config: NetConfig, seed: u64) {
+    check_gradient_bits(method, config, seed, false);
+}
+
+/// [`check_gradient`]; `mixed` gives the layers 6, 3, 4, 5, … activation bits.
+fn check_gradient_bits(method: QuantMethod, config: NetConfig, seed: u64, mixed: bool) {
     let link = link(Modulation::Qam16);
     let teacher = net_with(config, &link, seed);
     let set = data(&link, 6, seed + 100);
@@ -355,6 +362,14 @@ fn check_gradient(method: QuantMethod, config: NetConfig, seed: u64) {
         f.step = StepPolicy::MaxAbs;
     }
     formats.params.bits = 24;
+    if mixed {
+        formats.activation_bits = 6;
+        formats.layer_bits = Some(
+            (0..teacher.config().layers)
+                .map(|k| [6, 3, 4, 5][k % 4])
+                .collect(),
+        );
+    }
     let mut q = QuantNet::calibrate(&teacher, method, &formats, &calibration.as_batch()).unwrap();
     let k = teacher.config().layers;
     let net_len = teacher.params().len();
@@ -424,6 +439,20 @@ fn backward_matches_finite_differences_of_the_surrogate() {
             for seed in 0..2 {
                 check_gradient(method, config.clone(), 10 * c as u64 + seed);
             }
+        }
+    }
+}
+
+/// Mixed precision: per-layer Q_P in the forward pass and the STE/LSQ backward, checked
+/// against the f64 reference with per-layer widths.
+#[test]
+fn mixed_precision_backward_matches_finite_differences() {
+    for (c, config) in configs().into_iter().enumerate() {
+        if config.layers < 2 {
+            continue;
+        }
+        for method in [QuantMethod::QatMse, QuantMethod::Lsq, QuantMethod::Kaq] {
+            check_gradient_bits(method, config.clone(), 10 * c as u64 + 7, true);
         }
     }
 }

@@ -1,0 +1,829 @@
+//! `kaq explore`: a search over per-layer activation bits (mixed precision), the depth K (one
+//! `--teacher` per K) and the MAC lanes, judged on the integer golden model.
+//!
+//! Every candidate (teacher, per-layer bits) is quantized from its f32 teacher with `--method`
+//! (`kaq_model::quant::train_quantized`), lowered to the IR, and evaluated for: the BER at each
+//! target SNR (`kaq_model::ber::simulate` on the IR interpreter), the energy per bit under both
+//! models of `kaq_ir::energy` (docs/energy.md), and per lane count the analytic xc7 area
+//! (`kaq_codegen::estimate`) and the throughput in detected bits per clock cycle
+//! (`kaq_codegen::report`). The search is exhaustive when a teacher's grid of bit vectors has
+//! at most `--exhaustive` points, otherwise greedy: from every layer at the widest bits, each
+//! step lowers the one layer whose next narrower width costs the least BER, until every layer
+//! is at the narrowest width.
+//!
+//! Guarantees: the result is a function of the flags and the teacher files alone (common
+//! random numbers: every candidate sees the same frames), so a run is deterministic for a
+//! seed at any thread count. Every evaluation is appended to `DIR/results.jsonl` by an atomic
+//! rewrite of the file, which a rerun with the same configuration rereads and does not
+//! evaluate again (a different configuration in that file is refused). The Pareto fronts
+//! (mean BER against pJ/bit of model 2 and of model 1, BER against LUTs, throughput against
+//! LUTs) are written as a table (`pareto.md`, also printed), JSON (`pareto.json`) and SVG plots.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+use clap::Args;
+use kaq_ir::Interpreter;
+use kaq_model::ber::{BerConfig, simulate};
+use kaq_model::lower::{LowerOptions, lower};
+use kaq_model::quant::{KaqConfig, QuantConfig, QuantMethod, QuantTrainConfig, train_quantized};
+use kaq_model::train::{ModelFile, TrainConfig};
+use kaq_model::unfolded::UnfoldedNet;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use super::args::{parse_bits, parse_from_str, parse_snr_db, parse_threads, usage_error};
+use crate::plot::{Series, line_plot, write_atomically};
+
+/// The results file in `--out`.
+pub const RESULTS_FILE: &str = "results.jsonl";
+
+/// `kaq explore` flags.
+#[derive(Debug, Args)]
+pub struct ExploreArgs {
+    /// A trained f32 model file (`kaq train --out`); repeat for more depths K.
+    #[arg(long = "teacher", required = true, value_name = "PATH")]
+    teachers: Vec<PathBuf>,
+
+    /// The quantization method of every candidate.
+    #[arg(long, value_parser = parse_from_str::<QuantMethod>, default_value = "ptq")]
+    method: QuantMethod,
+
+    /// The widths each layer may take (2 to 16 bits).
+    #[arg(long, value_delimiter = ',', value_parser = parse_bits, default_value = "4,5,6,8")]
+    bits: Vec<u32>,
+
+    /// MAC lanes per layer stage to estimate area and throughput at (each must divide N).
+    #[arg(long, value_delimiter = ',', default_value = "1")]
+    lanes: Vec<usize>,
+
+    /// Target SNRs in dB at which the BER is measured.
+    #[arg(long = "snr", value_delimiter = ',', value_parser = parse_snr_db, required = true)]
+    snr: Vec<f64>,
+
+    /// Most frames per target SNR.
+    #[arg(long, default_value_t = 20_000)]
+    frames: u64,
+
+    /// A point stops at this many bit errors.
+    #[arg(long, default_value_t = 500)]
+    min_errors: u64,
+
+    /// Seed of the BER frames and of the quantization data.
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+
+    /// Exhaustive search when a teacher's grid (widths^K) has at most this many points.
+    #[arg(long, default_value_t = 256)]
+    exhaustive: u64,
+
+    /// Samples drawn for calibration (and fine-tuning with a trained method).
+    #[arg(long, default_value_t = 5_000)]
+    samples: usize,
+
+    /// Fine-tuning epochs of a trained method (qat-mse, lsq, kaq).
+    #[arg(long, default_value_t = 2)]
+    epochs: usize,
+
+    /// Output directory: results.jsonl (resumable), pareto.md, pareto.json and the SVG plots.
+    #[arg(long, value_name = "DIR")]
+    out: PathBuf,
+
+    /// Worker threads (default: all cores).
+    #[arg(long, value_parser = parse_threads)]
+    threads: Option<usize>,
+}
+
+/// Area and throughput of one candidate at one lane count.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Hardware {
+    /// MAC lanes per layer stage.
+    pub lanes: usize,
+    /// Estimated xc7 LUTs.
+    pub lut: u64,
+    /// Estimated flip-flops.
+    pub ff: u64,
+    /// Estimated DSP48E1 slices.
+    pub dsp: u64,
+    /// Mean cycles per frame in steady state.
+    pub cycles_per_frame: f64,
+    /// Detected bits per clock cycle.
+    pub bits_per_cycle: f64,
+}
+
+/// One evaluated candidate: one line of `results.jsonl`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Record {
+    /// The configuration hash of the run that evaluated it.
+    pub config: String,
+    /// Index of its `--teacher`.
+    pub teacher: usize,
+    /// Layers K.
+    pub layers: usize,
+    /// Activation bits per layer.
+    pub bits: Vec<u32>,
+    /// The IR's name.
+    pub name: String,
+    /// BER at each target SNR.
+    pub ber: Vec<f64>,
+    /// Bit errors at each target SNR.
+    pub bit_errors: Vec<u64>,
+    /// Bits simulated at each target SNR.
+    pub bits_simulated: Vec<u64>,
+    /// Model 1 (paper eqs. 7–11) pJ per bit.
+    pub m1_pj_per_bit: f64,
+    /// Model 2 (45 nm per operation) pJ per bit.
+    pub m2_pj_per_bit: f64,
+    /// Per lane count.
+    pub hardware: Vec<Hardware>,
+}
+
+impl Record {
+    /// The mean BER over the target SNRs: the BER objective.
+    pub fn mean_ber(&self) -> f64 {
+        self.ber.iter().sum::<f64>() / self.ber.len().max(1) as f64
+    }
+}
+
+/// Indices of the points of `points` (both coordinates minimized) that no other point
+/// dominates (≤ in both, < in one), in ascending x. Points with a non-finite coordinate are
+/// left out. Equal points are all kept. O(n log n): sort by (x, y), then sweep.
+pub fn pareto_front(points: &[(f64, f64)]) -> Vec<usize> {
+    let mut order: Vec<usize> = (0..points.len())
+        .filter(|&i| points[i].0.is_finite() && points[i].1.is_finite())
+        .collect();
+    order.sort_by(|&a, &b| {
+        points[a]
+            .0
+            .total_cmp(&points[b].0)
+            .then(points[a].1.total_cmp(&points[b].1))
+            .then(a.cmp(&b))
+    });
+    let mut front = Vec::new();
+    let mut best = f64::INFINITY;
+    let mut i = 0;
+    while i < order.len() {
+        let x = points[order[i]].0;
+        let y = points[order[i]].1;
+        let mut j = i;
+        while j < order.len() && points[order[j]].0 == x {
+            j += 1;
+        }
+        // The group of equal x: only its least y can be on the front, and only below every
+        // y at smaller x.
+        if y < best {
+            front.extend(order[i..j].iter().copied().filter(|&k| points[k].1 == y));
+            best = y;
+        }
+        i = j;
+    }
+    front
+}
+
+/// The search plan of one teacher: exhaustive or greedy.
+fn grid_size(widths: usize, layers: usize) -> u64 {
+    (widths as u64).saturating_pow(layers as u32)
+}
+
+/// Every bit vector of `layers` layers over `widths` (ascending), in lexicographic order.
+fn all_vectors(widths: &[u32], layers: usize) -> Vec<Vec<u32>> {
+    let mut out = vec![Vec::new()];
+    for _ in 0..layers {
+        out = out
+            .into_iter()
+            .flat_map(|v| {
+                widths.iter().map(move |&w| {
+                    let mut v = v.clone();
+                    v.push(w);
+                    v
+                })
+            })
+            .collect();
+    }
+    out
+}
+
+/// The greedy step's neighbours of `bits`: each layer lowered to the next narrower width.
+fn narrower(widths: &[u32], bits: &[u32]) -> Vec<Vec<u32>> {
+    (0..bits.len())
+        .filter_map(|k| {
+            let lower = widths.iter().rev().find(|&&w| w < bits[k])?;
+            let mut v = bits.to_vec();
+            v[k] = *lower;
+            Some(v)
+        })
+        .collect()
+}
+
+/// What the configuration hash covers: everything that changes a record.
+#[derive(Serialize)]
+struct ConfigKey<'a> {
+    tool: &'static str,
+    version: &'static str,
+    teachers: Vec<String>,
+    method: String,
+    snr: &'a [f64],
+    frames: u64,
+    min_errors: u64,
+    seed: u64,
+    samples: usize,
+    epochs: usize,
+    lanes: &'a [usize],
+}
+
+/// The candidates evaluated so far, by (teacher, bits), with the results file.
+struct Store {
+    path: PathBuf,
+    config: String,
+    text: String,
+    records: BTreeMap<(usize, Vec<u32>), Record>,
+}
+
+impl Store {
+    /// Rereads `path` (absent: empty); a record of another configuration is refused.
+    fn open(path: &Path, config: &str) -> anyhow::Result<Self> {
+        let text = if path.exists() {
+            super::args::read_input("--out", path)?
+        } else {
+            String::new()
+        };
+        let mut records = BTreeMap::new();
+        for (i, line) in text
+            .lines()
+            .enumerate()
+            .filter(|(_, l)| !l.trim().is_empty())
+        {
+            let r: Record = serde_json::from_str(line).map_err(|e| {
+                usage_error(
+                    "--out",
+                    format!(
+                        "{} line {}: not a kaq explore record: {e}",
+                        path.display(),
+                        i + 1
+                    ),
+                )
+            })?;
+            if r.config != config {
+                return Err(usage_error(
+                    "--out",
+                    format!(
+                        "{} holds results of another configuration (line {}); give another \
+                         directory or remove the file",
+                        path.display(),
+                        i + 1
+                    ),
+                ));
+            }
+            records.insert((r.teacher, r.bits.clone()), r);
+        }
+        Ok(Self {
+            path: path.to_path_buf(),
+            config: config.to_string(),
+            text,
+            records,
+        })
+    }
+
+    /// Appends `r` by rewriting the file atomically.
+    fn push(&mut self, r: Record) -> anyhow::Result<()> {
+        let line = serde_json::to_string(&r).expect("a record serializes");
+        let mut text = self.text.clone();
+        if !text.is_empty() && !text.ends_with('\n') {
+            text.push('\n');
+        }
+        text.push_str(&line);
+        text.push('\n');
+        write_atomically(&self.path, text.as_bytes())?;
+        self.text = text;
+        self.records.insert((r.teacher, r.bits.clone()), r);
+        Ok(())
+    }
+}
+
+/// One teacher and what evaluating a candidate of it needs.
+struct Teacher {
+    net: UnfoldedNet,
+}
+
+struct Evaluator<'a> {
+    args: &'a ExploreArgs,
+    teachers: Vec<Teacher>,
+    store: Store,
+    bar: indicatif::ProgressBar,
+    evaluated: u64,
+}
+
+impl Evaluator<'_> {
+    /// The record of `bits` on teacher `t`: from the store, or evaluated and appended.
+    fn get(&mut self, t: usize, bits: &[u32]) -> anyhow::Result<Record> {
+        if let Some(r) = self.store.records.get(&(t, bits.to_vec())) {
+            self.bar.inc(1);
+            return Ok(r.clone());
+        }
+        let label = bits
+            .iter()
+            .map(u32::to_string)
+            .collect::<Vec<_>>()
+            .join(",");
+        self.bar
+            .set_message(format!("teacher {} bits {label}", t + 1));
+        let r = evaluate(
+            self.args,
+            &self.teachers[t].net,
+            t,
+            bits,
+            &self.store.config,
+        )
+        .with_context(|| format!("evaluating teacher {} at --bits {label}", t + 1))?;
+        self.store.push(r.clone())?;
+        self.evaluated += 1;
+        self.bar.inc(1);
+        Ok(r)
+    }
+}
+
+/// Quantizes, lowers and measures one candidate.
+fn evaluate(
+    args: &ExploreArgs,
+    teacher: &UnfoldedNet,
+    t: usize,
+    bits: &[u32],
+    config: &str,
+) -> anyhow::Result<Record> {
+    let train = TrainConfig {
+        link: teacher.link().clone(),
+        net: teacher.config().clone(),
+        samples: args.samples,
+        val_samples: args.samples.clamp(1, 1_000),
+        epochs: args.epochs.max(1),
+        seed: args.seed,
+        val_ber_snr_db: args.snr.clone(),
+        val_ber_frames: 200,
+        ..TrainConfig::default()
+    };
+    let mut qt = QuantTrainConfig::fine_tuning(train, bits[0], KaqConfig::default());
+    qt.quant = QuantConfig::with_layer_bits(bits);
+    let run = train_quantized(teacher, args.method, &qt, &mut |_| {})?;
+    let ir = lower(&run.net, LowerOptions::default())?;
+    let energy = kaq_ir::energy::estimate(&ir);
+    let mut hardware = Vec::with_capacity(args.lanes.len());
+    for &lanes in &args.lanes {
+        let design = kaq_codegen::lower(&ir, lanes, "kaq_top")?;
+        let area = kaq_codegen::estimate::estimate(&design).total;
+        let cycles = kaq_codegen::report::analyse(&design)
+            .total
+            .cycles_per_frame();
+        hardware.push(Hardware {
+            lanes,
+            lut: area.lut,
+            ff: area.ff,
+            dsp: area.dsp,
+            cycles_per_frame: cycles,
+            bits_per_cycle: f64::from(energy.bits_per_vector) / cycles,
+        });
+    }
+    let interp = Interpreter::new(ir.clone())?;
+    let ber = BerConfig::new(
+        teacher.link().clone(),
+        args.snr.clone(),
+        args.min_errors,
+        args.frames,
+        args.seed,
+    );
+    let points = simulate(&ber, &[&interp], None)?;
+    Ok(Record {
+        config: config.to_string(),
+        teacher: t,
+        layers: bits.len(),
+        bits: bits.to_vec(),
+        name: ir.name.clone(),
+        ber: points.iter().map(|p| p.ber).collect(),
+        bit_errors: points.iter().map(|p| p.bit_errors).collect(),
+        bits_simulated: points.iter().map(|p| p.bits).collect(),
+        m1_pj_per_bit: energy.paper.pj_per_bit,
+        m2_pj_per_bit: energy.horowitz.pj_per_bit,
+        hardware,
+    })
+}
+
+/// One point of a front: a record at one lane count.
+#[derive(Debug, Clone, Serialize)]
+struct FrontPoint {
+    teacher: usize,
+    layers: usize,
+    bits: Vec<u32>,
+    lanes: usize,
+    mean_ber: f64,
+    m1_pj_per_bit: f64,
+    m2_pj_per_bit: f64,
+    lut: u64,
+    bits_per_cycle: f64,
+}
+
+fn front_points(records: &[Record]) -> Vec<FrontPoint> {
+    records
+        .iter()
+        .flat_map(|r| {
+            r.hardware.iter().map(move |h| FrontPoint {
+                teacher: r.teacher,
+                layers: r.layers,
+                bits: r.bits.clone(),
+                lanes: h.lanes,
+                mean_ber: r.mean_ber(),
+                m1_pj_per_bit: r.m1_pj_per_bit,
+                m2_pj_per_bit: r.m2_pj_per_bit,
+                lut: h.lut,
+                bits_per_cycle: h.bits_per_cycle,
+            })
+        })
+        .collect()
+}
+
+/// The fronts of the run: (name, x label, y label, the front's points).
+type Front = (&'static str, Vec<FrontPoint>);
+
+fn fronts(points: &[FrontPoint]) -> Vec<Front> {
+    let pick = |f: &dyn Fn(&FrontPoint) -> (f64, f64)| -> Vec<FrontPoint> {
+        let xy: Vec<(f64, f64)> = points.iter().map(f).collect();
+        pareto_front(&xy)
+            .into_iter()
+            .map(|i| points[i].clone())
+            .collect()
+    };
+    vec![
+        ("ber_vs_m2", pick(&|p| (p.m2_pj_per_bit, p.mean_ber))),
+        ("ber_vs_m1", pick(&|p| (p.m1_pj_per_bit, p.mean_ber))),
+        ("ber_vs_lut", pick(&|p| (p.lut as f64, p.mean_ber))),
+        (
+            "throughput_vs_lut",
+            pick(&|p| (p.lut as f64, -p.bits_per_cycle)),
+        ),
+    ]
+}
+
+fn bits_label(bits: &[u32]) -> String {
+    bits.iter()
+        .map(u32::to_string)
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+/// The table of the BER-vs-energy front (model 2), with model 1 beside.
+fn front_table(front: &[FrontPoint], snr: &[f64], records: &[Record]) -> String {
+    use std::fmt::Write as _;
+    let mut s = String::new();
+    let snrs = snr
+        .iter()
+        .map(|v| format!("{v} dB"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let _ = writeln!(
+        s,
+        "Pareto front, mean BER at {snrs} against pJ/bit (model 2; model 1 beside), {} candidates",
+        records.len()
+    );
+    let _ = writeln!(
+        s,
+        "{:>2} {:<20} {:>5} {:>11} {:>10} {:>10} {:>8} {:>9}",
+        "K", "bits", "lanes", "mean BER", "m2 pJ/bit", "m1 pJ/bit", "LUT", "bit/cycle"
+    );
+    for p in front {
+        let _ = writeln!(
+            s,
+            "{:>2} {:<20} {:>5} {:>11.3e} {:>10.3} {:>10.3} {:>8} {:>9.3}",
+            p.layers,
+            bits_label(&p.bits),
+            p.lanes,
+            p.mean_ber,
+            p.m2_pj_per_bit,
+            p.m1_pj_per_bit,
+            p.lut,
+            p.bits_per_cycle
+        );
+    }
+    let mixed = front
+        .iter()
+        .filter(|p| p.bits.iter().any(|&b| b != p.bits[0]));
+    let _ = writeln!(
+        s,
+        "{} of {} front points are mixed precision",
+        mixed.count(),
+        front.len()
+    );
+    s
+}
+
+fn series(name: &str, mut pts: Vec<(f64, f64)>) -> Series {
+    pts.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.total_cmp(&b.1)));
+    Series {
+        name: name.to_string(),
+        points: pts,
+        y_err: None,
+    }
+}
+
+fn plots(dir: &Path, points: &[FrontPoint], fronts: &[Front]) -> anyhow::Result<()> {
+    let uniform: Vec<&FrontPoint> = points
+        .iter()
+        .filter(|p| p.bits.iter().all(|&b| b == p.bits[0]))
+        .collect();
+    let get = |name: &str| {
+        &fronts
+            .iter()
+            .find(|f| f.0 == name)
+            .expect("every front is computed")
+            .1
+    };
+    let xy = |ps: &[&FrontPoint], f: &dyn Fn(&FrontPoint) -> (f64, f64)| -> Vec<(f64, f64)> {
+        ps.iter().map(|p| f(p)).collect()
+    };
+    let m2 = |p: &FrontPoint| (p.m2_pj_per_bit, p.mean_ber);
+    let m1 = |p: &FrontPoint| (p.m1_pj_per_bit, p.mean_ber);
+    line_plot(
+        &dir.join("ber_energy.svg"),
+        "Pareto front: mean BER against energy per bit",
+        "energy (pJ/bit)",
+        "mean BER",
+        true,
+        &[
+            series("Pareto front, model 2", xy(&refs(get("ber_vs_m2")), &m2)),
+            series("uniform bits, model 2", xy(&uniform, &m2)),
+            series("Pareto front, model 1", xy(&refs(get("ber_vs_m1")), &m1)),
+            series("uniform bits, model 1", xy(&uniform, &m1)),
+        ],
+    )?;
+    let lut = |p: &FrontPoint| (p.lut as f64, p.mean_ber);
+    line_plot(
+        &dir.join("ber_lut.svg"),
+        "Pareto front: mean BER against LUTs (xc7 estimate)",
+        "LUTs",
+        "mean BER",
+        true,
+        &[
+            series("Pareto front", xy(&refs(get("ber_vs_lut")), &lut)),
+            series("uniform bits", xy(&uniform, &lut)),
+        ],
+    )?;
+    let tp = |p: &FrontPoint| (p.lut as f64, p.bits_per_cycle);
+    line_plot(
+        &dir.join("throughput_area.svg"),
+        "Pareto front: throughput against LUTs (xc7 estimate)",
+        "LUTs",
+        "throughput (bit/cycle)",
+        false,
+        &[series(
+            "Pareto front",
+            xy(&refs(get("throughput_vs_lut")), &tp),
+        )],
+    )?;
+    Ok(())
+}
+
+/// The lower-case hex digits of `bytes`.
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn refs(v: &[FrontPoint]) -> Vec<&FrontPoint> {
+    v.iter().collect()
+}
+
+/// Runs `kaq explore`.
+pub fn run(args: ExploreArgs) -> anyhow::Result<()> {
+    let mut widths = args.bits.clone();
+    widths.sort_unstable();
+    widths.dedup();
+    if args.lanes.is_empty() || args.lanes.contains(&0) {
+        return Err(usage_error("--lanes", "lane counts must be at least 1"));
+    }
+    if args.frames == 0 {
+        return Err(usage_error("--frames", "must be at least 1"));
+    }
+    if args.min_errors == 0 {
+        return Err(usage_error("--min-errors", "must be at least 1"));
+    }
+    if args.samples == 0 {
+        return Err(usage_error("--samples", "must be at least 1"));
+    }
+    let mut teachers = Vec::with_capacity(args.teachers.len());
+    let mut hashes = Vec::with_capacity(args.teachers.len());
+    for path in &args.teachers {
+        let text = super::args::read_input("--teacher", path)?;
+        let file = ModelFile::from_json(&text, path)
+            .with_context(|| format!("--teacher {}", path.display()))?;
+        let n = file.net.link().n();
+        if let Some(&l) = args
+            .lanes
+            .iter()
+            .find(|&&l| kaq_codegen::resolve_lanes(n, Some(l)).is_err())
+        {
+            return Err(usage_error(
+                "--lanes",
+                format!("{l} does not divide N = {n} of {}", path.display()),
+            ));
+        }
+        hashes.push(hex(&Sha256::digest(text.as_bytes())));
+        teachers.push(Teacher { net: file.net });
+    }
+    let key = ConfigKey {
+        tool: "kaq explore",
+        version: env!("CARGO_PKG_VERSION"),
+        teachers: hashes,
+        method: args.method.to_string(),
+        snr: &args.snr,
+        frames: args.frames,
+        min_errors: args.min_errors,
+        seed: args.seed,
+        samples: args.samples,
+        epochs: args.epochs,
+        lanes: &args.lanes,
+    };
+    let config = hex(&Sha256::digest(
+        serde_json::to_string(&key).expect("the key serializes"),
+    ));
+    std::fs::create_dir_all(&args.out)
+        .with_context(|| format!("--out: cannot create {}", args.out.display()))?;
+    for name in [
+        RESULTS_FILE,
+        "pareto.md",
+        "pareto.json",
+        "ber_energy.svg",
+        "ber_lut.svg",
+        "throughput_area.svg",
+    ] {
+        crate::plot::check_writable(&args.out.join(name))?;
+    }
+    let store = Store::open(&args.out.join(RESULTS_FILE), &config)?;
+    let resumed = store.records.len();
+    let plans: Vec<bool> = teachers
+        .iter()
+        .map(|t| grid_size(widths.len(), t.net.config().layers) <= args.exhaustive)
+        .collect();
+    // The exhaustive grids, plus the start of each greedy path (its steps add their
+    // neighbours to the bar as they are known).
+    let total: u64 = teachers
+        .iter()
+        .zip(&plans)
+        .map(|(t, &ex)| {
+            if ex {
+                grid_size(widths.len(), t.net.config().layers)
+            } else {
+                1
+            }
+        })
+        .sum();
+    let bar = crate::progress::bar("explore", total, "candidates");
+    let mut ev = Evaluator {
+        args: &args,
+        teachers,
+        store,
+        bar,
+        evaluated: 0,
+    };
+    let job = |ev: &mut Evaluator<'_>| -> anyhow::Result<Vec<Record>> {
+        let mut records = Vec::new();
+        for (t, &exhaustive) in plans.iter().enumerate() {
+            let k = ev.teachers[t].net.config().layers;
+            if exhaustive {
+                for bits in all_vectors(&widths, k) {
+                    records.push(ev.get(t, &bits)?);
+                }
+            } else {
+                let mut at = vec![*widths.last().expect("--bits is not empty"); k];
+                records.push(ev.get(t, &at)?);
+                loop {
+                    let next = narrower(&widths, &at);
+                    if next.is_empty() {
+                        break;
+                    }
+                    ev.bar.inc_length(next.len() as u64);
+                    let mut best: Option<Record> = None;
+                    for bits in next {
+                        let r = ev.get(t, &bits)?;
+                        let better = best.as_ref().is_none_or(|b| {
+                            (r.mean_ber(), r.m2_pj_per_bit) < (b.mean_ber(), b.m2_pj_per_bit)
+                        });
+                        records.push(r.clone());
+                        if better {
+                            best = Some(r);
+                        }
+                    }
+                    at = best.expect("a step has a neighbour").bits;
+                }
+            }
+        }
+        Ok(records)
+    };
+    let records = match args.threads {
+        Some(n) => rayon::ThreadPoolBuilder::new()
+            .num_threads(n)
+            .build()
+            .context("cannot start the worker threads")?
+            .install(|| job(&mut ev))?,
+        None => job(&mut ev)?,
+    };
+    ev.bar.finish_and_clear();
+    // One record per candidate, in evaluation order.
+    let mut seen = std::collections::BTreeSet::new();
+    let records: Vec<Record> = records
+        .into_iter()
+        .filter(|r| seen.insert((r.teacher, r.bits.clone())))
+        .collect();
+    let points = front_points(&records);
+    let fronts = fronts(&points);
+    let table = front_table(&fronts[0].1, &args.snr, &records);
+    print!("{table}");
+    println!(
+        "{} candidates evaluated, {} reused from {}",
+        ev.evaluated,
+        resumed,
+        args.out.join(RESULTS_FILE).display()
+    );
+    let doc = serde_json::json!({
+        "tool": "kaq",
+        "command": "explore",
+        "config": config,
+        "method": args.method.to_string(),
+        "snr_db": args.snr,
+        "bits": widths,
+        "lanes": args.lanes,
+        "records": records,
+        "fronts": fronts.iter().map(|(name, f)| (name.to_string(), serde_json::json!(f))).collect::<serde_json::Map<_, _>>(),
+    });
+    write_atomically(&args.out.join("pareto.md"), table.as_bytes())?;
+    write_atomically(
+        &args.out.join("pareto.json"),
+        serde_json::to_string_pretty(&doc)
+            .expect("the document serializes")
+            .as_bytes(),
+    )?;
+    plots(&args.out, &points, &fronts)?;
+    println!(
+        "wrote pareto.md, pareto.json and 3 SVG plots to {}",
+        args.out.display()
+    );
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// The brute-force definition: no other point is ≤ in both and < in one.
+    fn brute(points: &[(f64, f64)]) -> Vec<usize> {
+        let mut v: Vec<usize> = (0..points.len())
+            .filter(|&i| {
+                let p = points[i];
+                !points
+                    .iter()
+                    .any(|q| q.0 <= p.0 && q.1 <= p.1 && (q.0 < p.0 || q.1 < p.1))
+            })
+            .collect();
+        v.sort_unstable();
+        v
+    }
+
+    proptest! {
+        /// The sweep equals the definition, ties and duplicates included (small integer
+        /// coordinates make them frequent).
+        #[test]
+        fn pareto_front_equals_brute_force(
+            raw in proptest::collection::vec((0u8..8, 0u8..8), 0..40),
+        ) {
+            let points: Vec<(f64, f64)> =
+                raw.iter().map(|&(x, y)| (f64::from(x), f64::from(y))).collect();
+            let mut fast = pareto_front(&points);
+            fast.sort_unstable();
+            prop_assert_eq!(fast, brute(&points));
+        }
+
+        #[test]
+        fn pareto_front_equals_brute_force_reals(
+            points in proptest::collection::vec((-1e3f64..1e3, -1e3f64..1e3), 0..60),
+        ) {
+            let mut fast = pareto_front(&points);
+            fast.sort_unstable();
+            prop_assert_eq!(fast, brute(&points));
+        }
+    }
+
+    #[test]
+    fn non_finite_points_are_left_out() {
+        let pts = [(1.0, f64::NAN), (2.0, 1.0), (f64::INFINITY, 0.0)];
+        assert_eq!(pareto_front(&pts), vec![1]);
+    }
+
+    #[test]
+    fn grid_and_greedy_neighbours() {
+        let v = all_vectors(&[4, 8], 3);
+        assert_eq!(v.len(), 8);
+        assert_eq!(v[0], vec![4, 4, 4]);
+        assert_eq!(v[7], vec![8, 8, 8]);
+        assert_eq!(
+            narrower(&[4, 6, 8], &[8, 4, 6]),
+            vec![vec![6, 4, 6], vec![8, 4, 4]]
+        );
+    }
+}

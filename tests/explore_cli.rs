@@ -1,0 +1,216 @@
+//! End-to-end tests of `kaq explore` on a tiny teacher (2×2 QPSK, K = 2): determinism for a
+//! seed, resuming from a partial results file, the greedy search, and refusals.
+
+use std::fs;
+use std::path::Path;
+
+use assert_cmd::Command;
+use predicates::prelude::*;
+use serde_json::Value;
+
+fn kaq(dir: &Path) -> Command {
+    let mut cmd = Command::cargo_bin("kaq").unwrap();
+    cmd.current_dir(dir);
+    cmd
+}
+
+/// Trains the tiny f32 teacher into `dir/fp32.json`.
+fn teacher(dir: &Path) {
+    kaq(dir)
+        .args([
+            "train", "--nt", "2", "--nr", "2", "--mod", "qpsk", "--layers", "2",
+        ])
+        .args([
+            "--samples",
+            "400",
+            "--val-samples",
+            "100",
+            "--val-frames",
+            "100",
+        ])
+        .args(["--batch", "50", "--epochs", "1", "--threads", "1"])
+        .args(["--lr", "0.01", "--out", "fp32.json"])
+        .assert()
+        .success();
+}
+
+fn explore(dir: &Path, out: &str, extra: &[&str]) -> Command {
+    let mut cmd = kaq(dir);
+    cmd.args(["explore", "--teacher", "fp32.json", "--bits", "3,8"])
+        .args(["--lanes", "1,2", "--snr", "4,8", "--frames", "1500"])
+        .args(["--samples", "400", "--seed", "7", "--out", out])
+        .args(extra);
+    cmd
+}
+
+fn read(path: &Path) -> String {
+    fs::read_to_string(path).unwrap()
+}
+
+#[test]
+fn explore_is_deterministic_and_resumes() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    teacher(d);
+    explore(d, "a", &["--threads", "1"])
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("Pareto front"))
+        .stdout(predicate::str::contains("4 candidates evaluated, 0 reused"));
+    explore(d, "b", &["--threads", "2"]).assert().success();
+    for f in [
+        "results.jsonl",
+        "pareto.json",
+        "pareto.md",
+        "ber_energy.svg",
+    ] {
+        assert_eq!(
+            read(&d.join("a").join(f)),
+            read(&d.join("b").join(f)),
+            "{f}"
+        );
+    }
+    let doc: Value = serde_json::from_str(&read(&d.join("a/pareto.json"))).unwrap();
+    let records = doc["records"].as_array().unwrap();
+    assert_eq!(records.len(), 4);
+    let bits: Vec<Value> = records.iter().map(|r| r["bits"].clone()).collect();
+    assert_eq!(
+        bits,
+        [[3, 3], [3, 8], [8, 3], [8, 8]].map(|b| serde_json::json!(b))
+    );
+    for r in records {
+        assert_eq!(r["hardware"].as_array().unwrap().len(), 2);
+        assert!(r["m2_pj_per_bit"].as_f64().unwrap() > 0.0);
+    }
+    // Narrower layers cost less energy under model 2.
+    let m2 = |i: usize| records[i]["m2_pj_per_bit"].as_f64().unwrap();
+    assert!(m2(0) < m2(1) && m2(1) < m2(3) && m2(2) < m2(3));
+    // Every front point is a record and no record dominates it.
+    for p in doc["fronts"]["ber_vs_m2"].as_array().unwrap() {
+        let (e, b) = (
+            p["m2_pj_per_bit"].as_f64().unwrap(),
+            p["mean_ber"].as_f64().unwrap(),
+        );
+        assert!(records.iter().any(|r| r["bits"] == p["bits"]));
+        for r in records {
+            let mean = r["ber"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|v| v.as_f64().unwrap())
+                .sum::<f64>()
+                / 2.0;
+            let re = r["m2_pj_per_bit"].as_f64().unwrap();
+            assert!(
+                !(re <= e && mean <= b && (re < e || mean < b)),
+                "{p} is dominated by {r}"
+            );
+        }
+    }
+
+    // Resume: keep two records, rerun, get the same files.
+    let full = read(&d.join("a/results.jsonl"));
+    let partial: String = full.lines().take(2).map(|l| format!("{l}\n")).collect();
+    fs::create_dir(d.join("c")).unwrap();
+    fs::write(d.join("c/results.jsonl"), partial).unwrap();
+    explore(d, "c", &[])
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("2 candidates evaluated, 2 reused"));
+    assert_eq!(read(&d.join("c/results.jsonl")), full);
+    assert_eq!(
+        read(&d.join("c/pareto.json")),
+        read(&d.join("a/pareto.json"))
+    );
+    // A complete file evaluates nothing.
+    explore(d, "c", &[])
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("0 candidates evaluated, 4 reused"));
+
+    // Another configuration in the same directory is refused.
+    kaq(d)
+        .args([
+            "explore",
+            "--teacher",
+            "fp32.json",
+            "--bits",
+            "3,8",
+            "--lanes",
+            "1,2",
+        ])
+        .args([
+            "--snr",
+            "4,8",
+            "--frames",
+            "1500",
+            "--samples",
+            "400",
+            "--seed",
+            "8",
+        ])
+        .args(["--out", "a"])
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("--out"))
+        .stderr(predicate::str::contains("another configuration"));
+
+    // Greedy (a grid above --exhaustive): from 8,8 down to 3,3 through the better neighbour.
+    explore(d, "g", &["--exhaustive", "1"])
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("4 candidates evaluated"));
+    let g: Value = serde_json::from_str(&read(&d.join("g/pareto.json"))).unwrap();
+    let gb: Vec<Value> = g["records"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["bits"].clone())
+        .collect();
+    assert_eq!(gb[0], serde_json::json!([8, 8]));
+    assert_eq!(gb[3], serde_json::json!([3, 3]));
+}
+
+#[test]
+fn explore_refuses_bad_flags() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    teacher(d);
+    for (extra, flag) in [
+        (vec!["--lanes", "3"], "--lanes"),
+        (vec!["--lanes", "0"], "--lanes"),
+        (vec!["--bits", "1"], "--bits"),
+        (vec!["--bits", "4,17"], "--bits"),
+        (vec!["--frames", "0"], "--frames"),
+        (vec!["--snr", "nan"], "--snr"),
+    ] {
+        let mut cmd = kaq(d);
+        cmd.args([
+            "explore",
+            "--teacher",
+            "fp32.json",
+            "--snr",
+            "4",
+            "--out",
+            "x",
+        ]);
+        cmd.args(&extra)
+            .assert()
+            .code(2)
+            .stderr(predicate::str::contains(flag));
+        assert!(!d.join("x/results.jsonl").exists(), "{extra:?}");
+    }
+    kaq(d)
+        .args([
+            "explore",
+            "--teacher",
+            "missing.json",
+            "--snr",
+            "4",
+            "--out",
+            "x",
+        ])
+        .assert()
+        .failure()
+        .stderr(predicate::str::contains("missing.json"));
+}
