@@ -12,4 +12,5 @@ pub mod lower;
 pub mod merge;
 pub mod report;
 pub mod shard;
+pub mod site;
 pub mod train;
