@@ -48,6 +48,8 @@ enum Command {
     Explore(cmd::explore::ExploreArgs),
     /// Write kaq's generated frames (H, x, y, σ²) as .npy files for cross-checks in Python.
     Export(cmd::export::ExportArgs),
+    /// Generate a channel dataset (.npy) from a geometric site: ULA, clusters, line of sight.
+    Site(cmd::site::SiteArgs),
 }
 
 /// Whether `e` is a library's refusal of an input file the user named (a device file, a FIFO,
@@ -76,6 +78,7 @@ fn main() -> ExitCode {
         Command::Cosim(args) => cmd::cosim::run(args),
         Command::Export(args) => cmd::export::run(args),
         Command::Explore(args) => cmd::explore::run(args),
+        Command::Site(args) => cmd::site::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

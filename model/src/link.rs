@@ -15,6 +15,9 @@
 //!   the random stream exactly as before block fading existed.
 //! * Dataset channels ([`LinkConfig::dataset`], [`crate::channel::dataset`]): each channel
 //!   block draws one channel of the file uniformly at random from the frame stream.
+//! * Time variation ([`LinkConfig::doppler`], [`crate::channel::doppler`]): with f_D·T_s > 0
+//!   the true channel moves frame by frame within a block (Clarke/Jakes) while the detectors
+//!   keep the CSI of the block's first frame.
 //! * Channel state information ([`LinkConfig::csi`], [`crate::channel::csi`]): with estimated
 //!   CSI, `y` is drawn through the true channel while [`FrameBatch::h`] holds the estimate Ĥ
 //!   from the pilots of the block's first frame, and [`FrameBatch::h_true`] the true H̃.
@@ -28,6 +31,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::channel::csi::{Csi, Estimator};
 use crate::channel::dataset::{ChannelSet, DatasetChannels};
+use crate::channel::doppler::{JakesBlock, MAX_DOPPLER};
 use crate::error::ModelError;
 use crate::modulation::Modulation;
 
@@ -104,6 +108,14 @@ pub struct LinkConfig {
     /// Rayleigh and unused); omitted from JSON when absent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub dataset: Option<DatasetChannels>,
+    /// Normalized Doppler f_D·T_s of the Clarke/Jakes time variation within a block
+    /// ([`crate::channel::doppler`]); 0 (omitted from JSON) is block fading.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub doppler: f64,
+}
+
+fn is_zero(v: &f64) -> bool {
+    *v == 0.0
 }
 
 /// Largest channel block accepted.
@@ -161,7 +173,23 @@ impl LinkConfig {
             block: 1,
             csi: Csi::Perfect,
             dataset: None,
+            doppler: 0.0,
         })
+    }
+
+    /// The same link with Clarke/Jakes time variation at normalized Doppler `fd` = f_D·T_s,
+    /// 0 ≤ fd ≤ 0.5 (0 keeps block fading). It needs channel blocks of more than one frame,
+    /// which [`Self::validate`] checks.
+    pub fn with_doppler(mut self, fd: f64) -> Result<Self, ModelError> {
+        if !fd.is_finite() || !(0.0..=MAX_DOPPLER).contains(&fd) {
+            return Err(ModelError::InvalidParameter {
+                name: "doppler",
+                value: fd,
+                reason: "normalized Doppler f_D*T_s must be between 0 and 0.5",
+            });
+        }
+        self.doppler = fd;
+        Ok(self)
     }
 
     /// The same link drawing its channels uniformly from a loaded dataset (one per block).
@@ -216,7 +244,23 @@ impl LinkConfig {
         }
         check_block(self.block)?;
         self.csi.validate(self.nt)?;
-        self.check_dataset()
+        self.check_dataset()?;
+        self.clone().with_doppler(self.doppler)?;
+        if self.doppler > 0.0 && self.block == 1 {
+            return Err(ModelError::InvalidParameter {
+                name: "doppler",
+                value: self.doppler,
+                reason: "time variation is within a channel block: set block above 1",
+            });
+        }
+        if self.doppler > 0.0 && self.dataset.is_some() {
+            return Err(ModelError::InvalidParameter {
+                name: "doppler",
+                value: self.doppler,
+                reason: "dataset channels are static; time variation applies to the random models",
+            });
+        }
+        Ok(())
     }
 
     /// The same link with Kronecker exponential correlation (ρ = 0 on both sides keeps Rayleigh).
@@ -293,7 +337,7 @@ pub struct FrameBatch {
     /// Transmitted levels x̃ of every frame: `frames × n`, each an odd integer of the alphabet.
     pub x: Vec<i32>,
     /// True H̃ of every frame (`frames × m × n`) when the detectors see another channel
-    /// (estimated CSI); empty when `h` is the true channel.
+    /// (estimated CSI, or time variation within a block); empty when `h` is the true channel.
     pub h_true: Vec<f64>,
     /// Complex noise variance σ² of every frame.
     pub noise_var: Vec<f64>,
@@ -380,6 +424,8 @@ pub struct FrameGenerator {
     estimate: Vec<(f64, f64)>,
     /// The dataset channels are drawn from, if any.
     dataset: Option<std::sync::Arc<ChannelSet>>,
+    /// The Jakes state of the current block (time variation only).
+    jakes: JakesBlock,
 }
 
 impl FrameGenerator {
@@ -416,6 +462,7 @@ impl FrameGenerator {
         };
         let estimator = Estimator::new(&link)?;
         Ok(Self {
+            jakes: JakesBlock::default(),
             dataset,
             estimate: scratch.clone(),
             link,
@@ -452,7 +499,8 @@ impl FrameGenerator {
         batch.noise_var.clear();
         batch.snr_db.clear();
         let block = self.link.block.max(1);
-        let separate = self.estimator.is_some();
+        let moving = self.link.doppler > 0.0;
+        let separate = self.estimator.is_some() || moving;
         if separate {
             batch.h_true.resize(frames * m * n, 0.0);
         } else {
@@ -467,8 +515,10 @@ impl FrameGenerator {
             let here = f * m * n..(f + 1) * m * n;
             if f % block == 0 {
                 self.draw_channel(rng);
-                if let Some(estimator) = self.estimator.as_mut() {
+                if separate {
                     real_equivalent(&self.scratch, nt, nr, bpsk, &mut batch.h_true[here.clone()]);
+                }
+                if let Some(estimator) = self.estimator.as_mut() {
                     estimator.estimate(&self.scratch, sigma2, rng, &mut self.estimate);
                     real_equivalent(&self.estimate, nt, nr, bpsk, &mut batch.h[here.clone()]);
                 } else {
@@ -476,7 +526,10 @@ impl FrameGenerator {
                 }
             } else {
                 batch.h.copy_within((f - 1) * m * n..f * m * n, f * m * n);
-                if separate {
+                if moving {
+                    self.channel_at(f % block);
+                    real_equivalent(&self.scratch, nt, nr, bpsk, &mut batch.h_true[here.clone()]);
+                } else if separate {
                     batch
                         .h_true
                         .copy_within((f - 1) * m * n..f * m * n, f * m * n);
@@ -504,7 +557,8 @@ impl FrameGenerator {
         }
     }
 
-    /// Draws one complex channel into the scratch (Nr × Nt, row-major).
+    /// Draws one complex channel into the scratch (Nr × Nt, row-major): the channel of a
+    /// block's first frame.
     fn draw_channel(&mut self, rng: &mut impl Rng) {
         if let Some(set) = &self.dataset {
             let c = rng.random_range(0..set.len());
@@ -513,11 +567,31 @@ impl FrameGenerator {
         }
         let (nt, nr) = (self.link.nt, self.link.nr);
         let std = (0.5 / nr as f64).sqrt();
-        for h in self.scratch.iter_mut() {
-            let re: f64 = rng.sample(StandardNormal);
-            let im: f64 = rng.sample(StandardNormal);
-            *h = (std * re, std * im);
+        if self.link.doppler > 0.0 {
+            self.jakes.draw(nt * nr, self.link.doppler, rng);
+            self.jakes
+                .eval(0, (1.0 / nr as f64).sqrt(), &mut self.scratch);
+        } else {
+            for h in self.scratch.iter_mut() {
+                let re: f64 = rng.sample(StandardNormal);
+                let im: f64 = rng.sample(StandardNormal);
+                *h = (std * re, std * im);
+            }
         }
+        self.correlate();
+    }
+
+    /// The channel of frame `t` of the current block under time variation, into the scratch.
+    fn channel_at(&mut self, t: usize) {
+        let nr = self.link.nr;
+        self.jakes
+            .eval(t, (1.0 / nr as f64).sqrt(), &mut self.scratch);
+        self.correlate();
+    }
+
+    /// Applies the Kronecker factors to the white channel in the scratch, if correlated.
+    fn correlate(&mut self) {
+        let (nt, nr) = (self.link.nt, self.link.nr);
         if let (Some(l_tx), Some(l_rx)) = (&self.l_tx, &self.l_rx) {
             // H = L_rx · H_w · L_txᵀ with real factors, applied to re and im separately.
             let hw_re = DMatrix::from_fn(nr, nt, |i, j| self.scratch[i * nt + j].0);

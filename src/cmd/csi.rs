@@ -10,6 +10,9 @@
 //! `--channels FILE` draws the channels from a `.npy` dataset ([`kaq_model::channel::dataset`])
 //! and `--channel-norm per-file|as-is` says how the SNR applies to them. A bad value or a bad
 //! dataset ends with status 2 naming the flag (and the file, and the offending index).
+//!
+//! `--doppler FD` adds Clarke/Jakes time variation within each channel block
+//! ([`kaq_model::channel::doppler`]); it needs `--block` above 1 and the random channel models.
 
 use clap::{Args, ValueEnum};
 use kaq_model::LinkConfig;
@@ -55,6 +58,12 @@ pub struct CsiArgs {
     /// Nt (the i.i.d. model's), as-is uses the stored values [default: per-file].
     #[arg(long, value_enum)]
     pub channel_norm: Option<NormKind>,
+
+    /// Normalized Doppler f_D·T_s (T_s the frame duration), 0 to 0.5: the true channel moves
+    /// frame by frame within each --block (Clarke/Jakes) while the detectors keep the CSI of
+    /// the block's first frame [default: 0, block fading].
+    #[arg(long, value_name = "FD", allow_hyphen_values = true)]
+    pub doppler: Option<String>,
 }
 
 /// The `--channel-norm` values.
@@ -158,6 +167,21 @@ impl CsiArgs {
                     .map_err(|e| usage_error("--channels", e))?;
                 link.with_dataset(dataset)
                     .map_err(|e| usage_error("--channels", e))?
+            }
+        };
+        let link = match &self.doppler {
+            None => link,
+            Some(text) => {
+                let fd: f64 = text
+                    .trim()
+                    .parse()
+                    .map_err(|_| usage_error("--doppler", format!("`{text}` is not a number")))?;
+                let link = link
+                    .with_doppler(fd)
+                    .map_err(|e| usage_error("--doppler", e))?;
+                // The block and dataset checks of a moving channel.
+                link.validate().map_err(|e| usage_error("--doppler", e))?;
+                link
             }
         };
         let csi = self.csi(link.nt)?;

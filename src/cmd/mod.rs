@@ -13,4 +13,5 @@ pub mod lower;
 pub mod merge;
 pub mod report;
 pub mod shard;
+pub mod site;
 pub mod train;

@@ -1,0 +1,92 @@
+#!/usr/bin/env python3
+"""Tables of docs/channels.md from the JSON files of scripts/measure-channels.sh.
+
+Usage: channels-tables.py OUTDIR
+
+Crossings at BER 1e-2 are the log-linear interpolation between the two bracketing SNR points
+(the same rule as scripts/gram-crossings.py); the interval of a crossing interpolates the
+Wilson bounds of the same two points the same way.
+"""
+import json
+import math
+import sys
+
+
+def load(path):
+    return json.load(open(path))["points"]
+
+
+def crossing(points, target=1e-2, key="ber"):
+    pts = sorted((p["snr_db"], p[key]) for p in points)
+    for (s0, b0), (s1, b1) in zip(pts, pts[1:]):
+        if b0 > target >= b1 and b1 > 0:
+            f = (math.log10(b0) - math.log10(target)) / (math.log10(b0) - math.log10(b1))
+            return s0 + f * (s1 - s0)
+    return None
+
+
+def ci_crossing(points):
+    # The upper Wilson bound crosses later, the lower one earlier.
+    return crossing(points, key="ber_ci_low"), crossing(points, key="ber_ci_high")
+
+
+def fmt(x):
+    return "—" if x is None else f"{x:.2f}"
+
+
+def by_detector(points):
+    out = {}
+    for p in points:
+        out.setdefault(p["detector"], []).append(p)
+    return out
+
+
+def main():
+    d = sys.argv[1]
+    csis = [("perfect", "perfect"), ("lmmse-8", "LMMSE, L_p = 8"), ("lmmse-16", "LMMSE, L_p = 16"),
+            ("ls-8", "LS, L_p = 8"), ("ls-16", "LS, L_p = 16")]
+    curves = {c: by_detector(load(f"{d}/ber-{c}.json")) for c, _ in csis}
+    dets = list(curves["perfect"].keys())
+    snrs = sorted({p["snr_db"] for p in load(f"{d}/ber-perfect.json")})
+    for det in dets:
+        print(f"\n{det}: BER\n")
+        print("| CSI | " + " | ".join(f"{s:g} dB" for s in snrs) + " |")
+        print("|---|" + "---|" * len(snrs))
+        for c, name in csis:
+            row = {p["snr_db"]: p for p in curves[c][det]}
+            cells = []
+            for s in snrs:
+                p = row.get(s)
+                cells.append("—" if p is None else f"{p['ber']:.2e}" + ("" if p["bit_errors"] >= 1000 else f" ({p['bit_errors']} err)"))
+            print(f"| {name} | " + " | ".join(cells) + " |")
+    print("\nSNR at BER 1e-2 (dB) and the loss against perfect CSI (dB)\n")
+    print("| CSI | " + " | ".join(f"{det} @1e-2 | loss" for det in dets) + " |")
+    print("|---|" + "---|---|" * len(dets))
+    for c, name in csis:
+        cells = []
+        for det in dets:
+            x = crossing(curves[c][det])
+            x0 = crossing(curves["perfect"][det])
+            loss = None if x is None or x0 is None else x - x0
+            cells += [fmt(x), fmt(loss)]
+        print(f"| {name} | " + " | ".join(cells) + " |")
+    print("\nSite-specific training: SNR at BER 1e-2 (dB), [interval from the Wilson bounds]\n")
+    print("| detector | on site held-out | on i.i.d. |")
+    print("|---|---|---|")
+    rows = {}
+    for test in ["site", "iid"]:
+        for net in ["site", "perfect"]:
+            for det, pts in by_detector(load(f"{d}/site-{net}-on-{test}.json")).items():
+                rows.setdefault(f"{det} trained on {'site' if net == 'site' else 'i.i.d.'}", {})[test] = pts
+        for det, pts in by_detector(load(f"{d}/site-ref-on-{test}.json")).items():
+            rows.setdefault(det, {})[test] = pts
+    for name, tests in rows.items():
+        cells = []
+        for test in ["site", "iid"]:
+            pts = tests[test]
+            lo, hi = ci_crossing(pts)
+            cells.append(f"{fmt(crossing(pts))} [{fmt(lo)}, {fmt(hi)}]")
+        print(f"| {name} | " + " | ".join(cells) + " |")
+
+
+main()
