@@ -14,6 +14,7 @@ use std::fs;
 use std::os::unix::fs::{PermissionsExt, symlink};
 use std::path::{Path, PathBuf};
 
+use kaq_files::fault::{self, Op};
 use kaq_files::{CommitStep, DirLock, Staging, Wait, is_kaq_file, remove_stale};
 
 use crate::{CodegenError, Generated, MANIFEST};
@@ -185,15 +186,21 @@ fn carry_over(from: &Path, to: &Path) -> Result<(), CodegenError> {
         let mode = fs::Permissions::from_mode(meta.permissions().mode());
         return fs::set_permissions(to, mode).map_err(io_err(to));
     }
+    let done = fault::point(Op::Link, to).map_err(io_err(to))?;
     if fs::hard_link(from, to).is_ok() {
+        done.done();
         return Ok(());
     }
     if meta.file_type().is_symlink() {
         let target = fs::read_link(from).map_err(io_err(from))?;
-        return symlink(&target, to).map_err(io_err(to));
+        symlink(&target, to).map_err(io_err(to))?;
+        done.done();
+        return Ok(());
     }
     if meta.is_file() {
-        return fs::copy(from, to).map(drop).map_err(io_err(to));
+        fs::copy(from, to).map_err(io_err(to))?;
+        done.done();
+        return Ok(());
     }
     Err(CodegenError::Io {
         path: from.display().to_string(),

@@ -20,6 +20,8 @@
 //! input.
 
 mod error;
+#[doc(hidden)]
+pub mod fault;
 mod kind;
 mod lock;
 mod names;

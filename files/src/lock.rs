@@ -11,6 +11,7 @@ use std::fs::{self, File, OpenOptions};
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 
+use crate::fault::{self, Op};
 use crate::names::{sibling, split};
 use crate::{FileKind, FilesError};
 
@@ -93,9 +94,14 @@ impl DirLock {
             command.join(" "),
             dir.display()
         );
-        file.set_len(0)
-            .and_then(|()| file.seek(SeekFrom::Start(0)).map(drop))
-            .and_then(|()| file.write_all(holder.as_bytes()))
+        fault::point(Op::Write, &lock_path)
+            .and_then(|done| {
+                file.set_len(0)?;
+                file.seek(SeekFrom::Start(0))?;
+                file.write_all(holder.as_bytes())?;
+                done.done();
+                Ok(())
+            })
             .map_err(FilesError::io("cannot write the lock file", &lock_path))?;
         Ok(DirLock {
             file,

@@ -23,6 +23,7 @@ use std::path::{Component, Path, PathBuf};
 
 use tempfile::{Builder, NamedTempFile};
 
+use crate::fault::{self, Op};
 use crate::names::{remove_stale_temps, split, temp_prefix};
 use crate::{FileKind, FilesError};
 
@@ -133,6 +134,9 @@ fn temp_in(
 
 /// Makes the directory entries of `dir` durable, where the platform can open a directory.
 pub(crate) fn sync_dir(dir: &Path) {
+    if !fault::syncs() {
+        return;
+    }
     if let Ok(d) = fs::File::open(dir) {
         let _ = d.sync_all();
     }
@@ -145,8 +149,13 @@ fn write(path: &Path, bytes: &[u8], replace: bool) -> Result<(), FilesError> {
                 .append(true)
                 .open(path)
                 .map_err(FilesError::io("cannot open", path))?;
-            file.write_all(bytes)
-                .and_then(|()| file.flush())
+            fault::point(Op::Write, path)
+                .and_then(|done| {
+                    file.write_all(bytes)?;
+                    file.flush()?;
+                    done.done();
+                    Ok(())
+                })
                 .map_err(FilesError::io("cannot write", path))
         }
         Target::Atomic {
@@ -163,16 +172,25 @@ fn write(path: &Path, bytes: &[u8], replace: bool) -> Result<(), FilesError> {
             // Best effort: a leftover that cannot be removed does not stop this write.
             let _ = remove_stale_temps(&dir, &name);
             let mut temp = temp_in(&dir, &name, existing.as_ref())?;
-            temp.write_all(bytes)
-                .and_then(|()| temp.as_file().sync_all())
+            fault::point(Op::Write, temp.path())
+                .and_then(|done| {
+                    temp.write_all(bytes)?;
+                    if fault::syncs() {
+                        temp.as_file().sync_all()?;
+                    }
+                    done.done();
+                    Ok(())
+                })
                 .map_err(FilesError::io("cannot write", temp.path()))?;
+            let done =
+                fault::point(Op::Rename, &real).map_err(FilesError::io("cannot replace", path))?;
             let persisted = if replace {
                 temp.persist(&real)
             } else {
                 temp.persist_noclobber(&real)
             };
             match persisted {
-                Ok(_) => {}
+                Ok(_) => done.done(),
                 Err(e) if !replace && e.error.kind() == ErrorKind::AlreadyExists => {
                     return Err(FilesError::Exists {
                         path: path.to_path_buf(),

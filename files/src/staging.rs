@@ -25,6 +25,7 @@ use std::path::{Component, Path, PathBuf};
 
 use tempfile::{Builder, TempDir};
 
+use crate::fault::{self, Op};
 use crate::names::{remove_all, sibling, split, staging_prefix};
 use crate::single::sync_dir;
 use crate::{FileKind, FilesError};
@@ -80,12 +81,15 @@ fn resolve(target: &Path) -> Result<(PathBuf, PathBuf, OsString), FilesError> {
 }
 
 fn rename(from: &Path, to: &Path, parent: &Path) -> Result<(), FilesError> {
-    fs::rename(from, to).map_err(|source| FilesError::Io {
+    let failed = |source| FilesError::Io {
         path: to.to_path_buf(),
         action: "cannot rename into place",
         source,
-    })?;
+    };
+    let done = fault::point(Op::Rename, to).map_err(failed)?;
+    fs::rename(from, to).map_err(failed)?;
     sync_dir(parent);
+    done.done();
     Ok(())
 }
 
@@ -189,7 +193,9 @@ impl Staging {
         if let Some(p) = path.parent() {
             fs::create_dir_all(p).map_err(FilesError::io("cannot create", p))?;
         }
-        fs::write(&path, bytes).map_err(FilesError::io("cannot write", &path))?;
+        fault::point(Op::Write, &path)
+            .and_then(|done| fs::write(&path, bytes).map(|()| done.done()))
+            .map_err(FilesError::io("cannot write", &path))?;
         Ok(self.target.join(rel))
     }
 
@@ -216,7 +222,9 @@ impl Staging {
         } = self;
         let old = sibling(&parent, &name, "old");
         let trash = sibling(&parent, &name, "trash");
-        sync_tree(dir.path())?;
+        if fault::syncs() {
+            sync_tree(dir.path())?;
+        }
         if stop == Some(CommitStep::Synced) {
             let _ = dir.keep();
             return Ok(());

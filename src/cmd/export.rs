@@ -16,7 +16,9 @@
 //! * `meta.json`: the link, seed, batch size and these definitions.
 //!
 //! The directory is written through a staging directory and swapped in whole
-//! ([`kaq_files::Staging`]); an existing `--out` is replaced only with `--force`.
+//! ([`kaq_files::Staging`]) under the directory's lock ([`kaq_files::DirLock`]: a second export
+//! to the same `--out` fails naming the first); an existing `--out` is replaced only with
+//! `--force`.
 
 use std::path::PathBuf;
 
@@ -145,6 +147,12 @@ pub fn run(args: ExportArgs) -> anyhow::Result<()> {
                 format!("at most {MAX_EXPORT_FRAMES} frames over all SNR points"),
             )
         })?;
+    // One writer per output directory; an interrupted earlier export is repaired first, so
+    // "exists" means a complete output (docs/outputs.md).
+    let _lock = kaq_files::DirLock::acquire(&args.out, kaq_files::Wait::No)
+        .with_context(|| format!("--out {}", args.out.display()))?;
+    kaq_files::Staging::recover(&args.out)
+        .with_context(|| format!("--out {}", args.out.display()))?;
     if args.out.exists() && !args.force {
         bail!(
             "--out {} already exists; pass --force to replace it",

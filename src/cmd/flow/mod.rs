@@ -97,6 +97,9 @@ pub fn run(args: FlowArgs) -> anyhow::Result<()> {
         .with_context(|| format!("cannot create {}", args.out.display()))?;
     fs::create_dir_all(args.out.join(".kaq-flow"))
         .with_context(|| format!("cannot create {}", args.out.display()))?;
+    // A swap of rtl/ stopped by a fault is finished even when the codegen stage is reused.
+    kaq_files::Staging::recover(&args.out.join("rtl"))
+        .with_context(|| format!("--out {}", args.out.display()))?;
     plot::check_writable(&args.out.join("summary.md"))?;
     let mut stages = Stages {
         out: args.out.clone(),
