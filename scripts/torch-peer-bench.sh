@@ -26,10 +26,10 @@ trap 'rm -rf "$tmp"' EXIT
 # {0, 5, ..., 25} dB, Adam lr 1e-3 halved every 10 epochs, batch 128, seed 1) with a shorter
 # run (samples x epochs) and a small validation, sized so the training steps dominate.
 declare -A work=(
-  [pgd]="--arch pgd --samples 50000 --epochs 6"
-  [cg]="--arch cg --layers 8 --inner 4 --samples 20000 --epochs 3"
-  [ep]="--arch ep --layers 10 --samples 12800 --epochs 2"
-  [oamp]="--arch oamp --layers 10 --samples 20000 --epochs 2"
+  [pgd]="--arch pgd --samples 50000 --epochs 3"
+  [cg]="--arch cg --layers 8 --inner 4 --samples 20000 --epochs 2"
+  [ep]="--arch ep --layers 10 --samples 12800 --epochs 1"
+  [oamp]="--arch oamp --layers 10 --samples 20000 --epochs 1"
 )
 val="--val-samples 1000 --val-frames 1000 --val-snr 20"
 
