@@ -240,17 +240,16 @@ impl QuantConfig {
 
     /// Checks every bit width (2..=24) and the SNR bins.
     pub fn validate(&self) -> Result<(), ModelError> {
-        if let Some(b) = &self.layer_bits {
-            if let Some(&v) = b
+        if let Some(b) = &self.layer_bits
+            && let Some(&v) = b
                 .iter()
                 .find(|&&v| !(quantizer::MIN_BITS..=self.activation_bits).contains(&v))
-            {
-                return Err(ModelError::InvalidDimension {
-                    name: "layer_bits",
-                    value: v as usize,
-                    reason: "each layer's bits must be between 2 and activation_bits",
-                });
-            }
+        {
+            return Err(ModelError::InvalidDimension {
+                name: "layer_bits",
+                value: v as usize,
+                reason: "each layer's bits must be between 2 and activation_bits",
+            });
         }
         for (name, bits) in [
             ("activation_bits", self.activation_bits),
