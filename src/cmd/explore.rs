@@ -6,10 +6,11 @@
 //! target SNR (`kaq_model::ber::simulate` on the IR interpreter), the energy per bit under both
 //! models of `kaq_ir::energy` (docs/energy.md), and per lane count the analytic xc7 area
 //! (`kaq_codegen::estimate`) and the throughput in detected bits per clock cycle
-//! (`kaq_codegen::report`). The search is exhaustive when a teacher's grid of bit vectors has
-//! at most `--exhaustive` points, otherwise greedy: from every layer at the widest bits, each
-//! step lowers the one layer whose next narrower width costs the least BER, until every layer
-//! is at the narrowest width.
+//! (`kaq_codegen::report`). A candidate is the layers' bits with the widths of H̃, e and g (each
+//! from its own grid). The search is exhaustive when a teacher's grid of candidates has
+//! at most `--exhaustive` points, otherwise greedy: from every coordinate at its widest bits,
+//! each step lowers the one coordinate whose next narrower width costs the least BER, until
+//! every coordinate is at its narrowest width.
 //!
 //! Guarantees: the result is a function of the flags and the teacher files alone (common
 //! random numbers: every candidate sees the same frames), so a run is deterministic for a
@@ -54,6 +55,18 @@ pub struct ExploreArgs {
     #[arg(long, value_delimiter = ',', value_parser = parse_bits, default_value = "4,5,6,8")]
     bits: Vec<u32>,
 
+    /// The widths of H̃ (per tensor, one for every layer).
+    #[arg(long, value_delimiter = ',', value_parser = parse_bits, default_value = "8")]
+    h_bits: Vec<u32>,
+
+    /// The widths of the residual e.
+    #[arg(long, value_delimiter = ',', value_parser = parse_bits, default_value = "12")]
+    e_bits: Vec<u32>,
+
+    /// The widths of the gradient g.
+    #[arg(long, value_delimiter = ',', value_parser = parse_bits, default_value = "12")]
+    g_bits: Vec<u32>,
+
     /// MAC lanes per layer stage to estimate area and throughput at (each must divide N).
     #[arg(long, value_delimiter = ',', default_value = "1")]
     lanes: Vec<usize>,
@@ -74,7 +87,7 @@ pub struct ExploreArgs {
     #[arg(long, default_value_t = 1)]
     seed: u64,
 
-    /// Exhaustive search when a teacher's grid (widths^K) has at most this many points.
+    /// Exhaustive search when a teacher's grid of candidates has at most this many points.
     #[arg(long, default_value_t = 256)]
     exhaustive: u64,
 
@@ -123,6 +136,8 @@ pub struct Record {
     pub layers: usize,
     /// Activation bits per layer.
     pub bits: Vec<u32>,
+    /// Bits of H̃, e and g.
+    pub tensor_bits: [u32; 3],
     /// The IR's name.
     pub name: String,
     /// BER at each target SNR.
@@ -140,6 +155,13 @@ pub struct Record {
 }
 
 impl Record {
+    /// The candidate: the layers' bits, then those of H̃, e and g.
+    pub fn candidate(&self) -> Vec<u32> {
+        let mut v = self.bits.clone();
+        v.extend(self.tensor_bits);
+        v
+    }
+
     /// The mean BER over the target SNRs: the BER objective.
     pub fn mean_ber(&self) -> f64 {
         self.ber.iter().sum::<f64>() / self.ber.len().max(1) as f64
@@ -181,19 +203,14 @@ pub fn pareto_front(points: &[(f64, f64)]) -> Vec<usize> {
     front
 }
 
-/// The search plan of one teacher: exhaustive or greedy.
-fn grid_size(widths: usize, layers: usize) -> u64 {
-    (widths as u64).saturating_pow(layers as u32)
-}
-
-/// Every bit vector of `layers` layers over `widths` (ascending), in lexicographic order.
-fn all_vectors(widths: &[u32], layers: usize) -> Vec<Vec<u32>> {
+/// Every vector over the per-coordinate `grids` (each ascending), in lexicographic order.
+fn all_vectors(grids: &[Vec<u32>]) -> Vec<Vec<u32>> {
     let mut out = vec![Vec::new()];
-    for _ in 0..layers {
+    for grid in grids {
         out = out
             .into_iter()
             .flat_map(|v| {
-                widths.iter().map(move |&w| {
+                grid.iter().map(move |&w| {
                     let mut v = v.clone();
                     v.push(w);
                     v
@@ -204,16 +221,31 @@ fn all_vectors(widths: &[u32], layers: usize) -> Vec<Vec<u32>> {
     out
 }
 
-/// The greedy step's neighbours of `bits`: each layer lowered to the next narrower width.
-fn narrower(widths: &[u32], bits: &[u32]) -> Vec<Vec<u32>> {
-    (0..bits.len())
+/// The greedy step's neighbours of `at`: each coordinate lowered to its next narrower width.
+fn narrower(grids: &[Vec<u32>], at: &[u32]) -> Vec<Vec<u32>> {
+    (0..at.len())
         .filter_map(|k| {
-            let lower = widths.iter().rev().find(|&&w| w < bits[k])?;
-            let mut v = bits.to_vec();
+            let lower = grids[k].iter().rev().find(|&&w| w < at[k])?;
+            let mut v = at.to_vec();
             v[k] = *lower;
             Some(v)
         })
         .collect()
+}
+
+/// The grid of every coordinate of a K-layer candidate: K layers, then H̃, e, g.
+fn grids_of(args: &ExploreArgs, layers: usize) -> Vec<Vec<u32>> {
+    let sorted = |v: &[u32]| {
+        let mut v = v.to_vec();
+        v.sort_unstable();
+        v.dedup();
+        v
+    };
+    let mut g = vec![sorted(&args.bits); layers];
+    g.push(sorted(&args.h_bits));
+    g.push(sorted(&args.e_bits));
+    g.push(sorted(&args.g_bits));
+    g
 }
 
 /// What the configuration hash covers: everything that changes a record.
@@ -230,6 +262,7 @@ struct ConfigKey<'a> {
     samples: usize,
     epochs: usize,
     lanes: &'a [usize],
+    tensor_grids: [&'a [u32]; 3],
 }
 
 /// The candidates evaluated so far, by (teacher, bits), with the results file.
@@ -275,7 +308,7 @@ impl Store {
                     ),
                 ));
             }
-            records.insert((r.teacher, r.bits.clone()), r);
+            records.insert((r.teacher, r.candidate()), r);
         }
         Ok(Self {
             path: path.to_path_buf(),
@@ -296,7 +329,7 @@ impl Store {
         text.push('\n');
         write_atomically(&self.path, text.as_bytes())?;
         self.text = text;
-        self.records.insert((r.teacher, r.bits.clone()), r);
+        self.records.insert((r.teacher, r.candidate()), r);
         Ok(())
     }
 }
@@ -316,16 +349,20 @@ struct Evaluator<'a> {
 
 impl Evaluator<'_> {
     /// The record of `bits` on teacher `t`: from the store, or evaluated and appended.
-    fn get(&mut self, t: usize, bits: &[u32]) -> anyhow::Result<Record> {
-        if let Some(r) = self.store.records.get(&(t, bits.to_vec())) {
+    fn get(&mut self, t: usize, candidate: &[u32]) -> anyhow::Result<Record> {
+        if let Some(r) = self.store.records.get(&(t, candidate.to_vec())) {
             self.bar.inc(1);
             return Ok(r.clone());
         }
-        let label = bits
-            .iter()
-            .map(u32::to_string)
-            .collect::<Vec<_>>()
-            .join(",");
+        let (bits, tensors) = candidate.split_at(candidate.len() - 3);
+        let tensors = [tensors[0], tensors[1], tensors[2]];
+        let label = format!(
+            "{} (H {}, e {}, g {})",
+            bits_label(bits),
+            tensors[0],
+            tensors[1],
+            tensors[2]
+        );
         self.bar
             .set_message(format!("teacher {} bits {label}", t + 1));
         let r = evaluate(
@@ -333,6 +370,7 @@ impl Evaluator<'_> {
             &self.teachers[t].net,
             t,
             bits,
+            tensors,
             &self.store.config,
         )
         .with_context(|| format!("evaluating teacher {} at --bits {label}", t + 1))?;
@@ -349,6 +387,7 @@ fn evaluate(
     teacher: &UnfoldedNet,
     t: usize,
     bits: &[u32],
+    tensor_bits: [u32; 3],
     config: &str,
 ) -> anyhow::Result<Record> {
     let train = TrainConfig {
@@ -364,6 +403,9 @@ fn evaluate(
     };
     let mut qt = QuantTrainConfig::fine_tuning(train, bits[0], KaqConfig::default());
     qt.quant = QuantConfig::with_layer_bits(bits);
+    qt.quant.h.bits = tensor_bits[0];
+    qt.quant.e.bits = tensor_bits[1];
+    qt.quant.g.bits = tensor_bits[2];
     let run = train_quantized(teacher, args.method, &qt, &mut |_| {})?;
     let ir = lower(&run.net, LowerOptions::default())?;
     let energy = kaq_ir::energy::estimate(&ir);
@@ -397,6 +439,7 @@ fn evaluate(
         teacher: t,
         layers: bits.len(),
         bits: bits.to_vec(),
+        tensor_bits,
         name: ir.name.clone(),
         ber: points.iter().map(|p| p.ber).collect(),
         bit_errors: points.iter().map(|p| p.bit_errors).collect(),
@@ -413,6 +456,7 @@ struct FrontPoint {
     teacher: usize,
     layers: usize,
     bits: Vec<u32>,
+    tensor_bits: [u32; 3],
     lanes: usize,
     mean_ber: f64,
     m1_pj_per_bit: f64,
@@ -429,6 +473,7 @@ fn front_points(records: &[Record]) -> Vec<FrontPoint> {
                 teacher: r.teacher,
                 layers: r.layers,
                 bits: r.bits.clone(),
+                tensor_bits: r.tensor_bits,
                 lanes: h.lanes,
                 mean_ber: r.mean_ber(),
                 m1_pj_per_bit: r.m1_pj_per_bit,
@@ -485,15 +530,16 @@ fn front_table(front: &[FrontPoint], snr: &[f64], records: &[Record]) -> String 
     );
     let _ = writeln!(
         s,
-        "{:>2} {:<20} {:>5} {:>11} {:>10} {:>10} {:>8} {:>9}",
-        "K", "bits", "lanes", "mean BER", "m2 pJ/bit", "m1 pJ/bit", "LUT", "bit/cycle"
+        "{:>2} {:<20} {:>8} {:>5} {:>11} {:>10} {:>10} {:>8} {:>9}",
+        "K", "bits", "H,e,g", "lanes", "mean BER", "m2 pJ/bit", "m1 pJ/bit", "LUT", "bit/cycle"
     );
     for p in front {
         let _ = writeln!(
             s,
-            "{:>2} {:<20} {:>5} {:>11.3e} {:>10.3} {:>10.3} {:>8} {:>9.3}",
+            "{:>2} {:<20} {:>8} {:>5} {:>11.3e} {:>10.3} {:>10.3} {:>8} {:>9.3}",
             p.layers,
             bits_label(&p.bits),
+            bits_label(&p.tensor_bits),
             p.lanes,
             p.mean_ber,
             p.m2_pj_per_bit,
@@ -591,9 +637,6 @@ fn refs(v: &[FrontPoint]) -> Vec<&FrontPoint> {
 
 /// Runs `kaq explore`.
 pub fn run(args: ExploreArgs) -> anyhow::Result<()> {
-    let mut widths = args.bits.clone();
-    widths.sort_unstable();
-    widths.dedup();
     if args.lanes.is_empty() || args.lanes.contains(&0) {
         return Err(usage_error("--lanes", "lane counts must be at least 1"));
     }
@@ -638,6 +681,7 @@ pub fn run(args: ExploreArgs) -> anyhow::Result<()> {
         samples: args.samples,
         epochs: args.epochs,
         lanes: &args.lanes,
+        tensor_grids: [&args.h_bits, &args.e_bits, &args.g_bits],
     };
     let config = hex(&Sha256::digest(
         serde_json::to_string(&key).expect("the key serializes"),
@@ -656,22 +700,21 @@ pub fn run(args: ExploreArgs) -> anyhow::Result<()> {
     }
     let store = Store::open(&args.out.join(RESULTS_FILE), &config)?;
     let resumed = store.records.len();
-    let plans: Vec<bool> = teachers
+    let grids: Vec<Vec<Vec<u32>>> = teachers
         .iter()
-        .map(|t| grid_size(widths.len(), t.net.config().layers) <= args.exhaustive)
+        .map(|t| grids_of(&args, t.net.config().layers))
         .collect();
+    let sizes: Vec<u64> = grids
+        .iter()
+        .map(|g| g.iter().fold(1u64, |n, c| n.saturating_mul(c.len() as u64)))
+        .collect();
+    let plans: Vec<bool> = sizes.iter().map(|&n| n <= args.exhaustive).collect();
     // The exhaustive grids, plus the start of each greedy path (its steps add their
     // neighbours to the bar as they are known).
-    let total: u64 = teachers
+    let total: u64 = sizes
         .iter()
         .zip(&plans)
-        .map(|(t, &ex)| {
-            if ex {
-                grid_size(widths.len(), t.net.config().layers)
-            } else {
-                1
-            }
-        })
+        .map(|(&n, &ex)| if ex { n } else { 1 })
         .sum();
     let bar = crate::progress::bar("explore", total, "candidates");
     let mut ev = Evaluator {
@@ -684,23 +727,26 @@ pub fn run(args: ExploreArgs) -> anyhow::Result<()> {
     let job = |ev: &mut Evaluator<'_>| -> anyhow::Result<Vec<Record>> {
         let mut records = Vec::new();
         for (t, &exhaustive) in plans.iter().enumerate() {
-            let k = ev.teachers[t].net.config().layers;
+            let grid = &grids[t];
             if exhaustive {
-                for bits in all_vectors(&widths, k) {
-                    records.push(ev.get(t, &bits)?);
+                for c in all_vectors(grid) {
+                    records.push(ev.get(t, &c)?);
                 }
             } else {
-                let mut at = vec![*widths.last().expect("--bits is not empty"); k];
+                let mut at: Vec<u32> = grid
+                    .iter()
+                    .map(|g| *g.last().expect("a grid is not empty"))
+                    .collect();
                 records.push(ev.get(t, &at)?);
                 loop {
-                    let next = narrower(&widths, &at);
+                    let next = narrower(grid, &at);
                     if next.is_empty() {
                         break;
                     }
                     ev.bar.inc_length(next.len() as u64);
                     let mut best: Option<Record> = None;
-                    for bits in next {
-                        let r = ev.get(t, &bits)?;
+                    for c in next {
+                        let r = ev.get(t, &c)?;
                         let better = best.as_ref().is_none_or(|b| {
                             (r.mean_ber(), r.m2_pj_per_bit) < (b.mean_ber(), b.m2_pj_per_bit)
                         });
@@ -709,7 +755,7 @@ pub fn run(args: ExploreArgs) -> anyhow::Result<()> {
                             best = Some(r);
                         }
                     }
-                    at = best.expect("a step has a neighbour").bits;
+                    at = best.expect("a step has a neighbour").candidate();
                 }
             }
         }
@@ -728,7 +774,7 @@ pub fn run(args: ExploreArgs) -> anyhow::Result<()> {
     let mut seen = std::collections::BTreeSet::new();
     let records: Vec<Record> = records
         .into_iter()
-        .filter(|r| seen.insert((r.teacher, r.bits.clone())))
+        .filter(|r| seen.insert((r.teacher, r.candidate())))
         .collect();
     let points = front_points(&records);
     let fronts = fronts(&points);
@@ -746,7 +792,10 @@ pub fn run(args: ExploreArgs) -> anyhow::Result<()> {
         "config": config,
         "method": args.method.to_string(),
         "snr_db": args.snr,
-        "bits": widths,
+        "bits": args.bits,
+        "h_bits": args.h_bits,
+        "e_bits": args.e_bits,
+        "g_bits": args.g_bits,
         "lanes": args.lanes,
         "records": records,
         "fronts": fronts.iter().map(|(name, f)| (name.to_string(), serde_json::json!(f))).collect::<serde_json::Map<_, _>>(),
@@ -817,12 +866,12 @@ mod tests {
 
     #[test]
     fn grid_and_greedy_neighbours() {
-        let v = all_vectors(&[4, 8], 3);
+        let v = all_vectors(&[vec![4, 8], vec![4, 8], vec![4, 8]]);
         assert_eq!(v.len(), 8);
         assert_eq!(v[0], vec![4, 4, 4]);
         assert_eq!(v[7], vec![8, 8, 8]);
         assert_eq!(
-            narrower(&[4, 6, 8], &[8, 4, 6]),
+            narrower(&[vec![4, 6, 8], vec![4, 6, 8], vec![4, 6, 8]], &[8, 4, 6]),
             vec![vec![6, 4, 6], vec![8, 4, 4]]
         );
     }

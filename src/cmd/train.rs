@@ -179,6 +179,18 @@ pub struct TrainArgs {
     #[arg(long, value_delimiter = ',', value_parser = parse_bits, default_value = "8", requires = "quant")]
     bits: Vec<u32>,
 
+    /// With --quant: bits of H̃ (default 8), 2 to 16.
+    #[arg(long, value_parser = parse_bits, requires = "quant")]
+    h_bits: Option<u32>,
+
+    /// With --quant: bits of the residual e (default 12), 2 to 16.
+    #[arg(long, value_parser = parse_bits, requires = "quant")]
+    e_bits: Option<u32>,
+
+    /// With --quant: bits of the gradient g (default 12), 2 to 16.
+    #[arg(long, value_parser = parse_bits, requires = "quant")]
+    g_bits: Option<u32>,
+
     /// With --quant: the trained f32 model file (`kaq train --out`) to quantize; required.
     #[arg(long, value_name = "PATH")]
     teacher: Option<PathBuf>,
@@ -609,6 +621,15 @@ fn run_quant(args: &TrainArgs, method: QuantMethod) -> anyhow::Result<()> {
         },
     );
     config.quant = QuantConfig::with_layer_bits(&layer_bits);
+    for (bits, format) in [
+        (args.h_bits, &mut config.quant.h),
+        (args.e_bits, &mut config.quant.e),
+        (args.g_bits, &mut config.quant.g),
+    ] {
+        if let Some(b) = bits {
+            format.bits = b;
+        }
+    }
     let outputs = args.outputs();
     check_outputs(&outputs, args.force)?;
 
