@@ -4,7 +4,9 @@
 
 use rayon::prelude::*;
 
-use super::{GramIr, GramLayer, combine};
+#[cfg(doc)]
+use super::combine;
+use super::{GramIr, GramLayer};
 use crate::document::IrError;
 use crate::fixed::{QFormat, max_code};
 use crate::interp::Received;
@@ -62,6 +64,7 @@ pub struct VectorTaps {
 #[derive(Debug, Clone)]
 pub struct GramInterpreter {
     ir: GramIr,
+    plan: Plan,
     h_step: f32,
     h_qp: f32,
     y_step: f32,
@@ -100,6 +103,121 @@ impl Work {
     }
 }
 
+/// One `combine` (docs/ir.md §10.3) precomputed from its terms' fracs and the output format:
+/// term i is shifted left by `sh[i]` onto the common frac F, the sum is rounded half-up down
+/// by `down` bits and saturated symmetrically to ±`max`. The interval analysis keeps every
+/// aligned sum below 2^62 ([`GramIr::bounds`]), so the i64 arithmetic is exact: it computes
+/// [`combine`] bit for bit without i128 (test builds check every operation for overflow).
+#[derive(Debug, Clone, Copy)]
+struct Comb<const N: usize> {
+    sh: [u32; N],
+    down: u32,
+    max: i64,
+}
+
+impl<const N: usize> Comb<N> {
+    fn new(fracs: [i32; N], out: QFormat) -> Self {
+        let f = fracs.iter().copied().fold(out.frac(), i32::max);
+        Self {
+            sh: fracs.map(|fr| (f - fr) as u32),
+            down: (f - out.frac()) as u32,
+            max: max_code(out.width()),
+        }
+    }
+
+    #[inline(always)]
+    fn apply(&self, terms: [i64; N]) -> i64 {
+        let mut s = 0i64;
+        for (v, &sh) in terms.iter().zip(&self.sh) {
+            s += v << sh;
+        }
+        let r = if self.down == 0 {
+            s
+        } else {
+            (s + (1i64 << (self.down - 1))) >> self.down
+        };
+        r.clamp(-self.max, self.max)
+    }
+}
+
+/// One inner step's combines.
+#[derive(Debug, Clone, Copy)]
+struct StepPlan {
+    p: Comb<2>,
+    d: Comb<2>,
+}
+
+/// One layer's combines, from [`GramIr`] once at construction.
+#[derive(Debug, Clone)]
+struct LayerPlan {
+    e: Comb<2>,
+    /// The shifts of W's four terms onto its frac (W is not rounded).
+    w_sh: [u32; 4],
+    v2: Comb<1>,
+    steps: Vec<StepPlan>,
+    rho: Comb<3>,
+    r: Comb<2>,
+    tau2: Comb<2>,
+}
+
+/// Every combine of the IR, precomputed.
+#[derive(Debug, Clone)]
+struct Plan {
+    g: Comb<1>,
+    z: Comb<1>,
+    yy: Comb<1>,
+    layers: Vec<LayerPlan>,
+}
+
+impl Plan {
+    fn new(ir: &GramIr) -> Self {
+        let (fh, fy) = (ir.inputs.h.frac(), ir.inputs.y.frac());
+        let fr = &ir.front;
+        let (gf, xf, zf, yyf) = (
+            ir.block.g.frac(),
+            ir.state.frac(),
+            fr.z.frac(),
+            fr.yy.frac(),
+        );
+        let it_f = ir.block.inv_trace.format.frac();
+        let df = ir.block.diag_inv.format.frac();
+        let layers = ir
+            .layers
+            .iter()
+            .map(|l| {
+                let f = &l.formats;
+                let wfr = [yyf, xf + zf, xf + f.e.frac(), yyf];
+                let wf = wfr.iter().copied().fold(f.v2.frac(), i32::max);
+                LayerPlan {
+                    e: Comb::new([zf, gf + xf], f.e),
+                    w_sh: wfr.map(|x| (wf - x) as u32),
+                    v2: Comb::new([wf + it_f], f.v2),
+                    steps: l
+                        .steps
+                        .iter()
+                        .map(|s| StepPlan {
+                            p: Comb::new([df + f.e.frac(), s.beta.frac + f.p.frac()], f.p),
+                            d: Comb::new([f.d.frac(), s.omega.frac + f.p.frac()], f.d),
+                        })
+                        .collect(),
+                    rho: Comb::new(
+                        [f.e.frac(), gf + f.d.frac(), l.delta.frac + f.d.frac()],
+                        f.e,
+                    ),
+                    r: Comb::new([xf, l.gamma.frac + f.d.frac()], f.r),
+                    tau2: Comb::new([l.tv.frac + f.v2.frac(), l.ts.frac], f.tau2),
+                }
+            })
+            .collect();
+        Self {
+            g: Comb::new([2 * fh], ir.block.g),
+            z: Comb::new([fh + fy], fr.z),
+            yy: Comb::new([2 * fy], fr.yy),
+            layers,
+        }
+    }
+}
+
 fn front_end(v: f32, step: f32, qp: f32) -> i64 {
     (v / step + 0.5).floor().clamp(-qp, qp) as i64
 }
@@ -114,8 +232,8 @@ fn matvec(g: &[i64], v: &[i64], out: &mut [i64]) {
 }
 
 #[inline]
-fn dot(a: &[i64], b: &[i64]) -> i128 {
-    a.iter().zip(b).map(|(x, y)| i128::from(x * y)).sum()
+fn dot(a: &[i64], b: &[i64]) -> i64 {
+    a.iter().zip(b).map(|(x, y)| x * y).sum()
 }
 
 impl GramInterpreter {
@@ -124,6 +242,7 @@ impl GramInterpreter {
         ir.validate()?;
         let step = |f: QFormat| 2f32.powi(-f.frac());
         Ok(Self {
+            plan: Plan::new(&ir),
             h_step: step(ir.inputs.h),
             h_qp: max_code(ir.inputs.h.width()) as f32,
             y_step: step(ir.inputs.y),
@@ -186,7 +305,6 @@ impl GramInterpreter {
     fn block(&self, h: &[i64], w: &mut Work) -> (i64, i64) {
         let ir = &self.ir;
         let (m, n) = (ir.m, ir.n);
-        let fh = ir.inputs.h.frac();
         let b = &ir.block;
         for i in 0..n {
             for j in i..n {
@@ -194,7 +312,7 @@ impl GramInterpreter {
                 for r in 0..m {
                     acc += h[r * n + i] * h[r * n + j];
                 }
-                let v = combine(&[(i128::from(acc), 2 * fh)], b.g);
+                let v = self.plan.g.apply([acc]);
                 w.g[i * n + j] = v;
                 w.g[j * n + i] = v;
             }
@@ -218,76 +336,54 @@ impl GramInterpreter {
         mut taps: Option<&mut VectorTaps>,
     ) {
         let ir = &self.ir;
+        let plan = &self.plan;
         let n = ir.n;
-        let (fh, fy) = (ir.inputs.h.frac(), ir.inputs.y.frac());
         let fr = &ir.front;
         for j in 0..n {
             let acc: i64 = y.iter().enumerate().map(|(r, &yr)| h[r * n + j] * yr).sum();
-            w.z[j] = combine(&[(i128::from(acc), fh + fy)], fr.z);
+            w.z[j] = plan.z.apply([acc]);
         }
         let yy2: i64 = y.iter().map(|v| v * v).sum();
-        let yy = combine(&[(i128::from(yy2), 2 * fy)], fr.yy);
+        let yy = plan.yy.apply([yy2]);
         if let Some(t) = taps.as_deref_mut() {
             t.z = w.z.clone();
             t.yy = yy;
             t.layers.clear();
         }
         w.x.fill(0);
-        let (gf, xf, zf) = (ir.block.g.frac(), ir.state.frac(), fr.z.frac());
-        let it_f = ir.block.inv_trace.format.frac();
-        let df_ = ir.block.diag_inv.format.frac();
         let half = 1i64 << (ir.layers[0].formats.r.width() - 1);
-        for layer in &ir.layers {
+        let noise = fr.noise[bin];
+        for (layer, lp) in ir.layers.iter().zip(&plan.layers) {
             let GramLayer {
-                formats: f,
                 v2_floor,
                 delta,
                 gamma,
                 tv,
                 ts,
                 steps,
+                ..
             } = layer;
             matvec(&w.g, &w.x, &mut w.tmp);
             for i in 0..n {
-                w.e[i] = combine(
-                    &[(i128::from(w.z[i]), zf), (-i128::from(w.tmp[i]), gf + xf)],
-                    f.e,
-                );
+                w.e[i] = lp.e.apply([w.z[i], -w.tmp[i]]);
             }
-            let w_terms = [
-                (i128::from(yy), fr.yy.frac()),
-                (-dot(&w.x, &w.z), xf + zf),
-                (-dot(&w.x, &w.e), xf + f.e.frac()),
-                (-i128::from(fr.noise[bin]), fr.yy.frac()),
-            ];
-            let wf = w_terms.iter().map(|t| t.1).fold(f.v2.frac(), i32::max);
-            let wsum: i128 = w_terms
-                .iter()
-                .map(|&(v, fr_)| v << ((wf - fr_) as u32))
-                .sum();
-            let v2 = combine(&[(wsum * i128::from(inv_trace), wf + it_f)], f.v2).max(*v2_floor);
+            let sh = &lp.w_sh;
+            let wsum = (yy << sh[0])
+                - (dot(&w.x, &w.z) << sh[1])
+                - (dot(&w.x, &w.e) << sh[2])
+                - (noise << sh[3]);
+            let v2 = lp.v2.apply([wsum * inv_trace]).max(*v2_floor);
             w.rho.copy_from_slice(&w.e);
             w.d.fill(0);
             w.p.fill(0);
             let mut tap_p = Vec::new();
             let mut tap_d = Vec::new();
             let dl = delta.codes[bin];
-            for (l, s) in steps.iter().enumerate() {
+            for (l, (s, sp)) in steps.iter().zip(&lp.steps).enumerate() {
+                let (beta, omega) = (s.beta.code, s.omega.code);
                 for i in 0..n {
-                    w.p[i] = combine(
-                        &[
-                            (i128::from(w.diag_inv[i] * w.rho[i]), df_ + f.e.frac()),
-                            (i128::from(s.beta.code * w.p[i]), s.beta.frac + f.p.frac()),
-                        ],
-                        f.p,
-                    );
-                    w.d[i] = combine(
-                        &[
-                            (i128::from(w.d[i]), f.d.frac()),
-                            (i128::from(s.omega.code * w.p[i]), s.omega.frac + f.p.frac()),
-                        ],
-                        f.d,
-                    );
+                    w.p[i] = sp.p.apply([w.diag_inv[i] * w.rho[i], beta * w.p[i]]);
+                    w.d[i] = sp.d.apply([w.d[i], omega * w.p[i]]);
                 }
                 if taps.is_some() {
                     tap_p.extend_from_slice(&w.p);
@@ -296,33 +392,14 @@ impl GramInterpreter {
                 if l + 1 < steps.len() {
                     matvec(&w.g, &w.d, &mut w.tmp);
                     for i in 0..n {
-                        w.rho[i] = combine(
-                            &[
-                                (i128::from(w.e[i]), f.e.frac()),
-                                (-i128::from(w.tmp[i]), gf + f.d.frac()),
-                                (-i128::from(dl * w.d[i]), delta.frac + f.d.frac()),
-                            ],
-                            f.e,
-                        );
+                        w.rho[i] = lp.rho.apply([w.e[i], -w.tmp[i], -(dl * w.d[i])]);
                     }
                 }
             }
             for i in 0..n {
-                w.r[i] = combine(
-                    &[
-                        (i128::from(w.x[i]), xf),
-                        (i128::from(gamma.code * w.d[i]), gamma.frac + f.d.frac()),
-                    ],
-                    f.r,
-                );
+                w.r[i] = lp.r.apply([w.x[i], gamma.code * w.d[i]]);
             }
-            let tau2 = combine(
-                &[
-                    (i128::from(tv.code * v2), tv.frac + f.v2.frac()),
-                    (i128::from(ts.codes[bin]), ts.frac),
-                ],
-                f.tau2,
-            );
+            let tau2 = lp.tau2.apply([tv.code * v2, ts.codes[bin]]);
             let bucket = ir
                 .denoiser
                 .thresholds
@@ -448,5 +525,41 @@ impl GramInterpreter {
             }
         });
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::combine;
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        /// The precomputed i64 combine equals the i128 reference `combine` whenever the
+        /// aligned sum stays below 2^62 (what the interval analysis guarantees).
+        #[test]
+        fn comb_equals_combine(
+            vals in prop::array::uniform3(-(1i64 << 40)..(1i64 << 40)),
+            fracs in prop::array::uniform3(-20i32..40),
+            width in 2u32..=32,
+            out_frac in -20i32..40,
+        ) {
+            let out = QFormat::signed(width, out_frac).unwrap();
+            let f = fracs.iter().copied().fold(out_frac, i32::max);
+            let aligned: i128 = vals
+                .iter()
+                .zip(&fracs)
+                .map(|(&v, &fr)| i128::from(v) << (f - fr))
+                .map(i128::abs)
+                .sum();
+            prop_assume!(aligned < 1i128 << 62);
+            let terms: Vec<(i128, i32)> =
+                vals.iter().zip(&fracs).map(|(&v, &fr)| (i128::from(v), fr)).collect();
+            prop_assert_eq!(Comb::new(fracs, out).apply(vals), combine(&terms, out));
+            prop_assert_eq!(
+                Comb::new([fracs[0]], out).apply([vals[0]]),
+                combine(&terms[..1], out)
+            );
+        }
     }
 }
