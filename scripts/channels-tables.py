@@ -9,6 +9,7 @@ Wilson bounds of the same two points the same way.
 """
 import json
 import math
+import os
 import sys
 
 
@@ -74,16 +75,25 @@ def main():
     print("| detector | on site held-out | on i.i.d. |")
     print("|---|---|---|")
     rows = {}
+    nets = [("site-{net}-on-{test}.json", "oamp-k10", "trained on site, SNR 4-16 dB"),
+            ("site-perfect-on-{test}.json", "oamp-k10", "trained on i.i.d., SNR 4-16 dB"),
+            ("hi-site-hi-on-{test}.json", "oamp-k10", "trained on site, SNR 10-22 dB"),
+            ("hi-iid-hi-on-{test}.json", "oamp-k10", "trained on i.i.d., SNR 10-22 dB")]
     for test in ["site", "iid"]:
-        for net in ["site", "perfect"]:
-            for det, pts in by_detector(load(f"{d}/site-{net}-on-{test}.json")).items():
-                rows.setdefault(f"{det} trained on {'site' if net == 'site' else 'i.i.d.'}", {})[test] = pts
+        for pattern, det, label in nets:
+            path = f"{d}/" + pattern.format(net="site", test=test)
+            if os.path.exists(path):
+                pts = by_detector(load(path))[det]
+                rows.setdefault(f"{det} {label}", {})[test] = pts
         for det, pts in by_detector(load(f"{d}/site-ref-on-{test}.json")).items():
             rows.setdefault(det, {})[test] = pts
     for name, tests in rows.items():
         cells = []
         for test in ["site", "iid"]:
-            pts = tests[test]
+            pts = tests.get(test)
+            if pts is None:
+                cells.append("—")
+                continue
             lo, hi = ci_crossing(pts)
             cells.append(f"{fmt(crossing(pts))} [{fmt(lo)}, {fmt(hi)}]")
         print(f"| {name} | " + " | ".join(cells) + " |")
