@@ -41,13 +41,22 @@ module kaq_out_stage #(
     assign s_ready = !rst && (!first || !full || out_ready);
     wire take = s_valid && s_ready;
 
-    wire [TV-1:0] thresholds = THRESH_TABLE[{{(32 - BINW){1'b0}}, s_bin} * TV +: TV];
+    // The slicers only run for a frame's beat 0 (their output is a don't-care otherwise).
+    wire slice_en = take && first;
+    reg [TV-1:0] thresholds;
+    always @(*) begin
+        if (slice_en) begin
+            thresholds = THRESH_TABLE[{{(32 - BINW){1'b0}}, s_bin} * TV +: TV];
+        end else begin
+            thresholds = {TV{1'bx}};
+        end
+    end
     wire [N*BPD-1:0] bits_new;
     genvar j;
     generate
         for (j = 0; j < N; j = j + 1) begin : g_slice
             kaq_slicer #(.W(SW), .LEVELS(LEVELS), .TW(TW), .BPD(BPD)) u_slicer (
-                .code(s_x[j*SW +: SW]), .thresholds(thresholds), .bits(bits_new[j*BPD +: BPD])
+                .en(slice_en), .code(s_x[j*SW +: SW]), .thresholds(thresholds), .bits(bits_new[j*BPD +: BPD])
             );
         end
     endgenerate

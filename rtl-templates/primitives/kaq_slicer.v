@@ -5,7 +5,9 @@
 // Gray code of the level 2i - (LEVELS-1)). Threshold j is the signed TW-bit code
 // thresholds[j*TW +: TW]; kaq supplies them ascending, but i counts every threshold at or
 // below the code, as the Rust model does, whatever their order. LEVELS must be 2, 4 or 8 and
-// BPD = log2(LEVELS); anything else fails elaboration.
+// BPD = log2(LEVELS); anything else fails elaboration. With en = 0 the output is a don't-care
+// ('x): nothing may read it then, so a simulator skips the compares and synthesis drops the
+// select.
 `default_nettype none
 
 module kaq_slicer #(
@@ -14,9 +16,10 @@ module kaq_slicer #(
     parameter integer TW     = 16,
     parameter integer BPD    = 2
 ) (
+    input  wire                            en,
     input  wire signed [W-1:0]             code,
     input  wire        [(LEVELS-1)*TW-1:0] thresholds,
-    output wire        [BPD-1:0]           bits
+    output reg         [BPD-1:0]           bits
 );
     generate
         if (!((LEVELS == 2 && BPD == 1) || (LEVELS == 4 && BPD == 2)
@@ -31,30 +34,34 @@ module kaq_slicer #(
     localparam [BPD-1:0] ONE  = ONES ^ (ONES << 1);
     localparam [BPD-1:0] ZERO = {BPD{1'b0}};
 
-    wire signed [CW-1:0] code_w = $signed({{(CW - W){code[W-1]}}, code});
-
-    // ge[j]: code >= t_j.
-    wire [LEVELS-2:0] ge;
-    genvar j;
-    generate
-        for (j = 0; j < LEVELS - 1; j = j + 1) begin : g_threshold
-            wire [TW-1:0] t = thresholds[j*TW +: TW];
-            wire signed [CW-1:0] t_w = $signed({{(CW - TW){t[TW-1]}}, t});
-            assign ge[j] = code_w >= t_w;
+    // i = #{ j : code >= t_j } (at most LEVELS - 1, so it fits BPD bits), Gray-coded.
+    function automatic [BPD-1:0] slice(
+        input signed [W-1:0] f_code, input [(LEVELS-1)*TW-1:0] f_t
+    );
+        reg signed [CW-1:0] code_w;
+        reg [TW-1:0] t;
+        reg signed [CW-1:0] t_w;
+        reg [BPD-1:0] index;
+        integer n;
+        begin
+            code_w = $signed({{(CW - W){f_code[W-1]}}, f_code});
+            index = ZERO;
+            for (n = 0; n < LEVELS - 1; n = n + 1) begin
+                t = f_t[n*TW +: TW];
+                t_w = $signed({{(CW - TW){t[TW-1]}}, t});
+                index = index + ((code_w >= t_w) ? ONE : ZERO);
+            end
+            slice = index ^ (index >> 1);
         end
-    endgenerate
+    endfunction
 
-    // The level index: the number of ones in ge (at most LEVELS - 1, so it fits BPD bits).
-    reg [BPD-1:0] index;
-    integer n;
-    always @* begin
-        index = ZERO;
-        for (n = 0; n < LEVELS - 1; n = n + 1) begin
-            index = index + (ge[n] ? ONE : ZERO);
+    always @(*) begin
+        if (en) begin
+            bits = slice(code, thresholds);
+        end else begin
+            bits = {BPD{1'bx}};
         end
     end
-
-    assign bits = index ^ (index >> 1);
 endmodule
 
 `default_nettype wire

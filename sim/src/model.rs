@@ -331,15 +331,25 @@ impl Model {
             self.raw_set(index, value & mask(width));
             return Ok(());
         }
-        let mut masked = words.to_vec();
-        mask_words(&mut masked, width);
-        // SAFETY: `index` is a wide input and `masked` holds exactly its word count.
+        // Copy only when bits above the width are set (the common case needs no allocation).
+        let rem = width % 32;
+        let clean = rem == 0 || words.last().is_none_or(|&w| w >> rem == 0);
+        let masked;
+        let words = if clean {
+            words
+        } else {
+            let mut copy = words.to_vec();
+            mask_words(&mut copy, width);
+            masked = copy;
+            &masked[..]
+        };
+        // SAFETY: `index` is a wide input and `words` holds exactly its word count.
         let status = unsafe {
             (self.api.set_wide)(
                 self.sim.as_ptr(),
                 index as u32,
-                masked.as_ptr(),
-                masked.len() as u32,
+                words.as_ptr(),
+                words.len() as u32,
             )
         };
         debug_assert_eq!(status, 0, "sim_set_wide rejected a checked call");

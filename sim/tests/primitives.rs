@@ -606,7 +606,7 @@ impl Case {
                 let _ = writeln!(
                     bench.decls,
                     "  wire signed [{}:0] y{tag};\n  \
-                     kaq_prox_pwl #(.W({w}), .KIND({}), .PARAM({w}'d{})) u{tag} (.x(x{tag}), .y(y{tag}));",
+                     kaq_prox_pwl #(.W({w}), .KIND({}), .PARAM({w}'d{})) u{tag} (.en(1'b1), .x(x{tag}), .y(y{tag}));",
                     c.w - 1,
                     c.kind_code(),
                     c.param,
@@ -641,7 +641,7 @@ impl Case {
                     bench.decls,
                     "  wire [{}:0] g{tag};\n  \
                      kaq_slicer #(.W({}), .LEVELS({}), .TW({}), .BPD({})) \
-                     u{tag} (.code(c{tag}), .thresholds({{{}}}), .bits(g{tag}));",
+                     u{tag} (.en(1'b1), .code(c{tag}), .thresholds({{{}}}), .bits(g{tag}));",
                     c.bpd() - 1,
                     c.w,
                     c.levels,

@@ -45,7 +45,7 @@ fn requant_var_matches_rust_exhaustively_under_icarus() {
         let _ = writeln!(
             tb,
             "  wire signed [5:0] y{i};\n  kaq_requant_var #(.IN_W(10), .MULT_W(6), .SHIFT_W(4), .OUT_W(6), \
-             .ROUNDING({}), .OVERFLOW({})) u{i} (.x(x), .mult(m), .shift(s), .y(y{i}));",
+             .ROUNDING({}), .OVERFLOW({})) u{i} (.en(1'b1), .x(x), .mult(m), .shift(s), .y(y{i}));",
             r.verilog_code(),
             o.verilog_code()
         );

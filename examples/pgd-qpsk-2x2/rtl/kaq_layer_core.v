@@ -480,7 +480,7 @@ module kaq_layer_core #(
                 .A0_W(SW), .C0_W(X1_W), .A1_W(SW), .C1_W(X2_W), .A2_W(GW), .C2_W(GC_W),
                 .A3_W(SW + 2), .C3_W(C_W), .OUT_W(R_W)
             ) u_r (
-                .a0(xp), .c0(k_x1), .a1(xpp), .c1(k_x2), .a2(gj), .c2(G_COEF),
+                .en(upd_step), .a0(xp), .c0(k_x1), .a1(xpp), .c1(k_x2), .a2(gj), .c2(G_COEF),
                 .a3(cons), .c3(k_c), .y(r)
             );
             wire signed [PIN_W-1:0] pin;
@@ -498,13 +498,13 @@ module kaq_layer_core #(
                 kaq_requant_var #(
                     .IN_W(R_W), .MULT_W(XO_MULT_W), .SHIFT_W(6), .OUT_W(SW),
                     .ROUNDING(XO_ROUND), .OVERFLOW(XO_OVF)
-                ) u_x (.x(r), .mult(c_xo), .shift(c_xos), .y(xo));
+                ) u_x (.en(upd_step), .x(r), .mult(c_xo), .shift(c_xos), .y(xo));
                 wire signed [V_W-1:0] v;
                 kaq_lincomb #(
                     .A0_W(SW), .C0_W(VX_W), .A1_W(SW), .C1_W(VU_W), .A2_W(1), .C2_W(1),
                     .A3_W(1), .C3_W(1), .OUT_W(V_W)
                 ) u_v (
-                    .a0(xo), .c0(c_vx), .a1(up), .c1(c_vu), .a2(1'b0), .c2(1'b0),
+                    .en(upd_step), .a0(xo), .c0(c_vx), .a1(up), .c1(c_vu), .a2(1'b0), .c2(1'b0),
                     .a3(1'b0), .c3(1'b0), .y(v)
                 );
                 assign pin = v;
@@ -514,13 +514,13 @@ module kaq_layer_core #(
                     .A0_W(V_W), .C0_W(2), .A1_W(SW), .C1_W(VX_W + 1), .A2_W(1), .C2_W(1),
                     .A3_W(1), .C3_W(1), .OUT_W(WW)
                 ) u_w (
-                    .a0(v), .c0(2'sb01), .a1(so), .c1(neg_vx), .a2(1'b0), .c2(1'b0),
+                    .en(upd_step), .a0(v), .c0(2'sb01), .a1(so), .c1(neg_vx), .a2(1'b0), .c2(1'b0),
                     .a3(1'b0), .c3(1'b0), .y(w)
                 );
                 kaq_requant_var #(
                     .IN_W(WW), .MULT_W(XO_MULT_W), .SHIFT_W(6), .OUT_W(SW),
                     .ROUNDING(XO_ROUND), .OVERFLOW(XO_OVF)
-                ) u_u (.x(w), .mult(c_xo), .shift(c_xos), .y(uo));
+                ) u_u (.en(upd_step), .x(w), .mult(c_xo), .shift(c_xos), .y(uo));
                 assign new_x[l*SW +: SW] = xo;
                 assign new_s[l*SW +: SW] = so;
                 assign new_u[l*SW +: SW] = uo;
@@ -536,13 +536,13 @@ module kaq_layer_core #(
                 kaq_lut #(.IDX_W(SW), .TW(TW), .TABLE(PROX_TABLE)) u_lut (.idx(idx), .y(pout));
             end else begin : g_pwl
                 kaq_prox_pwl #(.W(PIN_W), .KIND(PROX_KIND), .PARAM(PROX_PARAM)) u_prox (
-                    .x(pin), .y(pout)
+                    .en(upd_step), .x(pin), .y(pout)
                 );
             end
             kaq_requant_var #(
                 .IN_W(ROUT_W), .MULT_W(O_MULT_W), .SHIFT_W(6), .OUT_W(SW),
                 .ROUNDING(O_ROUND), .OVERFLOW(O_OVF)
-            ) u_out (.x(pout), .mult(c_o), .shift(c_os), .y(so));
+            ) u_out (.en(upd_step), .x(pout), .mult(c_o), .shift(c_os), .y(so));
             /* verilator lint_off UNUSEDSIGNAL */
             wire unused_upd = ^{xo, uo};
             /* verilator lint_on UNUSEDSIGNAL */

@@ -4,7 +4,8 @@
 // sum), then narrowed to OUT_W by taking the low bits. The narrowing is lossless because the
 // lowering's interval analysis proves |y| fits OUT_W (docs/ir.md, the update, v and w
 // accumulators); the Rust twin is the i128 sum in kaq_model::ir's interpreter. Unused terms
-// are driven with zero coefficients.
+// are driven with zero coefficients. With en = 0 the output is a don't-care ('x): nothing
+// may read it then, so a simulator skips the arithmetic and synthesis drops the select.
 `default_nettype none
 
 module kaq_lincomb #(
@@ -18,6 +19,7 @@ module kaq_lincomb #(
     parameter integer C3_W  = 8,
     parameter integer OUT_W = 24
 ) (
+    input  wire                    en,
     input  wire signed [A0_W-1:0]  a0,
     input  wire signed [C0_W-1:0]  c0,
     input  wire signed [A1_W-1:0]  a1,
@@ -26,7 +28,7 @@ module kaq_lincomb #(
     input  wire signed [C2_W-1:0]  c2,
     input  wire signed [A3_W-1:0]  a3,
     input  wire signed [C3_W-1:0]  c3,
-    output wire signed [OUT_W-1:0] y
+    output reg  signed [OUT_W-1:0] y
 );
     localparam integer P0 = A0_W + C0_W;
     localparam integer P1 = A1_W + C1_W;
@@ -38,20 +40,38 @@ module kaq_lincomb #(
     localparam integer XW0 = PMAX + 3;
     localparam integer XW = (XW0 > OUT_W) ? XW0 : OUT_W + 1;
 
-    // Exact products, each sign-extended to XW bits.
-    wire signed [P0-1:0] p0 = a0 * c0;
-    wire signed [P1-1:0] p1 = a1 * c1;
-    wire signed [P2-1:0] p2 = a2 * c2;
-    wire signed [P3-1:0] p3 = a3 * c3;
-    wire signed [XW-1:0] e0 = $signed({{(XW - P0){p0[P0-1]}}, p0});
-    wire signed [XW-1:0] e1 = $signed({{(XW - P1){p1[P1-1]}}, p1});
-    wire signed [XW-1:0] e2 = $signed({{(XW - P2){p2[P2-1]}}, p2});
-    wire signed [XW-1:0] e3 = $signed({{(XW - P3){p3[P3-1]}}, p3});
+    // Exact products, each sign-extended to XW bits, and their sum (narrowed to OUT_W).
+    function automatic signed [OUT_W-1:0] lincomb(
+        input signed [A0_W-1:0] f_a0, input signed [C0_W-1:0] f_c0,
+        input signed [A1_W-1:0] f_a1, input signed [C1_W-1:0] f_c1,
+        input signed [A2_W-1:0] f_a2, input signed [C2_W-1:0] f_c2,
+        input signed [A3_W-1:0] f_a3, input signed [C3_W-1:0] f_c3
+    );
+        reg signed [P0-1:0] p0;
+        reg signed [P1-1:0] p1;
+        reg signed [P2-1:0] p2;
+        reg signed [P3-1:0] p3;
+        /* verilator lint_off UNUSEDSIGNAL */
+        reg signed [XW-1:0] sum;
+        /* verilator lint_on UNUSEDSIGNAL */
+        begin
+            p0 = f_a0 * f_c0;
+            p1 = f_a1 * f_c1;
+            p2 = f_a2 * f_c2;
+            p3 = f_a3 * f_c3;
+            sum = $signed({{(XW - P0){p0[P0-1]}}, p0}) + $signed({{(XW - P1){p1[P1-1]}}, p1})
+                + $signed({{(XW - P2){p2[P2-1]}}, p2}) + $signed({{(XW - P3){p3[P3-1]}}, p3});
+            lincomb = sum[OUT_W-1:0];
+        end
+    endfunction
 
-    /* verilator lint_off UNUSEDSIGNAL */
-    wire signed [XW-1:0] sum = e0 + e1 + e2 + e3;
-    /* verilator lint_on UNUSEDSIGNAL */
-    assign y = sum[OUT_W-1:0];
+    always @(*) begin
+        if (en) begin
+            y = lincomb(a0, c0, a1, c1, a2, c2, a3, c3);
+        end else begin
+            y = {OUT_W{1'bx}};
+        end
+    end
 endmodule
 
 `default_nettype wire

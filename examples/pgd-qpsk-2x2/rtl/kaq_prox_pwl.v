@@ -6,7 +6,9 @@
 // code (then box is the identity and soft is zero). The result always fits W bits: clamping
 // never increases the magnitude, and x - clamp(x) lies between 0 and x. Any W >= 1 is valid;
 // an unknown KIND fails elaboration. Pass PARAM sized (W'd...): lint under Verilator flags an
-// unsized 32-bit value as a WIDTH warning unless W = 32.
+// unsized 32-bit value as a WIDTH warning unless W = 32. With en = 0 the output is a
+// don't-care ('x): nothing may read it then, so a simulator skips the compares and synthesis
+// drops the select.
 `default_nettype none
 
 module kaq_prox_pwl #(
@@ -14,33 +16,44 @@ module kaq_prox_pwl #(
     parameter integer KIND  = 0,
     parameter [W-1:0] PARAM = {W{1'b0}}
 ) (
+    input  wire                en,
     input  wire signed [W-1:0] x,
-    output wire signed [W-1:0] y
+    output reg  signed [W-1:0] y
 );
     // Working width: PARAM < 2^W and -PARAM >= -2^W both fit W + 1 signed bits.
     localparam integer XW = W + 1;
     localparam signed [XW-1:0] HI = $signed({1'b0, PARAM});
     localparam signed [XW-1:0] LO = -HI;
 
-    wire signed [XW-1:0] xw      = $signed({x[W-1], x});
-    wire signed [XW-1:0] clamped = (xw > HI) ? HI : ((xw < LO) ? LO : xw);
-    wire signed [XW-1:0] r;
-
     generate
-        if (KIND == 0) begin : g_soft
-            assign r = xw - clamped;
-        end else if (KIND == 1) begin : g_box
-            assign r = clamped;
-        end else begin : g_bad_kind
+        if (KIND != 0 && KIND != 1) begin : g_bad_kind
             kaq_prox_pwl_unknown_KIND u_fail ();
         end
     endgenerate
 
-    // r fits W bits (see above): its top bit only repeats the sign.
-    /* verilator lint_off UNUSEDSIGNAL */
-    wire sign_copy = r[XW-1];
-    /* verilator lint_on UNUSEDSIGNAL */
-    assign y = $signed(r[W-1:0]);
+    // r = x - clamp(x) (soft) or clamp(x) (box) fits W bits (see above): its top bit only
+    // repeats the sign.
+    function automatic signed [W-1:0] prox(input signed [W-1:0] f_x);
+        reg signed [XW-1:0] xw;
+        reg signed [XW-1:0] clamped;
+        /* verilator lint_off UNUSEDSIGNAL */
+        reg signed [XW-1:0] r;
+        /* verilator lint_on UNUSEDSIGNAL */
+        begin
+            xw = $signed({f_x[W-1], f_x});
+            clamped = (xw > HI) ? HI : ((xw < LO) ? LO : xw);
+            r = (KIND == 0) ? xw - clamped : clamped;
+            prox = $signed(r[W-1:0]);
+        end
+    endfunction
+
+    always @(*) begin
+        if (en) begin
+            y = prox(x);
+        end else begin
+            y = {W{1'bx}};
+        end
+    end
 endmodule
 
 `default_nettype wire

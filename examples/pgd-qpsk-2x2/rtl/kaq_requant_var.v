@@ -4,6 +4,8 @@
 // per-SNR-bin table of (mult, shift) pairs keeps every bin's multiplier at full precision
 // (docs/fixed-point.md §2). Rust twin: kaq_model::fixed::requantize. ROUNDING: 0 half-up,
 // 1 floor, 2 half-even; OVERFLOW as in kaq_round_shift_sat (which does the narrowing).
+// With en = 0 the output is a don't-care ('x): nothing may read it then, so a simulator skips
+// the product and the shift, and synthesis drops the select.
 `default_nettype none
 
 module kaq_requant_var #(
@@ -14,6 +16,7 @@ module kaq_requant_var #(
     parameter integer ROUNDING = 0,
     parameter integer OVERFLOW = 0
 ) (
+    input  wire                     en,
     input  wire signed [IN_W-1:0]   x,
     input  wire signed [MULT_W-1:0] mult,
     input  wire        [SHIFT_W-1:0] shift,
@@ -25,33 +28,55 @@ module kaq_requant_var #(
     localparam integer XW = ((PROD_W > MAXS) ? PROD_W : MAXS) + 1;
     localparam [XW-1:0] ONE = {{(XW - 1){1'b0}}, 1'b1};
 
-    wire signed [PROD_W-1:0] x_ext    = $signed({{MULT_W{x[IN_W-1]}}, x});
-    wire signed [PROD_W-1:0] mult_ext = $signed({{IN_W{mult[MULT_W-1]}}, mult});
-    wire signed [PROD_W-1:0] product  = x_ext * mult_ext;
-    wire signed [XW-1:0] pw = $signed({{(XW - PROD_W){product[PROD_W-1]}}, product});
-
-    // 2^(shift-1) for shift >= 1, and the mask of the dropped bits, as XW-bit values.
-    // (Floor rounding reads none of these but q.)
-    /* verilator lint_off UNUSEDSIGNAL */
-    wire nonzero = (shift != {SHIFT_W{1'b0}});
-    wire [XW-1:0] half = nonzero ? (ONE << (shift - 1'b1)) : {XW{1'b0}};
-    wire [XW-1:0] mask = (ONE << shift) - ONE;
-    wire signed [XW-1:0] q = pw >>> shift;  // floor
-    wire [XW-1:0] r = pw & mask;             // dropped bits, 0 <= r < 2^shift
-    /* verilator lint_on UNUSEDSIGNAL */
-    wire carry;
+    localparam integer RND = (ROUNDING >= 0 && ROUNDING <= 2) ? ROUNDING : 0;
     generate
-        if (ROUNDING == 0) begin : g_half_up
-            assign carry = nonzero && (r >= half);
-        end else if (ROUNDING == 1) begin : g_floor
-            assign carry = 1'b0;
-        end else if (ROUNDING == 2) begin : g_half_even
-            assign carry = nonzero && ((r > half) || ((r == half) && q[0]));
-        end else begin : g_bad_rounding
+        if (ROUNDING != RND) begin : g_bad_rounding
             kaq_requant_var_unknown_ROUNDING u_fail ();
         end
     endgenerate
-    wire signed [XW-1:0] rs = q + $signed({{(XW - 1){1'b0}}, carry});
+
+    // The exact product, then round_shift by `shift`; 2^(shift-1) for shift >= 1 and the
+    // mask of the dropped bits as XW-bit values (floor rounding reads none of these but q).
+    function automatic signed [XW-1:0] round_product(
+        input signed [IN_W-1:0] f_x, input signed [MULT_W-1:0] f_mult,
+        input [SHIFT_W-1:0] f_shift
+    );
+        /* verilator lint_off UNUSEDSIGNAL */
+        reg signed [PROD_W-1:0] product;
+        reg signed [XW-1:0] pw;
+        reg nonzero;
+        reg [XW-1:0] half;
+        reg [XW-1:0] mask;
+        reg signed [XW-1:0] q;  // floor
+        reg [XW-1:0] r;         // dropped bits, 0 <= r < 2^shift
+        reg carry;
+        /* verilator lint_on UNUSEDSIGNAL */
+        begin
+            product = $signed({{MULT_W{f_x[IN_W-1]}}, f_x})
+                    * $signed({{IN_W{f_mult[MULT_W-1]}}, f_mult});
+            pw = $signed({{(XW - PROD_W){product[PROD_W-1]}}, product});
+            nonzero = (f_shift != {SHIFT_W{1'b0}});
+            half = nonzero ? (ONE << (f_shift - 1'b1)) : {XW{1'b0}};
+            mask = (ONE << f_shift) - ONE;
+            q = pw >>> f_shift;
+            r = pw & mask;
+            case (RND)
+                0: carry = nonzero && (r >= half);
+                1: carry = 1'b0;
+                default: carry = nonzero && ((r > half) || ((r == half) && q[0]));
+            endcase
+            round_product = q + $signed({{(XW - 1){1'b0}}, carry});
+        end
+    endfunction
+
+    reg signed [XW-1:0] rs;
+    always @(*) begin
+        if (en) begin
+            rs = round_product(x, mult, shift);
+        end else begin
+            rs = {XW{1'bx}};
+        end
+    end
 
     // Narrowing only (SHIFT 0): the overflow rules of kaq_round_shift_sat.
     kaq_round_shift_sat #(

@@ -26,16 +26,28 @@ pub struct Driver<'r> {
 }
 
 /// Packs `codes` of `width` bits each, element j at bits [j·width, (j+1)·width), into `words`.
+/// Widths above 64 bits repeat the sign.
 fn pack(codes: impl IntoIterator<Item = i64>, width: u32, words: &mut [u32]) {
     words.fill(0);
     let mut bit = 0usize;
     for c in codes {
-        for b in 0..width {
-            let set = if b < 64 { (c >> b) & 1 == 1 } else { c < 0 };
-            if set {
-                words[bit / 32] |= 1 << (bit % 32);
+        let mut left = width as usize;
+        // The low min(width, 64) bits, then the sign for any bits above 64.
+        let mut value = c as u64;
+        let mut valid = 64usize;
+        while left > 0 {
+            if valid == 0 {
+                value = if c < 0 { u64::MAX } else { 0 };
+                valid = 64;
             }
-            bit += 1;
+            let offset = bit % 32;
+            let take = (32 - offset).min(left).min(valid);
+            let chunk = (value & (u64::MAX >> (64 - take))) as u32;
+            words[bit / 32] |= chunk << offset;
+            value = value.checked_shr(take as u32).unwrap_or(0);
+            valid -= take;
+            bit += take;
+            left -= take;
         }
     }
 }
@@ -43,11 +55,15 @@ fn pack(codes: impl IntoIterator<Item = i64>, width: u32, words: &mut [u32]) {
 /// Bits [lo, lo + width) of `words` (width ≤ 64), zero-extended.
 fn field(words: &[u32], lo: usize, width: u32) -> u64 {
     let mut v = 0u64;
-    for b in 0..width as usize {
-        let bit = lo + b;
-        if (words[bit / 32] >> (bit % 32)) & 1 == 1 {
-            v |= 1 << b;
-        }
+    let mut got = 0usize;
+    let width = width as usize;
+    while got < width {
+        let bit = lo + got;
+        let offset = bit % 32;
+        let take = (32 - offset).min(width - got);
+        let chunk = u64::from(words[bit / 32] >> offset) & (u64::MAX >> (64 - take));
+        v |= chunk << got;
+        got += take;
     }
     v
 }
@@ -336,5 +352,32 @@ mod tests {
         let mut words = vec![0u32; 2];
         pack(codes.iter().copied(), 12, &mut words);
         assert_eq!(unpack_signed(&words, 3, 12), codes);
+        // Fields that straddle words, and widths above 64 bits (sign-extended).
+        let codes = [-5i64, 1 << 40, -(1 << 50), 7];
+        let mut words = vec![0u32; (codes.len() * 61).div_ceil(32)];
+        pack(codes.iter().copied(), 61, &mut words);
+        assert_eq!(unpack_signed(&words, codes.len(), 61), codes);
+        let mut words = vec![0u32; 6];
+        pack([-3i64, 9], 70, &mut words);
+        assert_eq!(field(&words, 0, 64), (-3i64) as u64);
+        assert_eq!(field(&words, 64, 6), 0x3f, "bits 64.. of -3 are the sign");
+        assert_eq!(field(&words, 70, 64), 9);
+        assert_eq!(field(&words, 134, 6), 0);
+        // The bit-by-bit definition, on every width and offset.
+        let slow = |words: &[u32], lo: usize, width: u32| {
+            (0..width as usize).fold(0u64, |v, b| {
+                v | (u64::from((words[(lo + b) / 32] >> ((lo + b) % 32)) & 1) << b)
+            })
+        };
+        let words = [0x89ab_cdefu32, 0x0123_4567, 0xfedc_ba98, 0x7654_3210];
+        for lo in 0..64 {
+            for width in 1..=64 {
+                assert_eq!(
+                    field(&words, lo, width),
+                    slow(&words, lo, width),
+                    "{lo} {width}"
+                );
+            }
+        }
     }
 }
