@@ -85,12 +85,14 @@ module kaq_layer_core #(
     parameter [BINS*6-1:0] O_SHIFT_TABLE = 0,
     parameter integer O_ROUND = 0,
     parameter integer O_OVF = 2,
+    parameter integer OW = SW,  // this layer's state width (mixed precision: <= SW)
     // ADMM: update -> x and w -> u codes; v = vx*x + vu*u; w = v - vx*s.
     parameter integer XO_MULT_W = 2,
     parameter [BINS*XO_MULT_W-1:0] XO_MULT_TABLE = 0,
     parameter [BINS*6-1:0] XO_SHIFT_TABLE = 0,
     parameter integer XO_ROUND = 0,
     parameter integer XO_OVF = 2,
+    parameter integer XOW = SW,  // width of x and u codes (ADMM-Net, <= SW)
     parameter integer VX_W = 2,
     parameter [BINS*VX_W-1:0] VX_TABLE = 0,
     parameter integer VU_W = 2,
@@ -495,10 +497,12 @@ module kaq_layer_core #(
                 assign xo = so;
                 assign uo = up;
             end else begin : g_admm
+                wire signed [XOW-1:0] xo_n;
                 kaq_requant_var #(
-                    .IN_W(R_W), .MULT_W(XO_MULT_W), .SHIFT_W(6), .OUT_W(SW),
+                    .IN_W(R_W), .MULT_W(XO_MULT_W), .SHIFT_W(6), .OUT_W(XOW),
                     .ROUNDING(XO_ROUND), .OVERFLOW(XO_OVF)
-                ) u_x (.en(upd_step), .x(r), .mult(c_xo), .shift(c_xos), .y(xo));
+                ) u_x (.en(upd_step), .x(r), .mult(c_xo), .shift(c_xos), .y(xo_n));
+                assign xo = $signed({{(SW - XOW + 1){xo_n[XOW-1]}}, xo_n[XOW-2:0]});
                 wire signed [V_W-1:0] v;
                 kaq_lincomb #(
                     .A0_W(SW), .C0_W(VX_W), .A1_W(SW), .C1_W(VU_W), .A2_W(1), .C2_W(1),
@@ -517,10 +521,12 @@ module kaq_layer_core #(
                     .en(upd_step), .a0(v), .c0(2'sb01), .a1(so), .c1(neg_vx), .a2(1'b0), .c2(1'b0),
                     .a3(1'b0), .c3(1'b0), .y(w)
                 );
+                wire signed [XOW-1:0] uo_n;
                 kaq_requant_var #(
-                    .IN_W(WW), .MULT_W(XO_MULT_W), .SHIFT_W(6), .OUT_W(SW),
+                    .IN_W(WW), .MULT_W(XO_MULT_W), .SHIFT_W(6), .OUT_W(XOW),
                     .ROUNDING(XO_ROUND), .OVERFLOW(XO_OVF)
-                ) u_u (.en(upd_step), .x(w), .mult(c_xo), .shift(c_xos), .y(uo));
+                ) u_u (.en(upd_step), .x(w), .mult(c_xo), .shift(c_xos), .y(uo_n));
+                assign uo = $signed({{(SW - XOW + 1){uo_n[XOW-1]}}, uo_n[XOW-2:0]});
                 assign new_x[l*SW +: SW] = xo;
                 assign new_s[l*SW +: SW] = so;
                 assign new_u[l*SW +: SW] = uo;
@@ -539,10 +545,13 @@ module kaq_layer_core #(
                     .en(upd_step), .x(pin), .y(pout)
                 );
             end
+            // Saturated at this layer's width OW, sign-extended to the state registers.
+            wire signed [OW-1:0] so_n;
             kaq_requant_var #(
-                .IN_W(ROUT_W), .MULT_W(O_MULT_W), .SHIFT_W(6), .OUT_W(SW),
+                .IN_W(ROUT_W), .MULT_W(O_MULT_W), .SHIFT_W(6), .OUT_W(OW),
                 .ROUNDING(O_ROUND), .OVERFLOW(O_OVF)
-            ) u_out (.en(upd_step), .x(pout), .mult(c_o), .shift(c_os), .y(so));
+            ) u_out (.en(upd_step), .x(pout), .mult(c_o), .shift(c_os), .y(so_n));
+            assign so = $signed({{(SW - OW + 1){so_n[OW-1]}}, so_n[OW-2:0]});
             /* verilator lint_off UNUSEDSIGNAL */
             wire unused_upd = ^{xo, uo};
             /* verilator lint_on UNUSEDSIGNAL */
