@@ -752,11 +752,11 @@ impl AnyIr {
             format: Option<serde_json::Value>,
             version: Option<serde_json::Value>,
         }
-        let head: Head = serde_json::from_str(text).map_err(|source| IrError::Parse {
-            path: path.to_string(),
-            field: crate::document::json_path_of(text, &source),
-            source,
-        })?;
+        // A text that is not an object with these fields gets v1's messages (e.g. "the top
+        // level must be a JSON object"), which name the problem better than a Head error.
+        let Ok(head) = serde_json::from_str::<Head>(text) else {
+            return crate::Ir::from_json(text, path).map(Self::V1);
+        };
         let is_kaq = matches!(&head.format, Some(serde_json::Value::String(f)) if f == IR_FORMAT);
         if is_kaq
             && head.version.as_ref().and_then(|v| v.as_u64()) == Some(u64::from(GRAM_IR_VERSION))
