@@ -24,6 +24,8 @@ pub mod channel;
 pub mod detect;
 pub mod error;
 pub mod gram;
+#[cfg(test)]
+mod json_walk_tests;
 pub mod link;
 pub mod lower;
 pub mod mmd;

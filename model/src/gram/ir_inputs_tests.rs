@@ -12,6 +12,8 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde_json::{Value, json};
 
+use crate::json_walk_tests::{dotted, nodes, other_type};
+
 use super::quantized::{CgQuantOptions, lower_cg};
 use super::{Family, GramConfig, GramNet};
 use crate::link::LinkConfig;
@@ -264,50 +266,6 @@ fn unknown_ops_and_versions_are_named() {
     ));
 }
 
-/// Calls `f(pointer, node)` for every node of `v`, pointer in RFC 6901 form.
-fn collect(v: &Value, at: String, f: &mut impl FnMut(&str, &Value)) {
-    f(&at, v);
-    match v {
-        Value::Object(map) => {
-            for (k, c) in map {
-                collect(c, format!("{at}/{k}"), f);
-            }
-        }
-        Value::Array(a) => {
-            for (i, c) in a.iter().enumerate() {
-                collect(c, format!("{at}/{i}"), f);
-            }
-        }
-        _ => {}
-    }
-}
-
-fn nodes(v: &Value, keep: impl Fn(&Value) -> bool) -> Vec<String> {
-    let mut out = Vec::new();
-    collect(v, String::new(), &mut |p, n| {
-        if keep(n) {
-            out.push(p.to_string());
-        }
-    });
-    out
-}
-
-/// The JSON path in the errors' spelling (`layers[1].formats.e`) of an RFC 6901 pointer.
-fn dotted(pointer: &str) -> String {
-    let mut s = String::new();
-    for part in pointer.split('/').skip(1) {
-        if part.bytes().all(|b| b.is_ascii_digit()) {
-            s.push_str(&format!("[{part}]"));
-        } else {
-            if !s.is_empty() {
-                s.push('.');
-            }
-            s.push_str(part);
-        }
-    }
-    s
-}
-
 #[test]
 fn every_unknown_and_every_missing_field_is_named() {
     let base = value_of(&bases()[1]);
@@ -356,19 +314,6 @@ fn every_unknown_and_every_missing_field_is_named() {
 }
 
 // Random mutations.
-
-fn other_type(r: u64) -> Value {
-    [
-        Value::Null,
-        json!(true),
-        json!("x"),
-        json!([]),
-        json!({}),
-        json!([1, 2]),
-        json!(0.5),
-    ][(r % 7) as usize]
-        .clone()
-}
 
 fn huge(r: u64) -> Value {
     [

@@ -9,6 +9,8 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde_json::{Value, json};
 
+use crate::json_walk_tests::{collect, dotted, nodes, other_type};
+
 use super::tests::{Case, frames, quant_net};
 use super::*;
 use crate::detect::Detector;
@@ -460,7 +462,7 @@ fn unknown_fields_anywhere_are_refused() {
             );
             // The path names the object the key was added to, or (inside the internally
             // tagged `init` and `prox`, read as a whole) the tagged object.
-            let dotted = pointer_to_path(ptr);
+            let dotted = dotted(ptr);
             let IrError::Parse { field, .. } = &err else {
                 unreachable!()
             };
@@ -471,22 +473,6 @@ fn unknown_fields_anywhere_are_refused() {
             assert!(!field.is_empty(), "{ptr}: {msg}");
         }
     }
-}
-
-/// `/layers/0/e` → `layers[0].e`.
-fn pointer_to_path(ptr: &str) -> String {
-    let mut out = String::new();
-    for seg in ptr.split('/').skip(1) {
-        if seg.parse::<usize>().is_ok() {
-            out.push_str(&format!("[{seg}]"));
-        } else {
-            if !out.is_empty() {
-                out.push('.');
-            }
-            out.push_str(seg);
-        }
-    }
-    out
 }
 
 #[test]
@@ -518,47 +504,6 @@ fn broken_json_is_a_parse_error() {
 
 // ---------------------------------------------------------------------------------------
 // 2a. Mutated documents.
-
-/// Calls `f(pointer, node)` for every node of `v`, pointer in RFC 6901 form.
-fn collect(v: &Value, at: String, f: &mut impl FnMut(&str, &Value)) {
-    f(&at, v);
-    match v {
-        Value::Object(map) => {
-            for (k, c) in map {
-                collect(c, format!("{at}/{k}"), f);
-            }
-        }
-        Value::Array(a) => {
-            for (i, c) in a.iter().enumerate() {
-                collect(c, format!("{at}/{i}"), f);
-            }
-        }
-        _ => {}
-    }
-}
-
-fn nodes(v: &Value, keep: impl Fn(&Value) -> bool) -> Vec<String> {
-    let mut out = Vec::new();
-    collect(v, String::new(), &mut |p, n| {
-        if keep(n) {
-            out.push(p.to_string());
-        }
-    });
-    out
-}
-
-fn other_type(r: u64) -> Value {
-    [
-        Value::Null,
-        json!(true),
-        json!("x"),
-        json!([]),
-        json!({}),
-        json!([1, 2]),
-        json!(0.5),
-    ][(r % 7) as usize]
-        .clone()
-}
 
 fn huge(r: u64) -> Value {
     [
