@@ -2,35 +2,11 @@
 //! written before CSI existed byte for byte (committed fixtures), estimated CSI costs BER and
 //! LMMSE costs less than LS, and bad pilot values exit with status 2 naming the flag.
 
-use assert_cmd::Command;
-use assert_cmd::cargo::cargo_bin_cmd;
 use predicates::str::contains;
 
-fn kaq() -> Command {
-    cargo_bin_cmd!("kaq")
-}
-
-/// The arguments of `tests/fixtures/ber_csi/perfect.json` (block fading, Rayleigh).
-const BLOCK: [&str; 18] = [
-    "ber",
-    "--nt",
-    "2",
-    "--nr",
-    "4",
-    "--mod",
-    "qpsk",
-    "--detector",
-    "mmse,kbest:4",
-    "--snr",
-    "0:10:5",
-    "--min-errors",
-    "200",
-    "--max-frames",
-    "4000",
-    "--seed",
-    "3",
-    "--block=2",
-];
+#[path = "common/ber_fixture.rs"]
+mod ber_fixture;
+use ber_fixture::{BLOCK, fixture, kaq, run_json};
 
 /// The arguments of `tests/fixtures/ber_csi/perfect-kronecker.json`.
 const KRONECKER: [&str; 20] = [
@@ -55,27 +31,6 @@ const KRONECKER: [&str; 20] = [
     "0.5",
     "--rho-rx=0.3",
 ];
-
-fn run_json(args: &[&str], extra: &[&str]) -> String {
-    let dir = tempfile::tempdir().unwrap();
-    let json = dir.path().join("ber.json");
-    kaq()
-        .args(args)
-        .args(extra)
-        .arg("--json")
-        .arg(&json)
-        .assert()
-        .success();
-    std::fs::read_to_string(json).unwrap()
-}
-
-fn fixture(name: &str) -> String {
-    let path = format!(
-        "{}/tests/fixtures/ber_csi/{name}",
-        env!("CARGO_MANIFEST_DIR")
-    );
-    std::fs::read_to_string(path).unwrap()
-}
 
 #[test]
 fn perfect_csi_is_bit_identical_to_the_results_before_csi() {

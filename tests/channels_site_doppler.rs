@@ -3,62 +3,25 @@
 //! BER, a site dataset round-trips through `--channels`, the committed site sample is what its
 //! documented command writes, and bad values exit with status 2 naming the flag.
 
-use assert_cmd::Command;
-use assert_cmd::cargo::cargo_bin_cmd;
 use ndarray::Array3;
 use ndarray_npy::read_npy;
 use num_complex::Complex;
 use predicates::str::contains;
 
-fn kaq() -> Command {
-    cargo_bin_cmd!("kaq")
-}
-
-/// The arguments of `tests/fixtures/ber_csi/perfect.json` (block fading T = 2, Rayleigh).
-const BLOCK: [&str; 18] = [
-    "ber",
-    "--nt",
-    "2",
-    "--nr",
-    "4",
-    "--mod",
-    "qpsk",
-    "--detector",
-    "mmse,kbest:4",
-    "--snr",
-    "0:10:5",
-    "--min-errors",
-    "200",
-    "--max-frames",
-    "4000",
-    "--seed",
-    "3",
-    "--block=2",
-];
+#[path = "common/ber_fixture.rs"]
+mod ber_fixture;
+use ber_fixture::{BLOCK, fixture, kaq};
 
 fn run_json(args: &[&str]) -> serde_json::Value {
-    let dir = tempfile::tempdir().unwrap();
-    let json = dir.path().join("ber.json");
-    kaq().args(args).arg("--json").arg(&json).assert().success();
-    serde_json::from_str(&std::fs::read_to_string(json).unwrap()).unwrap()
+    serde_json::from_str(&ber_fixture::run_json(args, &[])).unwrap()
 }
 
 #[test]
 fn doppler_zero_is_the_block_fading_fixture() {
-    let dir = tempfile::tempdir().unwrap();
-    let json = dir.path().join("ber.json");
-    kaq()
-        .args(BLOCK)
-        .args(["--doppler", "0", "--json"])
-        .arg(&json)
-        .assert()
-        .success();
-    let want = std::fs::read_to_string(format!(
-        "{}/tests/fixtures/ber_csi/perfect.json",
-        env!("CARGO_MANIFEST_DIR")
-    ))
-    .unwrap();
-    assert_eq!(std::fs::read_to_string(json).unwrap(), want);
+    assert_eq!(
+        ber_fixture::run_json(&BLOCK, &["--doppler", "0"]),
+        fixture("perfect.json")
+    );
 }
 
 /// (BER, CI low, CI high) of MMSE at 20 dB on a 2×4 QPSK link with blocks of 16 frames.
