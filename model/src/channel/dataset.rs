@@ -383,11 +383,12 @@ pub fn load(
             }
         }
     }
-    let mean_power = data.iter().map(|&(re, im)| re * re + im * im).sum::<f64>() / channels as f64;
     let scale = match norm {
         ChannelNorm::AsIs => 1.0,
         ChannelNorm::PerFile => {
-            if mean_power.is_nan() || mean_power <= 0.0 || !mean_power.is_finite() {
+            let mean_power =
+                data.iter().map(|&(re, im)| re * re + im * im).sum::<f64>() / channels as f64;
+            if !mean_power.is_finite() || mean_power <= 0.0 {
                 return Err(DatasetError::ZeroPower { file });
             }
             (nt as f64 / mean_power).sqrt()
