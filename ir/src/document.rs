@@ -534,8 +534,7 @@ impl Ir {
     /// fake-quant nets.
     pub fn bin_of(&self, noise_var: f32) -> usize {
         let signal = self.nt as f64 / self.nr as f64 * self.modulation.es();
-        self.snr_bins
-            .bin(10.0 * (signal / f64::from(noise_var)).log10())
+        self.snr_bins.bin_of_noise(signal, noise_var)
     }
 
     /// Level index (0..levels) of output code `code` in bin `bin`.

@@ -162,6 +162,14 @@ impl SnrBins {
         }
     }
 
+    /// The bin of a frame whose complex noise variance (as the nets see it, in f32) is
+    /// `noise_var`, at signal power `signal_var` per receive antenna (N_t/N_r·E_s):
+    /// SNR = signal_var/σ², binned by [`SnrBins::bin`]. The one rule of the fake-quant nets and
+    /// of both IR versions.
+    pub fn bin_of_noise(&self, signal_var: f64, noise_var: f32) -> usize {
+        self.bin(10.0 * (signal_var / f64::from(noise_var)).log10())
+    }
+
     /// The centre SNR of bin `bin`, in dB.
     pub fn centre_db(&self, bin: usize) -> f64 {
         self.min_db + bin as f64 * self.step_db

@@ -351,8 +351,7 @@ impl GramIr {
     /// The SNR bin of complex noise variance `noise_var` (the rule of v1, docs/ir.md §3).
     pub fn bin_of(&self, noise_var: f32) -> usize {
         let signal = self.nt as f64 / self.nr as f64 * self.modulation.es();
-        self.snr_bins
-            .bin(10.0 * (signal / f64::from(noise_var)).log10())
+        self.snr_bins.bin_of_noise(signal, noise_var)
     }
 
     /// The alphabet level of state code `code`.

@@ -160,8 +160,7 @@ impl QuantPlan {
 
     /// The SNR bin of a sample with complex noise variance `noise_var`.
     pub fn bin(&self, noise_var: f32) -> usize {
-        let snr_db = 10.0 * (self.signal_var / noise_var as f64).log10();
-        self.bins.bin(snr_db)
+        self.bins.bin_of_noise(self.signal_var, noise_var)
     }
 
     /// The prox input: Q_r(r) and its STE mask with a prox input quantizer, else (r, 1).
