@@ -169,7 +169,6 @@ pub struct RtlSection {
     pub synth_limit_s: u64,
     /// Target clock in MHz: the update lanes get the pipeline registers (0 to 2) the clock
     /// estimate needs (`kaq codegen --clock-mhz`); none when absent.
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub clock_mhz: Option<f64>,
 }
 
