@@ -357,7 +357,8 @@ impl GramIr {
     /// The alphabet level of state code `code`.
     #[inline]
     pub fn decide(&self, code: i64) -> i32 {
-        let i = self.slicer.iter().filter(|&&t| code >= t).count() as i32;
+        // #{t : code ≥ slicer[t]} of the ascending thresholds.
+        let i = self.slicer.partition_point(|&t| t <= code) as i32;
         2 * i - (self.levels() as i32 - 1)
     }
 
