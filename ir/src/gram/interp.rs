@@ -132,6 +132,28 @@ fn matvec(a: &[i64], v: &[i64], out: &mut [i64]) {
     }
 }
 
+/// Σ a_j·b_j of 16-bit codes in i32 (exact when [`narrow`] holds). Blocks of 16 fixed-size
+/// products, summed per block, compile to full-width multiply-add instructions.
+#[inline]
+fn dot16(a: &[i16], b: &[i16]) -> i32 {
+    let (ac, bc) = (a.chunks_exact(16), b.chunks_exact(16));
+    let mut acc: i32 = ac
+        .remainder()
+        .iter()
+        .zip(bc.remainder())
+        .map(|(&x, &y)| i32::from(x) * i32::from(y))
+        .sum();
+    for (x, y) in ac.zip(bc) {
+        let (x, y): (&[i16; 16], &[i16; 16]) = (x.try_into().unwrap(), y.try_into().unwrap());
+        let mut s = 0i32;
+        for k in 0..16 {
+            s += i32::from(x[k]) * i32::from(y[k]);
+        }
+        acc += s;
+    }
+    acc
+}
+
 /// [`matvec`] of 16-bit codes with i32 sums (exact when [`narrow`] holds, which the caller
 /// checked once per IR); `v16` is scratch for the operand.
 #[inline]
@@ -142,12 +164,7 @@ fn matvec16(a: &[i16], v: &[i64], v16: &mut [i16], out: &mut [i64]) {
         *s = c as i16;
     }
     for (o, row) in out.iter_mut().zip(a.chunks_exact(len)) {
-        let s: i32 = row
-            .iter()
-            .zip(v16.iter())
-            .map(|(&x, &y)| i32::from(x) * i32::from(y))
-            .sum();
-        *o = i64::from(s);
+        *o = i64::from(dot16(row, v16));
     }
 }
 
@@ -206,15 +223,19 @@ impl Kernels {
 struct Comb<const N: usize> {
     sh: [u32; N],
     down: u32,
+    /// 2^(down − 1), or 0 when `down` = 0 (no rounding).
+    half: i64,
     max: i64,
 }
 
 impl<const N: usize> Comb<N> {
     fn new(fracs: [i32; N], out: QFormat) -> Self {
         let f = fracs.iter().copied().fold(out.frac(), i32::max);
+        let down = (f - out.frac()) as u32;
         Self {
             sh: fracs.map(|fr| (f - fr) as u32),
-            down: (f - out.frac()) as u32,
+            down,
+            half: if down == 0 { 0 } else { 1i64 << (down - 1) },
             max: max_code(out.width()),
         }
     }
@@ -225,12 +246,7 @@ impl<const N: usize> Comb<N> {
         for (v, &sh) in terms.iter().zip(&self.sh) {
             s += v << sh;
         }
-        let r = if self.down == 0 {
-            s
-        } else {
-            (s + (1i64 << (self.down - 1))) >> self.down
-        };
-        r.clamp(-self.max, self.max)
+        ((s + self.half) >> self.down).clamp(-self.max, self.max)
     }
 }
 
@@ -398,13 +414,10 @@ impl GramInterpreter {
         for i in 0..n {
             for j in i..n {
                 let acc = if k.g {
-                    let (a, c) = (&w.ht16[i * m..(i + 1) * m], &w.ht16[j * m..(j + 1) * m]);
-                    let s: i32 = a
-                        .iter()
-                        .zip(c)
-                        .map(|(&x, &y)| i32::from(x) * i32::from(y))
-                        .sum();
-                    i64::from(s)
+                    i64::from(dot16(
+                        &w.ht16[i * m..(i + 1) * m],
+                        &w.ht16[j * m..(j + 1) * m],
+                    ))
                 } else {
                     dot(&w.ht[i * m..(i + 1) * m], &w.ht[j * m..(j + 1) * m])
                 };

@@ -3,7 +3,7 @@
 //! on random valid documents and random codes (including the extreme codes of each format),
 //! through both entry points ([`GramInterpreter::run_block_codes`] with every tap, and
 //! [`GramInterpreter::detect_received`] on multi-block batches); and the worked example of
-//! docs/ir.md §10.6, pinned.
+//! docs/ir.md §10.7, pinned.
 
 use proptest::prelude::*;
 
@@ -481,7 +481,7 @@ proptest! {
     }
 }
 
-/// The worked example of docs/ir.md §10.6: QPSK, 1 × 1 antenna (M = N = 2), two layers of
+/// The worked example of docs/ir.md §10.7: QPSK, 1 × 1 antenna (M = N = 2), two layers of
 /// two inner steps, two SNR bins, a two-bucket table.
 pub(super) fn example_ir() -> GramIr {
     let f = |w, fr| QFormat::signed(w, fr).unwrap();
@@ -587,7 +587,7 @@ fn worked_example_of_the_docs() {
     let (block, v) = gi.run_block_codes(&EXAMPLE_H, &EXAMPLE_Y, 1).unwrap();
     let want = reference(&ir, &EXAMPLE_H, &EXAMPLE_Y, 1);
     assert_eq!((&block, &v), (&want.0, &want.1));
-    // The numbers of docs/ir.md §10.6.
+    // The numbers of docs/ir.md §10.7.
     assert_eq!(
         block,
         BlockTaps {
@@ -641,4 +641,38 @@ fn worked_example_of_the_docs() {
             levels: vec![1, -1],
         }]
     );
+}
+
+#[test]
+fn combine_examples_of_the_docs() {
+    // docs/fixed-point.md §7.1.
+    let f = |w, fr| QFormat::signed(w, fr).unwrap();
+    let c = |terms: &[(i128, i32)], out| combine(terms, out);
+    assert_eq!(c(&[(5, 1), (3, 0)], f(8, 0)), 6);
+    assert_eq!(c(&[(-5, 1)], f(8, 0)), -2);
+    assert_eq!(c(&[(-7, 1)], f(8, 0)), -3);
+    assert_eq!(c(&[(300, 0)], f(8, 0)), 127);
+    assert_eq!(c(&[(-300, 0)], f(8, 0)), -127);
+    assert_eq!(c(&[(3, -2)], f(8, 0)), 12);
+    assert_eq!(c(&[(1, 4)], f(8, 2)), 0);
+    assert_eq!(c(&[(2, 4)], f(8, 2)), 1);
+    assert_eq!(c(&[], f(8, 0)), 0);
+    // docs/fixed-point.md §7.2: the reciprocals at 0, at ties and at the limits.
+    let op = |w| {
+        Divide::new(
+            12,
+            1,
+            RoundingMode::HalfUp,
+            OverflowMode::SaturateSymmetric,
+            w,
+        )
+        .unwrap()
+    };
+    assert_eq!(op(12).apply(1, 0), 2047);
+    assert_eq!(op(16).apply(1, 0), 4096);
+    assert_eq!(op(12).apply(1, 91), 45);
+    assert_eq!(op(12).apply(1, 56), 73);
+    assert_eq!(op(12).apply(1, 35), 117);
+    assert_eq!(op(12).apply(1, 8192), 1);
+    assert_eq!(op(12).apply(1, 8193), 0);
 }
