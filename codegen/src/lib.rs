@@ -13,6 +13,7 @@
 pub mod cosim;
 pub mod design;
 pub mod estimate;
+pub mod gram;
 pub mod hierarchy;
 mod keywords;
 pub mod literal;
