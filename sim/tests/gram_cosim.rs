@@ -161,3 +161,58 @@ fn gram_rtl_matches_golden_model_over_many_configurations() {
     let (c, v) = sweep(&configs, 400);
     eprintln!("{c} configurations, {v} vectors, 0 mismatches");
 }
+
+#[test]
+fn generated_gram_designs_are_lint_clean_under_verilator_and_icarus() {
+    let tools = [Tool::Verilator, Tool::Iverilog];
+    for tool in tools {
+        if tools::require(tool)
+            .expect("KAQ_REQUIRE_VERILATOR=1 but a tool is unusable")
+            .is_none()
+        {
+            return;
+        }
+    }
+    for (c, &(nt, modulation, layers, inner, bits)) in [
+        (1, Modulation::Qpsk, 1, 1, 6),
+        (2, Modulation::Qam16, 3, 2, 8),
+        (4, Modulation::Qam16, 2, 3, 10),
+    ]
+    .iter()
+    .enumerate()
+    {
+        let ir = lowered(nt, modulation, layers, inner, bits, 50 + c as u64);
+        let files = kaq_codegen::gram::generate(&ir, "kaq_top").expect("generates");
+        let dir = tempfile::tempdir().unwrap();
+        let mut sources = Vec::new();
+        for f in &files {
+            let path = dir.path().join(&f.name);
+            std::fs::write(&path, &f.contents).unwrap();
+            if f.name.ends_with(".v") {
+                sources.push(path);
+            }
+        }
+        let lint = std::process::Command::new("verilator")
+            .args(["--lint-only", "-Wall", "--top-module", "kaq_top"])
+            .args(&sources)
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&lint.stderr);
+        assert!(
+            lint.status.success() && !text.contains("%Warning"),
+            "config {c}: {text}"
+        );
+        let image = dir.path().join("top.vvp");
+        let icarus = std::process::Command::new("iverilog")
+            .args(["-g2012", "-Wall", "-o"])
+            .arg(&image)
+            .args(&sources)
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&icarus.stderr);
+        assert!(
+            icarus.status.success() && text.trim().is_empty(),
+            "config {c}: {text}"
+        );
+    }
+}

@@ -6,10 +6,15 @@
 
 pub mod exec;
 pub mod program;
+pub mod readme;
 pub mod verilog;
 
 #[cfg(test)]
 mod tests;
+
+use kaq_ir::gram::GramIr;
+
+use crate::{CodegenError, GeneratedFile, check_top_name};
 
 pub use exec::Engine;
 pub use program::{Ins, Op, Program, RegMap};
@@ -39,4 +44,35 @@ pub fn sources(prog: &Program, top: &str) -> Vec<(String, String)> {
         .collect();
     out.push((format!("{top}.v"), verilog::top(prog, top)));
     out
+}
+
+/// The files of the design of `ir` with top module `top`: the Verilog sources, `files.f`
+/// (compile order) and `README.md` (interface, packing, cycle counts). Deterministic.
+pub fn generate(ir: &GramIr, top: &str) -> Result<Vec<GeneratedFile>, CodegenError> {
+    ir.validate().map_err(CodegenError::Ir)?;
+    check_top_name(top)?;
+    if PRIMITIVES
+        .iter()
+        .any(|(f, _)| f.trim_end_matches(".v") == top)
+    {
+        return Err(CodegenError::TopName(
+            top.to_string(),
+            "is the name of a cell of the design".into(),
+        ));
+    }
+    let prog = Program::new(ir);
+    let mut files: Vec<GeneratedFile> = sources(&prog, top)
+        .into_iter()
+        .map(|(name, contents)| GeneratedFile { name, contents })
+        .collect();
+    let list: String = files.iter().map(|f| format!("{}\n", f.name)).collect();
+    files.push(GeneratedFile {
+        name: "files.f".into(),
+        contents: list,
+    });
+    files.push(GeneratedFile {
+        name: "README.md".into(),
+        contents: readme::readme(ir, &prog, top),
+    });
+    Ok(files)
 }

@@ -545,3 +545,31 @@ impl Program {
         (count(&self.block), count(&self.vector))
     }
 }
+
+/// The closed-form cycle model of a v2 design, from the IR alone (docs/rtl.md, "IR v2"):
+/// `(block, vector)` cycles. Equal to [`Program::block_cycles`] and
+/// [`Program::vector_cycles`] (tested), and to the cycles the RTL takes (co-simulation).
+pub fn analytic_cycles(ir: &GramIr) -> (u64, u64) {
+    let (m, n) = (ir.m as u64, ir.n as u64);
+    let b = &ir.block;
+    let div = |d: &Divide| 4 + u64::from(d.shift());
+    let block = m * n * (n + 1) / 2 + n + div(&b.inv_trace.op) + n * div(&b.diag_inv.op);
+    let mut vector = n * m + m;
+    for (k, layer) in ir.layers.iter().enumerate() {
+        let later = u64::from(k > 0);
+        // e, W, v² and its floor.
+        vector += n * (1 + later * n) + (2 + later * 2 * n) + 2;
+        let steps = layer.steps.len();
+        for (l, s) in layer.steps.iter().enumerate() {
+            let on = u64::from(l > 0);
+            vector += n * (1 + on * u64::from(s.beta.code != 0));
+            vector += n * (on + u64::from(s.omega.code != 0 || l == 0));
+            if l + 1 < steps {
+                vector += n * (n + 2);
+            }
+        }
+        // r, τ², the bucket, the table.
+        vector += n * (later + u64::from(layer.gamma.code != 0 || k == 0)) + 2 + 1 + n;
+    }
+    (block, vector)
+}

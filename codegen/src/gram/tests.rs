@@ -96,3 +96,24 @@ fn program_equals_golden_model() {
     }
     assert!(vectors > 300);
 }
+
+#[test]
+fn the_closed_form_cycle_model_equals_the_program() {
+    for (c, &(nt, nr, modulation, layers, inner)) in [
+        (1, 1, Modulation::Qpsk, 1, 1),
+        (2, 2, Modulation::Qam16, 3, 3),
+        (4, 4, Modulation::Qam16, 2, 4),
+        (3, 4, Modulation::Qam64, 4, 2),
+    ]
+    .iter()
+    .enumerate()
+    {
+        let ir = lowered(nt, nr, modulation, layers, inner, 8, 100 + c as u64);
+        let prog = Program::new(&ir);
+        assert_eq!(
+            super::program::analytic_cycles(&ir),
+            (prog.block_cycles(), prog.vector_cycles()),
+            "config {c}"
+        );
+    }
+}
