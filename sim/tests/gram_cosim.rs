@@ -86,6 +86,7 @@ fn blocks(ir: &GramIr, rng: &mut ChaCha8Rng, count: usize) -> Vec<GramBlock> {
 fn sweep(configs: &[(usize, Modulation, usize, usize, u32)], per_run: usize) -> (usize, usize) {
     let mut rng = ChaCha8Rng::seed_from_u64(0x18);
     let mut vectors = 0;
+    let mut elapsed = 0.0;
     for (c, &(nt, modulation, layers, inner, bits)) in configs.iter().enumerate() {
         let ir = lowered(nt, modulation, layers, inner, bits, c as u64);
         let rtl = GramRtl::build(&ir, false).expect("builds");
@@ -99,7 +100,9 @@ fn sweep(configs: &[(usize, Modulation, usize, usize, u32)], per_run: usize) -> 
                 output: stall,
                 seed: (c * 3 + s) as u64,
             };
+            let t0 = std::time::Instant::now();
             let report = rtl.run(&bl, stalls).expect("runs");
+            elapsed += t0.elapsed().as_secs_f64();
             let want: usize = bl.iter().map(|b| b.ys.len() / ir.m).sum();
             assert_eq!(report.vectors, want);
             assert!(
@@ -121,9 +124,21 @@ fn sweep(configs: &[(usize, Modulation, usize, usize, u32)], per_run: usize) -> 
                 "block cycles {:?} != {pb}",
                 &report.block_cycles[..3]
             );
+            if stall == 0.0 {
+                // Without stalls a block takes 1 + P_blk + T·(P_vec + 2) cycles, back to back.
+                let whole: u64 = bl
+                    .iter()
+                    .map(|b| 1 + pb + (b.ys.len() / ir.m) as u64 * (pv + 2))
+                    .sum();
+                assert_eq!(report.cycles, whole, "stream cycles without stalls");
+            }
             vectors += report.vectors;
         }
     }
+    eprintln!(
+        "{vectors} vectors simulated in {elapsed:.2} s ({:.0} vectors/s, builds excluded)",
+        vectors as f64 / elapsed
+    );
     (configs.len(), vectors)
 }
 

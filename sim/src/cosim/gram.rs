@@ -51,7 +51,7 @@ pub struct GramReport {
     pub vectors: usize,
     /// Every mismatch, described (empty when bit-exact).
     pub mismatches: Vec<String>,
-    /// Cycles simulated.
+    /// Cycles from the end of reset until the design is idle after the last block.
     pub cycles: u64,
     /// Measured cycles from each block beat's acceptance to `y_ready` (blocks with T ≥ 1).
     pub block_cycles: Vec<u64>,
@@ -235,7 +235,7 @@ impl GramRtl {
         let mut vector_at: Option<u64> = None;
         let mut cycle: u64 = 0;
         let mut idle = 0u64;
-        while seen < total {
+        loop {
             // Drive this cycle's inputs.
             let blk_v = next_block < blocks.len() && !rng.random_bool(stalls.block);
             if blk_v {
@@ -253,7 +253,12 @@ impl GramRtl {
             let o_r = !rng.random_bool(stalls.output);
             model.set(ids.out_ready, u64::from(o_r))?;
             model.eval();
-            let blk_fire = blk_v && model.get(ids.blk_ready)? == 1;
+            let blk_ready = model.get(ids.blk_ready)? == 1;
+            // Done when every output is taken, every block sent and the design idle again.
+            if seen == total && next_block == blocks.len() && blk_ready {
+                break;
+            }
+            let blk_fire = blk_v && blk_ready;
             let y_ready = model.get(ids.y_ready)? == 1;
             let y_fire = y_v && y_ready;
             let o_valid = model.get(ids.out_valid)? == 1;
