@@ -5,7 +5,8 @@
 //! cycles of every block and every vector equal the analytic cycle model exactly.
 //!
 //! A missing Verilator skips, or fails under `KAQ_REQUIRE_VERILATOR=1`. The wider sweep
-//! (`gram_rtl_matches_golden_model_over_many_configurations`) is `#[ignore]`d: run it with
+//! (`gram_rtl_matches_golden_model_over_many_configurations`: 20 configurations, ≥ 10^5
+//! vectors) is `#[ignore]`d: run it with
 //! `cargo test --release -p kaq-sim --test gram_cosim -- --ignored`.
 
 use kaq_ir::gram::GramIr;
@@ -158,7 +159,7 @@ fn gram_rtl_matches_golden_model_with_stalls() {
 }
 
 #[test]
-#[ignore = "builds 18 designs; run with --ignored"]
+#[ignore = "builds 20 designs and runs 10^5 vectors; run with --ignored"]
 fn gram_rtl_matches_golden_model_over_many_configurations() {
     if !verilator_present() {
         return;
@@ -173,12 +174,15 @@ fn gram_rtl_matches_golden_model_over_many_configurations() {
     }
     configs.push((1, Modulation::Qpsk, 2, 2, 6));
     configs.push((3, Modulation::Qam16, 2, 2, 10));
-    let (c, v) = sweep(&configs, 400);
+    configs.push((2, Modulation::Qam16, 3, 1, 7));
+    configs.push((4, Modulation::Qpsk, 2, 2, 9));
+    let (c, v) = sweep(&configs, 700);
+    assert!(c >= 20 && v >= 100_000, "{c} configurations, {v} vectors");
     eprintln!("{c} configurations, {v} vectors, 0 mismatches");
 }
 
 #[test]
-fn generated_gram_designs_are_lint_clean_under_verilator_and_icarus() {
+fn generated_gram_designs_are_lint_clean_and_latch_free() {
     let tools = [Tool::Verilator, Tool::Iverilog];
     for tool in tools {
         if tools::require(tool)
@@ -229,5 +233,24 @@ fn generated_gram_designs_are_lint_clean_under_verilator_and_icarus() {
             icarus.status.success() && text.trim().is_empty(),
             "config {c}: {text}"
         );
+        // No latches: after Yosys's `proc`, no latch cell anywhere in the flattened design.
+        if c == 0 && tools::require(Tool::Yosys).expect("yosys").is_some() {
+            let names: Vec<String> = sources.iter().map(|p| p.display().to_string()).collect();
+            let script = format!(
+                "read_verilog -sv {}; hierarchy -top kaq_top; proc; flatten; \
+                 select -assert-none t:$dlatch t:$adlatch t:$dlatchsr t:$sr",
+                names.join(" ")
+            );
+            let yosys = std::process::Command::new("yosys")
+                .args(["-q", "-p", &script])
+                .output()
+                .unwrap();
+            assert!(
+                yosys.status.success(),
+                "config {c}: {}{}",
+                String::from_utf8_lossy(&yosys.stdout),
+                String::from_utf8_lossy(&yosys.stderr)
+            );
+        }
     }
 }
