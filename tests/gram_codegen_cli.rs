@@ -108,3 +108,30 @@ fn v2_codegen_refusals_name_the_flag() {
         assert!(!d.join("rtl").exists(), "{args:?} wrote output");
     }
 }
+
+#[test]
+fn cosim_runs_the_v2_design_bit_exact_in_channel_blocks() {
+    if kaq_sim::tools::require(kaq_sim::tools::Tool::Verilator)
+        .expect("KAQ_REQUIRE_VERILATOR=1 but verilator is unusable")
+        .is_none()
+    {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    fs::write(d.join("ir.json"), ir().to_json()).unwrap();
+    kaq(d)
+        .args(["cosim", "--ir", "ir.json", "--frames", "60", "--block", "7"])
+        .args(["--snr", "5,15,25", "--stall-prob", "0.3"])
+        .assert()
+        .success()
+        .stdout(
+            predicate::str::contains("60 vectors in 9 blocks of 7: 0 mismatches")
+                .and(predicate::str::contains("measured equal")),
+        );
+    kaq(d)
+        .args(["cosim", "--ir", "ir.json", "--frames", "6", "--lanes", "2"])
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("--lanes"));
+}
