@@ -136,12 +136,12 @@ pub enum CodegenError {
     #[error(transparent)]
     Write(#[from] kaq_files::FilesError),
     /// Reading or writing a file.
-    #[error("{path}: {source}")]
+    #[error("{path}: {error}")]
     Io {
         /// The file.
         path: String,
-        /// The OS error.
-        source: std::io::Error,
+        /// The OS error (in the message, so not also the `source()`).
+        error: std::io::Error,
     },
 }
 

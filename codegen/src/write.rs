@@ -23,9 +23,9 @@ use crate::{CodegenError, Generated, GeneratedFile, MANIFEST};
 const MANIFEST_LIMIT: u64 = 1 << 20;
 
 fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> CodegenError + '_ {
-    move |source| CodegenError::Io {
+    move |error| CodegenError::Io {
         path: path.display().to_string(),
-        source,
+        error,
     }
 }
 
@@ -213,7 +213,7 @@ fn carry_over(from: &Path, to: &Path) -> Result<(), CodegenError> {
     }
     Err(CodegenError::Io {
         path: from.display().to_string(),
-        source: std::io::Error::other(
+        error: std::io::Error::other(
             "cannot keep it in the new output directory (no hard link possible, not a file)",
         ),
     })
