@@ -5,7 +5,8 @@
 //! cycles of every block and every vector equal the analytic cycle model exactly.
 //!
 //! A missing Verilator skips, or fails under `KAQ_REQUIRE_VERILATOR=1`. The wider sweep
-//! (`gram_rtl_matches_golden_model_over_many_configurations`) is `#[ignore]`d: run it with
+//! (`gram_rtl_matches_golden_model_over_many_configurations`: 20 configurations, ≥ 10^5
+//! vectors) is `#[ignore]`d: run it with
 //! `cargo test --release -p kaq-sim --test gram_cosim -- --ignored`.
 
 use kaq_ir::gram::GramIr;
@@ -86,6 +87,7 @@ fn blocks(ir: &GramIr, rng: &mut ChaCha8Rng, count: usize) -> Vec<GramBlock> {
 fn sweep(configs: &[(usize, Modulation, usize, usize, u32)], per_run: usize) -> (usize, usize) {
     let mut rng = ChaCha8Rng::seed_from_u64(0x18);
     let mut vectors = 0;
+    let mut elapsed = 0.0;
     for (c, &(nt, modulation, layers, inner, bits)) in configs.iter().enumerate() {
         let ir = lowered(nt, modulation, layers, inner, bits, c as u64);
         let rtl = GramRtl::build(&ir, false).expect("builds");
@@ -99,7 +101,9 @@ fn sweep(configs: &[(usize, Modulation, usize, usize, u32)], per_run: usize) -> 
                 output: stall,
                 seed: (c * 3 + s) as u64,
             };
+            let t0 = std::time::Instant::now();
             let report = rtl.run(&bl, stalls).expect("runs");
+            elapsed += t0.elapsed().as_secs_f64();
             let want: usize = bl.iter().map(|b| b.ys.len() / ir.m).sum();
             assert_eq!(report.vectors, want);
             assert!(
@@ -121,9 +125,21 @@ fn sweep(configs: &[(usize, Modulation, usize, usize, u32)], per_run: usize) -> 
                 "block cycles {:?} != {pb}",
                 &report.block_cycles[..3]
             );
+            if stall == 0.0 {
+                // Without stalls a block takes 1 + P_blk + T·(P_vec + 2) cycles, back to back.
+                let whole: u64 = bl
+                    .iter()
+                    .map(|b| 1 + pb + (b.ys.len() / ir.m) as u64 * (pv + 2))
+                    .sum();
+                assert_eq!(report.cycles, whole, "stream cycles without stalls");
+            }
             vectors += report.vectors;
         }
     }
+    eprintln!(
+        "{vectors} vectors simulated in {elapsed:.2} s ({:.0} vectors/s, builds excluded)",
+        vectors as f64 / elapsed
+    );
     (configs.len(), vectors)
 }
 
@@ -143,7 +159,7 @@ fn gram_rtl_matches_golden_model_with_stalls() {
 }
 
 #[test]
-#[ignore = "builds 18 designs; run with --ignored"]
+#[ignore = "builds 20 designs and runs 10^5 vectors; run with --ignored"]
 fn gram_rtl_matches_golden_model_over_many_configurations() {
     if !verilator_present() {
         return;
@@ -158,12 +174,15 @@ fn gram_rtl_matches_golden_model_over_many_configurations() {
     }
     configs.push((1, Modulation::Qpsk, 2, 2, 6));
     configs.push((3, Modulation::Qam16, 2, 2, 10));
-    let (c, v) = sweep(&configs, 400);
+    configs.push((2, Modulation::Qam16, 3, 1, 7));
+    configs.push((4, Modulation::Qpsk, 2, 2, 9));
+    let (c, v) = sweep(&configs, 700);
+    assert!(c >= 20 && v >= 100_000, "{c} configurations, {v} vectors");
     eprintln!("{c} configurations, {v} vectors, 0 mismatches");
 }
 
 #[test]
-fn generated_gram_designs_are_lint_clean_under_verilator_and_icarus() {
+fn generated_gram_designs_are_lint_clean_and_latch_free() {
     let tools = [Tool::Verilator, Tool::Iverilog];
     for tool in tools {
         if tools::require(tool)
@@ -214,5 +233,24 @@ fn generated_gram_designs_are_lint_clean_under_verilator_and_icarus() {
             icarus.status.success() && text.trim().is_empty(),
             "config {c}: {text}"
         );
+        // No latches: after Yosys's `proc`, no latch cell anywhere in the flattened design.
+        if c == 0 && tools::require(Tool::Yosys).expect("yosys").is_some() {
+            let names: Vec<String> = sources.iter().map(|p| p.display().to_string()).collect();
+            let script = format!(
+                "read_verilog -sv {}; hierarchy -top kaq_top; proc; flatten; \
+                 select -assert-none t:$dlatch t:$adlatch t:$dlatchsr t:$sr",
+                names.join(" ")
+            );
+            let yosys = std::process::Command::new("yosys")
+                .args(["-q", "-p", &script])
+                .output()
+                .unwrap();
+            assert!(
+                yosys.status.success(),
+                "config {c}: {}{}",
+                String::from_utf8_lossy(&yosys.stdout),
+                String::from_utf8_lossy(&yosys.stderr)
+            );
+        }
     }
 }

@@ -51,7 +51,7 @@ pub struct GramReport {
     pub vectors: usize,
     /// Every mismatch, described (empty when bit-exact).
     pub mismatches: Vec<String>,
-    /// Cycles simulated.
+    /// Cycles from the end of reset until the design is idle after the last block.
     pub cycles: u64,
     /// Measured cycles from each block beat's acceptance to `y_ready` (blocks with T ≥ 1).
     pub block_cycles: Vec<u64>,
@@ -165,7 +165,7 @@ impl GramRtl {
         &self.prog
     }
 
-    /// Whether the build was a cache hit.
+    /// Wall time of the build (near zero on a cache hit).
     pub fn build_time(&self) -> Duration {
         self.build_time
     }
@@ -235,7 +235,7 @@ impl GramRtl {
         let mut vector_at: Option<u64> = None;
         let mut cycle: u64 = 0;
         let mut idle = 0u64;
-        while seen < total {
+        loop {
             // Drive this cycle's inputs.
             let blk_v = next_block < blocks.len() && !rng.random_bool(stalls.block);
             if blk_v {
@@ -253,7 +253,12 @@ impl GramRtl {
             let o_r = !rng.random_bool(stalls.output);
             model.set(ids.out_ready, u64::from(o_r))?;
             model.eval();
-            let blk_fire = blk_v && model.get(ids.blk_ready)? == 1;
+            let blk_ready = model.get(ids.blk_ready)? == 1;
+            // Done when every output is taken, every block sent and the design idle again.
+            if seen == total && next_block == blocks.len() && blk_ready {
+                break;
+            }
+            let blk_fire = blk_v && blk_ready;
             let y_ready = model.get(ids.y_ready)? == 1;
             let y_fire = y_v && y_ready;
             let o_valid = model.get(ids.out_valid)? == 1;
@@ -309,4 +314,43 @@ impl GramRtl {
         report.cycles = cycle;
         Ok(report)
     }
+}
+
+/// `frames` frames of `ir`'s link in channel blocks of `block` frames (block fading), the
+/// blocks spread evenly over the SNR points `snr_db`, quantized by the golden model's front
+/// end; the SNR bin of each block from its noise variance (docs/ir.md §10.2).
+pub fn link_blocks(
+    ir: &GramIr,
+    frames: usize,
+    block: usize,
+    snr_db: &[f64],
+    seed: u64,
+) -> Result<Vec<GramBlock>, CosimError> {
+    let golden = GramInterpreter::new(ir.clone())?;
+    let link = kaq_model::link::LinkConfig::new(ir.nt, ir.nr, ir.modulation)?.with_block(block)?;
+    let blocks = frames.div_ceil(block);
+    let per_frame: Vec<f64> = (0..blocks)
+        .flat_map(|b| std::iter::repeat_n(snr_db[b * snr_db.len() / blocks], block))
+        .take(frames)
+        .collect();
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    let batch = link.generator()?.generate(&per_frame, &mut rng);
+    let (m, n) = (ir.m, ir.n);
+    let mut out = Vec::with_capacity(blocks);
+    for b in 0..blocks {
+        let first = b * block;
+        let last = (first + block).min(frames);
+        out.push(GramBlock {
+            h: batch.h[first * m * n..(first + 1) * m * n]
+                .iter()
+                .map(|&v| golden.quantize_h(v as f32))
+                .collect(),
+            ys: batch.y[first * m..last * m]
+                .iter()
+                .map(|&v| golden.quantize_y(v as f32))
+                .collect(),
+            bin: ir.bin_of(batch.noise_var[first] as f32),
+        });
+    }
+    Ok(out)
 }
