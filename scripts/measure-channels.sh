@@ -12,8 +12,10 @@ kaq=${KAQ:-kaq}
 link=(--nt 8 --nr 16 --mod 16qam)
 lo=(--snr 4,7,10,13,16 --val-snr 8,12)
 hi=(--snr 10,13,16,19,22 --val-snr 14,18)
-train=(--arch oamp --layers 10 --epochs 6 --lr-step 2 --lr 1e-2 --samples 10000
-  --val-samples 1000 --val-frames 500 "${lo[@]}" --force)
+# The training flags without the SNRs (a repeated --snr adds to the list, it does not replace it).
+net=(--arch oamp --layers 10 --epochs 6 --lr-step 2 --lr 1e-2 --samples 10000
+  --val-samples 1000 --val-frames 500 --force)
+train=("${net[@]}" "${lo[@]}")
 ber=(--min-errors 1000 --max-frames 100000 --force)
 
 # 1. CSI: every net trains on the CSI it is tested on.
@@ -72,9 +74,9 @@ done
 
 # 3. The same OAMP-Net2 trained at the site's operating SNRs (10-22 dB), on the site and on
 # i.i.d.; BER files hi-{site,iid}-hi-on-{site,iid}.json.
-$kaq train "${link[@]}" "${train[@]}" "${hi[@]}" --channels site-train.npy \
+$kaq train "${link[@]}" "${net[@]}" "${hi[@]}" --channels site-train.npy \
   --out oamp-site-hi.model.json > train-site-hi.log
-$kaq train "${link[@]}" "${train[@]}" "${hi[@]}" --out oamp-iid-hi.model.json > train-iid-hi.log
+$kaq train "${link[@]}" "${net[@]}" "${hi[@]}" --out oamp-iid-hi.model.json > train-iid-hi.log
 for test in site iid; do
   case $test in
     site) flags=(--channels site-test.npy) ;;
