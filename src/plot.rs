@@ -427,15 +427,26 @@ where
                 .points
                 .iter()
                 .zip(err)
-                .filter(|&(&(x, _), &(_, hi))| x.is_finite() && drawable(hi))
+                .filter(|&(&(x, y), &(_, hi))| x.is_finite() && drawable(y) && drawable(hi))
                 .map(|(&(x, y), &(lo, hi))| {
                     let lo = if drawable(lo) { lo } else { y_floor };
-                    // The bar's centre mark sits on the point (hidden by its marker), or at the
-                    // upper end when the point cannot be drawn.
-                    let mid = if drawable(y) { y } else { hi };
-                    ErrorBar::new_vertical(x, lo, mid, hi, color.stroke_width(1), 8)
+                    // The bar's centre mark sits on the point, hidden by its marker.
+                    ErrorBar::new_vertical(x, lo, y, hi, color.stroke_width(1), 8)
                 });
             chart.draw_series(bars).map_err(plot_error)?;
+            // A point that cannot be drawn: a plain line from the axis up to its upper bound,
+            // which the zero-error marker below marks (a centre mark or cap there would sit
+            // under the marker and blur it).
+            let bound_bars = s
+                .points
+                .iter()
+                .zip(err)
+                .filter(|&(&(x, y), &(_, hi))| x.is_finite() && !drawable(y) && drawable(hi))
+                .map(|(&(x, _), &(lo, hi))| {
+                    let lo = if drawable(lo) { lo } else { y_floor };
+                    PathElement::new(vec![(x, lo), (x, hi)], color.stroke_width(1))
+                });
+            chart.draw_series(bound_bars).map_err(plot_error)?;
             // A point that cannot be drawn (zero errors on a log axis) but has an upper bound.
             let bounds: Vec<(f64, f64)> = s
                 .points

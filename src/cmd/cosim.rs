@@ -140,11 +140,23 @@ pub fn run(args: CosimArgs) -> anyhow::Result<()> {
     build.finish(build_outcome(&rtl));
     let rtl = rtl.map_err(unavailable)?;
     let mut driver = rtl.driver(stalls, true)?;
-    if let Some(path) = &args.trace {
-        driver.trace(path)?;
+    // The VCD is written beside --trace and renamed over it once complete (a device or FIFO
+    // is written straight).
+    let trace = match &args.trace {
+        Some(path) => Some(
+            kaq_files::PendingFile::begin(path)
+                .with_context(|| format!("--trace {}", path.display()))?,
+        ),
+        None => None,
+    };
+    let mut trace_estimate = None;
+    if let Some(pending) = &trace
+        && !pending.is_straight()
+    {
+        driver.trace(pending.path())?;
         driver.flush_trace();
         // The header is written on opening: its signal count sizes the whole trace.
-        let header = std::fs::read(path).unwrap_or_default();
+        let header = std::fs::read(pending.path()).unwrap_or_default();
         let header = String::from_utf8_lossy(&header);
         let est = rtl.estimate();
         let cycles = trace::run_cycles(
@@ -154,9 +166,12 @@ pub fn run(args: CosimArgs) -> anyhow::Result<()> {
             stalls.input,
         );
         let bytes = trace::vcd_bytes(header.len() as u64, trace::header_signals(&header), cycles);
+        trace_estimate = Some(bytes);
         if let Some(w) = trace::warning(bytes, args.frames) {
             eprintln!("{w}");
         }
+    } else if let Some(pending) = &trace {
+        driver.trace(pending.path())?;
     }
 
     let bar = crate::progress::bar("cosim", args.frames as u64, "frames");
@@ -176,8 +191,12 @@ pub fn run(args: CosimArgs) -> anyhow::Result<()> {
         Ok(interp.run_codes(&f.h, &f.y, f.bin)?)
     });
     bar.finish_and_clear();
+    // Dropping the driver closes the VCD.
     drop(driver);
     let report = report?;
+    if let Some(pending) = trace {
+        pending.commit().context("--trace")?;
+    }
     if let Some(e) = failure {
         return Err(e.context("quantizing the frames"));
     }
@@ -214,7 +233,15 @@ pub fn run(args: CosimArgs) -> anyhow::Result<()> {
         if report.cached { " (cached)" } else { "" }
     );
     if let Some(path) = &args.trace {
-        println!("trace       {}", path.display());
+        match (trace_estimate, std::fs::metadata(path)) {
+            (Some(est), Ok(m)) if m.is_file() => println!(
+                "trace       {} ({:.1} MB; estimated {:.1} MB)",
+                path.display(),
+                m.len() as f64 / 1e6,
+                est as f64 / 1e6
+            ),
+            _ => println!("trace       {}", path.display()),
+        }
     }
 
     if let Some(path) = &args.json {
