@@ -91,6 +91,11 @@ def main():
     csis = [("perfect", "perfect"), ("lmmse-8", "LMMSE, L_p = 8"), ("lmmse-16", "LMMSE, L_p = 16"),
             ("ls-8", "LS, L_p = 8"), ("ls-16", "LS, L_p = 16")]
     curves = {c: with_tails(d, c, by_detector(load(f"{d}/ber-{c}.json"))) for c, _ in csis}
+    for c, _ in csis:
+        # The cg net's rows of section 6 (its mmse rows repeat those of ber-CSI.json).
+        if os.path.exists(f"{d}/ber-cg-{c}.json"):
+            extra = by_detector(load(f"{d}/ber-cg-{c}.json"))
+            curves[c].update({k: v for k, v in extra.items() if k not in curves[c]})
     dets = list(curves["perfect"].keys())
     snrs = sorted({p["snr_db"] for p in load(f"{d}/ber-perfect.json")})
     for det in dets:
@@ -148,6 +153,9 @@ def main():
                 "cg-k8-l8 (cg-iid.model.json)": "cg-k8-l8 trained on i.i.d.",
                 "oamp-k10": "oamp-k10 trained on site",
                 "oamp-k10 (oampl-iid.model.json)": "oamp-k10 trained on i.i.d."})
+    site_table("The same two nets from --seed 2: SNR at BER 1e-2 (dB), [interval]",
+               {"on site held-out": "s2-on-site.json"}, d,
+               {"cg-k8-l8": "cg-k8-l8 trained on site", "oamp-k10": "oamp-k10 trained on i.i.d."})
     site_table("The site-trained cg-k8-l8 quantized (PTQ, integer golden model) on the site's "
                "held-out channels: SNR at BER 1e-2 (dB), [interval]",
                {"on site held-out": "quant-on-site.json"}, d,

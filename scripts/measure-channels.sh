@@ -108,9 +108,21 @@ done
 nets=(--model cg-site.model.json --model cg-iid.model.json --model oampl-site.model.json
   --model oampl-iid.model.json)
 $kaq ber "${link[@]}" --detector mmse "${nets[@]}" --channels site-test.npy --snr 12:22:2 \
-  --min-errors 1000 --max-frames 200000 --force --json long-on-site.json
+  --min-errors 1000 --max-frames 200000 --force --json long-on-site.json \
+  --plot long-on-site.svg
 $kaq ber "${link[@]}" --detector mmse "${nets[@]}" --snr 8:20:2 \
-  --min-errors 1000 --max-frames 200000 --force --json long-on-iid.json
+  --min-errors 1000 --max-frames 200000 --force --json long-on-iid.json \
+  --plot long-on-iid.svg
+
+# 4b. The two nets that decide the site comparison trained again from another seed (other
+# training and validation sets), on the site's held-out file.
+$kaq train "${link[@]}" "${long[@]}" --seed 2 --arch cg --layers 8 --inner 8 \
+  --channels site-train.npy --out s2-cg-site.model.json > train-s2-cg-site.log
+$kaq train "${link[@]}" "${long[@]}" --seed 2 --arch oamp --layers 10 \
+  --out s2-oamp-iid.model.json > train-s2-oamp-iid.log
+$kaq ber "${link[@]}" --detector mmse --model s2-cg-site.model.json \
+  --model s2-oamp-iid.model.json --channels site-test.npy --snr 12:22:2 --min-errors 1000 \
+  --max-frames 200000 --force --json s2-on-site.json
 
 # 5. The site-trained CG net quantized by post-training quantization (kaq lower --ptq-bits,
 # the integer golden model run by kaq ber --ir) beside the f32 net on the held-out file (the
@@ -127,4 +139,21 @@ done
 $kaq ber "${link[@]}" --detector mmse --model cg-site.model.json --ir cg-site-ptq8.ir.json \
   --ir cg-site-ptq10.ir.json --ir cg-site-iidcal-ptq8.ir.json --ir cg-site-iidcal-ptq10.ir.json \
   --channels site-test.npy --snr 12:22:2 --min-errors 1000 --max-frames 100000 --force \
-  --json quant-on-site.json
+  --json quant-on-site.json --plot quant-on-site.svg
+
+# 6. The unfolded CG net of 4. under estimated CSI: trained on the CSI it is tested on (the
+# i.i.d.-trained cg-iid of 4. for perfect CSI), BER files ber-cg-CSI.json beside ber-CSI.json
+# (same seed and SNRs, so the same frames; channels-tables.py takes the net's rows from them).
+for csi in lmmse-8 lmmse-16 ls-8 ls-16; do
+  flags=(--csi "${csi%-*}" --pilots "${csi#*-}")
+  $kaq train "${link[@]}" "${long[@]}" --arch cg --layers 8 --inner 8 "${flags[@]}" \
+    --out "cg-$csi.model.json" > "train-cg-$csi.log"
+done
+for csi in perfect lmmse-8 lmmse-16 ls-8 ls-16; do
+  case $csi in
+    perfect) flags=(); model=cg-iid.model.json ;;
+    *) flags=(--csi "${csi%-*}" --pilots "${csi#*-}"); model=cg-$csi.model.json ;;
+  esac
+  $kaq ber "${link[@]}" --detector mmse --model "$model" "${flags[@]}" --snr 4:20:2 \
+    "${ber[@]}" --json "ber-cg-$csi.json" --plot "ber-cg-$csi.svg"
+done
