@@ -166,6 +166,14 @@ def main():
                 "cg-k8-l8-ptq-10b-int (cg-site-iidcal-ptq10.ir.json)":
                     "10 bits, calibrated on i.i.d."},
                bers=(16.0, 18.0, 22.0))
+    site_table("The same net calibrated on the site with percentile rules: SNR at BER 1e-2 (dB)",
+               {"on site held-out": "quant-pct-on-site.json"}, d,
+               {"cg-k8-l8": "cg-k8-l8 f32",
+                "cg-k8-l8-ptq-8b-int": "8 bits, p99.9",
+                "cg-k8-l8-ptq-10b-int": "10 bits, p99.9",
+                "cg-k8-l8-ptq-8b-int (cg-site-p99-ptq8.ir.json)": "8 bits, p99",
+                "cg-k8-l8-ptq-10b-int (cg-site-p99-ptq10.ir.json)": "10 bits, p99"},
+               bers=(16.0, 18.0, 22.0))
 
 
 main()

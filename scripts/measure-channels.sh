@@ -141,6 +141,18 @@ $kaq ber "${link[@]}" --detector mmse --model cg-site.model.json --ir cg-site-pt
   --channels site-test.npy --snr 12:22:2 --min-errors 1000 --max-frames 100000 --force \
   --json quant-on-site.json --plot quant-on-site.svg
 
+# 5b. The site calibration with the 99.9th and 99th percentile rules.
+for q in p99.9 p99; do
+  for b in 8 10; do
+    $kaq lower --model cg-site.model.json --ptq-bits "$b" --channels site-train.npy \
+      --calibration "$q" --out "cg-site-$q-ptq$b.ir.json" --force > "lower-cg-site-$q-ptq$b.log"
+  done
+done
+$kaq ber "${link[@]}" --detector mmse --model cg-site.model.json \
+  --ir cg-site-p99.9-ptq8.ir.json --ir cg-site-p99.9-ptq10.ir.json --ir cg-site-p99-ptq8.ir.json \
+  --ir cg-site-p99-ptq10.ir.json --channels site-test.npy --snr 12:22:2 --min-errors 1000 \
+  --max-frames 100000 --force --json quant-pct-on-site.json --plot quant-pct-on-site.svg
+
 # 6. The unfolded CG net of 4. under estimated CSI: trained on the CSI it is tested on (the
 # i.i.d.-trained cg-iid of 4. for perfect CSI), BER files ber-cg-CSI.json beside ber-CSI.json
 # (same seed and SNRs, so the same frames; channels-tables.py takes the net's rows from them).
