@@ -13,6 +13,7 @@
 pub mod cosim;
 pub mod design;
 pub mod estimate;
+pub mod gram;
 pub mod hierarchy;
 mod keywords;
 pub mod literal;
@@ -31,9 +32,9 @@ pub use cosim::{CosimWrapper, WrapperPort, cosim_wrapper};
 pub use design::{Design, lower};
 pub use kaq_ir::{FixedFrames, FrameCodes, FrameSource};
 pub use stimulus::{Stimulus, stimulus};
-pub use write::write_design;
 #[doc(hidden)]
 pub use write::write_design_interrupted;
+pub use write::{write_design, write_files};
 
 /// The file in a generated directory that lists what kaq wrote there.
 pub const MANIFEST: &str = ".kaq-codegen";
