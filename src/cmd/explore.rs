@@ -92,6 +92,11 @@ pub struct ExploreArgs {
     #[arg(long, default_value_t = 4)]
     refine_epochs: usize,
 
+    /// Greedy search: the step taken is the neighbour of least mean BER (`ber`), or of least
+    /// BER increase per pJ/bit of model 2 saved (`efficiency`).
+    #[arg(long, value_enum, default_value = "ber")]
+    greedy_by: GreedyBy,
+
     /// Greedy search: stop a path once its best step loses more than this many dB of SNR
     /// against the reference (its start; `snr_loss_db`). Absent: descend to the narrowest.
     #[arg(long, value_name = "DB")]
@@ -141,6 +146,26 @@ pub struct ExploreArgs {
     /// Worker threads (default: all cores).
     #[arg(long, value_parser = parse_threads)]
     threads: Option<usize>,
+}
+
+/// The greedy step's criterion.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum GreedyBy {
+    /// The neighbour of least mean BER.
+    Ber,
+    /// The neighbour of least mean-BER increase per pJ/bit (model 2) saved.
+    Efficiency,
+}
+
+/// The mean-BER increase from `cur` to `next` per pJ/bit of model 2 saved (an increase below
+/// 0 counts as 0, so among free steps the largest saving wins); +∞ without a saving.
+fn efficiency(cur: &Record, next: &Record) -> f64 {
+    let saved = cur.m2_pj_per_bit - next.m2_pj_per_bit;
+    if saved > 0.0 {
+        (next.mean_ber() - cur.mean_ber()).max(0.0) / saved - saved * 1e-12
+    } else {
+        f64::INFINITY
+    }
 }
 
 /// Area and throughput of one candidate at one lane count.
@@ -1079,6 +1104,7 @@ pub fn run(args: ExploreArgs) -> anyhow::Result<()> {
                 records.push(start.clone());
                 let order = snr_order(&ev.args.snr);
                 let sorted = |v: &[f64]| order.iter().map(|&i| v[i]).collect::<Vec<f64>>();
+                let mut cur = start.clone();
                 loop {
                     let next = narrower(grid, &at);
                     if next.is_empty() {
@@ -1088,8 +1114,13 @@ pub fn run(args: ExploreArgs) -> anyhow::Result<()> {
                     let mut best: Option<Record> = None;
                     for c in next {
                         let r = ev.get(t, &c, None)?;
-                        let better = best.as_ref().is_none_or(|b| {
-                            (r.mean_ber(), r.m2_pj_per_bit) < (b.mean_ber(), b.m2_pj_per_bit)
+                        let better = best.as_ref().is_none_or(|b| match ev.args.greedy_by {
+                            GreedyBy::Ber => {
+                                (r.mean_ber(), r.m2_pj_per_bit) < (b.mean_ber(), b.m2_pj_per_bit)
+                            }
+                            GreedyBy::Efficiency => {
+                                efficiency(&cur, &r).total_cmp(&efficiency(&cur, b)).is_lt()
+                            }
                         });
                         records.push(r.clone());
                         if better {
@@ -1098,6 +1129,7 @@ pub fn run(args: ExploreArgs) -> anyhow::Result<()> {
                     }
                     let best = best.expect("a step has a neighbour");
                     at = best.candidate();
+                    cur = best.clone();
                     if let Some(stop) = ev.args.stop_loss_db {
                         let loss = snr_loss_db(
                             &sorted(&ev.args.snr),
@@ -1171,6 +1203,7 @@ pub fn run(args: ExploreArgs) -> anyhow::Result<()> {
         "refine_epochs": args.refine_epochs,
         "max_loss_db": args.max_loss_db,
         "stop_loss_db": args.stop_loss_db,
+        "greedy_by": format!("{:?}", args.greedy_by).to_lowercase(),
         "lanes": args.lanes,
         "records": records,
         "fronts": fronts.iter().map(|(name, f)| (name.to_string(), serde_json::json!(f))).collect::<serde_json::Map<_, _>>(),

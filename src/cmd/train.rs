@@ -185,6 +185,12 @@ pub struct TrainArgs {
     #[arg(long, value_parser = parse_bits, requires = "quant")]
     h_bits: Option<u32>,
 
+    /// With --quant: bits of H̃ per layer (mixed H̃ precision, one entry per layer, each at
+    /// most --h-bits): layer k reads H̃'s codes rounded to their top bits. Not yet lowerable
+    /// to the IR (`kaq lower` refuses it); `kaq ber --model` simulates it.
+    #[arg(long, value_delimiter = ',', value_parser = parse_bits, requires = "quant")]
+    h_layer_bits: Option<Vec<u32>>,
+
     /// With --quant: bits of the residual e (default 12), 2 to 16.
     #[arg(long, value_parser = parse_bits, requires = "quant")]
     e_bits: Option<u32>,
@@ -647,6 +653,22 @@ fn run_quant(args: &TrainArgs, method: QuantMethod) -> anyhow::Result<()> {
         if let Some(b) = bits {
             format.bits = b;
         }
+    }
+    if let Some(h) = &args.h_layer_bits {
+        let layers = teacher.config().layers;
+        if h.len() != layers {
+            return Err(usage_error(
+                "--h-layer-bits",
+                format!("needs one width per layer ({layers}), got {}", h.len()),
+            ));
+        }
+        if let Some(&b) = h.iter().find(|&&b| b > config.quant.h.bits) {
+            return Err(usage_error(
+                "--h-layer-bits",
+                format!("{b} exceeds --h-bits {}", config.quant.h.bits),
+            ));
+        }
+        config.quant.h_layer_bits = Some(h.clone());
     }
     let outputs = args.outputs();
     check_outputs(&outputs, args.force)?;

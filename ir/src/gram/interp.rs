@@ -246,7 +246,21 @@ impl<const N: usize> Comb<N> {
         for (v, &sh) in terms.iter().zip(&self.sh) {
             s += v << sh;
         }
+        self.finish(s)
+    }
+
+    /// Rounds and saturates an aligned sum.
+    #[inline(always)]
+    fn finish(&self, s: i64) -> i64 {
         ((s + self.half) >> self.down).clamp(-self.max, self.max)
+    }
+
+    /// `c·2^sh[i]`: a constant coefficient of term `i` with the term's alignment folded in,
+    /// so that `(c·v)·2^sh[i] = (c·2^sh[i])·v` costs no shift per element. Exact: the
+    /// interval analysis bounds |c|·Q·2^sh[i] (Q ≥ 1) below 2^62.
+    #[inline(always)]
+    fn fold(&self, i: usize, c: i64) -> i64 {
+        c << self.sh[i]
     }
 }
 
@@ -509,17 +523,20 @@ impl GramInterpreter {
             w.p.fill(0);
             let mut tap_p = Vec::new();
             let mut tap_d = Vec::new();
-            let dl = delta.codes[bin];
+            let dl = lp.rho.fold(2, delta.codes[bin]);
+            let gamma = lp.r.fold(1, gamma.code);
+            let (rho_sh, r_sh) = (lp.rho.sh, lp.r.sh[0]);
             for (l, (s, sp)) in steps.iter().zip(&lp.steps).enumerate() {
-                let (beta, omega) = (s.beta.code, s.omega.code);
+                let (beta, omega) = (sp.p.fold(1, s.beta.code), sp.d.fold(1, s.omega.code));
+                let (p_sh, d_sh) = (sp.p.sh[0], sp.d.sh[0]);
                 for (((p, d), &rho), &di) in
                     w.p.iter_mut()
                         .zip(w.d.iter_mut())
                         .zip(&w.rho)
                         .zip(&w.diag_inv)
                 {
-                    *p = sp.p.apply([di * rho, beta * *p]);
-                    *d = sp.d.apply([*d, omega * *p]);
+                    *p = sp.p.finish(((di * rho) << p_sh) + beta * *p);
+                    *d = sp.d.finish((*d << d_sh) + omega * *p);
                 }
                 if taps.is_some() {
                     tap_p.extend_from_slice(&w.p);
@@ -532,12 +549,12 @@ impl GramInterpreter {
                         matvec(&w.g, &w.d, &mut w.tmp);
                     }
                     for (((rho, &e), &gd), &d) in w.rho.iter_mut().zip(&w.e).zip(&w.tmp).zip(&w.d) {
-                        *rho = lp.rho.apply([e, -gd, -(dl * d)]);
+                        *rho = lp.rho.finish((e << rho_sh[0]) - (gd << rho_sh[1]) - dl * d);
                     }
                 }
             }
             for ((r, &x), &d) in w.r.iter_mut().zip(&w.x).zip(&w.d) {
-                *r = lp.r.apply([x, gamma.code * d]);
+                *r = lp.r.finish((x << r_sh) + gamma * d);
             }
             let tau2 = lp.tau2.apply([tv.code * v2, ts.codes[bin]]);
             // #{j : τ² ≥ thresholds[j]} of the ascending thresholds.
@@ -634,10 +651,16 @@ impl GramInterpreter {
                 "frame batch or decision buffer of the wrong length".into(),
             ));
         }
+        // A new block: σ² differs, or H̃ differs in any bit (compared without an early exit,
+        // which vectorizes; a split between frames with equal codes changes no output).
         let starts = |b: usize| {
             b == 0
                 || frames.noise_var[b] != frames.noise_var[b - 1]
-                || frames.h[b * m * n..(b + 1) * m * n] != frames.h[(b - 1) * m * n..b * m * n]
+                || frames.h[b * m * n..(b + 1) * m * n]
+                    .iter()
+                    .zip(&frames.h[(b - 1) * m * n..b * m * n])
+                    .fold(0u64, |acc, (a, c)| acc | (a.to_bits() ^ c.to_bits()))
+                    != 0
         };
         // Chunks of whole blocks, at least 32 frames each.
         let mut cuts = vec![0];
