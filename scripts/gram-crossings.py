@@ -11,6 +11,27 @@ as printed by `kaq train` or stated in docs/f32-nets.md.
 import argparse
 import json
 import math
+import re
+
+# The colour of each detector kind, as in every kaq plot (src/plot/style.rs).
+COLOURS = {"mmse": "#D55E00", "zf": "#CC79A7", "kbest": "#009E73", "ml": "#000000",
+           "design": "#0072B2", "net": "#7B3F9E", "other": "#666666"}
+
+
+def kind(name):
+    """The detector kind of `name`, as `kaq_plot::style::kind_of` reads it."""
+    n = name.strip().lower()
+    if n in ("mmse", "zf", "ml"):
+        return n
+    if n in ("fp32", "f32"):
+        return "net"
+    if n.startswith("kbest"):
+        return "kbest"
+    if n.endswith("-int") or "@" in n or re.search(r"-\d+(b|bit)$", n):
+        return "design"
+    if any(re.fullmatch(r"k\d+", part) for part in n.split("-")):
+        return "net"
+    return "other"
 
 
 def crossing(points, target):
@@ -57,11 +78,11 @@ def main():
         Y = lambda v: h - pad - (v - y0) / (y1 - y0) * (h - 2 * pad)
         out = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{w}" height="{h}" font-family="sans-serif" font-size="12">',
                f'<rect width="{w}" height="{h}" fill="white"/>',
-               f'<text x="{w/2}" y="20" text-anchor="middle" font-size="14">SNR at BER 1e-2 vs multiplies per vector (16x16 16-QAM, T = 14)</text>',
+               f'<text x="{w/2}" y="20" text-anchor="middle" font-size="14">SNR at BER 1e-2 vs multiplies per vector (16×16 16-QAM, T = 14)</text>',
                f'<line x1="{pad}" y1="{h-pad}" x2="{w-pad}" y2="{h-pad}" stroke="black"/>',
                f'<line x1="{pad}" y1="{pad}" x2="{pad}" y2="{h-pad}" stroke="black"/>',
                f'<text x="{w/2}" y="{h-15}" text-anchor="middle">multiplies per vector (log)</text>',
-               f'<text x="15" y="{h/2}" transform="rotate(-90 15 {h/2})" text-anchor="middle">SNR at BER 1e-2 [dB]</text>']
+               f'<text x="15" y="{h/2}" transform="rotate(-90 15 {h/2})" text-anchor="middle">SNR at BER 1e-2 (dB)</text>']
         e = x0
         while e <= x1 + 1e-9:
             out.append(f'<text x="{X(e)}" y="{h-pad+18}" text-anchor="middle">{10**e:,.0f}</text>')
@@ -70,10 +91,10 @@ def main():
             out.append(f'<text x="{pad-8}" y="{Y(yv)+4}" text-anchor="end">{yv}</text>')
             out.append(f'<line x1="{pad}" y1="{Y(yv)}" x2="{w-pad}" y2="{Y(yv)}" stroke="#ddd"/>')
         for (det, c, s) in rows:
-            out.append(f'<circle cx="{X(math.log10(c))}" cy="{Y(s)}" r="5" fill="steelblue"/>')
+            out.append(f'<circle cx="{X(math.log10(c))}" cy="{Y(s)}" r="5" fill="{COLOURS[kind(det)]}"/>')
             out.append(f'<text x="{X(math.log10(c))+8}" y="{Y(s)-8}">{det}</text>')
         out.append("</svg>")
-        open(args.front, "w").write("\n".join(out) + "\n")
+        open(args.front, "w", encoding="utf-8").write("\n".join(out) + "\n")
 
 
 if __name__ == "__main__":

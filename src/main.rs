@@ -50,6 +50,8 @@ enum Command {
     Export(cmd::export::ExportArgs),
     /// Generate a channel dataset (.npy) from a geometric site: ULA, clusters, line of sight.
     Site(cmd::site::SiteArgs),
+    /// Redraw the BER plot of a saved `kaq ber --json` file (no simulation).
+    Plot(cmd::plot::PlotArgs),
 }
 
 /// Whether `e` is a library's refusal of an input file the user named (a device file, a FIFO,
@@ -79,6 +81,7 @@ fn main() -> ExitCode {
         Command::Export(args) => cmd::export::run(args),
         Command::Explore(args) => cmd::explore::run(args),
         Command::Site(args) => cmd::site::run(args),
+        Command::Plot(args) => cmd::plot::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -62,7 +62,7 @@ fn cosim_runs_clean_and_writes_json_and_trace() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     write_ir(d);
-    kaq(d)
+    let out = kaq(d)
         .args([
             "cosim", "--ir", "ir.json", "--lanes", "2", "--frames", "600",
         ])
@@ -87,6 +87,32 @@ fn cosim_runs_clean_and_writes_json_and_trace() {
     let vcd = fs::read_to_string(d.join("run.vcd")).unwrap();
     assert!(vcd.contains("$enddefinitions"), "not a VCD");
     assert!(vcd.contains("out_valid"));
+    // The size estimated before the run (the base of the size warning) is of the order of the
+    // VCD written: not below 80 % of it, at most twice (stalls make fewer signals toggle per
+    // cycle than the stall-free calibration, so it errs high); no temporary file is left.
+    let stdout = String::from_utf8(out.get_output().stdout.clone()).unwrap();
+    let line = stdout.lines().find(|l| l.starts_with("trace ")).unwrap();
+    let mb = |key: &str| -> f64 {
+        let at = line
+            .find(key)
+            .unwrap_or_else(|| panic!("no {key:?} in {line}"));
+        let tail = &line[..at];
+        let start = tail.trim_end().rfind([' ', '(']).unwrap() + 1;
+        tail[start..].trim().parse().unwrap()
+    };
+    let (written, estimated) = (mb(" MB;"), mb(" MB)"));
+    let actual = fs::metadata(d.join("run.vcd")).unwrap().len() as f64 / 1e6;
+    assert!((written - actual).abs() < 0.1, "{line} against {actual} MB");
+    assert!(
+        (0.8..=2.0).contains(&(estimated / actual)),
+        "estimated {estimated} MB, written {actual} MB"
+    );
+    let left: Vec<_> = fs::read_dir(d)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with(".kaq-"))
+        .collect();
+    assert!(left.is_empty(), "{left:?}");
 }
 
 /// Mixed precision: a PGD-Net at 6, 4, 5 bits and an ADMM-Net (box prox) at 6, 3 bits, each

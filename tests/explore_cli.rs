@@ -171,6 +171,65 @@ fn explore_is_deterministic_and_resumes() {
     assert_eq!(gb[3], serde_json::json!([3, 3]));
 }
 
+/// `--refine` fine-tunes the first fronts and the reference under their own configuration
+/// hash: the search's records are reused, the refined ones are resumed, and the summary names
+/// the least-energy design within `--max-loss-db`.
+#[test]
+fn explore_refines_the_front_and_resumes() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    teacher(d);
+    explore(d, "r", &["--y-bits", "6,10", "--threads", "1"])
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("8 candidates evaluated, 0 reused"));
+    let refine = [
+        "--y-bits",
+        "6,10",
+        "--refine",
+        "qat-mse",
+        "--refine-fronts",
+        "1",
+        "--refine-epochs",
+        "1",
+        "--threads",
+        "1",
+    ];
+    let out = explore(d, "r", &refine).assert().success();
+    let stdout = String::from_utf8(out.get_output().stdout.clone()).unwrap();
+    assert!(stdout.contains("8 reused"), "{stdout}");
+    assert!(
+        stdout.contains("(qat-mse): least model 2 energy within 0.2 dB"),
+        "{stdout}"
+    );
+    let doc: Value = serde_json::from_str(&read(&d.join("r/pareto.json"))).unwrap();
+    let records = doc["records"].as_array().unwrap();
+    let refined: Vec<&Value> = records
+        .iter()
+        .filter(|r| r["refined"] == "qat-mse")
+        .collect();
+    assert!(!refined.is_empty() && refined.len() < records.len());
+    // The reference (every coordinate at its widest) is always refined.
+    assert!(
+        refined
+            .iter()
+            .any(|r| r["bits"] == serde_json::json!([8, 8]) && r["y_bits"] == 10)
+    );
+    for r in records {
+        assert!(r["y_bits"] == 6 || r["y_bits"] == 10);
+    }
+    let full = read(&d.join("r/results.jsonl"));
+    explore(d, "r", &refine)
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("0 candidates evaluated"));
+    assert_eq!(read(&d.join("r/results.jsonl")), full);
+    explore(d, "r", &["--refine", "ptq"])
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("--refine"));
+}
+
 #[test]
 fn explore_refuses_bad_flags() {
     let dir = tempfile::tempdir().unwrap();

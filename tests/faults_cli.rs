@@ -1,5 +1,6 @@
 //! Fault injection on kaq's multi-file outputs (docs/outputs.md, "Fault injection"): the
-//! output directories of `kaq codegen` and `kaq export` and the stages of `kaq flow`.
+//! output directories of `kaq codegen`, `kaq export` and `kaq compare`, the VCD of
+//! `kaq cosim --trace` and the stages of `kaq flow`.
 //!
 //! The kaq binary these tests run is built with kaq-files' `fault-injection` feature, so
 //! `KAQ_FAULT` stops it after its n-th write or rename (`exit:n`), makes that operation fail
@@ -72,6 +73,18 @@ fn tree(root: &Path) -> Tree {
 /// Files whose bytes hold wall-clock figures: compared by presence only.
 const VOLATILE: [&str; 3] = ["summary.md", "flow.json", "cosim.json"];
 
+/// A VCD without its `$date` section (the time of the run).
+fn undated_vcd(bytes: &[u8]) -> Vec<u8> {
+    let text = String::from_utf8_lossy(bytes);
+    match text.find("$date") {
+        Some(start) => match text[start..].find("$end") {
+            Some(len) => format!("{}{}", &text[..start], &text[start + len + 4..]).into_bytes(),
+            None => bytes.to_vec(),
+        },
+        None => bytes.to_vec(),
+    }
+}
+
 fn file_name(rel: &str) -> &str {
     rel.rsplit('/').next().unwrap_or(rel)
 }
@@ -85,6 +98,7 @@ fn normal(t: &Tree) -> Tree {
                 Entry::File(b) if VOLATILE.contains(&name) && !b.is_empty() => {
                     Entry::File(b"(volatile)".to_vec())
                 }
+                Entry::File(b) if name.ends_with(".vcd") => Entry::File(undated_vcd(b)),
                 Entry::File(_) if name.starts_with(".kaq-lock-") => Entry::File(Vec::new()),
                 other => other.clone(),
             };
@@ -358,8 +372,9 @@ impl Scenario {
                 return Err(format!("{label}: exited {code:?}: {err}"));
             }
             "enospc" => {
-                // Only best-effort clean-up may swallow the error (the run then succeeds).
-                let named = err.contains("No space left on device");
+                // Only best-effort clean-up may swallow the error (the run then succeeds). The
+                // operating system's message is printed once, not once per error layer.
+                let named = err.matches("No space left on device").count() == 1;
                 if !(code == Some(1) && named || code == Some(0)) {
                     return Err(format!("{label}: exited {code:?}: {err}"));
                 }
@@ -879,6 +894,146 @@ fn a_second_writer_fails_naming_the_first_at_every_point_of_codegen_and_export()
         }
     }
     tally.report("concurrent writers (codegen, export)");
+}
+
+// ---------------------------------------------------------------------------------------
+// `kaq compare --out` and `kaq cosim --trace`.
+
+/// A comparison of about a second: 2×2 QPSK, K = 2, the f32 teacher and 4-bit PTQ.
+fn compare(snr: &str, extra: &[&str]) -> Vec<String> {
+    let mut v = sh(&[
+        "compare",
+        "--threads",
+        "1",
+        "--nt",
+        "2",
+        "--nr",
+        "2",
+        "--mod",
+        "qpsk",
+        "--layers",
+        "2",
+        "--samples",
+        "100",
+        "--val-samples",
+        "50",
+        "--val-frames",
+        "50",
+        "--batch",
+        "50",
+        "--epochs",
+        "1",
+        "--calibration-samples",
+        "50",
+        "--bits",
+        "4",
+        "--methods",
+        "fp32,ptq",
+        "--snr",
+        snr,
+        "--min-errors",
+        "20",
+        "--max-frames",
+        "200",
+        "--hist-samples",
+        "20",
+        "--out",
+        "cmp",
+    ]);
+    v.extend(sh(extra));
+    v
+}
+
+/// `kaq cosim` of the example IR over 200 frames with the outputs `extra`.
+fn cosim(seed: &str, extra: &[&str]) -> Vec<String> {
+    let mut v = sh(&[
+        "cosim", "--ir", "ir.json", "--lanes", "2", "--frames", "200", "--seed", seed,
+    ]);
+    v.extend(sh(extra));
+    v
+}
+
+/// The compare scenarios (a new report directory, a forced rewrite keeping a foreign file)
+/// and, with Verilator, the cosim --trace ones (a new trace, a forced rewrite of the trace and
+/// the JSON).
+fn compare_and_trace_scenarios(base: &Path) -> Vec<Scenario> {
+    let forced = template(base, "compare-forced", &[compare("0,8", &[])]);
+    fs::write(forced.join("cmp/notes.txt"), "mine").unwrap();
+    let mut v = vec![
+        Scenario::new(
+            "compare new",
+            template(base, "compare-new", &[]),
+            compare("0,8", &[]),
+            vec!["cmp"],
+        ),
+        Scenario::new(
+            "compare forced rewrite",
+            forced,
+            compare("0,4", &["--force"]),
+            vec!["cmp"],
+        ),
+    ];
+    if verilator() {
+        let both = ["--trace", "run.vcd", "--json", "cosim.json"];
+        v.push(Scenario::new(
+            "cosim --trace new",
+            template(base, "trace-new", &[]),
+            cosim("1", &["--trace", "run.vcd"]),
+            vec![],
+        ));
+        v.push(Scenario::new(
+            "cosim --trace forced rewrite",
+            template(base, "trace-forced", &[cosim("1", &both)]),
+            cosim("2", &[&both[..], &["--force"]].concat()),
+            vec![],
+        ));
+    } else {
+        println!("faults: cosim --trace: skipped (Verilator is not installed)");
+    }
+    v
+}
+
+#[test]
+fn every_write_and_rename_of_compare_and_cosim_trace_stopped_out_of_space_killed_and_locked() {
+    let base = tempfile::tempdir().unwrap();
+    let scenarios = compare_and_trace_scenarios(base.path());
+    let mut stopped = Tally::default();
+    sweep(&scenarios, "exit", &mut stopped);
+    stopped.report("stopped after the n-th write/rename (compare, cosim --trace)");
+    let mut full = Tally::default();
+    sweep(&scenarios, "enospc", &mut full);
+    full.report("ENOSPC injected at the n-th write/rename (compare, cosim --trace)");
+
+    // SIGKILL at fractions of the run, most of which land in training, the BER run or the
+    // co-simulation writing its VCD.
+    let mut killed = Tally::default();
+    let mut hits = BTreeMap::new();
+    for s in &scenarios {
+        for frac in [0.2, 0.5, 0.8] {
+            let name = s.name.clone();
+            let stage_of = move |_: &Path| name.clone();
+            if let Some(r) = kill_case(s, Err(s.seconds.mul_f64(frac)), &stage_of, &mut hits) {
+                killed.add(r);
+            }
+        }
+    }
+    for (stage, n) in &hits {
+        if stage == AFTER {
+            println!("faults: SIGKILL {stage} (not counted): {n}");
+        } else {
+            println!("faults: SIGKILL during {stage}: {n} cases");
+        }
+    }
+    killed.report("SIGKILL during compare and cosim --trace");
+
+    // A second comparison into the same --out while the first is paused at each point.
+    let mut locked = Tally::default();
+    for s in scenarios.iter().filter(|s| s.cmd[0] == "compare") {
+        for n in 1..=s.points {
+            locked.add(concurrent_case(s, &compare("0", &["--force"]), n));
+        }
+    }
+    locked.report("concurrent writers (compare)");
 }
 
 // ---------------------------------------------------------------------------------------

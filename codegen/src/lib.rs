@@ -13,6 +13,7 @@
 pub mod cosim;
 pub mod design;
 pub mod estimate;
+pub mod gram;
 pub mod hierarchy;
 mod keywords;
 pub mod literal;
@@ -31,9 +32,9 @@ pub use cosim::{CosimWrapper, WrapperPort, cosim_wrapper};
 pub use design::{Design, lower, lower_pipelined};
 pub use kaq_ir::{FixedFrames, FrameCodes, FrameSource};
 pub use stimulus::{Stimulus, stimulus};
-pub use write::write_design;
 #[doc(hidden)]
 pub use write::write_design_interrupted;
+pub use write::{write_design, write_files};
 
 /// The file in a generated directory that lists what kaq wrote there.
 pub const MANIFEST: &str = ".kaq-codegen";
@@ -135,12 +136,12 @@ pub enum CodegenError {
     #[error(transparent)]
     Write(#[from] kaq_files::FilesError),
     /// Reading or writing a file.
-    #[error("{path}: {source}")]
+    #[error("{path}: {error}")]
     Io {
         /// The file.
         path: String,
-        /// The OS error.
-        source: std::io::Error,
+        /// The OS error (in the message, so not also the `source()`).
+        error: std::io::Error,
     },
 }
 

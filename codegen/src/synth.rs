@@ -306,19 +306,19 @@ pub enum SynthError {
     #[error("synthesis wrapper template: {0}")]
     Template(String),
     /// Reading or writing a file, or starting Yosys.
-    #[error("{path}: {source}")]
+    #[error("{path}: {error}")]
     Io {
         /// The file.
         path: String,
-        /// The OS error.
-        source: std::io::Error,
+        /// The OS error (in the message, so not also the `source()`).
+        error: std::io::Error,
     },
 }
 
 pub(crate) fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> SynthError + '_ {
-    move |source| SynthError::Io {
+    move |error| SynthError::Io {
         path: path.display().to_string(),
-        source,
+        error,
     }
 }
 

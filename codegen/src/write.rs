@@ -17,15 +17,15 @@ use std::path::{Path, PathBuf};
 use kaq_files::fault::{self, Op};
 use kaq_files::{CommitStep, DirLock, Staging, Wait, is_kaq_file, remove_stale};
 
-use crate::{CodegenError, Generated, MANIFEST};
+use crate::{CodegenError, Generated, GeneratedFile, MANIFEST};
 
 /// The largest manifest read back from an earlier run (a design lists a few dozen names).
 const MANIFEST_LIMIT: u64 = 1 << 20;
 
 fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> CodegenError + '_ {
-    move |source| CodegenError::Io {
+    move |error| CodegenError::Io {
         path: path.display().to_string(),
-        source,
+        error,
     }
 }
 
@@ -40,7 +40,16 @@ pub fn write_design(
     dir: &Path,
     force: bool,
 ) -> Result<Vec<PathBuf>, CodegenError> {
-    write_steps(generated, dir, force, None).map(|(written, _)| written)
+    write_steps(&generated.files, dir, force, None).map(|(written, _)| written)
+}
+
+/// [`write_design`] for a list of files (an IR v2 design, `kaq_codegen::gram`).
+pub fn write_files(
+    files: &[GeneratedFile],
+    dir: &Path,
+    force: bool,
+) -> Result<Vec<PathBuf>, CodegenError> {
+    write_steps(files, dir, force, None).map(|(written, _)| written)
 }
 
 /// [`write_design`] stopped after its `stop_after`-th step (`1` = after the first file was
@@ -56,11 +65,11 @@ pub fn write_design_interrupted(
     force: bool,
     stop_after: usize,
 ) -> Result<bool, CodegenError> {
-    write_steps(generated, dir, force, Some(stop_after)).map(|(_, stopped)| stopped)
+    write_steps(&generated.files, dir, force, Some(stop_after)).map(|(_, stopped)| stopped)
 }
 
 fn write_steps(
-    generated: &Generated,
+    files: &[GeneratedFile],
     dir: &Path,
     force: bool,
     stop_after: Option<usize>,
@@ -121,9 +130,9 @@ fn write_steps(
         step += 1;
         stop_after == Some(step)
     };
-    let mut written = Vec::with_capacity(generated.files.len());
+    let mut written = Vec::with_capacity(files.len());
     let mut manifest = String::new();
-    for file in &generated.files {
+    for file in files {
         staging.write(Path::new(&file.name), file.contents.as_bytes())?;
         manifest.push_str(&file.name);
         manifest.push('\n');
@@ -137,7 +146,7 @@ fn write_steps(
     // not rewrite (another top's) stay kaq's; with `force`, other files stay unlisted.
     for name in &old_entries {
         let text = name.to_string_lossy();
-        if name == MANIFEST || generated.file(&text).is_some() {
+        if name == MANIFEST || files.iter().any(|f| f.name == text) {
             continue;
         }
         let from = dir.join(name);
@@ -204,7 +213,7 @@ fn carry_over(from: &Path, to: &Path) -> Result<(), CodegenError> {
     }
     Err(CodegenError::Io {
         path: from.display().to_string(),
-        source: std::io::Error::other(
+        error: std::io::Error::other(
             "cannot keep it in the new output directory (no hard link possible, not a file)",
         ),
     })

@@ -11,15 +11,16 @@ use crate::FileKind;
 #[derive(Debug, Error)]
 pub enum FilesError {
     /// An operating-system call failed; `action` says which ("cannot create", "cannot rename").
-    #[error("{}: {action}: {source}", path.display())]
+    /// The message ends with the operating system's, which is therefore not also reported as
+    /// the error's `source()` (an error chain would print it twice).
+    #[error("{}: {action}: {error}", path.display())]
     Io {
         /// The file or directory the call was about.
         path: PathBuf,
         /// What kaq tried to do, as a short phrase.
         action: &'static str,
         /// The operating system's error.
-        #[source]
-        source: io::Error,
+        error: io::Error,
     },
     /// The path exists but is of a kind kaq never replaces or reads.
     #[error("{}: is {kind}, not a regular file", path.display())]
@@ -114,10 +115,10 @@ impl FilesError {
         path: impl Into<PathBuf>,
     ) -> impl FnOnce(io::Error) -> FilesError {
         let path = path.into();
-        move |source| FilesError::Io {
+        move |error| FilesError::Io {
             path,
             action,
-            source,
+            error,
         }
     }
 }

@@ -4,7 +4,8 @@
 //!   the same directory, synced, renamed); a character device or FIFO (`/dev/null`,
 //!   `/dev/stdout`) is written straight and never replaced; anything else that is not a regular
 //!   file is refused. [`check_writable`] runs the same checks without writing, so every output of
-//!   a command can be checked before long work starts.
+//!   a command can be checked before long work starts. [`PendingFile`] gives the same
+//!   guarantee to a file another writer fills by path (a simulator's VCD trace).
 //! * [`read_capped`] reads a regular file up to a size limit and refuses device files, FIFOs and
 //!   directories; [`read_text`] does the same for UTF-8 text, and [`INPUT_LIMIT`] is the limit
 //!   of every input file kaq reads.
@@ -32,10 +33,12 @@ pub use error::FilesError;
 pub use kind::FileKind;
 pub use lock::{DirLock, Wait};
 pub use names::{is_kaq_file, remove_stale, temp_prefix};
-pub use single::{INPUT_LIMIT, check_writable, read_capped, read_text, write_file, write_new};
+pub use single::{
+    INPUT_LIMIT, PendingFile, check_writable, read_capped, read_text, write_file, write_new,
+};
 #[doc(hidden)]
 pub use staging::CommitStep;
-pub use staging::Staging;
+pub use staging::{Staging, carry_over};
 
 /// The longest file name (in bytes) kaq creates; the limit of Linux's common file systems.
 pub const NAME_MAX: usize = 255;

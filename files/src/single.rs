@@ -217,6 +217,81 @@ pub fn write_new(path: &Path, bytes: &[u8]) -> Result<(), FilesError> {
     write(path, bytes, false)
 }
 
+/// An output file that another writer fills by path (a simulator's VCD trace): the writer
+/// writes [`PendingFile::path`], and [`PendingFile::commit`] puts the finished file in place.
+/// For a regular or new file that path is a locked temporary file beside the output, renamed
+/// over it by `commit` (a writer killed half-way leaves the old file or none, never a part);
+/// for a character device or FIFO it is the output itself, written straight. Other kinds are
+/// refused. Dropped without `commit`, the temporary file is removed and the output untouched.
+#[derive(Debug)]
+pub struct PendingFile {
+    path: PathBuf,
+    temp: Option<(NamedTempFile, PathBuf, PathBuf)>,
+}
+
+impl PendingFile {
+    /// Classifies `path` as [`write_file`] does and prepares the file the writer fills.
+    pub fn begin(path: &Path) -> Result<PendingFile, FilesError> {
+        match classify(path)? {
+            Target::Straight => Ok(PendingFile {
+                path: path.to_path_buf(),
+                temp: None,
+            }),
+            Target::Atomic {
+                path: real,
+                dir,
+                name,
+                existing,
+            } => {
+                let _ = remove_stale_temps(&dir, &name);
+                let temp = temp_in(&dir, &name, existing.as_ref())?;
+                Ok(PendingFile {
+                    path: path.to_path_buf(),
+                    temp: Some((temp, real, dir)),
+                })
+            }
+        }
+    }
+
+    /// The path the writer writes: the temporary file, or the device or FIFO itself.
+    pub fn path(&self) -> &Path {
+        match &self.temp {
+            Some((temp, _, _)) => temp.path(),
+            None => &self.path,
+        }
+    }
+
+    /// Whether the output is written straight (a character device or FIFO): then the writer's
+    /// file cannot be read back.
+    pub fn is_straight(&self) -> bool {
+        self.temp.is_none()
+    }
+
+    /// Syncs the finished temporary file and renames it over the output (a no-op for a
+    /// device or FIFO). Call it after the writer has closed the file.
+    pub fn commit(self) -> Result<(), FilesError> {
+        let Some((temp, real, dir)) = self.temp else {
+            return Ok(());
+        };
+        fault::point(Op::Write, temp.path())
+            .and_then(|done| {
+                if fault::syncs() {
+                    temp.as_file().sync_all()?;
+                }
+                done.done();
+                Ok(())
+            })
+            .map_err(FilesError::io("cannot write", temp.path()))?;
+        let done = fault::point(Op::Rename, &real)
+            .map_err(FilesError::io("cannot replace", &self.path))?;
+        temp.persist(&real)
+            .map_err(|e| FilesError::io("cannot replace", &self.path)(e.error))?;
+        done.done();
+        sync_dir(&dir);
+        Ok(())
+    }
+}
+
 /// Checks, without writing, that [`write_file`] on `path` would not be refused: its kind, and
 /// for a file to be created or replaced, that its directory exists and accepts a new file (a
 /// temporary file is created there and removed at once).

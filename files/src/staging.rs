@@ -81,10 +81,10 @@ fn resolve(target: &Path) -> Result<(PathBuf, PathBuf, OsString), FilesError> {
 }
 
 fn rename(from: &Path, to: &Path, parent: &Path) -> Result<(), FilesError> {
-    let failed = |source| FilesError::Io {
+    let failed = |error| FilesError::Io {
         path: to.to_path_buf(),
         action: "cannot rename into place",
-        source,
+        error,
     };
     let done = fault::point(Op::Rename, to).map_err(failed)?;
     fs::rename(from, to).map_err(failed)?;
@@ -173,7 +173,8 @@ impl Staging {
     }
 
     /// Writes `bytes` to `rel` inside the staging directory (parent directories created),
-    /// refusing absolute paths and `..`. Returns the path the file will have in the target.
+    /// refusing absolute paths and `..`; a file already there is replaced, not written into.
+    /// Returns the path the file will have in the target.
     pub fn write(&self, rel: &Path, bytes: &[u8]) -> Result<PathBuf, FilesError> {
         let plain = rel.components().all(|c| matches!(c, Component::Normal(_)));
         if !plain || rel.as_os_str().is_empty() {
@@ -193,10 +194,40 @@ impl Staging {
         if let Some(p) = path.parent() {
             fs::create_dir_all(p).map_err(FilesError::io("cannot create", p))?;
         }
+        // A file carried over from the old target ([`Staging::keep_old`]) is a hard link to
+        // it: unlinked first, so the new contents never reach the old output.
+        match fs::remove_file(&path) {
+            Err(e) if e.kind() != ErrorKind::NotFound => {
+                return Err(FilesError::io("cannot replace", &path)(e));
+            }
+            _ => {}
+        }
         fault::point(Op::Write, &path)
             .and_then(|done| fs::write(&path, bytes).map(|()| done.done()))
             .map_err(FilesError::io("cannot write", &path))?;
         Ok(self.target.join(rel))
+    }
+
+    /// Puts every entry of the current target directory (if any) into the staging directory
+    /// unchanged, except kaq's own `.kaq-*` names: the starting point of an output that
+    /// rewrites some files of the old one and keeps the rest ([`carry_over`]). Files written
+    /// afterwards through kaq-files replace the carried ones by rename, so the old target is
+    /// never modified.
+    pub fn keep_old(&self) -> Result<(), FilesError> {
+        let entries = match fs::read_dir(&self.target) {
+            Ok(e) => e,
+            Err(e) if e.kind() == ErrorKind::NotFound => return Ok(()),
+            Err(e) => return Err(FilesError::io("cannot list", &self.target)(e)),
+        };
+        for entry in entries {
+            let entry = entry.map_err(FilesError::io("cannot list", &self.target))?;
+            let name = entry.file_name();
+            if crate::is_kaq_file(&name) {
+                continue;
+            }
+            carry_over(&entry.path(), &self.dir.path().join(&name))?;
+        }
+        Ok(())
     }
 
     /// Syncs the staging tree and swaps it in for the target (see the module documentation).
@@ -282,5 +313,45 @@ fn recover_resolved(target: &Path, parent: &Path, name: &OsString) -> Result<(),
             remove_all(&path)?;
         }
     }
+    Ok(())
+}
+
+/// Puts the entry `from` at `to` unchanged: a hard link where the file system allows one (any
+/// kind but a directory), else a copy of a regular file or a new symbolic link with the same
+/// target; a directory is recreated with its permissions and its entries carried over, except
+/// kaq's own `.kaq-*` files (a dead writer's temporary files). Each link or copy is a fault
+/// point ([`Op::Link`]).
+pub fn carry_over(from: &Path, to: &Path) -> Result<(), FilesError> {
+    let meta = fs::symlink_metadata(from).map_err(FilesError::io("cannot inspect", from))?;
+    if meta.is_dir() {
+        fs::create_dir(to).map_err(FilesError::io("cannot create", to))?;
+        for entry in fs::read_dir(from).map_err(FilesError::io("cannot list", from))? {
+            let entry = entry.map_err(FilesError::io("cannot list", from))?;
+            if crate::is_kaq_file(&entry.file_name()) {
+                continue;
+            }
+            carry_over(&entry.path(), &to.join(entry.file_name()))?;
+        }
+        let mode = Permissions::from_mode(meta.permissions().mode());
+        return fs::set_permissions(to, mode)
+            .map_err(FilesError::io("cannot set the permissions of", to));
+    }
+    let done = fault::point(Op::Link, to).map_err(FilesError::io("cannot link", to))?;
+    if fs::hard_link(from, to).is_ok() {
+        done.done();
+        return Ok(());
+    }
+    if meta.file_type().is_symlink() {
+        let target = fs::read_link(from).map_err(FilesError::io("cannot read the link", from))?;
+        std::os::unix::fs::symlink(&target, to).map_err(FilesError::io("cannot link", to))?;
+    } else if meta.is_file() {
+        fs::copy(from, to).map_err(FilesError::io("cannot copy", to))?;
+    } else {
+        return Err(FilesError::NotRegular {
+            path: from.to_path_buf(),
+            kind: FileKind::of(meta.file_type()),
+        });
+    }
+    done.done();
     Ok(())
 }

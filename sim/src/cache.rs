@@ -100,10 +100,10 @@ impl Drop for KeyLock {
 
 fn io(action: &'static str, path: &Path) -> impl FnOnce(std::io::Error) -> SimError {
     let path = path.to_path_buf();
-    move |source| SimError::Io {
+    move |error| SimError::Io {
         action,
         path,
-        source,
+        error,
     }
 }
 

@@ -25,10 +25,10 @@ pub fn spawn_logged(
     log_path: &Path,
 ) -> Result<LoggedChild, SimError> {
     let step = step.into();
-    let io = |action, source| SimError::Io {
+    let io = |action, error| SimError::Io {
         action,
         path: log_path.to_path_buf(),
-        source,
+        error,
     };
     let log = File::options()
         .create(true)
@@ -58,7 +58,7 @@ impl LoggedChild {
         let status = self.child.wait().map_err(|e| SimError::Io {
             action: "waiting for build step",
             path: self.log_path.clone(),
-            source: e,
+            error: e,
         })?;
         if status.success() {
             return Ok(());

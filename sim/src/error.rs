@@ -71,14 +71,14 @@ pub enum SimError {
         top: String,
     },
     /// A file-system operation failed.
-    #[error("{action} `{path}`: {source}")]
+    #[error("{action} `{path}`: {error}")]
     Io {
         /// What was being done (`reading source`, `creating build dir`, …).
         action: &'static str,
         /// The path involved.
         path: PathBuf,
-        /// The underlying error.
-        source: std::io::Error,
+        /// The underlying error (in the message, so not also the `source()`).
+        error: std::io::Error,
     },
     /// An external command (verilator, g++, ar) could not be started or failed.
     #[error("{step} failed ({status}); log {log_path}:\n{log_tail}")]

@@ -288,10 +288,10 @@ impl VerilatorBuild {
                             reason: "has no UTF-8 file name",
                         })?
                         .to_string();
-                    let bytes = std::fs::read(path).map_err(|source| SimError::Io {
+                    let bytes = std::fs::read(path).map_err(|error| SimError::Io {
                         action: "reading Verilog source",
                         path: path.clone(),
-                        source,
+                        error,
                     })?;
                     Source { name, bytes }
                 }
@@ -464,10 +464,10 @@ impl VerilatorBuild {
         let scratch = cache.scratch(&key)?;
         let io = |action, path: &Path| {
             let path = path.to_path_buf();
-            move |source| SimError::Io {
+            move |error| SimError::Io {
                 action,
                 path,
-                source,
+                error,
             }
         };
         let src_dir = scratch.join("src");

@@ -489,21 +489,32 @@ pub(crate) fn write_results(
         plot::write_atomically(path, text.as_bytes())?;
     }
     if let Some(path) = plot {
-        let series: Vec<Series> = names
-            .iter()
-            .map(|name| {
-                let mine = rows.iter().filter(|r| &r.detector == name);
-                Series {
-                    name: name.clone(),
-                    points: mine.clone().map(|r| (r.snr_db, r.ber)).collect(),
-                    y_err: Some(mine.map(|r| (r.ber_ci_low, r.ber_ci_high)).collect()),
-                }
-            })
-            .collect();
-        let title = format!("BER, {}", link_label(&config.link));
-        plot::line_plot(path, &title, plot::style::SNR_AXIS, "BER", true, &series)?;
+        ber_plot(path, config, names, rows)?;
     }
     Ok(())
+}
+
+/// The BER plot of `kaq ber --plot` (and `kaq plot --ber`): one curve per detector with its
+/// Wilson intervals.
+pub(crate) fn ber_plot(
+    path: &Path,
+    config: &BerConfig,
+    names: &[String],
+    rows: &[BerPoint],
+) -> anyhow::Result<()> {
+    let series: Vec<Series> = names
+        .iter()
+        .map(|name| {
+            let mine = rows.iter().filter(|r| &r.detector == name);
+            Series {
+                name: name.clone(),
+                points: mine.clone().map(|r| (r.snr_db, r.ber)).collect(),
+                y_err: Some(mine.map(|r| (r.ber_ci_low, r.ber_ci_high)).collect()),
+            }
+        })
+        .collect();
+    let title = format!("BER, {}", link_label(&config.link));
+    plot::line_plot(path, &title, plot::style::SNR_AXIS, "BER", true, &series)
 }
 
 /// Loads the net of a model file and checks that it detects the run's link.

@@ -185,7 +185,12 @@ pub fn run(args: CodegenArgs) -> anyhow::Result<()> {
             ),
         ));
     }
-    let ir = load_ir(&args.ir)?;
+    let ir = match kaq_ir::gram::AnyIr::load(&args.ir)
+        .with_context(|| format!("--ir {}: cannot use this IR", args.ir.display()))?
+    {
+        kaq_ir::gram::AnyIr::V1(ir) => ir,
+        kaq_ir::gram::AnyIr::V2(ir) => return run_gram(&args, &ir),
+    };
     let lanes = lanes_for(&ir, args.lanes)?;
     let options = Options {
         lanes,
@@ -223,6 +228,43 @@ pub fn run(args: CodegenArgs) -> anyhow::Result<()> {
         "  codegen {:.1} ms, with writing {:.1} ms",
         gen_time.as_secs_f64() * 1e3,
         total_time.as_secs_f64() * 1e3
+    );
+    Ok(())
+}
+
+/// `kaq codegen` of an IR v2 (cg) document: the folded Gram engine (`kaq_codegen::gram`),
+/// one lane; no testbench (the design is checked by `kaq_sim::cosim::gram`).
+fn run_gram(args: &CodegenArgs, ir: &kaq_ir::gram::GramIr) -> anyhow::Result<()> {
+    if let Some(l) = args.lanes.filter(|&l| l != 1) {
+        return Err(usage_error(
+            "--lanes",
+            format!("{l}: the IR v2 (cg) design is one folded engine, only 1 lane"),
+        ));
+    }
+    let start = Instant::now();
+    let files = match kaq_codegen::gram::generate(ir, &args.top) {
+        Ok(f) => f,
+        Err(e @ CodegenError::TopName(..)) => return Err(usage_error("--top", e)),
+        Err(e) => return Err(e).context("code generation failed"),
+    };
+    let written = kaq_codegen::write_files(&files, &args.out, args.force)
+        .with_context(|| format!("--out {}", args.out.display()))?;
+    let (block, vector) = kaq_codegen::gram::program::analytic_cycles(ir);
+    println!(
+        "wrote {} files to {} (top {}, IR v2 {}, folded engine, 1 lane, {} layers)",
+        written.len(),
+        args.out.display(),
+        args.top,
+        ir.name,
+        ir.layers.len()
+    );
+    println!(
+        "  block stage {block} cycles, {vector} cycles per vector ({} without stalls)",
+        vector + 2
+    );
+    println!(
+        "  codegen with writing {:.1} ms",
+        start.elapsed().as_secs_f64() * 1e3
     );
     Ok(())
 }

@@ -12,10 +12,15 @@
 //! * **f32 is always the reference.** The teacher is simulated as `fp32` whether or not
 //!   `--methods` lists it; `fp32` in `--methods` is accepted and adds nothing.
 //! * **Safe output.** `--out` must be missing or empty unless `--force` is given; kaq then
-//!   writes only the files listed below (never touching others), each atomically.
-//! * **Resumable.** With `--force`, a model already in `models/` whose stored training config,
-//!   method and teacher equal what this run would train is loaded instead of retrained, so an
-//!   interrupted comparison resumes where it stopped.
+//!   replaces only the files listed below (other files are kept). The directory is locked for
+//!   the run ([`kaq_files::DirLock`]: a second `kaq compare` with the same `--out` fails naming
+//!   the first) and built beside the old one, then swapped in whole ([`kaq_files::Staging`]):
+//!   after a kill or a full disk, `--out` holds the old complete report or the new complete
+//!   one, and the same command run again succeeds.
+//! * **Reuses models.** With `--force`, a model already in `models/` whose stored training
+//!   config, method and teacher equal what this run would train is loaded instead of
+//!   retrained, so adding a method, a bit width or SNR points retrains nothing else. (Models
+//!   trained by a run that was stopped before its swap are not kept.)
 //!
 //! Files under `--out`:
 //!
@@ -43,9 +48,12 @@ mod results;
 mod stages;
 
 use super::args::train_config_error;
+use std::fs;
+use std::path::Path;
 use std::time::Instant;
 
 use anyhow::Context;
+use kaq_files::{DirLock, Staging, Wait};
 use kaq_model::ber::{BerConfig, DEFAULT_BATCH_FRAMES};
 use kaq_model::quant::QuantMethod;
 use kaq_model::unfolded::NetConfig;
@@ -58,7 +66,7 @@ use options::{FP32, Labelled, Plan, RunKey};
 use results::{
     BitsSummary, Report, RunReport, TeacherReport, accuracy, ber_series, histograms, summarize,
 };
-use stages::{obtain_quant, obtain_teacher, prepare_out, run_ber};
+use stages::{check_out, obtain_quant, obtain_teacher, run_ber};
 
 /// Runs `kaq compare`.
 pub fn run(args: CompareArgs) -> anyhow::Result<()> {
@@ -101,7 +109,18 @@ pub fn run(args: CompareArgs) -> anyhow::Result<()> {
         kaq_model::train::ModelFile::load(src)
             .with_context(|| format!("--teacher {}", src.display()))?;
     }
-    prepare_out(&args.out, args.force)?;
+    // One writer per output directory; an interrupted earlier run is repaired first, so an
+    // existing `--out` is a complete output (docs/outputs.md).
+    let at_out = || format!("--out {}", args.out.display());
+    let _lock = DirLock::acquire(&args.out, Wait::No).with_context(at_out)?;
+    Staging::recover(&args.out).with_context(at_out)?;
+    check_out(&args.out, args.force)?;
+    let staging = Staging::begin(&args.out).with_context(at_out)?;
+    if args.force {
+        staging.keep_old().with_context(at_out)?;
+    }
+    let models = staging.path().join("models");
+    fs::create_dir_all(&models).with_context(|| format!("cannot create {}", models.display()))?;
 
     let pool = match args.threads {
         Some(n) => Some(
@@ -112,11 +131,12 @@ pub fn run(args: CompareArgs) -> anyhow::Result<()> {
         ),
         None => None,
     };
-    let work = || compare(&args, &runs, &bits);
+    let work = || compare(&args, staging.path(), &runs, &bits);
     match &pool {
         Some(pool) => pool.install(work)?,
         None => work()?,
     }
+    staging.commit().with_context(at_out)?;
     println!(
         "report written to {} in {:.1} s",
         args.out.display(),
@@ -125,8 +145,9 @@ pub fn run(args: CompareArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn compare(args: &CompareArgs, runs: &[RunKey], bits: &[u32]) -> anyhow::Result<()> {
-    let models = args.out.join("models");
+/// The comparison, its files written under `out` (the staging directory of `--out`).
+fn compare(args: &CompareArgs, out: &Path, runs: &[RunKey], bits: &[u32]) -> anyhow::Result<()> {
+    let models = out.join("models");
     let teacher_path = models.join("fp32.json");
     let (teacher, teacher_config, teacher_history, source) = obtain_teacher(args, &teacher_path)?;
     let data = args.teacher_config(teacher.link().clone(), teacher.config().clone());
@@ -154,7 +175,7 @@ fn compare(args: &CompareArgs, runs: &[RunKey], bits: &[u32]) -> anyhow::Result<
         teacher_config,
         data,
         runs: runs.to_vec(),
-        out: args.out.clone(),
+        out: out.to_path_buf(),
     };
     plan.ber.validate()?;
 

@@ -23,6 +23,12 @@
 //!   "frames_per_second", "build_seconds", "build_cached" }
 //! ```
 //!
+//! An IR v2 (cg) document runs its folded Gram design instead (`kaq_sim::cosim::gram`): the
+//! frames in channel blocks of `--block` (default 1) with stalls on every port, every output
+//! beat and every block's and vector's cycle count checked; stdout gives vectors, blocks,
+//! mismatches, the analytic cycles and vectors per second (`--block` other than 1 is refused
+//! for v1; `--trace`, `--json` and `--lanes` other than 1 for v2).
+//!
 //! Exit status: 0 when every frame matches, 1 on any mismatch or run-time failure (Verilator
 //! missing, an unreadable IR), 2 on bad flag values.
 
@@ -31,7 +37,6 @@ use std::path::PathBuf;
 use anyhow::{Context, bail};
 use clap::Args;
 use kaq_codegen::Options;
-use kaq_ir::Ir;
 use kaq_model::LinkConfig;
 use kaq_sim::cosim::{Stalls, link_frames};
 use kaq_sim::{CosimError, Rtl};
@@ -57,6 +62,10 @@ pub struct CosimArgs {
     /// Frames to co-simulate.
     #[arg(long, value_parser = parse_positive)]
     frames: usize,
+
+    /// IR v2 only: frames per channel block (block fading; H̃ enters once per block).
+    #[arg(long, value_parser = parse_positive, default_value_t = 1)]
+    block: usize,
 
     /// SNR points in dB (start:stop:step or a comma list); the frames are spread evenly.
     #[arg(long, value_parser = parse_snr, default_value = "0:25:5", allow_hyphen_values = true)]
@@ -113,7 +122,18 @@ pub fn run(args: CosimArgs) -> anyhow::Result<()> {
             "at least one SNR point is needed",
         ));
     }
-    let ir = Ir::load(&args.ir).with_context(|| format!("--ir {}", args.ir.display()))?;
+    let ir = match kaq_ir::gram::AnyIr::load(&args.ir)
+        .with_context(|| format!("--ir {}", args.ir.display()))?
+    {
+        kaq_ir::gram::AnyIr::V1(ir) => ir,
+        kaq_ir::gram::AnyIr::V2(ir) => return run_gram(&args, &ir),
+    };
+    if args.block != 1 {
+        return Err(super::args::usage_error(
+            "--block",
+            "channel blocks are for IR v2 designs; a v1 design takes one channel per frame",
+        ));
+    }
     let lanes = super::codegen::lanes_for(&ir, args.lanes)?;
     let options = Options {
         lanes,
@@ -140,11 +160,23 @@ pub fn run(args: CosimArgs) -> anyhow::Result<()> {
     build.finish(build_outcome(&rtl));
     let rtl = rtl.map_err(unavailable)?;
     let mut driver = rtl.driver(stalls, true)?;
-    if let Some(path) = &args.trace {
-        driver.trace(path)?;
+    // The VCD is written beside --trace and renamed over it once complete (a device or FIFO
+    // is written straight).
+    let trace = match &args.trace {
+        Some(path) => Some(
+            kaq_files::PendingFile::begin(path)
+                .with_context(|| format!("--trace {}", path.display()))?,
+        ),
+        None => None,
+    };
+    let mut trace_estimate = None;
+    if let Some(pending) = &trace
+        && !pending.is_straight()
+    {
+        driver.trace(pending.path())?;
         driver.flush_trace();
         // The header is written on opening: its signal count sizes the whole trace.
-        let header = std::fs::read(path).unwrap_or_default();
+        let header = std::fs::read(pending.path()).unwrap_or_default();
         let header = String::from_utf8_lossy(&header);
         let est = rtl.estimate();
         let cycles = trace::run_cycles(
@@ -154,9 +186,12 @@ pub fn run(args: CosimArgs) -> anyhow::Result<()> {
             stalls.input,
         );
         let bytes = trace::vcd_bytes(header.len() as u64, trace::header_signals(&header), cycles);
+        trace_estimate = Some(bytes);
         if let Some(w) = trace::warning(bytes, args.frames) {
             eprintln!("{w}");
         }
+    } else if let Some(pending) = &trace {
+        driver.trace(pending.path())?;
     }
 
     let bar = crate::progress::bar("cosim", args.frames as u64, "frames");
@@ -176,10 +211,15 @@ pub fn run(args: CosimArgs) -> anyhow::Result<()> {
         Ok(interp.run_codes(&f.h, &f.y, f.bin)?)
     });
     bar.finish_and_clear();
+    // Dropping the driver closes the VCD.
     drop(driver);
     let report = report?;
     if let Some(e) = failure {
         return Err(e.context("quantizing the frames"));
+    }
+    // Only a complete run's VCD replaces --trace.
+    if let Some(pending) = trace {
+        pending.commit().context("--trace")?;
     }
 
     let est = rtl.estimate();
@@ -214,7 +254,15 @@ pub fn run(args: CosimArgs) -> anyhow::Result<()> {
         if report.cached { " (cached)" } else { "" }
     );
     if let Some(path) = &args.trace {
-        println!("trace       {}", path.display());
+        match (trace_estimate, std::fs::metadata(path)) {
+            (Some(est), Ok(m)) if m.is_file() => println!(
+                "trace       {} ({:.1} MB; estimated {:.1} MB)",
+                path.display(),
+                m.len() as f64 / 1e6,
+                est as f64 / 1e6
+            ),
+            _ => println!("trace       {}", path.display()),
+        }
     }
 
     if let Some(path) = &args.json {
@@ -280,4 +328,66 @@ fn unavailable(e: CosimError) -> anyhow::Error {
         }
         e => e.into(),
     }
+}
+
+/// `kaq cosim` of an IR v2 (cg) design (`kaq_sim::cosim::gram`): link frames in channel
+/// blocks of `--block`, stalls on every port, every output beat compared with the golden
+/// model and every block's and vector's cycles with the analytic model.
+fn run_gram(args: &CosimArgs, ir: &kaq_ir::gram::GramIr) -> anyhow::Result<()> {
+    use kaq_sim::cosim::gram::{GramRtl, GramStalls, link_blocks};
+    if args.lanes.is_some_and(|l| l != 1) {
+        return Err(super::args::usage_error(
+            "--lanes",
+            "the IR v2 (cg) design is one folded engine, only 1 lane",
+        ));
+    }
+    if args.trace.is_some() || args.json.is_some() {
+        return Err(super::args::usage_error(
+            if args.trace.is_some() {
+                "--trace"
+            } else {
+                "--json"
+            },
+            "not supported for IR v2 designs yet",
+        ));
+    }
+    let rtl = GramRtl::build(ir, false)?;
+    let blocks = link_blocks(ir, args.frames, args.block, &args.snr.0, args.seed)?;
+    let stall = args.stall_prob;
+    let stalls = GramStalls {
+        block: stall,
+        vector: stall,
+        output: args.backpressure_prob.unwrap_or(stall),
+        seed: args.seed,
+    };
+    let start = std::time::Instant::now();
+    let report = rtl.run(&blocks, stalls)?;
+    let secs = start.elapsed().as_secs_f64();
+    let prog = rtl.program();
+    let (pb, pv) = (prog.block_cycles(), prog.vector_cycles());
+    let exact = report.block_cycles.iter().all(|&c| c == pb)
+        && report.vector_cycles.iter().all(|&c| c == pv);
+    println!(
+        "{} vectors in {} blocks of {}: {} mismatches",
+        report.vectors,
+        report.blocks,
+        args.block,
+        report.mismatches.len()
+    );
+    if let Some(first) = report.mismatches.first() {
+        println!("  first: {first}");
+    }
+    println!(
+        "  cycles: block stage {pb}, vector {pv} (analytic); measured {}",
+        if exact { "equal" } else { "DIFFERENT" }
+    );
+    println!(
+        "  {:.0} vectors/s co-simulated, build {:.1} s",
+        report.vectors as f64 / secs.max(1e-9),
+        rtl.build_time().as_secs_f64()
+    );
+    if !report.mismatches.is_empty() || !exact {
+        bail!("the RTL differs from the golden model");
+    }
+    Ok(())
 }

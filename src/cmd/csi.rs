@@ -13,6 +13,12 @@
 //!
 //! `--doppler FD` adds Clarke/Jakes time variation within each channel block
 //! ([`kaq_model::channel::doppler`]); it needs `--block` above 1 and the random channel models.
+//!
+//! A model file records its training dataset by name and SHA-256, not its channels;
+//! [`reload_dataset`] loads them again for the commands that draw frames on a model's own link
+//! (`kaq train --quant`, `kaq lower --ptq-bits`).
+
+use std::path::Path;
 
 use clap::{Args, ValueEnum};
 use kaq_model::LinkConfig;
@@ -186,5 +192,53 @@ impl CsiArgs {
         };
         let csi = self.csi(link.nt)?;
         Ok(link.with_csi(csi)?)
+    }
+}
+
+/// `link`, a model file's link, with the channels of its training dataset loaded again from
+/// `channels` (the `--channels` flag): the file must be the one the model recorded (equal
+/// SHA-256), read with the recorded normalization. A link without a dataset takes no
+/// `--channels`, and a link with one needs it; either mismatch is a usage error naming
+/// `--channels`.
+pub fn reload_dataset(link: &LinkConfig, channels: Option<&Path>) -> anyhow::Result<LinkConfig> {
+    match (&link.dataset, channels) {
+        (None, None) => Ok(link.clone()),
+        (None, Some(path)) => Err(usage_error(
+            "--channels",
+            format!(
+                "{}: the model was trained on the random channel model, not on a dataset; \
+                 its link has no channels to load",
+                path.display()
+            ),
+        )),
+        (Some(d), None) => Err(usage_error(
+            "--channels",
+            format!(
+                "the model was trained on dataset {} (SHA-256 {}); pass --channels FILE to \
+                 load its channels again",
+                d.file, d.sha256
+            ),
+        )),
+        (Some(d), Some(path)) => {
+            let loaded = dataset::load(path, link.nr, link.nt, d.norm)
+                .map_err(|e| usage_error("--channels", e))?;
+            if loaded.sha256 != d.sha256 {
+                return Err(usage_error(
+                    "--channels",
+                    format!(
+                        "{} (SHA-256 {}) is not the model's dataset {} (SHA-256 {})",
+                        path.display(),
+                        loaded.sha256,
+                        d.file,
+                        d.sha256
+                    ),
+                ));
+            }
+            let mut plain = link.clone();
+            plain.dataset = None;
+            plain
+                .with_dataset(loaded)
+                .map_err(|e| usage_error("--channels", e))
+        }
     }
 }

@@ -6,11 +6,18 @@
 //! target SNR (`kaq_model::ber::simulate` on the IR interpreter), the energy per bit under both
 //! models of `kaq_ir::energy` (docs/energy.md), and per lane count the analytic xc7 area
 //! (`kaq_codegen::estimate`) and the throughput in detected bits per clock cycle
-//! (`kaq_codegen::report`). A candidate is the layers' bits with the widths of H̃, e and g (each
-//! from its own grid). The search is exhaustive when a teacher's grid of candidates has
-//! at most `--exhaustive` points, otherwise greedy: from every coordinate at its widest bits,
-//! each step lowers the one coordinate whose next narrower width costs the least BER, until
-//! every coordinate is at its narrowest width.
+//! (`kaq_codegen::report`). A candidate is the layers' bits with the widths of H̃, e, g and ỹ
+//! (each from its own grid). The search is exhaustive when a teacher's grid of candidates has
+//! at most `--exhaustive` points, otherwise greedy: from every coordinate at its widest bits
+//! (the reference), each step lowers the one coordinate whose next narrower width costs the
+//! least BER, until every coordinate is at its narrowest width or (`--stop-loss-db`) the step
+//! loses more SNR than allowed against the reference. With `--refine METHOD` the candidates of
+//! the first `--refine-fronts` Pareto fronts and the reference are then fine-tuned by METHOD
+//! (QAT or KAQ) from the teacher and measured again on the same frames; those records join the
+//! fronts beside the search's. Every record's SNR loss against the reference of its method is
+//! the mean over the target SNRs of the shift along the reference's BER curve
+//! ([`snr_loss_db`]), and the summary names the design of least model 2 energy within
+//! `--max-loss-db` of it.
 //!
 //! Guarantees: the result is a function of the flags and the teacher files alone (common
 //! random numbers: every candidate sees the same frames), so a run is deterministic for a
@@ -67,6 +74,39 @@ pub struct ExploreArgs {
     #[arg(long, value_delimiter = ',', value_parser = parse_bits, default_value = "12")]
     g_bits: Vec<u32>,
 
+    /// The widths of ỹ.
+    #[arg(long, value_delimiter = ',', value_parser = parse_bits, default_value = "10")]
+    y_bits: Vec<u32>,
+
+    /// After the search, fine-tune the candidates of the first `--refine-fronts` Pareto fronts
+    /// (model 2 energy against mean BER) and the reference with this method (qat-mse, lsq or
+    /// kaq) and evaluate them again; the refined records join the fronts.
+    #[arg(long, value_parser = parse_from_str::<QuantMethod>)]
+    refine: Option<QuantMethod>,
+
+    /// How many successive Pareto fronts (non-dominated layers) `--refine` fine-tunes.
+    #[arg(long, default_value_t = 2)]
+    refine_fronts: usize,
+
+    /// Fine-tuning epochs of `--refine` (Adam at 2e-4, halved every 5 epochs).
+    #[arg(long, default_value_t = 4)]
+    refine_epochs: usize,
+
+    /// Greedy search: the step taken is the neighbour of least mean BER (`ber`), or of least
+    /// BER increase per pJ/bit of model 2 saved (`efficiency`).
+    #[arg(long, value_enum, default_value = "ber")]
+    greedy_by: GreedyBy,
+
+    /// Greedy search: stop a path once its best step loses more than this many dB of SNR
+    /// against the reference (its start; `snr_loss_db`). Absent: descend to the narrowest.
+    #[arg(long, value_name = "DB")]
+    stop_loss_db: Option<f64>,
+
+    /// The SNR loss against the reference (every coordinate at its widest) that the summary's
+    /// best design may have, in dB.
+    #[arg(long, default_value_t = 0.2)]
+    max_loss_db: f64,
+
     /// MAC lanes per layer stage to estimate area and throughput at (each must divide N).
     #[arg(long, value_delimiter = ',', default_value = "1")]
     lanes: Vec<usize>,
@@ -108,6 +148,26 @@ pub struct ExploreArgs {
     threads: Option<usize>,
 }
 
+/// The greedy step's criterion.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum GreedyBy {
+    /// The neighbour of least mean BER.
+    Ber,
+    /// The neighbour of least mean-BER increase per pJ/bit (model 2) saved.
+    Efficiency,
+}
+
+/// The mean-BER increase from `cur` to `next` per pJ/bit of model 2 saved (an increase below
+/// 0 counts as 0, so among free steps the largest saving wins); +∞ without a saving.
+fn efficiency(cur: &Record, next: &Record) -> f64 {
+    let saved = cur.m2_pj_per_bit - next.m2_pj_per_bit;
+    if saved > 0.0 {
+        (next.mean_ber() - cur.mean_ber()).max(0.0) / saved - saved * 1e-12
+    } else {
+        f64::INFINITY
+    }
+}
+
 /// Area and throughput of one candidate at one lane count.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Hardware {
@@ -138,6 +198,12 @@ pub struct Record {
     pub bits: Vec<u32>,
     /// Bits of H̃, e and g.
     pub tensor_bits: [u32; 3],
+    /// Bits of ỹ.
+    #[serde(default = "default_y_bits")]
+    pub y_bits: u32,
+    /// The `--refine` method that fine-tuned it (absent: the search's `--method`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub refined: Option<String>,
     /// The IR's name.
     pub name: String,
     /// BER at each target SNR.
@@ -154,12 +220,23 @@ pub struct Record {
     pub hardware: Vec<Hardware>,
 }
 
+/// The default width of ỹ (`kaq_model::quant::QuantConfig`).
+fn default_y_bits() -> u32 {
+    10
+}
+
 impl Record {
-    /// The candidate: the layers' bits, then those of H̃, e and g.
+    /// The candidate: the layers' bits, then those of H̃, e, g and ỹ.
     pub fn candidate(&self) -> Vec<u32> {
         let mut v = self.bits.clone();
         v.extend(self.tensor_bits);
+        v.push(self.y_bits);
         v
+    }
+
+    /// Its key in the store: teacher, candidate, refining method.
+    fn key(&self) -> Key {
+        (self.teacher, self.candidate(), self.refined.clone())
     }
 
     /// The mean BER over the target SNRs: the BER objective.
@@ -233,7 +310,7 @@ fn narrower(grids: &[Vec<u32>], at: &[u32]) -> Vec<Vec<u32>> {
         .collect()
 }
 
-/// The grid of every coordinate of a K-layer candidate: K layers, then H̃, e, g.
+/// The grid of every coordinate of a K-layer candidate: K layers, then H̃, e, g, ỹ.
 fn grids_of(args: &ExploreArgs, layers: usize) -> Vec<Vec<u32>> {
     let sorted = |v: &[u32]| {
         let mut v = v.to_vec();
@@ -245,7 +322,46 @@ fn grids_of(args: &ExploreArgs, layers: usize) -> Vec<Vec<u32>> {
     g.push(sorted(&args.h_bits));
     g.push(sorted(&args.e_bits));
     g.push(sorted(&args.g_bits));
+    g.push(sorted(&args.y_bits));
     g
+}
+
+/// The SNR loss in dB of a design with BERs `ber` against a reference with BERs `reference`,
+/// both at the ascending SNRs `snr`: at each SNR s, the SNR s′ at which the reference reaches
+/// the design's BER (log-linear interpolation between the reference's points, extrapolated
+/// along its end segments), and the mean of s − s′. Positive: the design needs more SNR.
+/// `None` with fewer than two SNRs, a BER of 0, or a reference that does not fall with the SNR.
+pub fn snr_loss_db(snr: &[f64], reference: &[f64], ber: &[f64]) -> Option<f64> {
+    if snr.len() < 2 || reference.len() != snr.len() || ber.len() != snr.len() {
+        return None;
+    }
+    if reference
+        .iter()
+        .chain(ber)
+        .any(|&b| b <= 0.0 || !b.is_finite())
+    {
+        return None;
+    }
+    let lr: Vec<f64> = reference.iter().map(|b| b.ln()).collect();
+    // Segments of the reference with a falling BER.
+    let segs: Vec<usize> = (0..snr.len() - 1)
+        .filter(|&i| lr[i + 1] < lr[i] && snr[i + 1] > snr[i])
+        .collect();
+    let (&first, &last) = (segs.first()?, segs.last()?);
+    let mut total = 0.0;
+    for (i, &b) in ber.iter().enumerate() {
+        let t = b.ln();
+        // The segment bracketing t, else the end segment on its side.
+        let seg = segs
+            .iter()
+            .copied()
+            .find(|&j| t <= lr[j] && t >= lr[j + 1])
+            .unwrap_or(if t > lr[first] { first } else { last });
+        let slope = (lr[seg + 1] - lr[seg]) / (snr[seg + 1] - snr[seg]);
+        let at = snr[seg] + (t - lr[seg]) / slope;
+        total += snr[i] - at;
+    }
+    Some(total / snr.len() as f64)
 }
 
 /// What the configuration hash covers: everything that changes a record.
@@ -263,19 +379,45 @@ struct ConfigKey<'a> {
     epochs: usize,
     lanes: &'a [usize],
     tensor_grids: [&'a [u32]; 3],
+    /// Absent at the default grid, so that results of earlier runs stay valid.
+    #[serde(skip_serializing_if = "is_default_y")]
+    y_grid: &'a [u32],
 }
+
+fn is_default_y(g: &&[u32]) -> bool {
+    *g == [default_y_bits()]
+}
+
+/// What the hash of the refined records covers beyond the search's configuration.
+#[derive(Serialize)]
+struct RefineKey<'a> {
+    search: &'a str,
+    method: String,
+    epochs: usize,
+    lr: f64,
+    lr_step: usize,
+}
+
+/// A record's key: teacher, candidate, refining method.
+type Key = (usize, Vec<u32>, Option<String>);
+
+/// Fine-tuning learning rate and halving period of `--refine` (`kaq train --quant`'s).
+const REFINE_LR: f64 = 2e-4;
+const REFINE_LR_STEP: usize = 5;
 
 /// The candidates evaluated so far, by (teacher, bits), with the results file.
 struct Store {
     path: PathBuf,
     config: String,
+    /// The configuration hash of the `--refine` records, if any.
+    refine_config: Option<String>,
     text: String,
-    records: BTreeMap<(usize, Vec<u32>), Record>,
+    records: BTreeMap<Key, Record>,
 }
 
 impl Store {
     /// Rereads `path` (absent: empty); a record of another configuration is refused.
-    fn open(path: &Path, config: &str) -> anyhow::Result<Self> {
+    fn open(path: &Path, config: &str, refine_config: Option<&str>) -> anyhow::Result<Self> {
         let text = if path.exists() {
             super::args::read_input("--out", path)?
         } else {
@@ -297,7 +439,11 @@ impl Store {
                     ),
                 )
             })?;
-            if r.config != config {
+            let ours = match &r.refined {
+                None => r.config == config,
+                Some(_) => Some(r.config.as_str()) == refine_config,
+            };
+            if !ours {
                 return Err(usage_error(
                     "--out",
                     format!(
@@ -308,11 +454,12 @@ impl Store {
                     ),
                 ));
             }
-            records.insert((r.teacher, r.candidate()), r);
+            records.insert(r.key(), r);
         }
         Ok(Self {
             path: path.to_path_buf(),
             config: config.to_string(),
+            refine_config: refine_config.map(str::to_string),
             text,
             records,
         })
@@ -329,7 +476,7 @@ impl Store {
         text.push('\n');
         write_atomically(&self.path, text.as_bytes())?;
         self.text = text;
-        self.records.insert((r.teacher, r.candidate()), r);
+        self.records.insert(r.key(), r);
         Ok(())
     }
 }
@@ -348,30 +495,48 @@ struct Evaluator<'a> {
 }
 
 impl Evaluator<'_> {
-    /// The record of `bits` on teacher `t`: from the store, or evaluated and appended.
-    fn get(&mut self, t: usize, candidate: &[u32]) -> anyhow::Result<Record> {
-        if let Some(r) = self.store.records.get(&(t, candidate.to_vec())) {
+    /// The record of `candidate` on teacher `t` (fine-tuned by `refine`, else quantized by
+    /// the search's method): from the store, or evaluated and appended.
+    fn get(
+        &mut self,
+        t: usize,
+        candidate: &[u32],
+        refine: Option<QuantMethod>,
+    ) -> anyhow::Result<Record> {
+        let key = (t, candidate.to_vec(), refine.map(|m| m.to_string()));
+        if let Some(r) = self.store.records.get(&key) {
             self.bar.inc(1);
             return Ok(r.clone());
         }
-        let (bits, tensors) = candidate.split_at(candidate.len() - 3);
-        let tensors = [tensors[0], tensors[1], tensors[2]];
+        let (bits, tensors) = candidate.split_at(candidate.len() - 4);
+        let tensors = [tensors[0], tensors[1], tensors[2], tensors[3]];
         let label = format!(
-            "{} (H {}, e {}, g {})",
+            "{} (H {}, e {}, g {}, y {}){}",
             bits_label(bits),
             tensors[0],
             tensors[1],
-            tensors[2]
+            tensors[2],
+            tensors[3],
+            refine.map_or(String::new(), |m| format!(" refined by {m}"))
         );
         self.bar
             .set_message(format!("teacher {} bits {label}", t + 1));
+        let config = match refine {
+            None => self.store.config.clone(),
+            Some(_) => self
+                .store
+                .refine_config
+                .clone()
+                .expect("a refine run has a refine configuration"),
+        };
         let r = evaluate(
             self.args,
             &self.teachers[t].net,
             t,
             bits,
             tensors,
-            &self.store.config,
+            refine,
+            &config,
         )
         .with_context(|| format!("evaluating teacher {} at --bits {label}", t + 1))?;
         self.store.push(r.clone())?;
@@ -387,10 +552,11 @@ fn evaluate(
     teacher: &UnfoldedNet,
     t: usize,
     bits: &[u32],
-    tensor_bits: [u32; 3],
+    tensor_bits: [u32; 4],
+    refine: Option<QuantMethod>,
     config: &str,
 ) -> anyhow::Result<Record> {
-    let train = TrainConfig {
+    let mut train = TrainConfig {
         link: teacher.link().clone(),
         net: teacher.config().clone(),
         samples: args.samples,
@@ -401,12 +567,18 @@ fn evaluate(
         val_ber_frames: 200,
         ..TrainConfig::default()
     };
+    if refine.is_some() {
+        train.epochs = args.refine_epochs.max(1);
+        train.lr = REFINE_LR;
+        train.lr_step = REFINE_LR_STEP;
+    }
     let mut qt = QuantTrainConfig::fine_tuning(train, bits[0], KaqConfig::default());
     qt.quant = QuantConfig::with_layer_bits(bits);
     qt.quant.h.bits = tensor_bits[0];
     qt.quant.e.bits = tensor_bits[1];
     qt.quant.g.bits = tensor_bits[2];
-    let run = train_quantized(teacher, args.method, &qt, &mut |_| {})?;
+    qt.quant.y.bits = tensor_bits[3];
+    let run = train_quantized(teacher, refine.unwrap_or(args.method), &qt, &mut |_| {})?;
     let ir = lower(&run.net, LowerOptions::default())?;
     let energy = kaq_ir::energy::estimate(&ir);
     let mut hardware = Vec::with_capacity(args.lanes.len());
@@ -439,7 +611,9 @@ fn evaluate(
         teacher: t,
         layers: bits.len(),
         bits: bits.to_vec(),
-        tensor_bits,
+        tensor_bits: [tensor_bits[0], tensor_bits[1], tensor_bits[2]],
+        y_bits: tensor_bits[3],
+        refined: refine.map(|m| m.to_string()),
         name: ir.name.clone(),
         ber: points.iter().map(|p| p.ber).collect(),
         bit_errors: points.iter().map(|p| p.bit_errors).collect(),
@@ -450,6 +624,135 @@ fn evaluate(
     })
 }
 
+/// The reference candidate of a grid: every coordinate at its widest.
+fn reference_of(grid: &[Vec<u32>]) -> Vec<u32> {
+    grid.iter()
+        .map(|g| *g.last().expect("a grid is not empty"))
+        .collect()
+}
+
+/// The successive Pareto fronts (non-dominated sorting) of `points`, at most `depth` of them.
+fn front_layers(points: &[(f64, f64)], depth: usize) -> Vec<Vec<usize>> {
+    let mut left: Vec<usize> = (0..points.len()).collect();
+    let mut layers = Vec::new();
+    while layers.len() < depth && !left.is_empty() {
+        let sub: Vec<(f64, f64)> = left.iter().map(|&i| points[i]).collect();
+        let front: Vec<usize> = pareto_front(&sub).into_iter().map(|j| left[j]).collect();
+        if front.is_empty() {
+            break;
+        }
+        left.retain(|i| !front.contains(i));
+        layers.push(front);
+    }
+    layers
+}
+
+/// The candidates of teacher `t` that `--refine` fine-tunes: those on the first `depth`
+/// fronts of model 2 energy against mean BER of the search's records, and the reference;
+/// ascending, without repeats.
+fn refine_set(records: &[Record], t: usize, grid: &[Vec<u32>], depth: usize) -> Vec<Vec<u32>> {
+    let own: Vec<&Record> = records
+        .iter()
+        .filter(|r| r.teacher == t && r.refined.is_none())
+        .collect();
+    let xy: Vec<(f64, f64)> = own
+        .iter()
+        .map(|r| (r.m2_pj_per_bit, r.mean_ber()))
+        .collect();
+    let mut picked: Vec<Vec<u32>> = front_layers(&xy, depth)
+        .into_iter()
+        .flatten()
+        .map(|i| own[i].candidate())
+        .collect();
+    picked.push(reference_of(grid));
+    picked.sort_unstable();
+    picked.dedup();
+    picked
+}
+
+/// The target SNRs' order, ascending.
+fn snr_order(snr: &[f64]) -> Vec<usize> {
+    let mut o: Vec<usize> = (0..snr.len()).collect();
+    o.sort_by(|&a, &b| snr[a].total_cmp(&snr[b]));
+    o
+}
+
+/// Each record's SNR loss (`snr_loss_db`) against the reference of its teacher and method.
+fn losses(records: &[Record], grids: &[Vec<Vec<u32>>], snr: &[f64]) -> Vec<Option<f64>> {
+    let order = snr_order(snr);
+    let sorted = |v: &[f64]| order.iter().map(|&i| v[i]).collect::<Vec<f64>>();
+    let s = sorted(snr);
+    records
+        .iter()
+        .map(|r| {
+            let want = reference_of(&grids[r.teacher]);
+            let reference = records.iter().find(|q| {
+                q.teacher == r.teacher && q.refined == r.refined && q.candidate() == want
+            })?;
+            snr_loss_db(&s, &sorted(&reference.ber), &sorted(&r.ber))
+        })
+        .collect()
+}
+
+/// Per teacher and method, the design of least model 2 energy within `max_loss` dB of the
+/// reference, with its saving in both models.
+fn summary(
+    records: &[Record],
+    losses: &[Option<f64>],
+    grids: &[Vec<Vec<u32>>],
+    method: &str,
+    max_loss: f64,
+) -> String {
+    use std::fmt::Write as _;
+    let mut s = String::new();
+    let mut groups: Vec<(usize, Option<String>)> = records
+        .iter()
+        .map(|r| (r.teacher, r.refined.clone()))
+        .collect();
+    groups.sort_unstable();
+    groups.dedup();
+    for (t, refined) in groups {
+        let name = refined.clone().unwrap_or_else(|| method.to_string());
+        let want = reference_of(&grids[t]);
+        let Some(reference) = records
+            .iter()
+            .find(|q| q.teacher == t && q.refined == refined && q.candidate() == want)
+        else {
+            continue;
+        };
+        let best = records
+            .iter()
+            .zip(losses)
+            .filter(|(r, l)| {
+                r.teacher == t && r.refined == refined && l.is_some_and(|l| l <= max_loss)
+            })
+            .min_by(|a, b| a.0.m2_pj_per_bit.total_cmp(&b.0.m2_pj_per_bit));
+        let Some((r, l)) = best else { continue };
+        let saving = |a: f64, b: f64| 100.0 * (1.0 - a / b);
+        let _ = writeln!(
+            s,
+            "teacher {} ({name}): least model 2 energy within {max_loss} dB of the reference \
+             {} (H,e,g,y {},{}): {} (H,e,g,y {},{}), loss {:+.3} dB, model 2 {:.3} vs {:.3} \
+             pJ/bit ({:.1} % less), model 1 {:.3} vs {:.3} pJ/bit ({:.1} % less)",
+            t + 1,
+            bits_label(&reference.bits),
+            bits_label(&reference.tensor_bits),
+            reference.y_bits,
+            bits_label(&r.bits),
+            bits_label(&r.tensor_bits),
+            r.y_bits,
+            l.unwrap_or(0.0),
+            r.m2_pj_per_bit,
+            reference.m2_pj_per_bit,
+            saving(r.m2_pj_per_bit, reference.m2_pj_per_bit),
+            r.m1_pj_per_bit,
+            reference.m1_pj_per_bit,
+            saving(r.m1_pj_per_bit, reference.m1_pj_per_bit),
+        );
+    }
+    s
+}
+
 /// One point of a front: a record at one lane count.
 #[derive(Debug, Clone, Serialize)]
 struct FrontPoint {
@@ -457,25 +760,34 @@ struct FrontPoint {
     layers: usize,
     bits: Vec<u32>,
     tensor_bits: [u32; 3],
+    y_bits: u32,
+    /// The search's method, or the `--refine` method.
+    method: String,
     lanes: usize,
     mean_ber: f64,
+    /// SNR loss against the reference of its teacher and method, dB.
+    snr_loss_db: Option<f64>,
     m1_pj_per_bit: f64,
     m2_pj_per_bit: f64,
     lut: u64,
     bits_per_cycle: f64,
 }
 
-fn front_points(records: &[Record]) -> Vec<FrontPoint> {
+fn front_points(records: &[Record], losses: &[Option<f64>], method: &str) -> Vec<FrontPoint> {
     records
         .iter()
-        .flat_map(|r| {
+        .zip(losses)
+        .flat_map(|(r, &loss)| {
             r.hardware.iter().map(move |h| FrontPoint {
                 teacher: r.teacher,
                 layers: r.layers,
                 bits: r.bits.clone(),
                 tensor_bits: r.tensor_bits,
+                y_bits: r.y_bits,
+                method: r.refined.clone().unwrap_or_else(|| method.to_string()),
                 lanes: h.lanes,
                 mean_ber: r.mean_ber(),
+                snr_loss_db: loss,
                 m1_pj_per_bit: r.m1_pj_per_bit,
                 m2_pj_per_bit: r.m2_pj_per_bit,
                 lut: h.lut,
@@ -530,18 +842,31 @@ fn front_table(front: &[FrontPoint], snr: &[f64], records: &[Record]) -> String 
     );
     let _ = writeln!(
         s,
-        "{:>2} {:<20} {:>8} {:>5} {:>11} {:>10} {:>10} {:>8} {:>9}",
-        "K", "bits", "H,e,g", "lanes", "mean BER", "m2 pJ/bit", "m1 pJ/bit", "LUT", "bit/cycle"
+        "{:>2} {:<20} {:>11} {:<7} {:>5} {:>11} {:>8} {:>10} {:>10} {:>8} {:>9}",
+        "K",
+        "bits",
+        "H,e,g,y",
+        "method",
+        "lanes",
+        "mean BER",
+        "loss dB",
+        "m2 pJ/bit",
+        "m1 pJ/bit",
+        "LUT",
+        "bit/cycle"
     );
     for p in front {
         let _ = writeln!(
             s,
-            "{:>2} {:<20} {:>8} {:>5} {:>11.3e} {:>10.3} {:>10.3} {:>8} {:>9.3}",
+            "{:>2} {:<20} {:>11} {:<7} {:>5} {:>11.3e} {:>8} {:>10.3} {:>10.3} {:>8} {:>9.3}",
             p.layers,
             bits_label(&p.bits),
-            bits_label(&p.tensor_bits),
+            format!("{},{}", bits_label(&p.tensor_bits), p.y_bits),
+            p.method,
             p.lanes,
             p.mean_ber,
+            p.snr_loss_db
+                .map_or("-".to_string(), |l| format!("{l:+.3}")),
             p.m2_pj_per_bit,
             p.m1_pj_per_bit,
             p.lut,
@@ -649,6 +974,27 @@ pub fn run(args: ExploreArgs) -> anyhow::Result<()> {
     if args.samples == 0 {
         return Err(usage_error("--samples", "must be at least 1"));
     }
+    if args.refine.is_some_and(|m| !m.trains()) {
+        return Err(usage_error(
+            "--refine",
+            "ptq does not fine-tune; give qat-mse, lsq or kaq",
+        ));
+    }
+    if args.refine_fronts == 0 {
+        return Err(usage_error("--refine-fronts", "must be at least 1"));
+    }
+    if args.stop_loss_db.is_some_and(|l| !l.is_finite()) {
+        return Err(usage_error(
+            "--stop-loss-db",
+            "must be a finite number of dB",
+        ));
+    }
+    if !(args.max_loss_db.is_finite() && args.max_loss_db >= 0.0) {
+        return Err(usage_error(
+            "--max-loss-db",
+            "must be a finite number of dB, at least 0",
+        ));
+    }
     let mut teachers = Vec::with_capacity(args.teachers.len());
     let mut hashes = Vec::with_capacity(args.teachers.len());
     for path in &args.teachers {
@@ -682,10 +1028,23 @@ pub fn run(args: ExploreArgs) -> anyhow::Result<()> {
         epochs: args.epochs,
         lanes: &args.lanes,
         tensor_grids: [&args.h_bits, &args.e_bits, &args.g_bits],
+        y_grid: &args.y_bits,
     };
     let config = hex(&Sha256::digest(
         serde_json::to_string(&key).expect("the key serializes"),
     ));
+    let refine_config = args.refine.map(|m| {
+        let key = RefineKey {
+            search: &config,
+            method: m.to_string(),
+            epochs: args.refine_epochs.max(1),
+            lr: REFINE_LR,
+            lr_step: REFINE_LR_STEP,
+        };
+        hex(&Sha256::digest(
+            serde_json::to_string(&key).expect("the key serializes"),
+        ))
+    });
     std::fs::create_dir_all(&args.out)
         .with_context(|| format!("--out: cannot create {}", args.out.display()))?;
     for name in [
@@ -698,7 +1057,11 @@ pub fn run(args: ExploreArgs) -> anyhow::Result<()> {
     ] {
         crate::plot::check_writable(&args.out.join(name))?;
     }
-    let store = Store::open(&args.out.join(RESULTS_FILE), &config)?;
+    let store = Store::open(
+        &args.out.join(RESULTS_FILE),
+        &config,
+        refine_config.as_deref(),
+    )?;
     let resumed = store.records.len();
     let grids: Vec<Vec<Vec<u32>>> = teachers
         .iter()
@@ -730,14 +1093,18 @@ pub fn run(args: ExploreArgs) -> anyhow::Result<()> {
             let grid = &grids[t];
             if exhaustive {
                 for c in all_vectors(grid) {
-                    records.push(ev.get(t, &c)?);
+                    records.push(ev.get(t, &c, None)?);
                 }
             } else {
                 let mut at: Vec<u32> = grid
                     .iter()
                     .map(|g| *g.last().expect("a grid is not empty"))
                     .collect();
-                records.push(ev.get(t, &at)?);
+                let start = ev.get(t, &at, None)?;
+                records.push(start.clone());
+                let order = snr_order(&ev.args.snr);
+                let sorted = |v: &[f64]| order.iter().map(|&i| v[i]).collect::<Vec<f64>>();
+                let mut cur = start.clone();
                 loop {
                     let next = narrower(grid, &at);
                     if next.is_empty() {
@@ -746,16 +1113,42 @@ pub fn run(args: ExploreArgs) -> anyhow::Result<()> {
                     ev.bar.inc_length(next.len() as u64);
                     let mut best: Option<Record> = None;
                     for c in next {
-                        let r = ev.get(t, &c)?;
-                        let better = best.as_ref().is_none_or(|b| {
-                            (r.mean_ber(), r.m2_pj_per_bit) < (b.mean_ber(), b.m2_pj_per_bit)
+                        let r = ev.get(t, &c, None)?;
+                        let better = best.as_ref().is_none_or(|b| match ev.args.greedy_by {
+                            GreedyBy::Ber => {
+                                (r.mean_ber(), r.m2_pj_per_bit) < (b.mean_ber(), b.m2_pj_per_bit)
+                            }
+                            GreedyBy::Efficiency => {
+                                efficiency(&cur, &r).total_cmp(&efficiency(&cur, b)).is_lt()
+                            }
                         });
                         records.push(r.clone());
                         if better {
                             best = Some(r);
                         }
                     }
-                    at = best.expect("a step has a neighbour").candidate();
+                    let best = best.expect("a step has a neighbour");
+                    at = best.candidate();
+                    cur = best.clone();
+                    if let Some(stop) = ev.args.stop_loss_db {
+                        let loss = snr_loss_db(
+                            &sorted(&ev.args.snr),
+                            &sorted(&start.ber),
+                            &sorted(&best.ber),
+                        );
+                        if loss.is_none_or(|l| l > stop) {
+                            break;
+                        }
+                    }
+                }
+            }
+        }
+        if let Some(method) = ev.args.refine {
+            for (t, grid) in grids.iter().enumerate() {
+                let picked = refine_set(&records, t, grid, ev.args.refine_fronts);
+                ev.bar.inc_length(picked.len() as u64);
+                for c in picked {
+                    records.push(ev.get(t, &c, Some(method))?);
                 }
             }
         }
@@ -774,11 +1167,20 @@ pub fn run(args: ExploreArgs) -> anyhow::Result<()> {
     let mut seen = std::collections::BTreeSet::new();
     let records: Vec<Record> = records
         .into_iter()
-        .filter(|r| seen.insert((r.teacher, r.candidate())))
+        .filter(|r| seen.insert(r.key()))
         .collect();
-    let points = front_points(&records);
+    let losses = losses(&records, &grids, &args.snr);
+    let method = args.method.to_string();
+    let points = front_points(&records, &losses, &method);
     let fronts = fronts(&points);
-    let table = front_table(&fronts[0].1, &args.snr, &records);
+    let mut table = front_table(&fronts[0].1, &args.snr, &records);
+    table.push_str(&summary(
+        &records,
+        &losses,
+        &grids,
+        &method,
+        args.max_loss_db,
+    ));
     print!("{table}");
     println!(
         "{} candidates evaluated, {} reused from {}",
@@ -796,6 +1198,12 @@ pub fn run(args: ExploreArgs) -> anyhow::Result<()> {
         "h_bits": args.h_bits,
         "e_bits": args.e_bits,
         "g_bits": args.g_bits,
+        "y_bits": args.y_bits,
+        "refine": args.refine.map(|m| m.to_string()),
+        "refine_epochs": args.refine_epochs,
+        "max_loss_db": args.max_loss_db,
+        "stop_loss_db": args.stop_loss_db,
+        "greedy_by": format!("{:?}", args.greedy_by).to_lowercase(),
         "lanes": args.lanes,
         "records": records,
         "fronts": fronts.iter().map(|(name, f)| (name.to_string(), serde_json::json!(f))).collect::<serde_json::Map<_, _>>(),
@@ -856,6 +1264,42 @@ mod tests {
             fast.sort_unstable();
             prop_assert_eq!(fast, brute(&points));
         }
+    }
+
+    #[test]
+    fn snr_loss_against_hand_computed_cases() {
+        let snr = [10.0, 12.0, 14.0];
+        // A reference falling a decade per 2 dB.
+        let reference = [1e-1, 1e-2, 1e-3];
+        assert_eq!(snr_loss_db(&snr, &reference, &reference), Some(0.0));
+        // The design's curve shifted right by 0.5 dB: each BER is the reference's at s − 0.5,
+        // a quarter decade higher.
+        let shifted: Vec<f64> = reference.iter().map(|b| b * 10f64.powf(0.25)).collect();
+        let l = snr_loss_db(&snr, &reference, &shifted).unwrap();
+        assert!((l - 0.5).abs() < 1e-12, "{l}");
+        // Better than the reference: negative, extrapolated past the last point.
+        let better: Vec<f64> = reference.iter().map(|b| b / 10.0).collect();
+        let l = snr_loss_db(&snr, &reference, &better).unwrap();
+        assert!((l + 2.0).abs() < 1e-12, "{l}");
+        // Undefined cases.
+        assert_eq!(snr_loss_db(&[10.0], &[0.1], &[0.1]), None);
+        assert_eq!(snr_loss_db(&snr, &[0.1, 0.1, 0.1], &reference), None);
+        assert_eq!(snr_loss_db(&snr, &reference, &[0.1, 0.0, 0.1]), None);
+    }
+
+    #[test]
+    fn front_layers_peel_successive_fronts() {
+        let pts = [
+            (1.0, 3.0),
+            (2.0, 2.0),
+            (3.0, 1.0),
+            (2.0, 3.0),
+            (3.0, 3.0),
+            (4.0, 4.0),
+        ];
+        let layers = front_layers(&pts, 10);
+        assert_eq!(layers, vec![vec![0, 1, 2], vec![3], vec![4], vec![5]]);
+        assert_eq!(front_layers(&pts, 2).len(), 2);
     }
 
     #[test]

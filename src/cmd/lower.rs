@@ -10,8 +10,12 @@
 //! of the cg family (`kaq train --arch cg`, `"format": "kaq-gram-model"`) and lowers it by
 //! post-training quantization at `B` bits (2 to 12;
 //! [`kaq_model::gram::quantized::lower_cg`]) to an IR version 2 document (docs/ir.md §10).
-//! `--mult-bits` does not apply to it (status 2 if given). A Gram-domain file without
-//! `--ptq-bits` is a usage error naming `--ptq-bits`; an ep or oamp file is refused (only cg
+//! `--mult-bits` does not apply to it (status 2 if given). Its calibration frames are drawn
+//! on the net's link; a net trained on a channel dataset needs `--channels FILE`, that dataset
+//! again (checked against the model file's SHA-256), so a site-trained net calibrates on its
+//! site. `--calibration max|mse|pQ` picks the rule that sets each format's step from the
+//! calibration values (default mse; [`kaq_model::gram::quantized::Calibration`]). A
+//! Gram-domain file without `--ptq-bits` is a usage error naming `--ptq-bits`; an ep or oamp file is refused (only cg
 //! lowers to v2 so far).
 //!
 //! A plain f32 model file is refused (quantize it first with `kaq train --quant`). The output
@@ -57,6 +61,18 @@ pub struct LowerArgs {
     /// (`kaq train --arch cg`) to an IR version 2 document (docs/ir.md §10), 2 to 12.
     #[arg(long, value_name = "B", value_parser = parse_ptq_bits)]
     ptq_bits: Option<u32>,
+
+    /// With --ptq-bits: how each format's step is chosen from the calibration values: max (the
+    /// largest magnitude), mse (least squared rounding and clipping error) or pQ (the Q-th
+    /// percentile of the magnitudes, e.g. p99.9) [default: mse].
+    #[arg(long, value_name = "RULE", requires = "ptq_bits",
+          value_parser = |s: &str| s.parse::<kaq_model::gram::quantized::Calibration>())]
+    calibration: Option<kaq_model::gram::quantized::Calibration>,
+
+    /// With --ptq-bits, for a net trained on a channel dataset: the dataset file again (the
+    /// one its model file records, checked by SHA-256); the calibration frames draw from it.
+    #[arg(long, value_name = "FILE", requires = "ptq_bits")]
+    channels: Option<PathBuf>,
 
     /// Replace the output file if it exists.
     #[arg(long)]
@@ -127,8 +143,20 @@ fn lower_gram(args: &LowerArgs, bits: u32, overwrite: Overwrite) -> anyhow::Resu
             args.model.display()
         )
     })?;
-    let ir = lower_cg(&file.net, &CgQuantOptions::new(bits))
-        .with_context(|| format!("--model {}", args.model.display()))?;
+    let link = super::csi::reload_dataset(file.net.link(), args.channels.as_deref())?;
+    let net = if link.dataset.is_some() {
+        let mut net = kaq_model::gram::GramNet::new(file.net.config().clone(), &link)
+            .with_context(|| format!("--model {}", args.model.display()))?;
+        net.params_mut().copy_from_slice(file.net.params());
+        net
+    } else {
+        file.net
+    };
+    let mut opts = CgQuantOptions::new(bits);
+    if let Some(rule) = args.calibration {
+        opts.calibration = rule;
+    }
+    let ir = lower_cg(&net, &opts).with_context(|| format!("--model {}", args.model.display()))?;
     write_atomic(&args.out, ir.to_json().as_bytes(), overwrite)
         .with_context(|| format!("cannot write the IR to {}", args.out.display()))?;
     let widest = ir

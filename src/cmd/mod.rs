@@ -11,6 +11,7 @@ pub mod export;
 pub mod flow;
 pub mod lower;
 pub mod merge;
+pub mod plot;
 pub mod report;
 pub mod shard;
 pub mod site;

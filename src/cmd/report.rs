@@ -54,6 +54,7 @@ use super::codegen::{PipelineArgs, generate_checked, lanes_for, load_ir, plan_li
 use crate::plot::{self, Series};
 
 pub(crate) mod energy;
+mod ice40;
 
 /// Arguments of `kaq report`.
 #[derive(Debug, Args)]
@@ -467,6 +468,9 @@ fn table(ir: &Ir, lanes: usize, report: &Report, synth: &Synth) -> String {
             let _ = writeln!(s, "  {}", cells_line(r));
             let cells: Vec<String> = r.cells.iter().map(|(c, n)| format!("{c} {n}")).collect();
             let _ = writeln!(s, "  cells: {}", cells.join(", "));
+            if let Some(f) = ice40::fit(r) {
+                let _ = writeln!(s, "  {}", ice40::line(&f, true));
+            }
         }
         Synth::Units(e) => s.push_str(&evaluation_table(e)),
     }
@@ -606,6 +610,9 @@ pub(crate) fn evaluation_table(e: &Evaluation) -> String {
         .map(|(c, n)| format!("{c} {n}"))
         .collect();
     let _ = writeln!(s, "  cells: {}", cells.join(", "));
+    if let Some(f) = ice40::fit(&h.total) {
+        let _ = writeln!(s, "  {}", ice40::line(&f, h.complete));
+    }
     if let Some((unit, p)) = &h.critical {
         let on: Vec<String> = p.cells.iter().map(|(c, n)| format!("{c} x{n}")).collect();
         let _ = writeln!(
@@ -763,6 +770,12 @@ fn to_json(ir: &Ir, path: &std::path::Path, lanes: usize, report: &Report, synth
             Synth::Units(e) => json!(e.qor),
             _ => Value::Null,
         },
+        // Whether any iCE40 part holds the design (ice40 only).
+        "ice40_fit": match synth {
+            Synth::Flat(r) => json!(ice40::fit(r)),
+            Synth::Units(e) => json!(ice40::fit(&e.synth.total)),
+            Synth::None => Value::Null,
+        },
     })
 }
 
@@ -794,7 +807,11 @@ pub(crate) fn flow_synth(
     v["critical"] = json!(e.synth.critical);
     v["units"] = json!(e.synth.units);
     v["qor"] = json!(e.qor);
-    let lines = qor_lines(&e.qor);
+    let mut lines = qor_lines(&e.qor);
+    if let Some(f) = ice40::fit(&e.synth.total) {
+        lines.push_str(&ice40::line(&f, e.synth.complete));
+        v["ice40_fit"] = json!(f);
+    }
     v["summary"] = json!(lines.split_whitespace().collect::<Vec<_>>().join(" "));
     Ok(v)
 }

@@ -33,7 +33,9 @@
 //! roots and table look-ups per vector, the per-block stage amortized over `--block T`.
 //! `--block T` trains with one channel and one SNR per block of T samples (default 1), and
 //! `--rho-tx`/`--rho-rx` on a Kronecker-correlated channel, `--csi ls|lmmse --pilots L` on the
-//! channel estimate Ĥ (the link draws y through the true H; docs/channels.md).
+//! channel estimate Ĥ (the link draws y through the true H; docs/channels.md). With `--quant`,
+//! `--channels FILE` loads the dataset a teacher was trained on again (the file its model
+//! records, checked by SHA-256), so a site-trained net quantizes on its site.
 //!
 //! Bad arguments end with status 2 and a message naming the argument.
 
@@ -58,7 +60,7 @@ use kaq_model::train::model_file::{Overwrite, write_atomic};
 use kaq_model::train::{
     EpochRecord, ModelFile, Progress, TrainConfig, TrainError, TrainedModel, train,
 };
-use kaq_model::unfolded::{Arch, Init, NetConfig, Prox};
+use kaq_model::unfolded::{Arch, Init, NetConfig, Prox, UnfoldedNet};
 use kaq_model::{LinkConfig, Modulation};
 use serde::Serialize;
 
@@ -182,6 +184,12 @@ pub struct TrainArgs {
     /// With --quant: bits of H̃ (default 8), 2 to 16.
     #[arg(long, value_parser = parse_bits, requires = "quant")]
     h_bits: Option<u32>,
+
+    /// With --quant: bits of H̃ per layer (mixed H̃ precision, one entry per layer, each at
+    /// most --h-bits): layer k reads H̃'s codes rounded to their top bits. Not yet lowerable
+    /// to the IR (`kaq lower` refuses it); `kaq ber --model` simulates it.
+    #[arg(long, value_delimiter = ',', value_parser = parse_bits, requires = "quant")]
+    h_layer_bits: Option<Vec<u32>>,
 
     /// With --quant: bits of the residual e (default 12), 2 to 16.
     #[arg(long, value_parser = parse_bits, requires = "quant")]
@@ -445,6 +453,13 @@ pub fn run(args: TrainArgs) -> anyhow::Result<()> {
                 "a quantized student trains on its teacher's link; train the teacher with --csi",
             ));
         }
+        if args.csi.channel_norm.is_some() || args.csi.doppler.is_some() {
+            return Err(usage_error(
+                "--channels",
+                "a quantized student trains on its teacher's link; --channels only loads the \
+                 teacher's dataset again (--channel-norm and --doppler do not apply)",
+            ));
+        }
         return run_quant(&args, method);
     }
     if args.teacher.is_some() {
@@ -595,7 +610,16 @@ fn run_quant(args: &TrainArgs, method: QuantMethod) -> anyhow::Result<()> {
     };
     let teacher_file = ModelFile::load(teacher_path)
         .with_context(|| format!("--teacher {}", teacher_path.display()))?;
-    let teacher = teacher_file.net;
+    // A dataset teacher's file records its channels by hash only: load them again.
+    let teacher = match (&teacher_file.net.link().dataset, &args.csi.channels) {
+        (None, None) => teacher_file.net,
+        (_, channels) => {
+            let link = super::csi::reload_dataset(teacher_file.net.link(), channels.as_deref())?;
+            let mut net = UnfoldedNet::new(teacher_file.net.config().clone(), &link)?;
+            net.params_mut().copy_from_slice(teacher_file.net.params());
+            net
+        }
+    };
     let train = TrainConfig {
         link: teacher.link().clone(),
         net: teacher.config().clone(),
@@ -629,6 +653,22 @@ fn run_quant(args: &TrainArgs, method: QuantMethod) -> anyhow::Result<()> {
         if let Some(b) = bits {
             format.bits = b;
         }
+    }
+    if let Some(h) = &args.h_layer_bits {
+        let layers = teacher.config().layers;
+        if h.len() != layers {
+            return Err(usage_error(
+                "--h-layer-bits",
+                format!("needs one width per layer ({layers}), got {}", h.len()),
+            ));
+        }
+        if let Some(&b) = h.iter().find(|&&b| b > config.quant.h.bits) {
+            return Err(usage_error(
+                "--h-layer-bits",
+                format!("{b} exceeds --h-bits {}", config.quant.h.bits),
+            ));
+        }
+        config.quant.h_layer_bits = Some(h.clone());
     }
     let outputs = args.outputs();
     check_outputs(&outputs, args.force)?;

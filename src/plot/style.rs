@@ -86,7 +86,7 @@ pub fn series_colour(kind: Kind, nth: usize) -> RGBColor {
     }
     let RGBColor(r, g, b) = colour(kind);
     // 1.0 = the kind's colour; below 1 darker, above 1 towards white.
-    const SHADES: [f64; 3] = [1.0, 0.5, 1.55];
+    const SHADES: [f64; 3] = [1.0, 0.5, 1.35];
     let s = SHADES[nth % SHADES.len()];
     let f = |c: u8| {
         let c = c as f64;

@@ -249,6 +249,16 @@ impl Divide {
         self.out_width
     }
 
+    /// The rounding mode of the quotient.
+    pub fn rounding(&self) -> RoundingMode {
+        self.rounding
+    }
+
+    /// The overflow mode of the narrowing.
+    pub fn overflow(&self) -> OverflowMode {
+        self.overflow
+    }
+
     /// Whether the clamp is provably a no-op for divisors `≥ d_lo`: the IR's "proved" case.
     pub fn divisor_proved(&self, d_lo: i64) -> bool {
         d_lo >= self.d_min

@@ -65,40 +65,151 @@ pub struct VectorTaps {
 pub struct GramInterpreter {
     ir: GramIr,
     plan: Plan,
+    kernels: Kernels,
     h_step: f32,
     h_qp: f32,
     y_step: f32,
     y_qp: f32,
 }
 
-/// Scratch of one block's run.
+/// Scratch of one block's run: the block stage's codes (G full, symmetric, in i64 and, when
+/// the 16-bit kernels apply, in i16; H̃ᵀ likewise) and every per-vector buffer.
 struct Work {
     g: Vec<i64>,
+    g16: Vec<i16>,
+    ht: Vec<i64>,
+    ht16: Vec<i16>,
     diag_inv: Vec<i64>,
     z: Vec<i64>,
     x: Vec<i64>,
+    /// G·x of the current x, exact (kept up to date column by column when few x_j change).
+    gx: Vec<i64>,
     e: Vec<i64>,
     rho: Vec<i64>,
     p: Vec<i64>,
     d: Vec<i64>,
     tmp: Vec<i64>,
     r: Vec<i64>,
+    v16: Vec<i16>,
 }
 
 impl Work {
-    fn new(n: usize) -> Self {
+    fn new(m: usize, n: usize) -> Self {
         let v = || vec![0i64; n];
         Self {
             g: vec![0; n * n],
+            g16: vec![0; n * n],
+            ht: vec![0; n * m],
+            ht16: vec![0; n * m],
             diag_inv: v(),
             z: v(),
             x: v(),
+            gx: v(),
             e: v(),
             rho: v(),
             p: v(),
             d: v(),
             tmp: v(),
             r: v(),
+            v16: vec![0; m.max(n)],
+        }
+    }
+}
+
+/// Whether every sum of `len` products of codes bounded by `a` and `b` (each at most
+/// 2^15 in magnitude, so they are i16 values) stays below 2^31: then the products and every
+/// partial sum are exact in i32, in any order, and the 16-bit kernel computes the i64 sum.
+fn narrow(len: usize, a: i128, b: i128) -> bool {
+    a <= 1 << 15 && b <= 1 << 15 && (len as i128) * a * b < 1 << 31
+}
+
+/// `out_i = Σ_j a[i·len + j]·v_j` over the rows of `a` (`len = v.len()`), in i64.
+#[inline]
+fn matvec(a: &[i64], v: &[i64], out: &mut [i64]) {
+    let len = v.len();
+    for (o, row) in out.iter_mut().zip(a.chunks_exact(len)) {
+        *o = row.iter().zip(v).map(|(x, y)| x * y).sum();
+    }
+}
+
+/// Σ a_j·b_j of 16-bit codes in i32 (exact when [`narrow`] holds). Blocks of 16 fixed-size
+/// products, summed per block, compile to full-width multiply-add instructions.
+#[inline]
+fn dot16(a: &[i16], b: &[i16]) -> i32 {
+    let (ac, bc) = (a.chunks_exact(16), b.chunks_exact(16));
+    let mut acc: i32 = ac
+        .remainder()
+        .iter()
+        .zip(bc.remainder())
+        .map(|(&x, &y)| i32::from(x) * i32::from(y))
+        .sum();
+    for (x, y) in ac.zip(bc) {
+        let (x, y): (&[i16; 16], &[i16; 16]) = (x.try_into().unwrap(), y.try_into().unwrap());
+        let mut s = 0i32;
+        for k in 0..16 {
+            s += i32::from(x[k]) * i32::from(y[k]);
+        }
+        acc += s;
+    }
+    acc
+}
+
+/// [`matvec`] of 16-bit codes with i32 sums (exact when [`narrow`] holds, which the caller
+/// checked once per IR); `v16` is scratch for the operand.
+#[inline]
+fn matvec16(a: &[i16], v: &[i64], v16: &mut [i16], out: &mut [i64]) {
+    let len = v.len();
+    let v16 = &mut v16[..len];
+    for (s, &c) in v16.iter_mut().zip(v) {
+        *s = c as i16;
+    }
+    for (o, row) in out.iter_mut().zip(a.chunks_exact(len)) {
+        *o = i64::from(dot16(row, v16));
+    }
+}
+
+#[inline]
+fn dot(a: &[i64], b: &[i64]) -> i64 {
+    a.iter().zip(b).map(|(x, y)| x * y).sum()
+}
+
+/// Which products run on the 16-bit kernel ([`narrow`]), decided once from the formats.
+#[derive(Debug, Clone, Default)]
+struct Kernels {
+    /// G = H̃ᵀH̃.
+    g: bool,
+    /// z = H̃ᵀỹ.
+    z: bool,
+    /// G stored in i16 (its width is at most 16).
+    g16: bool,
+    /// Per layer: G·x.
+    gx: Vec<bool>,
+    /// Per layer: G·d.
+    gd: Vec<bool>,
+}
+
+impl Kernels {
+    fn new(ir: &GramIr) -> Self {
+        let (m, n) = (ir.m, ir.n);
+        let full = |w: u32| 1i128 << (w - 1);
+        let q = |f: QFormat| i128::from(max_code(f.width()));
+        let (hb, yb) = (full(ir.inputs.h.width()), full(ir.inputs.y.width()));
+        let g16 = ir.block.g.width() <= 16;
+        let gq = q(ir.block.g);
+        Self {
+            g: narrow(m, hb, hb),
+            z: narrow(m, hb, yb),
+            g16,
+            gx: ir
+                .layers
+                .iter()
+                .map(|_| g16 && narrow(n, gq, q(ir.state)))
+                .collect(),
+            gd: ir
+                .layers
+                .iter()
+                .map(|l| g16 && narrow(n, gq, q(l.formats.d)))
+                .collect(),
         }
     }
 }
@@ -112,15 +223,19 @@ impl Work {
 struct Comb<const N: usize> {
     sh: [u32; N],
     down: u32,
+    /// 2^(down − 1), or 0 when `down` = 0 (no rounding).
+    half: i64,
     max: i64,
 }
 
 impl<const N: usize> Comb<N> {
     fn new(fracs: [i32; N], out: QFormat) -> Self {
         let f = fracs.iter().copied().fold(out.frac(), i32::max);
+        let down = (f - out.frac()) as u32;
         Self {
             sh: fracs.map(|fr| (f - fr) as u32),
-            down: (f - out.frac()) as u32,
+            down,
+            half: if down == 0 { 0 } else { 1i64 << (down - 1) },
             max: max_code(out.width()),
         }
     }
@@ -131,12 +246,21 @@ impl<const N: usize> Comb<N> {
         for (v, &sh) in terms.iter().zip(&self.sh) {
             s += v << sh;
         }
-        let r = if self.down == 0 {
-            s
-        } else {
-            (s + (1i64 << (self.down - 1))) >> self.down
-        };
-        r.clamp(-self.max, self.max)
+        self.finish(s)
+    }
+
+    /// Rounds and saturates an aligned sum.
+    #[inline(always)]
+    fn finish(&self, s: i64) -> i64 {
+        ((s + self.half) >> self.down).clamp(-self.max, self.max)
+    }
+
+    /// `c·2^sh[i]`: a constant coefficient of term `i` with the term's alignment folded in,
+    /// so that `(c·v)·2^sh[i] = (c·2^sh[i])·v` costs no shift per element. Exact: the
+    /// interval analysis bounds |c|·Q·2^sh[i] (Q ≥ 1) below 2^62.
+    #[inline(always)]
+    fn fold(&self, i: usize, c: i64) -> i64 {
+        c << self.sh[i]
     }
 }
 
@@ -222,20 +346,6 @@ fn front_end(v: f32, step: f32, qp: f32) -> i64 {
     (v / step + 0.5).floor().clamp(-qp, qp) as i64
 }
 
-#[inline]
-fn matvec(g: &[i64], v: &[i64], out: &mut [i64]) {
-    let n = v.len();
-    for (i, o) in out.iter_mut().enumerate() {
-        let row = &g[i * n..(i + 1) * n];
-        *o = row.iter().zip(v).map(|(a, b)| a * b).sum();
-    }
-}
-
-#[inline]
-fn dot(a: &[i64], b: &[i64]) -> i64 {
-    a.iter().zip(b).map(|(x, y)| x * y).sum()
-}
-
 impl GramInterpreter {
     /// Validates `ir` and builds its golden model.
     pub fn new(ir: GramIr) -> Result<Self, IrError> {
@@ -243,6 +353,7 @@ impl GramInterpreter {
         let step = |f: QFormat| 2f32.powi(-f.frac());
         Ok(Self {
             plan: Plan::new(&ir),
+            kernels: Kernels::new(&ir),
             h_step: step(ir.inputs.h),
             h_qp: max_code(ir.inputs.h.width()) as f32,
             y_step: step(ir.inputs.y),
@@ -301,20 +412,37 @@ impl GramInterpreter {
         Ok(())
     }
 
-    /// The block stage of channel codes `h` (docs/ir.md §10.3), into `w`.
+    /// The block stage of channel codes `h` (docs/ir.md §10.3), into `w`: H̃ᵀ, G (in full),
+    /// tr G, 1/tr G and D.
     fn block(&self, h: &[i64], w: &mut Work) -> (i64, i64) {
         let ir = &self.ir;
         let (m, n) = (ir.m, ir.n);
         let b = &ir.block;
+        let k = &self.kernels;
+        for (r, row) in h.chunks_exact(n).enumerate() {
+            for (j, &c) in row.iter().enumerate() {
+                w.ht[j * m + r] = c;
+                w.ht16[j * m + r] = c as i16;
+            }
+        }
         for i in 0..n {
             for j in i..n {
-                let mut acc: i64 = 0;
-                for r in 0..m {
-                    acc += h[r * n + i] * h[r * n + j];
-                }
+                let acc = if k.g {
+                    i64::from(dot16(
+                        &w.ht16[i * m..(i + 1) * m],
+                        &w.ht16[j * m..(j + 1) * m],
+                    ))
+                } else {
+                    dot(&w.ht[i * m..(i + 1) * m], &w.ht[j * m..(j + 1) * m])
+                };
                 let v = self.plan.g.apply([acc]);
                 w.g[i * n + j] = v;
                 w.g[j * n + i] = v;
+            }
+        }
+        if k.g16 {
+            for (s, &c) in w.g16.iter_mut().zip(&w.g) {
+                *s = c as i16;
             }
         }
         let trace: i64 = (0..n).map(|i| w.g[i * n + i]).sum();
@@ -325,10 +453,10 @@ impl GramInterpreter {
         (trace, inv_trace)
     }
 
-    /// One vector (docs/ir.md §10.3); taps filled when given. Returns nothing: x⁽ᴷ⁾ is in `w.x`.
+    /// One vector (docs/ir.md §10.3) of the block in `w`; taps filled when given. x⁽ᴷ⁾ is left
+    /// in `w.x`.
     fn vector(
         &self,
-        h: &[i64],
         y: &[i64],
         bin: usize,
         inv_trace: i64,
@@ -337,23 +465,33 @@ impl GramInterpreter {
     ) {
         let ir = &self.ir;
         let plan = &self.plan;
-        let n = ir.n;
+        let kern = &self.kernels;
+        let (m, n) = (ir.m, ir.n);
         let fr = &ir.front;
-        for j in 0..n {
-            let acc: i64 = y.iter().enumerate().map(|(r, &yr)| h[r * n + j] * yr).sum();
-            w.z[j] = plan.z.apply([acc]);
+        if kern.z {
+            matvec16(&w.ht16, y, &mut w.v16, &mut w.tmp);
+        } else {
+            matvec(&w.ht, y, &mut w.tmp);
         }
-        let yy2: i64 = y.iter().map(|v| v * v).sum();
-        let yy = plan.yy.apply([yy2]);
+        for (z, &acc) in w.z.iter_mut().zip(&w.tmp) {
+            *z = plan.z.apply([acc]);
+        }
+        debug_assert_eq!(y.len(), m);
+        let yy = plan.yy.apply([dot(y, y)]);
         if let Some(t) = taps.as_deref_mut() {
             t.z = w.z.clone();
             t.yy = yy;
             t.layers.clear();
         }
         w.x.fill(0);
+        // G·x of x = 0.
+        w.gx.fill(0);
+        let mut gx_valid = true;
         let half = 1i64 << (ir.layers[0].formats.r.width() - 1);
         let noise = fr.noise[bin];
-        for (layer, lp) in ir.layers.iter().zip(&plan.layers) {
+        let thresholds = &ir.denoiser.thresholds;
+        let last = ir.layers.len() - 1;
+        for (k, (layer, lp)) in ir.layers.iter().zip(&plan.layers).enumerate() {
             let GramLayer {
                 v2_floor,
                 delta,
@@ -363,9 +501,16 @@ impl GramInterpreter {
                 steps,
                 ..
             } = layer;
-            matvec(&w.g, &w.x, &mut w.tmp);
-            for i in 0..n {
-                w.e[i] = lp.e.apply([w.z[i], -w.tmp[i]]);
+            if !gx_valid {
+                if kern.gx[k] {
+                    matvec16(&w.g16, &w.x, &mut w.v16, &mut w.gx);
+                } else {
+                    matvec(&w.g, &w.x, &mut w.gx);
+                }
+                gx_valid = true;
+            }
+            for ((e, &z), &gx) in w.e.iter_mut().zip(&w.z).zip(&w.gx) {
+                *e = lp.e.apply([z, -gx]);
             }
             let sh = &lp.w_sh;
             let wsum = (yy << sh[0])
@@ -378,37 +523,63 @@ impl GramInterpreter {
             w.p.fill(0);
             let mut tap_p = Vec::new();
             let mut tap_d = Vec::new();
-            let dl = delta.codes[bin];
+            let dl = lp.rho.fold(2, delta.codes[bin]);
+            let gamma = lp.r.fold(1, gamma.code);
+            let (rho_sh, r_sh) = (lp.rho.sh, lp.r.sh[0]);
             for (l, (s, sp)) in steps.iter().zip(&lp.steps).enumerate() {
-                let (beta, omega) = (s.beta.code, s.omega.code);
-                for i in 0..n {
-                    w.p[i] = sp.p.apply([w.diag_inv[i] * w.rho[i], beta * w.p[i]]);
-                    w.d[i] = sp.d.apply([w.d[i], omega * w.p[i]]);
+                let (beta, omega) = (sp.p.fold(1, s.beta.code), sp.d.fold(1, s.omega.code));
+                let (p_sh, d_sh) = (sp.p.sh[0], sp.d.sh[0]);
+                for (((p, d), &rho), &di) in
+                    w.p.iter_mut()
+                        .zip(w.d.iter_mut())
+                        .zip(&w.rho)
+                        .zip(&w.diag_inv)
+                {
+                    *p = sp.p.finish(((di * rho) << p_sh) + beta * *p);
+                    *d = sp.d.finish((*d << d_sh) + omega * *p);
                 }
                 if taps.is_some() {
                     tap_p.extend_from_slice(&w.p);
                     tap_d.extend_from_slice(&w.d);
                 }
                 if l + 1 < steps.len() {
-                    matvec(&w.g, &w.d, &mut w.tmp);
-                    for i in 0..n {
-                        w.rho[i] = lp.rho.apply([w.e[i], -w.tmp[i], -(dl * w.d[i])]);
+                    if kern.gd[k] {
+                        matvec16(&w.g16, &w.d, &mut w.v16, &mut w.tmp);
+                    } else {
+                        matvec(&w.g, &w.d, &mut w.tmp);
+                    }
+                    for (((rho, &e), &gd), &d) in w.rho.iter_mut().zip(&w.e).zip(&w.tmp).zip(&w.d) {
+                        *rho = lp.rho.finish((e << rho_sh[0]) - (gd << rho_sh[1]) - dl * d);
                     }
                 }
             }
-            for i in 0..n {
-                w.r[i] = lp.r.apply([w.x[i], gamma.code * w.d[i]]);
+            for ((r, &x), &d) in w.r.iter_mut().zip(&w.x).zip(&w.d) {
+                *r = lp.r.finish((x << r_sh) + gamma * d);
             }
             let tau2 = lp.tau2.apply([tv.code * v2, ts.codes[bin]]);
-            let bucket = ir
-                .denoiser
-                .thresholds
-                .iter()
-                .filter(|&&t| tau2 >= t)
-                .count();
+            // #{j : τ² ≥ thresholds[j]} of the ascending thresholds.
+            let bucket = thresholds.partition_point(|&t| t <= tau2);
             let row = &ir.denoiser.table[bucket];
-            for i in 0..n {
-                w.x[i] = row[(w.r[i] + half) as usize];
+            // The new x; G·x follows it column by column (G is symmetric: column j is row j)
+            // while few entries change, else it is recomputed at the next layer.
+            let mut changed = 0;
+            for j in 0..n {
+                let new = row[(w.r[j] + half) as usize];
+                let old = w.x[j];
+                if new != old {
+                    w.x[j] = new;
+                    if k < last && gx_valid {
+                        changed += 1;
+                        if changed * 4 > n {
+                            gx_valid = false;
+                        } else {
+                            let dj = new - old;
+                            for (g, &c) in w.gx.iter_mut().zip(&w.g[j * n..(j + 1) * n]) {
+                                *g += c * dj;
+                            }
+                        }
+                    }
+                }
             }
             if let Some(t) = taps.as_deref_mut() {
                 t.layers.push(LayerTaps {
@@ -438,7 +609,7 @@ impl GramInterpreter {
         bin: usize,
     ) -> Result<(BlockTaps, Vec<VectorTaps>), IrError> {
         self.check_codes(h, ys, bin)?;
-        let mut w = Work::new(self.ir.n);
+        let mut w = Work::new(self.ir.m, self.ir.n);
         let (trace, inv_trace) = self.block(h, &mut w);
         let block = BlockTaps {
             g: w.g.clone(),
@@ -449,7 +620,7 @@ impl GramInterpreter {
         let mut out = Vec::new();
         for y in ys.chunks(self.ir.m) {
             let mut t = VectorTaps::default();
-            self.vector(h, y, bin, inv_trace, &mut w, Some(&mut t));
+            self.vector(y, bin, inv_trace, &mut w, Some(&mut t));
             out.push(t);
         }
         Ok((block, out))
@@ -480,10 +651,16 @@ impl GramInterpreter {
                 "frame batch or decision buffer of the wrong length".into(),
             ));
         }
+        // A new block: σ² differs, or H̃ differs in any bit (compared without an early exit,
+        // which vectorizes; a split between frames with equal codes changes no output).
         let starts = |b: usize| {
             b == 0
                 || frames.noise_var[b] != frames.noise_var[b - 1]
-                || frames.h[b * m * n..(b + 1) * m * n] != frames.h[(b - 1) * m * n..b * m * n]
+                || frames.h[b * m * n..(b + 1) * m * n]
+                    .iter()
+                    .zip(&frames.h[(b - 1) * m * n..b * m * n])
+                    .fold(0u64, |acc, (a, c)| acc | (a.to_bits() ^ c.to_bits()))
+                    != 0
         };
         // Chunks of whole blocks, at least 32 frames each.
         let mut cuts = vec![0];
@@ -501,7 +678,7 @@ impl GramInterpreter {
             rest = tail;
         }
         parts.into_par_iter().for_each(|(first, out)| {
-            let mut w = Work::new(n);
+            let mut w = Work::new(m, n);
             let mut hc = vec![0i64; m * n];
             let mut yc = vec![0i64; m];
             let mut inv_trace = 0;
@@ -518,7 +695,7 @@ impl GramInterpreter {
                 for (c, &v) in yc.iter_mut().zip(&frames.y[b * m..(b + 1) * m]) {
                     *c = front_end(v as f32, self.y_step, self.y_qp);
                 }
-                self.vector(&hc, &yc, bin, inv_trace, &mut w, None);
+                self.vector(&yc, bin, inv_trace, &mut w, None);
                 for (d, &c) in dec.iter_mut().zip(&w.x) {
                     *d = self.ir.decide(c);
                 }

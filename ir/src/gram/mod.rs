@@ -357,7 +357,8 @@ impl GramIr {
     /// The alphabet level of state code `code`.
     #[inline]
     pub fn decide(&self, code: i64) -> i32 {
-        let i = self.slicer.iter().filter(|&&t| code >= t).count() as i32;
+        // #{t : code ≥ slicer[t]} of the ascending thresholds.
+        let i = self.slicer.partition_point(|&t| t <= code) as i32;
         2 * i - (self.levels() as i32 - 1)
     }
 
@@ -643,6 +644,15 @@ impl GramIr {
         let yyq = code_max(self.front.yy);
         let it = &b.inv_trace.format;
         let df = &b.diag_inv.format;
+        // A reciprocal's codes: within ±Q(width), except that a wrapping op can produce any
+        // code of its width, −2^(w−1) included.
+        let recip_max = |r: &Reciprocal| {
+            let (lo, hi) = r.op.interval((1, 1), (0, i64::MAX));
+            code_max(r.format)
+                .max(i128::from(lo).abs())
+                .max(i128::from(hi).abs())
+        };
+        let (itq, dq_inv) = (recip_max(&b.inv_trace), recip_max(&b.diag_inv));
         for (k, l) in self.layers.iter().enumerate() {
             let f = &l.formats;
             let at = |s: &str| format!("layers[{k}].{s}");
@@ -657,7 +667,7 @@ impl GramIr {
             ];
             let w = sum_bound(&w_terms, f.v2).map_err(|_| bound_err(&at("v2")))?;
             let wf = w_terms.iter().map(|t| t.1).fold(f.v2.frac(), i32::max);
-            push(at("v2"), &[(w * code_max(*it), wf + it.frac())], f.v2)?;
+            push(at("v2"), &[(w * itq, wf + it.frac())], f.v2)?;
             let dq = code_max(f.d);
             let pq = code_max(f.p);
             let delta = l
@@ -671,7 +681,7 @@ impl GramIr {
                 push(
                     at(&format!("steps[{j}].p")),
                     &[
-                        (code_max(*df) * eq, df.frac() + f.e.frac()),
+                        (dq_inv * eq, df.frac() + f.e.frac()),
                         (i128::from(s.beta.code).abs() * pq, s.beta.frac + f.p.frac()),
                     ],
                     f.p,

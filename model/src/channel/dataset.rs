@@ -46,12 +46,12 @@ pub enum ChannelNorm {
 #[derive(Debug, Error)]
 pub enum DatasetError {
     /// The file cannot be read.
-    #[error("{file}: {source}")]
+    #[error("{file}: {error}")]
     Io {
         /// The file.
         file: String,
-        /// The I/O error.
-        source: std::io::Error,
+        /// The I/O error (in the message, so not also the `source()`).
+        error: std::io::Error,
     },
     /// The file is larger than [`MAX_DATASET_BYTES`].
     #[error("{file}: {bytes} bytes, more than the {max} a dataset may have")]
@@ -247,9 +247,9 @@ pub fn load(
     norm: ChannelNorm,
 ) -> Result<DatasetChannels, DatasetError> {
     let file = path.display().to_string();
-    let io = |source| DatasetError::Io {
+    let io = |error| DatasetError::Io {
         file: file.clone(),
-        source,
+        error,
     };
     let header_error = |reason: String| DatasetError::Header {
         file: file.clone(),

@@ -305,3 +305,225 @@ pub fn vector_ops(layers: usize, inner: usize, m: usize, n: usize) -> Ops {
     };
     front + layer * k + gx * k.saturating_sub(1)
 }
+
+/// The quantizers of the STE surrogate of a fake-quant cg net ([`forward_surrogate`]): every
+/// call either records the offset q(v) − v of a quantizer (or of the denoiser table against the
+/// Gauss-QAM mean) on the tape, or replays a recorded offset, so that the replayed forward is
+/// a differentiable function of the parameters whose value at the recording point is the
+/// fake-quant forward and whose gradient is the one [`backward`] computes.
+#[derive(Debug, Clone)]
+pub struct Tape<F> {
+    /// The offsets, in call order.
+    pub offsets: Vec<F>,
+    /// Replay the offsets instead of recording them.
+    pub replay: bool,
+    pos: usize,
+}
+
+impl<F> Default for Tape<F> {
+    fn default() -> Self {
+        Self {
+            offsets: Vec::new(),
+            replay: false,
+            pos: 0,
+        }
+    }
+}
+
+impl<F: Real> Tape<F> {
+    /// Starts a pass: recording clears the tape, replaying rewinds it.
+    pub fn start(&mut self) {
+        if !self.replay {
+            self.offsets.clear();
+        }
+        self.pos = 0;
+    }
+
+    /// v through a quantizer `quant`.
+    #[inline]
+    fn q(&mut self, v: F, quant: impl FnOnce(F) -> F) -> F {
+        if self.replay {
+            let c = self.offsets[self.pos];
+            self.pos += 1;
+            v + c
+        } else {
+            let out = quant(v);
+            self.offsets.push(out - v);
+            out
+        }
+    }
+}
+
+/// The formats and the denoiser table of a fake-quant cg net (from its IR v2 document).
+#[derive(Debug, Clone)]
+pub struct SurrogateFormats {
+    /// Format of z.
+    pub z: kaq_ir::fixed::QFormat,
+    /// Format of ‖y‖².
+    pub yy: kaq_ir::fixed::QFormat,
+    /// Per layer: the formats of e (and ρ), p, d, v², r, τ².
+    pub layers: Vec<[kaq_ir::fixed::QFormat; 6]>,
+    /// Per layer: the v² floor's value.
+    pub v2_floor: Vec<f32>,
+    /// Denoiser thresholds (τ² codes).
+    pub thresholds: Vec<i64>,
+    /// Denoiser table rows as state values.
+    pub table: Vec<Vec<f32>>,
+}
+
+impl SurrogateFormats {
+    /// The formats of `ir`.
+    pub fn of(ir: &kaq_ir::gram::GramIr) -> Self {
+        let st = 2f32.powi(-ir.state.frac());
+        Self {
+            z: ir.front.z,
+            yy: ir.front.yy,
+            layers: ir
+                .layers
+                .iter()
+                .map(|l| {
+                    let f = &l.formats;
+                    [f.e, f.p, f.d, f.v2, f.r, f.tau2]
+                })
+                .collect(),
+            v2_floor: ir
+                .layers
+                .iter()
+                .map(|l| l.v2_floor as f32 * 2f32.powi(-l.formats.v2.frac()))
+                .collect(),
+            thresholds: ir.denoiser.thresholds.clone(),
+            table: ir
+                .denoiser
+                .table
+                .iter()
+                .map(|row| row.iter().map(|&c| c as f32 * st).collect())
+                .collect(),
+        }
+    }
+}
+
+/// The per-SNR-bin values of the surrogate, quantized as the fake-quant net quantizes them.
+#[derive(Debug, Clone)]
+pub struct SurrogateBin {
+    /// M·s2 at ‖y‖²'s step.
+    pub noise: f32,
+    /// Per layer: δ = s2·e^ρ at the IR's δ code.
+    pub delta: Vec<f32>,
+    /// Per layer: s2·e^b at τ²'s frac.
+    pub ts: Vec<f32>,
+}
+
+/// The fake-quant quantizer of `f` on `v` rounded to f32, computed in f32 (the arithmetic of
+/// [`crate::gram::quantized::FakeQuantCg`]).
+#[inline]
+fn fq<F: Real>(v: F, f: kaq_ir::fixed::QFormat) -> F {
+    let qp = kaq_ir::fixed::max_code(f.width()) as f32;
+    let v = v.to_f64() as f32;
+    F::of(f64::from(
+        (v * 2f32.powi(f.frac()) + 0.5).floor().clamp(-qp, qp) * 2f32.powi(-f.frac()),
+    ))
+}
+
+/// The STE surrogate forward of a fake-quant cg net on one vector: the equations of
+/// [`forward`] with every per-vector tensor through the tape's quantizers at `fm`, the inputs
+/// `h`, `y` already quantized, the stage `st` holding the quantized G, 1/tr G, D and the bin's
+/// s2, `bin` the bin's quantized constants, and `p` the parameters with ω, β, γ, e^a already
+/// quantized (e^ρ and e^b float: they enter through `bin`). v² is formed as
+/// (‖y‖² − x·z − x·e − M·s2)/tr G, the integer model's expression. The workspace then holds
+/// what [`backward`] needs; its gradient is the surrogate's up to the quantization offsets of
+/// e inside v² and of the log-parameters' chain factors (both below one LSB of their format).
+#[allow(clippy::too_many_arguments)]
+pub fn forward_surrogate<F: Real>(
+    p: &Params<F>,
+    q: &GaussQam<F>,
+    st: &Stage<F>,
+    fm: &SurrogateFormats,
+    bin: &SurrogateBin,
+    h: &[F],
+    y: &[F],
+    ws: &mut Workspace<F>,
+    tape: &mut Tape<F>,
+) {
+    let (n, l_in) = (st.n, p.inner);
+    transpose_mul(h, y, &mut ws.z);
+    for v in ws.z.iter_mut() {
+        *v = tape.q(*v, |v| fq(v, fm.z));
+    }
+    let yy = tape.q(dot(y, y), |v| fq(v, fm.yy));
+    for i in 0..n {
+        ws.x[i] = F::ZERO;
+    }
+    for k in 0..p.layers {
+        let [fe, fp, fd, fv2, fr, ft2] = fm.layers[k];
+        let at = k * n;
+        if k == 0 {
+            ws.u.iter_mut().for_each(|v| *v = F::ZERO);
+        } else {
+            sym_mul(&st.g, &ws.x[at..at + n], &mut ws.u);
+        }
+        for i in 0..n {
+            ws.e[at + i] = tape.q(ws.z[i] - ws.u[i], |v| fq(v, fe));
+        }
+        let x = &ws.x[at..at + n];
+        let w = tape.q(
+            (yy - dot(x, &ws.z) - dot(x, &ws.e[at..at + n]) - F::of(f64::from(bin.noise)))
+                * st.inv_trace,
+            |v| fq(v, fv2),
+        );
+        let floor = F::of(f64::from(fm.v2_floor[k]));
+        ws.v_floored[k] = not_above(w, floor);
+        let v2 = if ws.v_floored[k] { floor } else { w };
+        ws.v2[k] = v2;
+        let delta = F::of(f64::from(bin.delta[k]));
+        let d_at = k * (l_in + 1) * n;
+        let p_at = k * l_in * n;
+        for i in 0..n {
+            ws.d[d_at + i] = F::ZERO;
+            ws.res[p_at + i] = ws.e[at + i];
+        }
+        for l in 0..l_in {
+            let beta = if l == 0 {
+                F::ZERO
+            } else {
+                p.beta[k * (l_in - 1) + l - 1]
+            };
+            let omega = p.omega[k * l_in + l];
+            let (pl, rl) = (p_at + l * n, p_at + l * n);
+            for i in 0..n {
+                let prev = if l == 0 { F::ZERO } else { ws.p[pl - n + i] };
+                let pv = tape.q(st.diag_inv[i] * ws.res[rl + i] + beta * prev, |v| fq(v, fp));
+                ws.p[pl + i] = pv;
+                ws.d[d_at + (l + 1) * n + i] =
+                    tape.q(ws.d[d_at + l * n + i] + omega * pv, |v| fq(v, fd));
+            }
+            if l + 1 < l_in {
+                let dn = d_at + (l + 1) * n;
+                sym_mul(&st.g, &ws.d[dn..dn + n], &mut ws.tmp);
+                for i in 0..n {
+                    ws.res[rl + n + i] = tape
+                        .q(ws.e[at + i] - ws.tmp[i] - delta * ws.d[dn + i], |v| {
+                            fq(v, fe)
+                        });
+                }
+            }
+        }
+        let tau2 = tape.q(p.tv[k] * v2 + F::of(f64::from(bin.ts[k])), |v| fq(v, ft2));
+        let tau2_code = (tau2.to_f64() as f32 * 2f32.powi(ft2.frac())).round() as i64;
+        let bucket = fm.thresholds.iter().filter(|&&t| tau2_code >= t).count();
+        let row = &fm.table[bucket];
+        let half = 1i64 << (fr.width() - 1);
+        let gamma = p.gamma[k];
+        let dl = d_at + l_in * n;
+        for i in 0..n {
+            let r = tape.q(ws.x[at + i] + gamma * ws.d[dl + i], |v| fq(v, fr));
+            ws.r[at + i] = r;
+            let post = q.eval(r, tau2);
+            ws.dm_dr[at + i] = post.dm_dt;
+            ws.dm_dt2[at + i] = post.dm_dh;
+            ws.x[at + n + i] = tape.q(post.mean, |_| {
+                let code = (r.to_f64() as f32 * 2f32.powi(fr.frac())).round() as i64;
+                F::of(f64::from(row[(code + half) as usize]))
+            });
+        }
+    }
+}

@@ -65,6 +65,9 @@ pub mod file;
 mod ir_inputs_tests;
 pub mod linalg;
 pub mod oamp;
+pub mod qat;
+#[cfg(test)]
+mod qat_tests;
 pub mod quantized;
 #[cfg(test)]
 mod quantized_tests;

@@ -7,11 +7,13 @@
 //! symmetrically to the IR's power-of-two formats, its constants quantized to the IR's codes,
 //! and the denoiser read from the IR's bucketed table, so that on equal inputs it computes the
 //! integer model's values except where f32 rounding differs from the exact integers
-//! (docs/fixed-point.md §7.3). Every rounding is a plain f32 expression of the float
+//! (docs/fixed-point.md §5). Every rounding is a plain f32 expression of the float
 //! parameters, so a straight-through estimator can later train them.
 //!
-//! PTQ: one float pass over calibration frames records the largest magnitude of every tensor
-//! class (per layer); each format takes the finest power-of-two step holding it at its width.
+//! PTQ: one float pass over calibration frames records the magnitude of every value of every
+//! tensor class (per layer); each format takes the power-of-two step its [`Calibration`]
+//! picks at its width (default: the step of least squared rounding-plus-clipping error), so
+//! the result is a function of the options and the seed alone.
 
 use rand::Rng;
 
@@ -28,10 +30,142 @@ use crate::detect::Detector;
 use crate::error::ModelError;
 use crate::link::{FrameBatch, stream_rng};
 
+/// A tensor class of the quantized cg net: one format (per layer where the IR has per-layer
+/// formats) or, for `Coef`, the codes of every learned constant.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum CgTensor {
+    /// The input codes H̃.
+    H,
+    /// The input codes ỹ.
+    Y,
+    /// G = H̃ᵀH̃ (an accumulator-class register, held per block).
+    G,
+    /// z = H̃ᵀỹ (an accumulator-class register).
+    Z,
+    /// ‖ỹ‖² and the noise constants.
+    Yy,
+    /// The reciprocal 1/tr G.
+    InvTrace,
+    /// The reciprocals D = diag(G)⁻¹.
+    DiagInv,
+    /// The layer state x (fixed: the finest step holding the outermost level).
+    State,
+    /// The residuals e and ρ.
+    E,
+    /// The search directions p.
+    P,
+    /// The corrections d.
+    D,
+    /// The denoiser input r.
+    R,
+    /// The residual variance v².
+    V2,
+    /// The denoiser variance τ².
+    Tau2,
+    /// The constants ω, β, γ, e^a (their codes' width).
+    Coef,
+}
+
+impl CgTensor {
+    /// Every class, in the order of the docs' table.
+    pub const ALL: [CgTensor; 15] = [
+        Self::H,
+        Self::Y,
+        Self::G,
+        Self::Z,
+        Self::Yy,
+        Self::InvTrace,
+        Self::DiagInv,
+        Self::State,
+        Self::E,
+        Self::P,
+        Self::D,
+        Self::R,
+        Self::V2,
+        Self::Tau2,
+        Self::Coef,
+    ];
+
+    /// The short name (`h`, `y`, `g`, `z`, `yy`, `inv_trace`, `diag_inv`, `state`, `e`, `p`,
+    /// `d`, `r`, `v2`, `tau2`, `coef`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::H => "h",
+            Self::Y => "y",
+            Self::G => "g",
+            Self::Z => "z",
+            Self::Yy => "yy",
+            Self::InvTrace => "inv_trace",
+            Self::DiagInv => "diag_inv",
+            Self::State => "state",
+            Self::E => "e",
+            Self::P => "p",
+            Self::D => "d",
+            Self::R => "r",
+            Self::V2 => "v2",
+            Self::Tau2 => "tau2",
+            Self::Coef => "coef",
+        }
+    }
+}
+
+impl std::str::FromStr for CgTensor {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        Self::ALL
+            .iter()
+            .copied()
+            .find(|t| t.as_str() == s)
+            .ok_or_else(|| {
+                let names: Vec<&str> = Self::ALL.iter().map(|t| t.as_str()).collect();
+                format!(
+                    "unknown tensor {s:?} (expected one of {})",
+                    names.join(", ")
+                )
+            })
+    }
+}
+
+/// How a format's power-of-two step is chosen from the values the calibration pass recorded.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Calibration {
+    /// The finest step whose codes hold the largest magnitude (nothing clips).
+    Max,
+    /// The finest step whose codes hold the given quantile (in (0, 1]) of the magnitudes.
+    Percentile(f64),
+    /// The step minimizing the summed squared error (rounding and clipping) over the recorded
+    /// values, searched from the `Max` step down to 2⁻¹⁰ of it; ties take the coarser step.
+    Mse,
+}
+
+impl std::str::FromStr for Calibration {
+    type Err = String;
+
+    /// `max`, `mse` or `pQ` with Q a percentage (`p99.9`).
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "max" => Ok(Self::Max),
+            "mse" => Ok(Self::Mse),
+            _ => {
+                let q: f64 = s
+                    .strip_prefix('p')
+                    .and_then(|v| v.parse().ok())
+                    .filter(|q: &f64| *q > 0.0 && *q <= 100.0)
+                    .ok_or_else(|| {
+                        format!("calibration {s:?}: expected max, mse or pQ, 0 < Q ≤ 100")
+                    })?;
+                Ok(Self::Percentile(q / 100.0))
+            }
+        }
+    }
+}
+
 /// Options of the PTQ lowering of a cg net.
 #[derive(Debug, Clone, PartialEq)]
 pub struct CgQuantOptions {
-    /// Bits of every per-vector tensor (x, e, ρ, p, d, r).
+    /// Bits of the state x and of the per-vector activations p, d, r (and of e, ρ unless
+    /// `widths` says otherwise; [`CgQuantOptions::new`] puts them at bits + 4).
     pub bits: u32,
     /// Bits of the input codes H̃, ỹ.
     pub input_bits: u32,
@@ -39,6 +173,12 @@ pub struct CgQuantOptions {
     pub wide_bits: u32,
     /// Bits of the scalars 1/tr G, D, v², τ² and of every constant's code.
     pub scalar_bits: u32,
+    /// Per-class widths that replace the four above (last entry of a class wins).
+    pub widths: Vec<(CgTensor, u32)>,
+    /// The calibration of every format.
+    pub calibration: Calibration,
+    /// Per-class calibrations that replace `calibration` (last entry of a class wins).
+    pub calibrations: Vec<(CgTensor, Calibration)>,
     /// Variance buckets of the denoiser table.
     pub buckets: usize,
     /// The SNR bins.
@@ -52,62 +192,94 @@ pub struct CgQuantOptions {
 }
 
 impl CgQuantOptions {
-    /// PTQ at `bits` with the defaults: inputs at bits + 2, G and z at bits + 8 (at most 24),
-    /// scalars at 16, 32 buckets, the default SNR bins, 2000 calibration frames at 10–30 dB.
+    /// PTQ at `bits` with the defaults of docs/ir.md §10.6 (what "b bits" means for
+    /// the Gram nets): x, p, d, r at b bits; the inputs at b + 2; the residuals e, ρ at b + 4
+    /// and G, z at b + 8 (accumulator-class registers, at most 24); scalars and constants at
+    /// 16; 32 buckets, the default SNR bins; MSE calibration on 2000 frames at 15–27 dB (the
+    /// training range of the cg nets, docs/f32-nets.md).
     pub fn new(bits: u32) -> Self {
         Self {
             bits,
             input_bits: (bits + 2).min(24),
             wide_bits: (bits + 8).min(24),
             scalar_bits: 16,
+            widths: vec![(CgTensor::E, (bits + 4).min(24))],
+            calibration: Calibration::Mse,
+            calibrations: Vec::new(),
             buckets: 32,
             snr_bins: SnrBins::default(),
             calib_frames: 2000,
-            calib_snr: (10.0, 30.0),
+            calib_snr: (15.0, 27.0),
             seed: 0x006b_6171_3136,
         }
     }
+
+    /// The width of class `t`.
+    pub fn width(&self, t: CgTensor) -> u32 {
+        if let Some(&(_, w)) = self.widths.iter().rev().find(|(c, _)| *c == t) {
+            return w;
+        }
+        match t {
+            CgTensor::H | CgTensor::Y => self.input_bits,
+            CgTensor::G | CgTensor::Z => self.wide_bits,
+            CgTensor::Yy => 24,
+            CgTensor::InvTrace
+            | CgTensor::DiagInv
+            | CgTensor::V2
+            | CgTensor::Tau2
+            | CgTensor::Coef => self.scalar_bits,
+            CgTensor::State | CgTensor::E | CgTensor::P | CgTensor::D | CgTensor::R => self.bits,
+        }
+    }
+
+    /// The calibration of class `t`.
+    pub fn calibration_of(&self, t: CgTensor) -> Calibration {
+        self.calibrations
+            .iter()
+            .rev()
+            .find(|(c, _)| *c == t)
+            .map_or(self.calibration, |&(_, c)| c)
+    }
 }
 
-/// Largest magnitudes of the float pass (per layer where the IR has per-layer formats).
+/// The magnitudes the float pass recorded, per tensor class (per layer where the IR has
+/// per-layer formats).
 #[derive(Debug, Clone, Default)]
 struct Stats {
-    h: f32,
-    y: f32,
-    g: f32,
-    inv_trace: f32,
-    diag_inv: f32,
-    z: f32,
-    yy: f32,
-    e: Vec<f32>,
-    p: Vec<f32>,
-    d: Vec<f32>,
-    r: Vec<f32>,
-    v2: Vec<f32>,
-    tau2: Vec<f32>,
+    h: Vec<f32>,
+    y: Vec<f32>,
+    g: Vec<f32>,
+    inv_trace: Vec<f32>,
+    diag_inv: Vec<f32>,
+    z: Vec<f32>,
+    yy: Vec<f32>,
+    e: Vec<Vec<f32>>,
+    p: Vec<Vec<f32>>,
+    d: Vec<Vec<f32>>,
+    r: Vec<Vec<f32>>,
+    v2: Vec<Vec<f32>>,
+    tau2: Vec<Vec<f32>>,
 }
 
-fn upd(slot: &mut f32, v: f32) {
-    if v.abs() > *slot {
-        *slot = v.abs();
-    }
+fn upd(slot: &mut Vec<f32>, v: f32) {
+    slot.push(v.abs());
 }
 
 /// The float parameters of a cg net in the order the forward uses them.
 #[derive(Debug, Clone)]
-struct CgParams {
-    layers: usize,
-    inner: usize,
-    delta_scale: Vec<f32>,
-    gamma: Vec<f32>,
-    tv: Vec<f32>,
-    ts: Vec<f32>,
-    omega: Vec<f32>,
-    beta: Vec<f32>,
+pub(super) struct CgParams {
+    pub(super) layers: usize,
+    pub(super) inner: usize,
+    pub(super) delta_scale: Vec<f32>,
+    pub(super) gamma: Vec<f32>,
+    pub(super) tv: Vec<f32>,
+    pub(super) ts: Vec<f32>,
+    pub(super) omega: Vec<f32>,
+    pub(super) beta: Vec<f32>,
 }
 
 impl CgParams {
-    fn of(net: &GramNet) -> Self {
+    pub(super) fn of(net: &GramNet) -> Self {
         let c = net.config();
         let (k, l) = (c.layers, c.inner);
         let off = net.offsets();
@@ -126,7 +298,7 @@ impl CgParams {
         }
     }
 
-    fn beta(&self, k: usize, l: usize) -> f32 {
+    pub(super) fn beta(&self, k: usize, l: usize) -> f32 {
         if l == 0 {
             0.0
         } else {
@@ -136,7 +308,7 @@ impl CgParams {
 }
 
 /// s2 = σ²/2 at the centre of SNR bin `bin` (σ² from SNR = N_t/N_r·E_s/σ²).
-fn bin_s2(net: &GramNet, bins: &SnrBins, bin: usize) -> f32 {
+pub(super) fn bin_s2(net: &GramNet, bins: &SnrBins, bin: usize) -> f32 {
     let link = net.link();
     let signal = link.nt as f64 / link.nr as f64 * link.modulation.es();
     (0.5 * signal / 10f64.powf(bins.centre_db(bin) / 10.0)) as f32
@@ -162,7 +334,7 @@ fn float_pass(
         &mut st.v2,
         &mut st.tau2,
     ] {
-        v.resize(k_n, 0.0);
+        v.resize(k_n, Vec::new());
     }
     let mut g = vec![0f32; n * n];
     let (mut z, mut x, mut e, mut rho, mut pv, mut d, mut tmp) = (
@@ -256,6 +428,62 @@ fn frac_for(max_abs: f32, width: u32) -> i32 {
     ((qp / f64::from(max_abs)).log2().floor() as i32).clamp(-60, 60)
 }
 
+/// Every layer's samples of one class, as slices.
+fn all(v: &[Vec<f32>]) -> Vec<&[f32]> {
+    v.iter().map(Vec::as_slice).collect()
+}
+
+/// The frac of a `width`-bit format for the magnitudes `samples` under `cal` (at most 2¹⁸
+/// of them, taken at an even stride, enter the quantile and the error sums).
+pub(super) fn choose_frac(samples: &[&[f32]], width: u32, cal: Calibration) -> i32 {
+    let total: usize = samples.iter().map(|s| s.len()).sum();
+    let max = samples
+        .iter()
+        .flat_map(|s| s.iter())
+        .copied()
+        .fold(0.0f32, f32::max);
+    let top = frac_for(max, width);
+    if matches!(cal, Calibration::Max) || total == 0 || max <= 0.0 {
+        return top;
+    }
+    let stride = total.div_ceil(1 << 18).max(1);
+    let mut vals: Vec<f32> = samples
+        .iter()
+        .flat_map(|s| s.iter())
+        .step_by(stride)
+        .copied()
+        .collect();
+    match cal {
+        Calibration::Max => top,
+        Calibration::Percentile(q) => {
+            vals.sort_by(f32::total_cmp);
+            let at = ((q * vals.len() as f64).ceil() as usize).clamp(1, vals.len()) - 1;
+            frac_for(vals[at], width).max(top)
+        }
+        Calibration::Mse => {
+            let qp = max_code(width) as f64;
+            let err = |frac: i32| -> f64 {
+                let scale = 2f64.powi(frac);
+                vals.iter()
+                    .map(|&v| {
+                        let v = f64::from(v);
+                        let c = (v * scale + 0.5).floor().min(qp);
+                        (c / scale - v).powi(2)
+                    })
+                    .sum()
+            };
+            let mut best = (top, err(top));
+            for frac in top + 1..=(top + 10).min(60) {
+                let e = err(frac);
+                if e < best.1 {
+                    best = (frac, e);
+                }
+            }
+            best.0
+        }
+    }
+}
+
 fn fmt(width: u32, frac: i32) -> Result<QFormat, IrError> {
     QFormat::signed(width, frac).map_err(|e| IrError::Lower(e.to_string()))
 }
@@ -285,10 +513,21 @@ pub fn lower_cg(net: &GramNet, opts: &CgQuantOptions) -> Result<GramIr, ModelErr
         ))
         .into());
     }
-    if !(2..=12).contains(&opts.bits) {
+    if !(2..=12).contains(&opts.width(CgTensor::R)) {
         return Err(IrError::Lower(format!(
-            "bits = {}: must be 2..=12 (the denoiser table has 2^bits entries)",
-            opts.bits
+            "r width = {}: must be 2..=12 (the denoiser table has 2^width entries)",
+            opts.width(CgTensor::R)
+        ))
+        .into());
+    }
+    if let Some(t) = CgTensor::ALL
+        .iter()
+        .find(|&&t| !(2..=24).contains(&opts.width(t)) && t != CgTensor::Yy)
+    {
+        return Err(IrError::Lower(format!(
+            "{} width = {}: must be 2..=24",
+            t.as_str(),
+            opts.width(*t)
         ))
         .into());
     }
@@ -303,15 +542,24 @@ pub fn lower_cg(net: &GramNet, opts: &CgQuantOptions) -> Result<GramIr, ModelErr
     let frames = plain.generator()?.generate(&snr, &mut rng);
     let mut st = Stats::default();
     float_pass(net, &p, opts, &frames, &mut st);
-    let (b, wide, sc) = (opts.bits, opts.wide_bits, opts.scalar_bits);
+    let w = |t: CgTensor| opts.width(t);
+    // One class's format from its recorded magnitudes (several layers pooled where the IR
+    // shares one format).
+    let calibrated = |t: CgTensor, samples: &[&[f32]]| -> Result<QFormat, IrError> {
+        fmt(w(t), choose_frac(samples, w(t), opts.calibration_of(t)))
+    };
+    let frac_of =
+        |t: CgTensor, samples: &[&[f32]]| choose_frac(samples, w(t), opts.calibration_of(t));
     let bins = opts.snr_bins.count;
-    let h = fmt(opts.input_bits, frac_for(st.h, opts.input_bits))?;
-    let y = fmt(opts.input_bits, frac_for(st.y, opts.input_bits))?;
+    let h = calibrated(CgTensor::H, &[&st.h])?;
+    let y = calibrated(CgTensor::Y, &[&st.y])?;
     let levels = link.modulation.levels_per_dim();
-    let state = fmt(b, frac_for((levels - 1).max(1) as f32, b))?;
-    let g = fmt(wide, frac_for(st.g, wide))?;
-    let recip = |max: f32| -> Result<Reciprocal, IrError> {
-        let frac = frac_for(max, sc);
+    let state_w = w(CgTensor::State);
+    let state = fmt(state_w, frac_for((levels - 1).max(1) as f32, state_w))?;
+    let g = calibrated(CgTensor::G, &[&st.g])?;
+    let recip = |t: CgTensor, samples: &[f32]| -> Result<Reciprocal, IrError> {
+        let sc = w(t);
+        let frac = frac_of(t, &[samples]);
         let shift = frac + g.frac();
         if !(0..=63).contains(&shift) {
             return Err(IrError::Lower(format!(
@@ -333,31 +581,37 @@ pub fn lower_cg(net: &GramNet, opts: &CgQuantOptions) -> Result<GramIr, ModelErr
     };
     let block = BlockStage {
         g,
-        inv_trace: recip(st.inv_trace)?,
-        diag_inv: recip(st.diag_inv)?,
+        inv_trace: recip(CgTensor::InvTrace, &st.inv_trace)?,
+        diag_inv: recip(CgTensor::DiagInv, &st.diag_inv)?,
     };
-    let yy = fmt(24, frac_for(st.yy, 24))?;
+    let yy = calibrated(CgTensor::Yy, &[&st.yy])?;
     let s2: Vec<f32> = (0..bins).map(|i| bin_s2(net, &opts.snr_bins, i)).collect();
     let front = VectorFront {
-        z: fmt(wide, frac_for(st.z, wide))?,
+        z: calibrated(CgTensor::Z, &[&st.z])?,
         yy,
         noise: s2
             .iter()
             .map(|&v| quant_code(link.m() as f32 * v, yy.frac(), 31))
             .collect(),
     };
-    let tau2_max = st.tau2.iter().copied().fold(0.0f32, f32::max);
-    let tau2 = fmt(sc, frac_for(tau2_max, sc))?;
-    let r_max = st.r.iter().copied().fold(0.0f32, f32::max);
-    let r_fmt = fmt(b, frac_for(r_max, b))?;
+    let tau2 = calibrated(CgTensor::Tau2, &all(&st.tau2))?;
+    let tau2_max = st
+        .tau2
+        .iter()
+        .flatten()
+        .copied()
+        .fold(0.0f32, f32::max)
+        .min(max_code(tau2.width()) as f32 * 2f32.powi(-tau2.frac()));
+    let r_fmt = calibrated(CgTensor::R, &all(&st.r))?;
+    let cw = w(CgTensor::Coef);
     let mut layers = Vec::with_capacity(p.layers);
     for k in 0..p.layers {
         let formats = LayerFormats {
-            e: fmt(b, frac_for(st.e[k], b))?,
-            p: fmt(b, frac_for(st.p[k], b))?,
-            d: fmt(b, frac_for(st.d[k], b))?,
+            e: calibrated(CgTensor::E, &[&st.e[k]])?,
+            p: calibrated(CgTensor::P, &[&st.p[k]])?,
+            d: calibrated(CgTensor::D, &[&st.d[k]])?,
             r: r_fmt,
-            v2: fmt(sc, frac_for(st.v2[k], sc))?,
+            v2: calibrated(CgTensor::V2, &[&st.v2[k]])?,
             tau2,
         };
         let dmax = s2.iter().fold(0.0f32, |a, &v| a.max(v * p.delta_scale[k]));
@@ -378,16 +632,21 @@ pub fn lower_cg(net: &GramNet, opts: &CgQuantOptions) -> Result<GramIr, ModelErr
         };
         let steps = (0..p.inner)
             .map(|l| InnerStep {
-                omega: coef(p.omega[k * p.inner + l], sc),
-                beta: coef(p.beta(k, l), sc),
+                omega: coef(p.omega[k * p.inner + l], cw),
+                beta: coef(p.beta(k, l), cw),
             })
             .collect();
         layers.push(GramLayer {
             formats,
-            v2_floor: quant_code(super::oamp::V_FLOOR as f32, formats.v2.frac(), sc).max(0),
+            v2_floor: quant_code(
+                super::oamp::V_FLOOR as f32,
+                formats.v2.frac(),
+                formats.v2.width(),
+            )
+            .max(0),
             delta,
-            gamma: coef(p.gamma[k], sc),
-            tv: coef(p.tv[k], sc),
+            gamma: coef(p.gamma[k], cw),
+            tv: coef(p.tv[k], cw),
             ts,
             steps,
         });
@@ -404,7 +663,7 @@ pub fn lower_cg(net: &GramNet, opts: &CgQuantOptions) -> Result<GramIr, ModelErr
     let ir = GramIr {
         format: kaq_ir::IR_FORMAT.into(),
         version: GRAM_IR_VERSION,
-        name: format!("cg-k{}-l{}-ptq-{b}b", cfg.layers, cfg.inner),
+        name: format!("cg-k{}-l{}-ptq-{}b", cfg.layers, cfg.inner, opts.bits),
         family: GramFamily::Cg,
         modulation: link.modulation,
         nt: link.nt,
@@ -501,11 +760,21 @@ impl FakeQuantCg {
         &self.ir
     }
 
+    /// The float net whose parameters it quantizes.
+    pub fn net(&self) -> &GramNet {
+        &self.net
+    }
+
+    /// The options of its lowering.
+    pub fn opts(&self) -> &CgQuantOptions {
+        &self.opts
+    }
+
     /// The state codes x⁽ᴷ⁾ of every frame (`frames × n`), blocks cut where H̃ or σ² changes.
     pub fn forward_codes(&self, frames: &FrameBatch) -> Vec<i64> {
         let ir = &self.ir;
         let p = CgParams::of(&self.net);
-        let sc = self.opts.scalar_bits;
+        let sc = self.opts.width(CgTensor::Coef);
         // Each constant quantized from its float value at the IR's frac (the codes of lower_cg).
         let qc = |v: f32, c: &Coef| quant_code(v, c.frac, sc) as f32 * 2f32.powi(-c.frac);
         let (m, n) = (ir.m, ir.n);
@@ -636,6 +905,54 @@ impl Detector for GramInterpreter {
         frames.check_decisions(decisions)?;
         Ok(self.detect_received(&frames.received(), decisions)?)
     }
+}
+
+/// The IR of `net` at the formats of `template` (a lowering of a net of the same config with
+/// `opts`): every constant's code recomputed from `net`'s parameters at the template's frac
+/// (saturating, as the fake-quant forward does), every format, table and noise code kept. This
+/// is how a net trained at fixed formats (QAT) lowers.
+pub fn lower_cg_with(
+    net: &GramNet,
+    opts: &CgQuantOptions,
+    template: &GramIr,
+) -> Result<GramIr, ModelError> {
+    let p = CgParams::of(net);
+    if template.layers.len() != p.layers || template.inner() != p.inner {
+        return Err(IrError::Lower(format!(
+            "template has {} layers × {} steps, the net {} × {}",
+            template.layers.len(),
+            template.inner(),
+            p.layers,
+            p.inner
+        ))
+        .into());
+    }
+    let cw = opts.width(CgTensor::Coef);
+    let code = |v: f32, c: &Coef| Coef {
+        code: quant_code(v, c.frac, cw),
+        frac: c.frac,
+    };
+    let mut ir = template.clone();
+    let bins = ir.snr_bins.count;
+    let s2: Vec<f32> = (0..bins).map(|i| bin_s2(net, &ir.snr_bins, i)).collect();
+    for (k, l) in ir.layers.iter_mut().enumerate() {
+        l.delta.codes = s2
+            .iter()
+            .map(|&v| quant_code(v * p.delta_scale[k], l.delta.frac, 24))
+            .collect();
+        l.ts.codes = s2
+            .iter()
+            .map(|&v| quant_code(v * p.ts[k], l.ts.frac, 31))
+            .collect();
+        l.gamma = code(p.gamma[k], &l.gamma);
+        l.tv = code(p.tv[k], &l.tv);
+        for (li, st) in l.steps.iter_mut().enumerate() {
+            st.omega = code(p.omega[k * p.inner + li], &st.omega);
+            st.beta = code(p.beta(k, li), &st.beta);
+        }
+    }
+    ir.validate()?;
+    Ok(ir)
 }
 
 /// Lowers `net` with PTQ at `opts` and returns the IR with its fake-quant net.

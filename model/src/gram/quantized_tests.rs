@@ -3,7 +3,7 @@
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
-use super::quantized::{CgQuantOptions, quantize_cg};
+use super::quantized::{Calibration, CgQuantOptions, choose_frac, quantize_cg};
 use super::{Family, GramConfig, GramNet};
 use crate::detect::Detector;
 use crate::link::LinkConfig;
@@ -89,4 +89,61 @@ fn trained_cg_k8_l4_agrees_with_fake_quant_at_8_bits() {
         s as f64 >= 0.999 * t as f64,
         "decisions agree on {s} of {t}"
     );
+}
+
+#[test]
+fn lowering_is_deterministic_for_a_seed() {
+    let link = LinkConfig::new(4, 4, Modulation::Qam16).unwrap();
+    let config = GramConfig {
+        family: Family::Cg,
+        layers: 3,
+        inner: 2,
+    };
+    let net = GramNet::new(config, &link).unwrap();
+    let mut opts = CgQuantOptions::new(6);
+    opts.calib_frames = 300;
+    let a = super::quantized::lower_cg(&net, &opts).unwrap();
+    let b = super::quantized::lower_cg(&net, &opts).unwrap();
+    assert_eq!(a, b);
+    opts.seed += 1;
+    opts.calibration = Calibration::Max;
+    let c = super::quantized::lower_cg(&net, &opts).unwrap();
+    assert_ne!(a, c, "another seed and calibration give the same document");
+}
+
+#[test]
+fn calibrations_pick_the_documented_step() {
+    // Magnitudes |N(0,1)|-like with one outlier at 40.
+    let mut rng = ChaCha8Rng::seed_from_u64(3);
+    let mut v: Vec<f32> = (0..5000)
+        .map(|_| {
+            let s: f32 = (0..12).map(|_| rng.random_range(0.0f32..1.0)).sum::<f32>() - 6.0;
+            s.abs()
+        })
+        .collect();
+    v.push(40.0);
+    let width = 6;
+    let qp = f64::from(kaq_ir::fixed::max_code(width) as i32);
+    let top = choose_frac(&[&v], width, Calibration::Max);
+    // Max: the finest step holding 40 at 6 bits (31 / 40 < 1, so frac −1).
+    assert_eq!(top, -1);
+    let err = |frac: i32| -> f64 {
+        let s = 2f64.powi(frac);
+        v.iter()
+            .map(|&x| {
+                let x = f64::from(x);
+                ((x * s + 0.5).floor().min(qp) / s - x).powi(2)
+            })
+            .sum()
+    };
+    let mse = choose_frac(&[&v], width, Calibration::Mse);
+    for f in top..=top + 10 {
+        assert!(
+            err(mse) <= err(f),
+            "frac {mse} is not the least-error step ({f})"
+        );
+    }
+    assert!(mse > top, "the outlier should be clipped");
+    // The 99.9 % quantile is about 3.3: 31 / 3.3 ≈ 9.4 → frac 3.
+    assert_eq!(choose_frac(&[&v], width, Calibration::Percentile(0.999)), 3);
 }

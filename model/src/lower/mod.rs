@@ -196,6 +196,11 @@ pub fn lower(q: &QuantNet, options: LowerOptions) -> Result<Ir, IrError> {
             )));
         }
     }
+    if cfg.h_layer_bits.is_some() {
+        return Err(lower_err(
+            "per-layer H widths (h_layer_bits) are not yet in the IR; quantize with one H width",
+        ));
+    }
     let fixed = q.fixed_steps();
     let net = q.net_config().clone();
     let link = q.link().clone();

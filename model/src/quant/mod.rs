@@ -163,6 +163,12 @@ pub struct QuantConfig {
     pub layer_bits: Option<Vec<u32>>,
     /// H (default 8 bits, power of two).
     pub h: TensorFormat,
+    /// Mixed H̃ precision: per layer k = 1..K the bits of H̃ that layer reads (absent: `h.bits`
+    /// for every layer). Layer k uses the input codes rounded (half up) to their top
+    /// `h_layer_bits[k]` bits and saturated symmetrically there. Each entry is at most
+    /// `h.bits`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub h_layer_bits: Option<Vec<u32>>,
     /// y (default 10 bits, power of two).
     pub y: TensorFormat,
     /// e⁽ᵏ⁾ (default 12 bits, power of two).
@@ -181,6 +187,7 @@ impl Default for QuantConfig {
             activation_bits: 8,
             layer_bits: None,
             h: TensorFormat::pow2(8),
+            h_layer_bits: None,
             y: TensorFormat::pow2(10),
             e: TensorFormat::pow2(12),
             g: TensorFormat::pow2(12),
@@ -226,8 +233,26 @@ impl QuantConfig {
         self.layer_bits.is_some()
     }
 
-    /// Checks `layer_bits` against a net of `layers` layers: one entry per layer.
+    /// Bits of H̃ that layer k (0-based) reads.
+    pub fn layer_h_bits(&self, layer: usize) -> u32 {
+        self.h_layer_bits
+            .as_ref()
+            .and_then(|b| b.get(layer).copied())
+            .unwrap_or(self.h.bits)
+    }
+
+    /// Checks `layer_bits` and `h_layer_bits` against a net of `layers` layers: one entry
+    /// per layer.
     pub fn check_layers(&self, layers: usize) -> Result<(), ModelError> {
+        if let Some(b) = &self.h_layer_bits
+            && b.len() != layers
+        {
+            return Err(ModelError::InvalidDimension {
+                name: "h_layer_bits",
+                value: b.len(),
+                reason: "needs one entry per layer",
+            });
+        }
         match &self.layer_bits {
             Some(b) if b.len() != layers => Err(ModelError::InvalidDimension {
                 name: "layer_bits",
@@ -249,6 +274,17 @@ impl QuantConfig {
                 name: "layer_bits",
                 value: v as usize,
                 reason: "each layer's bits must be between 2 and activation_bits",
+            });
+        }
+        if let Some(b) = &self.h_layer_bits
+            && let Some(&v) = b
+                .iter()
+                .find(|&&v| !(quantizer::MIN_BITS..=self.h.bits).contains(&v))
+        {
+            return Err(ModelError::InvalidDimension {
+                name: "h_layer_bits",
+                value: v as usize,
+                reason: "each layer's H bits must be between 2 and h.bits",
             });
         }
         for (name, bits) in [
@@ -629,6 +665,9 @@ impl QuantNet {
         plan.param_mask = mask;
         let qp = |bits| quantizer::max_code(bits);
         plan.h = (self.fixed.h, qp(self.config.h.bits));
+        plan.h_shift = (0..self.net.config().layers)
+            .map(|k| self.config.h.bits - self.config.layer_h_bits(k))
+            .collect();
         plan.y = (self.fixed.y, qp(self.config.y.bits));
         plan.x0 = (self.fixed.x0, qp(self.config.activation_bits));
         plan.e = self.fixed.e.clone();
@@ -776,6 +815,7 @@ fn plain_plan(net: &UnfoldedNet, bins: &SnrBins) -> QuantPlan {
         m: link.m(),
         n: link.n(),
         h: (1.0, 1.0),
+        h_shift: Vec::new(),
         y: (1.0, 1.0),
         x0: (1.0, 1.0),
         e: vec![1.0; k],

@@ -126,6 +126,9 @@ pub(crate) struct QuantPlan {
     pub n: usize,
     /// (step, Q_P) of H, y, x⁽⁰⁾.
     pub h: (f32, f32),
+    /// Per layer, the bits dropped from H̃'s codes for that layer (mixed H̃ precision): the
+    /// layer uses sat(round_half_up(c / 2^d), bits − d)·2^d·step. Empty: 0 for every layer.
+    pub h_shift: Vec<u32>,
     pub y: (f32, f32),
     pub x0: (f32, f32),
     /// Steps of e and g per layer, with their Q_P.
@@ -184,6 +187,8 @@ impl QuantPlan {
 #[derive(Debug)]
 pub(crate) struct Workspace {
     hq: Vec<f32>,
+    /// Per layer with a non-zero `h_shift`, its narrowed H̃ (`K × m × n`; else empty).
+    hk: Vec<f32>,
     yq: Vec<f32>,
     /// x⁽⁰⁾ … x⁽ᴷ⁾, `(K+1) × n`.
     pub x: Vec<f32>,
@@ -259,6 +264,7 @@ impl Workspace {
         let states = (layers + 1) * n;
         Self {
             hq: vec![0.0; m * n],
+            hk: Vec::new(),
             yq: vec![0.0; m],
             x: vec![0.0; states],
             s: vec![0.0; states],
@@ -284,6 +290,14 @@ impl Workspace {
             dx: vec![0.0; states],
             stats: Stats::new(layers),
         }
+    }
+}
+
+/// The H̃ layer `k` uses: the narrowed copy with a non-zero `h_shift`, else the input's.
+fn layer_h<'a>(plan: &QuantPlan, k: usize, hq: &'a [f32], hk: &'a [f32]) -> &'a [f32] {
+    match plan.h_shift.get(k) {
+        Some(&d) if d > 0 && plan.quantize => &hk[k * hq.len()..(k + 1) * hq.len()],
+        _ => hq,
     }
 }
 
@@ -315,6 +329,26 @@ fn inputs<const STATS: bool>(plan: &QuantPlan, h: &[f32], y: &[f32], ws: &mut Wo
     }
     for (o, &v) in ws.hq.iter_mut().zip(h) {
         *o = plan.q(v, plan.h.0, plan.h.1).value;
+    }
+    if plan.quantize && plan.h_shift.iter().any(|&d| d > 0) {
+        let mn = ws.hq.len();
+        ws.hk.resize(plan.h_shift.len() * mn, 0.0);
+        let (step, qp) = plan.h;
+        for (k, &d) in plan.h_shift.iter().enumerate() {
+            if d == 0 {
+                continue;
+            }
+            let scale = (1u32 << d) as f32;
+            // Q_P of the narrowed width: (Q_P + 1) / 2^d − 1.
+            let narrow_qp = (qp + 1.0) / scale - 1.0;
+            for (o, &v) in ws.hk[k * mn..(k + 1) * mn].iter_mut().zip(&ws.hq) {
+                let c = (v / step).round();
+                let r = ((c + scale / 2.0) / scale)
+                    .floor()
+                    .clamp(-narrow_qp, narrow_qp);
+                *o = r * scale * step;
+            }
+        }
     }
     for (o, &v) in ws.yq.iter_mut().zip(y) {
         *o = plan.q(v, plan.y.0, plan.y.1).value;
@@ -348,7 +382,12 @@ fn gradient_term<const STATS: bool>(plan: &QuantPlan, k: usize, ws: &mut Workspa
             *e = -y;
         }
     } else {
-        residual(&ws.hq, &ws.x[k * n..(k + 1) * n], &ws.yq, &mut ws.e);
+        residual(
+            layer_h(plan, k, &ws.hq, &ws.hk),
+            &ws.x[k * n..(k + 1) * n],
+            &ws.yq,
+            &mut ws.e,
+        );
     }
     if STATS {
         ws.stats.e[k] = ws.stats.e[k].max(max_abs(&ws.e));
@@ -360,7 +399,7 @@ fn gradient_term<const STATS: bool>(plan: &QuantPlan, k: usize, ws: &mut Workspa
         *mask = q.d_input;
     }
     let g = &mut ws.g[k * n..(k + 1) * n];
-    transpose_mul(&ws.hq, &ws.e, g);
+    transpose_mul(layer_h(plan, k, &ws.hq, &ws.hk), &ws.e, g);
     if STATS {
         ws.stats.g[k] = ws.stats.g[k].max(max_abs(g));
     }
@@ -496,11 +535,11 @@ fn through_gradient_term(plan: &QuantPlan, k: usize, eta: f32, ws: &mut Workspac
     for i in 0..n {
         ws.w[i] = -eta * ws.t[i] * ws.g_mask[k * n + i];
     }
-    residual(&ws.hq, &ws.w, &[], &mut ws.e);
+    residual(layer_h(plan, k, &ws.hq, &ws.hk), &ws.w, &[], &mut ws.e);
     for (e, mask) in ws.e.iter_mut().zip(&ws.e_mask[k * m..(k + 1) * m]) {
         *e *= mask;
     }
-    transpose_mul(&ws.hq, &ws.e, &mut ws.w);
+    transpose_mul(layer_h(plan, k, &ws.hq, &ws.hk), &ws.e, &mut ws.w);
 }
 
 fn backward_pgd(
@@ -552,14 +591,14 @@ fn backward_pgd(
         for i in 0..n {
             ws.w[i] = -lp.eta * ws.t[i] * ws.g_mask[k * n + i];
         }
-        residual(&ws.hq, &ws.w, &[], &mut ws.e);
+        residual(layer_h(plan, k, &ws.hq, &ws.hk), &ws.w, &[], &mut ws.e);
         for (e, mask) in
             ws.e.iter_mut()
                 .zip(&ws.e_mask[k * plan.m..(k + 1) * plan.m])
         {
             *e *= mask;
         }
-        transpose_mul(&ws.hq, &ws.e, &mut ws.w);
+        transpose_mul(layer_h(plan, k, &ws.hq, &ws.hk), &ws.e, &mut ws.w);
         let carry = 1.0 + lp.beta;
         for i in 0..n {
             ws.dx[k * n + i] += carry * ws.t[i] + ws.w[i];

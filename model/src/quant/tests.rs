@@ -50,6 +50,7 @@ fn config_all(bits: u32, act: u32) -> QuantConfig {
         activation_bits: act,
         layer_bits: None,
         h: f,
+        h_layer_bits: None,
         y: f,
         e: f,
         g: f,
@@ -874,4 +875,61 @@ fn kaq_with_zero_epsilon_is_mse_only_training_and_threads_do_not_matter() {
     }
     config.kaq.epsilon = -1.0;
     assert!(train_quantized(&teacher, QuantMethod::Kaq, &config, &mut |_| {}).is_err());
+}
+
+/// Per-layer H̃ widths: every layer reading H̃ at `w − 2` bits is the same net as feeding it
+/// the narrowed matrix sat(round_half_up(c / 4), w − 2)·4·step (computed here in integers)
+/// at one width; the widths are checked against the net.
+#[test]
+fn per_layer_h_widths_read_the_rounded_top_bits() {
+    let link = link(Modulation::Qam16);
+    for (i, config) in configs()
+        .into_iter()
+        .filter(|c| c.init == Init::Zero && c.arch == Arch::Pgd)
+        .enumerate()
+    {
+        let teacher = net_with(config, &link, 40 + i as u64);
+        let set = data(&link, 24, 9);
+        let batch = set.as_batch();
+        let mut formats = config_all(6, 6);
+        formats.h_layer_bits = Some(vec![4; teacher.config().layers]);
+        let q = QuantNet::calibrate(&teacher, QuantMethod::Ptq, &formats, &batch).unwrap();
+        let mut plain = q.clone();
+        plain.config.h_layer_bits = None;
+        let step = q.fixed.h;
+        let narrowed: Vec<f32> = batch
+            .h
+            .iter()
+            .map(|&v| {
+                let c = ((v / step).round() as i64).clamp(-31, 31);
+                let r = ((c + 2) >> 2).clamp(-7, 7);
+                r as f32 * 4.0 * step
+            })
+            .collect();
+        assert!(
+            narrowed
+                .iter()
+                .zip(batch.h)
+                .any(|(a, b)| (a - b).abs() > step)
+        );
+        let narrow_batch = TrainBatch {
+            h: &narrowed,
+            ..batch
+        };
+        let mut got = vec![0.0; batch.batch * batch.n];
+        q.forward(&batch, &mut got).unwrap();
+        let mut want = vec![0.0; got.len()];
+        plain.forward(&narrow_batch, &mut want).unwrap();
+        assert_eq!(got, want, "config {i}");
+        let mut full = vec![0.0; got.len()];
+        plain.forward(&batch, &mut full).unwrap();
+        assert_ne!(got, full, "config {i}: narrowing H changed nothing");
+    }
+    let mut bad = config_all(6, 6);
+    bad.h_layer_bits = Some(vec![7, 4, 4]);
+    assert!(bad.validate().is_err());
+    bad.h_layer_bits = Some(vec![4, 4]);
+    assert!(bad.check_layers(3).is_err());
+    bad.h_layer_bits = Some(vec![4, 5, 6]);
+    assert!(bad.validate().is_ok() && bad.check_layers(3).is_ok());
 }

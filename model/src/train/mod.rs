@@ -70,14 +70,14 @@ pub enum TrainError {
         reason: String,
     },
     /// A file-system error while reading or writing a model file.
-    #[error("{action} {path}: {source}")]
+    #[error("{action} {path}: {error}")]
     Io {
         /// What was being done.
         action: &'static str,
         /// The file.
         path: String,
-        /// The underlying error.
-        source: std::io::Error,
+        /// The underlying error (in the message, so not also the `source()`).
+        error: std::io::Error,
     },
     /// Reading a model file: not a regular file, too large, or not text (kaq-files names the
     /// path and the problem).

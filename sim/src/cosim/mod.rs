@@ -40,6 +40,7 @@ use thiserror::Error;
 mod compare;
 mod detector;
 mod driver;
+pub mod gram;
 
 pub use compare::{Mismatch, RtlFrame, StageTap, compare};
 pub use detector::RtlDetector;

@@ -17,30 +17,24 @@ use kaq_model::{Detector, LinkConfig};
 
 use super::options::{CompareArgs, FP32, RunKey};
 use super::results::accuracy;
-use crate::plot::{self};
 
-/// Checks the output directory: missing or empty, or `force`. Creates it and `models/`.
-pub(super) fn prepare_out(out: &Path, force: bool) -> anyhow::Result<()> {
-    if out.exists() {
-        if !out.is_dir() {
-            bail!("--out {} exists and is not a directory", out.display());
-        }
-        let non_empty = fs::read_dir(out)
-            .with_context(|| format!("cannot read --out {}", out.display()))?
-            .next()
-            .is_some();
-        if non_empty && !force {
-            bail!(
-                "--out {} is not empty; pass --force to write kaq's report files into it \
-                 (other files are left alone)",
-                out.display()
-            );
-        }
+/// Checks the output directory: missing, or empty but for kaq's own `.kaq-*` files, unless
+/// `force`.
+pub(super) fn check_out(out: &Path, force: bool) -> anyhow::Result<()> {
+    if !out.exists() || force {
+        return Ok(());
     }
-    fs::create_dir_all(out.join("models"))
-        .with_context(|| format!("cannot create {}", out.join("models").display()))?;
-    plot::check_writable(&out.join("report.md"))?;
-    plot::check_writable(&out.join("models").join("fp32.json"))?;
+    let non_empty = fs::read_dir(out)
+        .with_context(|| format!("cannot read --out {}", out.display()))?
+        .filter_map(Result::ok)
+        .any(|e| !kaq_files::is_kaq_file(&e.file_name()));
+    if non_empty {
+        bail!(
+            "--out {} is not empty; pass --force to write kaq's report files into it \
+             (other files are kept)",
+            out.display()
+        );
+    }
     Ok(())
 }
 
@@ -100,7 +94,7 @@ pub(super) fn obtain_teacher(
     if let Ok(file) = ModelFile::load(path)
         && file.train == config
     {
-        println!("fp32: reusing {}", path.display());
+        println!("fp32: reusing models/fp32.json");
         return Ok((file.net, file.train, file.history, "reused".into()));
     }
     let bar = crate::progress::open_bar("", "batches");
@@ -127,7 +121,7 @@ pub(super) fn obtain_quant(
         && &file.teacher == teacher
         && let Ok(net) = file.quant_net()
     {
-        println!("{}: reusing {}", key.label(), path.display());
+        println!("{}: reusing models/{}", key.label(), key.file_name());
         return Ok((
             QuantTrained {
                 net,

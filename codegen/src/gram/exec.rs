@@ -1,0 +1,120 @@
+//! The cycle-level Rust twin of the folded Gram engine: runs a [`Program`] instruction by
+//! instruction exactly as `kaq_gram_core` does (64-bit registers and accumulator, one
+//! instruction per cycle, a division 2 + N_W + SHIFT cycles), and counts the cycles. Tested
+//! equal to the golden model `kaq_ir::gram::GramInterpreter`, so the program is right before
+//! any Verilog runs; the co-simulation then checks the RTL against the golden model directly.
+
+use kaq_ir::fixed::divide;
+
+use super::program::{Ins, Op, Program};
+
+/// The engine's state between instructions.
+#[derive(Debug, Clone)]
+pub struct Engine<'p> {
+    prog: &'p Program,
+    /// The register file.
+    pub regs: Vec<i64>,
+    acc: i64,
+    bucket: usize,
+    bin: usize,
+    /// Cycles run.
+    pub cycles: u64,
+}
+
+fn finish(acc: i64, down: u32, satw: u32) -> i64 {
+    let r = if down == 0 {
+        acc
+    } else {
+        (acc + (1i64 << (down - 1))) >> down
+    };
+    if satw == 0 {
+        r
+    } else {
+        let m = (1i64 << (satw - 1)) - 1;
+        r.clamp(-m, m)
+    }
+}
+
+impl<'p> Engine<'p> {
+    /// A reset engine.
+    pub fn new(prog: &'p Program) -> Self {
+        Engine {
+            prog,
+            regs: vec![0; prog.map.count],
+            acc: 0,
+            bucket: 0,
+            bin: 0,
+            cycles: 0,
+        }
+    }
+
+    fn read(&self, r: usize) -> i64 {
+        if r == self.prog.map.one {
+            1
+        } else {
+            self.regs[r]
+        }
+    }
+
+    fn step(&mut self, ins: &Ins) {
+        let p = self.prog;
+        let a = self.read(ins.a);
+        let b = if ins.b_const {
+            p.consts[ins.b + if ins.b_bin { self.bin } else { 0 }]
+        } else {
+            self.read(ins.b)
+        };
+        match ins.op {
+            Op::Mac => {
+                let term = a.wrapping_mul(b).wrapping_shl(ins.sh);
+                let base = if ins.first { 0 } else { self.acc };
+                self.acc = if ins.neg {
+                    base.wrapping_sub(term)
+                } else {
+                    base.wrapping_add(term)
+                };
+                if ins.last {
+                    self.regs[ins.dest] = finish(self.acc, ins.down, ins.satw);
+                }
+            }
+            Op::Max => self.regs[ins.dest] = a.max(b),
+            Op::Div(k) => {
+                let d = p.divs[usize::from(k)];
+                let (r, o) = (d.rounding(), d.overflow());
+                self.regs[ins.dest] = divide(1, a, d.shift(), d.d_min(), r, o, d.out_width());
+            }
+            Op::Bucket => self.bucket = p.thresholds.iter().filter(|&&t| a >= t).count(),
+            Op::Lut => {
+                let half = 1i64 << (p.r_width - 1);
+                self.regs[ins.dest] = p.table[self.bucket][(a + half) as usize];
+            }
+        }
+        self.cycles += p.cycles_of(ins);
+    }
+
+    /// Loads H̃ (row-major codes) and runs the block program.
+    pub fn block(&mut self, h: &[i64], bin: usize) {
+        let map = self.prog.map;
+        self.regs[map.h..map.h + h.len()].copy_from_slice(h);
+        self.bin = bin;
+        for ins in &self.prog.block {
+            self.step(ins);
+        }
+    }
+
+    /// Loads ỹ, runs the vector program and returns x⁽ᴷ⁾.
+    pub fn vector(&mut self, y: &[i64]) -> Vec<i64> {
+        let map = self.prog.map;
+        self.regs[map.y..map.y + y.len()].copy_from_slice(y);
+        for ins in &self.prog.vector {
+            self.step(ins);
+        }
+        self.regs[map.x..map.x + self.prog.n].to_vec()
+    }
+
+    /// The alphabet level of state code `c` (the slicer).
+    pub fn level(&self, c: i64) -> i32 {
+        let i = self.prog.slicer.iter().filter(|&&t| c >= t).count() as i32;
+        2 * i - (self.prog.levels as i32 - 1)
+    }
+}

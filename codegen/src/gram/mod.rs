@@ -1,0 +1,78 @@
+//! RTL for IR version 2 (`family: "cg"`, docs/ir.md §10; docs/rtl.md "IR v2"): a folded
+//! engine with one shared multiplier runs a micro-program ([`program`]) derived from the IR —
+//! the per-channel-block stage (G, tr G, 1/tr G, D) once per block, then the front and every
+//! layer and inner step per vector — behind a channel-block interface. [`exec`] is its
+//! cycle-level Rust twin.
+
+pub mod exec;
+pub mod program;
+pub mod readme;
+pub mod verilog;
+
+#[cfg(test)]
+mod tests;
+
+use kaq_ir::gram::GramIr;
+
+use crate::{CodegenError, GeneratedFile, check_top_name};
+
+pub use exec::Engine;
+pub use program::{Ins, Op, Program, RegMap};
+
+/// The hand-written cells a v2 design includes, in dependency order.
+pub const PRIMITIVES: [(&str, &str); 3] = [
+    (
+        "kaq_round_shift_sat.v",
+        include_str!("../../../rtl-templates/primitives/kaq_round_shift_sat.v"),
+    ),
+    (
+        "kaq_divide_seq.v",
+        include_str!("../../../rtl-templates/primitives/kaq_divide_seq.v"),
+    ),
+    (
+        "kaq_gram_core.v",
+        include_str!("../../../rtl-templates/primitives/kaq_gram_core.v"),
+    ),
+];
+
+/// Every Verilog source of the design of `prog` with top module `top`: the cells, then the
+/// generated top (`<top>.v`).
+pub fn sources(prog: &Program, top: &str) -> Vec<(String, String)> {
+    let mut out: Vec<(String, String)> = PRIMITIVES
+        .iter()
+        .map(|(n, t)| ((*n).to_string(), (*t).to_string()))
+        .collect();
+    out.push((format!("{top}.v"), verilog::top(prog, top)));
+    out
+}
+
+/// The files of the design of `ir` with top module `top`: the Verilog sources, `files.f`
+/// (compile order) and `README.md` (interface, packing, cycle counts). Deterministic.
+pub fn generate(ir: &GramIr, top: &str) -> Result<Vec<GeneratedFile>, CodegenError> {
+    ir.validate().map_err(CodegenError::Ir)?;
+    check_top_name(top)?;
+    if PRIMITIVES
+        .iter()
+        .any(|(f, _)| f.trim_end_matches(".v") == top)
+    {
+        return Err(CodegenError::TopName(
+            top.to_string(),
+            "is the name of a cell of the design".into(),
+        ));
+    }
+    let prog = Program::new(ir);
+    let mut files: Vec<GeneratedFile> = sources(&prog, top)
+        .into_iter()
+        .map(|(name, contents)| GeneratedFile { name, contents })
+        .collect();
+    let list: String = files.iter().map(|f| format!("{}\n", f.name)).collect();
+    files.push(GeneratedFile {
+        name: "files.f".into(),
+        contents: list,
+    });
+    files.push(GeneratedFile {
+        name: "README.md".into(),
+        contents: readme::readme(ir, &prog, top),
+    });
+    Ok(files)
+}

@@ -1,0 +1,575 @@
+//! The micro-program of the folded Gram engine (docs/rtl.md, "IR v2"): every `combine` of
+//! docs/ir.md §10.3 as a run of multiply-accumulate instructions on one shared multiplier,
+//! the two reciprocals as sequential divisions, the denoiser's bucket and table look-up.
+//!
+//! A MAC instruction adds `±(a · b) << sh` to the accumulator (cleared first when `first`);
+//! with `last` the sum is rounded half-up down by `down` bits, saturated symmetrically to
+//! `satw` bits (none when 0) and written to `dest`. Shifting each product onto the common
+//! frac is the aligned sum of the combine, since every shift is a multiplication by a power
+//! of two; the interval analysis (docs/ir.md §10.4) keeps every partial sum below 2^62, so a
+//! 64-bit accumulator is exact. Terms that are zero by construction (x⁽⁰⁾ = 0, p₀ = d₀ = 0,
+//! a zero constant) are left out, which changes no sum.
+
+use kaq_ir::fixed::{Divide, QFormat, max_code};
+use kaq_ir::gram::GramIr;
+
+/// What an instruction does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Op {
+    /// Multiply-accumulate (and finish on `last`).
+    Mac,
+    /// `dest = max(reg[a], const[b])`.
+    Max,
+    /// `dest = divider k (1 / reg[a])`: 0 is `block.inv_trace`, 1 is `block.diag_inv`.
+    Div(u8),
+    /// `bucket = #{j : reg[a] ≥ thresholds[j]}`.
+    Bucket,
+    /// `dest = table[bucket][reg[a] + 2^(r.width − 1)]`.
+    Lut,
+}
+
+impl Op {
+    /// The op's code in the instruction word.
+    pub fn code(self) -> u32 {
+        match self {
+            Op::Mac => 0,
+            Op::Max => 1,
+            Op::Div(0) => 2,
+            Op::Div(_) => 3,
+            Op::Bucket => 4,
+            Op::Lut => 5,
+        }
+    }
+}
+
+/// One instruction.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Ins {
+    /// The operation.
+    pub op: Op,
+    /// Register of operand a.
+    pub a: usize,
+    /// Register (or constant index when `b_const`) of operand b.
+    pub b: usize,
+    /// Whether b is read from the constant ROM.
+    pub b_const: bool,
+    /// Whether the SNR bin is added to b's constant index.
+    pub b_bin: bool,
+    /// Subtract the term.
+    pub neg: bool,
+    /// Left shift of the product.
+    pub sh: u32,
+    /// Clear the accumulator first.
+    pub first: bool,
+    /// Round, saturate and write `dest`.
+    pub last: bool,
+    /// Right shift (half-up) of the finished sum.
+    pub down: u32,
+    /// Symmetric saturation width (0: none).
+    pub satw: u32,
+    /// Destination register.
+    pub dest: usize,
+}
+
+impl Ins {
+    fn nop(op: Op) -> Self {
+        Ins {
+            op,
+            a: 0,
+            b: 0,
+            b_const: false,
+            b_bin: false,
+            neg: false,
+            sh: 0,
+            first: false,
+            last: false,
+            down: 0,
+            satw: 0,
+            dest: 0,
+        }
+    }
+}
+
+/// The register map: every buffer's first register.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RegMap {
+    /// H̃, `m × n` row-major (loaded by the block port).
+    pub h: usize,
+    /// ỹ, `m` (loaded by the vector port).
+    pub y: usize,
+    /// G, the upper triangle `n(n+1)/2` row by row.
+    pub g: usize,
+    /// D, `n`.
+    pub dinv: usize,
+    /// tr G.
+    pub trace: usize,
+    /// 1/tr G.
+    pub inv_trace: usize,
+    /// z, `n`.
+    pub z: usize,
+    /// ‖ỹ‖².
+    pub yy: usize,
+    /// x, `n`.
+    pub x: usize,
+    /// e, `n`.
+    pub e: usize,
+    /// ρ, `n`.
+    pub rho: usize,
+    /// p, `n`.
+    pub p: usize,
+    /// d, `n`.
+    pub d: usize,
+    /// r, `n`.
+    pub r: usize,
+    /// W (the unrounded residual power sum).
+    pub w: usize,
+    /// v².
+    pub v2: usize,
+    /// τ².
+    pub tau2: usize,
+    /// A register that always reads 1.
+    pub one: usize,
+    /// Registers in all.
+    pub count: usize,
+}
+
+impl RegMap {
+    fn new(m: usize, n: usize) -> Self {
+        let mut next = 0;
+        let mut take = |k: usize| {
+            let at = next;
+            next += k;
+            at
+        };
+        let map = RegMap {
+            h: take(m * n),
+            y: take(m),
+            g: take(n * (n + 1) / 2),
+            dinv: take(n),
+            trace: take(1),
+            inv_trace: take(1),
+            z: take(n),
+            yy: take(1),
+            x: take(n),
+            e: take(n),
+            rho: take(n),
+            p: take(n),
+            d: take(n),
+            r: take(n),
+            w: take(1),
+            v2: take(1),
+            tau2: take(1),
+            one: take(1),
+            count: 0,
+        };
+        RegMap { count: next, ..map }
+    }
+}
+
+/// The engine's program and tables for one [`GramIr`].
+#[derive(Debug, Clone)]
+pub struct Program {
+    /// Rows of H̃.
+    pub m: usize,
+    /// Columns of H̃.
+    pub n: usize,
+    /// The register map.
+    pub map: RegMap,
+    /// The per-channel-block program (G, trace, 1/trace, D).
+    pub block: Vec<Ins>,
+    /// The per-vector program (z, ‖ỹ‖², the layers).
+    pub vector: Vec<Ins>,
+    /// The constant ROM.
+    pub consts: Vec<i64>,
+    /// `block.inv_trace.op`, `block.diag_inv.op`.
+    pub divs: [Divide; 2],
+    /// Divisor width of both dividers (holds tr G and `d_min`).
+    pub div_w: u32,
+    /// The denoiser input width (table address bits per bucket).
+    pub r_width: u32,
+    /// τ² thresholds.
+    pub thresholds: Vec<i64>,
+    /// The table, `buckets × 2^r_width` state codes.
+    pub table: Vec<Vec<i64>>,
+    /// The slicer thresholds.
+    pub slicer: Vec<i64>,
+    /// Levels per real dimension.
+    pub levels: usize,
+    /// SNR bins.
+    pub bins: usize,
+    /// Input, state and output formats.
+    pub h_width: u32,
+    /// Width of ỹ codes.
+    pub y_width: u32,
+    /// Width of x codes.
+    pub state_width: u32,
+}
+
+/// One term of a combine: a · b (b a register or a constant) at `frac`.
+#[derive(Clone, Copy)]
+struct Term {
+    a: usize,
+    b: B,
+    neg: bool,
+    frac: i32,
+}
+
+#[derive(Clone, Copy)]
+enum B {
+    Reg(usize),
+    Const(usize),
+    Bin(usize),
+}
+
+/// Signed bits that hold every value in ±`bound`.
+pub(crate) fn bits_for(bound: i128) -> u32 {
+    129 - bound.unsigned_abs().leading_zeros()
+}
+
+struct Builder {
+    consts: Vec<i64>,
+}
+
+impl Builder {
+    fn konst(&mut self, v: i64) -> usize {
+        if let Some(i) = self.consts.iter().position(|&c| c == v) {
+            return i;
+        }
+        self.consts.push(v);
+        self.consts.len() - 1
+    }
+
+    fn bins(&mut self, codes: &[i64]) -> usize {
+        let at = self.consts.len();
+        self.consts.extend_from_slice(codes);
+        at
+    }
+
+    /// The instructions of `combine(terms, out)` into `dest`; `out` None means the exact
+    /// aligned sum at frac `exact` (no rounding, no saturation).
+    fn combine(
+        &mut self,
+        prog: &mut Vec<Ins>,
+        terms: &[Term],
+        out: Option<QFormat>,
+        exact: i32,
+        dest: usize,
+    ) {
+        let out_frac = out.map_or(exact, |f| f.frac());
+        let f = terms.iter().map(|t| t.frac).fold(out_frac, i32::max);
+        let count = terms.len();
+        assert!(count > 0, "a combine has a term");
+        for (k, t) in terms.iter().enumerate() {
+            let (b, b_const, b_bin) = match t.b {
+                B::Reg(r) => (r, false, false),
+                B::Const(c) => (c, true, false),
+                B::Bin(c) => (c, true, true),
+            };
+            let last = k + 1 == count;
+            prog.push(Ins {
+                op: Op::Mac,
+                a: t.a,
+                b,
+                b_const,
+                b_bin,
+                neg: t.neg,
+                sh: (f - t.frac) as u32,
+                first: k == 0,
+                last,
+                down: if last { (f - out_frac) as u32 } else { 0 },
+                satw: if last {
+                    out.map_or(0, |o| o.width())
+                } else {
+                    0
+                },
+                dest: if last { dest } else { 0 },
+            });
+        }
+    }
+}
+
+impl Program {
+    /// The program of a validated `ir`.
+    pub fn new(ir: &GramIr) -> Self {
+        let (m, n) = (ir.m, ir.n);
+        let map = RegMap::new(m, n);
+        let mut bld = Builder { consts: Vec::new() };
+        let one_c = bld.konst(1);
+        let gidx = |i: usize, j: usize| {
+            let (i, j) = if i <= j { (i, j) } else { (j, i) };
+            map.g + i * n - i * (i + 1) / 2 + j
+        };
+        let (fh, fy) = (ir.inputs.h.frac(), ir.inputs.y.frac());
+        let (gf, xf) = (ir.block.g.frac(), ir.state.frac());
+        let (zf, yyf) = (ir.front.z.frac(), ir.front.yy.frac());
+        let it_f = ir.block.inv_trace.format.frac();
+        let df = ir.block.diag_inv.format.frac();
+        let reg = |a: usize, b: usize, neg: bool, frac: i32| Term {
+            a,
+            b: B::Reg(b),
+            neg,
+            frac,
+        };
+
+        // The block stage.
+        let mut block = Vec::new();
+        for i in 0..n {
+            for j in i..n {
+                let terms: Vec<Term> = (0..m)
+                    .map(|r| reg(map.h + r * n + i, map.h + r * n + j, false, 2 * fh))
+                    .collect();
+                bld.combine(&mut block, &terms, Some(ir.block.g), 0, gidx(i, j));
+            }
+        }
+        let trace: Vec<Term> = (0..n)
+            .map(|i| Term {
+                a: gidx(i, i),
+                b: B::Const(one_c),
+                neg: false,
+                frac: gf,
+            })
+            .collect();
+        bld.combine(&mut block, &trace, None, gf, map.trace);
+        block.push(Ins {
+            a: map.trace,
+            dest: map.inv_trace,
+            ..Ins::nop(Op::Div(0))
+        });
+        for i in 0..n {
+            block.push(Ins {
+                a: gidx(i, i),
+                dest: map.dinv + i,
+                ..Ins::nop(Op::Div(1))
+            });
+        }
+
+        // The vector front.
+        let mut vector = Vec::new();
+        for j in 0..n {
+            let terms: Vec<Term> = (0..m)
+                .map(|r| reg(map.h + r * n + j, map.y + r, false, fh + fy))
+                .collect();
+            bld.combine(&mut vector, &terms, Some(ir.front.z), 0, map.z + j);
+        }
+        let terms: Vec<Term> = (0..m)
+            .map(|r| reg(map.y + r, map.y + r, false, 2 * fy))
+            .collect();
+        bld.combine(&mut vector, &terms, Some(ir.front.yy), 0, map.yy);
+        let noise = bld.bins(&ir.front.noise);
+        let konst = |bld: &mut Builder, a: usize, code: i64, neg: bool, frac: i32| Term {
+            a,
+            b: B::Const(bld.konst(code)),
+            neg,
+            frac,
+        };
+
+        for (k, layer) in ir.layers.iter().enumerate() {
+            let f = &layer.formats;
+            let x_zero = k == 0;
+            // e = z − Gx.
+            for i in 0..n {
+                let mut terms = vec![konst(&mut bld, map.z + i, 1, false, zf)];
+                if !x_zero {
+                    terms.extend((0..n).map(|j| reg(gidx(i, j), map.x + j, true, gf + xf)));
+                }
+                bld.combine(&mut vector, &terms, Some(f.e), 0, map.e + i);
+            }
+            // W, exact at F_W.
+            let wfr = [yyf, xf + zf, xf + f.e.frac(), yyf];
+            let wf = wfr.iter().copied().fold(f.v2.frac(), i32::max);
+            let mut terms = vec![konst(&mut bld, map.yy, 1, false, yyf)];
+            if !x_zero {
+                terms.extend((0..n).map(|j| reg(map.x + j, map.z + j, true, xf + zf)));
+                terms.extend((0..n).map(|j| reg(map.x + j, map.e + j, true, xf + f.e.frac())));
+            }
+            terms.push(Term {
+                a: map.one,
+                b: B::Bin(noise),
+                neg: true,
+                frac: yyf,
+            });
+            bld.combine(&mut vector, &terms, None, wf, map.w);
+            // v² = max(combine(W · 1/tr G), floor).
+            let terms = [reg(map.w, map.inv_trace, false, wf + it_f)];
+            bld.combine(&mut vector, &terms, Some(f.v2), 0, map.v2);
+            vector.push(Ins {
+                a: map.v2,
+                b: bld.konst(layer.v2_floor),
+                b_const: true,
+                dest: map.v2,
+                ..Ins::nop(Op::Max)
+            });
+            // The inner steps.
+            let delta = bld.bins(&layer.delta.codes);
+            let steps = layer.steps.len();
+            for (l, s) in layer.steps.iter().enumerate() {
+                let rho = if l == 0 { map.e } else { map.rho };
+                for i in 0..n {
+                    let mut terms = vec![reg(rho + i, map.dinv + i, false, df + f.e.frac())];
+                    if l > 0 && s.beta.code != 0 {
+                        terms.push(konst(
+                            &mut bld,
+                            map.p + i,
+                            s.beta.code,
+                            false,
+                            s.beta.frac + f.p.frac(),
+                        ));
+                    }
+                    bld.combine(&mut vector, &terms, Some(f.p), 0, map.p + i);
+                    let mut terms = Vec::new();
+                    if l > 0 {
+                        terms.push(konst(&mut bld, map.d + i, 1, false, f.d.frac()));
+                    }
+                    if s.omega.code != 0 || terms.is_empty() {
+                        terms.push(konst(
+                            &mut bld,
+                            map.p + i,
+                            s.omega.code,
+                            false,
+                            s.omega.frac + f.p.frac(),
+                        ));
+                    }
+                    bld.combine(&mut vector, &terms, Some(f.d), 0, map.d + i);
+                }
+                if l + 1 < steps {
+                    for i in 0..n {
+                        let mut terms = vec![konst(&mut bld, map.e + i, 1, false, f.e.frac())];
+                        terms.extend(
+                            (0..n).map(|j| reg(gidx(i, j), map.d + j, true, gf + f.d.frac())),
+                        );
+                        terms.push(Term {
+                            a: map.d + i,
+                            b: B::Bin(delta),
+                            neg: true,
+                            frac: layer.delta.frac + f.d.frac(),
+                        });
+                        bld.combine(&mut vector, &terms, Some(f.e), 0, map.rho + i);
+                    }
+                }
+            }
+            // r = x + γ d.
+            for i in 0..n {
+                let mut terms = Vec::new();
+                if !x_zero {
+                    terms.push(konst(&mut bld, map.x + i, 1, false, xf));
+                }
+                if layer.gamma.code != 0 || terms.is_empty() {
+                    terms.push(konst(
+                        &mut bld,
+                        map.d + i,
+                        layer.gamma.code,
+                        false,
+                        layer.gamma.frac + f.d.frac(),
+                    ));
+                }
+                bld.combine(&mut vector, &terms, Some(f.r), 0, map.r + i);
+            }
+            // τ², bucket, table.
+            let ts = bld.bins(&layer.ts.codes);
+            let terms = [
+                konst(
+                    &mut bld,
+                    map.v2,
+                    layer.tv.code,
+                    false,
+                    layer.tv.frac + f.v2.frac(),
+                ),
+                Term {
+                    a: map.one,
+                    b: B::Bin(ts),
+                    neg: false,
+                    frac: layer.ts.frac,
+                },
+            ];
+            bld.combine(&mut vector, &terms, Some(f.tau2), 0, map.tau2);
+            vector.push(Ins {
+                a: map.tau2,
+                ..Ins::nop(Op::Bucket)
+            });
+            for i in 0..n {
+                vector.push(Ins {
+                    a: map.r + i,
+                    dest: map.x + i,
+                    ..Ins::nop(Op::Lut)
+                });
+            }
+        }
+
+        let b = &ir.block;
+        let g_bound = i128::from(max_code(b.g.width())) * n as i128;
+        let dmin = i128::from(b.inv_trace.op.d_min().max(b.diag_inv.op.d_min()));
+        let div_w = bits_for(g_bound).max(bits_for(dmin) + 1).max(2);
+        Program {
+            m,
+            n,
+            map,
+            block,
+            vector,
+            consts: bld.consts,
+            divs: [b.inv_trace.op, b.diag_inv.op],
+            div_w,
+            r_width: ir.layers[0].formats.r.width(),
+            thresholds: ir.denoiser.thresholds.clone(),
+            table: ir.denoiser.table.clone(),
+            slicer: ir.slicer.clone(),
+            levels: ir.levels(),
+            bins: ir.snr_bins.count,
+            h_width: ir.inputs.h.width(),
+            y_width: ir.inputs.y.width(),
+            state_width: ir.state.width(),
+        }
+    }
+
+    /// Cycles of one instruction: 1; a division 2 + its N_W + SHIFT steps (N_W = 2: n = 1):
+    /// the issuing cycle, the steps, the cycle `done` is seen and the result written.
+    pub fn cycles_of(&self, ins: &Ins) -> u64 {
+        match ins.op {
+            Op::Div(k) => 2 + 2 + u64::from(self.divs[usize::from(k)].shift()),
+            _ => 1,
+        }
+    }
+
+    /// Cycles of the block program (from the block beat's acceptance to `y_ready`).
+    pub fn block_cycles(&self) -> u64 {
+        self.block.iter().map(|i| self.cycles_of(i)).sum()
+    }
+
+    /// Cycles of the vector program (from a vector's acceptance to `out_valid`).
+    pub fn vector_cycles(&self) -> u64 {
+        self.vector.iter().map(|i| self.cycles_of(i)).sum()
+    }
+
+    /// Multiplies of the block and the vector program.
+    pub fn multiplies(&self) -> (usize, usize) {
+        let count = |p: &[Ins]| p.iter().filter(|i| i.op == Op::Mac).count();
+        (count(&self.block), count(&self.vector))
+    }
+}
+
+/// The closed-form cycle model of a v2 design, from the IR alone (docs/rtl.md, "IR v2"):
+/// `(block, vector)` cycles. Equal to [`Program::block_cycles`] and
+/// [`Program::vector_cycles`] (tested), and to the cycles the RTL takes (co-simulation).
+pub fn analytic_cycles(ir: &GramIr) -> (u64, u64) {
+    let (m, n) = (ir.m as u64, ir.n as u64);
+    let b = &ir.block;
+    let div = |d: &Divide| 4 + u64::from(d.shift());
+    let block = m * n * (n + 1) / 2 + n + div(&b.inv_trace.op) + n * div(&b.diag_inv.op);
+    let mut vector = n * m + m;
+    for (k, layer) in ir.layers.iter().enumerate() {
+        let later = u64::from(k > 0);
+        // e, W, v² and its floor.
+        vector += n * (1 + later * n) + (2 + later * 2 * n) + 2;
+        let steps = layer.steps.len();
+        for (l, s) in layer.steps.iter().enumerate() {
+            let on = u64::from(l > 0);
+            vector += n * (1 + on * u64::from(s.beta.code != 0));
+            vector += n * (on + u64::from(s.omega.code != 0 || l == 0));
+            if l + 1 < steps {
+                vector += n * (n + 2);
+            }
+        }
+        // r, τ², the bucket, the table.
+        vector += n * (later + u64::from(layer.gamma.code != 0 || k == 0)) + 2 + 1 + n;
+    }
+    (block, vector)
+}

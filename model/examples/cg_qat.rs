@@ -1,0 +1,76 @@
+//! QAT-MSE of a cg model file against its PTQ, per bit width: trains the fake-quant net at
+//! fixed PTQ formats, lowers it to IR v2 and measures the f32 net, the PTQ golden model and the
+//! QAT golden model in one BER run (same frames).
+//!
+//! `cargo run --release -p kaq-model --example cg_qat -- MODEL BITS SNRS FRAMES EPOCHS LR`
+//! (BITS and SNRS comma-separated); one thread; writes nothing, prints the table and each
+//! epoch's validation loss.
+
+use kaq_ir::gram::GramInterpreter;
+use kaq_model::Detector;
+use kaq_model::ber::{BerConfig, simulate};
+use kaq_model::gram::file::GramModelFile;
+use kaq_model::gram::qat::train_qat_mse;
+use kaq_model::gram::quantized::{CgQuantOptions, quantize_cg};
+use kaq_model::gram::train::GramTrainConfig;
+
+fn list<T: std::str::FromStr>(s: &str) -> Result<Vec<T>, T::Err> {
+    s.split(',').map(str::parse).collect()
+}
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let a: Vec<String> = std::env::args().skip(1).collect();
+    if a.len() < 6 {
+        return Err("usage: cg_qat MODEL BITS SNRS FRAMES EPOCHS LR".into());
+    }
+    let file = GramModelFile::load(std::path::Path::new(&a[0]))?;
+    let bits: Vec<u32> = list(&a[1])?;
+    let snr: Vec<f64> = list(&a[2])?;
+    let frames: u64 = a[3].parse()?;
+    let epochs: usize = a[4].parse()?;
+    let lr: f64 = a[5].parse()?;
+    let net = &file.net;
+    let mut golden = Vec::new();
+    for &b in &bits {
+        let opts = CgQuantOptions::new(b);
+        let fq = quantize_cg(net, &opts)?;
+        let mut tc = GramTrainConfig::new(net.link().clone(), net.config().clone());
+        tc.samples = 20_000;
+        tc.val_samples = 2_000;
+        tc.epochs = epochs;
+        tc.lr = lr;
+        tc.lr_step = 2;
+        tc.seed = 16;
+        tc.snr_db = (15..=27).step_by(2).map(f64::from).collect();
+        tc.val_ber_snr_db = vec![22.0];
+        tc.val_ber_frames = 1000;
+        let t0 = std::time::Instant::now();
+        let (qat, history) = train_qat_mse(&fq, &tc, &mut |_| {})?;
+        for e in &history {
+            eprintln!(
+                "{b} bits epoch {}: val loss {:.4}, val BER {:?}",
+                e.epoch,
+                e.val_loss,
+                e.val_ber.iter().map(|v| v.ber).collect::<Vec<_>>()
+            );
+        }
+        eprintln!("{b} bits: trained in {:.1} s", t0.elapsed().as_secs_f64());
+        let mut ir = qat.lower()?;
+        ir.name = format!("cg-qat-mse-{b}b");
+        let mut ptq = fq.ir().clone();
+        ptq.name = format!("cg-ptq-{b}b");
+        golden.push(GramInterpreter::new(ptq)?);
+        golden.push(GramInterpreter::new(ir)?);
+    }
+    let mut dets: Vec<&dyn Detector> = vec![net];
+    dets.extend(golden.iter().map(|g| g as &dyn Detector));
+    let mut config = BerConfig::new(net.link().clone(), snr, u64::MAX, frames, 1);
+    config.threads = Some(1);
+    for r in simulate(&config, &dets, None)? {
+        println!(
+            "{:<24} {:>5.1} dB  BER {:.3e}  [{:.2e}, {:.2e}]  errors {:>7}  frames {}",
+            r.detector, r.snr_db, r.ber, r.ber_ci_low, r.ber_ci_high, r.bit_errors, r.frames
+        );
+    }
+    Ok(())
+}

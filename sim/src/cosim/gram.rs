@@ -1,0 +1,356 @@
+//! Co-simulation of an IR v2 (cg) design: the generated top (`kaq_codegen::gram`) under
+//! Verilator, driven through its channel-block interface with random stalls on every port
+//! (block beats, vector beats, output back-pressure), every output beat (x, the levels, the
+//! last-of-block flag) compared bit for bit with the golden model `GramInterpreter`, and the
+//! measured cycles of every block and vector checked equal to the analytic cycle model.
+
+use std::collections::VecDeque;
+use std::time::{Duration, Instant};
+
+use kaq_codegen::gram::verilog::{T_WIDTH, Widths};
+use kaq_codegen::gram::{Program, sources};
+use kaq_ir::gram::{GramInterpreter, GramIr};
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+
+use super::{CosimError, RESET_CYCLES};
+use crate::model::{Model, PortId};
+use crate::port::Port;
+use crate::verilate::{BuiltModel, VerilatorBuild};
+
+/// One channel block: H̃ codes (row-major), T vectors ỹ (`T × M` codes), the SNR bin.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GramBlock {
+    /// H̃, `m × n` codes.
+    pub h: Vec<i64>,
+    /// The vectors, `T × m` codes.
+    pub ys: Vec<i64>,
+    /// The SNR bin.
+    pub bin: usize,
+}
+
+/// Probabilities of withholding a valid (block, vector port) and of a low `out_ready`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct GramStalls {
+    /// Block port.
+    pub block: f64,
+    /// Vector port.
+    pub vector: f64,
+    /// Output back-pressure.
+    pub output: f64,
+    /// Seed of the stall pattern and of the model's random initial state.
+    pub seed: u64,
+}
+
+/// What a run saw.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct GramReport {
+    /// Blocks run.
+    pub blocks: usize,
+    /// Vectors compared.
+    pub vectors: usize,
+    /// Every mismatch, described (empty when bit-exact).
+    pub mismatches: Vec<String>,
+    /// Cycles from the end of reset until the design is idle after the last block.
+    pub cycles: u64,
+    /// Measured cycles from each block beat's acceptance to `y_ready` (blocks with T ≥ 1).
+    pub block_cycles: Vec<u64>,
+    /// Measured cycles from each vector beat's acceptance to `out_valid`.
+    pub vector_cycles: Vec<u64>,
+}
+
+/// A built v2 design and its golden model.
+#[derive(Debug)]
+pub struct GramRtl {
+    prog: Program,
+    golden: GramInterpreter,
+    widths: Widths,
+    built: BuiltModel,
+    build_time: Duration,
+}
+
+struct Ids {
+    blk_valid: PortId,
+    blk_ready: PortId,
+    blk_h: PortId,
+    blk_t: PortId,
+    blk_bin: PortId,
+    y_valid: PortId,
+    y_ready: PortId,
+    y_data: PortId,
+    out_valid: PortId,
+    out_ready: PortId,
+    out_x: PortId,
+    out_level: PortId,
+    out_last: PortId,
+}
+
+/// Packs `codes` of `w` bits each, first code least significant, into 32-bit words.
+fn pack(codes: &[i64], w: u32) -> Vec<u32> {
+    let total = codes.len() * w as usize;
+    let mut words = vec![0u32; total.div_ceil(32).max(1)];
+    for (k, &c) in codes.iter().enumerate() {
+        for b in 0..w as usize {
+            if (c >> b) & 1 == 1 {
+                let at = k * w as usize + b;
+                words[at / 32] |= 1 << (at % 32);
+            }
+        }
+    }
+    words
+}
+
+/// The `count` signed `w`-bit fields of `words`, first least significant.
+fn unpack(words: &[u32], w: u32, count: usize) -> Vec<i64> {
+    (0..count)
+        .map(|k| {
+            let mut v: i64 = 0;
+            for b in 0..w as usize {
+                let at = k * w as usize + b;
+                if (words[at / 32] >> (at % 32)) & 1 == 1 {
+                    v |= 1 << b;
+                }
+            }
+            if (v >> (w - 1)) & 1 == 1 {
+                v - (1i64 << w)
+            } else {
+                v
+            }
+        })
+        .collect()
+}
+
+impl GramRtl {
+    /// Generates the design of `ir` (top `kaq_top`) and builds it under Verilator.
+    pub fn build(ir: &GramIr, trace: bool) -> Result<Self, CosimError> {
+        let start = Instant::now();
+        let golden = GramInterpreter::new(ir.clone())?;
+        let prog = Program::new(ir);
+        let widths = Widths::of(&prog);
+        let top = "kaq_top";
+        let (m, n) = (prog.m as u32, prog.n as u32);
+        let ports = vec![
+            Port::input("clk", 1),
+            Port::input("rst", 1),
+            Port::input("blk_valid", 1),
+            Port::output("blk_ready", 1),
+            Port::input("blk_h", m * n * prog.h_width),
+            Port::input("blk_t", T_WIDTH),
+            Port::input("blk_bin", widths.binw),
+            Port::input("y_valid", 1),
+            Port::output("y_ready", 1),
+            Port::input("y_data", m * prog.y_width),
+            Port::output("out_valid", 1),
+            Port::input("out_ready", 1),
+            Port::output("out_x", n * prog.state_width),
+            Port::output("out_level", n * widths.lw),
+            Port::output("out_last", 1),
+        ];
+        let mut build = VerilatorBuild::new(top).trace(trace);
+        for (name, text) in sources(&prog, top) {
+            build = build.source_text(name, text);
+        }
+        let built = build.ports(ports).build()?;
+        Ok(GramRtl {
+            prog,
+            golden,
+            widths,
+            built,
+            build_time: start.elapsed(),
+        })
+    }
+
+    /// The program (and so the analytic cycle model).
+    pub fn program(&self) -> &Program {
+        &self.prog
+    }
+
+    /// Wall time of the build (near zero on a cache hit).
+    pub fn build_time(&self) -> Duration {
+        self.build_time
+    }
+
+    /// Streams `blocks` through the design with `stalls` and compares every output beat.
+    pub fn run(&self, blocks: &[GramBlock], stalls: GramStalls) -> Result<GramReport, CosimError> {
+        for (name, value) in [
+            ("block stall", stalls.block),
+            ("vector stall", stalls.vector),
+            ("backpressure", stalls.output),
+        ] {
+            if !(0.0..1.0).contains(&value) {
+                return Err(CosimError::Probability { name, value });
+            }
+        }
+        let (m, n) = (self.prog.m, self.prog.n);
+        // The golden outputs, in stream order: (x, levels, last).
+        let mut want = VecDeque::new();
+        let mut ys = VecDeque::new();
+        for b in blocks {
+            let (_, taps) = self.golden.run_block_codes(&b.h, &b.ys, b.bin)?;
+            let t = taps.len();
+            for (k, v) in taps.into_iter().enumerate() {
+                want.push_back((v.output, v.levels, k + 1 == t));
+            }
+            for y in b.ys.chunks(m) {
+                ys.push_back(y.to_vec());
+            }
+        }
+        let total = want.len();
+        let mut model = Model::new(&self.built, stalls.seed)?;
+        let port = |name: &str| model.port(name);
+        let ids = Ids {
+            blk_valid: port("blk_valid")?,
+            blk_ready: port("blk_ready")?,
+            blk_h: port("blk_h")?,
+            blk_t: port("blk_t")?,
+            blk_bin: port("blk_bin")?,
+            y_valid: port("y_valid")?,
+            y_ready: port("y_ready")?,
+            y_data: port("y_data")?,
+            out_valid: port("out_valid")?,
+            out_ready: port("out_ready")?,
+            out_x: port("out_x")?,
+            out_level: port("out_level")?,
+            out_last: port("out_last")?,
+        };
+        for id in [ids.blk_valid, ids.y_valid, ids.out_ready] {
+            model.set(id, 0)?;
+        }
+        model.reset(RESET_CYCLES)?;
+        let mut rng = ChaCha8Rng::seed_from_u64(stalls.seed ^ 0x6772_616d);
+        let mut report = GramReport {
+            blocks: blocks.len(),
+            ..GramReport::default()
+        };
+        let (hw, yw, sw, lw) = (
+            self.prog.h_width,
+            self.prog.y_width,
+            self.prog.state_width,
+            self.widths.lw,
+        );
+        let mut next_block = 0;
+        let mut seen = 0usize;
+        // Cycle of the last block / vector acceptance still waiting for its ready / valid.
+        let mut block_at: Option<u64> = None;
+        let mut vector_at: Option<u64> = None;
+        let mut cycle: u64 = 0;
+        let mut idle = 0u64;
+        loop {
+            // Drive this cycle's inputs.
+            let blk_v = next_block < blocks.len() && !rng.random_bool(stalls.block);
+            if blk_v {
+                let b = &blocks[next_block];
+                model.set_wide(ids.blk_h, &pack(&b.h, hw))?;
+                model.set(ids.blk_t, (b.ys.len() / m) as u64)?;
+                model.set(ids.blk_bin, b.bin as u64)?;
+            }
+            model.set(ids.blk_valid, u64::from(blk_v))?;
+            let y_v = !ys.is_empty() && !rng.random_bool(stalls.vector);
+            if y_v {
+                model.set_wide(ids.y_data, &pack(&ys[0], yw))?;
+            }
+            model.set(ids.y_valid, u64::from(y_v))?;
+            let o_r = !rng.random_bool(stalls.output);
+            model.set(ids.out_ready, u64::from(o_r))?;
+            model.eval();
+            let blk_ready = model.get(ids.blk_ready)? == 1;
+            // Done when every output is taken, every block sent and the design idle again.
+            if seen == total && next_block == blocks.len() && blk_ready {
+                break;
+            }
+            let blk_fire = blk_v && blk_ready;
+            let y_ready = model.get(ids.y_ready)? == 1;
+            let y_fire = y_v && y_ready;
+            let o_valid = model.get(ids.out_valid)? == 1;
+            // Cycles strictly between the accepting cycle and the first ready / valid one.
+            if y_ready && let Some(at) = block_at.take() {
+                report.block_cycles.push(cycle - at - 1);
+            }
+            if o_valid && let Some(at) = vector_at.take() {
+                report.vector_cycles.push(cycle - at - 1);
+            }
+            if o_valid && o_r {
+                let x = unpack(&model.get_wide(ids.out_x)?, sw, n);
+                let levels = unpack(&model.get_wide(ids.out_level)?, lw, n);
+                let last = model.get(ids.out_last)? == 1;
+                let (wx, wl, wlast) = want.pop_front().expect("counted");
+                let wl: Vec<i64> = wl.iter().map(|&l| i64::from(l)).collect();
+                if x != wx || levels != wl || last != wlast {
+                    report.mismatches.push(format!(
+                        "vector {seen}: x {x:?} levels {levels:?} last {last}, golden x {wx:?} \
+                         levels {wl:?} last {wlast}"
+                    ));
+                }
+                seen += 1;
+            }
+            if blk_fire {
+                let t = blocks[next_block].ys.len() / m;
+                next_block += 1;
+                if t > 0 {
+                    block_at = Some(cycle);
+                }
+            }
+            if y_fire {
+                ys.pop_front();
+                vector_at = Some(cycle);
+            }
+            if blk_fire || y_fire || (o_valid && o_r) {
+                idle = 0;
+            } else {
+                idle += 1;
+                if idle > 1_000_000 {
+                    return Err(CosimError::Hang {
+                        cycles: idle,
+                        at: cycle,
+                        accepted: (total - ys.len()) as u64,
+                        emitted: seen as u64,
+                    });
+                }
+            }
+            model.tick()?;
+            cycle += 1;
+        }
+        report.vectors = seen;
+        report.cycles = cycle;
+        Ok(report)
+    }
+}
+
+/// `frames` frames of `ir`'s link in channel blocks of `block` frames (block fading), the
+/// blocks spread evenly over the SNR points `snr_db`, quantized by the golden model's front
+/// end; the SNR bin of each block from its noise variance (docs/ir.md §10.2).
+pub fn link_blocks(
+    ir: &GramIr,
+    frames: usize,
+    block: usize,
+    snr_db: &[f64],
+    seed: u64,
+) -> Result<Vec<GramBlock>, CosimError> {
+    let golden = GramInterpreter::new(ir.clone())?;
+    let link = kaq_model::link::LinkConfig::new(ir.nt, ir.nr, ir.modulation)?.with_block(block)?;
+    let blocks = frames.div_ceil(block);
+    let per_frame: Vec<f64> = (0..blocks)
+        .flat_map(|b| std::iter::repeat_n(snr_db[b * snr_db.len() / blocks], block))
+        .take(frames)
+        .collect();
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    let batch = link.generator()?.generate(&per_frame, &mut rng);
+    let (m, n) = (ir.m, ir.n);
+    let mut out = Vec::with_capacity(blocks);
+    for b in 0..blocks {
+        let first = b * block;
+        let last = (first + block).min(frames);
+        out.push(GramBlock {
+            h: batch.h[first * m * n..(first + 1) * m * n]
+                .iter()
+                .map(|&v| golden.quantize_h(v as f32))
+                .collect(),
+            ys: batch.y[first * m..last * m]
+                .iter()
+                .map(|&v| golden.quantize_y(v as f32))
+                .collect(),
+            bin: ir.bin_of(batch.noise_var[first] as f32),
+        });
+    }
+    Ok(out)
+}

@@ -1,0 +1,256 @@
+//! The IR v2 (cg) RTL under Verilator against the golden model `GramInterpreter`, bit for
+//! bit on every output beat (x, the levels, the last-of-block flag), over small
+//! configurations (2×2 and 4×4, QPSK and 16-QAM, K = 1..3 layers, L = 1..3 inner steps),
+//! block lengths 0..5, random and extreme codes, random stalls on every port; the measured
+//! cycles of every block and every vector equal the analytic cycle model exactly.
+//!
+//! A missing Verilator skips, or fails under `KAQ_REQUIRE_VERILATOR=1`. The wider sweep
+//! (`gram_rtl_matches_golden_model_over_many_configurations`: 20 configurations, ≥ 10^5
+//! vectors) is `#[ignore]`d: run it with
+//! `cargo test --release -p kaq-sim --test gram_cosim -- --ignored`.
+
+use kaq_ir::gram::GramIr;
+use kaq_model::gram::quantized::{CgQuantOptions, lower_cg};
+use kaq_model::gram::{Family, GramConfig, GramNet};
+use kaq_model::link::LinkConfig;
+use kaq_model::modulation::Modulation;
+use kaq_sim::cosim::gram::{GramBlock, GramRtl, GramStalls};
+use kaq_sim::tools::{self, Tool};
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+
+fn verilator_present() -> bool {
+    tools::require(Tool::Verilator)
+        .expect("KAQ_REQUIRE_VERILATOR=1 but verilator is unusable")
+        .is_some()
+}
+
+/// A PTQ'd cg net with perturbed parameters.
+fn lowered(
+    nt: usize,
+    modulation: Modulation,
+    layers: usize,
+    inner: usize,
+    bits: u32,
+    seed: u64,
+) -> GramIr {
+    let link = LinkConfig::new(nt, nt, modulation).unwrap();
+    let config = GramConfig {
+        family: Family::Cg,
+        layers,
+        inner,
+    };
+    let mut net = GramNet::new(config, &link).unwrap();
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    for v in net.params_mut() {
+        *v += rng.random_range(-0.2..0.2);
+    }
+    let mut opts = CgQuantOptions::new(bits);
+    opts.calib_frames = 100;
+    opts.buckets = 8;
+    lower_cg(&net, &opts).unwrap()
+}
+
+/// A code of `w` bits: small most of the time, sometimes full range or extreme.
+fn code(rng: &mut ChaCha8Rng, w: u32) -> i64 {
+    let q = (1i64 << (w - 1)) - 1;
+    match rng.random_range(0..10) {
+        0 => [-q - 1, q, 0, -1, 1][rng.random_range(0..5)],
+        1 | 2 => rng.random_range(-q - 1..=q),
+        _ => rng.random_range(-q / 4..=q / 4),
+    }
+}
+
+fn blocks(ir: &GramIr, rng: &mut ChaCha8Rng, count: usize) -> Vec<GramBlock> {
+    (0..count)
+        .map(|k| {
+            // One block in 16 has T = 0 (the block program alone).
+            let t = if k % 16 == 7 {
+                0
+            } else {
+                rng.random_range(1..=5)
+            };
+            GramBlock {
+                h: (0..ir.m * ir.n)
+                    .map(|_| code(rng, ir.inputs.h.width()))
+                    .collect(),
+                ys: (0..t * ir.m)
+                    .map(|_| code(rng, ir.inputs.y.width()))
+                    .collect(),
+                bin: rng.random_range(0..ir.snr_bins.count),
+            }
+        })
+        .collect()
+}
+
+/// Co-simulates every configuration with and without stalls; returns (configs, vectors).
+fn sweep(configs: &[(usize, Modulation, usize, usize, u32)], per_run: usize) -> (usize, usize) {
+    let mut rng = ChaCha8Rng::seed_from_u64(0x18);
+    let mut vectors = 0;
+    let mut elapsed = 0.0;
+    for (c, &(nt, modulation, layers, inner, bits)) in configs.iter().enumerate() {
+        let ir = lowered(nt, modulation, layers, inner, bits, c as u64);
+        let rtl = GramRtl::build(&ir, false).expect("builds");
+        let prog = rtl.program();
+        let (pb, pv) = (prog.block_cycles(), prog.vector_cycles());
+        for (s, stall) in [0.0, 0.3, 0.6].into_iter().enumerate() {
+            let bl = blocks(&ir, &mut rng, per_run);
+            let stalls = GramStalls {
+                block: stall,
+                vector: stall,
+                output: stall,
+                seed: (c * 3 + s) as u64,
+            };
+            let t0 = std::time::Instant::now();
+            let report = rtl.run(&bl, stalls).expect("runs");
+            elapsed += t0.elapsed().as_secs_f64();
+            let want: usize = bl.iter().map(|b| b.ys.len() / ir.m).sum();
+            assert_eq!(report.vectors, want);
+            assert!(
+                report.mismatches.is_empty(),
+                "config {c} ({nt}x{nt} {modulation} K{layers} L{inner}) stall {stall}: {} \
+                 mismatches, first {}",
+                report.mismatches.len(),
+                report.mismatches[0]
+            );
+            assert_eq!(report.vector_cycles.len(), want);
+            assert!(
+                report.vector_cycles.iter().all(|&v| v == pv),
+                "vector cycles"
+            );
+            let with_vectors = bl.iter().filter(|b| !b.ys.is_empty()).count();
+            assert_eq!(report.block_cycles.len(), with_vectors);
+            assert!(
+                report.block_cycles.iter().all(|&v| v == pb),
+                "block cycles {:?} != {pb}",
+                &report.block_cycles[..3]
+            );
+            if stall == 0.0 {
+                // Without stalls a block takes 1 + P_blk + T·(P_vec + 2) cycles, back to back.
+                let whole: u64 = bl
+                    .iter()
+                    .map(|b| 1 + pb + (b.ys.len() / ir.m) as u64 * (pv + 2))
+                    .sum();
+                assert_eq!(report.cycles, whole, "stream cycles without stalls");
+            }
+            vectors += report.vectors;
+        }
+    }
+    eprintln!(
+        "{vectors} vectors simulated in {elapsed:.2} s ({:.0} vectors/s, builds excluded)",
+        vectors as f64 / elapsed
+    );
+    (configs.len(), vectors)
+}
+
+#[test]
+fn gram_rtl_matches_golden_model_with_stalls() {
+    if !verilator_present() {
+        return;
+    }
+    let configs = [
+        (2, Modulation::Qpsk, 1, 1, 8),
+        (2, Modulation::Qam16, 2, 2, 8),
+        (4, Modulation::Qpsk, 3, 3, 8),
+        (4, Modulation::Qam16, 2, 3, 8),
+    ];
+    let (c, v) = sweep(&configs, 40);
+    eprintln!("{c} configurations, {v} vectors, 0 mismatches");
+}
+
+#[test]
+#[ignore = "builds 20 designs and runs 10^5 vectors; run with --ignored"]
+fn gram_rtl_matches_golden_model_over_many_configurations() {
+    if !verilator_present() {
+        return;
+    }
+    let mut configs = Vec::new();
+    for nt in [2, 4] {
+        for modulation in [Modulation::Qpsk, Modulation::Qam16] {
+            for (layers, inner) in [(1, 2), (2, 1), (3, 3), (1, 3)] {
+                configs.push((nt, modulation, layers, inner, 8));
+            }
+        }
+    }
+    configs.push((1, Modulation::Qpsk, 2, 2, 6));
+    configs.push((3, Modulation::Qam16, 2, 2, 10));
+    configs.push((2, Modulation::Qam16, 3, 1, 7));
+    configs.push((4, Modulation::Qpsk, 2, 2, 9));
+    let (c, v) = sweep(&configs, 700);
+    assert!(c >= 20 && v >= 100_000, "{c} configurations, {v} vectors");
+    eprintln!("{c} configurations, {v} vectors, 0 mismatches");
+}
+
+#[test]
+fn generated_gram_designs_are_lint_clean_and_latch_free() {
+    let tools = [Tool::Verilator, Tool::Iverilog];
+    for tool in tools {
+        if tools::require(tool)
+            .expect("KAQ_REQUIRE_VERILATOR=1 but a tool is unusable")
+            .is_none()
+        {
+            return;
+        }
+    }
+    for (c, &(nt, modulation, layers, inner, bits)) in [
+        (1, Modulation::Qpsk, 1, 1, 6),
+        (2, Modulation::Qam16, 3, 2, 8),
+        (4, Modulation::Qam16, 2, 3, 10),
+    ]
+    .iter()
+    .enumerate()
+    {
+        let ir = lowered(nt, modulation, layers, inner, bits, 50 + c as u64);
+        let files = kaq_codegen::gram::generate(&ir, "kaq_top").expect("generates");
+        let dir = tempfile::tempdir().unwrap();
+        let mut sources = Vec::new();
+        for f in &files {
+            let path = dir.path().join(&f.name);
+            std::fs::write(&path, &f.contents).unwrap();
+            if f.name.ends_with(".v") {
+                sources.push(path);
+            }
+        }
+        let lint = std::process::Command::new("verilator")
+            .args(["--lint-only", "-Wall", "--top-module", "kaq_top"])
+            .args(&sources)
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&lint.stderr);
+        assert!(
+            lint.status.success() && !text.contains("%Warning"),
+            "config {c}: {text}"
+        );
+        let image = dir.path().join("top.vvp");
+        let icarus = std::process::Command::new("iverilog")
+            .args(["-g2012", "-Wall", "-o"])
+            .arg(&image)
+            .args(&sources)
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&icarus.stderr);
+        assert!(
+            icarus.status.success() && text.trim().is_empty(),
+            "config {c}: {text}"
+        );
+        // No latches: after Yosys's `proc`, no latch cell anywhere in the flattened design.
+        if c == 0 && tools::require(Tool::Yosys).expect("yosys").is_some() {
+            let names: Vec<String> = sources.iter().map(|p| p.display().to_string()).collect();
+            let script = format!(
+                "read_verilog -sv {}; hierarchy -top kaq_top; proc; flatten; \
+                 select -assert-none t:$dlatch t:$adlatch t:$dlatchsr t:$sr",
+                names.join(" ")
+            );
+            let yosys = std::process::Command::new("yosys")
+                .args(["-q", "-p", &script])
+                .output()
+                .unwrap();
+            assert!(
+                yosys.status.success(),
+                "config {c}: {}{}",
+                String::from_utf8_lossy(&yosys.stdout),
+                String::from_utf8_lossy(&yosys.stderr)
+            );
+        }
+    }
+}
