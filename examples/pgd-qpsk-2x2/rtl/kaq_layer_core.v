@@ -534,12 +534,17 @@ module kaq_layer_core #(
     // The stage that reads R (1 with a pipeline) and the stage that writes the states.
     localparam integer SR = (UP > 0) ? 1 : 0;
     localparam integer SF = UP;
-    wire step_r = pst_step[SR];
+    /* verilator lint_off UNUSEDSIGNAL */
+    wire step_r = pst_step[SR];  // unused by PGD-Net with a prox without a pipeline register
+    /* verilator lint_on UNUSEDSIGNAL */
     wire step_f = pst_step[SF];
     wire [P*SW-1:0] sc_r = pst_sc[SR*P*SW +: P*SW];
     wire [P*SW-1:0] uc_r = pst_uc[SR*P*SW +: P*SW];
+    // The written-back s and u pass through unchanged in PGD-Net only; ADMM-Net computes them.
+    /* verilator lint_off UNUSEDSIGNAL */
     wire [P*SW-1:0] sc_f = pst_sc[SF*P*SW +: P*SW];
     wire [P*SW-1:0] uc_f = pst_uc[SF*P*SW +: P*SW];
+    /* verilator lint_on UNUSEDSIGNAL */
     wire [P*SW-1:0] new_x;
     wire [P*SW-1:0] new_s;
     wire [P*SW-1:0] new_u;
