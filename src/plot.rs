@@ -361,7 +361,8 @@ where
             .copied()
             .filter(|&(x, y)| x.is_finite() && drawable(y))
             .collect();
-        let line = if style::dashed(kinds[index], nth) {
+        let dashed = style::dashed(kinds[index], nth);
+        let line = if dashed {
             chart.draw_series(DashedLineSeries::new(
                 points.clone(),
                 8,
@@ -378,7 +379,8 @@ where
             0 => {
                 line.legend(move |(x, y)| {
                     EmptyElement::at((x, y))
-                        + PathElement::new(vec![(0, 0), (20, 0)], stroke)
+                        + PathElement::new(legend_segments(dashed)[0].clone(), stroke)
+                        + PathElement::new(legend_segments(dashed)[1].clone(), stroke)
                         + Circle::new((10, 0), 4, color.filled())
                 });
                 chart
@@ -388,7 +390,8 @@ where
             1 => {
                 line.legend(move |(x, y)| {
                     EmptyElement::at((x, y))
-                        + PathElement::new(vec![(0, 0), (20, 0)], stroke)
+                        + PathElement::new(legend_segments(dashed)[0].clone(), stroke)
+                        + PathElement::new(legend_segments(dashed)[1].clone(), stroke)
                         + Rectangle::new([(6, -4), (14, 4)], color.filled())
                 });
                 chart
@@ -400,7 +403,8 @@ where
             2 => {
                 line.legend(move |(x, y)| {
                     EmptyElement::at((x, y))
-                        + PathElement::new(vec![(0, 0), (20, 0)], stroke)
+                        + PathElement::new(legend_segments(dashed)[0].clone(), stroke)
+                        + PathElement::new(legend_segments(dashed)[1].clone(), stroke)
                         + TriangleMarker::new((10, 0), 5, color.filled())
                 });
                 chart
@@ -414,7 +418,8 @@ where
             _ => {
                 line.legend(move |(x, y)| {
                     EmptyElement::at((x, y))
-                        + PathElement::new(vec![(0, 0), (20, 0)], stroke)
+                        + PathElement::new(legend_segments(dashed)[0].clone(), stroke)
+                        + PathElement::new(legend_segments(dashed)[1].clone(), stroke)
                         + Cross::new((10, 0), 4, stroke)
                 });
                 chart
@@ -473,6 +478,13 @@ where
             .legend(|(x, y)| EmptyElement::at((x + 10, y)) + zero_marker(BLACK.stroke_width(2)));
     }
     Ok(())
+}
+
+/// The two pieces of a legend entry's line, 20 pixels long in all: a dash, a gap and a dash
+/// for a dashed series (as its line is drawn), one solid line cut in two otherwise.
+fn legend_segments(dashed: bool) -> [Vec<(i32, i32)>; 2] {
+    let (end, start) = if dashed { (7, 13) } else { (10, 10) };
+    [vec![(0, 0), (end, 0)], vec![(start, 0), (20, 0)]]
 }
 
 /// The legend entry of the zero-error marker.

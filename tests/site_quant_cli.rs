@@ -170,7 +170,16 @@ fn a_site_cg_net_lowers_with_calibration_on_its_dataset() {
         .assert()
         .code(2)
         .stderr(contains("--ptq-bits"));
-    lower(&["--channels", "site.npy"]).success();
+    lower(&["--channels", "site.npy", "--calibration", "p200"])
+        .code(2)
+        .stderr(contains("--calibration"));
+    assert!(
+        !d.join("ir.json").exists(),
+        "a bad --calibration wrote ir.json"
+    );
+    lower(&["--channels", "site.npy", "--calibration", "p50"]).success();
+    let p50 = std::fs::read_to_string(d.join("ir.json")).unwrap();
+    lower(&["--channels", "site.npy", "--calibration", "max", "--force"]).success();
     kaq(d)
         .args(["ber"])
         .args(LINK)
@@ -186,4 +195,10 @@ fn a_site_cg_net_lowers_with_calibration_on_its_dataset() {
         .assert()
         .success()
         .stdout(contains("ptq-6b-int"));
+    // The rule reaches the lowering: the median and the maximum give different formats.
+    let max = std::fs::read_to_string(d.join("ir.json")).unwrap();
+    assert_ne!(
+        p50, max,
+        "--calibration p50 gave the IR of --calibration max"
+    );
 }

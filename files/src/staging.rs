@@ -173,7 +173,8 @@ impl Staging {
     }
 
     /// Writes `bytes` to `rel` inside the staging directory (parent directories created),
-    /// refusing absolute paths and `..`. Returns the path the file will have in the target.
+    /// refusing absolute paths and `..`; a file already there is replaced, not written into.
+    /// Returns the path the file will have in the target.
     pub fn write(&self, rel: &Path, bytes: &[u8]) -> Result<PathBuf, FilesError> {
         let plain = rel.components().all(|c| matches!(c, Component::Normal(_)));
         if !plain || rel.as_os_str().is_empty() {
@@ -192,6 +193,14 @@ impl Staging {
         let path = self.dir.path().join(rel);
         if let Some(p) = path.parent() {
             fs::create_dir_all(p).map_err(FilesError::io("cannot create", p))?;
+        }
+        // A file carried over from the old target ([`Staging::keep_old`]) is a hard link to
+        // it: unlinked first, so the new contents never reach the old output.
+        match fs::remove_file(&path) {
+            Err(e) if e.kind() != ErrorKind::NotFound => {
+                return Err(FilesError::io("cannot replace", &path)(e));
+            }
+            _ => {}
         }
         fault::point(Op::Write, &path)
             .and_then(|done| fs::write(&path, bytes).map(|()| done.done()))

@@ -214,11 +214,12 @@ pub fn run(args: CosimArgs) -> anyhow::Result<()> {
     // Dropping the driver closes the VCD.
     drop(driver);
     let report = report?;
-    if let Some(pending) = trace {
-        pending.commit().context("--trace")?;
-    }
     if let Some(e) = failure {
         return Err(e.context("quantizing the frames"));
+    }
+    // Only a complete run's VCD replaces --trace.
+    if let Some(pending) = trace {
+        pending.commit().context("--trace")?;
     }
 
     let est = rtl.estimate();

@@ -13,8 +13,9 @@
 //! `--mult-bits` does not apply to it (status 2 if given). Its calibration frames are drawn
 //! on the net's link; a net trained on a channel dataset needs `--channels FILE`, that dataset
 //! again (checked against the model file's SHA-256), so a site-trained net calibrates on its
-//! site. A Gram-domain file without
-//! `--ptq-bits` is a usage error naming `--ptq-bits`; an ep or oamp file is refused (only cg
+//! site. `--calibration max|mse|pQ` picks the rule that sets each format's step from the
+//! calibration values (default mse; [`kaq_model::gram::quantized::Calibration`]). A
+//! Gram-domain file without `--ptq-bits` is a usage error naming `--ptq-bits`; an ep or oamp file is refused (only cg
 //! lowers to v2 so far).
 //!
 //! A plain f32 model file is refused (quantize it first with `kaq train --quant`). The output
@@ -25,13 +26,13 @@
 //! Bad flag values end with status 2 naming the flag; unreadable or invalid model files, a net
 //! the IR cannot express and an unwritable output end with status 1.
 
-use super::args::parse_whole;
+use super::args::{parse_whole, usage_error};
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, bail};
 use clap::Args;
-use kaq_ir::{InitStage, Ir};
+use kaq_ir::{InitStage, Ir, IrError};
 use kaq_model::gram::file::GRAM_FORMAT;
 use kaq_model::lower::{LowerOptions, lower};
 use kaq_model::quant::QuantNet;
@@ -60,6 +61,13 @@ pub struct LowerArgs {
     /// (`kaq train --arch cg`) to an IR version 2 document (docs/ir.md §10), 2 to 12.
     #[arg(long, value_name = "B", value_parser = parse_ptq_bits)]
     ptq_bits: Option<u32>,
+
+    /// With --ptq-bits: how each format's step is chosen from the calibration values: max (the
+    /// largest magnitude), mse (least squared rounding and clipping error) or pQ (the Q-th
+    /// percentile of the magnitudes, e.g. p99.9) [default: mse].
+    #[arg(long, value_name = "RULE", requires = "ptq_bits",
+          value_parser = |s: &str| s.parse::<kaq_model::gram::quantized::Calibration>())]
+    calibration: Option<kaq_model::gram::quantized::Calibration>,
 
     /// With --ptq-bits, for a net trained on a channel dataset: the dataset file again (the
     /// one its model file records, checked by SHA-256); the calibration frames draw from it.
@@ -118,7 +126,11 @@ pub fn run(args: LowerArgs) -> anyhow::Result<()> {
             mult_bits: args.mult_bits,
         },
     )
-    .with_context(|| format!("--model {}", args.model.display()))?;
+    .map_err(|e| match e {
+        // The model holds something the IR cannot express: a property of the input file.
+        IrError::Lower(_) => usage_error("--model", format!("{}: {e}", args.model.display())),
+        other => anyhow::Error::new(other).context(format!("--model {}", args.model.display())),
+    })?;
     write_atomic(&args.out, ir.to_json().as_bytes(), overwrite)
         .with_context(|| format!("cannot write the IR to {}", args.out.display()))?;
     print!("{}", summary(&ir, &args.out));
@@ -144,8 +156,11 @@ fn lower_gram(args: &LowerArgs, bits: u32, overwrite: Overwrite) -> anyhow::Resu
     } else {
         file.net
     };
-    let ir = lower_cg(&net, &CgQuantOptions::new(bits))
-        .with_context(|| format!("--model {}", args.model.display()))?;
+    let mut opts = CgQuantOptions::new(bits);
+    if let Some(rule) = args.calibration {
+        opts.calibration = rule;
+    }
+    let ir = lower_cg(&net, &opts).with_context(|| format!("--model {}", args.model.display()))?;
     write_atomic(&args.out, ir.to_json().as_bytes(), overwrite)
         .with_context(|| format!("cannot write the IR to {}", args.out.display()))?;
     let widest = ir
