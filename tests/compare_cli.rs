@@ -279,3 +279,136 @@ fn bad_flags_exit_2_and_write_nothing() {
         .stderr(predicate::str::contains("--batch"));
     assert!(listing(dir.path()).is_empty());
 }
+
+/// The cg family: the f32 teacher, PTQ and QAT-MSE at every width in one BER run (4×4 QPSK,
+/// K = 2, two inner steps); LSQ and KAQ left out with the reason in the report.
+#[test]
+fn compares_the_cg_family() {
+    let dir = tempfile::tempdir().unwrap();
+    // TINY without its `--methods`: the cg default list applies.
+    let flags: Vec<&str> = TINY
+        .iter()
+        .copied()
+        .filter(|f| *f != "--methods" && *f != "fp32,ptq,qat-mse")
+        .collect();
+    kaq(dir.path())
+        .args(["--arch", "cg", "--layers", "2", "--inner", "2"])
+        .args(["--nt", "4", "--nr", "4", "--mod", "qpsk"])
+        .args(flags)
+        .args(["--out", "report"])
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("qat-mse@4 epoch 2/2"));
+    let out = dir.path().join("report");
+    assert_eq!(
+        listing(&out),
+        [
+            "accuracy.svg",
+            "ber-4bit.svg",
+            "ber-8bit.svg",
+            "models",
+            "report.json",
+            "report.md"
+        ]
+    );
+    assert_eq!(
+        listing(&out.join("models")),
+        [
+            "fp32.json",
+            "ptq-4bit.ir.json",
+            "ptq-8bit.ir.json",
+            "qat-mse-4bit.ir.json",
+            "qat-mse-8bit.ir.json"
+        ]
+    );
+    let md = fs::read_to_string(out.join("report.md")).unwrap();
+    assert!(md.starts_with("# kaq compare: cg"), "{md}");
+    assert!(
+        md.contains("| SNR [dB] | fp32 | ptq@4 | qat-mse@4 | ptq@8 | qat-mse@8 |"),
+        "{md}"
+    );
+    assert!(
+        md.contains("not run: lsq, kaq — not available for the cg family"),
+        "{md}"
+    );
+    assert!(!md.contains("lsq@") && !md.contains("kaq@"), "{md}");
+    let report = read_json(&out.join("report.json"));
+    let detectors: Vec<&str> = report["detectors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d.as_str().unwrap())
+        .collect();
+    assert_eq!(
+        detectors,
+        ["fp32", "ptq@4", "qat-mse@4", "ptq@8", "qat-mse@8"]
+    );
+    let points = report["points"].as_array().unwrap();
+    assert_eq!(points.len(), detectors.len() * SNRS.len());
+    for (i, p) in points.iter().enumerate() {
+        assert_eq!(p["detector"], detectors[i / SNRS.len()]);
+        assert_eq!(p["snr_db"].as_f64().unwrap(), SNRS[i % SNRS.len()]);
+        assert!(p["bits"].as_u64().unwrap() > 0, "{p}");
+    }
+    assert_eq!(report["teacher"]["config"]["net"]["family"], "cg");
+    assert_eq!(report["teacher"]["config"]["net"]["inner"], 2);
+    let runs = report["runs"].as_array().unwrap();
+    assert_eq!(runs.len(), 4);
+    for run in runs {
+        let trains = run["method"] == "qat-mse";
+        assert_eq!(
+            run["history"].as_array().unwrap().len(),
+            if trains { 2 } else { 0 },
+            "{}",
+            run["label"]
+        );
+        assert_eq!(
+            run["config"]["train"].is_null(),
+            !trains,
+            "{}",
+            run["label"]
+        );
+        // Every student's IR is a v2 document `kaq ber --ir` reads.
+        let ir = out.join(run["model"].as_str().unwrap());
+        assert_eq!(read_json(&ir)["version"], 2, "{}", ir.display());
+    }
+    assert_legend(
+        &out.join("ber-4bit.svg"),
+        &["fp32", "ptq@4", "qat-mse@4"],
+        &["ptq@8"],
+    );
+}
+
+/// Methods and families kaq compare cannot quantize exit 2 naming them, before --out exists.
+#[test]
+fn refuses_methods_and_families_without_quantized_forms() {
+    let dir = tempfile::tempdir().unwrap();
+    let cases: [(&[&str], &str); 5] = [
+        (
+            &["--arch", "cg", "--methods", "fp32,kaq"],
+            "invalid value for --methods: kaq is not available for the cg family",
+        ),
+        (
+            &["--arch", "cg", "--methods", "lsq"],
+            "invalid value for --methods: lsq is not available for the cg family",
+        ),
+        (
+            &["--arch", "ep"],
+            "invalid value for --arch: ep: the ep family has no quantized forms yet",
+        ),
+        (
+            &["--arch", "oamp", "--methods", "ptq"],
+            "invalid value for --arch: oamp: the oamp family has no quantized forms yet",
+        ),
+        (&["--arch", "pgd", "--inner", "2"], "--inner"),
+    ];
+    for (extra, message) in cases {
+        kaq(dir.path())
+            .args(extra)
+            .args(["--out", "report"])
+            .assert()
+            .code(2)
+            .stderr(predicate::str::contains(message));
+    }
+    assert!(listing(dir.path()).is_empty());
+}

@@ -39,15 +39,21 @@
 //!   (ADMM-Net: s⁽ᵏ⁾) of the f32 teacher and of every method at the lowest bit width, on the
 //!   same fixed batch (the first `--hist-samples` samples of the validation set).
 //!
+//! `--arch cg` (module `gram`) compares the Gram-domain unfolded CG: f32, PTQ and QAT-MSE
+//! (LSQ and KAQ do not lower to IR v2 and are refused with status 2), each student written as
+//! `models/<method>-<bits>bit.ir.json` and measured as its integer golden model, with the same
+//! report files except the histograms; `--arch ep|oamp` is refused (no quantized forms).
+//!
 //! Bad arguments end with status 2 and a message naming the argument; run-time failures
 //! (refused output directory, divergence) with status 1.
 
+mod gram;
 mod options;
 mod report;
 mod results;
 mod stages;
 
-use super::args::train_config_error;
+use super::args::{train_config_error, usage_error};
 use std::fs;
 use std::path::Path;
 use std::time::Instant;
@@ -55,14 +61,13 @@ use std::time::Instant;
 use anyhow::Context;
 use kaq_files::{DirLock, Staging, Wait};
 use kaq_model::ber::{BerConfig, DEFAULT_BATCH_FRAMES};
-use kaq_model::quant::QuantMethod;
 use kaq_model::unfolded::NetConfig;
 use kaq_model::{Detector, LinkConfig};
 
 use crate::plot::{self, Series};
 
-pub use options::{CompareArgs, Method};
-use options::{FP32, Labelled, Plan, RunKey};
+pub use options::CompareArgs;
+use options::{ArchChoice, FP32, Labelled, Plan, RunKey};
 use results::{
     BitsSummary, Report, RunReport, TeacherReport, accuracy, ber_series, histograms, summarize,
 };
@@ -71,15 +76,8 @@ use stages::{check_out, obtain_quant, obtain_teacher, run_ber};
 /// Runs `kaq compare`.
 pub fn run(args: CompareArgs) -> anyhow::Result<()> {
     let started = Instant::now();
+    let methods = args.quant_methods()?;
     let mut runs = Vec::new();
-    let mut methods: Vec<QuantMethod> = Vec::new();
-    for m in &args.methods {
-        if let Method::Quant(q) = m
-            && !methods.contains(q)
-        {
-            methods.push(*q);
-        }
-    }
     let mut bits: Vec<u32> = Vec::new();
     for &b in &args.bits {
         if !bits.contains(&b) {
@@ -94,16 +92,28 @@ pub fn run(args: CompareArgs) -> anyhow::Result<()> {
     // Validate the data config before touching the file system (link and net are checked
     // again against the teacher file below).
     let link = LinkConfig::new(args.nt, args.nr, args.modulation)?;
-    let probe_net = NetConfig {
-        arch: args.arch,
-        prox: args.prox,
-        layers: args.layers,
-        momentum: args.momentum,
-        init: args.init,
-    };
-    args.teacher_config(link, probe_net)
-        .validate()
-        .map_err(|e| train_config_error(e, "--train-snr"))?;
+    match args.arch {
+        ArchChoice::Unfolded(arch) => {
+            if args.inner.is_some() {
+                return Err(usage_error("--inner", "only the cg family has inner steps"));
+            }
+            let probe_net = NetConfig {
+                arch,
+                prox: args.prox,
+                layers: args.layers,
+                momentum: args.momentum,
+                init: args.init,
+            };
+            args.teacher_config(link, probe_net)
+                .validate()
+                .map_err(|e| train_config_error(e, "--train-snr"))?;
+        }
+        ArchChoice::Gram(_) => {
+            gram::teacher_config(&args, link)?
+                .validate()
+                .map_err(|e| train_config_error(e, "--train-snr"))?;
+        }
+    }
     // A teacher file that cannot be read is refused before --out is created.
     if let Some(src) = &args.teacher {
         kaq_model::train::ModelFile::load(src)
@@ -131,7 +141,10 @@ pub fn run(args: CompareArgs) -> anyhow::Result<()> {
         ),
         None => None,
     };
-    let work = || compare(&args, staging.path(), &runs, &bits);
+    let work = || match args.arch {
+        ArchChoice::Unfolded(_) => compare(&args, staging.path(), &runs, &bits),
+        ArchChoice::Gram(_) => gram::compare(&args, staging.path(), &runs, &bits),
+    };
     match &pool {
         Some(pool) => pool.install(work)?,
         None => work()?,
@@ -300,12 +313,13 @@ fn compare(args: &CompareArgs, out: &Path, runs: &[RunKey], bits: &[u32]) -> any
 
 #[cfg(test)]
 mod tests {
-    use super::options::parse_method;
+    use super::options::{Method, parse_method};
     use super::results::ber_ratio;
     use super::*;
     use crate::cmd::args::parse_bits;
     use kaq_model::ber::BerPoint;
     use kaq_model::ber::StopReason;
+    use kaq_model::quant::QuantMethod;
 
     fn point(detector: &str, snr_db: f64, ber: f64, ci: (f64, f64)) -> BerPoint {
         BerPoint {

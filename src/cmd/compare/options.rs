@@ -2,12 +2,13 @@
 
 use crate::cmd::args::{
     parse_antennas, parse_bits, parse_epsilon, parse_from_str, parse_layers, parse_lr,
-    parse_positive, parse_snr_db, parse_threads,
+    parse_positive, parse_snr_db, parse_threads, usage_error,
 };
 use std::path::PathBuf;
 
 use clap::Args;
 use kaq_model::ber::BerConfig;
+use kaq_model::gram::Family;
 use kaq_model::mmd::KernelMode;
 use kaq_model::quant::kaq::{DEFAULT_EPSILON, DEFAULT_KERNEL, KaqConfig};
 use kaq_model::quant::{QuantConfig, QuantMethod, QuantTrainConfig};
@@ -29,10 +30,13 @@ pub enum Method {
 /// Arguments of `kaq compare`.
 #[derive(Debug, Args)]
 pub struct CompareArgs {
-    /// Unfolded architecture: pgd or admm.
-    #[arg(long, value_parser = parse_from_str::<Arch>, default_value = "pgd",
-          conflicts_with = "teacher")]
-    pub(super) arch: Arch,
+    /// Architecture: pgd or admm (unfolded nets), or cg (the Gram-domain unfolded CG).
+    #[arg(long, value_parser = parse_arch, default_value = "pgd", conflicts_with = "teacher")]
+    pub(super) arch: ArchChoice,
+
+    /// Inner steps per layer of the cg family [default: 4].
+    #[arg(long, value_parser = parse_positive, conflicts_with = "teacher")]
+    pub(super) inner: Option<usize>,
 
     /// Proximal operator of every layer: soft, box or qam.
     #[arg(long, value_parser = parse_from_str::<Prox>, default_value = "soft",
@@ -56,10 +60,10 @@ pub struct CompareArgs {
     #[arg(long, value_delimiter = ',', value_parser = parse_bits, default_value = "8,6,4")]
     pub(super) bits: Vec<u32>,
 
-    /// Methods, comma separated: fp32, ptq, qat-mse, lsq, kaq.
-    #[arg(long, value_delimiter = ',', value_parser = parse_method,
-          default_value = "fp32,ptq,qat-mse,lsq,kaq")]
-    pub(super) methods: Vec<Method>,
+    /// Methods, comma separated: fp32, ptq, qat-mse, lsq, kaq [default: all of them; for cg
+    /// fp32,ptq,qat-mse].
+    #[arg(long, value_delimiter = ',', value_parser = parse_method)]
+    pub(super) methods: Option<Vec<Method>>,
 
     /// Transmit antennas, 1 to 256.
     #[arg(long, value_parser = parse_antennas, default_value_t = 16, conflicts_with = "teacher")]
@@ -176,6 +180,28 @@ pub(super) fn parse_positive_u64(s: &str) -> Result<u64, String> {
     parse_positive(s).map(|n| n as u64)
 }
 
+/// What `--arch` names: an unfolded direct-form net or a Gram-domain family.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ArchChoice {
+    /// PGD-Net or ADMM-Net.
+    Unfolded(Arch),
+    /// A Gram-domain family (only cg has quantized forms).
+    Gram(Family),
+}
+
+fn parse_arch(s: &str) -> Result<ArchChoice, String> {
+    if let Ok(arch) = s.parse::<Arch>() {
+        return Ok(ArchChoice::Unfolded(arch));
+    }
+    s.parse::<Family>().map(ArchChoice::Gram).map_err(|_| {
+        format!("unknown architecture `{s}` (expected one of: pgd, admm, ep, oamp, cg)")
+    })
+}
+
+/// Why the cg family has no LSQ or KAQ student.
+pub(super) const CG_UNSUPPORTED: &str = "IR v2 holds one power-of-two format per tensor, \
+     so LSQ's learned steps and KAQ's SNR-adaptive steps do not lower to it";
+
 pub(super) fn parse_method(s: &str) -> Result<Method, String> {
     match s.trim().to_ascii_lowercase().as_str() {
         "fp32" | "f32" => Ok(Method::Fp32),
@@ -237,6 +263,59 @@ pub(super) struct Plan {
 }
 
 impl CompareArgs {
+    /// The quantization methods of the run, in order and without repeats: `--methods`, or
+    /// every method the family has. A method the family lacks, or a family without quantized
+    /// forms, is a usage error.
+    pub(super) fn quant_methods(&self) -> anyhow::Result<Vec<QuantMethod>> {
+        let family = match self.arch {
+            ArchChoice::Unfolded(_) => None,
+            ArchChoice::Gram(Family::Cg) => Some(Family::Cg),
+            ArchChoice::Gram(f) => {
+                return Err(usage_error(
+                    "--arch",
+                    format!(
+                        "{f}: the {f} family has no quantized forms yet \
+                         (kaq compare takes pgd, admm or cg)"
+                    ),
+                ));
+            }
+        };
+        let supported = |q: QuantMethod| {
+            family.is_none() || matches!(q, QuantMethod::Ptq | QuantMethod::QatMse)
+        };
+        let requested = match &self.methods {
+            Some(m) => m.clone(),
+            None => [
+                QuantMethod::Ptq,
+                QuantMethod::QatMse,
+                QuantMethod::Lsq,
+                QuantMethod::Kaq,
+            ]
+            .into_iter()
+            .filter(|&q| supported(q))
+            .map(Method::Quant)
+            .collect(),
+        };
+        let mut methods = Vec::new();
+        for m in requested {
+            if let Method::Quant(q) = m {
+                if !supported(q) {
+                    return Err(usage_error(
+                        "--methods",
+                        format!(
+                            "{q} is not available for the cg family ({CG_UNSUPPORTED}); \
+                                 cg takes fp32, ptq, qat-mse"
+                        ),
+                    ));
+                }
+                if !methods.contains(&q) {
+                    methods.push(q);
+                }
+            }
+        }
+        Ok(methods)
+    }
+
     pub(super) fn teacher_config(&self, link: LinkConfig, net: NetConfig) -> TrainConfig {
         TrainConfig {
             link,

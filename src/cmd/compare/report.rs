@@ -3,7 +3,7 @@
 
 use askama::Template;
 use kaq_model::Detector;
-use kaq_model::ber::BerPoint;
+use kaq_model::ber::{BerConfig, BerPoint};
 use kaq_model::unfolded::UnfoldedNet;
 
 use super::options::{CompareArgs, Plan};
@@ -33,7 +33,6 @@ pub(super) fn markdown(
     points: &[BerPoint],
     summary: &[BitsSummary],
 ) -> String {
-    let link = &plan.ber.link;
     let tc = &plan.teacher_config;
     let mut setup = vec![format!(
         "f32 teacher: {source}; {} epochs, {} samples, batch {}, lr {} halved every {} epochs, \
@@ -66,28 +65,23 @@ pub(super) fn markdown(
          {} frames; seed {}; SNR per receive antenna; 95 % Wilson intervals",
         plan.ber.min_errors, plan.ber.max_frames, plan.ber.seed
     ));
-    let rows = plan
-        .ber
-        .snr_db
-        .iter()
-        .map(|&snr| {
-            let cells = names
-                .iter()
-                .map(|name| {
-                    points
-                        .iter()
-                        .find(|p| &p.detector == name && p.snr_db == snr)
-                        .map_or("–".to_string(), |p| {
-                            format!(
-                                "{:.3e} [{:.2e}, {:.2e}]",
-                                p.ber, p.ber_ci_low, p.ber_ci_high
-                            )
-                        })
-                })
-                .collect();
-            (snr, cells)
-        })
-        .collect();
+    render(
+        teacher.name(),
+        &plan.ber,
+        setup,
+        names,
+        points,
+        checks(summary),
+        summary
+            .iter()
+            .map(|s| format!("ber-{}bit.svg, ", s.bits))
+            .collect::<String>()
+            + "accuracy.svg, hist-layer*.svg",
+    )
+}
+
+/// The KAQ checks of every bit width.
+fn checks(summary: &[BitsSummary]) -> Vec<String> {
     let mut checks = Vec::new();
     for s in summary {
         checks.push(match (s.kaq_within_5_percent, s.kaq_worst_ratio) {
@@ -109,8 +103,44 @@ pub(super) fn markdown(
             ),
         });
     }
+    checks
+}
+
+/// `report.md` from its parts: the setup lines, the BER table of `names`, the checks and the
+/// list of plots.
+pub(super) fn render(
+    net: String,
+    ber: &BerConfig,
+    setup: Vec<String>,
+    names: &[String],
+    points: &[BerPoint],
+    checks: Vec<String>,
+    plots: String,
+) -> String {
+    let link = &ber.link;
+    let rows = ber
+        .snr_db
+        .iter()
+        .map(|&snr| {
+            let cells = names
+                .iter()
+                .map(|name| {
+                    points
+                        .iter()
+                        .find(|p| &p.detector == name && p.snr_db == snr)
+                        .map_or("–".to_string(), |p| {
+                            format!(
+                                "{:.3e} [{:.2e}, {:.2e}]",
+                                p.ber, p.ber_ci_low, p.ber_ci_high
+                            )
+                        })
+                })
+                .collect();
+            (snr, cells)
+        })
+        .collect();
     ReportTemplate {
-        net: teacher.name(),
+        net,
         nt: link.nt,
         nr: link.nr,
         modulation: link.modulation.to_string(),
@@ -118,10 +148,7 @@ pub(super) fn markdown(
         names: names.to_vec(),
         rows,
         checks,
-        plots: summary
-            .iter()
-            .map(|s| format!("ber-{}bit.svg, ", s.bits))
-            .collect(),
+        plots,
     }
     .render()
     .expect("the report template renders plain strings")

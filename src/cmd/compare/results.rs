@@ -4,7 +4,7 @@
 use kaq_model::ber::{BerConfig, BerPoint};
 use kaq_model::quant::kaq::KaqEpoch;
 use kaq_model::quant::{QuantMethod, QuantTrainConfig, QuantTrained, teacher_layers};
-use kaq_model::train::{EpochRecord, SetKind, TrainConfig, TrainSet};
+use kaq_model::train::{EpochRecord, SetKind, TrainSet};
 use kaq_model::unfolded::UnfoldedNet;
 use serde::Serialize;
 
@@ -41,8 +41,9 @@ pub(super) struct BitsSummary {
     pub(super) snr_points: usize,
 }
 
+/// `report.json`; `T` is the teacher's training config and `R` a run's report.
 #[derive(Debug, Serialize)]
-pub(super) struct Report<'a> {
+pub(super) struct Report<'a, T, R> {
     pub(super) tool: &'static str,
     pub(super) version: &'static str,
     pub(super) command: &'static str,
@@ -50,8 +51,8 @@ pub(super) struct Report<'a> {
     pub(super) confidence: f64,
     pub(super) interval: &'static str,
     pub(super) accuracy_definition: &'static str,
-    pub(super) teacher: TeacherReport<'a>,
-    pub(super) runs: Vec<RunReport<'a>>,
+    pub(super) teacher: TeacherReport<'a, T>,
+    pub(super) runs: Vec<R>,
     pub(super) ber: &'a BerConfig,
     pub(super) detectors: Vec<String>,
     pub(super) points: &'a [BerPoint],
@@ -59,10 +60,10 @@ pub(super) struct Report<'a> {
 }
 
 #[derive(Debug, Serialize)]
-pub(super) struct TeacherReport<'a> {
+pub(super) struct TeacherReport<'a, T> {
     pub(super) model: String,
     pub(super) source: String,
-    pub(super) config: &'a TrainConfig,
+    pub(super) config: &'a T,
     pub(super) history: &'a [EpochRecord],
     pub(super) validation_accuracy: Vec<f64>,
 }

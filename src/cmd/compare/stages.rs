@@ -15,7 +15,7 @@ use kaq_model::train::{EpochRecord, ModelFile, Progress, TrainConfig, train};
 use kaq_model::unfolded::{NetConfig, UnfoldedNet};
 use kaq_model::{Detector, LinkConfig};
 
-use super::options::{CompareArgs, FP32, RunKey};
+use super::options::{ArchChoice, CompareArgs, FP32, RunKey};
 use super::results::accuracy;
 
 /// Checks the output directory: missing, or empty but for kaq's own `.kaq-*` files, unless
@@ -82,9 +82,15 @@ pub(super) fn obtain_teacher(
             .with_context(|| format!("cannot save {}", path.display()))?;
         return Ok((file.net, file.train, file.history, source));
     }
+    let ArchChoice::Unfolded(arch) = args.arch else {
+        bail!(
+            "internal error: an unfolded teacher for --arch {:?}",
+            args.arch
+        );
+    };
     let link = LinkConfig::new(args.nt, args.nr, args.modulation)?;
     let net = NetConfig {
-        arch: args.arch,
+        arch,
         prox: args.prox,
         layers: args.layers,
         momentum: args.momentum,
