@@ -138,7 +138,7 @@ for b in 8 10; do
 done
 $kaq ber "${link[@]}" --detector mmse --model cg-site.model.json --ir cg-site-ptq8.ir.json \
   --ir cg-site-ptq10.ir.json --ir cg-site-iidcal-ptq8.ir.json --ir cg-site-iidcal-ptq10.ir.json \
-  --channels site-test.npy --snr 12:22:2 --min-errors 1000 --max-frames 100000 --force \
+  --channels site-test.npy --snr 10:22:2 --min-errors 1000 --max-frames 100000 --force \
   --json quant-on-site.json --plot quant-on-site.svg
 
 # 5b. The site calibration with the 99.9th and 99th percentile rules.
@@ -150,7 +150,7 @@ for q in p99.9 p99; do
 done
 $kaq ber "${link[@]}" --detector mmse --model cg-site.model.json \
   --ir cg-site-p99.9-ptq8.ir.json --ir cg-site-p99.9-ptq10.ir.json --ir cg-site-p99-ptq8.ir.json \
-  --ir cg-site-p99-ptq10.ir.json --channels site-test.npy --snr 12:22:2 --min-errors 1000 \
+  --ir cg-site-p99-ptq10.ir.json --channels site-test.npy --snr 10:22:2 --min-errors 1000 \
   --max-frames 100000 --force --json quant-pct-on-site.json --plot quant-pct-on-site.svg
 
 # 6. The unfolded CG net of 4. under estimated CSI: trained on the CSI it is tested on (the

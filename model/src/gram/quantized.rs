@@ -602,7 +602,32 @@ pub fn lower_cg(net: &GramNet, opts: &CgQuantOptions) -> Result<GramIr, ModelErr
         .copied()
         .fold(0.0f32, f32::max)
         .min(max_code(tau2.width()) as f32 * 2f32.powi(-tau2.frac()));
-    let r_fmt = calibrated(CgTensor::R, &all(&st.r))?;
+    // r only indexes the denoiser table, so its range need not pass the point beyond which
+    // every table row gives the outer level: a layer whose inner recurrence diverges on some
+    // channels (an r of 2^15 where the constellation ends at 3) would otherwise set the one r
+    // format every layer shares.
+    // so each calibration sample counts only up to the saturation point of the table row its
+    // τ² selects (the row above, to be safe against the row's rounding).
+    let reps = denoiser_reps(tau2, tau2_max, opts.buckets);
+    let sat: Vec<f32> = reps
+        .iter()
+        .map(|&t| denoiser_saturation(net, state, t))
+        .collect();
+    let n = link.n();
+    let r_seen: Vec<Vec<f32>> = (0..p.layers)
+        .map(|k| {
+            st.r[k]
+                .iter()
+                .enumerate()
+                .map(|(j, &v)| {
+                    let t = f64::from(st.tau2[k][j / n]);
+                    let row = reps.iter().filter(|&&rep| rep < t).count();
+                    v.min(sat[row.min(sat.len() - 1)])
+                })
+                .collect()
+        })
+        .collect();
+    let r_fmt = calibrated(CgTensor::R, &all(&r_seen))?;
     let cw = w(CgTensor::Coef);
     let mut layers = Vec::with_capacity(p.layers);
     for k in 0..p.layers {
@@ -683,6 +708,40 @@ pub fn lower_cg(net: &GramNet, opts: &CgQuantOptions) -> Result<GramIr, ModelErr
     Ok(ir)
 }
 
+/// The representative τ² of the denoiser table's rows: geometric from max(10⁻³, one τ² LSB)
+/// to the calibrated largest τ².
+fn denoiser_reps(tau2: QFormat, tau2_max: f32, buckets: usize) -> Vec<f64> {
+    let lo = 2f64.powi(-tau2.frac()).max(1e-3);
+    let hi = f64::from(tau2_max).max(lo * 4.0);
+    let nb = buckets.max(1);
+    let ratio = if nb > 1 {
+        (hi / lo).powf(1.0 / (nb - 1) as f64)
+    } else {
+        1.0
+    };
+    (0..nb).map(|j| lo * ratio.powi(j as i32)).collect()
+}
+
+/// An r (within 1/64 of the smallest) beyond which the Gauss-QAM mean at τ² = `tau2`,
+/// quantized to the state format, is the outer level: the mean grows with r, so the table
+/// row of that τ² is constant from there on.
+fn denoiser_saturation(net: &GramNet, state: QFormat, tau2: f64) -> f32 {
+    let q = GaussQam::<f32>::new(net.link().modulation);
+    let edge = (net.link().modulation.levels_per_dim() - 1).max(1) as f32;
+    let top = quant_code(edge, state.frac(), state.width());
+    let outer =
+        |r: f32| quant_code(q.eval(r, tau2 as f32).mean, state.frac(), state.width()) >= top;
+    let (mut lo, mut hi) = (0.0f32, edge);
+    while hi < 2f32.powi(30) && !outer(hi) {
+        (lo, hi) = (hi, 2.0 * hi);
+    }
+    for _ in 0..6 {
+        let mid = 0.5 * (lo + hi);
+        if outer(mid) { hi = mid } else { lo = mid }
+    }
+    hi
+}
+
 /// The bucketed Gauss-QAM table: representatives geometric from max(10⁻³, one τ² LSB) to the
 /// calibrated largest τ²; thresholds at the geometric midpoints, rounded up to τ² codes;
 /// entry [j][i] = the quantizer (state format) of gq(f32((i − 2^(w−1))·2^−f_r), rep_j).m.
@@ -696,15 +755,8 @@ fn build_denoiser(
 ) -> Result<Denoiser, IrError> {
     let q = GaussQam::<f32>::new(net.link().modulation);
     let lsb = 2f64.powi(-tau2.frac());
-    let lo = lsb.max(1e-3);
-    let hi = f64::from(tau2_max).max(lo * 4.0);
-    let nb = buckets.max(1);
-    let ratio = if nb > 1 {
-        (hi / lo).powf(1.0 / (nb - 1) as f64)
-    } else {
-        1.0
-    };
-    let reps: Vec<f64> = (0..nb).map(|j| lo * ratio.powi(j as i32)).collect();
+    let reps = denoiser_reps(tau2, tau2_max, buckets);
+    let nb = reps.len();
     let thresholds = (1..nb)
         .map(|j| ((reps[j - 1] * reps[j]).sqrt() / lsb).ceil() as i64)
         .collect();

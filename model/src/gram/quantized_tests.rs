@@ -147,3 +147,47 @@ fn calibrations_pick_the_documented_step() {
     // The 99.9 % quantile is about 3.3: 31 / 3.3 ≈ 9.4 → frac 3.
     assert_eq!(choose_frac(&[&v], width, Calibration::Percentile(0.999)), 3);
 }
+
+#[test]
+fn a_diverging_first_layer_does_not_set_the_shared_r_format() {
+    // The trained cg-k8-l4 with its first layer's inner steps made too long for the spectrum
+    // of D·G (ω = 1.5, β = 0: the recurrence grows by |1 − 1.5λ| per step, so by 2^4 or more
+    // on most channels): its r then reaches far past the constellation and saturates the
+    // denoiser, which the later layers recover from. The integer model must track the f32
+    // net; with r's one format sized by those values, every ordinary r rounds to 0.
+    let path =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/gram/cg-k8-l4.model.json");
+    let mut net = super::file::GramModelFile::load(&path)
+        .expect("model file")
+        .net;
+    let (off, inner) = (net.offsets(), net.config().inner);
+    for l in 0..inner {
+        net.params_mut()[off[4] + l] = 1.5;
+    }
+    for l in 0..inner - 1 {
+        net.params_mut()[off[5] + l] = 0.0;
+    }
+    let mut opts = CgQuantOptions::new(10);
+    opts.calib_frames = 500;
+    let ir = super::quantized::lower_cg(&net, &opts).expect("lowers");
+    let golden = GramInterpreter::new(ir).expect("validates");
+    let mut rng = ChaCha8Rng::seed_from_u64(19);
+    let snr_db: Vec<f64> = (0..2000).map(|_| rng.random_range(18.0..24.0)).collect();
+    let batch = net
+        .link()
+        .generator()
+        .expect("gen")
+        .generate(&snr_db, &mut rng);
+    let mut a = vec![0i32; batch.frames * batch.n];
+    let mut b = vec![0i32; batch.frames * batch.n];
+    golden.detect(&batch, &mut a).expect("golden");
+    net.detect(&batch, &mut b).expect("f32");
+    let wrong = |d: &[i32]| d.iter().zip(&batch.x).filter(|(u, v)| u != v).count() as f64;
+    let total = batch.x.len() as f64;
+    let (int_ser, f32_ser) = (wrong(&a) / total, wrong(&b) / total);
+    assert!(f32_ser < 0.1, "the f32 net itself fails: SER {f32_ser}");
+    assert!(
+        int_ser <= f32_ser + 0.02,
+        "integer SER {int_ser} against the f32 net's {f32_ser}"
+    );
+}
