@@ -99,7 +99,15 @@ fn codegen_writes_the_files_and_the_ii() {
 fn bad_flags_exit_2_naming_the_flag() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    let cases: [(&[&str], &str); 7] = [
+    let cases: [(&[&str], &str); 12] = [
+        (&["--clock-mhz", "0"], "--clock-mhz"),
+        (&["--clock-mhz=-20"], "--clock-mhz"),
+        (&["--clock-mhz", "x"], "--clock-mhz"),
+        (&["--update-pipeline", "3"], "--update-pipeline"),
+        (
+            &["--update-pipeline", "1", "--clock-mhz", "50"],
+            "--clock-mhz",
+        ),
         (&["--lanes", "0"], "--lanes"),
         (&["--lanes", "3"], "--lanes"),
         (&["--lanes", "x"], "--lanes"),

@@ -271,3 +271,25 @@ fn lower_flag_errors_exit_2_or_fail_before_work() {
     assert_eq!(fs::read_to_string(d.join("q.json")).unwrap(), "{}");
     assert_eq!(fs::read_dir(d).unwrap().count(), 1);
 }
+
+/// A quantized model the IR cannot express (per-layer H̃ widths) is a usage error naming
+/// `--model`: exit 2, and no IR is written.
+#[test]
+fn lower_refuses_a_model_the_ir_cannot_express_with_exit_2() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    models(d);
+    kaq(d)
+        .arg("train")
+        .args(DATA)
+        .args(["--quant", "ptq", "--bits", "4", "--h-layer-bits", "4,3,4"])
+        .args(["--teacher", "fp32.json", "--out", "hl.json"])
+        .assert()
+        .success();
+    lower(d, "hl.json", "ir.json")
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("--model"))
+        .stderr(predicate::str::contains("h_layer_bits"));
+    assert!(!d.join("ir.json").exists());
+}

@@ -48,6 +48,9 @@ pub struct LayerDesign {
     pub mac_cycles: u64,
     /// Multiply-accumulates per frame.
     pub macs: u64,
+    /// Pipeline registers in the update lanes (`UPD_PIPE`: 0, 1 after the update R, 2 also
+    /// after the prox); each adds a cycle to the update engine.
+    pub upd_pipe: u64,
 }
 
 /// Everything the templates need.
@@ -119,6 +122,24 @@ impl Params {
 
 /// Lowers `ir` with `lanes` MAC lanes per layer stage and the top module name `top`.
 pub fn lower(ir: &Ir, lanes: usize, top: &str) -> Result<Design, CodegenError> {
+    lower_pipelined(ir, lanes, top, 0)
+}
+
+/// The deepest update pipeline of an architecture: 2 for PGD-Net (after the update R and
+/// after the prox), 1 for ADMM-Net (after the update R; its v, w and u chain follows).
+pub fn max_update_pipeline(arch: Arch) -> u64 {
+    if arch == Arch::Admm { 1 } else { 2 }
+}
+
+/// [`lower`] with `upd_pipe` pipeline registers in every stage's update lanes (clamped to
+/// [`max_update_pipeline`]).
+pub fn lower_pipelined(
+    ir: &Ir,
+    lanes: usize,
+    top: &str,
+    upd_pipe: u64,
+) -> Result<Design, CodegenError> {
+    let upd_pipe = upd_pipe.min(max_update_pipeline(ir.arch));
     ir.validate().map_err(CodegenError::Ir)?;
     let (m, n) = (ir.m, ir.n);
     crate::resolve_lanes(n, Some(lanes))?;
@@ -261,6 +282,9 @@ pub fn lower(ir: &Ir, lanes: usize, top: &str) -> Result<Design, CodegenError> {
             p.int("V_W", a.v.width);
             p.int("WW", a.w.width);
         }
+        if upd_pipe > 0 {
+            p.int("UPD_PIPE", upd_pipe);
+        }
         let mn = (m * n) as u64;
         let mac_cycles = (if has_mf { m as u64 * nc + 1 } else { 0 })
             + (if e_zero { 0 } else { m as u64 * nc })
@@ -273,6 +297,7 @@ pub fn lower(ir: &Ir, lanes: usize, top: &str) -> Result<Design, CodegenError> {
             params: p.0,
             mac_cycles,
             macs,
+            upd_pipe,
         });
     }
     // Output stage: the slicer thresholds per bin.

@@ -190,10 +190,24 @@ fn layer(l: &LayerDesign, ctx: &LayerContext) -> Estimate {
     // LUT-RAM).
     let states = 1 + u64::from(p.nonzero("X2_TABLE")) + 2 * u64::from(admm);
     let live = ctx.tied.iter().zip(&ctx.read).any(|(t, r)| !t || *r);
+    // The update pipeline: per stage the step, done, buffer and chunk and three state
+    // chunks; the registered R and (at depth 2) the registered prox output per lane.
+    let up = u64::from(p.int("UPD_PIPE"));
+    let nc = u64::from(n / lanes);
+    let cw = u64::from(crate::design::index_width(nc as usize));
+    let rout_w = if p.int("PROX_KIND") == 2 {
+        p.int("TW")
+    } else {
+        pin_w
+    };
+    let pipe_ff = up * (3 + cw + 3 * p64 * u64::from(sw))
+        + u64::from(up >= 1) * p64 * u64::from(r_w)
+        + u64::from(up >= 2) * p64 * u64::from(rout_w);
     let ff = fit::FF_BASE
         + p64 * u64::from(lacc)
         + u64::from(live) * states * 2 * u64::from(n) * u64::from(sw)
-        + 2 * u64::from(n) * u64::from(gw);
+        + 2 * u64::from(n) * u64::from(gw)
+        + pipe_ff;
 
     // Per-bin tables are read through a BINS:1 multiplexer per bit (a LUT6 and its muxes
     // per 4 entries); the fit holds tables of `fit::BINS` entries, larger ones add the rest.
@@ -254,6 +268,165 @@ pub fn estimate(d: &Design) -> DesignEstimate {
     DesignEstimate { modules, total }
 }
 
+/// Delays of the xc7 timing model Yosys's `sta` uses (`+/xilinx/cells_sim.v`), in ns.
+mod delay {
+    /// A LUT level (LUT6 I0 → O).
+    pub const LUT: f64 = 0.642;
+    /// A DSP48E1 used combinationally, A/B → P.
+    pub const DSP: f64 = 3.723;
+    /// One CARRY4 of a carry chain (CI → CO[3]).
+    pub const CARRY4: f64 = 0.114;
+    /// Entering and leaving a carry chain (S[0] → O, CI → O[3]).
+    pub const CARRY_IO: f64 = 0.8;
+}
+
+/// An adder (or comparator) of `w` bits: a LUT and a carry chain.
+fn add_ns(w: u32) -> f64 {
+    delay::LUT + delay::CARRY_IO + delay::CARRY4 * f64::from(w.div_ceil(4))
+}
+
+/// A product of `a` × `b` bits: one DSP48E1 level, two for a product wider than one slice
+/// (the partial products are added in a second slice or in the fabric).
+fn mult_ns(a: u32, b: u32) -> f64 {
+    if mult_dsps(a, b) > 1 {
+        2.0 * delay::DSP + add_ns(a + b)
+    } else {
+        delay::DSP
+    }
+}
+
+/// The estimated register-to-register paths of one layer stage, in ns of cell delay.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct StagePaths {
+    /// The update R (kaq_lincomb): the widest coefficient product and a two-level sum.
+    pub lincomb: f64,
+    /// The prox: a table index requantization and a LUT read, or a clamp and a subtraction.
+    pub prox: f64,
+    /// The requantization of the prox output to state codes: a product, a variable shift, the
+    /// rounding add and the saturation.
+    pub requant: f64,
+    /// The paths the update pipeline does not cut: a MAC lane (product and accumulation), the
+    /// g requantization, the e requantization (lane sum, product, difference, rounding).
+    pub fixed: f64,
+}
+
+impl StagePaths {
+    /// The longest path with `upd_pipe` pipeline registers in the update lanes.
+    pub fn critical(&self, upd_pipe: u64) -> f64 {
+        let upd = match upd_pipe {
+            0 => self.lincomb + self.prox + self.requant,
+            1 => self.lincomb.max(self.prox + self.requant),
+            _ => self.lincomb.max(self.prox).max(self.requant),
+        };
+        upd.max(self.fixed)
+    }
+}
+
+/// A requantization of `x` bits by a `m`-bit multiplier with an `s`-bit variable shift: the
+/// product, a log₂-deep shifter, the rounding add and a two-level saturation.
+fn requant_ns(x: u32, m: u32, shift_bits: u32) -> f64 {
+    mult_ns(x, m)
+        + delay::LUT * f64::from(shift_bits.div_ceil(2))
+        + add_ns(x + m)
+        + 2.0 * delay::LUT
+}
+
+/// The paths of one layer stage from its parameters.
+pub fn stage_paths(l: &LayerDesign) -> StagePaths {
+    let p = Params(&l.params);
+    let (sw, gw, hw, yw, ew) = (
+        p.int("SW"),
+        p.int("GW"),
+        p.int("HW"),
+        p.int("YW"),
+        p.int("EW"),
+    );
+    let lanes = p.int("P").max(1);
+    let (r_w, pin_w, lacc) = (p.int("R_W"), p.int("PIN_W"), p.int("LACC_W"));
+    let widest = [
+        (sw, p.int("X1_W")),
+        (sw, p.int("X2_W")),
+        (gw, p.int("GC_W")),
+        (sw + 2, p.int("C_W")),
+    ]
+    .iter()
+    .map(|&(a, c)| mult_ns(a, c))
+    .fold(0.0, f64::max);
+    let lincomb = widest + 2.0 * add_ns(r_w);
+    let prox = if p.int("PROX_KIND") == 2 {
+        requant_ns(pin_w, p.int("TIN_MULT_W"), 0) + 3.0 * delay::LUT
+    } else {
+        2.0 * add_ns(pin_w)
+    };
+    let rout_w = if p.int("PROX_KIND") == 2 {
+        p.int("TW")
+    } else {
+        pin_w
+    };
+    let requant = requant_ns(rout_w, p.int("O_MULT_W"), 6);
+    let bw = yw.max(sw).max(ew);
+    let mac = mult_ns(hw, bw) + add_ns(lacc);
+    let g = requant_ns(lacc, p.int("G_MULT_W"), 0);
+    let eacc = p.int("EACC_W");
+    let e = add_ns(eacc) * f64::from(u32::BITS - (lanes - 1).leading_zeros()).max(1.0)
+        + requant_ns(eacc, p.int("E_MULT_W"), 0)
+        + add_ns(eacc);
+    StagePaths {
+        lincomb,
+        prox,
+        requant,
+        fixed: mac.max(g).max(e),
+    }
+}
+
+/// The routing allowance on top of the cell delays (docs/synthesis.md, Timing: the xc7
+/// factor of the Fmax estimate).
+pub const XC7_ROUTING_FACTOR: f64 = 1.5;
+
+/// The update pipeline depth [`pipeline_for_clock`] chose and what it gives.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct ClockPlan {
+    /// The target in MHz.
+    pub target_mhz: f64,
+    /// Pipeline registers per update lane (0, 1 or 2).
+    pub upd_pipe: u64,
+    /// The estimated critical path (cell delays) at that depth, in ns.
+    pub critical_ns: f64,
+    /// The estimated clock: 1000 / (critical path × routing factor).
+    pub estimated_mhz: f64,
+    /// Whether the estimate reaches the target.
+    pub met: bool,
+}
+
+/// The estimated clock of `d` (every stage's longest path at its pipeline depth).
+pub fn clock_estimate(d: &Design) -> (f64, f64) {
+    let ns = d
+        .layers
+        .iter()
+        .map(|l| stage_paths(l).critical(l.upd_pipe))
+        .fold(0.0, f64::max);
+    (ns, 1000.0 / (ns * XC7_ROUTING_FACTOR))
+}
+
+/// The fewest update pipeline registers (up to `max_depth`) whose estimated clock reaches
+/// `target_mhz`; the deepest one when none does (`met` false). `d` is the unpipelined design.
+pub fn pipeline_for_clock(d: &Design, target_mhz: f64, max_depth: u64) -> ClockPlan {
+    let paths: Vec<StagePaths> = d.layers.iter().map(stage_paths).collect();
+    let at = |depth: u64| paths.iter().map(|s| s.critical(depth)).fold(0.0, f64::max);
+    let budget = 1000.0 / (target_mhz * XC7_ROUTING_FACTOR);
+    let depth = (0..=max_depth)
+        .find(|&k| at(k) <= budget)
+        .unwrap_or(max_depth);
+    let critical_ns = at(depth);
+    ClockPlan {
+        target_mhz,
+        upd_pipe: depth,
+        critical_ns,
+        estimated_mhz: 1000.0 / (critical_ns * XC7_ROUTING_FACTOR),
+        met: critical_ns <= budget,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -268,5 +441,40 @@ mod tests {
         assert_eq!(mult_dsps(32, 24), 4);
         assert_eq!(mult_dsps(24, 23), 2);
         assert_eq!(mult_dsps(27, 24), 4);
+    }
+
+    #[test]
+    fn the_clock_plan_takes_the_fewest_registers_that_meet_the_target() {
+        let s = StagePaths {
+            lincomb: 6.0,
+            prox: 3.0,
+            requant: 7.0,
+            fixed: 5.0,
+        };
+        assert_eq!(s.critical(0), 16.0);
+        assert_eq!(s.critical(1), 10.0);
+        assert_eq!(s.critical(2), 7.0);
+        let fixed = StagePaths { fixed: 12.0, ..s };
+        assert_eq!(
+            fixed.critical(1),
+            12.0,
+            "the MAC, g and e paths are a floor"
+        );
+        assert_eq!(fixed.critical(2), 12.0);
+        // Paths in ns → MHz with the routing factor.
+        let mhz = |ns: f64| 1000.0 / (ns * XC7_ROUTING_FACTOR);
+        let pick = |target: f64| {
+            (0..=2u64)
+                .find(|&d| mhz(s.critical(d)) >= target)
+                .unwrap_or(2)
+        };
+        assert_eq!(pick(mhz(16.0)), 0);
+        assert_eq!(pick(mhz(16.0) + 1.0), 1);
+        assert_eq!(pick(mhz(10.0) + 1.0), 2);
+        assert_eq!(pick(1000.0), 2);
+        // The pieces grow with the widths.
+        assert!(add_ns(48) > add_ns(16));
+        assert!(mult_ns(32, 16) > mult_ns(16, 16));
+        assert!(requant_ns(32, 16, 6) > requant_ns(32, 16, 0));
     }
 }

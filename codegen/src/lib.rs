@@ -29,7 +29,7 @@ use kaq_ir::{Ir, IrError};
 use thiserror::Error;
 
 pub use cosim::{CosimWrapper, WrapperPort, cosim_wrapper};
-pub use design::{Design, lower};
+pub use design::{Design, lower, lower_pipelined};
 pub use kaq_ir::{FixedFrames, FrameCodes, FrameSource};
 pub use stimulus::{Stimulus, stimulus};
 #[doc(hidden)]
@@ -256,11 +256,22 @@ pub fn generate(
     options: &Options,
     source: &dyn FrameSource,
 ) -> Result<Generated, CodegenError> {
+    generate_pipelined(ir, options, source, 0)
+}
+
+/// [`generate`] with `upd_pipe` pipeline registers in every stage's update lanes
+/// ([`design::lower_pipelined`]; [`estimate::pipeline_for_clock`] picks it for a clock).
+pub fn generate_pipelined(
+    ir: &Ir,
+    options: &Options,
+    source: &dyn FrameSource,
+    upd_pipe: u64,
+) -> Result<Generated, CodegenError> {
     check_top_name(&options.top)?;
     if !(1..=100_000).contains(&options.testbench_frames) {
         return Err(CodegenError::TestbenchFrames(options.testbench_frames));
     }
-    let design = design::lower(ir, options.lanes, &options.top)?;
+    let design = design::lower_pipelined(ir, options.lanes, &options.top, upd_pipe)?;
     let stim = stimulus::stimulus(ir, options.testbench_frames, options.seed, source)?;
     let files = templates::render(ir, &design, &stim, options)?;
     Ok(Generated {

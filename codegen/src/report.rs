@@ -82,7 +82,8 @@ pub fn analyse(d: &Design) -> Report {
     let mut two_frames = 2 * m;
     for l in &d.layers {
         let i = l.mac_cycles;
-        let update = nc + 1;
+        // The lookup cycle, N/P steps and the update pipeline's registers.
+        let update = nc + 1 + l.upd_pipe;
         // fill_done → MAC start (1) → I issues → capture (1) → update start (1) → lookup (1)
         // → N/P steps → first drain beat (1), then M beats.
         let latency = i + update + 3 + m;

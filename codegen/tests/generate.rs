@@ -400,3 +400,52 @@ fn a_file_is_not_a_directory() {
     assert_eq!(fs::read(&path).unwrap(), b"a file");
     assert_eq!(listing(dir.path()).len(), 1);
 }
+
+/// `--clock-mhz`: the plan takes the fewest update registers whose estimated clock reaches the
+/// target, the generated design carries them (`UPD_PIPE`, one update cycle each), and the
+/// deepest is taken with `met` false when no depth reaches it.
+#[test]
+fn clock_targets_pick_the_update_pipeline() {
+    use kaq_codegen::estimate::{clock_estimate, pipeline_for_clock};
+    use kaq_codegen::report::analyse;
+    use kaq_codegen::{design::max_update_pipeline, generate_pipelined, lower, lower_pipelined};
+    let ir = small_ir();
+    let plain = lower(&ir, 2, "kaq_top").unwrap();
+    let max = max_update_pipeline(ir.arch);
+    assert_eq!(max, 2);
+    let depth_mhz: Vec<f64> = (0..=max)
+        .map(|d| clock_estimate(&lower_pipelined(&ir, 2, "kaq_top", d).unwrap()).1)
+        .collect();
+    assert!(
+        depth_mhz[0] < depth_mhz[1] && depth_mhz[1] <= depth_mhz[2],
+        "{depth_mhz:?}"
+    );
+    let plan = pipeline_for_clock(&plain, depth_mhz[0], max);
+    assert_eq!((plan.upd_pipe, plan.met), (0, true));
+    let plan = pipeline_for_clock(&plain, depth_mhz[0] + 0.5, max);
+    assert_eq!((plan.upd_pipe, plan.met), (1, true));
+    assert!((plan.estimated_mhz - depth_mhz[1]).abs() < 1e-9);
+    let plan = pipeline_for_clock(&plain, 2000.0, max);
+    assert_eq!((plan.upd_pipe, plan.met), (2, false));
+    let g = generate_pipelined(&ir, &options(2, "kaq_top"), &LinkFrames, 2).unwrap();
+    let layer1 = g
+        .files
+        .iter()
+        .find(|f| f.name == "kaq_top_layer1.v")
+        .unwrap();
+    assert!(layer1.contents.contains(".UPD_PIPE(2)"));
+    let plain_layer1 = generate(&ir, &options(2, "kaq_top"), &LinkFrames).unwrap();
+    assert!(
+        !plain_layer1
+            .files
+            .iter()
+            .any(|f| f.contents.contains("UPD_PIPE("))
+    );
+    let (a, b) = (analyse(&plain).total, analyse(&g.design).total);
+    assert_eq!(b.latency, a.latency + 2 * ir.layers.len() as u64);
+    // ADMM-Net takes at most one register.
+    let admm = fixture("synth-admm-bpsk", &Config::default(), None);
+    assert_eq!(admm.arch, kaq_ir::Arch::Admm);
+    let d = lower_pipelined(&admm, 1, "kaq_top", 2).unwrap();
+    assert!(d.layers.iter().all(|l| l.upd_pipe == 1));
+}

@@ -98,7 +98,10 @@ module kaq_layer_core #(
     parameter integer VU_W = 2,
     parameter [BINS*VU_W-1:0] VU_TABLE = 0,
     parameter integer V_W = 32,
-    parameter integer WW = 32
+    parameter integer WW = 32,
+    // Pipeline registers in the update lanes: 0 none; 1 after the update R (kaq_lincomb);
+    // 2 (PGD-Net only) also after the prox. Each adds one cycle to the update engine.
+    parameter integer UPD_PIPE = 0
 ) (
     input  wire              clk,
     input  wire              rst,
@@ -139,6 +142,9 @@ module kaq_layer_core #(
     generate
         if (NC * P != N || P < 1) begin : g_bad_lanes
             kaq_layer_core_P_must_divide_N u_fail ();
+        end
+        if (UPD_PIPE < 0 || UPD_PIPE > 2 || (ARCH != 0 && UPD_PIPE > 1)) begin : g_bad_pipe
+            kaq_layer_core_UPD_PIPE_out_of_range u_fail ();
         end
     endgenerate
 
@@ -349,32 +355,41 @@ module kaq_layer_core #(
         .a(lane_sum), .mult(e_mult), .b(ybuf[row_addr(cap_buf, cap_i)]), .y(e_new)
     );
 
-    // MF and G: one requantization per lane.
+    // MF and G: one requantization per lane, enabled in the capture cycle of its phase only
+    // (the output is 'x otherwise and read by nothing; the shift is a constant).
+    localparam integer MF_SHW = (MF_SHIFT > 0) ? $clog2(MF_SHIFT + 1) : 1;
+    localparam integer G_SHW = (G_SHIFT > 0) ? $clog2(G_SHIFT + 1) : 1;
+    localparam [MF_SHW-1:0] MF_SH = MF_SHIFT[MF_SHW-1:0];
+    localparam [G_SHW-1:0] G_SH = G_SHIFT[G_SHW-1:0];
+    wire mf_cap = cap && (cap_phase == PH_MF);
+    wire g_take = cap && (cap_phase == PH_G);
     wire [P*SW-1:0] mf_new;
     wire [P*GW-1:0] g_new;
     generate
         for (l = 0; l < P; l = l + 1) begin : g_cap
             // Without the matched filter the MF phase never runs.
             if (HAS_MF != 0) begin : g_mf
-                kaq_requant #(
-                    .IN_W(LACC_W), .MULT_W(MF_MULT_W), .SHIFT(MF_SHIFT), .OUT_W(SW),
+                kaq_requant_var #(
+                    .IN_W(LACC_W), .MULT_W(MF_MULT_W), .SHIFT_W(MF_SHW), .OUT_W(SW),
                     .ROUNDING(MF_ROUND), .OVERFLOW(MF_OVF)
                 ) u_mf (
-                    .x(lane_acc[l*LACC_W +: LACC_W]), .mult(MF_MULT), .y(mf_new[l*SW +: SW])
+                    .en(mf_cap), .x(lane_acc[l*LACC_W +: LACC_W]), .mult(MF_MULT),
+                    .shift(MF_SH), .y(mf_new[l*SW +: SW])
                 );
             end else begin : g_no_mf
                 assign mf_new[l*SW +: SW] = {SW{1'b0}};
             end
-            kaq_requant #(
-                .IN_W(LACC_W), .MULT_W(G_MULT_W), .SHIFT(G_SHIFT), .OUT_W(GW),
+            kaq_requant_var #(
+                .IN_W(LACC_W), .MULT_W(G_MULT_W), .SHIFT_W(G_SHW), .OUT_W(GW),
                 .ROUNDING(G_ROUND), .OVERFLOW(G_OVF)
             ) u_g (
-                .x(lane_acc[l*LACC_W +: LACC_W]), .mult(G_MULT), .y(g_new[l*GW +: GW])
+                .en(g_take), .x(lane_acc[l*LACC_W +: LACC_W]), .mult(G_MULT), .shift(G_SH),
+                .y(g_new[l*GW +: GW])
             );
         end
     endgenerate
 
-    wire mac_done = cap && (cap_phase == PH_G) && cap_frame_last;
+    wire mac_done = g_take && cap_frame_last;
     always @(posedge clk) begin
         if (!rst && cap) begin
             case (cap_phase)
@@ -463,6 +478,68 @@ module kaq_layer_core #(
     wire [P*SW-1:0] u_sc = u_s[{{(32 - CW){1'b0}}, uc} * (P * SW) +: P * SW];
     wire [P*SW-1:0] u_uc = u_u[{{(32 - CW){1'b0}}, uc} * (P * SW) +: P * SW];
     wire [P*GW-1:0] u_gc = u_g[{{(32 - CW){1'b0}}, uc} * (P * GW) +: P * GW];
+
+    // The update pipeline: stage 0 is the step itself, stage k its values k cycles later; the
+    // states are written, and the buffer marked DONE, from stage UPD_PIPE. Slice k of each
+    // vector below is stage k. The coefficient registers may be read up to two cycles after a
+    // frame's last step: the next frame's lookup comes at least two cycles later.
+    localparam integer UP = UPD_PIPE;
+    wire [UP:0]          pst_step;
+    wire [UP:0]          pst_done;
+    wire [UP:0]          pst_ptr;
+    wire [(UP+1)*CW-1:0] pst_c;
+    wire [(UP+1)*P*SW-1:0] pst_x1c;
+    wire [(UP+1)*P*SW-1:0] pst_sc;
+    wire [(UP+1)*P*SW-1:0] pst_uc;
+    generate
+        if (UP == 0) begin : g_no_pipe
+            assign pst_step = upd_step;
+            assign pst_done = upd_done;
+            assign pst_ptr = uptr;
+            assign pst_c = uc;
+            assign pst_x1c = u_x1c;
+            assign pst_sc = u_sc;
+            assign pst_uc = u_uc;
+        end else begin : g_pipe
+            reg [UP-1:0]        q_step;
+            reg [UP-1:0]        q_done;
+            reg [UP-1:0]        q_ptr;
+            reg [UP*CW-1:0]     q_c;
+            reg [UP*P*SW-1:0]   q_x1c;
+            reg [UP*P*SW-1:0]   q_sc;
+            reg [UP*P*SW-1:0]   q_uc;
+            assign pst_step = {q_step, upd_step};
+            assign pst_done = {q_done, upd_done};
+            assign pst_ptr = {q_ptr, uptr};
+            assign pst_c = {q_c, uc};
+            assign pst_x1c = {q_x1c, u_x1c};
+            assign pst_sc = {q_sc, u_sc};
+            assign pst_uc = {q_uc, u_uc};
+            always @(posedge clk) begin
+                if (rst) begin
+                    q_step <= {UP{1'b0}};
+                    q_done <= {UP{1'b0}};
+                end else begin
+                    q_step <= pst_step[UP-1:0];
+                    q_done <= pst_done[UP-1:0];
+                end
+                q_ptr <= pst_ptr[UP-1:0];
+                q_c <= pst_c[UP*CW-1:0];
+                q_x1c <= pst_x1c[UP*P*SW-1:0];
+                q_sc <= pst_sc[UP*P*SW-1:0];
+                q_uc <= pst_uc[UP*P*SW-1:0];
+            end
+        end
+    endgenerate
+    // The stage that reads R (1 with a pipeline) and the stage that writes the states.
+    localparam integer SR = (UP > 0) ? 1 : 0;
+    localparam integer SF = UP;
+    wire step_r = pst_step[SR];
+    wire step_f = pst_step[SF];
+    wire [P*SW-1:0] sc_r = pst_sc[SR*P*SW +: P*SW];
+    wire [P*SW-1:0] uc_r = pst_uc[SR*P*SW +: P*SW];
+    wire [P*SW-1:0] sc_f = pst_sc[SF*P*SW +: P*SW];
+    wire [P*SW-1:0] uc_f = pst_uc[SF*P*SW +: P*SW];
     wire [P*SW-1:0] new_x;
     wire [P*SW-1:0] new_s;
     wire [P*SW-1:0] new_u;
@@ -478,6 +555,7 @@ module kaq_layer_core #(
             wire signed [SW+1:0] cons = $signed({{2{xp[SW-1]}}, xp}) - $signed({{2{sp[SW-1]}}, sp})
                                       + $signed({{2{up[SW-1]}}, up});
             wire signed [R_W-1:0] r;
+            wire signed [R_W-1:0] r_s;  // R at stage SR
             kaq_lincomb #(
                 .A0_W(SW), .C0_W(X1_W), .A1_W(SW), .C1_W(X2_W), .A2_W(GW), .C2_W(GC_W),
                 .A3_W(SW + 2), .C3_W(C_W), .OUT_W(R_W)
@@ -485,30 +563,41 @@ module kaq_layer_core #(
                 .en(upd_step), .a0(xp), .c0(k_x1), .a1(xpp), .c1(k_x2), .a2(gj), .c2(G_COEF),
                 .a3(cons), .c3(k_c), .y(r)
             );
+            if (UP > 0) begin : g_r_reg
+                reg signed [R_W-1:0] r_q;
+                always @(posedge clk) begin
+                    if (upd_step) r_q <= r;
+                end
+                assign r_s = r_q;
+            end else begin : g_r_comb
+                assign r_s = r;
+            end
+            wire signed [SW-1:0] sp_r = sc_r[l*SW +: SW];
+            wire signed [SW-1:0] up_r = uc_r[l*SW +: SW];
             wire signed [PIN_W-1:0] pin;
             wire signed [SW-1:0] xo;
             wire signed [SW-1:0] so;
             wire signed [SW-1:0] uo;
             if (ARCH == 0) begin : g_pgd
-                assign pin = r;
+                assign pin = r_s;
                 assign new_x[l*SW +: SW] = so;
-                assign new_s[l*SW +: SW] = sp;
-                assign new_u[l*SW +: SW] = up;
+                assign new_s[l*SW +: SW] = sc_f[l*SW +: SW];
+                assign new_u[l*SW +: SW] = uc_f[l*SW +: SW];
                 assign xo = so;
-                assign uo = up;
+                assign uo = up_r;
             end else begin : g_admm
                 wire signed [XOW-1:0] xo_n;
                 kaq_requant_var #(
                     .IN_W(R_W), .MULT_W(XO_MULT_W), .SHIFT_W(6), .OUT_W(XOW),
                     .ROUNDING(XO_ROUND), .OVERFLOW(XO_OVF)
-                ) u_x (.en(upd_step), .x(r), .mult(c_xo), .shift(c_xos), .y(xo_n));
+                ) u_x (.en(step_r), .x(r_s), .mult(c_xo), .shift(c_xos), .y(xo_n));
                 assign xo = $signed({{(SW - XOW + 1){xo_n[XOW-1]}}, xo_n[XOW-2:0]});
                 wire signed [V_W-1:0] v;
                 kaq_lincomb #(
                     .A0_W(SW), .C0_W(VX_W), .A1_W(SW), .C1_W(VU_W), .A2_W(1), .C2_W(1),
                     .A3_W(1), .C3_W(1), .OUT_W(V_W)
                 ) u_v (
-                    .en(upd_step), .a0(xo), .c0(c_vx), .a1(up), .c1(c_vu), .a2(1'b0), .c2(1'b0),
+                    .en(step_r), .a0(xo), .c0(c_vx), .a1(up_r), .c1(c_vu), .a2(1'b0), .c2(1'b0),
                     .a3(1'b0), .c3(1'b0), .y(v)
                 );
                 assign pin = v;
@@ -518,21 +607,22 @@ module kaq_layer_core #(
                     .A0_W(V_W), .C0_W(2), .A1_W(SW), .C1_W(VX_W + 1), .A2_W(1), .C2_W(1),
                     .A3_W(1), .C3_W(1), .OUT_W(WW)
                 ) u_w (
-                    .en(upd_step), .a0(v), .c0(2'sb01), .a1(so), .c1(neg_vx), .a2(1'b0), .c2(1'b0),
+                    .en(step_r), .a0(v), .c0(2'sb01), .a1(so), .c1(neg_vx), .a2(1'b0), .c2(1'b0),
                     .a3(1'b0), .c3(1'b0), .y(w)
                 );
                 wire signed [XOW-1:0] uo_n;
                 kaq_requant_var #(
                     .IN_W(WW), .MULT_W(XO_MULT_W), .SHIFT_W(6), .OUT_W(XOW),
                     .ROUNDING(XO_ROUND), .OVERFLOW(XO_OVF)
-                ) u_u (.en(upd_step), .x(w), .mult(c_xo), .shift(c_xos), .y(uo_n));
+                ) u_u (.en(step_r), .x(w), .mult(c_xo), .shift(c_xos), .y(uo_n));
                 assign uo = $signed({{(SW - XOW + 1){uo_n[XOW-1]}}, uo_n[XOW-2:0]});
                 assign new_x[l*SW +: SW] = xo;
                 assign new_s[l*SW +: SW] = so;
                 assign new_u[l*SW +: SW] = uo;
             end
-            // The prox and the requantization of its output.
+            // The prox (stage SR) and the requantization of its output (stage SF).
             wire signed [ROUT_W-1:0] pout;
+            wire signed [ROUT_W-1:0] pout_s;
             if (PROX_KIND == 2) begin : g_table
                 wire signed [SW-1:0] idx;
                 kaq_requant #(
@@ -542,18 +632,27 @@ module kaq_layer_core #(
                 kaq_lut #(.IDX_W(SW), .TW(TW), .TABLE(PROX_TABLE)) u_lut (.idx(idx), .y(pout));
             end else begin : g_pwl
                 kaq_prox_pwl #(.W(PIN_W), .KIND(PROX_KIND), .PARAM(PROX_PARAM)) u_prox (
-                    .en(upd_step), .x(pin), .y(pout)
+                    .en(step_r), .x(pin), .y(pout)
                 );
+            end
+            if (SF > SR) begin : g_p_reg
+                reg signed [ROUT_W-1:0] pout_q;
+                always @(posedge clk) begin
+                    if (step_r) pout_q <= pout;
+                end
+                assign pout_s = pout_q;
+            end else begin : g_p_comb
+                assign pout_s = pout;
             end
             // Saturated at this layer's width OW, sign-extended to the state registers.
             wire signed [OW-1:0] so_n;
             kaq_requant_var #(
                 .IN_W(ROUT_W), .MULT_W(O_MULT_W), .SHIFT_W(6), .OUT_W(OW),
                 .ROUNDING(O_ROUND), .OVERFLOW(O_OVF)
-            ) u_out (.en(upd_step), .x(pout), .mult(c_o), .shift(c_os), .y(so_n));
+            ) u_out (.en(step_f), .x(pout_s), .mult(c_o), .shift(c_os), .y(so_n));
             assign so = $signed({{(SW - OW + 1){so_n[OW-1]}}, so_n[OW-2:0]});
             /* verilator lint_off UNUSEDSIGNAL */
-            wire unused_upd = ^{xo, uo};
+            wire unused_upd = ^{xo, uo, sp_r, up_r, sp, up};
             /* verilator lint_on UNUSEDSIGNAL */
         end
     endgenerate
@@ -589,10 +688,10 @@ module kaq_layer_core #(
     // ------------------------------------------------------------------ states
     // The states of a buffer are written by the fill (beat 0), the matched filter and the
     // update; in any cycle these serve different buffers.
-    wire mf_cap = cap && (cap_phase == PH_MF);
     /* verilator lint_off UNUSEDSIGNAL */
     wire [31:0] mf_base = {{(32 - CW){1'b0}}, cap_c} * (P * SW);
-    wire [31:0] up_base = {{(32 - CW){1'b0}}, uc} * (P * SW);
+    wire [31:0] up_base = {{(32 - CW){1'b0}}, pst_c[SF*CW +: CW]} * (P * SW);
+    wire uptr_f = pst_ptr[SF];
     /* verilator lint_on UNUSEDSIGNAL */
     always @(posedge clk) begin
         if (!rst) begin
@@ -607,11 +706,11 @@ module kaq_layer_core #(
                 x2b[cap_buf][mf_base +: P * SW] <= mf_new;
                 sb[cap_buf][mf_base +: P * SW] <= mf_new;
             end
-            if (upd_step) begin
-                x2b[uptr][up_base +: P * SW] <= u_x1c;
-                x1b[uptr][up_base +: P * SW] <= new_x;
-                sb[uptr][up_base +: P * SW] <= new_s;
-                ub[uptr][up_base +: P * SW] <= new_u;
+            if (step_f) begin
+                x2b[uptr_f][up_base +: P * SW] <= pst_x1c[SF*P*SW +: P*SW];
+                x1b[uptr_f][up_base +: P * SW] <= new_x;
+                sb[uptr_f][up_base +: P * SW] <= new_s;
+                ub[uptr_f][up_base +: P * SW] <= new_u;
             end
         end
     end
@@ -624,7 +723,7 @@ module kaq_layer_core #(
         end else begin
             if (fill_done) bstate[fptr] <= FULL;
             if (mac_done) bstate[cap_buf] <= MACDONE;
-            if (upd_done) bstate[uptr] <= DONE;
+            if (pst_done[SF]) bstate[uptr_f] <= DONE;
             if (drain_done) bstate[dptr] <= EMPTY;
         end
     end

@@ -47,11 +47,13 @@ module kaq_prox_pwl #(
         end
     endfunction
 
+    // The don't-care first, then the value under en: Verilator then evaluates the function
+    // only when en is high (an if/else of two assignments becomes a select whose function
+    // body it computes every cycle).
     always @(*) begin
+        y = {W{1'bx}};
         if (en) begin
             y = prox(x);
-        end else begin
-            y = {W{1'bx}};
         end
     end
 endmodule

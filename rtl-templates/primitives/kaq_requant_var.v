@@ -3,9 +3,9 @@
 // like kaq_requant, but the shift is a port (0..2^SHIFT_W-1) as well as the multiplier, so a
 // per-SNR-bin table of (mult, shift) pairs keeps every bin's multiplier at full precision
 // (docs/fixed-point.md §2). Rust twin: kaq_model::fixed::requantize. ROUNDING: 0 half-up,
-// 1 floor, 2 half-even; OVERFLOW as in kaq_round_shift_sat (which does the narrowing).
+// 1 floor, 2 half-even; OVERFLOW as in kaq_round_shift_sat (0 saturate, 1 wrap, 2 symmetric).
 // With en = 0 the output is a don't-care ('x): nothing may read it then, so a simulator skips
-// the product and the shift, and synthesis drops the select.
+// the product, the shift and the narrowing, and synthesis drops the select.
 `default_nettype none
 
 module kaq_requant_var #(
@@ -69,26 +69,56 @@ module kaq_requant_var #(
         end
     endfunction
 
-    reg signed [XW-1:0] rs;
+    // overflow(v, OUT_W, OVERFLOW) of a value held in XW bits, as kaq_round_shift_sat does it
+    // with SHIFT = 0: NW bits hold both v and every OUT_W-bit code.
+    localparam integer NW = (XW > OUT_W) ? XW : OUT_W;
+    localparam integer OVF = (OVERFLOW >= 0 && OVERFLOW <= 2) ? OVERFLOW : 0;
+    generate
+        if (OVERFLOW != OVF) begin : g_bad_overflow
+            kaq_requant_var_unknown_OVERFLOW u_fail ();
+        end
+    endgenerate
+    localparam [OUT_W-1:0] ONES    = {OUT_W{1'b1}};
+    localparam [OUT_W-1:0] MAX     = ONES >> 1;           //  2^(OUT_W-1) - 1
+    localparam [OUT_W-1:0] MIN     = ~MAX;                // -2^(OUT_W-1)
+    localparam [OUT_W-1:0] LSB     = ONES ^ (ONES << 1);  //  1
+    localparam [OUT_W-1:0] NEG_MAX = MIN + LSB;           // -(2^(OUT_W-1) - 1)
+
+    function automatic signed [OUT_W-1:0] narrow(input signed [XW-1:0] f_v);
+        /* verilator lint_off UNUSEDSIGNAL */
+        reg signed [NW-1:0] vw;
+        reg signed [NW-1:0] hi;
+        /* verilator lint_on UNUSEDSIGNAL */
+        reg in_range;
+        reg [OUT_W-1:0] low;
+        begin
+            vw = $signed({{(NW - XW + 1){f_v[XW-1]}}, f_v[XW-2:0]});
+            // v fits OUT_W bits iff its bits OUT_W-1 and above all equal the sign.
+            hi = vw >>> (OUT_W - 1);
+            in_range = (hi == {NW{1'b0}}) || (hi == {NW{1'b1}});
+            low = vw[OUT_W-1:0];
+            case (OVF)
+                1: narrow = $signed(low);
+                0: narrow = $signed(in_range ? low : (vw[NW-1] ? MIN : MAX));
+                default: narrow = $signed((in_range && low != MIN) ? low
+                                          : (vw[NW-1] ? NEG_MAX : MAX));
+            endcase
+        end
+    endfunction
+
+    // The whole requantization sits behind en, so a simulator evaluates nothing while the
+    // output is not read.
+    reg signed [OUT_W-1:0] y_r;
+    // The don't-care first, then the value under en: Verilator then evaluates the function
+    // only when en is high (an if/else of two assignments becomes a select whose function
+    // body it computes every cycle).
     always @(*) begin
+        y_r = {OUT_W{1'bx}};
         if (en) begin
-            rs = round_product(x, mult, shift);
-        end else begin
-            rs = {XW{1'bx}};
+            y_r = narrow(round_product(x, mult, shift));
         end
     end
-
-    // Narrowing only (SHIFT 0): the overflow rules of kaq_round_shift_sat.
-    kaq_round_shift_sat #(
-        .IN_W    (XW),
-        .SHIFT   (0),
-        .OUT_W   (OUT_W),
-        .ROUNDING(0),
-        .OVERFLOW(OVERFLOW)
-    ) u_narrow (
-        .x(rs),
-        .y(y)
-    );
+    assign y = y_r;
 endmodule
 
 `default_nettype wire

@@ -55,11 +55,13 @@ module kaq_slicer #(
         end
     endfunction
 
+    // The don't-care first, then the value under en: Verilator then evaluates the function
+    // only when en is high (an if/else of two assignments becomes a select whose function
+    // body it computes every cycle).
     always @(*) begin
+        bits = {BPD{1'bx}};
         if (en) begin
             bits = slice(code, thresholds);
-        end else begin
-            bits = {BPD{1'bx}};
         end
     end
 endmodule

@@ -5,6 +5,7 @@
 //! `cargo bench -p kaq-sim --bench cosim` (needs Verilator; without it the bench prints a note
 //! and exits, unless `KAQ_REQUIRE_VERILATOR=1`). The first run builds both designs (cached by
 //! content hash afterwards); the build times are printed before the measurements.
+//! `KAQ_COSIM_BENCH_LANES=8` measures one lane count only.
 
 use std::hint::black_box;
 use std::time::{Duration, Instant};
@@ -49,6 +50,22 @@ fn frames(ir: &Ir) -> Vec<FrameCodes> {
         .collect()
 }
 
+/// The lane counts to measure: `KAQ_COSIM_BENCH_LANES` (comma-separated, e.g. `8`), default 8
+/// and 32.
+fn bench_lanes() -> Vec<usize> {
+    match std::env::var("KAQ_COSIM_BENCH_LANES") {
+        Ok(v) if !v.trim().is_empty() => v
+            .split(',')
+            .map(|l| {
+                l.trim()
+                    .parse()
+                    .unwrap_or_else(|_| panic!("KAQ_COSIM_BENCH_LANES: `{l}` is not a lane count"))
+            })
+            .collect(),
+        _ => vec![8, 32],
+    }
+}
+
 fn bench(c: &mut Criterion) {
     if tools::require(Tool::Verilator)
         .expect("KAQ_REQUIRE_VERILATOR=1 but verilator is unusable")
@@ -63,7 +80,7 @@ fn bench(c: &mut Criterion) {
     group.throughput(Throughput::Elements(FRAMES as u64));
     group.sample_size(10);
     group.measurement_time(Duration::from_secs(10));
-    for lanes in [8, 32] {
+    for lanes in bench_lanes() {
         let options = Options {
             lanes,
             ..Options::default()

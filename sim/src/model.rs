@@ -49,6 +49,7 @@ struct ShimApi {
     delete: SimFn,
     eval: SimFn,
     tick: SimFn,
+    step: SimFn,
     set: SetFn,
     get: GetFn,
     set_wide: SetWideFn,
@@ -175,6 +176,7 @@ impl Model {
             delete: symbol!("sim_delete", SimFn),
             eval: symbol!("sim_eval", SimFn),
             tick: symbol!("sim_tick", SimFn),
+            step: symbol!("sim_step", SimFn),
             set: symbol!("sim_set", SetFn),
             get: symbol!("sim_get", GetFn),
             set_wide: symbol!("sim_set_wide", SetWideFn),
@@ -412,6 +414,24 @@ impl Model {
         }
         // SAFETY: `sim` is live; the shim toggles the clock port it was generated with.
         unsafe { (self.api.tick)(self.sim.as_ptr()) }
+        self.cycles += 1;
+        Ok(())
+    }
+
+    /// One clock cycle for a caller that sets inputs and calls [`eval`](Model::eval) before
+    /// it reads outputs: the rising edge is evaluated, the clock is left low and its falling
+    /// edge is settled by that next `eval` together with the new inputs (one evaluation per
+    /// cycle fewer than [`tick`](Model::tick); the design must have no falling-edge logic).
+    /// Until then the outputs show the state just after the rising edge.
+    pub fn step(&mut self) -> Result<(), SimError> {
+        if self.clock.is_none() {
+            return Err(SimError::NoControlPort {
+                top: self.top.clone(),
+                role: "clock",
+            });
+        }
+        // SAFETY: `sim` is live; the shim toggles the clock port it was generated with.
+        unsafe { (self.api.step)(self.sim.as_ptr()) }
         self.cycles += 1;
         Ok(())
     }

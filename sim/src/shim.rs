@@ -9,7 +9,7 @@ use std::fmt::Write as _;
 use crate::port::{Direction, Port};
 
 /// Version of the C ABI below; bump it whenever a function's signature or meaning changes.
-pub const SHIM_ABI_VERSION: u32 = 1;
+pub const SHIM_ABI_VERSION: u32 = 2;
 
 /// What the shim is generated from.
 #[derive(Debug, Clone, Copy)]
@@ -113,6 +113,25 @@ pub fn generate(spec: &ShimSpec<'_>) -> String {
                 s,
                 "    s->top->{clk} = 1;\n    s->top->eval();\n    sim_dump(s);\n    s->top->{clk} = 0;\n    s->top->eval();\n    sim_dump(s);"
             );
+        }
+        None => s.push_str("    s->top->eval();\n    sim_dump(s);\n"),
+    }
+    s.push_str("}\n\n");
+
+    // Half a tick: the rising edge evaluated, the clock left low for the caller's next eval
+    // (which settles the falling edge and any input change in one pass). With tracing the
+    // falling edge is evaluated here too, so that every VCD sample is a settled state.
+    s.push_str("void sim_step(void* p) {\n    Sim* s = static_cast<Sim*>(p);\n");
+    match spec.clock {
+        Some(i) => {
+            let clk = &spec.ports[i].name;
+            let _ = writeln!(
+                s,
+                "    s->top->{clk} = 1;\n    s->top->eval();\n    sim_dump(s);\n    s->top->{clk} = 0;"
+            );
+            if spec.trace {
+                s.push_str("    s->top->eval();\n    sim_dump(s);\n");
+            }
         }
         None => s.push_str("    s->top->eval();\n    sim_dump(s);\n"),
     }
@@ -227,6 +246,10 @@ mod tests {
         assert!(text.contains("std::memcpy(s->top->tag.data(), words, 3 * sizeof(uint32_t));"));
         assert!(text.contains("std::memcpy(words, s->top->wide.data(), 3 * sizeof(uint32_t));"));
         assert!(text.contains("s->top->clk = 1;"));
+        assert!(
+            text.contains("void sim_step(void* p) {\n    Sim* s = static_cast<Sim*>(p);\n    s->top->clk = 1;\n    s->top->eval();\n    sim_dump(s);\n    s->top->clk = 0;\n}"),
+            "step leaves the falling edge to the next eval"
+        );
         assert!(
             !text.contains("s->top->acc ="),
             "outputs are never assigned"

@@ -14,7 +14,9 @@ use proptest::prelude::*;
 use proptest::test_runner::{RngSeed, TestCaseError};
 
 use kaq_codegen::Options;
+use kaq_codegen::report::analyse;
 use kaq_ir::{Interpreter, Ir};
+use kaq_model::lower::LinkFrames;
 use kaq_model::lower::{LowerOptions, lower};
 use kaq_model::quant::{QuantConfig, QuantMethod, QuantNet};
 use kaq_model::train::{SetKind, TrainSet};
@@ -530,4 +532,76 @@ fn wrong_expectations_are_reported() {
     });
     let m = report.first_mismatch.unwrap();
     assert_eq!((m.frame, m.layer, m.field), (3, None, "out_bits"), "{m}");
+}
+
+/// With pipeline registers in the update lanes (`kaq codegen --update-pipeline`, chosen by
+/// `--clock-mhz`) the RTL stays bit-exact (under stalls too) and its measured II and latency
+/// equal `report::analyse`, which adds one update cycle per register.
+#[test]
+fn pipelined_update_is_exact_and_timed_by_the_model() {
+    if !verilator_present() {
+        return;
+    }
+    let pgd = Config::default();
+    let cases = [
+        (pgd, 1, 1),
+        (pgd, 2, 2),
+        (
+            Config {
+                momentum: true,
+                init: Init::MatchedFilter,
+                prox: Prox::Qam,
+                nt: 4,
+                nr: 4,
+                layers: 2,
+                bits: 8,
+                seed: 23,
+                ..Config::default()
+            },
+            4,
+            2,
+        ),
+        (
+            Config {
+                arch: Arch::Admm,
+                init: Init::MatchedFilter,
+                modulation: Modulation::Qam16,
+                nt: 2,
+                nr: 3,
+                layers: 3,
+                seed: 21,
+                ..Config::default()
+            },
+            2,
+            1,
+        ),
+    ];
+    for (c, lanes, depth) in cases {
+        let ir = ir(&c);
+        let what = format!("{c:?} lanes {lanes} update pipeline {depth}");
+        let plain = kaq_codegen::lower(&ir, lanes, "kaq_top").unwrap();
+        let generated =
+            kaq_codegen::generate_pipelined(&ir, &options(lanes), &LinkFrames, depth).unwrap();
+        assert!(generated.design.layers.iter().all(|l| l.upd_pipe == depth));
+        let rtl = Rtl::build(&generated, false).unwrap();
+        // Each register delays every stage's update by a cycle.
+        let (base, est) = (analyse(&plain).total, rtl.estimate());
+        assert_eq!(
+            est.latency,
+            base.latency + depth * ir.layers.len() as u64,
+            "{what}"
+        );
+        let report = rtl
+            .cosimulate(frames(&ir, 120, 9), Stalls::none(9))
+            .unwrap();
+        check(&report, &what);
+        check_timing(&rtl, &report, &what);
+        let stalled = Stalls {
+            input: 0.3,
+            output: 0.3,
+            seed: 10,
+        };
+        let report = rtl.cosimulate(frames(&ir, 60, 11), stalled).unwrap();
+        check(&report, &format!("{what}, stalls"));
+    }
 }

@@ -28,7 +28,8 @@ use std::time::Instant;
 use anyhow::Context;
 use clap::Args;
 use kaq_codegen::{
-    CodegenError, Generated, Options, check_top_name, generate, resolve_lanes, write_design,
+    CodegenError, Generated, Options, check_top_name, generate_pipelined, resolve_lanes,
+    write_design,
 };
 use kaq_ir::Ir;
 use kaq_model::lower::LinkFrames;
@@ -63,9 +64,75 @@ pub struct CodegenArgs {
     #[arg(long, default_value_t = 1)]
     seed: u64,
 
+    #[command(flatten)]
+    pipeline: PipelineArgs,
+
     /// Write into a directory that holds files kaq did not write, replacing same-named ones.
     #[arg(long)]
     force: bool,
+}
+
+/// The update pipeline of the generated stages: for a target clock, or a depth.
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct PipelineArgs {
+    /// Target clock in MHz: the update lanes get the fewest pipeline registers (0 to 2) whose
+    /// estimated clock (xc7 cell delays × 1.5 routing) reaches it; each adds a cycle of
+    /// latency per stage.
+    #[arg(long, value_name = "F", conflicts_with = "update_pipeline")]
+    clock_mhz: Option<f64>,
+
+    /// Pipeline registers per update lane, 0 to 2 (2: PGD-Net only; ADMM-Net takes at most 1).
+    #[arg(long, value_name = "D")]
+    update_pipeline: Option<u64>,
+}
+
+impl PipelineArgs {
+    /// The depth to generate with, and the plan when a clock was asked for.
+    pub(crate) fn depth(
+        &self,
+        ir: &Ir,
+        lanes: usize,
+    ) -> anyhow::Result<(u64, Option<kaq_codegen::estimate::ClockPlan>)> {
+        let max = kaq_codegen::design::max_update_pipeline(ir.arch);
+        if let Some(d) = self.update_pipeline {
+            if d > max {
+                return Err(usage_error(
+                    "--update-pipeline",
+                    format!("{d} is above {max}, the deepest for this architecture"),
+                ));
+            }
+            return Ok((d, None));
+        }
+        let Some(f) = self.clock_mhz else {
+            return Ok((0, None));
+        };
+        if !(f.is_finite() && f > 0.0 && f <= 2000.0) {
+            return Err(usage_error(
+                "--clock-mhz",
+                format!("must be a clock in MHz in (0, 2000], got {f}"),
+            ));
+        }
+        let design = kaq_codegen::lower(ir, lanes, "kaq_top").map_err(lanes_error)?;
+        let plan = kaq_codegen::estimate::pipeline_for_clock(&design, f, max);
+        Ok((plan.upd_pipe, Some(plan)))
+    }
+}
+
+/// A line on the clock plan (stdout of `kaq codegen` and `kaq report`).
+pub(crate) fn plan_line(plan: &kaq_codegen::estimate::ClockPlan) -> String {
+    format!(
+        "  clock target {:.1} MHz: {} pipeline register(s) per update lane, estimated {:.1} MHz \
+         (critical path {:.2} ns x 1.5){}",
+        plan.target_mhz,
+        plan.upd_pipe,
+        plan.estimated_mhz,
+        plan.critical_ns,
+        if plan.met {
+            ""
+        } else {
+            "; target NOT met (the MAC, g and e paths are not pipelined)"
+        }
+    )
 }
 
 /// Loads the IR named by `--ir`, naming the file in the error.
@@ -90,8 +157,12 @@ fn lanes_error(e: CodegenError) -> anyhow::Error {
 }
 
 /// Generates the design, turning option errors into usage errors (status 2).
-pub(crate) fn generate_checked(ir: &Ir, options: &Options) -> anyhow::Result<Generated> {
-    match generate(ir, options, &LinkFrames) {
+pub(crate) fn generate_checked(
+    ir: &Ir,
+    options: &Options,
+    upd_pipe: u64,
+) -> anyhow::Result<Generated> {
+    match generate_pipelined(ir, options, &LinkFrames, upd_pipe) {
         Ok(g) => Ok(g),
         Err(e @ CodegenError::Lanes { .. }) => Err(lanes_error(e)),
         Err(e @ CodegenError::TopName(..)) => Err(usage_error("--top", e)),
@@ -127,8 +198,9 @@ pub fn run(args: CodegenArgs) -> anyhow::Result<()> {
         testbench_frames: args.testbench_frames,
         seed: args.seed,
     };
+    let (upd_pipe, plan) = args.pipeline.depth(&ir, lanes)?;
     let start = Instant::now();
-    let generated = generate_checked(&ir, &options)?;
+    let generated = generate_checked(&ir, &options, upd_pipe)?;
     let gen_time = start.elapsed();
     let written = write_design(&generated, &args.out, args.force)
         .with_context(|| format!("--out {}", args.out.display()))?;
@@ -149,6 +221,9 @@ pub fn run(args: CodegenArgs) -> anyhow::Result<()> {
         "  II {} cycles/frame (MAC bound {}), latency {} cycles",
         t.ii, t.mac_bound, t.latency
     );
+    if let Some(plan) = &plan {
+        println!("{}", plan_line(plan));
+    }
     println!(
         "  codegen {:.1} ms, with writing {:.1} ms",
         gen_time.as_secs_f64() * 1e3,

@@ -26,13 +26,13 @@
 //! Bad flag values end with status 2 naming the flag; unreadable or invalid model files, a net
 //! the IR cannot express and an unwritable output end with status 1.
 
-use super::args::parse_whole;
+use super::args::{parse_whole, usage_error};
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, bail};
 use clap::Args;
-use kaq_ir::{InitStage, Ir};
+use kaq_ir::{InitStage, Ir, IrError};
 use kaq_model::gram::file::GRAM_FORMAT;
 use kaq_model::lower::{LowerOptions, lower};
 use kaq_model::quant::QuantNet;
@@ -126,7 +126,11 @@ pub fn run(args: LowerArgs) -> anyhow::Result<()> {
             mult_bits: args.mult_bits,
         },
     )
-    .with_context(|| format!("--model {}", args.model.display()))?;
+    .map_err(|e| match e {
+        // The model holds something the IR cannot express: a property of the input file.
+        IrError::Lower(_) => usage_error("--model", format!("{}: {e}", args.model.display())),
+        other => anyhow::Error::new(other).context(format!("--model {}", args.model.display())),
+    })?;
     write_atomic(&args.out, ir.to_json().as_bytes(), overwrite)
         .with_context(|| format!("cannot write the IR to {}", args.out.display()))?;
     print!("{}", summary(&ir, &args.out));

@@ -50,7 +50,7 @@ use kaq_model::train::model_file::{Overwrite, write_atomic};
 use serde_json::{Value, json};
 
 use super::args::{parse_from_str, parse_positive};
-use super::codegen::{generate_checked, lanes_for, load_ir};
+use super::codegen::{PipelineArgs, generate_checked, lanes_for, load_ir, plan_line};
 use crate::plot::{self, Series};
 
 pub(crate) mod energy;
@@ -118,6 +118,9 @@ pub struct ReportArgs {
     #[arg(long, value_name = "T", value_parser = parse_positive)]
     block: Option<usize>,
 
+    #[command(flatten)]
+    pipeline: PipelineArgs,
+
     /// Replace the --json file if it exists.
     #[arg(long)]
     force: bool,
@@ -147,14 +150,24 @@ pub fn run(args: ReportArgs) -> anyhow::Result<()> {
     }
     let ir = load_ir(&args.ir)?;
     let lanes = lanes_for(&ir, args.lanes)?;
-    let design = kaq_codegen::lower(&ir, lanes, TOP).context("code generation failed")?;
+    let (upd_pipe, plan) = args.pipeline.depth(&ir, lanes)?;
+    let design = kaq_codegen::lower_pipelined(&ir, lanes, TOP, upd_pipe)
+        .context("code generation failed")?;
     let report = analyse(&design);
     let synth = match args.synth {
         None => Synth::None,
-        Some(target) if args.flat => Synth::Flat(run_flat(&ir, lanes, target)?),
-        Some(target) => Synth::Units(Box::new(run_units(&ir, lanes, target, &args)?)),
+        Some(target) if args.flat => Synth::Flat(run_flat(&ir, lanes, upd_pipe, target)?),
+        Some(target) => Synth::Units(Box::new(run_units(&ir, lanes, upd_pipe, target, &args)?)),
     };
     print!("{}", table(&ir, lanes, &report, &synth));
+    let (clock_ns, clock_mhz) = kaq_codegen::estimate::clock_estimate(&design);
+    println!(
+        "analytic clock: update pipeline {upd_pipe}, critical path {clock_ns:.2} ns (xc7 cell \
+         delays), estimated {clock_mhz:.1} MHz with the 1.5 routing factor"
+    );
+    if let Some(plan) = &plan {
+        println!("{}", plan_line(plan));
+    }
     let estimate = kaq_codegen::estimate::estimate(&design);
     print!("{}", estimate_table(&estimate, &synth));
     let energy = energy::energy_report(&ir, args.block.unwrap_or(energy::DEFAULT_BLOCK));
@@ -175,6 +188,12 @@ pub fn run(args: ReportArgs) -> anyhow::Result<()> {
         doc["sweep"] = json!(sweep);
         doc["energy"] = json!(energy);
         doc["estimate"] = json!(estimate);
+        doc["clock_estimate"] = json!({
+            "update_pipeline": upd_pipe,
+            "critical_ns": clock_ns,
+            "fmax_mhz": clock_mhz,
+            "plan": plan,
+        });
         let mut text = serde_json::to_string_pretty(&doc).context("cannot encode the report")?;
         text.push('\n');
         let overwrite = if args.force {
@@ -196,14 +215,14 @@ enum Synth {
     Units(Box<Evaluation>),
 }
 
-fn generated(ir: &Ir, lanes: usize) -> anyhow::Result<kaq_codegen::Generated> {
+fn generated(ir: &Ir, lanes: usize, upd_pipe: u64) -> anyhow::Result<kaq_codegen::Generated> {
     let options = Options {
         lanes,
         top: TOP.to_string(),
         testbench_frames: 1,
         seed: 1,
     };
-    generate_checked(ir, &options)
+    generate_checked(ir, &options, upd_pipe)
 }
 
 pub(crate) fn scratch() -> anyhow::Result<tempfile::TempDir> {
@@ -214,8 +233,8 @@ pub(crate) fn scratch() -> anyhow::Result<tempfile::TempDir> {
 }
 
 /// Generates the design into a temporary directory and synthesizes its flattened top.
-fn run_flat(ir: &Ir, lanes: usize, target: Target) -> anyhow::Result<SynthReport> {
-    let generated = generated(ir, lanes)?;
+fn run_flat(ir: &Ir, lanes: usize, upd_pipe: u64, target: Target) -> anyhow::Result<SynthReport> {
+    let generated = generated(ir, lanes, upd_pipe)?;
     let dir = scratch()?;
     synthesize(&generated, dir.path(), target)
         .with_context(|| format!("--synth {target}: synthesis failed"))
@@ -256,10 +275,11 @@ pub(crate) fn unit_progress(u: &UnitResult) {
 fn run_units(
     ir: &Ir,
     lanes: usize,
+    upd_pipe: u64,
     target: Target,
     args: &ReportArgs,
 ) -> anyhow::Result<Evaluation> {
-    let generated = generated(ir, lanes)?;
+    let generated = generated(ir, lanes, upd_pipe)?;
     let tmp = scratch()?;
     let dir = args.synth_dir.as_deref().unwrap_or(tmp.path());
     let mut synth = HierOptions::new(target);
@@ -300,7 +320,8 @@ fn run_sweep(ir: &Ir, target: Target, args: &ReportArgs) -> anyhow::Result<Vec<S
         .into_iter()
         .map(|lanes| {
             eprintln!("sweep: {lanes} lanes");
-            let e = run_units(ir, lanes, target, args)?;
+            let (upd_pipe, _) = args.pipeline.depth(ir, lanes)?;
+            let e = run_units(ir, lanes, upd_pipe, target, args)?;
             Ok(SweepPoint { lanes, qor: e.qor })
         })
         .collect()

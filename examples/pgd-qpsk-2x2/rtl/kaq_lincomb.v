@@ -65,11 +65,13 @@ module kaq_lincomb #(
         end
     endfunction
 
+    // The don't-care first, then the value under en: Verilator then evaluates the function
+    // only when en is high (an if/else of two assignments becomes a select whose function
+    // body it computes every cycle).
     always @(*) begin
+        y = {OUT_W{1'bx}};
         if (en) begin
             y = lincomb(a0, c0, a1, c1, a2, c2, a3, c3);
-        end else begin
-            y = {OUT_W{1'bx}};
         end
     end
 endmodule

@@ -45,10 +45,9 @@ module kaq_out_stage #(
     wire slice_en = take && first;
     reg [TV-1:0] thresholds;
     always @(*) begin
+        thresholds = {TV{1'bx}};
         if (slice_en) begin
             thresholds = THRESH_TABLE[{{(32 - BINW){1'b0}}, s_bin} * TV +: TV];
-        end else begin
-            thresholds = {TV{1'bx}};
         end
     end
     wire [N*BPD-1:0] bits_new;

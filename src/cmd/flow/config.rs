@@ -167,6 +167,9 @@ pub struct RtlSection {
     pub synth: String,
     /// Seconds Yosys may run before it is stopped (the summary says so).
     pub synth_limit_s: u64,
+    /// Target clock in MHz: the update lanes get the pipeline registers (0 to 2) the clock
+    /// estimate needs (`kaq codegen --clock-mhz`); none when absent.
+    pub clock_mhz: Option<f64>,
 }
 
 impl Default for RtlSection {
@@ -178,6 +181,7 @@ impl Default for RtlSection {
             testbench_frames: d.testbench_frames,
             synth: "xilinx".to_string(),
             synth_limit_s: 600,
+            clock_mhz: None,
         }
     }
 }
@@ -597,6 +601,14 @@ impl FlowConfig {
                     "{}: must be at least 1 and divide N = {n} (the row length of H)",
                     self.lanes()
                 ),
+            ));
+        }
+        if let Some(f) = self.rtl.clock_mhz
+            && !(f.is_finite() && f > 0.0 && f <= 2000.0)
+        {
+            return Err(FieldError::new(
+                "rtl.clock_mhz",
+                format!("must be a clock in MHz in (0, 2000], got {f}"),
             ));
         }
         if !(1..=100_000).contains(&self.rtl.testbench_frames) {

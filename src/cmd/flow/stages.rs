@@ -147,14 +147,25 @@ pub(super) fn flow(config: &FlowConfig, stages: &mut Stages) -> anyhow::Result<R
     let rtl_dir = out.join("rtl");
     let ir_bytes = read(&ir_path)?;
     let options = config.codegen_options();
+    // The update pipeline for rtl.clock_mhz (none without it).
+    let upd_pipe = match config.rtl.clock_mhz {
+        Some(f) => {
+            let plain = kaq_codegen::lower(&ir, options.lanes, &options.top)?;
+            let max = kaq_codegen::design::max_update_pipeline(ir.arch);
+            let plan = kaq_codegen::estimate::pipeline_for_clock(&plain, f, max);
+            println!("{}", crate::cmd::codegen::plan_line(&plan).trim_start());
+            plan.upd_pipe
+        }
+        None => 0,
+    };
     let key = digest(&[
         b"codegen",
         env!("CARGO_PKG_VERSION").as_bytes(),
-        format!("{options:?}").as_bytes(),
+        format!("{options:?} upd_pipe {upd_pipe}").as_bytes(),
         &ir_bytes,
     ]);
     let t = Instant::now();
-    let generated = kaq_codegen::generate(&ir, &options, &LinkFrames)?;
+    let generated = kaq_codegen::generate_pipelined(&ir, &options, &LinkFrames, upd_pipe)?;
     let codegen_seconds = t.elapsed().as_secs_f64();
     let readme = rtl_dir.join("README.md");
     if stages.up_to_date("codegen", &key, &[&readme]) {
