@@ -123,6 +123,8 @@ fn v2_report_cycles_equal_the_codegen_model_and_refusals_exit_2() {
             "--sweep-lanes",
         ),
         (&["--block", "70000"][..], "--block"),
+        (&["--clock-mhz", "100"][..], "--clock-mhz"),
+        (&["--update-pipeline", "1"][..], "--update-pipeline"),
     ] {
         kaq(d)
             .args(["report", "--ir", "ir.json", "--json", "r.json"])

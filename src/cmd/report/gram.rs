@@ -6,7 +6,8 @@
 //! the v1 machinery (cache, `--synth-limit`, `sta`), its estimated Fmax (the same routing
 //! factor), throughput in Mb/s at T, latency and Mb/s per kLUT and per DSP. The energy models
 //! do not count v2 operations yet: the table and the JSON say so. `--lanes` other than 1,
-//! `--flat`, `--place` and `--sweep-lanes` do not apply and end with status 2.
+//! `--flat`, `--place`, `--sweep-lanes`, `--clock-mhz` and `--update-pipeline` do not
+//! apply and end with status 2.
 
 use std::fmt::Write as _;
 
@@ -57,6 +58,10 @@ pub(crate) fn run(args: &ReportArgs, ir: &GramIr) -> anyhow::Result<()> {
         (args.flat, "--flat"),
         (args.place, "--place"),
         (args.sweep_lanes.is_some(), "--sweep-lanes"),
+        (
+            args.pipeline.given().is_some(),
+            args.pipeline.given().unwrap_or(""),
+        ),
     ] {
         if set {
             return Err(usage_error(
