@@ -433,8 +433,13 @@ pub fn unit_command(target: Target) -> String {
 /// The Yosys script of one unit: synthesis, statistics, and with `timing` the netlist read
 /// back with the target's timing models and `sta`.
 pub fn unit_script(target: Target, timing: bool) -> String {
+    unit_script_with(&PRIMITIVES, target, timing)
+}
+
+/// [`unit_script`] for units built on the cells `primitives`.
+fn unit_script_with(primitives: &[(&str, &str)], target: Target, timing: bool) -> String {
     let mut s = String::new();
-    for (name, _) in PRIMITIVES {
+    for (name, _) in primitives {
         s.push_str(&format!("read_verilog {name}\n"));
     }
     s.push_str("read_verilog unit.v\n");
@@ -465,13 +470,13 @@ fn yosys_version(yosys: &Path) -> Result<String, SynthError> {
 }
 
 /// The cache key of a unit: SHA-256 of the Yosys version, the script and every source.
-fn unit_key(version: &str, script: &str, verilog: &str) -> String {
+fn unit_key(primitives: &[(&str, &str)], version: &str, script: &str, verilog: &str) -> String {
     let mut h = Sha256::new();
     for part in ["kaq-synth-unit 1", version, script, verilog] {
         h.update((part.len() as u64).to_le_bytes());
         h.update(part.as_bytes());
     }
-    for (name, text) in PRIMITIVES {
+    for (name, text) in primitives {
         h.update((name.len() as u64).to_le_bytes());
         h.update(name.as_bytes());
         h.update((text.len() as u64).to_le_bytes());
@@ -510,7 +515,9 @@ fn cache_write(dir: &Path, e: &CacheEntry) -> Result<(), SynthError> {
 }
 
 /// Synthesizes one unit in `dir`.
+#[allow(clippy::too_many_arguments)]
 fn run_unit(
+    primitives: &[(&str, &str)],
     yosys: &Path,
     dir: &Path,
     target: Target,
@@ -520,7 +527,7 @@ fn run_unit(
     deadline: Option<Instant>,
 ) -> Result<CacheEntry, SynthError> {
     std::fs::create_dir_all(dir).map_err(io_err(dir))?;
-    for (name, text) in PRIMITIVES {
+    for (name, text) in primitives {
         let path = dir.join(name);
         std::fs::write(&path, text).map_err(io_err(&path))?;
     }
@@ -571,11 +578,23 @@ pub fn synthesize_units(
     options: &HierOptions,
     progress: &(dyn Fn(&UnitResult) + Sync),
 ) -> Result<HierReport, SynthError> {
+    let units = units(&generated.design)?;
+    synthesize_unit_list(&units, &PRIMITIVES, scratch, options, progress)
+}
+
+/// [`synthesize_units`] of given units, each a module [`UNIT_TOP`] built on the cells
+/// `primitives` (name, text): what the IR v2 design (`crate::gram`) is synthesized by.
+pub fn synthesize_unit_list(
+    units: &[Unit],
+    primitives: &[(&str, &str)],
+    scratch: &Path,
+    options: &HierOptions,
+    progress: &(dyn Fn(&UnitResult) + Sync),
+) -> Result<HierReport, SynthError> {
     let yosys = find_yosys()?.ok_or(SynthError::NotFound)?;
     let version = yosys_version(&yosys)?;
     let target = options.target;
-    let script = unit_script(target, options.timing);
-    let units = units(&generated.design)?;
+    let script = unit_script_with(primitives, target, options.timing);
     let start = Instant::now();
     let deadline = options.limit.map(|l| start + l);
     let results: Vec<Mutex<Option<UnitResult>>> = units.iter().map(|_| Mutex::new(None)).collect();
@@ -588,7 +607,7 @@ pub fn synthesize_units(
                 loop {
                     let i = next.fetch_add(1, Ordering::SeqCst);
                     let Some(unit) = units.get(i) else { break };
-                    let key = unit_key(&version, &script, &unit.verilog);
+                    let key = unit_key(primitives, &version, &script, &unit.verilog);
                     let mut result = UnitResult {
                         unit: unit.clone(),
                         key: key.clone(),
@@ -607,8 +626,16 @@ pub fn synthesize_units(
                         None
                     } else {
                         let dir = scratch.join(&unit.name);
-                        match run_unit(&yosys, &dir, target, &script, &unit.verilog, &key, deadline)
-                        {
+                        match run_unit(
+                            primitives,
+                            &yosys,
+                            &dir,
+                            target,
+                            &script,
+                            &unit.verilog,
+                            &key,
+                            deadline,
+                        ) {
                             Ok(e) => {
                                 result.status = UnitStatus::Synthesized;
                                 if let Some(c) = &options.cache

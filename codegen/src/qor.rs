@@ -54,8 +54,11 @@ pub struct Qor {
     pub clock: Option<ClockSource>,
     /// Detected bits per received vector (N real dimensions × bits per dimension).
     pub bits_per_vector: u64,
-    /// Initiation interval in cycles.
+    /// Initiation interval in cycles: of one vector, or of `vectors_per_ii` vectors (an IR v2
+    /// channel block of T vectors, `kaq report`'s `cycles`).
     pub ii: u64,
+    /// Vectors per `ii` cycles: 1, or T for an IR v2 design.
+    pub vectors_per_ii: u64,
     /// Latency in cycles.
     pub latency_cycles: u64,
     /// bits per vector × f / II, in Mb/s.
@@ -79,6 +82,20 @@ fn is_bram(target: Target, cell: &str) -> bool {
 /// The figures of `d` from its analytic `report`, its synthesis `hier` and, when the design
 /// was placed, `placement` (whose Fmax then replaces the estimate).
 pub fn qor(d: &Design, report: &Report, hier: &HierReport, placement: Option<&Placement>) -> Qor {
+    let bits_per_vector = d.io.n as u64 * u64::from(d.io.bpd);
+    let cycles = (report.total.ii, 1, report.total.latency);
+    figures(hier, placement, bits_per_vector, cycles)
+}
+
+/// The figures of a design of `bits_per_vector` bits per vector that takes
+/// `(ii, vectors, latency)` cycles: `vectors` vectors every `ii` cycles, the first out
+/// `latency` cycles after its input; from its synthesis `hier` and `placement` as [`qor`].
+pub fn figures(
+    hier: &HierReport,
+    placement: Option<&Placement>,
+    bits_per_vector: u64,
+    (ii, vectors, latency_cycles): (u64, u64, u64),
+) -> Qor {
     let t = &hier.total;
     let target = hier.target;
     let mut bram = 0;
@@ -113,9 +130,8 @@ pub fn qor(d: &Design, report: &Report, hier: &HierReport, placement: Option<&Pl
             _ => (None, None),
         },
     };
-    let bits_per_vector = d.io.n as u64 * u64::from(d.io.bpd);
-    let ii = report.total.ii;
-    let throughput_mbps = fmax_mhz.map(|f| bits_per_vector as f64 * f / ii.max(1) as f64);
+    let throughput_mbps =
+        fmax_mhz.map(|f| (bits_per_vector * vectors) as f64 * f / ii.max(1) as f64);
     let per = |n: u64, scale: f64| {
         throughput_mbps
             .filter(|_| n > 0 && hier.complete)
@@ -134,9 +150,10 @@ pub fn qor(d: &Design, report: &Report, hier: &HierReport, placement: Option<&Pl
         clock,
         bits_per_vector,
         ii,
-        latency_cycles: report.total.latency,
+        vectors_per_ii: vectors,
+        latency_cycles,
         throughput_mbps,
-        latency_us: fmax_mhz.map(|f| report.total.latency as f64 / f),
+        latency_us: fmax_mhz.map(|f| latency_cycles as f64 / f),
         mbps_per_klut: per(t.logic, 1000.0),
         mbps_per_dsp: per(t.dsp, 1.0),
     }

@@ -87,6 +87,15 @@ pub struct PipelineArgs {
 }
 
 impl PipelineArgs {
+    /// The flag given, if any (for designs they do not apply to).
+    pub(crate) fn given(&self) -> Option<&'static str> {
+        match (self.clock_mhz, self.update_pipeline) {
+            (Some(_), _) => Some("--clock-mhz"),
+            (_, Some(_)) => Some("--update-pipeline"),
+            _ => None,
+        }
+    }
+
     /// The depth to generate with, and the plan when a clock was asked for.
     pub(crate) fn depth(
         &self,

@@ -30,6 +30,10 @@
 //! `--json PATH` writes all of it as one JSON object (`"format": "kaq-report"`), atomically;
 //! an existing file is replaced only with `--force`.
 //!
+//! An IR v2 (cg) document gets its own report (`report::gram`, docs/synthesis.md "IR v2 (cg)
+//! designs"): the cycle model at `--block T` (default 14), the design synthesized as one
+//! unit, its clock estimate and throughput; no energy figures yet.
+//!
 //! Bad flag values end with status 2 naming the flag; an unreadable or invalid IR, a missing
 //! or failing Yosys and an unwritable output end with status 1.
 
@@ -54,6 +58,7 @@ use super::codegen::{PipelineArgs, generate_checked, lanes_for, load_ir, plan_li
 use crate::plot::{self, Series};
 
 pub(crate) mod energy;
+mod gram;
 mod ice40;
 
 /// Arguments of `kaq report`.
@@ -112,7 +117,8 @@ pub struct ReportArgs {
     json: Option<PathBuf>,
 
     /// Vectors per channel block over which the baselines' per-channel work (a factorization
-    /// of H) is spread in the energy table [default: 168, one OFDM resource block].
+    /// of H) is spread in the energy table [default: 168, one OFDM resource block]; for an
+    /// IR v2 design the block length T of its cycle figures [default: 14].
     #[arg(long, value_name = "T", value_parser = parse_positive)]
     block: Option<usize>,
 
@@ -140,6 +146,11 @@ pub fn run(args: ReportArgs) -> anyhow::Result<()> {
     }
     if let Some(path) = &args.sweep_lanes {
         plot::check_writable(path).context("--sweep-lanes is not writable")?;
+    }
+    // An IR v2 (cg) document has its own report; anything else is read as v1 (and its
+    // errors are v1's).
+    if let Ok(kaq_ir::gram::AnyIr::V2(ir)) = kaq_ir::gram::AnyIr::load(&args.ir) {
+        return gram::run(&args, &ir);
     }
     let ir = load_ir(&args.ir)?;
     let lanes = lanes_for(&ir, args.lanes)?;
@@ -218,7 +229,7 @@ fn generated(ir: &Ir, lanes: usize, upd_pipe: u64) -> anyhow::Result<kaq_codegen
     generate_checked(ir, &options, upd_pipe)
 }
 
-fn scratch() -> anyhow::Result<tempfile::TempDir> {
+pub(crate) fn scratch() -> anyhow::Result<tempfile::TempDir> {
     tempfile::Builder::new()
         .prefix("kaq-synth-")
         .tempdir()
@@ -698,12 +709,15 @@ pub(crate) fn qor_lines(q: &kaq_codegen::qor::Qor) -> String {
     );
     if let (Some(tp), Some(lat)) = (q.throughput_mbps, q.latency_us) {
         let per = |v: Option<f64>| v.map_or("-".to_string(), |v| format!("{v:.3}"));
+        let ii = match q.vectors_per_ii {
+            1 => format!("{} cycles", q.ii),
+            t => format!("{} cycles per block of {t} vectors", q.ii),
+        };
         let _ = writeln!(
             s,
-            "  throughput {tp:.2} Mb/s ({} bits/vector, II {} cycles), latency {lat:.2} us, \
+            "  throughput {tp:.2} Mb/s ({} bits/vector, II {ii}), latency {lat:.2} us, \
              {} Mb/s per kLUT, {} Mb/s per DSP",
             q.bits_per_vector,
-            q.ii,
             per(q.mbps_per_klut),
             per(q.mbps_per_dsp)
         );

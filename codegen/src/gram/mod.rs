@@ -14,6 +14,9 @@ mod tests;
 
 use kaq_ir::gram::GramIr;
 
+use crate::hierarchy::{HierOptions, UNIT_TOP, Unit, UnitResult, synthesize_unit_list};
+use crate::qor::{Evaluation, figures};
+use crate::synth::SynthError;
 use crate::{CodegenError, GeneratedFile, check_top_name};
 
 pub use exec::Engine;
@@ -75,4 +78,45 @@ pub fn generate(ir: &GramIr, top: &str) -> Result<Vec<GeneratedFile>, CodegenErr
         contents: readme::readme(ir, &prog, top),
     });
     Ok(files)
+}
+
+/// Cycles of a channel block of `t` vectors without stalls, from the accepting edge of the
+/// block beat to the last output taken: `1 + P_blk + t·(P_vec + 2)` (docs/rtl.md, "IR v2").
+pub fn stream_cycles(prog: &Program, t: u64) -> u64 {
+    1 + prog.block_cycles() + t * (prog.vector_cycles() + 2)
+}
+
+/// The design of `prog` as the one unit of a hierarchical synthesis: its top holds the ROMs
+/// and the slicer (not only wiring, unlike a v1 top), so the whole design, with top module
+/// [`UNIT_TOP`], is synthesized in one piece.
+pub fn synth_unit(prog: &Program) -> Unit {
+    Unit {
+        name: "gram".to_string(),
+        cell: "kaq_gram_core".to_string(),
+        instances: vec!["u_core".to_string()],
+        verilog: verilog::top(prog, UNIT_TOP),
+    }
+}
+
+/// Synthesizes the design of `prog` ([`synth_unit`], the v1 unit machinery: cache, time
+/// limit, `sta`) and its figures with channel blocks of `t` vectors: throughput
+/// `bits × t × f / stream_cycles(t)`, latency `P_vec` cycles (a vector's acceptance to its
+/// output). `scratch` receives the tools' working directory.
+pub fn evaluate(
+    prog: &Program,
+    t: u64,
+    scratch: &std::path::Path,
+    options: &HierOptions,
+    progress: &(dyn Fn(&UnitResult) + Sync),
+) -> Result<Evaluation, SynthError> {
+    let unit = synth_unit(prog);
+    let synth = synthesize_unit_list(&[unit], &PRIMITIVES, scratch, options, progress)?;
+    let bits = prog.n as u64 * u64::from(prog.levels.trailing_zeros());
+    let cycles = (stream_cycles(prog, t), t, prog.vector_cycles());
+    let qor = figures(&synth, None, bits, cycles);
+    Ok(Evaluation {
+        synth,
+        placement: None,
+        qor,
+    })
 }

@@ -1,0 +1,187 @@
+//! `kaq report` on an IR v2 (cg) document: the cycle figures equal `kaq codegen`'s model, the
+//! options that do not apply end with status 2, and `--synth generic` counts cells (Yosys is
+//! required under `KAQ_REQUIRE_VERILATOR=1`, else the synthesis test is skipped).
+
+use std::fs;
+use std::path::Path;
+
+use assert_cmd::Command;
+use kaq_codegen::gram::{Program, program::analytic_cycles, stream_cycles};
+use kaq_ir::gram::AnyIr;
+use serde_json::Value;
+
+fn kaq(dir: &Path) -> Command {
+    let mut c = Command::cargo_bin("kaq").unwrap();
+    c.current_dir(dir);
+    c
+}
+
+/// Trains and lowers a tiny cg net (2×2 QPSK, one layer, one inner step) into `ir.json`.
+fn tiny_ir(d: &Path) -> kaq_ir::gram::GramIr {
+    kaq(d)
+        .args(["train", "--arch", "cg", "--layers", "1", "--inner", "1"])
+        .args([
+            "--nt",
+            "2",
+            "--nr",
+            "2",
+            "--mod",
+            "qpsk",
+            "--samples",
+            "200",
+        ])
+        .args(["--val-samples", "50", "--val-frames", "50", "--batch", "50"])
+        .args(["--epochs", "1", "--threads", "1", "--out", "t.json"])
+        .assert()
+        .success();
+    kaq(d)
+        .args([
+            "lower",
+            "--model",
+            "t.json",
+            "--ptq-bits",
+            "8",
+            "--out",
+            "ir.json",
+        ])
+        .assert()
+        .success();
+    match AnyIr::load(&d.join("ir.json")).unwrap() {
+        AnyIr::V2(ir) => ir,
+        AnyIr::V1(_) => panic!("kaq lower of a cg net wrote an IR v1"),
+    }
+}
+
+fn json(path: &Path) -> Value {
+    serde_json::from_str(&fs::read_to_string(path).unwrap()).unwrap()
+}
+
+#[test]
+fn v2_report_cycles_equal_the_codegen_model_and_refusals_exit_2() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let ir = tiny_ir(d);
+    let (block, vector) = analytic_cycles(&ir);
+    let prog = Program::new(&ir);
+    let out = kaq(d)
+        .args(["codegen", "--ir", "ir.json", "--out", "rtl"])
+        .assert()
+        .success();
+    let text = String::from_utf8(out.get_output().stdout.clone()).unwrap();
+    assert!(
+        text.contains(&format!(
+            "block stage {block} cycles, {vector} cycles per vector"
+        )),
+        "{text}"
+    );
+    for (t, flag) in [(14u64, None), (5, Some("5")), (1, Some("1"))] {
+        let mut c = kaq(d);
+        c.args(["report", "--ir", "ir.json", "--json", "r.json", "--force"]);
+        if let Some(f) = flag {
+            c.args(["--block", f]);
+        }
+        let out = c.assert().success();
+        let text = String::from_utf8(out.get_output().stdout.clone()).unwrap();
+        let r = json(&d.join("r.json"));
+        let c = &r["cycles"];
+        assert_eq!(r["ir_version"], 2);
+        assert_eq!(c["p_blk"], block, "{c}");
+        assert_eq!(c["p_vec"], vector, "{c}");
+        assert_eq!(c["block"], t);
+        let stream = 1 + block + t * (vector + 2);
+        assert_eq!(c["block_cycles"], stream, "{c}");
+        assert_eq!(stream, stream_cycles(&prog, t));
+        assert_eq!(
+            c["ii_effective"].as_f64().unwrap(),
+            stream as f64 / t as f64
+        );
+        assert_eq!(c["macs_block"], prog.multiplies().0);
+        assert_eq!(c["macs_vector"], prog.multiplies().1);
+        assert!(r["qor"].is_null() && r["synth"].is_null(), "{r}");
+        assert!(
+            r["energy"]
+                .as_str()
+                .unwrap()
+                .starts_with("not available for v2"),
+            "{r}"
+        );
+        assert!(
+            text.contains(&format!(
+                "P_blk {block} (" // the table shows the same figures
+            )) && text.contains(&format!("a block of T = {t} vectors {stream} cycles")),
+            "{text}"
+        );
+        assert!(text.contains("energy: not available for v2"), "{text}");
+    }
+    fs::remove_file(d.join("r.json")).unwrap();
+    for (args, flag) in [
+        (&["--lanes", "2"][..], "--lanes"),
+        (&["--synth", "generic", "--flat"][..], "--flat"),
+        (&["--synth", "ice40", "--place"][..], "--place"),
+        (
+            &["--synth", "generic", "--sweep-lanes", "s.svg"][..],
+            "--sweep-lanes",
+        ),
+        (&["--block", "70000"][..], "--block"),
+        (&["--clock-mhz", "100"][..], "--clock-mhz"),
+        (&["--update-pipeline", "1"][..], "--update-pipeline"),
+    ] {
+        kaq(d)
+            .args(["report", "--ir", "ir.json", "--json", "r.json"])
+            .args(args)
+            .assert()
+            .code(2)
+            .stderr(predicates::str::contains(flag));
+        assert!(!d.join("r.json").exists(), "{args:?} wrote the report");
+        assert!(!d.join("s.svg").exists(), "{args:?} wrote the plot");
+    }
+}
+
+/// Yosys's generic flow on the tiny design (about 30 s of Yosys).
+#[test]
+fn v2_report_synth_generic_counts_cells_and_no_latches() {
+    if kaq_sim::tools::require(kaq_sim::tools::Tool::Yosys)
+        .expect("KAQ_REQUIRE_VERILATOR=1 but yosys is unusable")
+        .is_none()
+    {
+        eprintln!("skipped: yosys not found (set KAQ_REQUIRE_VERILATOR=1 to require it)");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let ir = tiny_ir(d);
+    let prog = Program::new(&ir);
+    kaq(d)
+        .args([
+            "report", "--ir", "ir.json", "--synth", "generic", "--block", "3",
+        ])
+        .args(["--no-synth-cache", "--json", "r.json"])
+        .assert()
+        .success();
+    let r = json(&d.join("r.json"));
+    assert_eq!(r["synth"]["complete"], true, "{r}");
+    let s = &r["synth"]["total"];
+    assert_eq!(s["target"], "generic");
+    let count = |k: &str| s[k].as_u64().unwrap_or_else(|| panic!("{k}: {s}"));
+    assert!(count("logic") > 0, "{s}");
+    assert!(count("ff") > 0, "{s}");
+    assert_eq!(count("latch"), 0, "{s}");
+    let by_type: u64 = s["cells"]
+        .as_object()
+        .unwrap()
+        .values()
+        .map(|v| v.as_u64().unwrap())
+        .sum();
+    assert_eq!(by_type, count("total"));
+    let q = &r["qor"];
+    assert_eq!(q["ii"], stream_cycles(&prog, 3), "{q}");
+    assert_eq!(q["vectors_per_ii"], 3, "{q}");
+    assert_eq!(q["latency_cycles"], prog.vector_cycles(), "{q}");
+    assert_eq!(q["bits_per_vector"], 4, "{q}");
+    assert_eq!(q["lut"], count("logic"), "{q}");
+    // The generic gates have no delays: no clock, so no throughput.
+    assert!(
+        q["fmax_mhz"].is_null() && q["throughput_mbps"].is_null(),
+        "{q}"
+    );
+}
