@@ -64,12 +64,13 @@ use kaq_model::ber::{BerConfig, DEFAULT_BATCH_FRAMES};
 use kaq_model::unfolded::NetConfig;
 use kaq_model::{Detector, LinkConfig};
 
-use crate::plot::{self, Series};
+use crate::plot;
 
 pub use options::CompareArgs;
 use options::{ArchChoice, FP32, Labelled, Plan, RunKey};
 use results::{
-    BitsSummary, Report, RunReport, TeacherReport, accuracy, ber_series, histograms, summarize,
+    BitsSummary, Report, RunReport, TeacherReport, accuracy, accuracy_series, ber_plots,
+    histograms, summarize,
 };
 use stages::{check_out, obtain_quant, obtain_teacher, run_ber};
 
@@ -251,50 +252,21 @@ fn compare(args: &CompareArgs, out: &Path, runs: &[RunKey], bits: &[u32]) -> any
     plot::write_atomically(&plan.out.join("report.md"), md.as_bytes())?;
 
     let link = plot::style::link_name(plan.ber.link.nt, plan.ber.link.nr, plan.ber.link.modulation);
-    for &b in bits {
-        let series: Vec<Series> = names
-            .iter()
-            .filter(|name| {
-                name.as_str() == FP32
-                    || plan.runs.iter().any(|k| k.bits == b && &k.label() == *name)
-            })
-            .map(|name| ber_series(name, &points))
-            .collect();
-        plot::line_plot(
-            &plan.out.join(format!("ber-{b}bit.svg")),
-            &format!("BER, {} {b}-bit activations, {link}", teacher.name()),
-            plot::style::SNR_AXIS,
-            "BER",
-            true,
-            &series,
-        )?;
-    }
+    ber_plots(
+        &plan.out,
+        |b| format!("BER, {} {b}-bit activations, {link}", teacher.name()),
+        bits,
+        &names,
+        &points,
+        &plan.runs,
+    )?;
 
-    let teacher_epochs = teacher_history.len();
-    let mut accuracy_series = vec![Series {
-        name: FP32.into(),
-        points: teacher_history
+    let mut accuracy_series = accuracy_series(
+        &teacher_history,
+        trained
             .iter()
-            .zip(accuracy(&teacher_history))
-            .map(|(r, a)| (r.epoch as f64, a))
-            .collect(),
-        y_err: None,
-    }];
-    for (key, run, _) in &trained {
-        if run.history.is_empty() {
-            continue;
-        }
-        accuracy_series.push(Series {
-            name: key.label(),
-            points: run
-                .history
-                .iter()
-                .zip(accuracy(&run.history))
-                .map(|(r, a)| ((teacher_epochs + r.epoch) as f64, a))
-                .collect(),
-            y_err: None,
-        });
-    }
+            .map(|(key, run, _)| (key.label(), run.history.as_slice())),
+    );
     if accuracy_series.iter().any(|s| !s.points.is_empty()) {
         accuracy_series.retain(|s| !s.points.is_empty());
         plot::line_plot(

@@ -27,10 +27,10 @@ use serde::Serialize;
 
 use super::options::{CG_UNSUPPORTED, CompareArgs, FP32, Labelled, RunKey};
 use super::report::render;
-use super::results::{Report, TeacherReport, accuracy, ber_series, summarize};
+use super::results::{Report, TeacherReport, accuracy, accuracy_series, ber_plots, summarize};
 use super::stages::{on_progress, run_ber};
 use crate::cmd::args::train_config_error;
-use crate::plot::{self, Series};
+use crate::plot;
 
 /// The cg teacher's training config from the command's flags.
 pub(super) fn teacher_config(
@@ -329,45 +329,20 @@ pub(super) fn compare(
     plot::write_atomically(&out.join("report.md"), md.as_bytes())?;
 
     let link_name = plot::style::link_name(ber.link.nt, ber.link.nr, ber.link.modulation);
-    for &b in bits {
-        let series: Vec<Series> = names
+    ber_plots(
+        out,
+        |b| format!("BER, {} {b}-bit students, {link_name}", teacher.name()),
+        bits,
+        &names,
+        &points,
+        runs,
+    )?;
+    let accuracy_series = accuracy_series(
+        &teacher_history,
+        students
             .iter()
-            .filter(|name| {
-                name.as_str() == FP32 || runs.iter().any(|k| k.bits == b && &k.label() == *name)
-            })
-            .map(|name| ber_series(name, &points))
-            .collect();
-        plot::line_plot(
-            &out.join(format!("ber-{b}bit.svg")),
-            &format!("BER, {} {b}-bit students, {link_name}", teacher.name()),
-            plot::style::SNR_AXIS,
-            "BER",
-            true,
-            &series,
-        )?;
-    }
-    let teacher_epochs = teacher_history.len();
-    let mut accuracy_series = vec![Series {
-        name: FP32.into(),
-        points: teacher_history
-            .iter()
-            .zip(accuracy(&teacher_history))
-            .map(|(r, a)| (r.epoch as f64, a))
-            .collect(),
-        y_err: None,
-    }];
-    for s in students.iter().filter(|s| !s.history.is_empty()) {
-        accuracy_series.push(Series {
-            name: s.key.label(),
-            points: s
-                .history
-                .iter()
-                .zip(accuracy(&s.history))
-                .map(|(r, a)| ((teacher_epochs + r.epoch) as f64, a))
-                .collect(),
-            y_err: None,
-        });
-    }
+            .map(|s| (s.key.label(), s.history.as_slice())),
+    );
     plot::line_plot(
         &out.join("accuracy.svg"),
         &format!("Validation accuracy, {} on {link_name}", teacher.name()),

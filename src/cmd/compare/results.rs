@@ -92,6 +92,67 @@ pub(super) fn ber_series(name: &str, points: &[BerPoint]) -> Series {
         y_err: Some(mine.iter().map(|p| (p.ber_ci_low, p.ber_ci_high)).collect()),
     }
 }
+/// One BER plot per bit width, `ber-<b>bit.svg` in `out`: the f32 teacher and the runs of
+/// `runs` at that width, titled by `title(b)`.
+pub(super) fn ber_plots(
+    out: &std::path::Path,
+    title: impl Fn(u32) -> String,
+    bits: &[u32],
+    names: &[String],
+    points: &[BerPoint],
+    runs: &[RunKey],
+) -> anyhow::Result<()> {
+    for &b in bits {
+        let series: Vec<Series> = names
+            .iter()
+            .filter(|name| {
+                name.as_str() == FP32 || runs.iter().any(|k| k.bits == b && &k.label() == *name)
+            })
+            .map(|name| ber_series(name, points))
+            .collect();
+        plot::line_plot(
+            &out.join(format!("ber-{b}bit.svg")),
+            &title(b),
+            plot::style::SNR_AXIS,
+            "BER",
+            true,
+            &series,
+        )?;
+    }
+    Ok(())
+}
+
+/// The accuracy curves: the teacher's epochs, then every student with a history after them
+/// (its fine-tuning epochs counted on from the teacher's last).
+pub(super) fn accuracy_series<'a>(
+    teacher: &[EpochRecord],
+    students: impl IntoIterator<Item = (String, &'a [EpochRecord])>,
+) -> Vec<Series> {
+    let curve = |history: &[EpochRecord], offset: usize| -> Vec<(f64, f64)> {
+        history
+            .iter()
+            .zip(accuracy(history))
+            .map(|(r, a)| ((offset + r.epoch) as f64, a))
+            .collect()
+    };
+    let mut series = vec![Series {
+        name: FP32.into(),
+        points: curve(teacher, 0),
+        y_err: None,
+    }];
+    series.extend(
+        students
+            .into_iter()
+            .filter(|(_, h)| !h.is_empty())
+            .map(|(name, h)| Series {
+                name,
+                points: curve(h, teacher.len()),
+                y_err: None,
+            }),
+    );
+    series
+}
+
 /// The checks of one bit width.
 pub(super) fn summarize(bits: u32, points: &[BerPoint]) -> BitsSummary {
     let of =
