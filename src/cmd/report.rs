@@ -286,18 +286,7 @@ fn run_units(
     let generated = generated(ir, lanes, upd_pipe)?;
     let tmp = scratch()?;
     let dir = args.synth_dir.as_deref().unwrap_or(tmp.path());
-    let mut synth = HierOptions::new(target);
-    if let Some(j) = args.jobs {
-        synth.jobs = j;
-    }
-    synth.limit = args
-        .synth_limit
-        .map(|s| std::time::Duration::from_secs(s as u64));
-    synth.cache = if args.no_synth_cache {
-        None
-    } else {
-        args.synth_cache.clone().or_else(default_synth_cache)
-    };
+    let synth = hier_options(target, args);
     let options = EvalOptions {
         synth,
         place: args.place,
@@ -828,4 +817,22 @@ pub(crate) fn flow_synth(
     }
     v["summary"] = json!(lines.split_whitespace().collect::<Vec<_>>().join(" "));
     Ok(v)
+}
+
+/// The hierarchical-synthesis options of `--synth`: `--jobs`, `--synth-limit` and the result
+/// cache (`--synth-cache`, off with `--no-synth-cache`).
+pub(super) fn hier_options(target: Target, args: &ReportArgs) -> HierOptions {
+    let mut synth = HierOptions::new(target);
+    if let Some(j) = args.jobs {
+        synth.jobs = j;
+    }
+    synth.limit = args
+        .synth_limit
+        .map(|s| std::time::Duration::from_secs(s as u64));
+    synth.cache = if args.no_synth_cache {
+        None
+    } else {
+        args.synth_cache.clone().or_else(default_synth_cache)
+    };
+    synth
 }

@@ -13,14 +13,13 @@ use std::fmt::Write as _;
 
 use anyhow::Context;
 use kaq_codegen::gram::{Program, program::analytic_cycles, stream_cycles};
-use kaq_codegen::hierarchy::HierOptions;
 use kaq_codegen::qor::Evaluation;
 use kaq_ir::gram::GramIr;
 use kaq_model::train::model_file::{Overwrite, write_atomic};
 use serde_json::{Value, json};
 
 use super::super::args::usage_error;
-use super::{ReportArgs, default_synth_cache, evaluation_table, scratch, unit_progress};
+use super::{ReportArgs, evaluation_table, hier_options, scratch, unit_progress};
 
 /// Vectors per channel block of the v2 cycle figures by default (14 OFDM symbols).
 pub(crate) const DEFAULT_BLOCK: usize = 14;
@@ -97,18 +96,7 @@ pub(crate) fn run(args: &ReportArgs, ir: &GramIr) -> anyhow::Result<()> {
         Some(target) => {
             let tmp = scratch()?;
             let dir = args.synth_dir.as_deref().unwrap_or(tmp.path());
-            let mut synth = HierOptions::new(target);
-            if let Some(j) = args.jobs {
-                synth.jobs = j;
-            }
-            synth.limit = args
-                .synth_limit
-                .map(|s| std::time::Duration::from_secs(s as u64));
-            synth.cache = if args.no_synth_cache {
-                None
-            } else {
-                args.synth_cache.clone().or_else(default_synth_cache)
-            };
+            let synth = hier_options(target, args);
             let e = kaq_codegen::gram::evaluate(
                 &prog,
                 t as u64,
