@@ -380,6 +380,11 @@ impl GramIr {
         s
     }
 
+    /// The first layer with per-SNR-bin format shifts (version 3, docs/ir.md §10.8), if any.
+    pub fn first_bin_shift(&self) -> Option<usize> {
+        self.layers.iter().position(|l| l.bin_shift.is_some())
+    }
+
     /// Levels per real dimension.
     pub fn levels(&self) -> usize {
         self.modulation.levels_per_dim()

@@ -805,7 +805,10 @@ fn bin_shift_worked_example() {
     // Bin 0 has no shift: the unshifted example's numbers.
     let (_, v0) = gi.run_block_codes(&EXAMPLE_H, &EXAMPLE_Y, 0).unwrap();
     let plain = GramInterpreter::new(example_ir()).unwrap();
-    assert_eq!(v0, plain.run_block_codes(&EXAMPLE_H, &EXAMPLE_Y, 0).unwrap().1);
+    assert_eq!(
+        v0,
+        plain.run_block_codes(&EXAMPLE_H, &EXAMPLE_Y, 0).unwrap().1
+    );
     assert_eq!(v, reference(&ir, &EXAMPLE_H, &EXAMPLE_Y, 1).1);
 }
 
