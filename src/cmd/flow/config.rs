@@ -7,6 +7,8 @@ use std::path::Path;
 use anyhow::Context;
 use kaq_model::ber::BerConfig;
 use kaq_model::detect::DetectorSpec;
+use kaq_model::gram::train::GramTrainConfig;
+use kaq_model::gram::{Family, GramConfig};
 use kaq_model::lower::LowerOptions;
 use kaq_model::mmd::KernelMode;
 use kaq_model::quant::kaq::{DEFAULT_EPSILON, DEFAULT_KERNEL, KaqConfig};
@@ -42,39 +44,127 @@ impl Default for LinkSection {
             nt: 16,
             nr: 16,
             modulation: Modulation::Qam16,
-            block: 1,
+            block: ArchDefaults::of(DEFAULT_ARCH).block,
         }
     }
 }
 
-/// The unfolded net.
+/// What `net.arch` names: an unfolded direct-form net (pgd, admm: IR v1, one MAC stage per
+/// layer) or the Gram-domain unfolded CG net (cg: IR v2, the folded engine with a per-channel
+/// stage).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum NetArch {
+    /// PGD-Net (the paper's).
+    Pgd,
+    /// ADMM-Net.
+    Admm,
+    /// The inverse-free unfolded conjugate-gradient net (`kaq train --arch cg`).
+    Cg,
+}
+
+impl std::fmt::Display for NetArch {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::Pgd => "pgd",
+            Self::Admm => "admm",
+            Self::Cg => "cg",
+        })
+    }
+}
+
+impl NetArch {
+    /// The unfolded architecture, `None` for cg.
+    pub fn unfolded(self) -> Option<Arch> {
+        match self {
+            Self::Pgd => Some(Arch::Pgd),
+            Self::Admm => Some(Arch::Admm),
+            Self::Cg => None,
+        }
+    }
+}
+
+/// The flow's net when the config names none. Flipping it to [`NetArch::Cg`] makes the cg
+/// net (with the defaults of [`ArchDefaults`]) the default flow; the paper's PGD-Net stays
+/// `{"net": {"arch": "pgd", "prox": "soft"}}`.
+pub const DEFAULT_ARCH: NetArch = NetArch::Pgd;
+
+/// The defaults that depend on `net.arch`, filled in for the fields a config leaves out.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct ArchDefaults {
+    /// `net.layers`.
+    pub layers: usize,
+    /// `net.inner` (cg only).
+    pub inner: Option<usize>,
+    /// `link.block`: frames per channel block T.
+    pub block: usize,
+    /// `quant.method`.
+    pub method: QuantMethod,
+}
+
+impl ArchDefaults {
+    /// pgd/admm: K = 5, a channel per frame, KAQ; cg: cg-k8-l4 (docs/f32-nets.md), T = 14
+    /// (one resource block of OFDM symbols), QAT-MSE (the method that meets the 8-bit goal,
+    /// docs/quantization-results.md).
+    pub fn of(arch: NetArch) -> Self {
+        match arch {
+            NetArch::Cg => Self {
+                layers: 8,
+                inner: Some(4),
+                block: 14,
+                method: QuantMethod::QatMse,
+            },
+            _ => Self {
+                layers: NetConfig::default().layers,
+                inner: None,
+                block: 1,
+                method: QuantMethod::Kaq,
+            },
+        }
+    }
+}
+
+/// The net.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct NetSection {
-    /// pgd or admm.
-    pub arch: Arch,
-    /// soft, box or qam.
+    /// pgd, admm or cg.
+    pub arch: NetArch,
+    /// soft, box or qam (pgd and admm).
     pub prox: Prox,
     /// Layers K.
     pub layers: usize,
-    /// Heavy-ball momentum.
+    /// Heavy-ball momentum (pgd and admm).
     pub momentum: bool,
-    /// zero or mf.
+    /// zero or mf (pgd and admm).
     pub init: Init,
+    /// Inner CG steps L per layer (cg only; left out of the JSON for pgd and admm).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub inner: Option<usize>,
 }
 
 impl Default for NetSection {
     fn default() -> Self {
         let d = NetConfig::default();
+        let a = ArchDefaults::of(DEFAULT_ARCH);
         Self {
-            arch: d.arch,
+            arch: DEFAULT_ARCH,
             prox: d.prox,
-            layers: d.layers,
+            layers: a.layers,
             momentum: d.momentum,
             init: d.init,
+            inner: a.inner,
         }
     }
 }
+
+/// Fields that do not apply to the cg net, by section: given with `net.arch` cg, they are
+/// refused naming them.
+const NOT_FOR_CG: [(&str, &[&str]); 3] = [
+    ("net", &["prox", "momentum", "init"]),
+    ("quant", &["epsilon", "kernel", "mult_bits"]),
+    ("rtl", &["clock_mhz", "testbench_frames"]),
+];
 
 /// f32 training (the paper's protocol by default).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -140,7 +230,7 @@ impl Default for QuantSection {
     fn default() -> Self {
         let d = QuantTrainConfig::default();
         Self {
-            method: QuantMethod::Kaq,
+            method: ArchDefaults::of(DEFAULT_ARCH).method,
             bits: 8,
             epochs: d.train.epochs,
             lr: d.train.lr,
@@ -270,8 +360,9 @@ impl FlowConfig {
     /// A configuration from its JSON: its shape checked against the default configuration's
     /// (objects where it has objects, no unknown fields at any depth, arrays, numbers, strings
     /// and booleans where it has them), then read and validated.
-    pub fn from_value(value: serde_json::Value) -> Result<Self, FieldError> {
+    pub fn from_value(mut value: serde_json::Value) -> Result<Self, FieldError> {
         shape(&value, &default_shape(), "")?;
+        arch_defaults(&mut value)?;
         let mut config: Self = serde_path_to_error::deserialize(value).map_err(|e| {
             let path = e.path().to_string();
             FieldError::new(if path == "." { "" } else { &path }, e.inner())
@@ -289,9 +380,55 @@ impl FlowConfig {
         )
     }
 
+    /// Whether the net is the Gram-domain cg net (IR v2).
+    pub(super) fn is_cg(&self) -> bool {
+        self.net.arch == NetArch::Cg
+    }
+
+    /// The cg net's training config (`kaq train --arch cg`).
+    pub(super) fn gram_config(&self) -> anyhow::Result<GramTrainConfig> {
+        let f32 = self.f32_config()?;
+        let mut net = GramConfig::new(Family::Cg, self.net.layers);
+        net.inner = self.net.inner.unwrap_or(net.inner);
+        Ok(GramTrainConfig {
+            link: f32.link,
+            net,
+            samples: f32.samples,
+            val_samples: f32.val_samples,
+            batch: f32.batch,
+            epochs: f32.epochs,
+            lr: f32.lr,
+            lr_step: f32.lr_step,
+            seed: f32.seed,
+            snr_db: f32.snr_db,
+            val_ber_snr_db: f32.val_ber_snr_db,
+            val_ber_frames: f32.val_ber_frames,
+        })
+    }
+
+    /// The cg student's fine-tuning config: the f32 run's data with the quant section's
+    /// epochs and learning rate (`kaq train --quant qat-mse --teacher f32.json`).
+    pub(super) fn gram_quant_config(&self, f32: &GramTrainConfig) -> GramTrainConfig {
+        GramTrainConfig {
+            epochs: self.quant.epochs,
+            lr: self.quant.lr,
+            lr_step: self.quant.lr_step,
+            ..f32.clone()
+        }
+    }
+
+    /// The paper's PGD-Net on the flow's link, trained on the flow's train section: the
+    /// reference a cg flow's BER run shows beside MMSE and K-best.
+    pub(super) fn paper_config(&self) -> anyhow::Result<TrainConfig> {
+        Ok(TrainConfig {
+            net: NetConfig::default(),
+            ..self.f32_config()?
+        })
+    }
+
     pub(super) fn net(&self) -> NetConfig {
         NetConfig {
-            arch: self.net.arch,
+            arch: self.net.arch.unfolded().unwrap_or(Arch::Pgd),
             prox: self.net.prox,
             layers: self.net.layers,
             momentum: self.net.momentum,
@@ -344,6 +481,9 @@ impl FlowConfig {
     /// MAC lanes per layer stage: `rtl.lanes`, by default what `kaq codegen` picks for the
     /// link (the largest divisor of N up to 8: 8 on the default 16×16 16-QAM link).
     pub(super) fn lanes(&self) -> usize {
+        if self.is_cg() {
+            return self.rtl.lanes.unwrap_or(1);
+        }
         let n =
             LinkConfig::new(self.link.nt, self.link.nr, self.link.modulation).map_or(1, |l| l.n());
         self.rtl
@@ -397,7 +537,61 @@ impl std::error::Error for FieldError {}
 fn default_shape() -> serde_json::Value {
     let mut shape = serde_json::to_value(FlowConfig::default()).expect("the default serializes");
     shape["link"]["block"] = serde_json::json!(1);
+    shape["net"]["inner"] = serde_json::Value::Null;
     shape
+}
+
+/// Fills in the defaults that depend on `net.arch` ([`ArchDefaults`]) for the fields `value`
+/// leaves out, and refuses the fields that do not apply to its net ([`NOT_FOR_CG`]; `net.inner`
+/// for pgd and admm). `value` has the shape of the default configuration.
+fn arch_defaults(value: &mut serde_json::Value) -> Result<(), FieldError> {
+    use serde_json::{Value, json};
+    let Value::Object(doc) = value else {
+        return Ok(());
+    };
+    let arch = match doc.get("net").and_then(|n| n.get("arch")) {
+        None => DEFAULT_ARCH,
+        Some(a) => serde_path_to_error::deserialize::<_, NetArch>(a.clone())
+            .map_err(|e| FieldError::new("net.arch", e.inner()))?,
+    };
+    let given = |doc: &serde_json::Map<String, Value>, section: &str, field: &str| {
+        doc.get(section)
+            .and_then(|s| s.get(field))
+            .is_some_and(|v| !v.is_null())
+    };
+    if arch == NetArch::Cg {
+        for (section, fields) in NOT_FOR_CG {
+            if let Some(field) = fields.iter().find(|f| given(doc, section, f)) {
+                return Err(FieldError::new(
+                    &child(section, field),
+                    "does not apply to net.arch cg (the Gram-domain net: no prox, momentum or \
+                     init; QAT-MSE or PTQ at the formats of docs/ir.md §10.6; the folded \
+                     engine has no clock plan and no testbench)",
+                ));
+            }
+        }
+    } else if given(doc, "net", "inner") {
+        return Err(FieldError::new(
+            "net.inner",
+            format!("only net.arch cg has inner steps (net.arch is {arch})"),
+        ));
+    }
+    let d = ArchDefaults::of(arch);
+    let mut fill = |section: &str, field: &str, v: Value| {
+        let s = doc.entry(section).or_insert_with(|| json!({}));
+        if let Value::Object(s) = s
+            && s.get(field).is_none_or(Value::is_null)
+        {
+            s.insert(field.to_string(), v);
+        }
+    };
+    fill("net", "layers", json!(d.layers));
+    if let Some(inner) = d.inner {
+        fill("net", "inner", json!(inner));
+    }
+    fill("link", "block", json!(d.block));
+    fill("quant", "method", json!(d.method));
+    Ok(())
 }
 
 fn kind(v: &serde_json::Value) -> &'static str {
@@ -535,6 +729,9 @@ fn number(v: f64) -> String {
 /// The largest co-simulation batch: its frames are held in memory before they run.
 pub(super) const MAX_COSIM_FRAMES: usize = 1_000_000;
 
+/// The longest channel block of the cg design (its block length port `blk_t` has 16 bits).
+pub(super) const MAX_CG_BLOCK: usize = 65_535;
+
 impl FlowConfig {
     /// Checks everything that can be checked before any work; the error names the field.
     fn validate(&self) -> Result<(), FieldError> {
@@ -542,6 +739,87 @@ impl FlowConfig {
             .and_then(|l| l.with_block(self.link.block))
             .map_err(|e| model_error(&e, "link", &["nt", "nr", "block"], "link"))?;
         check_snrs(&self.train.snr_db, "train.snr_db")?;
+        if self.is_cg() {
+            self.validate_cg()?;
+        } else {
+            self.validate_unfolded(&link)?;
+        }
+        kaq_codegen::check_top_name(&self.rtl.top).map_err(|e| FieldError::new("rtl.top", e))?;
+        self.validate_common(&link)
+    }
+
+    /// The train, quant and rtl fields of a cg flow.
+    fn validate_cg(&self) -> Result<(), FieldError> {
+        let f32 = self
+            .gram_config()
+            .map_err(|e| FieldError::new("link", format!("{e:#}")))?;
+        let train_error = |section: &str, e: TrainError| match &e {
+            TrainError::Config { field, .. }
+                if [
+                    "samples",
+                    "val_samples",
+                    "batch",
+                    "epochs",
+                    "lr",
+                    "lr_step",
+                    "snr_db",
+                ]
+                .contains(field) =>
+            {
+                FieldError::new(&child(section, field), &e)
+            }
+            TrainError::Model(m) => match model_field(m) {
+                Some(name @ ("layers" | "inner")) => FieldError::new(&child("net", name), &e),
+                Some(name @ ("nt" | "nr" | "block")) => FieldError::new(&child("link", name), &e),
+                _ => FieldError::new("net", &e),
+            },
+            _ => FieldError::new(section, &e),
+        };
+        f32.validate().map_err(|e| train_error("train", e))?;
+        if !matches!(self.quant.method, QuantMethod::Ptq | QuantMethod::QatMse) {
+            return Err(FieldError::new(
+                "quant.method",
+                format!(
+                    "{}: net.arch cg quantizes by ptq or qat-mse (lsq and kaq do not exist for \
+                     the cg net)",
+                    self.quant.method
+                ),
+            ));
+        }
+        if !(2..=12).contains(&self.quant.bits) {
+            return Err(FieldError::new(
+                "quant.bits",
+                format!("{}: net.arch cg quantizes to 2 to 12 bits", self.quant.bits),
+            ));
+        }
+        if self.quant.method == QuantMethod::QatMse {
+            self.gram_quant_config(&f32)
+                .validate()
+                .map_err(|e| train_error("quant", e))?;
+        }
+        if self.lanes() != 1 {
+            return Err(FieldError::new(
+                "rtl.lanes",
+                format!(
+                    "{}: the cg design is one folded engine (1 lane)",
+                    self.lanes()
+                ),
+            ));
+        }
+        if self.link.block > MAX_CG_BLOCK {
+            return Err(FieldError::new(
+                "link.block",
+                format!(
+                    "{}: an IR v2 block holds at most {MAX_CG_BLOCK} vectors (16-bit blk_t)",
+                    self.link.block
+                ),
+            ));
+        }
+        Ok(())
+    }
+
+    /// The train, quant and rtl fields of a pgd or admm flow.
+    fn validate_unfolded(&self, link: &LinkConfig) -> Result<(), FieldError> {
         let f32 = self
             .f32_config()
             .map_err(|e| FieldError::new("link", format!("{e:#}")))?;
@@ -592,7 +870,6 @@ impl FlowConfig {
                 format!("{}: must be 8..=32", self.quant.mult_bits),
             ));
         }
-        kaq_codegen::check_top_name(&self.rtl.top).map_err(|e| FieldError::new("rtl.top", e))?;
         let n = link.n();
         if kaq_codegen::resolve_lanes(n, self.rtl.lanes).is_err() {
             return Err(FieldError::new(
@@ -620,6 +897,11 @@ impl FlowConfig {
                 ),
             ));
         }
+        Ok(())
+    }
+
+    /// The fields every flow checks alike: synthesis, co-simulation and the BER run.
+    fn validate_common(&self, link: &LinkConfig) -> Result<(), FieldError> {
         if !["generic", "ice40", "xilinx", "none"].contains(&self.rtl.synth.as_str()) {
             return Err(FieldError::new(
                 "rtl.synth",
