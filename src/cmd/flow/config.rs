@@ -44,7 +44,7 @@ impl Default for LinkSection {
             nt: 16,
             nr: 16,
             modulation: Modulation::Qam16,
-            block: ArchDefaults::of(DEFAULT_ARCH).block,
+            block: 1,
         }
     }
 }
@@ -84,43 +84,39 @@ impl NetArch {
     }
 }
 
-/// The flow's net when the config names none. Flipping it to [`NetArch::Cg`] makes the cg
-/// net (with the defaults of [`ArchDefaults`]) the default flow; the paper's PGD-Net stays
-/// `{"net": {"arch": "pgd", "prox": "soft"}}`.
-pub const DEFAULT_ARCH: NetArch = NetArch::Pgd;
-
-/// The defaults that depend on `net.arch`, filled in for the fields a config leaves out.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct ArchDefaults {
-    /// `net.layers`.
-    pub layers: usize,
-    /// `net.inner` (cg only).
-    pub inner: Option<usize>,
-    /// `link.block`: frames per channel block T.
-    pub block: usize,
-    /// `quant.method`.
-    pub method: QuantMethod,
+impl From<Arch> for NetArch {
+    fn from(a: Arch) -> Self {
+        match a {
+            Arch::Pgd => Self::Pgd,
+            Arch::Admm => Self::Admm,
+        }
+    }
 }
 
-impl ArchDefaults {
-    /// pgd/admm: K = 5, a channel per frame, KAQ; cg: cg-k8-l4 (docs/f32-nets.md), T = 14
-    /// (one resource block of OFDM symbols), QAT-MSE (the method that meets the 8-bit goal,
-    /// docs/quantization-results.md).
-    pub fn of(arch: NetArch) -> Self {
-        match arch {
-            NetArch::Cg => Self {
-                layers: 8,
-                inner: Some(4),
-                block: 14,
-                method: QuantMethod::QatMse,
-            },
-            _ => Self {
-                layers: NetConfig::default().layers,
-                inner: None,
-                block: 1,
-                method: QuantMethod::Kaq,
-            },
-        }
+/// The flow's net when the config names none: the one-line switch of the default flow.
+/// [`FlowConfig::default`] is the paper's flow whatever it is; a config read by
+/// [`FlowConfig::from_value`] gets the defaults of its net ([`arch_defaults`]), so flipping this
+/// to [`NetArch::Cg`] makes `{}` the cg flow while `{"net": {"arch": "pgd", "prox": "soft"}}`
+/// stays the paper's.
+pub const DEFAULT_ARCH: NetArch = NetArch::Pgd;
+
+/// The defaults that differ from [`FlowConfig::default`] (the paper's flow) for `arch`, as the
+/// JSON fields they fill in. cg: cg-k8-l4 trained as docs/f32-nets.md (`scripts/measure-gram.sh`:
+/// 2·10⁴ samples, 8 epochs at lr 1e-2 halved every 3, SNRs 15–27 dB), channel blocks of
+/// T = 14 (one resource block of OFDM symbols), the 8-bit QAT-MSE student of
+/// docs/quantization-results.md (8 epochs at lr 2e-3 halved every 2: 0.35 dB from f32 at
+/// 1e-2), BER points up to 30 dB (where MMSE crosses 1e-2).
+pub fn arch_defaults_of(arch: NetArch) -> serde_json::Value {
+    match arch {
+        NetArch::Cg => serde_json::json!({
+            "link": {"block": 14},
+            "net": {"layers": 8, "inner": 4},
+            "train": {"samples": 20000, "val_samples": 2000, "epochs": 8, "lr": 0.01,
+                      "lr_step": 3, "snr_db": [15, 18, 21, 24, 27]},
+            "quant": {"method": "qat-mse", "epochs": 8, "lr": 0.002, "lr_step": 2},
+            "ber": {"snr_db": [0, 5, 10, 15, 20, 25, 30]},
+        }),
+        _ => serde_json::json!({}),
     }
 }
 
@@ -146,14 +142,13 @@ pub struct NetSection {
 impl Default for NetSection {
     fn default() -> Self {
         let d = NetConfig::default();
-        let a = ArchDefaults::of(DEFAULT_ARCH);
         Self {
-            arch: DEFAULT_ARCH,
+            arch: d.arch.into(),
             prox: d.prox,
-            layers: a.layers,
+            layers: d.layers,
             momentum: d.momentum,
             init: d.init,
-            inner: a.inner,
+            inner: None,
         }
     }
 }
@@ -230,7 +225,7 @@ impl Default for QuantSection {
     fn default() -> Self {
         let d = QuantTrainConfig::default();
         Self {
-            method: ArchDefaults::of(DEFAULT_ARCH).method,
+            method: QuantMethod::Kaq,
             bits: 8,
             epochs: d.train.epochs,
             lr: d.train.lr,
@@ -388,10 +383,11 @@ impl FlowConfig {
     /// The cg net's training config (`kaq train --arch cg`).
     pub(super) fn gram_config(&self) -> anyhow::Result<GramTrainConfig> {
         let f32 = self.f32_config()?;
+        let link = self.frame_link()?;
         let mut net = GramConfig::new(Family::Cg, self.net.layers);
         net.inner = self.net.inner.unwrap_or(net.inner);
         Ok(GramTrainConfig {
-            link: f32.link,
+            link,
             net,
             samples: f32.samples,
             val_samples: f32.val_samples,
@@ -417,13 +413,27 @@ impl FlowConfig {
         }
     }
 
-    /// The paper's PGD-Net on the flow's link, trained on the flow's train section: the
-    /// reference a cg flow's BER run shows beside MMSE and K-best.
+    /// The paper's PGD-Net on the flow's link, trained by the paper's protocol (the defaults of
+    /// `kaq train`) with the flow's `train.seed`: the reference a cg flow's BER run shows
+    /// beside MMSE and K-best.
     pub(super) fn paper_config(&self) -> anyhow::Result<TrainConfig> {
         Ok(TrainConfig {
-            net: NetConfig::default(),
-            ..self.f32_config()?
+            link: self.frame_link()?,
+            seed: self.train.seed,
+            ..TrainConfig::default()
         })
+    }
+
+    /// The link with a channel per frame, on which a cg flow trains and measures BER: the
+    /// detectors' decisions do not depend on the block length, and a channel per frame keeps
+    /// the bits of a BER point independent, as its 95 % Wilson interval assumes. `link.block`
+    /// is the hardware's channel block (cycle model, co-simulation).
+    pub(super) fn frame_link(&self) -> anyhow::Result<LinkConfig> {
+        Ok(LinkConfig::new(
+            self.link.nt,
+            self.link.nr,
+            self.link.modulation,
+        )?)
     }
 
     pub(super) fn net(&self) -> NetConfig {
@@ -541,7 +551,7 @@ fn default_shape() -> serde_json::Value {
     shape
 }
 
-/// Fills in the defaults that depend on `net.arch` ([`ArchDefaults`]) for the fields `value`
+/// Fills in the defaults that depend on `net.arch` ([`arch_defaults_of`]) for the fields `value`
 /// leaves out, and refuses the fields that do not apply to its net ([`NOT_FOR_CG`]; `net.inner`
 /// for pgd and admm). `value` has the shape of the default configuration.
 fn arch_defaults(value: &mut serde_json::Value) -> Result<(), FieldError> {
@@ -576,21 +586,24 @@ fn arch_defaults(value: &mut serde_json::Value) -> Result<(), FieldError> {
             format!("only net.arch cg has inner steps (net.arch is {arch})"),
         ));
     }
-    let d = ArchDefaults::of(arch);
-    let mut fill = |section: &str, field: &str, v: Value| {
-        let s = doc.entry(section).or_insert_with(|| json!({}));
-        if let Value::Object(s) = s
-            && s.get(field).is_none_or(Value::is_null)
-        {
-            s.insert(field.to_string(), v);
-        }
-    };
-    fill("net", "layers", json!(d.layers));
-    if let Some(inner) = d.inner {
-        fill("net", "inner", json!(inner));
+    if let Value::Object(net) = doc.entry("net").or_insert_with(|| json!({})) {
+        net.entry("arch").or_insert(json!(arch));
     }
-    fill("link", "block", json!(d.block));
-    fill("quant", "method", json!(d.method));
+    let Value::Object(patch) = arch_defaults_of(arch) else {
+        return Ok(());
+    };
+    for (section, fields) in patch {
+        let Value::Object(fields) = fields else {
+            continue;
+        };
+        if let Value::Object(s) = doc.entry(section).or_insert_with(|| json!({})) {
+            for (field, v) in fields {
+                if s.get(&field).is_none_or(Value::is_null) {
+                    s.insert(field, v);
+                }
+            }
+        }
+    }
     Ok(())
 }
 
@@ -972,13 +985,63 @@ fn fits(detector: &dyn Detector, ber: &BerConfig) -> Result<(), ModelError> {
 mod tests {
     use super::*;
 
-    /// The codegen stage's key holds its options: the default flow's must be what they were
+    /// The codegen stage's key holds its options: the paper's flow's must be what they were
     /// when `rtl.lanes` defaulted to a fixed 8, so an existing `out/` stays up to date.
     #[test]
     fn the_default_link_keeps_its_codegen_options() {
-        let config = FlowConfig::from_value(serde_json::json!({})).unwrap();
+        let config = FlowConfig::from_value(serde_json::json!({"net": {"arch": "pgd"}})).unwrap();
         assert_eq!(config.codegen_options(), kaq_codegen::Options::default());
         assert_eq!(config.rtl.lanes, Some(8));
+    }
+
+    /// `net.arch` cg fills in its own defaults (cg-k8-l4, T = 14, QAT-MSE, one lane) for the
+    /// fields left out, keeps the ones given, and leaves the pgd defaults alone; naming pgd
+    /// gives the paper's flow whatever [`DEFAULT_ARCH`] is.
+    #[test]
+    fn the_cg_net_has_its_own_defaults() {
+        let cg = FlowConfig::from_value(serde_json::json!({"net": {"arch": "cg"}})).unwrap();
+        assert_eq!(
+            (cg.net.layers, cg.net.inner, cg.link.block),
+            (8, Some(4), 14)
+        );
+        assert_eq!(cg.quant.method, QuantMethod::QatMse);
+        assert_eq!(cg.lanes(), 1);
+        assert_eq!(
+            (
+                cg.train.samples,
+                cg.train.epochs,
+                cg.train.lr,
+                cg.quant.epochs
+            ),
+            (20000, 8, 0.01, 8)
+        );
+        assert_eq!(cg.train.snr_db, [15.0, 18.0, 21.0, 24.0, 27.0]);
+        assert_eq!(*cg.ber.snr_db.last().unwrap(), 30.0);
+        let given = FlowConfig::from_value(serde_json::json!({
+            "net": {"arch": "cg", "layers": 3, "inner": 2},
+            "link": {"block": 1},
+            "quant": {"method": "ptq"}
+        }))
+        .unwrap();
+        assert_eq!(
+            (given.net.layers, given.net.inner, given.link.block),
+            (3, Some(2), 1)
+        );
+        assert_eq!(given.quant.method, QuantMethod::Ptq);
+        let paper =
+            FlowConfig::from_value(serde_json::json!({"net": {"arch": "pgd", "prox": "soft"}}))
+                .unwrap();
+        assert_eq!((paper.net.arch, paper.net.layers), (NetArch::Pgd, 5));
+        assert_eq!((paper.net.inner, paper.link.block), (None, 1));
+        assert_eq!(paper.quant.method, QuantMethod::Kaq);
+        assert_eq!(paper.lanes(), 8);
+        let default = FlowConfig::from_value(serde_json::json!({})).unwrap();
+        assert_eq!(default.net.arch, DEFAULT_ARCH);
+        if DEFAULT_ARCH == NetArch::Pgd {
+            assert_eq!(default, paper);
+        } else {
+            assert_eq!(default, cg);
+        }
     }
 
     /// The shape reference lists every field a config may hold (the ones serialization leaves

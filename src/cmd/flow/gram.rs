@@ -20,7 +20,7 @@ use serde_json::json;
 use super::cache::{Stages, config_json, digest, read};
 use super::config::FlowConfig;
 use super::stages::{ber_plot, load_ber, on_progress, synth_stage};
-use super::summary::{block_flag, join, synth_line};
+use super::summary::{join, synth_line};
 use super::{FlowArgs, Results};
 use crate::plot;
 
@@ -225,7 +225,6 @@ pub(super) fn flow(config: &FlowConfig, stages: &mut Stages) -> anyhow::Result<R
     let key = digest(&[
         b"ber-cg",
         config_json(&config.ber).as_bytes(),
-        &config.link.block.to_le_bytes(),
         &f32_bytes,
         &paper_bytes,
         &ir_bytes,
@@ -248,7 +247,7 @@ pub(super) fn flow(config: &FlowConfig, stages: &mut Stages) -> anyhow::Result<R
         detectors.push(Box::new(GramInterpreter::new(ir.clone())?));
         let refs: Vec<&dyn Detector> = detectors.iter().map(AsRef::as_ref).collect();
         let ber_config = BerConfig::new(
-            config.link()?,
+            config.frame_link()?,
             config.ber.snr_db.clone(),
             config.ber.min_errors,
             config.ber.max_frames,
@@ -472,14 +471,13 @@ pub(super) fn commands(c: &FlowConfig, args: &FlowArgs) -> Vec<String> {
         "--samples {} --val-samples {} --batch {}",
         c.train.samples, c.train.val_samples, c.train.batch
     );
+    // Training and BER with a channel per frame (FlowConfig::frame_link).
     let link = format!(
-        "--nt {} --nr {} --mod {}{}",
-        c.link.nt,
-        c.link.nr,
-        c.link.modulation,
-        block_flag(c)
+        "--nt {} --nr {} --mod {}",
+        c.link.nt, c.link.nr, c.link.modulation
     );
-    let p = kaq_model::unfolded::NetConfig::default();
+    let paper = c.paper_config().expect("a validated config has a link");
+    let p = &paper.net;
     let mut commands = vec![
         format!("mkdir -p {out}/models"),
         format!(
@@ -493,16 +491,19 @@ pub(super) fn commands(c: &FlowConfig, args: &FlowArgs) -> Vec<String> {
             join(&c.train.snr_db),
         ),
         format!(
-            "kaq train {link} --arch {} --prox {} --layers {} --init {} {data} --epochs {} --lr {} --lr-step {} --seed {} --snr {} --out {out}/models/pgd.json",
+            "kaq train {link} --arch {} --prox {} --layers {} --init {} --samples {} --val-samples {} --batch {} --epochs {} --lr {} --lr-step {} --seed {} --snr {} --out {out}/models/pgd.json",
             p.arch,
             p.prox,
             p.layers,
             p.init,
-            c.train.epochs,
-            c.train.lr,
-            c.train.lr_step,
-            c.train.seed,
-            join(&c.train.snr_db),
+            paper.samples,
+            paper.val_samples,
+            paper.batch,
+            paper.epochs,
+            paper.lr,
+            paper.lr_step,
+            paper.seed,
+            join(&paper.snr_db),
         ),
         if c.quant.method == kaq_model::quant::QuantMethod::Ptq {
             format!(
