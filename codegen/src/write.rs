@@ -11,11 +11,9 @@
 
 use std::collections::BTreeSet;
 use std::fs;
-use std::os::unix::fs::{PermissionsExt, symlink};
 use std::path::{Path, PathBuf};
 
-use kaq_files::fault::{self, Op};
-use kaq_files::{CommitStep, DirLock, Staging, Wait, is_kaq_file, remove_stale};
+use kaq_files::{CommitStep, DirLock, Staging, Wait, carry_over, is_kaq_file, remove_stale};
 
 use crate::{CodegenError, Generated, GeneratedFile, MANIFEST};
 
@@ -178,43 +176,4 @@ fn write_steps(
     }
     staging.commit()?;
     Ok((written, false))
-}
-
-/// Puts the old directory's entry `from` at `to` in the staging directory unchanged: a hard
-/// link where the file system allows one (any kind but a directory), else a copy of a
-/// regular file or a new symbolic link with the same target; a directory is recreated with
-/// its permissions and its entries carried over.
-fn carry_over(from: &Path, to: &Path) -> Result<(), CodegenError> {
-    let meta = fs::symlink_metadata(from).map_err(io_err(from))?;
-    if meta.is_dir() {
-        fs::create_dir(to).map_err(io_err(to))?;
-        for entry in fs::read_dir(from).map_err(io_err(from))? {
-            let entry = entry.map_err(io_err(from))?;
-            carry_over(&entry.path(), &to.join(entry.file_name()))?;
-        }
-        let mode = fs::Permissions::from_mode(meta.permissions().mode());
-        return fs::set_permissions(to, mode).map_err(io_err(to));
-    }
-    let done = fault::point(Op::Link, to).map_err(io_err(to))?;
-    if fs::hard_link(from, to).is_ok() {
-        done.done();
-        return Ok(());
-    }
-    if meta.file_type().is_symlink() {
-        let target = fs::read_link(from).map_err(io_err(from))?;
-        symlink(&target, to).map_err(io_err(to))?;
-        done.done();
-        return Ok(());
-    }
-    if meta.is_file() {
-        fs::copy(from, to).map_err(io_err(to))?;
-        done.done();
-        return Ok(());
-    }
-    Err(CodegenError::Io {
-        path: from.display().to_string(),
-        error: std::io::Error::other(
-            "cannot keep it in the new output directory (no hard link possible, not a file)",
-        ),
-    })
 }

@@ -26,7 +26,7 @@ pub const DEFAULT_MULT_BITS: u32 = 24;
 #[derive(Debug, Error)]
 pub enum IrError {
     /// The document is not JSON of the IR's shape (serde's message carries line and column).
-    #[error("{path}: not a valid IR document: at {}: {source}", at_field(.field))]
+    #[error("{path}: not a valid IR document: at {}: {error}", at_field(.field))]
     Parse {
         /// The file (or `<string>`).
         path: String,
@@ -34,8 +34,8 @@ pub enum IrError {
         /// or the object holding it when the value is checked once its object is read (the
         /// `init` and `prox` objects, formats and requantizations). Empty at the top level.
         field: String,
-        /// What serde reported.
-        source: serde_json::Error,
+        /// What serde reported (in the message, so not also a `source`).
+        error: serde_json::Error,
     },
     /// `format` is not `kaq-ir`.
     #[error("format = {0:?}: not a kaq IR document (expected \"{IR_FORMAT}\")")]
@@ -62,12 +62,12 @@ pub enum IrError {
     #[error(transparent)]
     Read(#[from] kaq_files::FilesError),
     /// Reading or writing a file.
-    #[error("{path}: {source}")]
+    #[error("{path}: {error}")]
     Io {
         /// The file.
         path: String,
-        /// The OS error.
-        source: std::io::Error,
+        /// The OS error (in the message, so not also a `source`).
+        error: std::io::Error,
     },
 }
 
@@ -156,11 +156,11 @@ pub(crate) fn json_path_of(text: &str, e: &serde_json::Error) -> String {
 }
 
 impl IrError {
-    fn parse(text: &str, path: &str, source: serde_json::Error) -> Self {
+    fn parse(text: &str, path: &str, error: serde_json::Error) -> Self {
         Self::Parse {
             path: path.to_string(),
-            field: json_path_at(text, source.line(), source.column()),
-            source,
+            field: json_path_at(text, error.line(), error.column()),
+            error,
         }
     }
 

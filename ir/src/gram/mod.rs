@@ -322,10 +322,10 @@ fn bound_err(field: &str) -> IrError {
 impl GramIr {
     /// Parses and validates a v2 document; `path` names it in errors.
     pub fn from_json(text: &str, path: &str) -> Result<Self, IrError> {
-        let ir: GramIr = serde_json::from_str(text).map_err(|source| IrError::Parse {
+        let ir: GramIr = serde_json::from_str(text).map_err(|error| IrError::Parse {
             path: path.to_string(),
-            field: crate::document::json_path_of(text, &source),
-            source,
+            field: crate::document::json_path_of(text, &error),
+            error,
         })?;
         ir.validate()?;
         Ok(ir)
