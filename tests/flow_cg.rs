@@ -329,3 +329,93 @@ fn bad_cg_configs_exit_2_naming_the_field() {
         "a refused config must not create --out"
     );
 }
+
+/// `kaq train --quant` of a cg teacher: ptq writes what `kaq lower --ptq-bits` writes, byte for
+/// byte; methods, widths and flags that do not exist for cg exit 2 naming the flag.
+#[test]
+fn kaq_train_quantizes_a_cg_teacher_to_ir_v2() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let kaq = |args: &[&str]| {
+        assert_cmd::Command::cargo_bin("kaq")
+            .unwrap()
+            .current_dir(d)
+            .args(args)
+            .assert()
+    };
+    kaq(&[
+        "train",
+        "--arch",
+        "cg",
+        "--layers",
+        "1",
+        "--inner",
+        "1",
+        "--nt",
+        "2",
+        "--nr",
+        "2",
+        "--mod",
+        "qpsk",
+        "--samples",
+        "100",
+        "--val-samples",
+        "20",
+        "--batch",
+        "50",
+        "--epochs",
+        "1",
+        "--val-frames",
+        "10",
+        "--threads",
+        "1",
+        "--out",
+        "cg.json",
+    ])
+    .success();
+    kaq(&[
+        "train",
+        "--quant",
+        "ptq",
+        "--teacher",
+        "cg.json",
+        "--bits",
+        "6",
+        "--out",
+        "a.json",
+    ])
+    .success()
+    .stdout(predicate::str::contains(
+        "IR v2 cg-k1-l1-ptq-6b written to a.json",
+    ));
+    kaq(&[
+        "lower",
+        "--model",
+        "cg.json",
+        "--ptq-bits",
+        "6",
+        "--out",
+        "b.json",
+    ])
+    .success();
+    assert_eq!(
+        fs::read(d.join("a.json")).unwrap(),
+        fs::read(d.join("b.json")).unwrap()
+    );
+    for (extra, flag) in [
+        (&["--quant", "kaq"][..], "--quant"),
+        (&["--quant", "lsq"][..], "--quant"),
+        (&["--quant", "ptq", "--bits", "13"][..], "--bits"),
+        (&["--quant", "ptq", "--bits", "8,6"][..], "--bits"),
+        (&["--quant", "qat-mse", "--h-bits", "8"][..], "--h-bits"),
+    ] {
+        kaq(&[
+            &["train", "--teacher", "cg.json", "--out", "c.json"][..],
+            extra,
+        ]
+        .concat())
+        .code(2)
+        .stderr(predicate::str::contains(flag));
+    }
+    assert!(!d.join("c.json").exists());
+}
