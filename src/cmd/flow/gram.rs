@@ -380,8 +380,22 @@ fn cosim_stage(
         output: p,
         seed: config.cosim.seed,
     };
+    // One call without progress of its own: say what it runs and how long it took.
+    let step = crate::progress::step(
+        "cosim run",
+        &format!(
+            "{} vectors in {} blocks, about {:.1} M cycles without stalls",
+            config.cosim.frames,
+            blocks.len(),
+            (blocks.len() as f64 * (1 + rtl.program().block_cycles()) as f64
+                + config.cosim.frames as f64 * (rtl.program().vector_cycles() + 2) as f64)
+                / 1e6
+        ),
+    );
     let run = Instant::now();
-    let report = rtl.run(&blocks, stalls)?;
+    let report = rtl.run(&blocks, stalls);
+    step.finish(if report.is_ok() { "done" } else { "failed" });
+    let report = report?;
     let seconds = run.elapsed().as_secs_f64();
     let prog = rtl.program();
     let (pb, pv) = (prog.block_cycles(), prog.vector_cycles());
