@@ -255,7 +255,7 @@ fn unknown_ops_and_versions_are_named() {
     assert_parse("block.diag_inv.divisor", "unknown variant", |v| {
         v["block"]["diag_inv"]["divisor"] = json!("maybe")
     });
-    assert_invalid("version", |v| v["version"] = json!(3));
+    assert_invalid("version", |v| v["version"] = json!(4));
     assert!(matches!(
         load(&{
             let mut v = value_of(&bases()[0]);
