@@ -599,6 +599,106 @@ fn bits_label(bits: &[u32]) -> String {
         .join(",")
 }
 
+/// `kaq train --quant METHOD --teacher cg.model.json` of a cg teacher (a `kaq-gram-model`
+/// file): writes the student's IR document to `--out` (the input of `kaq ber --ir`). `ptq` is
+/// the PTQ lowering at `--bits` (docs/ir.md §10.6, calibrated over the `--snr` range);
+/// `qat-mse` fine-tunes at the PTQ formats; `kaq` is the PTQ with per-SNR-bin steps of e, ρ,
+/// p, d (an IR version 3, §10.8), then the same MSE fine-tuning at those formats; `lsq` is
+/// refused (status 2): IR v2 holds power-of-two steps only.
+fn run_quant_gram(
+    args: &TrainArgs,
+    method: QuantMethod,
+    file: GramModelFile,
+) -> anyhow::Result<()> {
+    use kaq_model::gram::qat::train_qat_mse;
+    use kaq_model::gram::quantized::{CgQuantOptions, quantize_cg};
+    if method == QuantMethod::Lsq {
+        return Err(usage_error(
+            "--quant",
+            "lsq is not available for the cg family: IR v2 holds power-of-two formats only, so \
+             LSQ's learned step does not lower to it (cg takes ptq, qat-mse, kaq)",
+        ));
+    }
+    let [bits] = args.bits[..] else {
+        return Err(usage_error(
+            "--bits",
+            "a cg student takes one width (docs/ir.md §10.6)",
+        ));
+    };
+    if !(2..=12).contains(&bits) {
+        return Err(usage_error(
+            "--bits",
+            format!("{bits}: a cg student's r addresses the denoiser table, so 2 to 12"),
+        ));
+    }
+    for (set, flag) in [
+        (args.h_bits.is_some(), "--h-bits"),
+        (args.e_bits.is_some(), "--e-bits"),
+        (args.g_bits.is_some(), "--g-bits"),
+        (args.h_layer_bits.is_some(), "--h-layer-bits"),
+        (args.json.is_some(), "--json"),
+        (args.plot.is_some(), "--plot"),
+    ] {
+        if set {
+            return Err(usage_error(
+                flag,
+                "not used for a cg student (its formats follow --bits, docs/ir.md §10.6)",
+            ));
+        }
+    }
+    let net = file.net;
+    let mut opts = CgQuantOptions::new(bits);
+    opts.bin_adaptive = method == QuantMethod::Kaq;
+    let lo = args.snr.iter().copied().fold(f64::INFINITY, f64::min);
+    let hi = args.snr.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+    opts.calib_snr = (lo, if hi > lo { hi } else { lo + 1e-9 });
+    let config = GramTrainConfig {
+        link: net.link().clone(),
+        net: net.config().clone(),
+        samples: args.samples,
+        val_samples: args.val_samples,
+        batch: args.batch,
+        epochs: args.epochs.unwrap_or(10),
+        lr: args.lr.unwrap_or(2e-4),
+        lr_step: args.lr_step.unwrap_or(5),
+        seed: args.seed,
+        snr_db: args.snr.clone(),
+        val_ber_snr_db: args.val_snr.clone(),
+        val_ber_frames: args.val_frames,
+    };
+    if method != QuantMethod::Ptq {
+        config
+            .validate()
+            .map_err(|e| train_config_error(e, "--snr"))?;
+    }
+    check_outputs(&args.outputs(), args.force)?;
+    let fq = quantize_cg(&net, &opts).context("PTQ of the cg teacher failed")?;
+    let mut ir = match method {
+        QuantMethod::Ptq => fq.ir().clone(),
+        _ => {
+            let (qat, _) = in_pool(args.threads, || {
+                with_progress(|progress| train_qat_mse(&fq, &config, progress))
+            })?;
+            qat.lower()
+                .context("lowering the trained cg student failed")?
+        }
+    };
+    ir.name = format!("cg-{method}-{bits}b");
+    let overwrite = if args.force {
+        Overwrite::Replace
+    } else {
+        Overwrite::Refuse
+    };
+    write_atomic(&args.out, ir.to_json().as_bytes(), overwrite)
+        .with_context(|| format!("cannot save the IR to {}", args.out.display()))?;
+    println!(
+        "IR version {} of the {method} cg student written to {}",
+        ir.version,
+        args.out.display()
+    );
+    Ok(())
+}
+
 /// `kaq train --quant METHOD --teacher fp32.json`: quantizes the teacher and writes a
 /// `kaq-qmodel` file.
 fn run_quant(args: &TrainArgs, method: QuantMethod) -> anyhow::Result<()> {
@@ -608,6 +708,10 @@ fn run_quant(args: &TrainArgs, method: QuantMethod) -> anyhow::Result<()> {
             "--quant needs the trained f32 model to quantize (train it first with `kaq train --out fp32.json`)",
         ));
     };
+    // A Gram-domain (cg) teacher: its student is an IR document.
+    if let Ok(file) = GramModelFile::load(teacher_path) {
+        return run_quant_gram(args, method, file);
+    }
     let teacher_file = ModelFile::load(teacher_path)
         .with_context(|| format!("--teacher {}", teacher_path.display()))?;
     // A dataset teacher's file records its channels by hash only: load them again.
