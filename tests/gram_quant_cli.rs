@@ -64,12 +64,12 @@ fn cg_students_from_kaq_train() {
             .assert()
             .success()
             .stdout(predicate::str::contains(format!(
-                "IR version {version} of the {method} cg student"
+                "IR v{version} cg-k2-l2-{method}-6b written to {out}"
             )));
         let doc = json(&d.join(&out));
         assert_eq!(doc["version"], version, "{method}");
         assert_eq!(doc["layers"][0]["bin_shift"].is_object(), version == 3);
-        assert_eq!(doc["name"], format!("cg-{method}-6b"));
+        assert_eq!(doc["name"], format!("cg-k2-l2-{method}-6b"));
         kaq(d)
             .args(["ber", "--ir", &out, "--snr", "10", "--max-frames", "200"])
             .args(["--min-errors", "1", "--threads", "1"])

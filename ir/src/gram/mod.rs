@@ -18,10 +18,12 @@ use crate::fixed::{Divide, OverflowMode, QFormat, RoundingMode, max_code};
 use crate::modulation::Modulation;
 use crate::vocab::SnrBins;
 
+mod energy;
 mod interp;
 #[cfg(test)]
 mod tests;
 
+pub use energy::{gram_counts, gram_energy};
 pub use interp::{BlockTaps, GramInterpreter, LayerTaps, VectorTaps};
 
 /// The version of a Gram-domain IR document.
