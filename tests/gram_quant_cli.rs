@@ -72,6 +72,7 @@ fn cg_students_from_kaq_train() {
         assert_eq!(doc["name"], format!("cg-k2-l2-{method}-6b"));
         kaq(d)
             .args(["ber", "--ir", &out, "--snr", "10", "--max-frames", "200"])
+            .args(["--nt", "2", "--nr", "2", "--mod", "qpsk"])
             .args(["--min-errors", "1", "--threads", "1"])
             .assert()
             .success();
