@@ -34,11 +34,12 @@
 //! `--block T` trains with one channel and one SNR per block of T samples (default 1), and
 //! `--rho-tx`/`--rho-rx` on a Kronecker-correlated channel, `--csi ls|lmmse --pilots L` on the
 //! channel estimate Ĥ (the link draws y through the true H; docs/channels.md).
-//! `--quant ptq|qat-mse --teacher cg.json --bits B` (B 2 to 12) quantizes a cg net instead and
-//! writes its IR v2 document (docs/ir.md §10; the input of `kaq codegen`, `kaq cosim`,
-//! `kaq ber --ir`): the PTQ formats of docs/ir.md §10.6 with MSE calibration (what `kaq lower
-//! --ptq-bits` writes), then for qat-mse the fine-tuning at those formats on the data flags
-//! (`kaq_model::gram::qat`); named `cg-kK-lL-METHOD-Bb`. With `--quant`,
+//! `--quant ptq|qat-mse|kaq --teacher cg.json --bits B` (B 2 to 12) quantizes a cg net instead
+//! and writes its IR document (docs/ir.md §10; the input of `kaq ber --ir`, and for version 2 of
+//! `kaq codegen`, `kaq cosim`): the PTQ formats of docs/ir.md §10.6 with MSE calibration (what
+//! `kaq lower --ptq-bits` writes; for kaq with per-SNR-bin steps of e, ρ, p, d, an IR version
+//! 3, §10.8), then for qat-mse and kaq the fine-tuning at those formats on the data flags
+//! (`kaq_model::gram::qat`); named `cg-kK-lL-METHOD-Bb`; lsq exits 2. With `--quant`,
 //! `--channels FILE` loads the dataset a teacher was trained on again (the file its model
 //! records, checked by SHA-256), so a site-trained net quantizes on its site.
 //!
