@@ -14,7 +14,13 @@
 //! loses more SNR than allowed against the reference. With `--refine METHOD` the candidates of
 //! the first `--refine-fronts` Pareto fronts and the reference are then fine-tuned by METHOD
 //! (QAT or KAQ) from the teacher and measured again on the same frames; those records join the
-//! fronts beside the search's. Every record's SNR loss against the reference of its method is
+//! fronts beside the search's. A Gram-domain cg teacher (`kaq train --arch cg`) is a second
+//! family in the same run: its candidate is the widths of x/r, p, d (`--cg-bits`,
+//! `--cg-p-bits`, `--cg-d-bits`) and of H̃, e/ρ, G, ỹ (`--cg-h-bits`, `--cg-e-bits`,
+//! `--cg-g-bits`, `--cg-y-bits`), PTQ-lowered to IR v2 (`kaq_model::gram::quantized::lower_cg`),
+//! its BER measured on the v2 golden model, its energy by `kaq_ir::gram::gram_energy` with the
+//! block stage over `--block` vectors, its throughput from the v2 cycle model (one folded
+//! engine; no area estimate, so it is left off the LUT fronts). Every record's SNR loss against the reference of its method is
 //! the mean over the target SNRs of the shift along the reference's BER curve
 //! ([`snr_loss_db`]), and the summary names the design of least model 2 energy within
 //! `--max-loss-db` of it.
