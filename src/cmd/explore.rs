@@ -1052,7 +1052,8 @@ fn series(name: &str, mut pts: Vec<(f64, f64)>) -> Series {
     }
 }
 
-fn plots(dir: &Path, points: &[FrontPoint], fronts: &[Front]) -> anyhow::Result<()> {
+/// Writes the SVG plots; returns how many (the LUT plots need an area estimate).
+fn plots(dir: &Path, points: &[FrontPoint], fronts: &[Front]) -> anyhow::Result<usize> {
     let uniform: Vec<&FrontPoint> = points
         .iter()
         .filter(|p| p.bits.iter().all(|&b| b == p.bits[0]))
@@ -1087,7 +1088,7 @@ fn plots(dir: &Path, points: &[FrontPoint], fronts: &[Front]) -> anyhow::Result<
     )?;
     // A run of cg teachers only has no area estimate: no LUT plots.
     if points.iter().all(|p| p.lut.is_none()) {
-        return Ok(());
+        return Ok(1);
     }
     let lut = |p: &FrontPoint| (p.lut_x(), p.mean_ber);
     line_plot(
@@ -1113,7 +1114,7 @@ fn plots(dir: &Path, points: &[FrontPoint], fronts: &[Front]) -> anyhow::Result<
             xy(&refs(get("throughput_vs_lut")), &tp),
         )],
     )?;
-    Ok(())
+    Ok(3)
 }
 
 /// The lower-case hex digits of `bytes`.
@@ -1424,9 +1425,10 @@ pub fn run(args: ExploreArgs) -> anyhow::Result<()> {
             .expect("the document serializes")
             .as_bytes(),
     )?;
-    plots(&args.out, &points, &fronts)?;
+    let svgs = plots(&args.out, &points, &fronts)?;
     println!(
-        "wrote pareto.md, pareto.json and 3 SVG plots to {}",
+        "wrote pareto.md, pareto.json and {svgs} SVG plot{} to {}",
+        if svgs == 1 { "" } else { "s" },
         args.out.display()
     );
     Ok(())
