@@ -141,15 +141,7 @@ fn writes_the_report_and_resumes_with_force() {
         .collect();
     assert_eq!(
         detectors,
-        [
-            "fp32",
-            "ptq@4",
-            "qat-mse@4",
-            "kaq@4",
-            "ptq@8",
-            "qat-mse@8",
-            "kaq@8"
-        ]
+        ["fp32", "ptq@4", "qat-mse@4", "ptq@8", "qat-mse@8"]
     );
     let points = report["points"].as_array().unwrap();
     assert_eq!(points.len(), detectors.len() * SNRS.len());
@@ -185,7 +177,7 @@ fn writes_the_report_and_resumes_with_force() {
 
     let md = fs::read_to_string(out.join("report.md")).unwrap();
     assert!(
-        md.contains("| SNR [dB] | fp32 | ptq@4 | qat-mse@4 | kaq@4 | ptq@8 | qat-mse@8 | kaq@8 |"),
+        md.contains("| SNR [dB] | fp32 | ptq@4 | qat-mse@4 | ptq@8 | qat-mse@8 |"),
         "{md}"
     );
     for snr in ["| 0 |", "| 5 |", "| 10 |"] {

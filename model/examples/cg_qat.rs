@@ -3,8 +3,10 @@
 //! QAT golden model in one BER run (same frames).
 //!
 //! `cargo run --release -p kaq-model --example cg_qat -- MODEL BITS SNRS FRAMES EPOCHS LR
-//! [bin-adaptive]` (BITS and SNRS comma-separated; `bin-adaptive`: KAQ's per-SNR-bin steps of
-//! e, p, d, an IR version 3, for the PTQ and the trained net alike); one thread; writes nothing, prints the table and each
+//! [bin-adaptive|both]` (BITS and SNRS comma-separated; `bin-adaptive`: KAQ's per-SNR-bin
+//! steps of e, p, d, an IR version 3, for the PTQ and the trained net alike; `both`: the fixed
+//! and the per-bin formats, all in the same BER run; the environment variable
+//! `KAQ_WIDTHS=r=8,p=7` sets per-class widths over the BITS defaults); one thread; writes nothing, prints the table and each
 //! epoch's validation loss.
 
 use kaq_ir::gram::GramInterpreter;
@@ -30,11 +32,22 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let frames: u64 = a[3].parse()?;
     let epochs: usize = a[4].parse()?;
     let lr: f64 = a[5].parse()?;
-    let adaptive = a.get(6).is_some_and(|s| s == "bin-adaptive");
+    let modes: Vec<bool> = match a.get(6).map(String::as_str) {
+        Some("bin-adaptive") => vec![true],
+        Some("both") => vec![false, true],
+        _ => vec![false],
+    };
     let net = &file.net;
     let mut golden = Vec::new();
-    for &b in &bits {
+    for (&b, &adaptive) in bits.iter().flat_map(|b| modes.iter().map(move |m| (b, m))) {
         let mut opts = CgQuantOptions::new(b);
+        // KAQ_WIDTHS="r=8,p=7": per-class widths over the b-bit defaults.
+        if let Ok(w) = std::env::var("KAQ_WIDTHS") {
+            for item in w.split(',').filter(|s| !s.is_empty()) {
+                let (t, v) = item.split_once('=').ok_or("KAQ_WIDTHS: CLASS=BITS")?;
+                opts.widths.push((t.parse()?, v.parse()?));
+            }
+        }
         opts.bin_adaptive = adaptive;
         let fq = quantize_cg(net, &opts)?;
         let mut tc = GramTrainConfig::new(net.link().clone(), net.config().clone());

@@ -34,11 +34,12 @@
 //! `--block T` trains with one channel and one SNR per block of T samples (default 1), and
 //! `--rho-tx`/`--rho-rx` on a Kronecker-correlated channel, `--csi ls|lmmse --pilots L` on the
 //! channel estimate Ĥ (the link draws y through the true H; docs/channels.md).
-//! `--quant ptq|qat-mse --teacher cg.json --bits B` (B 2 to 12) quantizes a cg net instead and
-//! writes its IR v2 document (docs/ir.md §10; the input of `kaq codegen`, `kaq cosim`,
-//! `kaq ber --ir`): the PTQ formats of docs/ir.md §10.6 with MSE calibration (what `kaq lower
-//! --ptq-bits` writes), then for qat-mse the fine-tuning at those formats on the data flags
-//! (`kaq_model::gram::qat`); named `cg-kK-lL-METHOD-Bb`. With `--quant`,
+//! `--quant ptq|qat-mse|kaq --teacher cg.json --bits B` (B 2 to 12) quantizes a cg net instead
+//! and writes its IR document (docs/ir.md §10; the input of `kaq ber --ir`, and for version 2 of
+//! `kaq codegen`, `kaq cosim`): the PTQ formats of docs/ir.md §10.6 with MSE calibration (what
+//! `kaq lower --ptq-bits` writes; for kaq with per-SNR-bin steps of e, ρ, p, d, an IR version
+//! 3, §10.8), then for qat-mse and kaq the fine-tuning at those formats on the data flags
+//! (`kaq_model::gram::qat`); named `cg-kK-lL-METHOD-Bb`; lsq exits 2. With `--quant`,
 //! `--channels FILE` loads the dataset a teacher was trained on again (the file its model
 //! records, checked by SHA-256), so a site-trained net quantizes on its site.
 //!
@@ -569,10 +570,12 @@ fn run_gram(args: &TrainArgs, family: Family) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// `kaq train --quant ptq|qat-mse --teacher cg.json`: the student of a Gram-domain cg net,
-/// written as its IR v2 document (the formats of the PTQ lowering of docs/ir.md §10.6, MSE
-/// calibration; QAT-MSE then fine-tunes at those formats on the data flags and lowers again).
-/// `ptq` is `kaq lower --ptq-bits` under another name; `lsq` and `kaq` do not exist for cg.
+/// `kaq train --quant ptq|qat-mse|kaq --teacher cg.json`: the student of a Gram-domain cg net,
+/// written as its IR document (the formats of the PTQ lowering of docs/ir.md §10.6, MSE
+/// calibration; QAT-MSE then fine-tunes at those formats on the data flags and lowers again;
+/// KAQ is the PTQ with per-SNR-bin steps of e, ρ, p, d — an IR version 3, §10.8 — then the
+/// same fine-tuning). `ptq` is `kaq lower --ptq-bits` under another name; `lsq` does not exist
+/// for cg (status 2).
 fn run_quant_gram(
     args: &TrainArgs,
     method: QuantMethod,
@@ -588,10 +591,11 @@ fn run_quant_gram(
             ),
         ));
     }
-    if !matches!(method, QuantMethod::Ptq | QuantMethod::QatMse) {
+    if method == QuantMethod::Lsq {
         return Err(usage_error(
             "--quant",
-            format!("{method}: the cg family has ptq and qat-mse only"),
+            "lsq is not available for the cg family: IR v2 holds power-of-two formats only, so \
+             LSQ's learned step does not lower to it (cg takes ptq, qat-mse, kaq)",
         ));
     }
     if args.bits.len() != 1 {
@@ -648,7 +652,12 @@ fn run_quant_gram(
     };
     write_atomic(&args.out, ir.to_json().as_bytes(), overwrite)
         .with_context(|| format!("cannot write the IR to {}", args.out.display()))?;
-    println!("IR v2 {} written to {}", ir.name, args.out.display());
+    println!(
+        "IR v{} {} written to {}",
+        ir.version,
+        ir.name,
+        args.out.display()
+    );
     let title = format!(
         "{method} {bits} bits, cg K={} L={} on {}x{} {}",
         c.layers,
@@ -672,10 +681,11 @@ fn run_quant_gram(
     }
 }
 
-/// The cg student of `teacher` at `bits` (`method` ptq or qat-mse): the PTQ lowering at the
-/// formats of docs/ir.md §10.6 (`CgQuantOptions::new`, what `kaq lower --ptq-bits` writes),
-/// then for QAT-MSE the fine-tuning on `config`'s data at those formats, lowered again; named
-/// `cg-kK-lL-METHOD-Bb`. Shared by `kaq train --quant` and `kaq flow`.
+/// The cg student of `teacher` at `bits` (`method` ptq, qat-mse or kaq): the PTQ lowering at
+/// the formats of docs/ir.md §10.6 (`CgQuantOptions::new`, what `kaq lower --ptq-bits`
+/// writes; for KAQ with per-SNR-bin steps of e, ρ, p, d, `bin_adaptive`, an IR version 3),
+/// then for QAT-MSE and KAQ the fine-tuning on `config`'s data at those formats, lowered again;
+/// named `cg-kK-lL-METHOD-Bb`. Shared by `kaq train --quant` and `kaq flow`.
 pub(crate) fn cg_student(
     teacher: &kaq_model::gram::GramNet,
     method: QuantMethod,
@@ -685,9 +695,11 @@ pub(crate) fn cg_student(
 ) -> Result<(kaq_ir::gram::GramIr, Vec<EpochRecord>), TrainError> {
     use kaq_model::gram::qat::train_qat_mse;
     use kaq_model::gram::quantized::{CgQuantOptions, quantize_cg};
-    let fq = quantize_cg(teacher, &CgQuantOptions::new(bits))?;
+    let mut opts = CgQuantOptions::new(bits);
+    opts.bin_adaptive = method == QuantMethod::Kaq;
+    let fq = quantize_cg(teacher, &opts)?;
     let (mut ir, history) = match method {
-        QuantMethod::QatMse => {
+        QuantMethod::QatMse | QuantMethod::Kaq => {
             let (qat, history) = train_qat_mse(&fq, config, progress)?;
             (qat.lower()?, history)
         }

@@ -78,15 +78,16 @@ pub fn kind_of(name: &str) -> Kind {
 }
 
 /// The colour of the `nth` (0-based) series of its kind in one plot: the kind's colour, then
-/// darker and lighter shades of it; series of [`Kind::Other`] cycle through
+/// lighter and darker shades of it; series of [`Kind::Other`] cycle through
 /// [`OTHER_COLOURS`] instead.
 pub fn series_colour(kind: Kind, nth: usize) -> RGBColor {
     if kind == Kind::Other {
         return OTHER_COLOURS[nth % OTHER_COLOURS.len()];
     }
     let RGBColor(r, g, b) = colour(kind);
-    // 1.0 = the kind's colour; below 1 darker, above 1 towards white.
-    const SHADES: [f64; 3] = [1.0, 0.5, 1.35];
+    // 1.0 = the kind's colour; above 1 towards white, below 1 darker (the lighter shade first:
+    // two dark shades of different hues look alike).
+    const SHADES: [f64; 3] = [1.0, 1.35, 0.5];
     let s = SHADES[nth % SHADES.len()];
     let f = |c: u8| {
         let c = c as f64;
@@ -241,6 +242,13 @@ mod tests {
             series_colour(Kind::Design, 1)
         );
         assert!(!dashed(Kind::Design, 2) && dashed(Kind::Design, 3));
+        // The second series of a kind is lighter and the third darker, so the second series of
+        // two kinds (the paper's PGD-Net beside a QAT-MSE design) are not two near-black lines.
+        let sum = |RGBColor(r, g, b): RGBColor| r as u32 + g as u32 + b as u32;
+        for k in [Kind::Design, Kind::Net, Kind::Mmse, Kind::KBest] {
+            assert!(sum(series_colour(k, 1)) > sum(colour(k)), "{k:?}");
+            assert!(sum(series_colour(k, 2)) < sum(colour(k)), "{k:?}");
+        }
         assert!(!dashed(Kind::Other, 3));
     }
 

@@ -793,8 +793,9 @@ impl FlowConfig {
             return Err(FieldError::new(
                 "quant.method",
                 format!(
-                    "{}: net.arch cg quantizes by ptq or qat-mse (lsq and kaq do not exist for \
-                     the cg net)",
+                    "{}: net.arch cg quantizes by ptq or qat-mse in the flow (lsq does not \
+                     exist for the cg net; its kaq is an IR version 3, which the v2 RTL \
+                     cannot run)",
                     self.quant.method
                 ),
             ));
