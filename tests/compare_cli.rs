@@ -280,8 +280,9 @@ fn bad_flags_exit_2_and_write_nothing() {
     assert!(listing(dir.path()).is_empty());
 }
 
-/// The cg family: the f32 teacher, PTQ and QAT-MSE at every width in one BER run (4×4 QPSK,
-/// K = 2, two inner steps); LSQ and KAQ left out with the reason in the report.
+/// The cg family: the f32 teacher, PTQ, QAT-MSE and KAQ at every width in one BER run (4×4
+/// QPSK, K = 2, two inner steps); LSQ left out with the reason in the report; the KAQ students
+/// are version-3 IRs (per-SNR-bin shifts) and the others version 2.
 #[test]
 fn compares_the_cg_family() {
     let dir = tempfile::tempdir().unwrap();
@@ -315,6 +316,8 @@ fn compares_the_cg_family() {
         listing(&out.join("models")),
         [
             "fp32.json",
+            "kaq-4bit.ir.json",
+            "kaq-8bit.ir.json",
             "ptq-4bit.ir.json",
             "ptq-8bit.ir.json",
             "qat-mse-4bit.ir.json",
@@ -324,14 +327,14 @@ fn compares_the_cg_family() {
     let md = fs::read_to_string(out.join("report.md")).unwrap();
     assert!(md.starts_with("# kaq compare: cg"), "{md}");
     assert!(
-        md.contains("| SNR [dB] | fp32 | ptq@4 | qat-mse@4 | ptq@8 | qat-mse@8 |"),
+        md.contains("| SNR [dB] | fp32 | ptq@4 | qat-mse@4 | kaq@4 | ptq@8 | qat-mse@8 | kaq@8 |"),
         "{md}"
     );
     assert!(
-        md.contains("not run: lsq, kaq — not available for the cg family"),
+        md.contains("not run: lsq — not available for the cg family"),
         "{md}"
     );
-    assert!(!md.contains("lsq@") && !md.contains("kaq@"), "{md}");
+    assert!(!md.contains("lsq@"), "{md}");
     let report = read_json(&out.join("report.json"));
     let detectors: Vec<&str> = report["detectors"]
         .as_array()
@@ -341,7 +344,15 @@ fn compares_the_cg_family() {
         .collect();
     assert_eq!(
         detectors,
-        ["fp32", "ptq@4", "qat-mse@4", "ptq@8", "qat-mse@8"]
+        [
+            "fp32",
+            "ptq@4",
+            "qat-mse@4",
+            "kaq@4",
+            "ptq@8",
+            "qat-mse@8",
+            "kaq@8"
+        ]
     );
     let points = report["points"].as_array().unwrap();
     assert_eq!(points.len(), detectors.len() * SNRS.len());
@@ -353,9 +364,9 @@ fn compares_the_cg_family() {
     assert_eq!(report["teacher"]["config"]["net"]["family"], "cg");
     assert_eq!(report["teacher"]["config"]["net"]["inner"], 2);
     let runs = report["runs"].as_array().unwrap();
-    assert_eq!(runs.len(), 4);
+    assert_eq!(runs.len(), 6);
     for run in runs {
-        let trains = run["method"] == "qat-mse";
+        let trains = run["method"] == "qat-mse" || run["method"] == "kaq";
         assert_eq!(
             run["history"].as_array().unwrap().len(),
             if trains { 2 } else { 0 },
@@ -368,13 +379,27 @@ fn compares_the_cg_family() {
             "{}",
             run["label"]
         );
-        // Every student's IR is a v2 document `kaq ber --ir` reads.
+        // Every student's IR is a document `kaq ber --ir` reads: KAQ's with per-bin shifts
+        // (version 3), the others version 2.
         let ir = out.join(run["model"].as_str().unwrap());
-        assert_eq!(read_json(&ir)["version"], 2, "{}", ir.display());
+        let kaq = run["method"] == "kaq";
+        let doc = read_json(&ir);
+        assert_eq!(doc["version"], if kaq { 3 } else { 2 }, "{}", ir.display());
+        assert_eq!(
+            doc["layers"][0]["bin_shift"].is_object(),
+            kaq,
+            "{}",
+            ir.display()
+        );
+        assert_eq!(
+            run["config"]["ptq"]["bin_adaptive"], kaq,
+            "{}",
+            run["label"]
+        );
     }
     assert_legend(
         &out.join("ber-4bit.svg"),
-        &["fp32", "ptq@4", "qat-mse@4"],
+        &["fp32", "ptq@4", "qat-mse@4", "kaq@4"],
         &["ptq@8"],
     );
 }
@@ -385,8 +410,8 @@ fn refuses_methods_and_families_without_quantized_forms() {
     let dir = tempfile::tempdir().unwrap();
     let cases: [(&[&str], &str); 5] = [
         (
-            &["--arch", "cg", "--methods", "fp32,kaq"],
-            "invalid value for --methods: kaq is not available for the cg family",
+            &["--arch", "cg", "--methods", "fp32,kaq,lsq"],
+            "invalid value for --methods: lsq is not available for the cg family",
         ),
         (
             &["--arch", "cg", "--methods", "lsq"],

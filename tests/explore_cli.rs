@@ -273,3 +273,133 @@ fn explore_refuses_bad_flags() {
         .failure()
         .stderr(predicate::str::contains("missing.json"));
 }
+
+/// Trains a tiny cg teacher (2×2 QPSK, two layers of two inner steps) into `dir/cg.json`.
+fn cg_teacher(dir: &Path) {
+    kaq(dir)
+        .args(["train", "--arch", "cg", "--layers", "2", "--inner", "2"])
+        .args([
+            "--nt",
+            "2",
+            "--nr",
+            "2",
+            "--mod",
+            "qpsk",
+            "--samples",
+            "200",
+        ])
+        .args(["--val-samples", "50", "--val-frames", "50", "--batch", "50"])
+        .args(["--epochs", "1", "--threads", "1", "--out", "cg.json"])
+        .assert()
+        .success();
+}
+
+/// The family axis: a PGD and a cg teacher in one run; the cg candidates are PTQ-lowered to
+/// IR v2 and measured on its golden model, deterministic at any thread count and resumable,
+/// their energy that of `kaq report` on the same IR, the front free of dominated points.
+#[test]
+fn explore_cg_beside_pgd_is_deterministic_and_resumes() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    teacher(d);
+    cg_teacher(d);
+    let run = |out: &str, threads: &str| {
+        let mut c = kaq(d);
+        c.args(["explore", "--teacher", "fp32.json", "--teacher", "cg.json"])
+            .args(["--bits", "8", "--cg-g-bits", "8,16", "--cg-h-bits", "6,10"])
+            .args(["--snr", "4,8", "--frames", "1500", "--samples", "400"])
+            .args([
+                "--seed",
+                "7",
+                "--block",
+                "7",
+                "--threads",
+                threads,
+                "--out",
+                out,
+            ]);
+        c
+    };
+    run("a", "1")
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("5 candidates evaluated, 0 reused"));
+    run("b", "2").assert().success();
+    for f in ["results.jsonl", "pareto.json", "pareto.md"] {
+        assert_eq!(
+            read(&d.join("a").join(f)),
+            read(&d.join("b").join(f)),
+            "{f}"
+        );
+    }
+    let doc: Value = serde_json::from_str(&read(&d.join("a/pareto.json"))).unwrap();
+    let records = doc["records"].as_array().unwrap();
+    let cg: Vec<&Value> = records.iter().filter(|r| r["family"] == "cg").collect();
+    assert_eq!(cg.len(), 4);
+    assert_eq!(records.len() - cg.len(), 1);
+    // Narrower G (read every step) and H̃ cost less under both models.
+    let at = |g: u64, h: u64| {
+        cg.iter()
+            .find(|r| r["tensor_bits"][2] == g && r["tensor_bits"][0] == h)
+            .unwrap()
+    };
+    let m = |r: &Value, k: &str| r[k].as_f64().unwrap();
+    for k in ["m2_pj_per_bit", "m1_pj_per_bit"] {
+        assert!(m(at(8, 10), k) < m(at(16, 10), k), "{k}");
+        assert!(m(at(16, 6), k) < m(at(16, 10), k), "{k}");
+    }
+    for r in &cg {
+        assert!(
+            r["hardware"][0]["lut"].is_null()
+                && r["hardware"][0]["bits_per_cycle"].as_f64().unwrap() > 0.0
+        );
+    }
+    // Both families on the model 2 front are undominated.
+    let pts: Vec<(f64, f64, &Value)> = doc["fronts"]["ber_vs_m2"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| (m(p, "m2_pj_per_bit"), m(p, "mean_ber"), p))
+        .collect();
+    for (e, b, p) in &pts {
+        for r in records {
+            let mean = r["ber"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|v| v.as_f64().unwrap())
+                .sum::<f64>()
+                / 2.0;
+            let re = m(r, "m2_pj_per_bit");
+            assert!(
+                !(re <= *e && mean <= *b && (re < *e || mean < *b)),
+                "{p} dominated by {r}"
+            );
+        }
+    }
+    // Resume from two records.
+    let full = read(&d.join("a/results.jsonl"));
+    let partial: String = full.lines().take(2).map(|l| format!("{l}\n")).collect();
+    fs::create_dir(d.join("c")).unwrap();
+    fs::write(d.join("c/results.jsonl"), partial).unwrap();
+    run("c", "1")
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("3 candidates evaluated, 2 reused"));
+    assert_eq!(read(&d.join("c/results.jsonl")), full);
+    // A cg teacher is PTQ only.
+    kaq(d)
+        .args([
+            "explore",
+            "--teacher",
+            "cg.json",
+            "--snr",
+            "4,8",
+            "--method",
+            "qat-mse",
+        ])
+        .args(["--out", "e"])
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("--method"));
+}

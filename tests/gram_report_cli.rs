@@ -98,11 +98,24 @@ fn v2_report_cycles_equal_the_codegen_model_and_refusals_exit_2() {
         assert_eq!(c["macs_block"], prog.multiplies().0);
         assert_eq!(c["macs_vector"], prog.multiplies().1);
         assert!(r["qor"].is_null() && r["synth"].is_null(), "{r}");
+        // The energy section: the IR's own counts at block length T (exact in JSON).
+        let want = kaq_ir::gram::gram_energy(&ir, t as usize);
+        let e = &r["energy"]["design"];
+        assert_eq!(e["block"], t, "{e}");
+        assert_eq!(
+            e["horowitz"]["pj_per_vector"].as_f64(),
+            Some(want.horowitz.pj_per_vector)
+        );
+        assert_eq!(
+            e["paper"]["pj_per_bit"].as_f64(),
+            Some(want.paper.pj_per_bit)
+        );
         assert!(
-            r["energy"]
-                .as_str()
+            r["energy"]["baselines"]
+                .as_array()
                 .unwrap()
-                .starts_with("not available for v2"),
+                .iter()
+                .any(|b| b["detector"] == "kbest:32"),
             "{r}"
         );
         assert!(
@@ -111,7 +124,10 @@ fn v2_report_cycles_equal_the_codegen_model_and_refusals_exit_2() {
             )) && text.contains(&format!("a block of T = {t} vectors {stream} cycles")),
             "{text}"
         );
-        assert!(text.contains("energy: not available for v2"), "{text}");
+        assert!(
+            text.contains("energy per vector (4 bits)") && text.contains("mmse (16-bit)"),
+            "{text}"
+        );
     }
     fs::remove_file(d.join("r.json")).unwrap();
     for (args, flag) in [

@@ -220,7 +220,7 @@ impl std::ops::Mul<u64> for BaselineOps {
 
 /// Newton–Raphson steps of a reciprocal or square root from a table seed (8 correct bits):
 /// each step doubles the correct bits.
-fn newton_steps(arith: Arith) -> u64 {
+pub(crate) fn newton_steps(arith: Arith) -> u64 {
     let bits = match arith {
         Arith::Fixed { bits, .. } => bits,
         Arith::F32 => 24,
@@ -469,14 +469,14 @@ impl Horowitz45 {
 }
 
 /// Collects the operations and passes of a design.
-struct Builder {
-    ops: Vec<OpCount>,
-    passes: Vec<Pass>,
-    per_block: bool,
+pub(crate) struct Builder {
+    pub(crate) ops: Vec<OpCount>,
+    pub(crate) passes: Vec<Pass>,
+    pub(crate) per_block: bool,
 }
 
 impl Builder {
-    fn push(&mut self, stage: &str, op: Op, count: u64) {
+    pub(crate) fn push(&mut self, stage: &str, op: Op, count: u64) {
         if count == 0 {
             return;
         }
@@ -498,7 +498,7 @@ impl Builder {
 
     /// A pass of the paper's model whose Q is the geometric mean width of the multiplies
     /// recorded for `stage` (or `fallback_q` without multiplies).
-    fn pass(&mut self, stage: &str, activations: u64, weights: u64, fallback_q: u32) {
+    pub(crate) fn pass(&mut self, stage: &str, activations: u64, weights: u64, fallback_q: u32) {
         let (mut macs, mut sum) = (0u64, 0.0f64);
         for o in self.ops.iter().filter(|o| o.stage == stage) {
             if let Op::Mul { a, b } = o.op {

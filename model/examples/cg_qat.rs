@@ -2,8 +2,11 @@
 //! fixed PTQ formats, lowers it to IR v2 and measures the f32 net, the PTQ golden model and the
 //! QAT golden model in one BER run (same frames).
 //!
-//! `cargo run --release -p kaq-model --example cg_qat -- MODEL BITS SNRS FRAMES EPOCHS LR`
-//! (BITS and SNRS comma-separated); one thread; writes nothing, prints the table and each
+//! `cargo run --release -p kaq-model --example cg_qat -- MODEL BITS SNRS FRAMES EPOCHS LR
+//! [bin-adaptive|both]` (BITS and SNRS comma-separated; `bin-adaptive`: KAQ's per-SNR-bin
+//! steps of e, p, d, an IR version 3, for the PTQ and the trained net alike; `both`: the fixed
+//! and the per-bin formats, all in the same BER run; the environment variable
+//! `KAQ_WIDTHS=r=8,p=7` sets per-class widths over the BITS defaults); one thread; writes nothing, prints the table and each
 //! epoch's validation loss.
 
 use kaq_ir::gram::GramInterpreter;
@@ -29,10 +32,23 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let frames: u64 = a[3].parse()?;
     let epochs: usize = a[4].parse()?;
     let lr: f64 = a[5].parse()?;
+    let modes: Vec<bool> = match a.get(6).map(String::as_str) {
+        Some("bin-adaptive") => vec![true],
+        Some("both") => vec![false, true],
+        _ => vec![false],
+    };
     let net = &file.net;
     let mut golden = Vec::new();
-    for &b in &bits {
-        let opts = CgQuantOptions::new(b);
+    for (&b, &adaptive) in bits.iter().flat_map(|b| modes.iter().map(move |m| (b, m))) {
+        let mut opts = CgQuantOptions::new(b);
+        // KAQ_WIDTHS="r=8,p=7": per-class widths over the b-bit defaults.
+        if let Ok(w) = std::env::var("KAQ_WIDTHS") {
+            for item in w.split(',').filter(|s| !s.is_empty()) {
+                let (t, v) = item.split_once('=').ok_or("KAQ_WIDTHS: CLASS=BITS")?;
+                opts.widths.push((t.parse()?, v.parse()?));
+            }
+        }
+        opts.bin_adaptive = adaptive;
         let fq = quantize_cg(net, &opts)?;
         let mut tc = GramTrainConfig::new(net.link().clone(), net.config().clone());
         tc.samples = 20_000;
@@ -56,9 +72,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         }
         eprintln!("{b} bits: trained in {:.1} s", t0.elapsed().as_secs_f64());
         let mut ir = qat.lower()?;
-        ir.name = format!("cg-qat-mse-{b}b");
+        let tag = if adaptive { "bin-" } else { "" };
+        ir.name = format!("cg-{tag}qat-mse-{b}b");
         let mut ptq = fq.ir().clone();
-        ptq.name = format!("cg-ptq-{b}b");
+        ptq.name = format!("cg-{tag}ptq-{b}b");
         golden.push(GramInterpreter::new(ptq)?);
         golden.push(GramInterpreter::new(ir)?);
     }

@@ -14,7 +14,13 @@
 //! loses more SNR than allowed against the reference. With `--refine METHOD` the candidates of
 //! the first `--refine-fronts` Pareto fronts and the reference are then fine-tuned by METHOD
 //! (QAT or KAQ) from the teacher and measured again on the same frames; those records join the
-//! fronts beside the search's. Every record's SNR loss against the reference of its method is
+//! fronts beside the search's. A Gram-domain cg teacher (`kaq train --arch cg`) is a second
+//! family in the same run: its candidate is the widths of x/r, p, d (`--cg-bits`,
+//! `--cg-p-bits`, `--cg-d-bits`) and of H̃, e/ρ, G, ỹ (`--cg-h-bits`, `--cg-e-bits`,
+//! `--cg-g-bits`, `--cg-y-bits`), PTQ-lowered to IR v2 (`kaq_model::gram::quantized::lower_cg`),
+//! its BER measured on the v2 golden model, its energy by `kaq_ir::gram::gram_energy` with the
+//! block stage over `--block` vectors, its throughput from the v2 cycle model (one folded
+//! engine; no area estimate, so it is left off the LUT fronts). Every record's SNR loss against the reference of its method is
 //! the mean over the target SNRs of the shift along the reference's BER curve
 //! ([`snr_loss_db`]), and the summary names the design of least model 2 energy within
 //! `--max-loss-db` of it.
@@ -77,6 +83,40 @@ pub struct ExploreArgs {
     /// The widths of ỹ.
     #[arg(long, value_delimiter = ',', value_parser = parse_bits, default_value = "10")]
     y_bits: Vec<u32>,
+
+    /// cg teachers (`kaq train --arch cg`, a Gram-domain model file): the widths of the
+    /// state x and the denoiser input r (docs/ir.md §10.6's "b bits"; one for every layer).
+    #[arg(long, value_delimiter = ',', value_parser = parse_bits, default_value = "8")]
+    cg_bits: Vec<u32>,
+
+    /// cg teachers: the widths of the search directions p.
+    #[arg(long, value_delimiter = ',', value_parser = parse_bits, default_value = "8")]
+    cg_p_bits: Vec<u32>,
+
+    /// cg teachers: the widths of the iterates d.
+    #[arg(long, value_delimiter = ',', value_parser = parse_bits, default_value = "8")]
+    cg_d_bits: Vec<u32>,
+
+    /// cg teachers: the widths of H̃.
+    #[arg(long, value_delimiter = ',', value_parser = parse_bits, default_value = "10")]
+    cg_h_bits: Vec<u32>,
+
+    /// cg teachers: the widths of the residuals e and ρ.
+    #[arg(long, value_delimiter = ',', value_parser = parse_bits, default_value = "12")]
+    cg_e_bits: Vec<u32>,
+
+    /// cg teachers: the widths of the Gram matrix G (z stays at the lowering's default).
+    #[arg(long, value_delimiter = ',', value_parser = parse_bits, default_value = "16")]
+    cg_g_bits: Vec<u32>,
+
+    /// cg teachers: the widths of ỹ.
+    #[arg(long, value_delimiter = ',', value_parser = parse_bits, default_value = "10")]
+    cg_y_bits: Vec<u32>,
+
+    /// cg teachers: vectors per channel block T over which the per-block stage's energy and
+    /// cycles are spread.
+    #[arg(long, default_value_t = 14)]
+    block: usize,
 
     /// After the search, fine-tune the candidates of the first `--refine-fronts` Pareto fronts
     /// (model 2 energy against mean BER) and the reference with this method (qat-mse, lsq or
@@ -173,12 +213,13 @@ fn efficiency(cur: &Record, next: &Record) -> f64 {
 pub struct Hardware {
     /// MAC lanes per layer stage.
     pub lanes: usize,
-    /// Estimated xc7 LUTs.
-    pub lut: u64,
+    /// Estimated xc7 LUTs (absent for a cg design: no analytic area model; `kaq report
+    /// --synth` synthesizes one).
+    pub lut: Option<u64>,
     /// Estimated flip-flops.
-    pub ff: u64,
+    pub ff: Option<u64>,
     /// Estimated DSP48E1 slices.
-    pub dsp: u64,
+    pub dsp: Option<u64>,
     /// Mean cycles per frame in steady state.
     pub cycles_per_frame: f64,
     /// Detected bits per clock cycle.
@@ -192,6 +233,11 @@ pub struct Record {
     pub config: String,
     /// Index of its `--teacher`.
     pub teacher: usize,
+    /// The detector family: absent for PGD/ADMM (IR v1), `cg` for a Gram-domain cg net
+    /// (IR v2), whose `bits` are the widths of x/r, p and d and `tensor_bits` those of H̃, e
+    /// and G.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub family: Option<String>,
     /// Layers K.
     pub layers: usize,
     /// Activation bits per layer.
@@ -382,6 +428,9 @@ struct ConfigKey<'a> {
     /// Absent at the default grid, so that results of earlier runs stay valid.
     #[serde(skip_serializing_if = "is_default_y")]
     y_grid: &'a [u32],
+    /// The cg grids and block length, present only with a cg teacher.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    cg: Option<(Vec<Vec<u32>>, usize)>,
 }
 
 fn is_default_y(g: &&[u32]) -> bool {
@@ -482,8 +531,20 @@ impl Store {
 }
 
 /// One teacher and what evaluating a candidate of it needs.
-struct Teacher {
-    net: UnfoldedNet,
+enum Teacher {
+    /// A PGD/ADMM net (IR v1).
+    Unfolded(UnfoldedNet),
+    /// A Gram-domain cg net (IR v2).
+    Cg(kaq_model::gram::GramNet),
+}
+
+impl Teacher {
+    fn layers(&self) -> usize {
+        match self {
+            Self::Unfolded(n) => n.config().layers,
+            Self::Cg(n) => n.config().layers,
+        }
+    }
 }
 
 struct Evaluator<'a> {
@@ -529,15 +590,10 @@ impl Evaluator<'_> {
                 .clone()
                 .expect("a refine run has a refine configuration"),
         };
-        let r = evaluate(
-            self.args,
-            &self.teachers[t].net,
-            t,
-            bits,
-            tensors,
-            refine,
-            &config,
-        )
+        let r = match &self.teachers[t] {
+            Teacher::Unfolded(net) => evaluate(self.args, net, t, bits, tensors, refine, &config),
+            Teacher::Cg(net) => evaluate_cg(self.args, net, t, bits, tensors, refine, &config),
+        }
         .with_context(|| format!("evaluating teacher {} at --bits {label}", t + 1))?;
         self.store.push(r.clone())?;
         self.evaluated += 1;
@@ -590,9 +646,9 @@ fn evaluate(
             .cycles_per_frame();
         hardware.push(Hardware {
             lanes,
-            lut: area.lut,
-            ff: area.ff,
-            dsp: area.dsp,
+            lut: Some(area.lut),
+            ff: Some(area.ff),
+            dsp: Some(area.dsp),
             cycles_per_frame: cycles,
             bits_per_cycle: f64::from(energy.bits_per_vector) / cycles,
         });
@@ -609,6 +665,7 @@ fn evaluate(
     Ok(Record {
         config: config.to_string(),
         teacher: t,
+        family: None,
         layers: bits.len(),
         bits: bits.to_vec(),
         tensor_bits: [tensor_bits[0], tensor_bits[1], tensor_bits[2]],
@@ -622,6 +679,95 @@ fn evaluate(
         m2_pj_per_bit: energy.horowitz.pj_per_bit,
         hardware,
     })
+}
+
+/// PTQ-lowers and measures one candidate of a cg teacher: `bits` = widths of x/r, p, d;
+/// `tensor_bits` = H̃, e (and ρ), G, ỹ; every other class at `CgQuantOptions::new(x bits)`'s
+/// default (docs/ir.md §10.6). Energy by `kaq_ir::gram::gram_energy` at `--block`; cycles
+/// from the v2 cycle model (one folded engine, 1 lane); no area estimate.
+fn evaluate_cg(
+    args: &ExploreArgs,
+    teacher: &kaq_model::gram::GramNet,
+    t: usize,
+    bits: &[u32],
+    tensor_bits: [u32; 4],
+    refine: Option<QuantMethod>,
+    config: &str,
+) -> anyhow::Result<Record> {
+    use kaq_model::gram::quantized::{CgQuantOptions, CgTensor, lower_cg};
+    if refine.is_some() || args.method != QuantMethod::Ptq {
+        anyhow::bail!("a cg teacher is quantized by ptq only (no --refine, --method ptq)");
+    }
+    let mut opts = CgQuantOptions::new(bits[0]);
+    opts.widths.extend([
+        (CgTensor::P, bits[1]),
+        (CgTensor::D, bits[2]),
+        (CgTensor::H, tensor_bits[0]),
+        (CgTensor::E, tensor_bits[1]),
+        (CgTensor::G, tensor_bits[2]),
+        (CgTensor::Z, opts.wide_bits),
+        (CgTensor::Y, tensor_bits[3]),
+    ]);
+    let ir = lower_cg(teacher, &opts)?;
+    let energy = kaq_ir::gram::gram_energy(&ir, args.block);
+    let prog = kaq_codegen::gram::Program::new(&ir);
+    let cycles =
+        kaq_codegen::gram::stream_cycles(&prog, args.block as u64) as f64 / args.block as f64;
+    let hardware = vec![Hardware {
+        lanes: 1,
+        lut: None,
+        ff: None,
+        dsp: None,
+        cycles_per_frame: cycles,
+        bits_per_cycle: f64::from(energy.bits_per_vector) / cycles,
+    }];
+    let interp = kaq_ir::gram::GramInterpreter::new(ir.clone())?;
+    let ber = BerConfig::new(
+        teacher.link().clone(),
+        args.snr.clone(),
+        args.min_errors,
+        args.frames,
+        args.seed,
+    );
+    let points = simulate(&ber, &[&interp], None)?;
+    Ok(Record {
+        config: config.to_string(),
+        teacher: t,
+        family: Some("cg".to_string()),
+        layers: teacher.config().layers,
+        bits: bits.to_vec(),
+        tensor_bits: [tensor_bits[0], tensor_bits[1], tensor_bits[2]],
+        y_bits: tensor_bits[3],
+        refined: None,
+        name: ir.name.clone(),
+        ber: points.iter().map(|p| p.ber).collect(),
+        bit_errors: points.iter().map(|p| p.bit_errors).collect(),
+        bits_simulated: points.iter().map(|p| p.bits).collect(),
+        m1_pj_per_bit: energy.paper.pj_per_bit,
+        m2_pj_per_bit: energy.horowitz.pj_per_bit,
+        hardware,
+    })
+}
+
+/// The grids of a cg candidate: x/r, p, d, then H̃, e, G, ỹ.
+fn cg_grids(args: &ExploreArgs) -> Vec<Vec<u32>> {
+    [
+        &args.cg_bits,
+        &args.cg_p_bits,
+        &args.cg_d_bits,
+        &args.cg_h_bits,
+        &args.cg_e_bits,
+        &args.cg_g_bits,
+        &args.cg_y_bits,
+    ]
+    .iter()
+    .map(|v| {
+        let mut v = v.to_vec();
+        v.sort_unstable();
+        v.dedup();
+        v
+    })
+    .collect()
 }
 
 /// The reference candidate of a grid: every coordinate at its widest.
@@ -757,6 +903,8 @@ fn summary(
 #[derive(Debug, Clone, Serialize)]
 struct FrontPoint {
     teacher: usize,
+    /// `pgd` (IR v1, also ADMM) or `cg`.
+    family: String,
     layers: usize,
     bits: Vec<u32>,
     tensor_bits: [u32; 3],
@@ -769,8 +917,15 @@ struct FrontPoint {
     snr_loss_db: Option<f64>,
     m1_pj_per_bit: f64,
     m2_pj_per_bit: f64,
-    lut: u64,
+    lut: Option<u64>,
     bits_per_cycle: f64,
+}
+
+impl FrontPoint {
+    /// LUTs as a coordinate (NaN without an estimate: left off the LUT fronts).
+    fn lut_x(&self) -> f64 {
+        self.lut.map_or(f64::NAN, |l| l as f64)
+    }
 }
 
 fn front_points(records: &[Record], losses: &[Option<f64>], method: &str) -> Vec<FrontPoint> {
@@ -780,6 +935,7 @@ fn front_points(records: &[Record], losses: &[Option<f64>], method: &str) -> Vec
         .flat_map(|(r, &loss)| {
             r.hardware.iter().map(move |h| FrontPoint {
                 teacher: r.teacher,
+                family: r.family.clone().unwrap_or_else(|| "pgd".to_string()),
                 layers: r.layers,
                 bits: r.bits.clone(),
                 tensor_bits: r.tensor_bits,
@@ -811,10 +967,10 @@ fn fronts(points: &[FrontPoint]) -> Vec<Front> {
     vec![
         ("ber_vs_m2", pick(&|p| (p.m2_pj_per_bit, p.mean_ber))),
         ("ber_vs_m1", pick(&|p| (p.m1_pj_per_bit, p.mean_ber))),
-        ("ber_vs_lut", pick(&|p| (p.lut as f64, p.mean_ber))),
+        ("ber_vs_lut", pick(&|p| (p.lut_x(), p.mean_ber))),
         (
             "throughput_vs_lut",
-            pick(&|p| (p.lut as f64, -p.bits_per_cycle)),
+            pick(&|p| (p.lut_x(), -p.bits_per_cycle)),
         ),
     ]
 }
@@ -842,7 +998,8 @@ fn front_table(front: &[FrontPoint], snr: &[f64], records: &[Record]) -> String 
     );
     let _ = writeln!(
         s,
-        "{:>2} {:<20} {:>11} {:<7} {:>5} {:>11} {:>8} {:>10} {:>10} {:>8} {:>9}",
+        "{:<3} {:>2} {:<20} {:>11} {:<7} {:>5} {:>11} {:>8} {:>10} {:>10} {:>8} {:>9}",
+        "fam",
         "K",
         "bits",
         "H,e,g,y",
@@ -858,7 +1015,8 @@ fn front_table(front: &[FrontPoint], snr: &[f64], records: &[Record]) -> String 
     for p in front {
         let _ = writeln!(
             s,
-            "{:>2} {:<20} {:>11} {:<7} {:>5} {:>11.3e} {:>8} {:>10.3} {:>10.3} {:>8} {:>9.3}",
+            "{:<3} {:>2} {:<20} {:>11} {:<7} {:>5} {:>11.3e} {:>8} {:>10.3} {:>10.3} {:>8} {:>9.3}",
+            p.family,
             p.layers,
             bits_label(&p.bits),
             format!("{},{}", bits_label(&p.tensor_bits), p.y_bits),
@@ -869,7 +1027,7 @@ fn front_table(front: &[FrontPoint], snr: &[f64], records: &[Record]) -> String 
                 .map_or("-".to_string(), |l| format!("{l:+.3}")),
             p.m2_pj_per_bit,
             p.m1_pj_per_bit,
-            p.lut,
+            p.lut.map_or("-".to_string(), |l| l.to_string()),
             p.bits_per_cycle
         );
     }
@@ -894,7 +1052,8 @@ fn series(name: &str, mut pts: Vec<(f64, f64)>) -> Series {
     }
 }
 
-fn plots(dir: &Path, points: &[FrontPoint], fronts: &[Front]) -> anyhow::Result<()> {
+/// Writes the SVG plots; returns how many (the LUT plots need an area estimate).
+fn plots(dir: &Path, points: &[FrontPoint], fronts: &[Front]) -> anyhow::Result<usize> {
     let uniform: Vec<&FrontPoint> = points
         .iter()
         .filter(|p| p.bits.iter().all(|&b| b == p.bits[0]))
@@ -907,7 +1066,10 @@ fn plots(dir: &Path, points: &[FrontPoint], fronts: &[Front]) -> anyhow::Result<
             .1
     };
     let xy = |ps: &[&FrontPoint], f: &dyn Fn(&FrontPoint) -> (f64, f64)| -> Vec<(f64, f64)> {
-        ps.iter().map(|p| f(p)).collect()
+        ps.iter()
+            .map(|p| f(p))
+            .filter(|(x, y)| x.is_finite() && y.is_finite())
+            .collect()
     };
     let m2 = |p: &FrontPoint| (p.m2_pj_per_bit, p.mean_ber);
     let m1 = |p: &FrontPoint| (p.m1_pj_per_bit, p.mean_ber);
@@ -924,7 +1086,11 @@ fn plots(dir: &Path, points: &[FrontPoint], fronts: &[Front]) -> anyhow::Result<
             series("uniform bits, model 1", xy(&uniform, &m1)),
         ],
     )?;
-    let lut = |p: &FrontPoint| (p.lut as f64, p.mean_ber);
+    // A run of cg teachers only has no area estimate: no LUT plots.
+    if points.iter().all(|p| p.lut.is_none()) {
+        return Ok(1);
+    }
+    let lut = |p: &FrontPoint| (p.lut_x(), p.mean_ber);
     line_plot(
         &dir.join("ber_lut.svg"),
         "Pareto front: mean BER against LUTs (xc7 estimate)",
@@ -936,7 +1102,7 @@ fn plots(dir: &Path, points: &[FrontPoint], fronts: &[Front]) -> anyhow::Result<
             series("uniform bits", xy(&uniform, &lut)),
         ],
     )?;
-    let tp = |p: &FrontPoint| (p.lut as f64, p.bits_per_cycle);
+    let tp = |p: &FrontPoint| (p.lut_x(), p.bits_per_cycle);
     line_plot(
         &dir.join("throughput_area.svg"),
         "Pareto front: throughput against LUTs (xc7 estimate)",
@@ -948,7 +1114,7 @@ fn plots(dir: &Path, points: &[FrontPoint], fronts: &[Front]) -> anyhow::Result<
             xy(&refs(get("throughput_vs_lut")), &tp),
         )],
     )?;
-    Ok(())
+    Ok(3)
 }
 
 /// The lower-case hex digits of `bytes`.
@@ -997,8 +1163,43 @@ pub fn run(args: ExploreArgs) -> anyhow::Result<()> {
     }
     let mut teachers = Vec::with_capacity(args.teachers.len());
     let mut hashes = Vec::with_capacity(args.teachers.len());
+    if !(1..=65_535).contains(&args.block) {
+        return Err(usage_error("--block", "must be between 1 and 65535"));
+    }
     for path in &args.teachers {
         let text = super::args::read_input("--teacher", path)?;
+        let is_gram = serde_json::from_str::<serde_json::Value>(&text).is_ok_and(|v| {
+            v.get("format").and_then(|f| f.as_str()) == Some(kaq_model::gram::file::GRAM_FORMAT)
+        });
+        if is_gram {
+            let file = kaq_model::gram::file::GramModelFile::from_json(&text, path)
+                .with_context(|| format!("--teacher {}", path.display()))?;
+            if file.net.config().family != kaq_model::gram::Family::Cg {
+                return Err(usage_error(
+                    "--teacher",
+                    format!(
+                        "{}: only the cg family of the Gram-domain nets lowers to an IR",
+                        path.display()
+                    ),
+                ));
+            }
+            if args.method != QuantMethod::Ptq || args.refine.is_some() {
+                return Err(usage_error(
+                    if args.refine.is_some() {
+                        "--refine"
+                    } else {
+                        "--method"
+                    },
+                    format!(
+                        "{} is a cg net: it is quantized by ptq only",
+                        path.display()
+                    ),
+                ));
+            }
+            hashes.push(hex(&Sha256::digest(text.as_bytes())));
+            teachers.push(Teacher::Cg(file.net));
+            continue;
+        }
         let file = ModelFile::from_json(&text, path)
             .with_context(|| format!("--teacher {}", path.display()))?;
         let n = file.net.link().n();
@@ -1013,7 +1214,7 @@ pub fn run(args: ExploreArgs) -> anyhow::Result<()> {
             ));
         }
         hashes.push(hex(&Sha256::digest(text.as_bytes())));
-        teachers.push(Teacher { net: file.net });
+        teachers.push(Teacher::Unfolded(file.net));
     }
     let key = ConfigKey {
         tool: "kaq explore",
@@ -1029,6 +1230,10 @@ pub fn run(args: ExploreArgs) -> anyhow::Result<()> {
         lanes: &args.lanes,
         tensor_grids: [&args.h_bits, &args.e_bits, &args.g_bits],
         y_grid: &args.y_bits,
+        cg: teachers
+            .iter()
+            .any(|t| matches!(t, Teacher::Cg(_)))
+            .then(|| (cg_grids(&args), args.block)),
     };
     let config = hex(&Sha256::digest(
         serde_json::to_string(&key).expect("the key serializes"),
@@ -1065,7 +1270,10 @@ pub fn run(args: ExploreArgs) -> anyhow::Result<()> {
     let resumed = store.records.len();
     let grids: Vec<Vec<Vec<u32>>> = teachers
         .iter()
-        .map(|t| grids_of(&args, t.net.config().layers))
+        .map(|t| match t {
+            Teacher::Unfolded(_) => grids_of(&args, t.layers()),
+            Teacher::Cg(_) => cg_grids(&args),
+        })
         .collect();
     let sizes: Vec<u64> = grids
         .iter()
@@ -1199,6 +1407,8 @@ pub fn run(args: ExploreArgs) -> anyhow::Result<()> {
         "e_bits": args.e_bits,
         "g_bits": args.g_bits,
         "y_bits": args.y_bits,
+        "cg_grids": cg_grids(&args),
+        "block": args.block,
         "refine": args.refine.map(|m| m.to_string()),
         "refine_epochs": args.refine_epochs,
         "max_loss_db": args.max_loss_db,
@@ -1215,9 +1425,10 @@ pub fn run(args: ExploreArgs) -> anyhow::Result<()> {
             .expect("the document serializes")
             .as_bytes(),
     )?;
-    plots(&args.out, &points, &fronts)?;
+    let svgs = plots(&args.out, &points, &fronts)?;
     println!(
-        "wrote pareto.md, pareto.json and 3 SVG plots to {}",
+        "wrote pareto.md, pareto.json and {svgs} SVG plot{} to {}",
+        if svgs == 1 { "" } else { "s" },
         args.out.display()
     );
     Ok(())

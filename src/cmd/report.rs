@@ -32,7 +32,7 @@
 //!
 //! An IR v2 (cg) document gets its own report (`report::gram`, docs/synthesis.md "IR v2 (cg)
 //! designs"): the cycle model at `--block T` (default 14), the design synthesized as one
-//! unit, its clock estimate and throughput; no energy figures yet.
+//! unit, its clock estimate and throughput, and the energy table at T (docs/energy.md §3b).
 //!
 //! Bad flag values end with status 2 naming the flag; an unreadable or invalid IR, a missing
 //! or failing Yosys and an unwritable output end with status 1.

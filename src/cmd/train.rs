@@ -33,7 +33,13 @@
 //! roots and table look-ups per vector, the per-block stage amortized over `--block T`.
 //! `--block T` trains with one channel and one SNR per block of T samples (default 1), and
 //! `--rho-tx`/`--rho-rx` on a Kronecker-correlated channel, `--csi ls|lmmse --pilots L` on the
-//! channel estimate Ĥ (the link draws y through the true H; docs/channels.md). With `--quant`,
+//! channel estimate Ĥ (the link draws y through the true H; docs/channels.md).
+//! `--quant ptq|qat-mse|kaq --teacher cg.json --bits B` (B 2 to 12) quantizes a cg net instead
+//! and writes its IR document (docs/ir.md §10; the input of `kaq ber --ir`, and for version 2 of
+//! `kaq codegen`, `kaq cosim`): the PTQ formats of docs/ir.md §10.6 with MSE calibration (what
+//! `kaq lower --ptq-bits` writes; for kaq with per-SNR-bin steps of e, ρ, p, d, an IR version
+//! 3, §10.8), then for qat-mse and kaq the fine-tuning at those formats on the data flags
+//! (`kaq_model::gram::qat`); named `cg-kK-lL-METHOD-Bb`; lsq exits 2. With `--quant`,
 //! `--channels FILE` loads the dataset a teacher was trained on again (the file its model
 //! records, checked by SHA-256), so a site-trained net quantizes on its site.
 //!
@@ -564,6 +570,146 @@ fn run_gram(args: &TrainArgs, family: Family) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// `kaq train --quant ptq|qat-mse|kaq --teacher cg.json`: the student of a Gram-domain cg net,
+/// written as its IR document (the formats of the PTQ lowering of docs/ir.md §10.6, MSE
+/// calibration; QAT-MSE then fine-tunes at those formats on the data flags and lowers again;
+/// KAQ is the PTQ with per-SNR-bin steps of e, ρ, p, d — an IR version 3, §10.8 — then the
+/// same fine-tuning). `ptq` is `kaq lower --ptq-bits` under another name; `lsq` does not exist
+/// for cg (status 2).
+fn run_quant_gram(
+    args: &TrainArgs,
+    method: QuantMethod,
+    file: GramModelFile,
+) -> anyhow::Result<()> {
+    if file.net.config().family != Family::Cg {
+        return Err(usage_error(
+            "--teacher",
+            format!(
+                "{}: a {} net; only the cg family quantizes to the IR (IR v2)",
+                args.teacher.as_deref().unwrap_or(Path::new("")).display(),
+                file.net.config().family
+            ),
+        ));
+    }
+    if method == QuantMethod::Lsq {
+        return Err(usage_error(
+            "--quant",
+            "lsq is not available for the cg family: IR v2 holds power-of-two formats only, so \
+             LSQ's learned step does not lower to it (cg takes ptq, qat-mse, kaq)",
+        ));
+    }
+    if args.bits.len() != 1 {
+        return Err(usage_error(
+            "--bits",
+            "the cg family takes one width (docs/ir.md §10.6)",
+        ));
+    }
+    let bits = args.bits[0];
+    if bits > 12 {
+        return Err(usage_error(
+            "--bits",
+            format!("{bits}: the cg family quantizes to 2 to 12 bits"),
+        ));
+    }
+    for (given, flag) in [
+        (args.h_bits.is_some(), "--h-bits"),
+        (args.h_layer_bits.is_some(), "--h-layer-bits"),
+        (args.e_bits.is_some(), "--e-bits"),
+        (args.g_bits.is_some(), "--g-bits"),
+        (args.csi.channels.is_some(), "--channels"),
+    ] {
+        if given {
+            return Err(usage_error(flag, "does not apply to a cg teacher"));
+        }
+    }
+    let teacher = file.net;
+    let config = GramTrainConfig {
+        link: teacher.link().clone(),
+        net: teacher.config().clone(),
+        samples: args.samples,
+        val_samples: args.val_samples,
+        batch: args.batch,
+        epochs: args.epochs.unwrap_or(10),
+        lr: args.lr.unwrap_or(2e-4),
+        lr_step: args.lr_step.unwrap_or(5),
+        seed: args.seed,
+        snr_db: args.snr.clone(),
+        val_ber_snr_db: args.val_snr.clone(),
+        val_ber_frames: args.val_frames,
+    };
+    config
+        .validate()
+        .map_err(|e| train_config_error(e, "--snr"))?;
+    check_outputs(&args.outputs(), args.force)?;
+    let (ir, history) = in_pool(args.threads, || {
+        with_progress(|progress| cg_student(&teacher, method, bits, &config, progress))
+    })?;
+    let c = teacher.config();
+    let overwrite = if args.force {
+        Overwrite::Replace
+    } else {
+        Overwrite::Refuse
+    };
+    write_atomic(&args.out, ir.to_json().as_bytes(), overwrite)
+        .with_context(|| format!("cannot write the IR to {}", args.out.display()))?;
+    println!(
+        "IR v{} {} written to {}",
+        ir.version,
+        ir.name,
+        args.out.display()
+    );
+    let title = format!(
+        "{method} {bits} bits, cg K={} L={} on {}x{} {}",
+        c.layers,
+        c.inner,
+        teacher.link().nt,
+        teacher.link().nr,
+        teacher.link().modulation
+    );
+    if history.is_empty() {
+        for (given, flag) in [
+            (args.json.is_some(), "--json"),
+            (args.plot.is_some(), "--plot"),
+        ] {
+            if given {
+                println!("{flag} skipped: {method} does not train");
+            }
+        }
+        Ok(())
+    } else {
+        write_history(args, &config, &history, overwrite, &title)
+    }
+}
+
+/// The cg student of `teacher` at `bits` (`method` ptq, qat-mse or kaq): the PTQ lowering at
+/// the formats of docs/ir.md §10.6 (`CgQuantOptions::new`, what `kaq lower --ptq-bits`
+/// writes; for KAQ with per-SNR-bin steps of e, ρ, p, d, `bin_adaptive`, an IR version 3),
+/// then for QAT-MSE and KAQ the fine-tuning on `config`'s data at those formats, lowered again;
+/// named `cg-kK-lL-METHOD-Bb`. Shared by `kaq train --quant` and `kaq flow`.
+pub(crate) fn cg_student(
+    teacher: &kaq_model::gram::GramNet,
+    method: QuantMethod,
+    bits: u32,
+    config: &GramTrainConfig,
+    progress: &mut dyn FnMut(Progress<'_>),
+) -> Result<(kaq_ir::gram::GramIr, Vec<EpochRecord>), TrainError> {
+    use kaq_model::gram::qat::train_qat_mse;
+    use kaq_model::gram::quantized::{CgQuantOptions, quantize_cg};
+    let mut opts = CgQuantOptions::new(bits);
+    opts.bin_adaptive = method == QuantMethod::Kaq;
+    let fq = quantize_cg(teacher, &opts)?;
+    let (mut ir, history) = match method {
+        QuantMethod::QatMse | QuantMethod::Kaq => {
+            let (qat, history) = train_qat_mse(&fq, config, progress)?;
+            (qat.lower()?, history)
+        }
+        _ => (fq.ir().clone(), Vec::new()),
+    };
+    let c = teacher.config();
+    ir.name = format!("cg-k{}-l{}-{method}-{bits}b", c.layers, c.inner);
+    Ok((ir, history))
+}
+
 /// The history file written by `--json` for a quantized run.
 #[derive(Debug, Serialize)]
 struct QuantHistoryFile<'a> {
@@ -608,6 +754,16 @@ fn run_quant(args: &TrainArgs, method: QuantMethod) -> anyhow::Result<()> {
             "--quant needs the trained f32 model to quantize (train it first with `kaq train --out fp32.json`)",
         ));
     };
+    // A Gram-domain teacher (`"format": "kaq-gram-model"`) has its own students.
+    let text = super::args::read_input("--teacher", teacher_path)?;
+    let format = serde_json::from_str::<serde_json::Value>(&text)
+        .ok()
+        .and_then(|v| v.get("format").and_then(|f| f.as_str()).map(String::from));
+    if format.as_deref() == Some(kaq_model::gram::file::GRAM_FORMAT) {
+        let file = GramModelFile::from_json(&text, teacher_path)
+            .with_context(|| format!("--teacher {}", teacher_path.display()))?;
+        return run_quant_gram(args, method, file);
+    }
     let teacher_file = ModelFile::load(teacher_path)
         .with_context(|| format!("--teacher {}", teacher_path.display()))?;
     // A dataset teacher's file records its channels by hash only: load them again.

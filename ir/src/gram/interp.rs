@@ -64,7 +64,10 @@ pub struct VectorTaps {
 #[derive(Debug, Clone)]
 pub struct GramInterpreter {
     ir: GramIr,
-    plan: Plan,
+    /// One plan per distinct combination of the layers' per-bin formats (one without shifts).
+    plans: Vec<Plan>,
+    /// Per SNR bin: its plan in `plans` (empty without per-bin shifts: plan 0 for every bin).
+    plan_of_bin: Vec<usize>,
     kernels: Kernels,
     h_step: f32,
     h_qp: f32,
@@ -294,7 +297,8 @@ struct Plan {
 }
 
 impl Plan {
-    fn new(ir: &GramIr) -> Self {
+    /// The plan of SNR bin `bin` (its layers' formats shifted by `bin_shift`).
+    fn new(ir: &GramIr, bin: usize) -> Self {
         let (fh, fy) = (ir.inputs.h.frac(), ir.inputs.y.frac());
         let fr = &ir.front;
         let (gf, xf, zf, yyf) = (
@@ -309,7 +313,7 @@ impl Plan {
             .layers
             .iter()
             .map(|l| {
-                let f = &l.formats;
+                let f = &l.formats_at(bin);
                 let wfr = [yyf, xf + zf, xf + f.e.frac(), yyf];
                 let wf = wfr.iter().copied().fold(f.v2.frac(), i32::max);
                 LayerPlan {
@@ -351,8 +355,33 @@ impl GramInterpreter {
     pub fn new(ir: GramIr) -> Result<Self, IrError> {
         ir.validate()?;
         let step = |f: QFormat| 2f32.powi(-f.frac());
+        let (plans, plan_of_bin) = if ir.layers.iter().all(|l| l.bin_shift.is_none()) {
+            (vec![Plan::new(&ir, 0)], Vec::new())
+        } else {
+            let mut keys: Vec<Vec<[i32; 3]>> = Vec::new();
+            let mut plans = Vec::new();
+            let mut of_bin = Vec::with_capacity(ir.snr_bins.count);
+            for bin in 0..ir.snr_bins.count {
+                let key: Vec<[i32; 3]> = ir
+                    .layers
+                    .iter()
+                    .map(|l| {
+                        let f = l.formats_at(bin);
+                        [f.e.frac(), f.p.frac(), f.d.frac()]
+                    })
+                    .collect();
+                let at = keys.iter().position(|k| *k == key).unwrap_or_else(|| {
+                    keys.push(key);
+                    plans.push(Plan::new(&ir, bin));
+                    plans.len() - 1
+                });
+                of_bin.push(at);
+            }
+            (plans, of_bin)
+        };
         Ok(Self {
-            plan: Plan::new(&ir),
+            plans,
+            plan_of_bin,
             kernels: Kernels::new(&ir),
             h_step: step(ir.inputs.h),
             h_qp: max_code(ir.inputs.h.width()) as f32,
@@ -435,7 +464,7 @@ impl GramInterpreter {
                 } else {
                     dot(&w.ht[i * m..(i + 1) * m], &w.ht[j * m..(j + 1) * m])
                 };
-                let v = self.plan.g.apply([acc]);
+                let v = self.plans[0].g.apply([acc]);
                 w.g[i * n + j] = v;
                 w.g[j * n + i] = v;
             }
@@ -464,7 +493,7 @@ impl GramInterpreter {
         mut taps: Option<&mut VectorTaps>,
     ) {
         let ir = &self.ir;
-        let plan = &self.plan;
+        let plan = &self.plans[self.plan_of_bin.get(bin).copied().unwrap_or(0)];
         let kern = &self.kernels;
         let (m, n) = (ir.m, ir.n);
         let fr = &ir.front;

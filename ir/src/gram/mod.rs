@@ -18,14 +18,21 @@ use crate::fixed::{Divide, OverflowMode, QFormat, RoundingMode, max_code};
 use crate::modulation::Modulation;
 use crate::vocab::SnrBins;
 
+mod energy;
 mod interp;
 #[cfg(test)]
 mod tests;
 
+pub use energy::{gram_counts, gram_energy};
 pub use interp::{BlockTaps, GramInterpreter, LayerTaps, VectorTaps};
 
 /// The version of a Gram-domain IR document.
 pub const GRAM_IR_VERSION: u32 = 2;
+/// The version of a Gram-domain IR document whose layers may carry per-SNR-bin format shifts
+/// ([`BinShift`], docs/ir.md §10.8); everything else is version 2's.
+pub const GRAM_IR_VERSION_BIN_SHIFT: u32 = 3;
+/// Largest magnitude of a per-bin format shift.
+pub const MAX_BIN_SHIFT: i32 = 24;
 /// Largest number of layers.
 pub const MAX_GRAM_LAYERS: usize = 64;
 /// Largest number of inner steps per layer.
@@ -158,6 +165,43 @@ pub struct GramLayer {
     pub ts: BinCoef,
     /// The L inner steps.
     pub steps: Vec<InnerStep>,
+    /// Version 3 only: per SNR bin, the offsets added to the fracs of e (and ρ), p and d
+    /// (absent in a version-2 document, and then written nowhere).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bin_shift: Option<BinShift>,
+}
+
+/// The per-SNR-bin shifts of one layer's formats (docs/ir.md §10.8): in bin `b` the format of
+/// e and of every ρ is `(formats.e.width, formats.e.frac + e[b])`, likewise p and d. The
+/// width never changes; only the step 2^−frac follows the bin (KAQ's SNR-adaptive step held as
+/// a power of two).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BinShift {
+    /// Per bin: the offset of e's (and ρ's) frac.
+    pub e: Vec<i32>,
+    /// Per bin: the offset of p's frac.
+    pub p: Vec<i32>,
+    /// Per bin: the offset of d's frac.
+    pub d: Vec<i32>,
+}
+
+impl GramLayer {
+    /// The layer's formats in SNR bin `bin` (its `formats` shifted by `bin_shift`).
+    pub fn formats_at(&self, bin: usize) -> LayerFormats {
+        let mut f = self.formats;
+        if let Some(s) = &self.bin_shift {
+            // A validated document keeps every shifted frac in range (`GramIr::validate`).
+            let sh = |q: QFormat, v: &[i32]| {
+                QFormat::new(q.width(), q.frac() + v.get(bin).copied().unwrap_or(0), true)
+                    .unwrap_or(q)
+            };
+            f.e = sh(f.e, &s.e);
+            f.p = sh(f.p, &s.p);
+            f.d = sh(f.d, &s.d);
+        }
+        f
+    }
 }
 
 /// The Gauss-QAM denoiser as a bucketed table: bucket j = #{i : τ² ≥ thresholds[i]},
@@ -338,6 +382,11 @@ impl GramIr {
         s
     }
 
+    /// The first layer with per-SNR-bin format shifts (version 3, docs/ir.md §10.8), if any.
+    pub fn first_bin_shift(&self) -> Option<usize> {
+        self.layers.iter().position(|l| l.bin_shift.is_some())
+    }
+
     /// Levels per real dimension.
     pub fn levels(&self) -> usize {
         self.modulation.levels_per_dim()
@@ -367,10 +416,13 @@ impl GramIr {
         if self.format != IR_FORMAT {
             return Err(IrError::Format(self.format.clone()));
         }
-        if self.version != GRAM_IR_VERSION {
+        if self.version != GRAM_IR_VERSION && self.version != GRAM_IR_VERSION_BIN_SHIFT {
             return Err(IrError::invalid(
                 "version",
-                format!("{} is not {GRAM_IR_VERSION}", self.version),
+                format!(
+                    "{} is not {GRAM_IR_VERSION} or {GRAM_IR_VERSION_BIN_SHIFT}",
+                    self.version
+                ),
             ));
         }
         if self.name.is_empty() || self.name.len() > 128 || self.name.chars().any(char::is_control)
@@ -520,6 +572,45 @@ impl GramIr {
                     "must be 0 (the first step has no previous direction)",
                 ));
             }
+            if let Some(s) = &l.bin_shift {
+                if self.version != GRAM_IR_VERSION_BIN_SHIFT {
+                    return Err(IrError::invalid(
+                        at("bin_shift"),
+                        format!(
+                            "per-bin format shifts need version {GRAM_IR_VERSION_BIN_SHIFT} \
+                             (this document is version {})",
+                            self.version
+                        ),
+                    ));
+                }
+                for (name, v, q) in [("e", &s.e, f.e), ("p", &s.p, f.p), ("d", &s.d, f.d)] {
+                    let field = at(&format!("bin_shift.{name}"));
+                    if v.len() != bins {
+                        return Err(IrError::invalid(
+                            field,
+                            format!("{} entries, snr_bins.count = {bins} needed", v.len()),
+                        ));
+                    }
+                    for (i, &x) in v.iter().enumerate() {
+                        if x.abs() > MAX_BIN_SHIFT {
+                            return Err(IrError::invalid(
+                                format!("{field}[{i}]"),
+                                format!("{x} is outside ±{MAX_BIN_SHIFT}"),
+                            ));
+                        }
+                        check_frac(&format!("{field}[{i}]"), q.frac() + x).map_err(|_| {
+                            IrError::invalid(
+                                format!("{field}[{i}]"),
+                                format!(
+                                    "shifts formats.{name}.frac {} to {}, outside -64..=64",
+                                    q.frac(),
+                                    q.frac() + x
+                                ),
+                            )
+                        })?;
+                    }
+                }
+            }
         }
         let dn = &self.denoiser;
         if dn.table.is_empty() || dn.table.len() > MAX_BUCKETS {
@@ -604,7 +695,49 @@ impl GramIr {
 
     /// Interval analysis (docs/ir.md §10.4): the bound of every sum from the formats and the
     /// parameter values; an error names the first sum that cannot be kept below 2^62.
+    ///
+    /// With per-bin shifts (version 3) every distinct combination of the layers' shifts is
+    /// analysed with its formats; each sum's bits are the largest over the bins and an error
+    /// names the sum and the first bin that breaks it (`layers[2].steps[0].p (bin 7)`).
     pub fn bounds(&self) -> Result<SumBits, IrError> {
+        if self.layers.iter().all(|l| l.bin_shift.is_none()) {
+            return self.bounds_with(&|k| self.layers[k].formats);
+        }
+        let mut seen = std::collections::BTreeSet::new();
+        let mut out: Option<SumBits> = None;
+        for bin in 0..self.snr_bins.count {
+            let key: Vec<LayerFormats> = (0..self.layers.len())
+                .map(|k| self.layers[k].formats_at(bin))
+                .collect();
+            let fracs: Vec<[i32; 3]> = key
+                .iter()
+                .map(|f| [f.e.frac(), f.p.frac(), f.d.frac()])
+                .collect();
+            if !seen.insert(fracs) {
+                continue;
+            }
+            let b = self.bounds_with(&|k| key[k]).map_err(|e| match e {
+                IrError::Invalid { field, reason } => IrError::Invalid {
+                    field: format!("{field} (bin {bin})"),
+                    reason,
+                },
+                e => e,
+            })?;
+            out = Some(match out {
+                None => b,
+                Some(mut o) => {
+                    for ((_, a), (_, c)) in o.sums.iter_mut().zip(&b.sums) {
+                        *a = (*a).max(*c);
+                    }
+                    o
+                }
+            });
+        }
+        Ok(out.unwrap_or_default())
+    }
+
+    /// [`GramIr::bounds`] with layer `k`'s formats `fmt(k)`.
+    fn bounds_with(&self, fmt: &dyn Fn(usize) -> LayerFormats) -> Result<SumBits, IrError> {
         let mut out = SumBits::default();
         let (m, n) = (self.m as i128, self.n as i128);
         let hb = 1i128 << (self.inputs.h.width() - 1);
@@ -654,7 +787,7 @@ impl GramIr {
         };
         let (itq, dq_inv) = (recip_max(&b.inv_trace), recip_max(&b.diag_inv));
         for (k, l) in self.layers.iter().enumerate() {
-            let f = &l.formats;
+            let f = &fmt(k);
             let at = |s: &str| format!("layers[{k}].{s}");
             let eq = code_max(f.e);
             push(at("e"), &[(zq, zf), (n * gq * xq, b.g.frac() + xf)], f.e)?;
@@ -767,8 +900,10 @@ impl AnyIr {
             return crate::Ir::from_json(text, path).map(Self::V1);
         };
         let is_kaq = matches!(&head.format, Some(serde_json::Value::String(f)) if f == IR_FORMAT);
+        let version = head.version.as_ref().and_then(|v| v.as_u64());
         if is_kaq
-            && head.version.as_ref().and_then(|v| v.as_u64()) == Some(u64::from(GRAM_IR_VERSION))
+            && (version == Some(u64::from(GRAM_IR_VERSION))
+                || version == Some(u64::from(GRAM_IR_VERSION_BIN_SHIFT)))
         {
             return GramIr::from_json(text, path).map(Self::V2);
         }

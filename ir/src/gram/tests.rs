@@ -157,9 +157,23 @@ fn random_ir(rng: &mut Rng) -> Option<GramIr> {
                     })
                     .collect(),
                 formats,
+                bin_shift: None,
             }
         })
-        .collect();
+        .collect::<Vec<_>>();
+    // Half the documents are version 3 with per-bin shifts of e, p, d in every layer.
+    let shifted = rng.range(0, 1) == 0;
+    let mut layers = layers;
+    if shifted {
+        for l in &mut layers {
+            let v = |rng: &mut Rng| (0..bins).map(|_| rng.range(-3, 3) as i32).collect();
+            l.bin_shift = Some(BinShift {
+                e: v(rng),
+                p: v(rng),
+                d: v(rng),
+            });
+        }
+    }
     let buckets = rng.range(1, 6) as usize;
     let mut thresholds: Vec<i64> = (1..buckets).map(|_| rng.sym(tau2.width())).collect();
     thresholds.sort_unstable();
@@ -168,7 +182,11 @@ fn random_ir(rng: &mut Rng) -> Option<GramIr> {
     slicer.sort_unstable();
     let ir = GramIr {
         format: crate::document::IR_FORMAT.into(),
-        version: GRAM_IR_VERSION,
+        version: if shifted {
+            GRAM_IR_VERSION_BIN_SHIFT
+        } else {
+            GRAM_IR_VERSION
+        },
         name: "random".into(),
         family: GramFamily::Cg,
         modulation,
@@ -269,7 +287,14 @@ fn reference(ir: &GramIr, h: &[i64], ys: &[i64], bin: usize) -> (BlockTaps, Vec<
         let mut x = vec![0i64; n];
         let mut layers = Vec::new();
         for l in &ir.layers {
-            let f = &l.formats;
+            // docs/ir.md §10.8: in bin `bin` the fracs of e, p, d move by the bin's shifts.
+            let mut f = l.formats;
+            if let Some(s) = &l.bin_shift {
+                f.e = QFormat::signed(f.e.width(), f.e.frac() + s.e[bin]).unwrap();
+                f.p = QFormat::signed(f.p.width(), f.p.frac() + s.p[bin]).unwrap();
+                f.d = QFormat::signed(f.d.width(), f.d.frac() + s.d[bin]).unwrap();
+            }
+            let f = &f;
             let e: Vec<i64> = (0..n)
                 .map(|i| combine(&[t(z[i], zf), (-gv(&x, i), gf + xf)], f.e))
                 .collect();
@@ -530,6 +555,7 @@ pub(super) fn example_ir() -> GramIr {
                 beta: Coef { code: 2, frac: 3 },
             },
         ],
+        bin_shift: None,
     };
     GramIr {
         format: crate::document::IR_FORMAT.into(),
@@ -675,4 +701,156 @@ fn combine_examples_of_the_docs() {
     assert_eq!(op(12).apply(1, 35), 117);
     assert_eq!(op(12).apply(1, 8192), 1);
     assert_eq!(op(12).apply(1, 8193), 0);
+}
+
+/// A version-3 document in bin b computes exactly what the version-2 document with the bin's
+/// shifted formats computes (docs/ir.md §10.8), every tap, in every bin; and a version-3
+/// document with all-zero shifts equals its version-2 original.
+#[test]
+fn bin_shift_equals_the_shifted_formats() {
+    let mut rng = Rng(0x5eed);
+    let mut checked = 0;
+    while checked < 40 {
+        let ir = draw_ir(&mut rng);
+        if ir.layers[0].bin_shift.is_none() {
+            continue;
+        }
+        checked += 1;
+        let gi = GramInterpreter::new(ir.clone()).unwrap();
+        let (m, n) = (ir.m, ir.n);
+        let h: Vec<i64> = (0..m * n).map(|_| rng.sym(ir.inputs.h.width())).collect();
+        let ys: Vec<i64> = (0..3 * m).map(|_| rng.sym(ir.inputs.y.width())).collect();
+        for bin in 0..ir.snr_bins.count {
+            let mut plain = ir.clone();
+            plain.version = GRAM_IR_VERSION;
+            for l in &mut plain.layers {
+                l.formats = l.formats_at(bin);
+                l.bin_shift = None;
+            }
+            // The plain document may break a bound only this bin's shifts reach; it never does
+            // here, since every bin of the shifted one passed.
+            let pi = GramInterpreter::new(plain).unwrap();
+            assert_eq!(
+                gi.run_block_codes(&h, &ys, bin).unwrap(),
+                pi.run_block_codes(&h, &ys, bin).unwrap(),
+                "bin {bin}"
+            );
+        }
+        let mut zero = ir.clone();
+        let mut orig = ir.clone();
+        orig.version = GRAM_IR_VERSION;
+        for (lz, lo) in zero.layers.iter_mut().zip(&mut orig.layers) {
+            let bins = ir.snr_bins.count;
+            lz.bin_shift = Some(BinShift {
+                e: vec![0; bins],
+                p: vec![0; bins],
+                d: vec![0; bins],
+            });
+            lo.bin_shift = None;
+        }
+        if let (Ok(a), Ok(b)) = (GramInterpreter::new(zero), GramInterpreter::new(orig)) {
+            for bin in 0..ir.snr_bins.count {
+                assert_eq!(
+                    a.run_block_codes(&h, &ys, bin).unwrap(),
+                    b.run_block_codes(&h, &ys, bin).unwrap()
+                );
+            }
+        }
+    }
+}
+
+/// A version-2 document never writes `bin_shift` (its canonical text is unchanged), and a
+/// version-3 one round-trips with it.
+#[test]
+fn bin_shift_serialization() {
+    let ir = example_ir();
+    let text = ir.to_json();
+    assert!(!text.contains("bin_shift"));
+    assert_eq!(GramIr::from_json(&text, "x").unwrap(), ir);
+    let mut v3 = ir.clone();
+    v3.version = GRAM_IR_VERSION_BIN_SHIFT;
+    v3.layers[1].bin_shift = Some(BinShift {
+        e: vec![0, 2],
+        p: vec![-1, 1],
+        d: vec![0, 1],
+    });
+    let text = v3.to_json();
+    assert!(text.contains("\"bin_shift\""));
+    assert_eq!(GramIr::from_json(&text, "x").unwrap(), v3);
+    match AnyIr::from_json(&text, "x").unwrap() {
+        AnyIr::V2(g) => assert_eq!(g, v3),
+        AnyIr::V1(_) => panic!("a version-3 document loaded as v1"),
+    }
+}
+
+/// The worked example with layer 0's e one bit finer in bin 1 (e at (8, 6)): pinned against
+/// the hand computation of docs/ir.md §10.8.
+#[test]
+fn bin_shift_worked_example() {
+    let mut ir = example_ir();
+    ir.version = GRAM_IR_VERSION_BIN_SHIFT;
+    ir.layers[0].bin_shift = Some(BinShift {
+        e: vec![0, 1],
+        p: vec![0, 0],
+        d: vec![0, 0],
+    });
+    let gi = GramInterpreter::new(ir.clone()).unwrap();
+    let (_, v) = gi.run_block_codes(&EXAMPLE_H, &EXAMPLE_Y, 1).unwrap();
+    // e = combine((z, 6), (−Gx = 0, 8); (8, 6)): F = 8, e_0 = ⌊(252 + 2)/4⌋ = 63,
+    // e_1 = ⌊(−204 + 2)/4⌋ = −51 (−50.5 → −51 is the floor of −50.5 + ½ = −50? no: −202/4).
+    assert_eq!(v[0].layers[0].e, vec![63, -51]);
+    // p_0 = combine((D_0·e_0 = 73·63 = 4599, 6 + 6), (0, ·); (8, 5)): F = 12, s = 7,
+    // ⌊(4599 + 64)/128⌋ = 36.
+    assert_eq!(v[0].layers[0].p[0], 36);
+    // Bin 0 has no shift: the unshifted example's numbers.
+    let (_, v0) = gi.run_block_codes(&EXAMPLE_H, &EXAMPLE_Y, 0).unwrap();
+    let plain = GramInterpreter::new(example_ir()).unwrap();
+    assert_eq!(
+        v0,
+        plain.run_block_codes(&EXAMPLE_H, &EXAMPLE_Y, 0).unwrap().1
+    );
+    assert_eq!(v, reference(&ir, &EXAMPLE_H, &EXAMPLE_Y, 1).1);
+}
+
+/// Malformed per-bin shifts: each error names the field.
+#[test]
+fn bin_shift_errors_name_the_field() {
+    let base = || {
+        let mut ir = example_ir();
+        ir.version = GRAM_IR_VERSION_BIN_SHIFT;
+        ir.layers[1].bin_shift = Some(BinShift {
+            e: vec![0, 1],
+            p: vec![0, 1],
+            d: vec![0, 1],
+        });
+        ir
+    };
+    let field = |ir: &GramIr| match ir.validate() {
+        Err(IrError::Invalid { field, .. }) => field,
+        other => panic!("expected an invalid field, got {other:?}"),
+    };
+    base().validate().unwrap();
+    let mut v2 = base();
+    v2.version = GRAM_IR_VERSION;
+    assert_eq!(field(&v2), "layers[1].bin_shift");
+    let mut short = base();
+    short.layers[1].bin_shift.as_mut().unwrap().p = vec![0];
+    assert_eq!(field(&short), "layers[1].bin_shift.p");
+    let mut big = base();
+    big.layers[1].bin_shift.as_mut().unwrap().d[1] = 25;
+    assert_eq!(field(&big), "layers[1].bin_shift.d[1]");
+    let mut far = base();
+    far.layers[1].formats.e = QFormat::signed(8, 50).unwrap();
+    far.layers[1].bin_shift.as_mut().unwrap().e[1] = 20;
+    // 50 + 20 is outside −64..=64.
+    assert_eq!(field(&far), "layers[1].bin_shift.e[1]");
+    let mut v4 = base();
+    v4.version = 4;
+    assert_eq!(field(&v4), "version");
+    // An unknown field inside bin_shift is refused while parsing, naming it.
+    let text = base()
+        .to_json()
+        .replacen("\"e\": [", "\"q\": [0, 0], \"e\": [", 1);
+    let err = GramIr::from_json(&text, "x").unwrap_err().to_string();
+    assert!(err.contains("bin_shift"), "{err}");
 }

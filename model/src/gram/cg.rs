@@ -411,6 +411,8 @@ pub struct SurrogateBin {
     pub delta: Vec<f32>,
     /// Per layer: s2·e^b at τ²'s frac.
     pub ts: Vec<f32>,
+    /// Per layer: the bin's formats of e (and ρ), p, d, v², r, τ² (the IR's `formats_at`).
+    pub layers: Vec<[kaq_ir::fixed::QFormat; 6]>,
 }
 
 /// The fake-quant quantizer of `f` on `v` rounded to f32, computed in f32 (the arithmetic of
@@ -454,7 +456,7 @@ pub fn forward_surrogate<F: Real>(
         ws.x[i] = F::ZERO;
     }
     for k in 0..p.layers {
-        let [fe, fp, fd, fv2, fr, ft2] = fm.layers[k];
+        let [fe, fp, fd, fv2, fr, ft2] = bin.layers[k];
         let at = k * n;
         if k == 0 {
             ws.u.iter_mut().for_each(|v| *v = F::ZERO);

@@ -255,7 +255,19 @@ fn unknown_ops_and_versions_are_named() {
     assert_parse("block.diag_inv.divisor", "unknown variant", |v| {
         v["block"]["diag_inv"]["divisor"] = json!("maybe")
     });
-    assert_invalid("version", |v| v["version"] = json!(3));
+    assert_invalid("version", |v| v["version"] = json!(4));
+    // Version 3 reads version 2's fields; a per-bin shift in a version-2 document is named.
+    assert_invalid("layers[0].bin_shift", |v| {
+        let bins = v["snr_bins"]["count"].as_u64().unwrap() as usize;
+        v["layers"][0]["bin_shift"] =
+            json!({"e": vec![0; bins], "p": vec![0; bins], "d": vec![0; bins]})
+    });
+    assert_invalid("layers[0].bin_shift.p", |v| {
+        let bins = v["snr_bins"]["count"].as_u64().unwrap() as usize;
+        v["version"] = json!(3);
+        v["layers"][0]["bin_shift"] =
+            json!({"e": vec![0; bins], "p": vec![0; bins + 1], "d": vec![0; bins]})
+    });
     assert!(matches!(
         load(&{
             let mut v = value_of(&bases()[0]);

@@ -158,6 +158,15 @@ impl QatCg {
         let z = self.frozen.as_ref();
         let noise = self.ir.front.noise[bin] as f32 * 2f32.powi(-self.ir.front.yy.frac());
         let sb = SurrogateBin {
+            layers: self
+                .ir
+                .layers
+                .iter()
+                .map(|l| {
+                    let f = l.formats_at(bin);
+                    [f.e, f.p, f.d, f.v2, f.r, f.tau2]
+                })
+                .collect(),
             noise,
             delta: (0..f.layers)
                 .map(|k| {

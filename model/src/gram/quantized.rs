@@ -19,8 +19,8 @@ use rand::Rng;
 
 use kaq_ir::fixed::{Divide, OverflowMode, QFormat, RoundingMode, max_code};
 use kaq_ir::gram::{
-    BinCoef, BlockStage, Coef, Denoiser, Divisor, GRAM_IR_VERSION, GramFamily, GramInterpreter,
-    GramIr, GramLayer, InnerStep, LayerFormats, Reciprocal, VectorFront,
+    BinCoef, BinShift, BlockStage, Coef, Denoiser, Divisor, GRAM_IR_VERSION, GramFamily,
+    GramInterpreter, GramIr, GramLayer, InnerStep, LayerFormats, Reciprocal, VectorFront,
 };
 use kaq_ir::{Inputs, IrError, SnrBins};
 
@@ -189,6 +189,10 @@ pub struct CgQuantOptions {
     pub calib_snr: (f64, f64),
     /// Seed of the calibration frames.
     pub seed: u64,
+    /// KAQ's SNR-adaptive step for e (and ρ), p and d: each layer's format moves per SNR bin
+    /// by the IR's `bin_shift` (docs/ir.md §10.8), the shifts from [`bin_shifts`] of the
+    /// calibration pass; the IR is then version 3.
+    pub bin_adaptive: bool,
 }
 
 impl CgQuantOptions {
@@ -211,6 +215,7 @@ impl CgQuantOptions {
             calib_frames: 2000,
             calib_snr: (15.0, 27.0),
             seed: 0x006b_6171_3136,
+            bin_adaptive: false,
         }
     }
 
@@ -259,6 +264,9 @@ struct Stats {
     r: Vec<Vec<f32>>,
     v2: Vec<Vec<f32>>,
     tau2: Vec<Vec<f32>>,
+    /// The SNR bin of every calibration frame (each frame adds the same number of samples to
+    /// every per-layer class, so frame f's samples of e are `e[k][f·c..(f + 1)·c]`).
+    bins: Vec<usize>,
 }
 
 fn upd(slot: &mut Vec<f32>, v: f32) {
@@ -362,6 +370,7 @@ fn float_pass(
         let bin = opts
             .snr_bins
             .bin(10.0 * (nt_nr / frames.noise_var[f]).log10());
+        st.bins.push(bin);
         let s2 = bin_s2(net, &opts.snr_bins, bin);
         super::linalg::gram(&h, m, n, &mut g);
         g.iter().for_each(|&v| upd(&mut st.g, v));
@@ -501,6 +510,66 @@ fn coef(v: f32, bits: u32) -> Coef {
 fn quant_code(v: f32, frac: i32, width: u32) -> i64 {
     let qp = max_code(width) as f32;
     (v * 2f32.powi(frac) + 0.5).floor().clamp(-qp, qp) as i64
+}
+
+/// Fewest calibration frames a bin needs for its own calibrated step to enter the fit.
+const MIN_BIN_FRAMES: usize = 20;
+
+/// KAQ's SNR-adaptive step of one per-layer class as per-bin frac shifts (docs/ir.md §10.8).
+///
+/// `samples` are the class's recorded magnitudes, `per_frame` of them per calibration frame,
+/// frame f in SNR bin `frame_bins[f]`; `base` is the pooled calibrated frac. Each bin with at
+/// least [`MIN_BIN_FRAMES`] frames gets its own calibrated step Δ_b = 2^−frac_b (the class's
+/// calibration on that bin's frames alone); the step of eq. 15 (paper §3.3),
+/// Δ(SNR) = α·SNR^−½ + γ with SNR linear at the bin centre, is fitted to them by least squares
+/// (γ alone when only one bin has data, α = 0 when the fit's slope is negative); every bin's
+/// shift is then round(−log2 Δ(SNR_b)) − base, clamped to ±`max_shift`. Deterministic.
+#[allow(clippy::too_many_arguments)]
+pub fn bin_shifts(
+    samples: &[f32],
+    per_frame: usize,
+    frame_bins: &[usize],
+    bins: &SnrBins,
+    width: u32,
+    cal: Calibration,
+    base: i32,
+    max_shift: i32,
+) -> Vec<i32> {
+    let mut by_bin: Vec<Vec<f32>> = vec![Vec::new(); bins.count];
+    let mut frames = vec![0usize; bins.count];
+    for (f, &b) in frame_bins.iter().enumerate() {
+        if let Some(chunk) = samples.get(f * per_frame..(f + 1) * per_frame) {
+            by_bin[b].extend_from_slice(chunk);
+            frames[b] += 1;
+        }
+    }
+    let pts: Vec<(f64, f64)> = (0..bins.count)
+        .filter(|&b| frames[b] >= MIN_BIN_FRAMES)
+        .map(|b| {
+            let frac = choose_frac(&[&by_bin[b]], width, cal);
+            (f64::from(bins.inv_sqrt_snr(b)), 2f64.powi(-frac))
+        })
+        .collect();
+    if pts.is_empty() {
+        return vec![0; bins.count];
+    }
+    let np = pts.len() as f64;
+    let (mx, my) = (
+        pts.iter().map(|p| p.0).sum::<f64>() / np,
+        pts.iter().map(|p| p.1).sum::<f64>() / np,
+    );
+    let sxx: f64 = pts.iter().map(|p| (p.0 - mx).powi(2)).sum();
+    let sxy: f64 = pts.iter().map(|p| (p.0 - mx) * (p.1 - my)).sum();
+    let alpha = if sxx > 0.0 { (sxy / sxx).max(0.0) } else { 0.0 };
+    let gamma = my - alpha * mx;
+    let floor = pts.iter().map(|p| p.1).fold(f64::INFINITY, f64::min) / 4.0;
+    (0..bins.count)
+        .map(|b| {
+            let step = (alpha * f64::from(bins.inv_sqrt_snr(b)) + gamma).max(floor);
+            let frac = (-step.log2()).round() as i32;
+            (frac - base).clamp(-max_shift, max_shift)
+        })
+        .collect()
 }
 
 /// PTQ of a cg net: calibrates every format, quantizes every constant and builds the IR v2
@@ -674,7 +743,31 @@ pub fn lower_cg(net: &GramNet, opts: &CgQuantOptions) -> Result<GramIr, ModelErr
             tv: coef(p.tv[k], cw),
             ts,
             steps,
+            bin_shift: None,
         });
+    }
+    if opts.bin_adaptive {
+        let frames = st.bins.len().max(1);
+        for (k, l) in layers.iter_mut().enumerate() {
+            let f = l.formats;
+            let sh = |t: CgTensor, v: &[f32], q: QFormat| {
+                bin_shifts(
+                    v,
+                    v.len() / frames,
+                    &st.bins,
+                    &opts.snr_bins,
+                    q.width(),
+                    opts.calibration_of(t),
+                    q.frac(),
+                    kaq_ir::gram::MAX_BIN_SHIFT.min(8),
+                )
+            };
+            l.bin_shift = Some(BinShift {
+                e: sh(CgTensor::E, &st.e[k], f.e),
+                p: sh(CgTensor::P, &st.p[k], f.p),
+                d: sh(CgTensor::D, &st.d[k], f.d),
+            });
+        }
     }
     let denoiser = build_denoiser(net, r_fmt, tau2, state, opts.buckets, tau2_max)?;
     let step = 2f64.powi(-state.frac());
@@ -687,8 +780,18 @@ pub fn lower_cg(net: &GramNet, opts: &CgQuantOptions) -> Result<GramIr, ModelErr
     let cfg = net.config();
     let ir = GramIr {
         format: kaq_ir::IR_FORMAT.into(),
-        version: GRAM_IR_VERSION,
-        name: format!("cg-k{}-l{}-ptq-{}b", cfg.layers, cfg.inner, opts.bits),
+        version: if opts.bin_adaptive {
+            kaq_ir::gram::GRAM_IR_VERSION_BIN_SHIFT
+        } else {
+            GRAM_IR_VERSION
+        },
+        name: format!(
+            "cg-k{}-l{}-{}-{}b",
+            cfg.layers,
+            cfg.inner,
+            if opts.bin_adaptive { "kaq" } else { "ptq" },
+            opts.bits
+        ),
         family: GramFamily::Cg,
         modulation: link.modulation,
         nt: link.nt,
@@ -875,7 +978,7 @@ impl FakeQuantCg {
             let noise = ir.front.noise[bin] as f32 * 2f32.powi(-ir.front.yy.frac());
             x.fill(0.0);
             for (k, l) in ir.layers.iter().enumerate() {
-                let fm = &l.formats;
+                let fm = &l.formats_at(bin);
                 super::linalg::sym_mul(&g, &x, &mut tmp);
                 for i in 0..n {
                     e[i] = qv(z[i] - tmp[i], fm.e);

@@ -146,7 +146,14 @@ impl GramRtl {
             Port::output("out_level", n * widths.lw),
             Port::output("out_last", 1),
         ];
-        let mut build = VerilatorBuild::new(top).trace(trace);
+        // The block beat loads H̃ (M·N registers) in one for loop: Verilator unrolls it only
+        // above its default limits (64 iterations), else refuses it (BLKLOOPINIT) at 16×16.
+        let mut build = VerilatorBuild::new(top)
+            .trace(trace)
+            .verilator_arg("--unroll-count")
+            .verilator_arg("65536")
+            .verilator_arg("--unroll-stmts")
+            .verilator_arg("10000000");
         for (name, text) in sources(&prog, top) {
             build = build.source_text(name, text);
         }

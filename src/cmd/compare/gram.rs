@@ -5,8 +5,11 @@
 //! Each student is its IR v2 document (`models/<method>-<bits>bit.ir.json`, the input of
 //! `kaq ber --ir`), measured as that document's integer golden model. PTQ calibrates on
 //! `--calibration-samples` frames drawn over the `--train-snr` range; QAT-MSE fine-tunes at the
-//! PTQ formats on the teacher's data with the quantized schedule. LSQ and KAQ do not exist for
-//! cg ([`super::options::CG_UNSUPPORTED`]); the activation histograms are not drawn.
+//! PTQ formats on the teacher's data with the quantized schedule. KAQ is the cg form of KAQ's
+//! SNR-adaptive step: PTQ with per-SNR-bin steps of e, p, d (`CgQuantOptions::bin_adaptive`,
+//! an IR version 3, docs/ir.md §10.8), then the same MSE fine-tuning at those formats (no MMD
+//! term and no learned steps yet). LSQ does not exist for cg
+//! ([`super::options::CG_UNSUPPORTED`]); the activation histograms are not drawn.
 
 use std::path::Path;
 
@@ -87,6 +90,8 @@ struct PtqReport {
     calibration_frames: usize,
     calibration_snr_db: (f64, f64),
     calibration_seed: u64,
+    /// KAQ: the per-SNR-bin steps of e, p, d (an IR version 3).
+    bin_adaptive: bool,
 }
 
 /// A cg run's config in `report.json`: its PTQ and (QAT-MSE) its fine-tuning.
@@ -154,11 +159,12 @@ fn train_student(
     path: &Path,
 ) -> anyhow::Result<CgStudent> {
     let label = key.label();
-    let opts = ptq_options(args, data, key.bits);
+    let mut opts = ptq_options(args, data, key.bits);
+    opts.bin_adaptive = key.method == QuantMethod::Kaq;
     let fq = quantize_cg(teacher, &opts).with_context(|| format!("PTQ of {label} failed"))?;
     let (mut ir, train, history) = match key.method {
         QuantMethod::Ptq => (fq.ir().clone(), None, Vec::new()),
-        QuantMethod::QatMse => {
+        QuantMethod::QatMse | QuantMethod::Kaq => {
             let defaults = QuantTrainConfig::default();
             let config = GramTrainConfig {
                 epochs: args.quant_epochs.unwrap_or(defaults.train.epochs),
@@ -193,6 +199,7 @@ fn train_student(
             calibration_frames: opts.calib_frames,
             calibration_snr_db: opts.calib_snr,
             calibration_seed: opts.seed,
+            bin_adaptive: opts.bin_adaptive,
         },
         train,
     };
@@ -306,7 +313,10 @@ pub(super) fn compare(
             "students: PTQ to IR v2 (x, p, d, r at b bits, inputs at b + 2, e and ρ at b + 4, \
              G and z at b + 8, scalars and constants at {} bits; {} calibration, {} frames at \
              {:.1}–{:.1} dB); QAT-MSE fine-tunes at the PTQ formats: {quant_epochs} epochs on the \
-             teacher's data; every student measured as its IR's integer golden model",
+             teacher's data; KAQ: the PTQ with per-SNR-bin steps of e, ρ, p, d (eq. 15 fitted to \
+             per-bin calibrated steps, IR version 3), then the same MSE fine-tuning at those \
+             formats (no MMD term, steps not learned); every student measured as its IR's \
+             integer golden model",
             p.scalar_bits,
             p.calibration,
             p.calibration_frames,
@@ -315,14 +325,17 @@ pub(super) fn compare(
         ));
     }
     setup.push(format!(
-        "not run: lsq, kaq — not available for the cg family ({CG_UNSUPPORTED})"
+        "not run: lsq — not available for the cg family ({CG_UNSUPPORTED})"
     ));
     setup.push(format!(
         "BER: one run, every detector on the same frames; a point stops at {} bit errors or \
          {} frames; seed {}; SNR per receive antenna; 95 % Wilson intervals",
         ber.min_errors, ber.max_frames, ber.seed
     ));
-    let checks = vec!["KAQ checks: not run (no KAQ for the cg family)".to_string()];
+    let checks = vec![
+        "KAQ checks: not run (the cg form of KAQ has no MMD term or learned steps to check)"
+            .to_string(),
+    ];
     let mut plots: String = bits.iter().map(|b| format!("ber-{b}bit.svg, ")).collect();
     plots += "accuracy.svg";
     let md = render(teacher.name(), &ber, setup, &names, &points, checks, plots);

@@ -198,9 +198,9 @@ fn parse_arch(s: &str) -> Result<ArchChoice, String> {
     })
 }
 
-/// Why the cg family has no LSQ or KAQ student.
-pub(super) const CG_UNSUPPORTED: &str = "IR v2 holds one power-of-two format per tensor, \
-     so LSQ's learned steps and KAQ's SNR-adaptive steps do not lower to it";
+/// Why the cg family has no LSQ student.
+pub(super) const CG_UNSUPPORTED: &str = "IR v2 holds power-of-two formats only, so LSQ's \
+     learned step does not lower to it; its power-of-two form is not implemented";
 
 pub(super) fn parse_method(s: &str) -> Result<Method, String> {
     match s.trim().to_ascii_lowercase().as_str() {
@@ -281,7 +281,8 @@ impl CompareArgs {
             }
         };
         let supported = |q: QuantMethod| {
-            family.is_none() || matches!(q, QuantMethod::Ptq | QuantMethod::QatMse)
+            family.is_none()
+                || matches!(q, QuantMethod::Ptq | QuantMethod::QatMse | QuantMethod::Kaq)
         };
         let requested = match &self.methods {
             Some(m) => m.clone(),
@@ -304,7 +305,7 @@ impl CompareArgs {
                         "--methods",
                         format!(
                             "{q} is not available for the cg family ({CG_UNSUPPORTED}); \
-                                 cg takes fp32, ptq, qat-mse"
+                                 cg takes fp32, ptq, qat-mse, kaq"
                         ),
                     ));
                 }

@@ -7,6 +7,8 @@ use std::path::Path;
 use anyhow::Context;
 use kaq_model::ber::BerConfig;
 use kaq_model::detect::DetectorSpec;
+use kaq_model::gram::train::GramTrainConfig;
+use kaq_model::gram::{Family, GramConfig};
 use kaq_model::lower::LowerOptions;
 use kaq_model::mmd::KernelMode;
 use kaq_model::quant::kaq::{DEFAULT_EPSILON, DEFAULT_KERNEL, KaqConfig};
@@ -47,34 +49,117 @@ impl Default for LinkSection {
     }
 }
 
-/// The unfolded net.
+/// What `net.arch` names: an unfolded direct-form net (pgd, admm: IR v1, one MAC stage per
+/// layer) or the Gram-domain unfolded CG net (cg: IR v2, the folded engine with a per-channel
+/// stage).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum NetArch {
+    /// PGD-Net (the paper's).
+    Pgd,
+    /// ADMM-Net.
+    Admm,
+    /// The inverse-free unfolded conjugate-gradient net (`kaq train --arch cg`).
+    Cg,
+}
+
+impl std::fmt::Display for NetArch {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::Pgd => "pgd",
+            Self::Admm => "admm",
+            Self::Cg => "cg",
+        })
+    }
+}
+
+impl NetArch {
+    /// The unfolded architecture, `None` for cg.
+    pub fn unfolded(self) -> Option<Arch> {
+        match self {
+            Self::Pgd => Some(Arch::Pgd),
+            Self::Admm => Some(Arch::Admm),
+            Self::Cg => None,
+        }
+    }
+}
+
+impl From<Arch> for NetArch {
+    fn from(a: Arch) -> Self {
+        match a {
+            Arch::Pgd => Self::Pgd,
+            Arch::Admm => Self::Admm,
+        }
+    }
+}
+
+/// The flow's net when the config names none: the one-line switch of the default flow.
+/// [`FlowConfig::default`] is the paper's flow whatever it is; a config read by
+/// [`FlowConfig::from_value`] gets the defaults of its net ([`arch_defaults`]), so flipping this
+/// to [`NetArch::Cg`] makes `{}` the cg flow while `{"net": {"arch": "pgd", "prox": "soft"}}`
+/// stays the paper's.
+pub const DEFAULT_ARCH: NetArch = NetArch::Pgd;
+
+/// The defaults that differ from [`FlowConfig::default`] (the paper's flow) for `arch`, as the
+/// JSON fields they fill in. cg: cg-k8-l4 trained as docs/f32-nets.md (`scripts/measure-gram.sh`:
+/// 2·10⁴ samples, 8 epochs at lr 1e-2 halved every 3, SNRs 15–27 dB), channel blocks of
+/// T = 14 (one resource block of OFDM symbols), the 8-bit QAT-MSE student of
+/// docs/quantization-results.md (8 epochs at lr 2e-3 halved every 2: 0.35 dB from f32 at
+/// 1e-2), BER points up to 30 dB (where MMSE crosses 1e-2).
+pub fn arch_defaults_of(arch: NetArch) -> serde_json::Value {
+    match arch {
+        NetArch::Cg => serde_json::json!({
+            "link": {"block": 14},
+            "net": {"layers": 8, "inner": 4},
+            "train": {"samples": 20000, "val_samples": 2000, "epochs": 8, "lr": 0.01,
+                      "lr_step": 3, "snr_db": [15, 18, 21, 24, 27]},
+            "quant": {"method": "qat-mse", "epochs": 8, "lr": 0.002, "lr_step": 2},
+            "ber": {"snr_db": [0, 5, 10, 15, 20, 25, 30]},
+        }),
+        _ => serde_json::json!({}),
+    }
+}
+
+/// The net.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct NetSection {
-    /// pgd or admm.
-    pub arch: Arch,
-    /// soft, box or qam.
+    /// pgd, admm or cg.
+    pub arch: NetArch,
+    /// soft, box or qam (pgd and admm).
     pub prox: Prox,
     /// Layers K.
     pub layers: usize,
-    /// Heavy-ball momentum.
+    /// Heavy-ball momentum (pgd and admm).
     pub momentum: bool,
-    /// zero or mf.
+    /// zero or mf (pgd and admm).
     pub init: Init,
+    /// Inner CG steps L per layer (cg only; left out of the JSON for pgd and admm).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub inner: Option<usize>,
 }
 
 impl Default for NetSection {
     fn default() -> Self {
         let d = NetConfig::default();
         Self {
-            arch: d.arch,
+            arch: d.arch.into(),
             prox: d.prox,
             layers: d.layers,
             momentum: d.momentum,
             init: d.init,
+            inner: None,
         }
     }
 }
+
+/// Fields that do not apply to the cg net, by section: given with `net.arch` cg, they are
+/// refused naming them.
+const NOT_FOR_CG: [(&str, &[&str]); 3] = [
+    ("net", &["prox", "momentum", "init"]),
+    ("quant", &["epsilon", "kernel", "mult_bits"]),
+    ("rtl", &["clock_mhz", "testbench_frames"]),
+];
 
 /// f32 training (the paper's protocol by default).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -270,8 +355,9 @@ impl FlowConfig {
     /// A configuration from its JSON: its shape checked against the default configuration's
     /// (objects where it has objects, no unknown fields at any depth, arrays, numbers, strings
     /// and booleans where it has them), then read and validated.
-    pub fn from_value(value: serde_json::Value) -> Result<Self, FieldError> {
+    pub fn from_value(mut value: serde_json::Value) -> Result<Self, FieldError> {
         shape(&value, &default_shape(), "")?;
+        arch_defaults(&mut value)?;
         let mut config: Self = serde_path_to_error::deserialize(value).map_err(|e| {
             let path = e.path().to_string();
             FieldError::new(if path == "." { "" } else { &path }, e.inner())
@@ -289,9 +375,70 @@ impl FlowConfig {
         )
     }
 
+    /// Whether the net is the Gram-domain cg net (IR v2).
+    pub(super) fn is_cg(&self) -> bool {
+        self.net.arch == NetArch::Cg
+    }
+
+    /// The cg net's training config (`kaq train --arch cg`).
+    pub(super) fn gram_config(&self) -> anyhow::Result<GramTrainConfig> {
+        let f32 = self.f32_config()?;
+        let link = self.frame_link()?;
+        let mut net = GramConfig::new(Family::Cg, self.net.layers);
+        net.inner = self.net.inner.unwrap_or(net.inner);
+        Ok(GramTrainConfig {
+            link,
+            net,
+            samples: f32.samples,
+            val_samples: f32.val_samples,
+            batch: f32.batch,
+            epochs: f32.epochs,
+            lr: f32.lr,
+            lr_step: f32.lr_step,
+            seed: f32.seed,
+            snr_db: f32.snr_db,
+            val_ber_snr_db: f32.val_ber_snr_db,
+            val_ber_frames: f32.val_ber_frames,
+        })
+    }
+
+    /// The cg student's fine-tuning config: the f32 run's data with the quant section's
+    /// epochs and learning rate (`kaq train --quant qat-mse --teacher f32.json`).
+    pub(super) fn gram_quant_config(&self, f32: &GramTrainConfig) -> GramTrainConfig {
+        GramTrainConfig {
+            epochs: self.quant.epochs,
+            lr: self.quant.lr,
+            lr_step: self.quant.lr_step,
+            ..f32.clone()
+        }
+    }
+
+    /// The paper's PGD-Net on the flow's link, trained by the paper's protocol (the defaults of
+    /// `kaq train`) with the flow's `train.seed`: the reference a cg flow's BER run shows
+    /// beside MMSE and K-best.
+    pub(super) fn paper_config(&self) -> anyhow::Result<TrainConfig> {
+        Ok(TrainConfig {
+            link: self.frame_link()?,
+            seed: self.train.seed,
+            ..TrainConfig::default()
+        })
+    }
+
+    /// The link with a channel per frame, on which a cg flow trains and measures BER: the
+    /// detectors' decisions do not depend on the block length, and a channel per frame keeps
+    /// the bits of a BER point independent, as its 95 % Wilson interval assumes. `link.block`
+    /// is the hardware's channel block (cycle model, co-simulation).
+    pub(super) fn frame_link(&self) -> anyhow::Result<LinkConfig> {
+        Ok(LinkConfig::new(
+            self.link.nt,
+            self.link.nr,
+            self.link.modulation,
+        )?)
+    }
+
     pub(super) fn net(&self) -> NetConfig {
         NetConfig {
-            arch: self.net.arch,
+            arch: self.net.arch.unfolded().unwrap_or(Arch::Pgd),
             prox: self.net.prox,
             layers: self.net.layers,
             momentum: self.net.momentum,
@@ -344,6 +491,9 @@ impl FlowConfig {
     /// MAC lanes per layer stage: `rtl.lanes`, by default what `kaq codegen` picks for the
     /// link (the largest divisor of N up to 8: 8 on the default 16×16 16-QAM link).
     pub(super) fn lanes(&self) -> usize {
+        if self.is_cg() {
+            return self.rtl.lanes.unwrap_or(1);
+        }
         let n =
             LinkConfig::new(self.link.nt, self.link.nr, self.link.modulation).map_or(1, |l| l.n());
         self.rtl
@@ -397,7 +547,64 @@ impl std::error::Error for FieldError {}
 fn default_shape() -> serde_json::Value {
     let mut shape = serde_json::to_value(FlowConfig::default()).expect("the default serializes");
     shape["link"]["block"] = serde_json::json!(1);
+    shape["net"]["inner"] = serde_json::Value::Null;
     shape
+}
+
+/// Fills in the defaults that depend on `net.arch` ([`arch_defaults_of`]) for the fields `value`
+/// leaves out, and refuses the fields that do not apply to its net ([`NOT_FOR_CG`]; `net.inner`
+/// for pgd and admm). `value` has the shape of the default configuration.
+fn arch_defaults(value: &mut serde_json::Value) -> Result<(), FieldError> {
+    use serde_json::{Value, json};
+    let Value::Object(doc) = value else {
+        return Ok(());
+    };
+    let arch = match doc.get("net").and_then(|n| n.get("arch")) {
+        None => DEFAULT_ARCH,
+        Some(a) => serde_path_to_error::deserialize::<_, NetArch>(a.clone())
+            .map_err(|e| FieldError::new("net.arch", e.inner()))?,
+    };
+    let given = |doc: &serde_json::Map<String, Value>, section: &str, field: &str| {
+        doc.get(section)
+            .and_then(|s| s.get(field))
+            .is_some_and(|v| !v.is_null())
+    };
+    if arch == NetArch::Cg {
+        for (section, fields) in NOT_FOR_CG {
+            if let Some(field) = fields.iter().find(|f| given(doc, section, f)) {
+                return Err(FieldError::new(
+                    &child(section, field),
+                    "does not apply to net.arch cg (the Gram-domain net: no prox, momentum or \
+                     init; QAT-MSE or PTQ at the formats of docs/ir.md §10.6; the folded \
+                     engine has no clock plan and no testbench)",
+                ));
+            }
+        }
+    } else if given(doc, "net", "inner") {
+        return Err(FieldError::new(
+            "net.inner",
+            format!("only net.arch cg has inner steps (net.arch is {arch})"),
+        ));
+    }
+    if let Value::Object(net) = doc.entry("net").or_insert_with(|| json!({})) {
+        net.entry("arch").or_insert(json!(arch));
+    }
+    let Value::Object(patch) = arch_defaults_of(arch) else {
+        return Ok(());
+    };
+    for (section, fields) in patch {
+        let Value::Object(fields) = fields else {
+            continue;
+        };
+        if let Value::Object(s) = doc.entry(section).or_insert_with(|| json!({})) {
+            for (field, v) in fields {
+                if s.get(&field).is_none_or(Value::is_null) {
+                    s.insert(field, v);
+                }
+            }
+        }
+    }
+    Ok(())
 }
 
 fn kind(v: &serde_json::Value) -> &'static str {
@@ -535,6 +742,9 @@ fn number(v: f64) -> String {
 /// The largest co-simulation batch: its frames are held in memory before they run.
 pub(super) const MAX_COSIM_FRAMES: usize = 1_000_000;
 
+/// The longest channel block of the cg design (its block length port `blk_t` has 16 bits).
+pub(super) const MAX_CG_BLOCK: usize = 65_535;
+
 impl FlowConfig {
     /// Checks everything that can be checked before any work; the error names the field.
     fn validate(&self) -> Result<(), FieldError> {
@@ -542,6 +752,88 @@ impl FlowConfig {
             .and_then(|l| l.with_block(self.link.block))
             .map_err(|e| model_error(&e, "link", &["nt", "nr", "block"], "link"))?;
         check_snrs(&self.train.snr_db, "train.snr_db")?;
+        if self.is_cg() {
+            self.validate_cg()?;
+        } else {
+            self.validate_unfolded(&link)?;
+        }
+        kaq_codegen::check_top_name(&self.rtl.top).map_err(|e| FieldError::new("rtl.top", e))?;
+        self.validate_common(&link)
+    }
+
+    /// The train, quant and rtl fields of a cg flow.
+    fn validate_cg(&self) -> Result<(), FieldError> {
+        let f32 = self
+            .gram_config()
+            .map_err(|e| FieldError::new("link", format!("{e:#}")))?;
+        let train_error = |section: &str, e: TrainError| match &e {
+            TrainError::Config { field, .. }
+                if [
+                    "samples",
+                    "val_samples",
+                    "batch",
+                    "epochs",
+                    "lr",
+                    "lr_step",
+                    "snr_db",
+                ]
+                .contains(field) =>
+            {
+                FieldError::new(&child(section, field), &e)
+            }
+            TrainError::Model(m) => match model_field(m) {
+                Some(name @ ("layers" | "inner")) => FieldError::new(&child("net", name), &e),
+                Some(name @ ("nt" | "nr" | "block")) => FieldError::new(&child("link", name), &e),
+                _ => FieldError::new("net", &e),
+            },
+            _ => FieldError::new(section, &e),
+        };
+        f32.validate().map_err(|e| train_error("train", e))?;
+        if !matches!(self.quant.method, QuantMethod::Ptq | QuantMethod::QatMse) {
+            return Err(FieldError::new(
+                "quant.method",
+                format!(
+                    "{}: net.arch cg quantizes by ptq or qat-mse in the flow (lsq does not \
+                     exist for the cg net; its kaq is an IR version 3, which the v2 RTL \
+                     cannot run)",
+                    self.quant.method
+                ),
+            ));
+        }
+        if !(2..=12).contains(&self.quant.bits) {
+            return Err(FieldError::new(
+                "quant.bits",
+                format!("{}: net.arch cg quantizes to 2 to 12 bits", self.quant.bits),
+            ));
+        }
+        if self.quant.method == QuantMethod::QatMse {
+            self.gram_quant_config(&f32)
+                .validate()
+                .map_err(|e| train_error("quant", e))?;
+        }
+        if self.lanes() != 1 {
+            return Err(FieldError::new(
+                "rtl.lanes",
+                format!(
+                    "{}: the cg design is one folded engine (1 lane)",
+                    self.lanes()
+                ),
+            ));
+        }
+        if self.link.block > MAX_CG_BLOCK {
+            return Err(FieldError::new(
+                "link.block",
+                format!(
+                    "{}: an IR v2 block holds at most {MAX_CG_BLOCK} vectors (16-bit blk_t)",
+                    self.link.block
+                ),
+            ));
+        }
+        Ok(())
+    }
+
+    /// The train, quant and rtl fields of a pgd or admm flow.
+    fn validate_unfolded(&self, link: &LinkConfig) -> Result<(), FieldError> {
         let f32 = self
             .f32_config()
             .map_err(|e| FieldError::new("link", format!("{e:#}")))?;
@@ -592,7 +884,6 @@ impl FlowConfig {
                 format!("{}: must be 8..=32", self.quant.mult_bits),
             ));
         }
-        kaq_codegen::check_top_name(&self.rtl.top).map_err(|e| FieldError::new("rtl.top", e))?;
         let n = link.n();
         if kaq_codegen::resolve_lanes(n, self.rtl.lanes).is_err() {
             return Err(FieldError::new(
@@ -620,6 +911,11 @@ impl FlowConfig {
                 ),
             ));
         }
+        Ok(())
+    }
+
+    /// The fields every flow checks alike: synthesis, co-simulation and the BER run.
+    fn validate_common(&self, link: &LinkConfig) -> Result<(), FieldError> {
         if !["generic", "ice40", "xilinx", "none"].contains(&self.rtl.synth.as_str()) {
             return Err(FieldError::new(
                 "rtl.synth",
@@ -690,13 +986,63 @@ fn fits(detector: &dyn Detector, ber: &BerConfig) -> Result<(), ModelError> {
 mod tests {
     use super::*;
 
-    /// The codegen stage's key holds its options: the default flow's must be what they were
+    /// The codegen stage's key holds its options: the paper's flow's must be what they were
     /// when `rtl.lanes` defaulted to a fixed 8, so an existing `out/` stays up to date.
     #[test]
     fn the_default_link_keeps_its_codegen_options() {
-        let config = FlowConfig::from_value(serde_json::json!({})).unwrap();
+        let config = FlowConfig::from_value(serde_json::json!({"net": {"arch": "pgd"}})).unwrap();
         assert_eq!(config.codegen_options(), kaq_codegen::Options::default());
         assert_eq!(config.rtl.lanes, Some(8));
+    }
+
+    /// `net.arch` cg fills in its own defaults (cg-k8-l4, T = 14, QAT-MSE, one lane) for the
+    /// fields left out, keeps the ones given, and leaves the pgd defaults alone; naming pgd
+    /// gives the paper's flow whatever [`DEFAULT_ARCH`] is.
+    #[test]
+    fn the_cg_net_has_its_own_defaults() {
+        let cg = FlowConfig::from_value(serde_json::json!({"net": {"arch": "cg"}})).unwrap();
+        assert_eq!(
+            (cg.net.layers, cg.net.inner, cg.link.block),
+            (8, Some(4), 14)
+        );
+        assert_eq!(cg.quant.method, QuantMethod::QatMse);
+        assert_eq!(cg.lanes(), 1);
+        assert_eq!(
+            (
+                cg.train.samples,
+                cg.train.epochs,
+                cg.train.lr,
+                cg.quant.epochs
+            ),
+            (20000, 8, 0.01, 8)
+        );
+        assert_eq!(cg.train.snr_db, [15.0, 18.0, 21.0, 24.0, 27.0]);
+        assert_eq!(*cg.ber.snr_db.last().unwrap(), 30.0);
+        let given = FlowConfig::from_value(serde_json::json!({
+            "net": {"arch": "cg", "layers": 3, "inner": 2},
+            "link": {"block": 1},
+            "quant": {"method": "ptq"}
+        }))
+        .unwrap();
+        assert_eq!(
+            (given.net.layers, given.net.inner, given.link.block),
+            (3, Some(2), 1)
+        );
+        assert_eq!(given.quant.method, QuantMethod::Ptq);
+        let paper =
+            FlowConfig::from_value(serde_json::json!({"net": {"arch": "pgd", "prox": "soft"}}))
+                .unwrap();
+        assert_eq!((paper.net.arch, paper.net.layers), (NetArch::Pgd, 5));
+        assert_eq!((paper.net.inner, paper.link.block), (None, 1));
+        assert_eq!(paper.quant.method, QuantMethod::Kaq);
+        assert_eq!(paper.lanes(), 8);
+        let default = FlowConfig::from_value(serde_json::json!({})).unwrap();
+        assert_eq!(default.net.arch, DEFAULT_ARCH);
+        if DEFAULT_ARCH == NetArch::Pgd {
+            assert_eq!(default, paper);
+        } else {
+            assert_eq!(default, cg);
+        }
     }
 
     /// The shape reference lists every field a config may hold (the ones serialization leaves

@@ -22,6 +22,7 @@
 
 mod cache;
 mod config;
+mod gram;
 mod stages;
 mod summary;
 
@@ -31,10 +32,7 @@ use std::time::Instant;
 
 use anyhow::{Context, bail};
 use clap::Args;
-use kaq_codegen::report::Report;
-use kaq_ir::Ir;
 use kaq_model::ber::BerPoint;
-use kaq_model::train::ModelFile;
 
 use crate::cmd::report::energy::EnergyReport;
 
@@ -63,16 +61,24 @@ pub struct FlowArgs {
 
 /// Everything the summary reports.
 struct Results {
-    f32_file: ModelFile,
-    ir: Ir,
-    report: Report,
-    synth: Option<serde_json::Value>,
+    /// The f32 net's name (the BER detector of the quantization gap's f32 column).
+    f32_name: String,
+    /// The integer golden model's IR name (its BER detector is `<name>-int`).
+    ir_name: String,
+    /// The headline's description of the net, its quantization and its RTL.
+    design: String,
+    /// The bullets of the summary's Hardware section.
+    hardware: Vec<String>,
+    /// The co-simulation figures (`cosim.json`) when it ran.
     cosim: Option<serde_json::Value>,
-    cosim_note: Option<String>,
+    /// The summary's co-simulation section.
+    cosim_text: String,
     ber: Vec<BerPoint>,
-    /// The design's energy and the baselines' (docs/energy.md).
-    energy: EnergyReport,
-    codegen_seconds: f64,
+    /// Reference curves of the verdict after `ber.references` (the paper's PGD-Net beside a
+    /// cg design).
+    extra_references: Vec<String>,
+    /// The design's energy and the baselines' (docs/energy.md); IR v1 designs only.
+    energy: Option<EnergyReport>,
 }
 
 /// Runs `kaq flow`.
@@ -115,7 +121,13 @@ pub fn run(args: FlowArgs) -> anyhow::Result<()> {
         ),
         None => None,
     };
-    let mut work = || stages::flow(&config, &mut stages);
+    let mut work = || {
+        if config.is_cg() {
+            gram::flow(&config, &mut stages)
+        } else {
+            stages::flow(&config, &mut stages)
+        }
+    };
     let results = match &pool {
         Some(pool) => pool.install(work)?,
         None => work()?,
@@ -133,11 +145,16 @@ pub fn run(args: FlowArgs) -> anyhow::Result<()> {
     }))?;
     plot::write_atomically(&args.out.join("flow.json"), format!("{log}\n").as_bytes())?;
     if let Some(v) = &results.cosim
-        && v["mismatches"].as_u64() != Some(0)
+        && (v["mismatches"].as_u64() != Some(0) || v["cycles_exact"].as_bool() == Some(false))
     {
         bail!(
-            "co-simulation found {} mismatches between the RTL and the golden model; see {}",
+            "co-simulation found {} mismatches between the RTL and the golden model{}; see {}",
             v["mismatches"],
+            if v["cycles_exact"].as_bool() == Some(false) {
+                " and cycle counts other than the analytic model's"
+            } else {
+                ""
+            },
             args.out.join("summary.md").display()
         );
     }

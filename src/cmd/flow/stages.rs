@@ -16,13 +16,16 @@ use kaq_model::quant::train_quantized;
 use kaq_model::train::model_file::Overwrite;
 use kaq_model::train::{ModelFile, Progress, train};
 
-use super::Results;
 use super::cache::{Stages, config_json, digest, read};
 use super::config::FlowConfig;
+use super::{Results, summary};
 use crate::cmd::report::energy::{DEFAULT_BLOCK, EnergyReport, energy_report};
 use crate::plot::{self, Series};
 
-fn on_progress<'a>(label: &'a str, bar: &'a ProgressBar) -> impl FnMut(Progress<'_>) + 'a {
+pub(super) fn on_progress<'a>(
+    label: &'a str,
+    bar: &'a ProgressBar,
+) -> impl FnMut(Progress<'_>) + 'a {
     let mut epochs = 0;
     move |p| match p {
         Progress::Started { epochs: e, batches } => {
@@ -185,7 +188,9 @@ pub(super) fn flow(config: &FlowConfig, stages: &mut Stages) -> anyhow::Result<R
     let report = analyse(&generated.design);
     // The energy figures of docs/energy.md, as `kaq report` gives them.
     let energy = energy_report(&ir, DEFAULT_BLOCK);
-    let synth = synth_stage(config, stages, &generated, &key)?;
+    let synth = synth_stage(config, stages, &key, |target, limit, cache| {
+        crate::cmd::report::flow_synth(&generated, target, limit, cache)
+    })?;
     plot::write_atomically(
         &out.join("report.json"),
         format!(
@@ -233,16 +238,42 @@ pub(super) fn flow(config: &FlowConfig, stages: &mut Stages) -> anyhow::Result<R
         stages.record("ber", &key, t)?;
         points
     };
+    let hardware = vec![
+        format!(
+            "initiation interval **{} cycles per frame** (MAC bound {}), latency {} cycles;",
+            report.total.ii, report.total.mac_bound, report.total.latency
+        ),
+        format!(
+            "{} MACs per frame; estimated {} multipliers, {} adders, {} bits of storage;",
+            report.total.macs,
+            report.total.multipliers,
+            report.total.adders,
+            report.total.memory_bits
+        ),
+        summary::synth_line(synth.as_ref(), config.rtl.synth_limit_s),
+        summary::energy_line(&energy),
+        format!(
+            "code generation took {codegen_seconds:.2} s; the design is in `rtl/` (its README \
+             gives the interface)."
+        ),
+    ];
     Ok(Results {
-        f32_file,
-        ir,
-        report,
-        synth,
+        f32_name: f32_file.net.name(),
+        design: format!(
+            "{} with K = {}, {} {}-bit; RTL with {} MAC lanes per layer stage.",
+            f32_file.net.name(),
+            config.net.layers,
+            config.quant.method,
+            config.quant.bits,
+            config.lanes()
+        ),
+        ir_name: ir.name.clone(),
+        hardware,
+        cosim_text: summary::cosim_text(cosim.as_ref(), cosim_note.as_deref()),
         cosim,
-        cosim_note,
         ber,
-        energy,
-        codegen_seconds,
+        extra_references: Vec::new(),
+        energy: Some(energy),
     })
 }
 
@@ -274,7 +305,7 @@ fn ber_stage(config: &FlowConfig, f32_file: &ModelFile, ir: &Ir) -> anyhow::Resu
     Ok(points?)
 }
 
-fn ber_plot(path: &Path, title: &str, points: &[BerPoint]) -> anyhow::Result<()> {
+pub(super) fn ber_plot(path: &Path, title: &str, points: &[BerPoint]) -> anyhow::Result<()> {
     let mut names: Vec<&str> = Vec::new();
     for p in points {
         if !names.contains(&p.detector.as_str()) {
@@ -319,11 +350,15 @@ fn report_json(
 
 /// Yosys on the generated RTL (reused when the RTL and target did not change). A missing
 /// Yosys, a time-out or a failure is a note in the summary, not an error of the flow.
-fn synth_stage(
+pub(super) fn synth_stage(
     config: &FlowConfig,
     stages: &mut Stages,
-    generated: &kaq_codegen::Generated,
     rtl_key: &str,
+    synthesize: impl FnOnce(
+        kaq_codegen::synth::Target,
+        std::time::Duration,
+        &Path,
+    ) -> anyhow::Result<serde_json::Value>,
 ) -> anyhow::Result<Option<serde_json::Value>> {
     use kaq_codegen::synth::{Target, find_yosys};
     if config.rtl.synth == "none" {
@@ -358,7 +393,7 @@ fn synth_stage(
     let t = Instant::now();
     let limit = std::time::Duration::from_secs(config.rtl.synth_limit_s);
     let cache = stages.out.join("synth-cache");
-    let value = match crate::cmd::report::flow_synth(generated, target, limit, &cache) {
+    let value = match synthesize(target, limit, &cache) {
         Ok(v) => v,
         Err(e) => {
             let note = format!("Yosys {target} synthesis failed: {e:#}");
@@ -473,7 +508,7 @@ fn cosim_stage(
     Ok((Some(value), None))
 }
 
-fn load_ber(path: &Path) -> anyhow::Result<Vec<BerPoint>> {
+pub(super) fn load_ber(path: &Path) -> anyhow::Result<Vec<BerPoint>> {
     let v: serde_json::Value = serde_json::from_slice(&read(path)?)?;
     Ok(serde_json::from_value(v["points"].clone())?)
 }

@@ -1,7 +1,6 @@
 //! The flow's `summary.md`: the results formatted here, laid out by `templates/summary.md`.
 
 use askama::Template;
-use kaq_model::Detector;
 use kaq_model::ber::BerPoint;
 
 use super::cache::Stages;
@@ -19,11 +18,8 @@ struct Summary<'a> {
     gap_rows: Vec<(f64, String, String, String)>,
     gap_note: String,
     verdict: String,
-    t: &'a kaq_codegen::report::Totals,
-    synth: String,
-    energy: String,
-    codegen_seconds: String,
-    cosim: String,
+    hardware: &'a [String],
+    cosim: &'a str,
     commands: Vec<String>,
     stages: Vec<(&'static str, String, String)>,
 }
@@ -252,7 +248,7 @@ fn range(run: &[f64]) -> String {
     }
 }
 
-fn join(v: &[f64]) -> String {
+pub(super) fn join(v: &[f64]) -> String {
     v.iter()
         .map(|x| x.to_string())
         .collect::<Vec<_>>()
@@ -266,15 +262,10 @@ pub(super) fn summary(
     r: &Results,
     stages: &Stages,
 ) -> String {
-    let ir = &r.ir;
     let headline = format!(
-        "{} link (SNR per receive antenna), {} with K = {}, {} {}-bit; RTL with {} MAC lanes per layer stage.",
+        "{} link (SNR per receive antenna), {}",
         crate::plot::style::link_name(config.link.nt, config.link.nr, config.link.modulation),
-        r.f32_file.net.name(),
-        config.net.layers,
-        config.quant.method,
-        config.quant.bits,
-        config.lanes()
+        r.design
     );
     let mut ber_names: Vec<String> = Vec::new();
     for p in &r.ber {
@@ -295,27 +286,28 @@ pub(super) fn summary(
             (snr, cells)
         })
         .collect();
-    let f32_name = r.f32_file.net.name();
-    let int_name = format!("{}-int", ir.name);
-    let gap_rows = gap_rows(&r.ber, &config.ber.snr_db, &f32_name, &int_name);
+    let int_name = format!("{}-int", r.ir_name);
+    let gap_rows = gap_rows(&r.ber, &config.ber.snr_db, &r.f32_name, &int_name);
     let mut order = vec![int_name.clone()];
     order.extend(config.ber.references.iter().cloned());
+    order.extend(r.extra_references.iter().cloned());
     let curves = curves(&r.ber, &order);
     let gap_note = gap_note(&gap_rows);
     let template = Summary {
-        name: &ir.name,
+        name: &r.ir_name,
         headline,
         ber_names,
         ber_rows,
         gap_rows,
         gap_note,
         verdict: verdict(&curves),
-        t: &r.report.total,
-        synth: synth_line(r.synth.as_ref(), config.rtl.synth_limit_s),
-        energy: energy_line(&r.energy),
-        codegen_seconds: format!("{:.2}", r.codegen_seconds),
-        cosim: cosim_text(r.cosim.as_ref(), r.cosim_note.as_deref()),
-        commands: commands(config, args),
+        hardware: &r.hardware,
+        cosim: &r.cosim_text,
+        commands: if config.is_cg() {
+            super::gram::commands(config, args)
+        } else {
+            commands(config, args)
+        },
         stages: stages
             .log
             .iter()
@@ -330,7 +322,7 @@ pub(super) fn summary(
 /// The energy line of the summary: the design's pJ per bit under both models of
 /// docs/energy.md beside MMSE and kbest:32 at 16-bit fixed point (their per-channel work over
 /// one resource block).
-fn energy_line(e: &EnergyReport) -> String {
+pub(super) fn energy_line(e: &EnergyReport) -> String {
     let fig = |en: &kaq_ir::energy::Energy| {
         format!("{:.3} / {:.3}", en.paper.pj_per_bit, en.horowitz.pj_per_bit)
     };
@@ -354,7 +346,7 @@ fn energy_line(e: &EnergyReport) -> String {
 
 /// The Yosys line of the summary; a synthesis stopped by its time limit (`limit_s`) says so
 /// first, with the stages it lacks, and that the next run tries again.
-fn synth_line(synth: Option<&serde_json::Value>, limit_s: u64) -> String {
+pub(super) fn synth_line(synth: Option<&serde_json::Value>, limit_s: u64) -> String {
     match synth {
         Some(v) if v["complete"].as_bool() == Some(false) => {
             let missing: Vec<&str> = v["missing"]
@@ -397,7 +389,7 @@ fn synth_line(synth: Option<&serde_json::Value>, limit_s: u64) -> String {
     }
 }
 
-fn cosim_text(cosim: Option<&serde_json::Value>, note: Option<&str>) -> String {
+pub(super) fn cosim_text(cosim: Option<&serde_json::Value>, note: Option<&str>) -> String {
     let Some(v) = cosim else {
         return match note {
             Some(note) => format!("Not run: {note}."),
@@ -439,6 +431,15 @@ fn cosim_text(cosim: Option<&serde_json::Value>, note: Option<&str>) -> String {
     paragraphs.join("\n\n")
 }
 
+/// ` --block T` for a link with channel blocks of T > 1 frames, else nothing.
+pub(super) fn block_flag(c: &FlowConfig) -> String {
+    if c.link.block == 1 {
+        String::new()
+    } else {
+        format!(" --block {}", c.link.block)
+    }
+}
+
 /// The command of every stage, as `kaq` subcommands (after the `mkdir` of the models
 /// directory), runnable as printed from any directory.
 fn commands(c: &FlowConfig, args: &FlowArgs) -> Vec<String> {
@@ -447,10 +448,11 @@ fn commands(c: &FlowConfig, args: &FlowArgs) -> Vec<String> {
         // `kaq train` writes into an existing directory only.
         format!("mkdir -p {out}/models"),
         format!(
-            "kaq train --nt {} --nr {} --mod {} --arch {} --prox {} --layers {}{} --init {} --samples {} --val-samples {} --batch {} --epochs {} --lr {} --lr-step {} --seed {} --snr {} --out {out}/models/f32.json",
+            "kaq train --nt {} --nr {} --mod {}{} --arch {} --prox {} --layers {}{} --init {} --samples {} --val-samples {} --batch {} --epochs {} --lr {} --lr-step {} --seed {} --snr {} --out {out}/models/f32.json",
             c.link.nt,
             c.link.nr,
             c.link.modulation,
+            block_flag(c),
             c.net.arch,
             c.net.prox,
             c.net.layers,
@@ -504,17 +506,19 @@ fn commands(c: &FlowConfig, args: &FlowArgs) -> Vec<String> {
             }
         ),
         format!(
-            "kaq cosim --ir {out}/ir.json --lanes {} --frames {} --stall-prob {} --seed {}",
+            "kaq cosim --ir {out}/ir.json --lanes {} --frames {} --snr {} --stall-prob {} --seed {}",
             c.lanes(),
             c.cosim.frames,
+            join(&c.ber.snr_db),
             c.cosim.stall_prob,
             c.cosim.seed
         ),
         format!(
-            "kaq ber --nt {} --nr {} --mod {} --detector {} --model {out}/models/f32.json --ir {out}/ir.json --snr {} --min-errors {} --max-frames {} --seed {}",
+            "kaq ber --nt {} --nr {} --mod {}{} --detector {} --model {out}/models/f32.json --ir {out}/ir.json --snr {} --min-errors {} --max-frames {} --seed {}",
             c.link.nt,
             c.link.nr,
             c.link.modulation,
+            block_flag(c),
             c.ber.references.join(","),
             join(&c.ber.snr_db),
             c.ber.min_errors,

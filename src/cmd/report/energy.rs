@@ -112,3 +112,77 @@ pub(crate) fn energy_table(e: &EnergyReport) -> String {
     }
     s
 }
+
+/// The f32 forms of the Gram-domain families priced beside a v2 design: the design's own
+/// family at its K and L, and EPNet and OAMP-Net2 at its K (their operation counts,
+/// `kaq_model::gram::cost`; the per-block stage over the block).
+fn gram_f32_counts(ir: &kaq_ir::gram::GramIr) -> Vec<(String, kaq_ir::energy::Counts)> {
+    use kaq_ir::energy::{BaselineOps, Counts};
+    use kaq_model::gram::{Family, GramConfig};
+    let Ok(link) = kaq_model::link::LinkConfig::new(ir.nt, ir.nr, ir.modulation) else {
+        return Vec::new();
+    };
+    let (m, n) = (ir.m as u64, ir.n as u64);
+    let bits = ir.n as u32 * ir.modulation.bits_per_dim();
+    let ops = |o: kaq_model::gram::Ops| BaselineOps {
+        mults: o.mults,
+        adds: o.adds,
+        recips: o.recips,
+        sqrts: o.sqrts,
+        tables: o.tables,
+    };
+    let mut out = Vec::new();
+    for family in [Family::Cg, Family::Ep, Family::Oamp] {
+        let mut config = GramConfig::new(family, ir.layers.len());
+        if family == Family::Cg {
+            config.inner = ir.inner();
+        }
+        let cost = kaq_model::gram::cost(&config, &link);
+        let name = match family {
+            Family::Cg => format!("cg-k{}-l{}", config.layers, config.inner),
+            f => format!("{f}-k{}", config.layers),
+        };
+        // Working set: H̃, G (or the LMMSE matrix), ỹ and a few vectors of n, at 32 bits.
+        let working = m * n + n * n + m + 6 * n;
+        let c = Counts::baseline(
+            &name,
+            bits,
+            Arith::F32,
+            ops(cost.per_block),
+            ops(cost.per_vector),
+            working * 32,
+        );
+        out.push((name, c));
+    }
+    out
+}
+
+/// The energy of the v2 design `ir` (`kaq_ir::gram::gram_energy`, its block stage spread over
+/// `block` vectors) and, over the same block, of ZF, MMSE and kbest:32 at 16-bit fixed point
+/// and f32, and of the Gram-domain families' f32 forms.
+pub(crate) fn gram_energy_report(ir: &kaq_ir::gram::GramIr, block: usize) -> EnergyReport {
+    let bits = ir.n as u32 * ir.modulation.bits_per_dim();
+    let mut baselines = Vec::new();
+    for spec in baseline_specs() {
+        for arith in baseline_ariths() {
+            if let Some(c) = baseline_counts(spec, ir.m, ir.n, ir.levels(), bits, arith) {
+                baselines.push(Baseline {
+                    detector: spec.to_string(),
+                    arith,
+                    energy: c.energy(block),
+                });
+            }
+        }
+    }
+    for (name, c) in gram_f32_counts(ir) {
+        baselines.push(Baseline {
+            detector: name,
+            arith: Arith::F32,
+            energy: c.energy(block),
+        });
+    }
+    EnergyReport {
+        design: kaq_ir::gram::gram_energy(ir, block),
+        baselines,
+    }
+}

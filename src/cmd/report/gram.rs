@@ -4,8 +4,8 @@
 //! block of T = `--block` vectors (default 14) in `1 + P_blk + T·(P_vec + 2)` cycles and the
 //! effective II, that over T), and with `--synth TARGET` the design synthesized as one unit by
 //! the v1 machinery (cache, `--synth-limit`, `sta`), its estimated Fmax (the same routing
-//! factor), throughput in Mb/s at T, latency and Mb/s per kLUT and per DSP. The energy models
-//! do not count v2 operations yet: the table and the JSON say so. `--lanes` other than 1,
+//! factor), throughput in Mb/s at T, latency and Mb/s per kLUT and per DSP; the energy table of
+//! both models at T (`kaq_ir::gram::gram_energy`, docs/energy.md). `--lanes` other than 1,
 //! `--flat`, `--place`, `--sweep-lanes`, `--clock-mhz` and `--update-pipeline` do not
 //! apply and end with status 2.
 
@@ -23,9 +23,6 @@ use super::{ReportArgs, evaluation_table, hier_options, scratch, unit_progress};
 
 /// Vectors per channel block of the v2 cycle figures by default (14 OFDM symbols).
 pub(crate) const DEFAULT_BLOCK: usize = 14;
-
-/// What the energy section says for a v2 design.
-const NO_ENERGY: &str = "not available for v2 (the energy models count IR v1 operations only)";
 
 /// The cycle model at block length `t`.
 #[derive(Debug, serde::Serialize)]
@@ -47,6 +44,7 @@ struct Cycles {
 
 /// Runs `kaq report` on a v2 IR (the `--json` checks are done by the caller).
 pub(crate) fn run(args: &ReportArgs, ir: &GramIr) -> anyhow::Result<()> {
+    crate::cmd::codegen::rtl_supports(ir)?;
     if let Some(l) = args.lanes.filter(|&l| l != 1) {
         return Err(usage_error(
             "--lanes",
@@ -108,9 +106,12 @@ pub(crate) fn run(args: &ReportArgs, ir: &GramIr) -> anyhow::Result<()> {
             Some(e)
         }
     };
+    let energy = super::energy::gram_energy_report(ir, t);
     print!("{}", table(ir, &cycles, eval.as_ref()));
+    print!("{}", super::energy::energy_table(&energy));
     if let Some(path) = &args.json {
-        let doc = to_json(ir, args, &cycles, eval.as_ref());
+        let mut doc = to_json(ir, args, &cycles, eval.as_ref());
+        doc["energy"] = json!(energy);
         let mut text = serde_json::to_string_pretty(&doc).context("cannot encode the report")?;
         text.push('\n');
         let overwrite = if args.force {
@@ -145,7 +146,6 @@ fn table(ir: &GramIr, c: &Cycles, eval: Option<&Evaluation>) -> String {
     if let Some(e) = eval {
         s.push_str(&evaluation_table(e));
     }
-    let _ = writeln!(s, "energy: {NO_ENERGY}");
     s
 }
 
@@ -167,6 +167,5 @@ fn to_json(ir: &GramIr, args: &ReportArgs, c: &Cycles, eval: Option<&Evaluation>
         "cycles": c,
         "synth": eval.map(|e| json!(e.synth)),
         "qor": eval.map(|e| json!(e.qor)),
-        "energy": NO_ENERGY,
     })
 }

@@ -1,0 +1,574 @@
+//! The stages of `kaq flow` for the Gram-domain cg net (`net.arch` cg, docs/flow.md): the f32
+//! cg net and the paper's PGD-Net (the reference beside it), the cg student written as its
+//! IR v2 document, the folded engine's RTL, its cycle model and synthesis at the channel block
+//! T = `link.block`, co-simulation in channel blocks and the BER run, each reused when its key
+//! is unchanged, as the v1 stages.
+
+use std::time::Instant;
+
+use anyhow::Context;
+use kaq_codegen::gram::{Program, program::analytic_cycles, stream_cycles};
+use kaq_ir::gram::{GramInterpreter, GramIr};
+use kaq_model::Detector;
+use kaq_model::ber::{BerConfig, simulate};
+use kaq_model::detect::DetectorSpec;
+use kaq_model::gram::file::GramModelFile;
+use kaq_model::train::model_file::Overwrite;
+use kaq_model::train::{ModelFile, train};
+use serde_json::json;
+
+use super::cache::{Stages, config_json, digest, read};
+use super::config::FlowConfig;
+use super::stages::{ber_plot, load_ber, on_progress, synth_stage};
+use super::summary::{join, synth_line};
+use super::{FlowArgs, Results};
+use crate::plot;
+
+pub(super) fn flow(config: &FlowConfig, stages: &mut Stages) -> anyhow::Result<Results> {
+    let out = stages.out.clone();
+
+    // 1. The f32 cg net.
+    let f32_config = config.gram_config()?;
+    let f32_path = out.join("models").join("f32.json");
+    let key = digest(&[b"f32-cg", config_json(&f32_config).as_bytes()]);
+    let f32_file = if stages.up_to_date("f32", &key, &[&f32_path])
+        && let Ok(file) = GramModelFile::load(&f32_path)
+    {
+        stages.reused("f32");
+        file
+    } else {
+        let t = Instant::now();
+        let bar = crate::progress::open_bar("f32", "");
+        let result = kaq_model::gram::train::train(&f32_config, &mut on_progress("f32", &bar));
+        bar.finish_and_clear();
+        let file = GramModelFile::from(result.context("training the f32 cg net failed")?);
+        file.save(&f32_path, Overwrite::Replace)
+            .with_context(|| format!("cannot save {}", f32_path.display()))?;
+        println!(
+            "f32: trained {} in {:.1} s → {}",
+            file.net.name(),
+            t.elapsed().as_secs_f64(),
+            f32_path.display()
+        );
+        stages.record("f32", &key, t)?;
+        file
+    };
+    let f32_name = f32_file.net.name();
+
+    // 2. The paper's PGD-Net on the same link and data, the reference beside the cg design.
+    let paper_config = config.paper_config()?;
+    let paper_path = out.join("models").join("pgd.json");
+    let key = digest(&[b"paper", config_json(&paper_config).as_bytes()]);
+    let paper_file = if stages.up_to_date("paper", &key, &[&paper_path])
+        && let Ok(file) = ModelFile::load(&paper_path)
+    {
+        stages.reused("paper");
+        file
+    } else {
+        let t = Instant::now();
+        let bar = crate::progress::open_bar("paper", "");
+        let result = train(&paper_config, &mut on_progress("paper", &bar));
+        bar.finish_and_clear();
+        let file = ModelFile::from(result.context("training the paper's PGD-Net failed")?);
+        file.save(&paper_path, Overwrite::Replace)
+            .with_context(|| format!("cannot save {}", paper_path.display()))?;
+        println!(
+            "paper: trained {} in {:.1} s → {}",
+            file.net.name(),
+            t.elapsed().as_secs_f64(),
+            paper_path.display()
+        );
+        stages.record("paper", &key, t)?;
+        file
+    };
+
+    // 3. The student: PTQ (and QAT-MSE) straight to the IR v2 document.
+    let quant_config = config.gram_quant_config(&f32_config);
+    let ir_path = out.join("ir.json");
+    let f32_bytes = read(&f32_path)?;
+    let method = config.quant.method;
+    let bits = config.quant.bits;
+    let key = digest(&[
+        b"quant-cg",
+        method.to_string().as_bytes(),
+        &bits.to_le_bytes(),
+        config_json(&quant_config).as_bytes(),
+        &f32_bytes,
+    ]);
+    let ir = if stages.up_to_date("quant", &key, &[&ir_path])
+        && let Ok(kaq_ir::gram::AnyIr::V2(ir)) = kaq_ir::gram::AnyIr::load(&ir_path)
+    {
+        stages.reused("quant");
+        ir
+    } else {
+        let t = Instant::now();
+        let label = format!("{method}-{bits}b");
+        let bar = crate::progress::open_bar(&label, "");
+        let result = crate::cmd::train::cg_student(
+            &f32_file.net,
+            method,
+            bits,
+            &quant_config,
+            &mut on_progress(&label, &bar),
+        );
+        bar.finish_and_clear();
+        let (ir, _) = result.with_context(|| format!("quantization ({label}) failed"))?;
+        plot::write_atomically(&ir_path, ir.to_json().as_bytes())?;
+        println!(
+            "quant: {label} in {:.1} s → {} ({}, IR v2)",
+            t.elapsed().as_secs_f64(),
+            ir_path.display(),
+            ir.name
+        );
+        stages.record("quant", &key, t)?;
+        ir
+    };
+    stages.skipped(
+        "lower",
+        "the cg student is written as its IR v2 document by quant".to_string(),
+    );
+
+    // 4. Codegen: the folded engine.
+    let rtl_dir = out.join("rtl");
+    let ir_bytes = read(&ir_path)?;
+    let key = digest(&[
+        b"codegen-cg",
+        env!("CARGO_PKG_VERSION").as_bytes(),
+        config.rtl.top.as_bytes(),
+        &ir_bytes,
+    ]);
+    let t = Instant::now();
+    let files = kaq_codegen::gram::generate(&ir, &config.rtl.top)?;
+    let codegen_seconds = t.elapsed().as_secs_f64();
+    if stages.up_to_date("codegen", &key, &[&rtl_dir.join("README.md")]) {
+        stages.reused("codegen");
+    } else {
+        let written = kaq_codegen::write_files(&files, &rtl_dir, false)?;
+        println!(
+            "codegen: {} files in {:.2} s → {}",
+            written.len(),
+            codegen_seconds,
+            rtl_dir.display()
+        );
+        stages.record("codegen", &key, t)?;
+    }
+
+    // 5. Report: the cycle model at T, and Yosys as one unit when asked for and installed.
+    let block = config.link.block as u64;
+    let prog = Program::new(&ir);
+    let (p_blk, p_vec) = analytic_cycles(&ir);
+    let (macs_block, macs_vector) = prog.multiplies();
+    let block_cycles = stream_cycles(&prog, block);
+    // Both energy models of docs/energy.md at T, the design from its IR alone.
+    let energy = crate::cmd::report::energy::gram_energy_report(&ir, block as usize);
+    let cycles = json!({
+        "p_blk": p_blk,
+        "p_vec": p_vec,
+        "block": block,
+        "block_cycles": block_cycles,
+        "ii_effective": block_cycles as f64 / block as f64,
+        "macs_block": macs_block,
+        "macs_vector": macs_vector,
+    });
+    let synth = synth_stage(
+        config,
+        stages,
+        &format!("{key} block {block}"),
+        |target, limit, cache| {
+            let dir = crate::cmd::report::scratch()?;
+            let mut options = kaq_codegen::hierarchy::HierOptions::new(target);
+            options.limit = Some(limit);
+            options.cache = Some(cache.to_path_buf());
+            let e = kaq_codegen::gram::evaluate(
+                &prog,
+                block,
+                &dir.path().join("units"),
+                &options,
+                &crate::cmd::report::unit_progress,
+            )
+            .with_context(|| format!("{target} synthesis failed"))?;
+            print!("{}", crate::cmd::report::evaluation_table(&e));
+            let mut v = json!(e.synth.total);
+            v["complete"] = json!(e.synth.complete);
+            v["missing"] = json!(e.synth.missing);
+            v["critical"] = json!(e.synth.critical);
+            v["units"] = json!(e.synth.units);
+            v["qor"] = json!(e.qor);
+            let lines = crate::cmd::report::qor_lines(&e.qor);
+            v["summary"] = json!(lines.split_whitespace().collect::<Vec<_>>().join(" "));
+            Ok(v)
+        },
+    )?;
+    plot::write_atomically(
+        &out.join("report.json"),
+        format!(
+            "{}\n",
+            serde_json::to_string_pretty(&json!({
+                "ir_version": 2,
+                "lanes": 1,
+                "cycles": cycles,
+                "synth": synth,
+                "energy": energy,
+            }))?
+        )
+        .as_bytes(),
+    )?;
+
+    // 6. Co-simulation in channel blocks of T.
+    let (cosim, cosim_note) = cosim_stage(config, stages, &ir, &key)?;
+
+    // 7. BER: the references, the f32 cg net, the paper's PGD-Net and the integer model.
+    let ber_path = out.join("ber.json");
+    let paper_bytes = read(&paper_path)?;
+    let key = digest(&[
+        b"ber-cg",
+        config_json(&config.ber).as_bytes(),
+        &f32_bytes,
+        &paper_bytes,
+        &ir_bytes,
+    ]);
+    let ber = if stages.up_to_date("ber", &key, &[&ber_path, &out.join("ber.svg")])
+        && let Ok(points) = load_ber(&ber_path)
+    {
+        stages.reused("ber");
+        points
+    } else {
+        let t = Instant::now();
+        let mut detectors: Vec<Box<dyn Detector>> = config
+            .ber
+            .references
+            .iter()
+            .map(|s| s.parse::<DetectorSpec>().map(|d| d.build()))
+            .collect::<Result<_, _>>()?;
+        detectors.push(Box::new(f32_file.net.clone()));
+        detectors.push(Box::new(paper_file.net.clone()));
+        detectors.push(Box::new(GramInterpreter::new(ir.clone())?));
+        let refs: Vec<&dyn Detector> = detectors.iter().map(AsRef::as_ref).collect();
+        let ber_config = BerConfig::new(
+            config.frame_link()?,
+            config.ber.snr_db.clone(),
+            config.ber.min_errors,
+            config.ber.max_frames,
+            config.ber.seed,
+        );
+        let bar = crate::progress::percent_bar("ber", ber_config.snr_db.len() as u64 * 1000);
+        let mut on_ber = |p: &kaq_model::ber::BerProgress| {
+            bar.set_position(((p.snr_index as f64 + p.point_fraction()) * 1000.0) as u64);
+            bar.set_message(format!("SNR {} dB", p.snr_db));
+        };
+        let points = simulate(&ber_config, &refs, Some(&mut on_ber));
+        bar.finish_and_clear();
+        let points = points?;
+        let doc = json!({ "snr_definition": "per receive antenna", "points": &points });
+        plot::write_atomically(
+            &ber_path,
+            format!("{}\n", serde_json::to_string_pretty(&doc)?).as_bytes(),
+        )?;
+        let title = format!(
+            "BER, {}: {} and references",
+            plot::style::link_name(config.link.nt, config.link.nr, config.link.modulation),
+            ir.name
+        );
+        ber_plot(&out.join("ber.svg"), &title, &points)?;
+        println!(
+            "ber: {} points in {:.1} s",
+            points.len(),
+            t.elapsed().as_secs_f64()
+        );
+        stages.record("ber", &key, t)?;
+        points
+    };
+
+    let hardware = vec![
+        format!(
+            "the folded IR v2 engine, one shared multiplier (1 lane): **{p_blk} cycles per \
+             channel block** (the Gram stage, once per channel) and **{p_vec} cycles per \
+             vector**; a block of T = {block} vectors takes {block_cycles} cycles, an effective \
+             **{:.1} cycles per vector** (docs/rtl.md, IR v2);",
+            block_cycles as f64 / block as f64
+        ),
+        format!(
+            "{macs_block} multiplies per channel block and {macs_vector} per vector \
+             ({:.0} per vector at T = {block});",
+            macs_vector as f64 + macs_block as f64 / block as f64
+        ),
+        synth_line(synth.as_ref(), config.rtl.synth_limit_s),
+        format!("{};", super::summary::energy_line(&energy)),
+        format!(
+            "code generation took {codegen_seconds:.2} s; the design is in `rtl/` (its README \
+             gives the interface)."
+        ),
+    ];
+    let inner = config.net.inner.unwrap_or(0);
+    Ok(Results {
+        design: format!(
+            "{f32_name} (the Gram-domain unfolded CG net: K = {} layers × L = {inner} inner \
+             steps), {method} {bits}-bit (IR v2); RTL: the folded engine, channel blocks of \
+             T = {block} vectors.",
+            config.net.layers
+        ),
+        f32_name,
+        ir_name: ir.name.clone(),
+        hardware,
+        cosim_text: cosim_text(cosim.as_ref(), cosim_note.as_deref()),
+        cosim,
+        ber,
+        extra_references: vec![paper_file.net.name()],
+        energy: None,
+    })
+}
+
+/// Verilator co-simulation of the folded engine (reused when the IR and settings did not
+/// change): the frames in channel blocks of `link.block` at the BER SNR points, random stalls
+/// on the block, vector and output ports, every output beat compared with the golden model
+/// and every block's and vector's cycle count with the analytic model.
+fn cosim_stage(
+    config: &FlowConfig,
+    stages: &mut Stages,
+    ir: &GramIr,
+    rtl_key: &str,
+) -> anyhow::Result<(Option<serde_json::Value>, Option<String>)> {
+    use kaq_sim::cosim::gram::{GramRtl, GramStalls, link_blocks};
+    use kaq_sim::tools::{Tool, find};
+    if config.cosim.frames == 0 {
+        let note = "cosim.frames is 0".to_string();
+        stages.skipped("cosim", note.clone());
+        return Ok((None, Some(note)));
+    }
+    if !matches!(find(Tool::Verilator), Ok(Some(_))) {
+        let note = "Verilator is not installed (`apt-get install -y verilator`)".to_string();
+        stages.skipped("cosim", note.clone());
+        return Ok((None, Some(note)));
+    }
+    let path = stages.out.join("cosim.json");
+    let key = digest(&[
+        b"cosim-cg",
+        rtl_key.as_bytes(),
+        &config.link.block.to_le_bytes(),
+        config_json(&config.cosim).as_bytes(),
+        config_json(&config.ber.snr_db).as_bytes(),
+    ]);
+    if stages.up_to_date("cosim", &key, &[&path])
+        && let Ok(v) = serde_json::from_slice::<serde_json::Value>(&read(&path)?)
+    {
+        stages.reused("cosim");
+        return Ok((Some(v), None));
+    }
+    let t = Instant::now();
+    let build = crate::progress::step("cosim build", "compiling the RTL with Verilator");
+    let rtl = GramRtl::build(ir, false);
+    build.finish(if rtl.is_ok() {
+        "Verilator build done"
+    } else {
+        "Verilator build failed"
+    });
+    let rtl = rtl.context("building the RTL with Verilator")?;
+    let block = config.link.block;
+    let blocks = link_blocks(
+        ir,
+        config.cosim.frames,
+        block,
+        &config.ber.snr_db,
+        config.cosim.seed,
+    )?;
+    let p = config.cosim.stall_prob;
+    let stalls = GramStalls {
+        block: p,
+        vector: p,
+        output: p,
+        seed: config.cosim.seed,
+    };
+    // One call without progress of its own: say what it runs and how long it took.
+    let step = crate::progress::step(
+        "cosim run",
+        &format!(
+            "{} vectors in {} blocks, about {:.1} M cycles without stalls",
+            config.cosim.frames,
+            blocks.len(),
+            (blocks.len() as f64 * (1 + rtl.program().block_cycles()) as f64
+                + config.cosim.frames as f64 * (rtl.program().vector_cycles() + 2) as f64)
+                / 1e6
+        ),
+    );
+    let run = Instant::now();
+    let report = rtl.run(&blocks, stalls);
+    step.finish(if report.is_ok() { "done" } else { "failed" });
+    let report = report?;
+    let seconds = run.elapsed().as_secs_f64();
+    let prog = rtl.program();
+    let (pb, pv) = (prog.block_cycles(), prog.vector_cycles());
+    let exact = report.block_cycles.iter().all(|&c| c == pb)
+        && report.vector_cycles.iter().all(|&c| c == pv);
+    let value = json!({
+        "frames": report.vectors,
+        "blocks": report.blocks,
+        "block": block,
+        "mismatches": report.mismatches.len(),
+        "first_mismatch": report.mismatches.first(),
+        "stall_prob": p,
+        "block_cycles": pb,
+        "vector_cycles": pv,
+        "cycles_exact": exact,
+        "frames_per_second": report.vectors as f64 / seconds.max(1e-9),
+        "run_seconds": seconds,
+        "build_seconds": rtl.build_time().as_secs_f64(),
+    });
+    plot::write_atomically(
+        &path,
+        format!("{}\n", serde_json::to_string_pretty(&value)?).as_bytes(),
+    )?;
+    println!(
+        "cosim: {} vectors in {} blocks of {block}, {} mismatches, cycles {}, {:.0} vectors/s \
+         (build {:.1} s)",
+        report.vectors,
+        report.blocks,
+        report.mismatches.len(),
+        if exact { "as analysed" } else { "DIFFERENT" },
+        report.vectors as f64 / seconds.max(1e-9),
+        rtl.build_time().as_secs_f64()
+    );
+    stages.record("cosim", &key, t)?;
+    Ok((Some(value), None))
+}
+
+/// The summary's co-simulation section of a cg design.
+fn cosim_text(cosim: Option<&serde_json::Value>, note: Option<&str>) -> String {
+    let Some(v) = cosim else {
+        return match note {
+            Some(note) => format!("Not run: {note}."),
+            None => "Not run.".to_string(),
+        };
+    };
+    let mismatches = v["mismatches"].as_u64().unwrap_or(u64::MAX);
+    let exact = v["cycles_exact"].as_bool() == Some(true);
+    let mut paragraphs = vec![format!(
+        "**{}**: {} vectors in {} channel blocks of T = {} through the Verilator-built RTL with \
+         random stalls on the block, vector and output ports (probability {}), every output \
+         beat (codes, levels, last) compared with the integer golden model: {} mismatches.",
+        if mismatches == 0 {
+            "Bit-exact"
+        } else {
+            "MISMATCH"
+        },
+        v["frames"],
+        v["blocks"],
+        v["block"],
+        v["stall_prob"],
+        mismatches
+    )];
+    if let Some(first) = v["first_mismatch"].as_str() {
+        paragraphs.push(format!("First mismatch: {first}"));
+    }
+    paragraphs.push(format!(
+        "Cycles measured {} the analytic model: {} per channel block, {} per vector; {:.0} \
+         vectors per second co-simulated ({:.1} s), Verilator build {:.1} s.",
+        if exact {
+            "equal to"
+        } else {
+            "**DIFFERENT** from"
+        },
+        v["block_cycles"],
+        v["vector_cycles"],
+        v["frames_per_second"].as_f64().unwrap_or(0.0),
+        v["run_seconds"].as_f64().unwrap_or(0.0),
+        v["build_seconds"].as_f64().unwrap_or(0.0),
+    ));
+    paragraphs.join("\n\n")
+}
+
+/// The command of every stage of a cg flow, runnable as printed from any directory.
+pub(super) fn commands(c: &FlowConfig, args: &FlowArgs) -> Vec<String> {
+    let out = args.out.display();
+    let data = format!(
+        "--samples {} --val-samples {} --batch {}",
+        c.train.samples, c.train.val_samples, c.train.batch
+    );
+    // Training and BER with a channel per frame (FlowConfig::frame_link).
+    let link = format!(
+        "--nt {} --nr {} --mod {}",
+        c.link.nt, c.link.nr, c.link.modulation
+    );
+    let paper = c.paper_config().expect("a validated config has a link");
+    let p = &paper.net;
+    let mut commands = vec![
+        format!("mkdir -p {out}/models"),
+        format!(
+            "kaq train {link} --arch cg --layers {} --inner {} {data} --epochs {} --lr {} --lr-step {} --seed {} --snr {} --out {out}/models/f32.json",
+            c.net.layers,
+            c.net.inner.unwrap_or(0),
+            c.train.epochs,
+            c.train.lr,
+            c.train.lr_step,
+            c.train.seed,
+            join(&c.train.snr_db),
+        ),
+        format!(
+            "kaq train {link} --arch {} --prox {} --layers {} --init {} --samples {} --val-samples {} --batch {} --epochs {} --lr {} --lr-step {} --seed {} --snr {} --out {out}/models/pgd.json",
+            p.arch,
+            p.prox,
+            p.layers,
+            p.init,
+            paper.samples,
+            paper.val_samples,
+            paper.batch,
+            paper.epochs,
+            paper.lr,
+            paper.lr_step,
+            paper.seed,
+            join(&paper.snr_db),
+        ),
+        if c.quant.method == kaq_model::quant::QuantMethod::Ptq {
+            format!(
+                "kaq lower --model {out}/models/f32.json --ptq-bits {} --out {out}/ir.json",
+                c.quant.bits
+            )
+        } else {
+            format!(
+                "kaq train --quant {} --teacher {out}/models/f32.json --bits {} --epochs {} --lr {} --lr-step {} {data} --seed {} --snr {} --out {out}/ir.json",
+                c.quant.method,
+                c.quant.bits,
+                c.quant.epochs,
+                c.quant.lr,
+                c.quant.lr_step,
+                c.train.seed,
+                join(&c.train.snr_db),
+            )
+        },
+        format!(
+            "kaq codegen --ir {out}/ir.json --top {} --out {out}/rtl",
+            c.rtl.top
+        ),
+        format!(
+            "kaq report --ir {out}/ir.json --block {}{}",
+            c.link.block,
+            if c.rtl.synth == "none" {
+                String::new()
+            } else {
+                format!(
+                    " --synth {} --synth-limit {} --synth-cache {out}/synth-cache",
+                    c.rtl.synth, c.rtl.synth_limit_s
+                )
+            }
+        ),
+        format!(
+            "kaq cosim --ir {out}/ir.json --frames {} --block {} --snr {} --stall-prob {} --seed {}",
+            c.cosim.frames,
+            c.link.block,
+            join(&c.ber.snr_db),
+            c.cosim.stall_prob,
+            c.cosim.seed
+        ),
+        format!(
+            "kaq ber {link} --detector {} --model {out}/models/f32.json --model {out}/models/pgd.json --ir {out}/ir.json --snr {} --min-errors {} --max-frames {} --seed {}",
+            c.ber.references.join(","),
+            join(&c.ber.snr_db),
+            c.ber.min_errors,
+            c.ber.max_frames,
+            c.ber.seed
+        ),
+    ];
+    if c.cosim.frames == 0 {
+        commands.retain(|l| !l.starts_with("kaq cosim "));
+    }
+    commands
+}

@@ -1,0 +1,430 @@
+//! `kaq flow` of the Gram-domain cg net (`net.arch` cg) on a tiny link: every artefact, the
+//! summary (verdict beside MMSE and the paper's PGD-Net, the v2 hardware figures), resumption,
+//! the reproduce commands run as printed (byte for byte), and the cg config errors.
+
+use std::collections::BTreeSet;
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use predicates::prelude::*;
+
+const TINY_CG: &str = r#"{
+  "link": {"nt": 2, "nr": 2, "modulation": "qpsk", "block": 3},
+  "net": {"arch": "cg", "layers": 2, "inner": 1},
+  "train": {"samples": 300, "val_samples": 60, "epochs": 1, "batch": 50, "lr": 0.01,
+            "snr_db": [5, 10]},
+  "quant": {"epochs": 1},
+  "rtl": {"synth": "none"},
+  "cosim": {"frames": 0},
+  "ber": {"snr_db": [0, 10], "min_errors": 50, "max_frames": 600, "references": ["mmse"]}
+}"#;
+
+fn kaq_bin() -> PathBuf {
+    assert_cmd::cargo::cargo_bin("kaq")
+}
+
+fn flow(dir: &Path, config: &str) -> assert_cmd::assert::Assert {
+    fs::write(dir.join("kaq.json"), config).unwrap();
+    assert_cmd::Command::cargo_bin("kaq")
+        .unwrap()
+        .current_dir(dir)
+        .args([
+            "flow",
+            "--config",
+            "kaq.json",
+            "--out",
+            "out",
+            "--threads",
+            "1",
+        ])
+        .assert()
+}
+
+/// The lines of the sh block under "## Reproduce each stage".
+fn reproduce_commands(summary: &str) -> Vec<String> {
+    let section = summary
+        .split("## Reproduce each stage")
+        .nth(1)
+        .expect("summary.md has a Reproduce each stage section");
+    let block = section
+        .split("```sh")
+        .nth(1)
+        .and_then(|b| b.split("```").next())
+        .expect("the section holds an sh block");
+    block
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .map(String::from)
+        .collect()
+}
+
+/// Every file under `root`, relative to it.
+fn files(root: &Path) -> BTreeSet<PathBuf> {
+    let mut out = BTreeSet::new();
+    let mut stack = vec![root.to_path_buf()];
+    while let Some(dir) = stack.pop() {
+        let Ok(entries) = fs::read_dir(&dir) else {
+            continue;
+        };
+        for e in entries {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                stack.push(p);
+            } else {
+                out.insert(p.strip_prefix(root).unwrap().to_path_buf());
+            }
+        }
+    }
+    out
+}
+
+fn which(tool: &str) -> Option<PathBuf> {
+    std::env::var_os("PATH").and_then(|paths| {
+        std::env::split_paths(&paths)
+            .map(|p| p.join(tool))
+            .find(|p| p.is_file())
+    })
+}
+
+#[test]
+fn cg_flow_writes_every_artefact_resumes_and_reproduces() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    // With Verilator, 12 vectors in 4 channel blocks through the RTL (a build of a few
+    // seconds); without it the stage is a note.
+    let verilator = which("verilator").is_some();
+    let config = if verilator {
+        TINY_CG.replace(r#""frames": 0"#, r#""frames": 12"#)
+    } else {
+        TINY_CG.to_string()
+    };
+    let config = config.as_str();
+    flow(d, config)
+        .success()
+        .stdout(predicate::str::contains("lower: skipped"))
+        .stdout(predicate::str::contains("quant: qat-mse-8b"));
+    let out = d.join("out");
+    for f in [
+        "models/f32.json",
+        "models/pgd.json",
+        "ir.json",
+        "rtl/kaq_top.v",
+        "rtl/README.md",
+        "report.json",
+        "ber.json",
+        "ber.svg",
+        "summary.md",
+        "flow.json",
+    ] {
+        assert!(out.join(f).is_file(), "{f} missing");
+    }
+    let ir: serde_json::Value =
+        serde_json::from_str(&fs::read_to_string(out.join("ir.json")).unwrap()).unwrap();
+    assert_eq!(ir["version"], 2, "the cg student is an IR v2 document");
+    assert_eq!(ir["name"], "cg-k2-l1-qat-mse-8b");
+    let report: serde_json::Value =
+        serde_json::from_str(&fs::read_to_string(out.join("report.json")).unwrap()).unwrap();
+    let c = &report["cycles"];
+    assert_eq!(c["block"], 3);
+    // 1 + P_blk + T·(P_vec + 2) (docs/rtl.md, IR v2).
+    assert_eq!(
+        c["block_cycles"].as_u64().unwrap(),
+        1 + c["p_blk"].as_u64().unwrap() + 3 * (c["p_vec"].as_u64().unwrap() + 2)
+    );
+    let flow_json: serde_json::Value =
+        serde_json::from_str(&fs::read_to_string(out.join("flow.json")).unwrap()).unwrap();
+    assert_eq!(flow_json["config"]["net"]["inner"], 1);
+    assert_eq!(flow_json["config"]["rtl"]["lanes"], 1);
+
+    // Both energy models of the design at T (docs/energy.md), quoted by the summary.
+    let e = &report["energy"]["design"];
+    assert_eq!(e["block"], 3);
+    let energy = format!(
+        "design **{:.3} / {:.3}**",
+        e["paper"]["pj_per_bit"].as_f64().unwrap(),
+        e["horowitz"]["pj_per_bit"].as_f64().unwrap()
+    );
+
+    let summary = fs::read_to_string(out.join("summary.md")).unwrap();
+    let int = "cg-k2-l1-qat-mse-8b-int";
+    for needle in [
+        "2×2 QPSK link",
+        "cg-k2-l1 (the Gram-domain unfolded CG net: K = 2 layers × L = 1 inner steps)",
+        "channel blocks of T = 3 vectors",
+        // The BER table holds the design, its teacher, MMSE and the paper's PGD-Net.
+        &format!("| {int} |"),
+        "| cg-k2-l1 |",
+        "| pgd-soft-k5 |",
+        "| mmse |",
+        "cycles per channel block",
+        &format!("{} cycles", c["block_cycles"]),
+        &energy,
+        "mmse (16-bit)",
+        "kaq train --quant qat-mse --teacher out/models/f32.json --bits 8",
+        "kaq ber --nt 2 --nr 2 --mod qpsk --detector mmse",
+    ] {
+        assert!(
+            summary.contains(needle),
+            "summary lacks {needle:?}:\n{summary}"
+        );
+    }
+    // The verdict compares the integer model with MMSE and gives the SNR at 1e-2 of the
+    // design, MMSE and the paper's PGD-Net.
+    let verdict = summary.lines().nth(4).unwrap();
+    assert!(
+        verdict.starts_with(&format!("**{int} ")) || verdict.starts_with(&format!("{int} and")),
+        "{verdict}"
+    );
+    assert!(verdict.contains("mmse"), "{verdict}");
+    assert!(
+        verdict.contains("SNR at BER 1e-2: ") && verdict.contains("; pgd-soft-k5 "),
+        "{verdict}"
+    );
+
+    if verilator {
+        assert!(
+            summary.contains("**Bit-exact**: 12 vectors in 4 channel blocks of T = 3")
+                && summary.contains("Cycles measured equal to the analytic model"),
+            "{summary}"
+        );
+        assert!(summary.contains("kaq cosim --ir out/ir.json --frames 12 --block 3 --snr 0,10"));
+    }
+    // The paper's PGD-Net trains by the paper's protocol on a channel per frame.
+    assert!(
+        summary.contains(
+            "kaq train --nt 2 --nr 2 --mod qpsk --arch pgd --prox soft --layers 5 --init zero \
+             --samples 50000 --val-samples 5000 --batch 128 --epochs 50"
+        ),
+        "{summary}"
+    );
+
+    // Unchanged: every stage is reused.
+    let again = flow(d, config).success();
+    let stdout = String::from_utf8_lossy(&again.get_output().stdout).to_string();
+    let mut reused = vec!["f32", "paper", "quant", "codegen", "ber"];
+    if verilator {
+        reused.push("cosim");
+    }
+    for stage in reused {
+        assert!(
+            stdout.contains(&format!("{stage}: up to date, reused")),
+            "{stage} not reused:\n{stdout}"
+        );
+    }
+
+    // The reproduce commands, run as printed from another directory with the built kaq
+    // first on PATH, write the flow's model files, IR and RTL byte for byte.
+    let commands = reproduce_commands(&summary);
+    let bin_dir = kaq_bin().parent().unwrap().to_path_buf();
+    let path = format!(
+        "{}:{}",
+        bin_dir.display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let run_dir = tempfile::tempdir().unwrap();
+    for cmd in &commands {
+        assert!(
+            cmd.starts_with("kaq ") || cmd.starts_with("mkdir -p "),
+            "not a kaq command: {cmd}"
+        );
+        let o = Command::new("sh")
+            .arg("-c")
+            .arg(cmd)
+            .current_dir(run_dir.path())
+            .env("PATH", &path)
+            .output()
+            .unwrap();
+        assert!(
+            o.status.success(),
+            "`{cmd}` failed:\n{}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+    }
+    let written = files(&run_dir.path().join("out"));
+    for must in [
+        "models/f32.json",
+        "models/pgd.json",
+        "ir.json",
+        "rtl/kaq_top.v",
+    ] {
+        assert!(
+            written.contains(Path::new(must)),
+            "the commands did not write {must}: {written:?}"
+        );
+    }
+    let differing: Vec<&PathBuf> = written
+        .iter()
+        .filter(|f| fs::read(run_dir.path().join("out").join(f)).ok() != fs::read(out.join(f)).ok())
+        .collect();
+    assert!(
+        differing.is_empty(),
+        "these artefacts differ from the flow's: {differing:?}\ncommands:\n{}",
+        commands.join("\n")
+    );
+
+    // A change of the quantization reruns from quant on and keeps both f32 nets.
+    let ptq = config.replace(
+        r#""quant": {"epochs": 1}"#,
+        r#""quant": {"method": "ptq", "bits": 6}"#,
+    );
+    flow(d, &ptq)
+        .success()
+        .stdout(predicate::str::contains("f32: up to date, reused"))
+        .stdout(predicate::str::contains("paper: up to date, reused"))
+        .stdout(predicate::str::contains("quant: ptq-6b"));
+    let summary = fs::read_to_string(out.join("summary.md")).unwrap();
+    assert!(
+        summary.contains("kaq lower --model out/models/f32.json --ptq-bits 6 --out out/ir.json"),
+        "{summary}"
+    );
+}
+
+#[test]
+fn bad_cg_configs_exit_2_naming_the_field() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    for (config, field) in [
+        (r#"{"net": {"arch": "cg", "layers": 0}}"#, "net.layers"),
+        (r#"{"net": {"arch": "cg", "inner": 0}}"#, "net.inner"),
+        (r#"{"net": {"arch": "cg", "prox": "box"}}"#, "net.prox"),
+        (
+            r#"{"net": {"arch": "cg", "momentum": true}}"#,
+            "net.momentum",
+        ),
+        (r#"{"net": {"arch": "cg", "depth": 3}}"#, "net.depth"),
+        (r#"{"net": {"arch": "ep"}}"#, "net.arch"),
+        (r#"{"net": {"arch": "pgd", "inner": 2}}"#, "net.inner"),
+        (r#"{"net": {"inner": 2}}"#, "net.inner"),
+        (
+            r#"{"net": {"arch": "cg"}, "quant": {"method": "kaq"}}"#,
+            "quant.method",
+        ),
+        (
+            r#"{"net": {"arch": "cg"}, "quant": {"bits": 13}}"#,
+            "quant.bits",
+        ),
+        (
+            r#"{"net": {"arch": "cg"}, "quant": {"epsilon": 1}}"#,
+            "quant.epsilon",
+        ),
+        (
+            r#"{"net": {"arch": "cg"}, "quant": {"mult_bits": 16}}"#,
+            "quant.mult_bits",
+        ),
+        (
+            r#"{"net": {"arch": "cg"}, "rtl": {"lanes": 2}}"#,
+            "rtl.lanes",
+        ),
+        (
+            r#"{"net": {"arch": "cg"}, "rtl": {"clock_mhz": 100}}"#,
+            "rtl.clock_mhz",
+        ),
+        (
+            r#"{"net": {"arch": "cg"}, "link": {"block": 0}}"#,
+            "link.block",
+        ),
+        (
+            r#"{"net": {"arch": "cg"}, "link": {"block": 70000}}"#,
+            "link.block",
+        ),
+    ] {
+        flow(d, config)
+            .code(2)
+            .stderr(predicate::str::contains(format!("config field {field}")));
+    }
+    assert!(
+        !d.join("out").exists(),
+        "a refused config must not create --out"
+    );
+}
+
+/// `kaq train --quant` of a cg teacher: ptq writes what `kaq lower --ptq-bits` writes, byte for
+/// byte; methods, widths and flags that do not exist for cg exit 2 naming the flag.
+#[test]
+fn kaq_train_quantizes_a_cg_teacher_to_ir_v2() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let kaq = |args: &[&str]| {
+        assert_cmd::Command::cargo_bin("kaq")
+            .unwrap()
+            .current_dir(d)
+            .args(args)
+            .assert()
+    };
+    kaq(&[
+        "train",
+        "--arch",
+        "cg",
+        "--layers",
+        "1",
+        "--inner",
+        "1",
+        "--nt",
+        "2",
+        "--nr",
+        "2",
+        "--mod",
+        "qpsk",
+        "--samples",
+        "100",
+        "--val-samples",
+        "20",
+        "--batch",
+        "50",
+        "--epochs",
+        "1",
+        "--val-frames",
+        "10",
+        "--threads",
+        "1",
+        "--out",
+        "cg.json",
+    ])
+    .success();
+    kaq(&[
+        "train",
+        "--quant",
+        "ptq",
+        "--teacher",
+        "cg.json",
+        "--bits",
+        "6",
+        "--out",
+        "a.json",
+    ])
+    .success()
+    .stdout(predicate::str::contains(
+        "IR v2 cg-k1-l1-ptq-6b written to a.json",
+    ));
+    kaq(&[
+        "lower",
+        "--model",
+        "cg.json",
+        "--ptq-bits",
+        "6",
+        "--out",
+        "b.json",
+    ])
+    .success();
+    assert_eq!(
+        fs::read(d.join("a.json")).unwrap(),
+        fs::read(d.join("b.json")).unwrap()
+    );
+    for (extra, flag) in [
+        (&["--quant", "lsq"][..], "--quant"),
+        (&["--quant", "ptq", "--bits", "13"][..], "--bits"),
+        (&["--quant", "ptq", "--bits", "8,6"][..], "--bits"),
+        (&["--quant", "qat-mse", "--h-bits", "8"][..], "--h-bits"),
+    ] {
+        kaq(&[
+            &["train", "--teacher", "cg.json", "--out", "c.json"][..],
+            extra,
+        ]
+        .concat())
+        .code(2)
+        .stderr(predicate::str::contains(flag));
+    }
+    assert!(!d.join("c.json").exists());
+}

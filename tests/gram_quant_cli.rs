@@ -1,0 +1,112 @@
+//! `kaq train --quant ptq|qat-mse|kaq|lsq` of a cg teacher: the students are IR documents
+//! (KAQ's a version 3 with per-SNR-bin shifts) that `kaq ber --ir` runs; lsq and the flags a
+//! cg student does not use exit 2 naming them; `kaq codegen` and `kaq cosim` refuse the
+//! version-3 document with status 2 naming the field.
+
+use std::fs;
+use std::path::Path;
+
+use assert_cmd::Command;
+use predicates::prelude::*;
+use serde_json::Value;
+
+fn kaq(dir: &Path) -> Command {
+    let mut c = Command::cargo_bin("kaq").unwrap();
+    c.current_dir(dir);
+    c
+}
+
+fn json(path: &Path) -> Value {
+    serde_json::from_str(&fs::read_to_string(path).unwrap()).unwrap()
+}
+
+const SMALL: [&str; 12] = [
+    "--samples",
+    "300",
+    "--val-samples",
+    "50",
+    "--val-frames",
+    "50",
+    "--batch",
+    "50",
+    "--threads",
+    "1",
+    "--snr",
+    "5,10,15,20",
+];
+
+#[test]
+fn cg_students_from_kaq_train() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    kaq(d)
+        .args(["train", "--arch", "cg", "--layers", "2", "--inner", "2"])
+        .args(["--nt", "2", "--nr", "2", "--mod", "qpsk", "--epochs", "1"])
+        .args(SMALL)
+        .args(["--out", "t.json"])
+        .assert()
+        .success();
+    for (method, version) in [("ptq", 2), ("qat-mse", 2), ("kaq", 3)] {
+        let out = format!("{method}.ir.json");
+        kaq(d)
+            .args([
+                "train",
+                "--quant",
+                method,
+                "--teacher",
+                "t.json",
+                "--bits",
+                "6",
+            ])
+            .args(["--epochs", "1"])
+            .args(SMALL)
+            .args(["--out", &out])
+            .assert()
+            .success()
+            .stdout(predicate::str::contains(format!(
+                "IR v{version} cg-k2-l2-{method}-6b written to {out}"
+            )));
+        let doc = json(&d.join(&out));
+        assert_eq!(doc["version"], version, "{method}");
+        assert_eq!(doc["layers"][0]["bin_shift"].is_object(), version == 3);
+        assert_eq!(doc["name"], format!("cg-k2-l2-{method}-6b"));
+        kaq(d)
+            .args(["ber", "--ir", &out, "--snr", "10", "--max-frames", "200"])
+            .args(["--nt", "2", "--nr", "2", "--mod", "qpsk"])
+            .args(["--min-errors", "1", "--threads", "1"])
+            .assert()
+            .success();
+    }
+    // The version-3 document: the v2 RTL cannot run it.
+    for cmd in [
+        &["codegen", "--ir", "kaq.ir.json", "--out", "rtl"][..],
+        &["cosim", "--ir", "kaq.ir.json", "--frames", "4"][..],
+    ] {
+        kaq(d)
+            .args(cmd)
+            .assert()
+            .code(2)
+            .stderr(predicate::str::contains("layers[0].bin_shift"))
+            .stderr(predicate::str::contains("not supported by the v2 RTL"));
+    }
+    assert!(!d.join("rtl").exists());
+    // LSQ and the flags a cg student does not use: status 2, nothing written.
+    for (flags, msg) in [
+        (
+            &["--quant", "lsq"][..],
+            "lsq is not available for the cg family",
+        ),
+        (&["--quant", "kaq", "--bits", "6,6"][..], "--bits"),
+        (&["--quant", "kaq", "--bits", "13"][..], "--bits"),
+        (&["--quant", "kaq", "--e-bits", "8"][..], "--e-bits"),
+    ] {
+        kaq(d)
+            .args(["train", "--teacher", "t.json"])
+            .args(flags)
+            .args(["--out", "no.json"])
+            .assert()
+            .code(2)
+            .stderr(predicate::str::contains(msg));
+        assert!(!d.join("no.json").exists());
+    }
+}
