@@ -102,6 +102,16 @@ fn table(values: &[i64], bins: usize) -> (u32, String) {
     }
 }
 
+/// `<prefix>_SHIFT_MIN` and `<prefix>_SHIFT_MAX`: the range of a per-bin shift table, so
+/// that `kaq_requant_var` shifts by the smallest entry as a constant and by the rest through a
+/// narrow barrel shifter.
+fn shift_range(p: &mut Params, prefix: &str, values: &[u32]) {
+    if let (Some(lo), Some(hi)) = (values.iter().min(), values.iter().max()) {
+        p.int(&format!("{prefix}_SHIFT_MIN"), lo);
+        p.int(&format!("{prefix}_SHIFT_MAX"), hi);
+    }
+}
+
 struct Params(Vec<(String, String)>);
 
 impl Params {
@@ -124,6 +134,10 @@ impl Params {
 pub fn lower(ir: &Ir, lanes: usize, top: &str) -> Result<Design, CodegenError> {
     lower_pipelined(ir, lanes, top, 0)
 }
+
+/// The deepest pipeline of the e requantization (`E_PIPE`: the lanes' sum and y registered,
+/// then the product registered); it adds no cycle while `M >= E_PIPE + 2`.
+pub const MAX_E_PIPE: u64 = 2;
 
 /// The deepest update pipeline of an architecture: 2 for PGD-Net (after the update R and
 /// after the prox), 1 for ADMM-Net (after the update R; its v, w and u chain follows).
@@ -262,6 +276,7 @@ pub fn lower_pipelined(
         let out = &layer.out;
         p.table("O_MULT_W", "O_MULT_TABLE", &out.mult, bins);
         p.lit("O_SHIFT_TABLE", shifts(&out.shift));
+        shift_range(&mut p, "O", &out.shift);
         p.int("O_ROUND", rounding(out.rounding));
         p.int("O_OVF", overflow(out.overflow));
         // Mixed precision: a layer narrower than the state registers (absent: OW = SW, so a
@@ -272,6 +287,7 @@ pub fn lower_pipelined(
         if let Some(a) = &layer.admm {
             p.table("XO_MULT_W", "XO_MULT_TABLE", &a.x_out.mult, bins);
             p.lit("XO_SHIFT_TABLE", shifts(&a.x_out.shift));
+            shift_range(&mut p, "XO", &a.x_out.shift);
             p.int("XO_ROUND", rounding(a.x_out.rounding));
             p.int("XO_OVF", overflow(a.x_out.overflow));
             if a.x_out.width != io.sw {
@@ -284,6 +300,16 @@ pub fn lower_pipelined(
         }
         if upd_pipe > 0 {
             p.int("UPD_PIPE", upd_pipe);
+        }
+        // The e requantization's pipeline registers cost no cycle while M >= E_PIPE + 2
+        // (kaq_layer_core): always as deep as that allows, up to 2.
+        let e_pipe = if e_zero {
+            0
+        } else {
+            MAX_E_PIPE.min(m.saturating_sub(2) as u64)
+        };
+        if e_pipe > 0 {
+            p.int("E_PIPE", e_pipe);
         }
         let mn = (m * n) as u64;
         let mac_cycles = (if has_mf { m as u64 * nc + 1 } else { 0 })

@@ -363,14 +363,29 @@ pub fn stage_paths(l: &LayerDesign) -> StagePaths {
     } else {
         pin_w
     };
-    let requant = requant_ns(rout_w, p.int("O_MULT_W"), 6);
+    // A shift table's range (O_SHIFT_MIN..O_SHIFT_MAX) leaves a narrow variable shifter.
+    let o_shift_bits = if p.get("O_SHIFT_MAX").is_some() {
+        let span = p.int("O_SHIFT_MAX") - p.int("O_SHIFT_MIN");
+        u32::BITS - span.leading_zeros()
+    } else {
+        6
+    };
+    let requant = requant_ns(rout_w, p.int("O_MULT_W"), o_shift_bits);
     let bw = yw.max(sw).max(ew);
     let mac = mult_ns(hw, bw) + add_ns(lacc);
     let g = requant_ns(lacc, p.int("G_MULT_W"), 0);
     let eacc = p.int("EACC_W");
-    let e = add_ns(eacc) * f64::from(u32::BITS - (lanes - 1).leading_zeros()).max(1.0)
-        + requant_ns(eacc, p.int("E_MULT_W"), 0)
-        + add_ns(eacc);
+    let e_sum = add_ns(eacc) * f64::from(u32::BITS - (lanes - 1).leading_zeros()).max(1.0);
+    let e_mult_w = p.int("E_MULT_W");
+    let e_rest = requant_ns(eacc, e_mult_w, 0) + add_ns(eacc);
+    // E_PIPE registers after the lane sum (1) and after the product (2).
+    let e = match p.int("E_PIPE") {
+        0 => e_sum + e_rest,
+        1 => e_sum.max(e_rest),
+        _ => e_sum
+            .max(mult_ns(eacc, e_mult_w))
+            .max(e_rest - mult_ns(eacc, e_mult_w)),
+    };
     StagePaths {
         lincomb,
         prox,

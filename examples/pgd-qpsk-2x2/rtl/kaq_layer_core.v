@@ -83,6 +83,8 @@ module kaq_layer_core #(
     parameter integer O_MULT_W = 2,
     parameter [BINS*O_MULT_W-1:0] O_MULT_TABLE = 0,
     parameter [BINS*6-1:0] O_SHIFT_TABLE = 0,
+    parameter integer O_SHIFT_MIN = 0,  // the table's smallest and largest entry
+    parameter integer O_SHIFT_MAX = 63,
     parameter integer O_ROUND = 0,
     parameter integer O_OVF = 2,
     parameter integer OW = SW,  // this layer's state width (mixed precision: <= SW)
@@ -90,6 +92,8 @@ module kaq_layer_core #(
     parameter integer XO_MULT_W = 2,
     parameter [BINS*XO_MULT_W-1:0] XO_MULT_TABLE = 0,
     parameter [BINS*6-1:0] XO_SHIFT_TABLE = 0,
+    parameter integer XO_SHIFT_MIN = 0,
+    parameter integer XO_SHIFT_MAX = 63,
     parameter integer XO_ROUND = 0,
     parameter integer XO_OVF = 2,
     parameter integer XOW = SW,  // width of x and u codes (ADMM-Net, <= SW)
@@ -101,7 +105,9 @@ module kaq_layer_core #(
     parameter integer WW = 32,
     // Pipeline registers in the update lanes: 0 none; 1 after the update R (kaq_lincomb);
     // 2 (PGD-Net only) also after the prox. Each adds one cycle to the update engine.
-    parameter integer UPD_PIPE = 0
+    parameter integer UPD_PIPE = 0,
+    // Pipeline registers in the e requantization (0 to 2, at most M - 2; no extra cycle).
+    parameter integer E_PIPE = 0
 ) (
     input  wire              clk,
     input  wire              rst,
@@ -145,6 +151,9 @@ module kaq_layer_core #(
         end
         if (UPD_PIPE < 0 || UPD_PIPE > 2 || (ARCH != 0 && UPD_PIPE > 1)) begin : g_bad_pipe
             kaq_layer_core_UPD_PIPE_out_of_range u_fail ();
+        end
+        if (E_PIPE < 0 || E_PIPE > 2 || E_PIPE > M - 2) begin : g_bad_e_pipe
+            kaq_layer_core_E_PIPE_out_of_range u_fail ();
         end
     endgenerate
 
@@ -338,7 +347,11 @@ module kaq_layer_core #(
         end
     end
 
-    // E: the lanes' sum, then e_i = requant(e_mult * sum - y_i << E_YSHIFT).
+    // E: the lanes' sum, then e_i = requant(e_mult * sum - y_i << E_YSHIFT), written to
+    // earr E_PIPE cycles after the capture: 0 combinational; 1 the sum and y_i registered;
+    // 2 also the product registered (a DSP48's MREG/PREG). The G phase reads row i's e no
+    // earlier than M - 1 cycles after its capture, so the registers cost no cycle while
+    // M >= E_PIPE + 2 (kaq-codegen never asks for more).
     reg signed [EACC_W-1:0] lane_sum;
     integer k;
     always @(*) begin
@@ -347,13 +360,79 @@ module kaq_layer_core #(
             lane_sum = lane_sum + lane_acc[k*LACC_W +: EACC_W];
         end
     end
+    wire e_cap = cap && (cap_phase == PH_E);
+    wire [YW-1:0] e_y_cap = ybuf[row_addr(cap_buf, cap_i)];
     wire signed [EW-1:0] e_new;
-    kaq_affine_requant #(
-        .A_W(EACC_W), .MULT_W(E_MULT_W), .B_W(YW), .B_SHIFT(E_YSHIFT), .SHIFT(E_SHIFT),
-        .OUT_W(EW), .ROUNDING(E_ROUND), .OVERFLOW(E_OVF)
-    ) u_e (
-        .a(lane_sum), .mult(e_mult), .b(ybuf[row_addr(cap_buf, cap_i)]), .y(e_new)
-    );
+    wire          e_wr;
+    wire [RW-1:0] e_wr_i;
+    generate
+        if (E_PIPE == 0) begin : g_e_comb
+            kaq_affine_requant #(
+                .A_W(EACC_W), .MULT_W(E_MULT_W), .B_W(YW), .B_SHIFT(E_YSHIFT), .SHIFT(E_SHIFT),
+                .OUT_W(EW), .ROUNDING(E_ROUND), .OVERFLOW(E_OVF)
+            ) u_e (
+                .a(lane_sum), .mult(e_mult), .b(e_y_cap), .y(e_new)
+            );
+            assign e_wr = e_cap;
+            assign e_wr_i = cap_i;
+        end else begin : g_e_pipe
+            reg                     q1_v;
+            reg          [RW-1:0]   q1_i;
+            reg          [YW-1:0]   q1_y;
+            reg signed [EACC_W-1:0] q1_sum;
+            always @(posedge clk) begin
+                if (rst) q1_v <= 1'b0;
+                else q1_v <= e_cap;
+                if (e_cap) begin
+                    q1_i <= cap_i;
+                    q1_y <= e_y_cap;
+                    q1_sum <= lane_sum;
+                end
+            end
+            if (E_PIPE == 1) begin : g_e1
+                kaq_affine_requant #(
+                    .A_W(EACC_W), .MULT_W(E_MULT_W), .B_W(YW), .B_SHIFT(E_YSHIFT),
+                    .SHIFT(E_SHIFT), .OUT_W(EW), .ROUNDING(E_ROUND), .OVERFLOW(E_OVF)
+                ) u_e (
+                    .a(q1_sum), .mult(e_mult), .b(q1_y), .y(e_new)
+                );
+                assign e_wr = q1_v;
+                assign e_wr_i = q1_i;
+            end else begin : g_e2
+                localparam integer EP_W = EACC_W + E_MULT_W;
+                // The exact product, both factors explicitly sign-extended.
+                wire signed [EP_W-1:0] sum_ext = $signed({{E_MULT_W{q1_sum[EACC_W-1]}}, q1_sum});
+                wire signed [EP_W-1:0] mult_ext = $signed({{EACC_W{e_mult[E_MULT_W-1]}}, e_mult});
+                reg                   q2_v;
+                reg          [RW-1:0] q2_i;
+                reg          [YW-1:0] q2_y;
+                reg signed [EP_W-1:0] q2_prod;
+                always @(posedge clk) begin
+                    if (rst) q2_v <= 1'b0;
+                    else q2_v <= q1_v;
+                    if (q1_v) begin
+                        q2_i <= q1_i;
+                        q2_y <= q1_y;
+                        q2_prod <= sum_ext * mult_ext;
+                    end
+                end
+                // requant(prod * 1 - y << E_YSHIFT): the multiplier 1 folds away.
+                kaq_affine_requant #(
+                    .A_W(EP_W), .MULT_W(2), .B_W(YW), .B_SHIFT(E_YSHIFT), .SHIFT(E_SHIFT),
+                    .OUT_W(EW), .ROUNDING(E_ROUND), .OVERFLOW(E_OVF)
+                ) u_e (
+                    .a(q2_prod), .mult(2'sb01), .b(q2_y), .y(e_new)
+                );
+                assign e_wr = q2_v;
+                assign e_wr_i = q2_i;
+            end
+        end
+    endgenerate
+    always @(posedge clk) begin
+        if (!rst && e_wr) begin
+            earr[e_wr_i] <= e_new;
+        end
+    end
 
     // MF and G: one requantization per lane, enabled in the capture cycle of its phase only
     // (the output is 'x otherwise and read by nothing; the shift is a constant).
@@ -393,7 +472,6 @@ module kaq_layer_core #(
     always @(posedge clk) begin
         if (!rst && cap) begin
             case (cap_phase)
-                PH_E: earr[cap_i] <= e_new;
                 PH_G: gb[cap_buf][{{(32 - CW){1'b0}}, cap_c} * (P * GW) +: P * GW] <= g_new;
                 default: ;
             endcase
@@ -594,7 +672,8 @@ module kaq_layer_core #(
                 wire signed [XOW-1:0] xo_n;
                 kaq_requant_var #(
                     .IN_W(R_W), .MULT_W(XO_MULT_W), .SHIFT_W(6), .OUT_W(XOW),
-                    .ROUNDING(XO_ROUND), .OVERFLOW(XO_OVF)
+                    .ROUNDING(XO_ROUND), .OVERFLOW(XO_OVF), .SHIFT_MIN(XO_SHIFT_MIN),
+                    .SHIFT_MAX(XO_SHIFT_MAX)
                 ) u_x (.en(step_r), .x(r_s), .mult(c_xo), .shift(c_xos), .y(xo_n));
                 assign xo = $signed({{(SW - XOW + 1){xo_n[XOW-1]}}, xo_n[XOW-2:0]});
                 wire signed [V_W-1:0] v;
@@ -618,7 +697,8 @@ module kaq_layer_core #(
                 wire signed [XOW-1:0] uo_n;
                 kaq_requant_var #(
                     .IN_W(WW), .MULT_W(XO_MULT_W), .SHIFT_W(6), .OUT_W(XOW),
-                    .ROUNDING(XO_ROUND), .OVERFLOW(XO_OVF)
+                    .ROUNDING(XO_ROUND), .OVERFLOW(XO_OVF), .SHIFT_MIN(XO_SHIFT_MIN),
+                    .SHIFT_MAX(XO_SHIFT_MAX)
                 ) u_u (.en(step_r), .x(w), .mult(c_xo), .shift(c_xos), .y(uo_n));
                 assign uo = $signed({{(SW - XOW + 1){uo_n[XOW-1]}}, uo_n[XOW-2:0]});
                 assign new_x[l*SW +: SW] = xo;
@@ -653,7 +733,8 @@ module kaq_layer_core #(
             wire signed [OW-1:0] so_n;
             kaq_requant_var #(
                 .IN_W(ROUT_W), .MULT_W(O_MULT_W), .SHIFT_W(6), .OUT_W(OW),
-                .ROUNDING(O_ROUND), .OVERFLOW(O_OVF)
+                .ROUNDING(O_ROUND), .OVERFLOW(O_OVF), .SHIFT_MIN(O_SHIFT_MIN),
+                .SHIFT_MAX(O_SHIFT_MAX)
             ) u_out (.en(step_f), .x(pout_s), .mult(c_o), .shift(c_os), .y(so_n));
             assign so = $signed({{(SW - OW + 1){so_n[OW-1]}}, so_n[OW-2:0]});
             /* verilator lint_off UNUSEDSIGNAL */

@@ -6,6 +6,10 @@
 // 1 floor, 2 half-even; OVERFLOW as in kaq_round_shift_sat (0 saturate, 1 wrap, 2 symmetric).
 // With en = 0 the output is a don't-care ('x): nothing may read it then, so a simulator skips
 // the product, the shift and the narrowing, and synthesis drops the select.
+// SHIFT_MIN..SHIFT_MAX (default 0..2^SHIFT_W-1) is the range the shift port takes (a per-bin
+// table's smallest and largest entry); with SHIFT_MIN >= 1 and half-up or floor rounding the
+// shift is a constant one by SHIFT_MIN followed by a variable one of shift - SHIFT_MIN, since
+// floor((v + 2^(s-1)) / 2^s) = floor(floor((v + 2^(s-1)) / 2^SHIFT_MIN) / 2^(s-SHIFT_MIN)).
 `default_nettype none
 
 module kaq_requant_var #(
@@ -14,7 +18,9 @@ module kaq_requant_var #(
     parameter integer SHIFT_W  = 6,
     parameter integer OUT_W    = 8,
     parameter integer ROUNDING = 0,
-    parameter integer OVERFLOW = 0
+    parameter integer OVERFLOW = 0,
+    parameter integer SHIFT_MIN = 0,
+    parameter integer SHIFT_MAX = (1 << SHIFT_W) - 1
 ) (
     input  wire                     en,
     input  wire signed [IN_W-1:0]   x,
@@ -24,7 +30,7 @@ module kaq_requant_var #(
 );
     localparam integer PROD_W = IN_W + MULT_W;
     // One bit of headroom for the rounding offset; at least as wide as the largest shift.
-    localparam integer MAXS = (1 << SHIFT_W) - 1;
+    localparam integer MAXS = SHIFT_MAX;
     localparam integer XW = ((PROD_W > MAXS) ? PROD_W : MAXS) + 1;
     localparam [XW-1:0] ONE = {{(XW - 1){1'b0}}, 1'b1};
 
@@ -33,7 +39,15 @@ module kaq_requant_var #(
         if (ROUNDING != RND) begin : g_bad_rounding
             kaq_requant_var_unknown_ROUNDING u_fail ();
         end
+        if (SHIFT_MIN < 0 || SHIFT_MAX < SHIFT_MIN || SHIFT_MAX > (1 << SHIFT_W) - 1)
+        begin : g_bad_shift_range
+            kaq_requant_var_bad_SHIFT_range u_fail ();
+        end
     endgenerate
+    // The constant-then-variable shift (see the header).
+    localparam integer SPLIT = (SHIFT_MIN >= 1 && RND != 2) ? 1 : 0;
+    localparam integer SMIN = (SHIFT_MIN >= 1) ? SHIFT_MIN : 1;
+    localparam integer DW = (SHIFT_MAX > SHIFT_MIN) ? $clog2(SHIFT_MAX - SHIFT_MIN + 1) : 1;
 
     // The exact product, then round_shift by `shift`; 2^(shift-1) for shift >= 1 and the
     // mask of the dropped bits as XW-bit values (floor rounding reads none of these but q).
@@ -50,22 +64,34 @@ module kaq_requant_var #(
         reg signed [XW-1:0] q;  // floor
         reg [XW-1:0] r;         // dropped bits, 0 <= r < 2^shift
         reg carry;
+        reg [SHIFT_W-1:0] d_full;
+        reg [DW-1:0] d;
+        reg [XW-1:0] half_s;
+        reg signed [XW-1:0] t;
         /* verilator lint_on UNUSEDSIGNAL */
         begin
             product = $signed({{MULT_W{f_x[IN_W-1]}}, f_x})
                     * $signed({{IN_W{f_mult[MULT_W-1]}}, f_mult});
             pw = $signed({{(XW - PROD_W){product[PROD_W-1]}}, product});
-            nonzero = (f_shift != {SHIFT_W{1'b0}});
-            half = nonzero ? (ONE << (f_shift - 1'b1)) : {XW{1'b0}};
-            mask = (ONE << f_shift) - ONE;
-            q = pw >>> f_shift;
-            r = pw & mask;
-            case (RND)
-                0: carry = nonzero && (r >= half);
-                1: carry = 1'b0;
-                default: carry = nonzero && ((r > half) || ((r == half) && q[0]));
-            endcase
-            round_product = q + $signed({{(XW - 1){1'b0}}, carry});
+            if (SPLIT != 0) begin
+                d_full = f_shift - SMIN[SHIFT_W-1:0];
+                d = d_full[DW-1:0];
+                half_s = (RND == 0) ? ((ONE << (SMIN - 1)) << d) : {XW{1'b0}};
+                t = pw + $signed(half_s);
+                round_product = (t >>> SMIN) >>> d;
+            end else begin
+                nonzero = (f_shift != {SHIFT_W{1'b0}});
+                half = nonzero ? (ONE << (f_shift - 1'b1)) : {XW{1'b0}};
+                mask = (ONE << f_shift) - ONE;
+                q = pw >>> f_shift;
+                r = pw & mask;
+                case (RND)
+                    0: carry = nonzero && (r >= half);
+                    1: carry = 1'b0;
+                    default: carry = nonzero && ((r > half) || ((r == half) && q[0]));
+                endcase
+                round_product = q + $signed({{(XW - 1){1'b0}}, carry});
+            end
         end
     endfunction
 

@@ -66,8 +66,11 @@ module kaq_top_layer3 (
         .O_MULT_W(24),
         .O_MULT_TABLE(2424'h766ef47671607673f17676a876798a767c96767fd176833e7686df768ab6768ec976931a7697ab769c8476a1a676a71776acda76b2f576b96e76c04a76c78e76cf4276d76b76e01376e93d76f2f576fd4377082e7713c1772006772d08773ad37749727758f4776964777ad3778d5077a0eb77b5b777cbc677e32d77fc0178165878324c784ff6786f727890dd78b45878da03790205792c817959a379899679bc8979f2b07a2c417a69787aaa917aefd17b39827b87f17bdb727c34637c93247cf8207d63cb7dd6a37e512f7ed4047f5fc17ff518404a64409fd140fb48415d4641c65642371342b02743324e43be5a44553444f7e345a78a46657347331448121349044f4a0bef4b2b694c65964dbdc44f37cd50d83952a46254a2aa56dabc5955e15c1f785f459162d9ca66f27d),
         .O_SHIFT_TABLE(606'h2baebaebaebaebaebaebaebaebaebaebaebaebaebaebaebaebaebaebaebaebaebaebaebaebaebaebaebaebaebaebaebaebaebaebaebaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa),
+        .O_SHIFT_MIN(42),
+        .O_SHIFT_MAX(43),
         .O_ROUND(0),
-        .O_OVF(2)
+        .O_OVF(2),
+        .E_PIPE(2)
     ) u_core (
         .clk(clk), .rst(rst),
         .s_valid(s_valid), .s_ready(s_ready), .s_h(s_h), .s_y(s_y), .s_bin(s_bin),
