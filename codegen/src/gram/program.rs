@@ -412,12 +412,46 @@ impl Program {
         let (m, n) = (ir.m, ir.n);
         let map = RegMap::new(m, n);
         let bank_w = bank_widths(ir);
-        let wid: Vec<u32> = (0..map.count)
+        // Every register's value width (its tensor's format), which sizes the multiplier;
+        // its bank's width (at least as wide) is what is stored.
+        let mut wid: Vec<u32> = (0..map.count)
             .map(|r| match map.bank(r) {
                 4 => 2,
                 k => bank_w[k],
             })
             .collect();
+        let lmax = |f: fn(&kaq_ir::gram::LayerFormats) -> QFormat| {
+            ir.layers
+                .iter()
+                .map(|l| f(&l.formats).width())
+                .max()
+                .unwrap_or(2)
+        };
+        let v2w = ir
+            .layers
+            .iter()
+            .map(|l| l.formats.v2.width().max(bits_for(l.v2_floor.into())))
+            .max()
+            .unwrap_or(2);
+        let b = &ir.block;
+        for (at, len, w) in [
+            (map.y, m, ir.inputs.y.width()),
+            (map.dinv, n, b.diag_inv.op.out_width()),
+            (map.trace, 1, div_width(ir)),
+            (map.inv_trace, 1, b.inv_trace.op.out_width()),
+            (map.z, n, ir.front.z.width()),
+            (map.yy, 1, ir.front.yy.width()),
+            (map.x, n, ir.state.width()),
+            (map.e, n, lmax(|f| f.e)),
+            (map.rho, n, lmax(|f| f.e)),
+            (map.p, n, lmax(|f| f.p)),
+            (map.d, n, lmax(|f| f.d)),
+            (map.r, n, lmax(|f| f.r)),
+            (map.v2, 1, v2w),
+            (map.tau2, 1, lmax(|f| f.tau2)),
+        ] {
+            wid[at..at + len].fill(w);
+        }
         let mut bld = Builder {
             consts: Vec::new(),
             wid,
