@@ -96,6 +96,8 @@ fn v2_codegen_refusals_name_the_flag() {
     fs::write(d.join("ir.json"), ir().to_json()).unwrap();
     for (args, flag) in [
         (&["--lanes", "2"][..], "--lanes"),
+        (&["--clock-mhz", "100"][..], "--clock-mhz"),
+        (&["--update-pipeline", "1"][..], "--update-pipeline"),
         (&["--top", "kaq_gram_core"][..], "--top"),
         (&["--top", "1x"][..], "--top"),
     ] {

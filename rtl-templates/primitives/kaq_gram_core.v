@@ -1,11 +1,20 @@
 // kaq_gram_core — the folded engine of an IR v2 cg detector (docs/rtl.md, "IR v2").
 //
-// One multiplier, one 64-bit accumulator and a register file run a micro-program that the
-// generated top holds in ROM (kaq_codegen::gram::program): the per-channel-block program
-// (G = H̃ᵀH̃ upper triangle, tr G, 1/tr G, D = 1/diag G) once per block, then the vector
-// program (z, ‖ỹ‖², every layer's e, W, v², inner steps p/d/ρ, r, τ², bucket, table) per
-// vector. One instruction per cycle; a division (kaq_divide_seq, n = 1) holds the program
-// for 2 + 2 + SHIFT cycles (issue, N_W + SHIFT steps, write).
+// One multiplier (MAW × MBW bits), a 64-bit accumulator and a register file of three
+// synchronous memories (bank H: H̃ at HBW bits, bank G: G = H̃ᵀH̃ n × n at GBW bits, bank V:
+// every per-vector tensor at VBW bits) plus two registers (W at WW bits; the address after it reads 1) run
+// a looped micro-program that the generated top holds in a synchronous ROM
+// (kaq_codegen::gram::program): the per-channel-block program (G's upper triangle, its copy
+// into the lower one, tr G, 1/tr G, D = 1/diag G) once per block, then the vector program (z,
+// ‖ỹ‖², every layer's e, W, v², inner steps p/d/ρ, r, τ², bucket, table) per vector.
+//
+// Pipeline: issue (the instruction word registered from the ROM at pc; a MAC repeats REP
+// times with its operand addresses stepping by SA and SB; the banks and the constant ROM are
+// read with registered, write-first reads) then execute (multiply, accumulate, round and
+// saturate, write). One repetition per cycle; a division (kaq_divide_seq, n = 1) holds the
+// execute stage 2 + 2 + SHIFT cycles; the program ends one cycle after its last issue. A
+// block beat's H̃ is written into bank H one code a cycle (M·N cycles), a vector's ỹ into bank
+// V one code a cycle (M cycles), before the program runs.
 //
 // Ports: a block beat (blk_valid/blk_ready: H̃ row-major, blk_h[(r*N+j)*HW +: HW]; T; SNR
 // bin), then T vector beats (y_valid/y_ready: ỹ, y_data[r*YW +: YW]), each answered by one
@@ -14,10 +23,12 @@
 // held until taken. T = 0 runs the block program and returns to idle.
 //
 // Instruction word (LSB first): op[3], a[AW], b[BW], b_const, b_bin, neg, sh[6], first,
-// last, down[6], satw[7], dest[AW]. op: 0 MAC, 1 MAX, 2 DIV inv_trace, 3 DIV diag_inv,
-// 4 BUCKET, 5 LUT. MAC: acc' = (first ? 0 : acc) ± (a·b << sh); on last, dest =
-// sat_satw(round_half_up(acc' >> down)). The ROM ports (pc → ins, kaddr → kval, bk_in →
-// bk_out, {lut_bucket, lut_idx} → lut_val) are combinational in the top.
+// last, down[6], satw[7], dest[AW], rep_m1[RPW], sa[AW], sb[BW]. op: 0 MAC, 1 MAX, 2 DIV
+// inv_trace, 3 DIV diag_inv, 4 BUCKET, 5 LUT. MAC repetition k: acc' = (first && k = 0 ? 0 :
+// acc) ± (a_k·b_k << sh) (a term whose a is the one register adds b_k without the
+// multiplier); on last at k = rep_m1, dest = sat_satw(round_half_up(acc' >> down)). The top
+// registers `ins` = rom[pc_next] and `kval` = const[kaddr]; bk_in → bk_out and
+// {lut_bucket, lut_idx} → lut_val are combinational in the top.
 `default_nettype none
 
 module kaq_gram_core #(
@@ -28,18 +39,24 @@ module kaq_gram_core #(
     parameter integer SW = 8,
     parameter integer TW = 16,
     parameter integer BINW = 7,
-    parameter integer DW = 64,
-    parameter integer NREG = 128,
+    parameter integer GBW = 16,
+    parameter integer VBW = 24,
+    parameter integer WW = 40,
+    parameter integer MAW = 24,
+    parameter integer MBW = 16,
+    parameter integer KW = 16,
     parameter integer AW = 7,
     parameter integer BW = 8,
     parameter integer KAW = 8,
     parameter integer PCW = 10,
+    parameter integer RPW = 4,
     parameter integer PB = 10,
     parameter integer PV = 10,
-    parameter integer H_BASE = 0,
-    parameter integer Y_BASE = 16,
-    parameter integer X_BASE = 32,
-    parameter integer ONE = 63,
+    parameter integer G_BASE = 16,
+    parameter integer V_BASE = 32,
+    parameter integer NV = 32,
+    parameter integer X_BASE = 40,
+    parameter integer W_ADDR = 62,
     parameter integer RW = 8,
     parameter integer BKW = 3,
     parameter integer DIVW = 24,
@@ -53,7 +70,11 @@ module kaq_gram_core #(
     parameter integer OW1 = 16,
     parameter integer RND1 = 0,
     parameter integer OVF1 = 0,
-    parameter integer IW = 3 + AW + BW + 3 + 6 + 2 + 6 + 7 + AW
+    parameter integer HAW = 4,
+    parameter integer GAW = 4,
+    parameter integer VAW = 5,
+    parameter integer LDW = 5,
+    parameter integer IW = 3 + AW + BW + 3 + 6 + 2 + 6 + 7 + AW + RPW + AW + BW
 ) (
     input  wire                  clk,
     input  wire                  rst,
@@ -69,19 +90,24 @@ module kaq_gram_core #(
     input  wire                  out_ready,
     output wire [N*SW-1:0]       out_x,
     output wire                  out_last,
-    output wire [PCW-1:0]        pc_o,
+    output reg  [PCW-1:0]        pc_next,
     input  wire [IW-1:0]         ins,
     output wire [KAW-1:0]        kaddr,
-    input  wire signed [DW-1:0]  kval,
-    output wire signed [DW-1:0]  bk_in,
+    input  wire signed [KW-1:0]  kval,
+    output wire signed [63:0]    bk_in,
     input  wire [BKW-1:0]        bk_out,
     output wire [BKW-1:0]        lut_bucket,
     output wire [RW-1:0]         lut_idx,
     input  wire signed [SW-1:0]  lut_val
 );
-    localparam [2:0] S_IDLE = 3'd0, S_RUN = 3'd1, S_WAIT_Y = 3'd2, S_OUT = 3'd3;
+    localparam [2:0] S_IDLE = 3'd0, S_LOAD_H = 3'd1, S_RUN = 3'd2, S_WAIT_Y = 3'd3,
+                     S_LOAD_Y = 3'd4, S_OUT = 3'd5;
     localparam [2:0] OP_MAC = 3'd0, OP_MAX = 3'd1, OP_DIV0 = 3'd2, OP_DIV1 = 3'd3,
                      OP_BUCKET = 3'd4, OP_LUT = 3'd5;
+    localparam [2:0] B_H = 3'd0, B_G = 3'd1, B_V = 3'd2, B_W = 3'd3, B_ONE = 3'd4;
+    localparam integer NH = M * N;
+    localparam integer NG = N * N;
+    localparam integer PW = MAW + MBW;
 
     reg [2:0] state;
     reg [PCW-1:0] pc;
@@ -90,11 +116,11 @@ module kaq_gram_core #(
     reg [TW-1:0] t_left;
     reg [BINW-1:0] bin;
     reg [BKW-1:0] bucket;
-    reg waiting;
-    reg signed [DW-1:0] acc;
-    reg signed [DW-1:0] rf [0:NREG-1];
+    reg [M*N*HW-1:0] hbuf;
+    reg [M*YW-1:0] ybuf;
+    reg [LDW-1:0] ld;
 
-    // Instruction fields.
+    // Instruction fields (issue stage).
     wire [2:0] op = ins[2:0];
     wire [AW-1:0] ia = ins[3 +: AW];
     wire [BW-1:0] ib = ins[3 + AW +: BW];
@@ -107,42 +133,123 @@ module kaq_gram_core #(
     wire [5:0] down = ins[14 + AW + BW +: 6];
     wire [6:0] satw = ins[20 + AW + BW +: 7];
     wire [AW-1:0] dest = ins[27 + AW + BW +: AW];
+    wire [RPW-1:0] rep_m1 = ins[27 + 2*AW + BW +: RPW];
+    wire [AW-1:0] sa = ins[27 + 2*AW + BW + RPW +: AW];
+    wire [BW-1:0] sb = ins[27 + 3*AW + BW + RPW +: BW];
 
-    assign pc_o = pc;
     assign blk_ready = (state == S_IDLE);
     assign y_ready = (state == S_WAIT_Y);
     assign out_valid = (state == S_OUT);
     assign out_last = (t_left == {{(TW - 1){1'b0}}, 1'b1});
 
-    // Operands.
-    localparam signed [DW-1:0] ONE_V = {{(DW - 1){1'b0}}, 1'b1};
-    wire signed [DW-1:0] av = (ia == ONE[AW-1:0]) ? ONE_V : rf[ia];
-    wire [AW-1:0] ib_r = ib[AW-1:0];
-    wire signed [DW-1:0] bv_r = (ib_r == ONE[AW-1:0]) ? ONE_V : rf[ib_r];
-    wire [KAW-1:0] bin_k = b_bin ? {{(KAW - BINW){1'b0}}, bin} : {KAW{1'b0}};
-    assign kaddr = ib[KAW-1:0] + bin_k;
-    wire signed [DW-1:0] bv = b_const ? kval : bv_r;
+    // The issue stage: repetition counter and running operand addresses.
+    reg [RPW-1:0] cnt;
+    reg [AW-1:0] a_run;
+    reg [BW-1:0] b_run;
+    reg draining;
+    wire first_rep = (cnt == {RPW{1'b0}});
+    wire last_rep = (cnt == rep_m1);
+    wire [AW-1:0] a_cur = first_rep ? ia : a_run;
+    wire [BW-1:0] b_cur = first_rep ? ib : b_run;
+    /* verilator lint_off UNUSEDSIGNAL */
+    wire [AW-1:0] b_reg = b_cur[AW-1:0];
+    /* verilator lint_on UNUSEDSIGNAL */
+    wire [BINW-1:0] bin_k = b_bin ? bin : {BINW{1'b0}};
+    assign kaddr = b_cur[KAW-1:0] + {{(KAW - BINW){1'b0}}, bin_k};
+
+    function automatic [2:0] bank_of(input [AW-1:0] r);
+        if (r < G_BASE[AW-1:0]) bank_of = B_H;
+        else if (r < V_BASE[AW-1:0]) bank_of = B_G;
+        else if (r < W_ADDR[AW-1:0]) bank_of = B_V;
+        else if (r == W_ADDR[AW-1:0]) bank_of = B_W;
+        else bank_of = B_ONE;
+    endfunction
+
+    // The execute stage.
+    reg x_valid;
+    reg [2:0] x_op;
+    reg x_neg;
+    reg [5:0] x_sh;
+    reg x_first;
+    reg x_last;
+    reg [5:0] x_down;
+    reg [6:0] x_satw;
+    reg [AW-1:0] x_dest;
+    reg x_bconst;
+    reg [2:0] x_abank;
+    reg [2:0] x_bbank;
+    reg x_waiting;
+    reg signed [63:0] acc;
+    reg signed [WW-1:0] wreg;
+
+    wire d0_ready, d0_done, d1_ready, d1_done;
+    wire x_is_div = (x_op == OP_DIV0) || (x_op == OP_DIV1);
+    wire x_div_done = ((x_op == OP_DIV0) && d0_done) || ((x_op == OP_DIV1) && d1_done);
+    wire x_complete = !x_valid || !x_is_div || (x_waiting && x_div_done);
+    wire running = (state == S_RUN);
+    wire issue = running && !draining && x_complete;
+    wire at_end = (pc == pc_end);
+
+    // The banks: one write port, two registered write-first read ports (H only loaded).
+    reg [HW-1:0] mem_h [0:NH-1];
+    reg [GBW-1:0] mem_g [0:NG-1];
+    reg [VBW-1:0] mem_v [0:NV-1];
+    reg [HW-1:0] h_qa, h_qb;
+    reg [GBW-1:0] g_qa, g_qb;
+    reg [VBW-1:0] v_qa, v_qb;
+
+    /* verilator lint_off UNUSEDSIGNAL */
+    wire [AW-1:0] a_g = a_cur - G_BASE[AW-1:0];
+    wire [AW-1:0] b_g = b_reg - G_BASE[AW-1:0];
+    wire [AW-1:0] a_v = a_cur - V_BASE[AW-1:0];
+    wire [AW-1:0] b_v = b_reg - V_BASE[AW-1:0];
+    /* verilator lint_on UNUSEDSIGNAL */
+
+    // Operands in the execute stage, sign-extended to 64 bits.
+    wire signed [63:0] ha = {{(64 - HW){h_qa[HW-1]}}, h_qa};
+    wire signed [63:0] hb = {{(64 - HW){h_qb[HW-1]}}, h_qb};
+    wire signed [63:0] ga = {{(64 - GBW){g_qa[GBW-1]}}, g_qa};
+    wire signed [63:0] gb = {{(64 - GBW){g_qb[GBW-1]}}, g_qb};
+    wire signed [63:0] va = {{(64 - VBW){v_qa[VBW-1]}}, v_qa};
+    wire signed [63:0] vb = {{(64 - VBW){v_qb[VBW-1]}}, v_qb};
+    wire signed [63:0] wv = {{(64 - WW){wreg[WW-1]}}, wreg};
+    wire signed [63:0] kv = {{(64 - KW){kval[KW-1]}}, kval};
+    localparam signed [63:0] ONE_V = 64'sd1;
+    wire signed [63:0] av = (x_abank == B_H) ? ha : (x_abank == B_G) ? ga
+                          : (x_abank == B_V) ? va : (x_abank == B_W) ? wv : ONE_V;
+    wire signed [63:0] bv = x_bconst ? kv : (x_bbank == B_H) ? hb : (x_bbank == B_G) ? gb
+                          : (x_bbank == B_V) ? vb : (x_bbank == B_W) ? wv : ONE_V;
 
     // The multiply-accumulate and the finish.
-    wire signed [2*DW-1:0] prod_w = av * bv;
-    wire signed [DW-1:0] prod = prod_w[DW-1:0];
-    wire signed [DW-1:0] term = prod <<< sh;
-    wire signed [DW-1:0] base = first ? {DW{1'b0}} : acc;
-    wire signed [DW-1:0] accn = neg ? base - term : base + term;
-    wire signed [DW-1:0] half = (down == 6'd0) ? {DW{1'b0}} : (ONE_V <<< (down - 6'd1));
-    wire signed [DW-1:0] rnd = (accn + half) >>> down;
-    wire signed [DW-1:0] smax = (ONE_V <<< (satw - 7'd1)) - ONE_V;
-    wire signed [DW-1:0] sat = (satw == 7'd0) ? rnd
-                             : (rnd > smax) ? smax
-                             : (rnd < -smax) ? -smax : rnd;
+    /* verilator lint_off UNUSEDSIGNAL */
+    wire signed [MAW-1:0] ma = av[MAW-1:0];
+    wire signed [MBW-1:0] mb = bv[MBW-1:0];
+    wire signed [PW-1:0] mp = ma * mb;
+    /* verilator lint_on UNUSEDSIGNAL */
+    wire signed [63:0] mp64;
+    generate
+        if (PW >= 64) begin : g_pwide
+            assign mp64 = mp[63:0];
+        end else begin : g_pnarrow
+            assign mp64 = {{(64 - PW){mp[PW-1]}}, mp};
+        end
+    endgenerate
+    wire signed [63:0] prod = (x_abank == B_ONE) ? bv : mp64;
+    wire signed [63:0] term = prod <<< x_sh;
+    wire signed [63:0] base = x_first ? 64'sd0 : acc;
+    wire signed [63:0] accn = x_neg ? base - term : base + term;
+    wire signed [63:0] half = (x_down == 6'd0) ? 64'sd0 : (ONE_V <<< (x_down - 6'd1));
+    wire signed [63:0] rnd = (accn + half) >>> x_down;
+    wire signed [63:0] smax = (ONE_V <<< (x_satw - 7'd1)) - ONE_V;
+    wire signed [63:0] sat = (x_satw == 7'd0) ? rnd
+                           : (rnd > smax) ? smax
+                           : (rnd < -smax) ? -smax : rnd;
 
     // The dividers.
-    wire d0_ready, d0_done, d1_ready, d1_done;
     wire signed [OW0-1:0] d0_y;
     wire signed [OW1-1:0] d1_y;
-    wire running = (state == S_RUN);
-    wire d0_start = running && (op == OP_DIV0) && !waiting;
-    wire d1_start = running && (op == OP_DIV1) && !waiting;
+    wire d0_start = x_valid && (x_op == OP_DIV0) && !x_waiting;
+    wire d1_start = x_valid && (x_op == OP_DIV1) && !x_waiting;
     kaq_divide_seq #(
         .N_W(2), .D_W(DIVW), .SHIFT(SH0), .D_MIN(DMIN0), .OUT_W(OW0),
         .ROUNDING(RND0), .OVERFLOW(OVF0)
@@ -158,20 +265,85 @@ module kaq_gram_core #(
         .ready(d1_ready), .done(d1_done), .y(d1_y)
     );
     /* verilator lint_off UNUSEDSIGNAL */
-    wire unused = d0_ready | d1_ready | (|av[DW-1:DIVW]) | (|ib) | (|prod_w[2*DW-1:DW]);
+    wire unused = d0_ready | d1_ready;
     /* verilator lint_on UNUSEDSIGNAL */
 
     assign bk_in = av;
     assign lut_bucket = bucket;
     assign lut_idx = {~av[RW-1], av[RW-2:0]};
 
-    // Whether the current instruction completes this cycle.
-    wire div_done = ((op == OP_DIV0) && d0_done) || ((op == OP_DIV1) && d1_done);
-    wire is_div = (op == OP_DIV0) || (op == OP_DIV1);
-    wire advance = running && (!is_div || (waiting && div_done));
-    wire at_end = (pc == pc_end);
+    // The execute stage's write.
+    wire x_done = x_valid && x_complete;
+    wire x_we = x_done && (((x_op == OP_MAC) && x_last) || (x_op == OP_MAX)
+                           || x_is_div || (x_op == OP_LUT));
+    reg signed [63:0] x_wd;
+    always @(*) begin
+        case (x_op)
+            OP_MAX: x_wd = (av > bv) ? av : bv;
+            OP_DIV0: x_wd = {{(64 - OW0){d0_y[OW0-1]}}, d0_y};
+            OP_DIV1: x_wd = {{(64 - OW1){d1_y[OW1-1]}}, d1_y};
+            OP_LUT: x_wd = {{(64 - SW){lut_val[SW-1]}}, lut_val};
+            default: x_wd = sat;
+        endcase
+    end
+    wire [2:0] x_wbank = bank_of(x_dest);
+    /* verilator lint_off UNUSEDSIGNAL */
+    wire [AW-1:0] x_wg = x_dest - G_BASE[AW-1:0];
+    wire [AW-1:0] x_wv = x_dest - V_BASE[AW-1:0];
+    wire signed [63:0] x_wd_u = x_wd;
+    /* verilator lint_on UNUSEDSIGNAL */
 
-    integer k;
+    // Bank write ports.
+    wire we_h = (state == S_LOAD_H);
+    wire we_g = x_we && (x_wbank == B_G);
+    wire [GAW-1:0] wa_g = x_wg[GAW-1:0];
+    wire [GBW-1:0] wd_g = x_wd_u[GBW-1:0];
+    wire ld_y = (state == S_LOAD_Y);
+    wire we_v = ld_y || (x_we && (x_wbank == B_V));
+    wire [VAW-1:0] wa_v = ld_y ? ld_u[VAW-1:0] : x_wv[VAW-1:0];
+    wire [VBW-1:0] wd_v = ld_y ? {{(VBW - YW){ybuf[YW-1]}}, ybuf[YW-1:0]} : x_wd_u[VBW-1:0];
+    /* verilator lint_off UNUSEDSIGNAL */
+    wire [LDW-1:0] ld_u = ld;
+    /* verilator lint_on UNUSEDSIGNAL */
+    wire [HAW-1:0] ld_h = ld_u[HAW-1:0];
+    wire [HAW-1:0] ra_h_a = a_cur[HAW-1:0];
+    wire [HAW-1:0] ra_h_b = b_reg[HAW-1:0];
+    wire [GAW-1:0] ra_g_a = a_g[GAW-1:0];
+    wire [GAW-1:0] ra_g_b = b_g[GAW-1:0];
+    wire [VAW-1:0] ra_v_a = a_v[VAW-1:0];
+    wire [VAW-1:0] ra_v_b = b_v[VAW-1:0];
+
+    always @(posedge clk) begin
+        if (we_h) mem_h[ld_h] <= hbuf[HW-1:0];
+        h_qa <= mem_h[ra_h_a];
+        h_qb <= mem_h[ra_h_b];
+    end
+    always @(posedge clk) begin
+        if (we_g) mem_g[wa_g] <= wd_g;
+        g_qa <= (we_g && (wa_g == ra_g_a)) ? wd_g : mem_g[ra_g_a];
+        g_qb <= (we_g && (wa_g == ra_g_b)) ? wd_g : mem_g[ra_g_b];
+    end
+    always @(posedge clk) begin
+        if (we_v) mem_v[wa_v] <= wd_v;
+        v_qa <= (we_v && (wa_v == ra_v_a)) ? wd_v : mem_v[ra_v_a];
+        v_qb <= (we_v && (wa_v == ra_v_b)) ? wd_v : mem_v[ra_v_b];
+    end
+
+    // The next program counter (the top's ROM address).
+    always @(*) begin
+        pc_next = pc;
+        case (state)
+            S_IDLE: if (blk_valid) pc_next = {PCW{1'b0}};
+            S_WAIT_Y: if (y_valid) pc_next = PB[PCW-1:0];
+            S_RUN: if (issue && last_rep && !at_end) pc_next = pc + 1'b1;
+            default: ;
+        endcase
+    end
+
+    localparam integer LDH = NH - 1;
+    localparam integer LDY = M - 1;
+    localparam [LDW-1:0] LD_H_END = LDH[LDW-1:0];
+    localparam [LDW-1:0] LD_Y_END = LDY[LDW-1:0];
     always @(posedge clk) begin
         if (rst) begin
             state <= S_IDLE;
@@ -181,71 +353,117 @@ module kaq_gram_core #(
             t_left <= {TW{1'b0}};
             bin <= {BINW{1'b0}};
             bucket <= {BKW{1'b0}};
-            waiting <= 1'b0;
-            acc <= {DW{1'b0}};
+            ld <= {LDW{1'b0}};
+            cnt <= {RPW{1'b0}};
+            a_run <= {AW{1'b0}};
+            b_run <= {BW{1'b0}};
+            draining <= 1'b0;
+            x_valid <= 1'b0;
+            x_op <= OP_MAC;
+            x_neg <= 1'b0;
+            x_sh <= 6'd0;
+            x_first <= 1'b0;
+            x_last <= 1'b0;
+            x_down <= 6'd0;
+            x_satw <= 7'd0;
+            x_dest <= {AW{1'b0}};
+            x_bconst <= 1'b0;
+            x_abank <= B_ONE;
+            x_bbank <= B_ONE;
+            x_waiting <= 1'b0;
+            acc <= 64'sd0;
+            wreg <= {WW{1'b0}};
         end else begin
+            pc <= pc_next;
+            // Issue.
+            if (issue) begin
+                if (last_rep) begin
+                    cnt <= {RPW{1'b0}};
+                    if (at_end) draining <= 1'b1;
+                end else begin
+                    cnt <= cnt + 1'b1;
+                end
+                a_run <= a_cur + sa;
+                b_run <= b_cur + sb;
+            end
+            if (x_complete) begin
+                x_valid <= issue;
+                x_op <= op;
+                x_neg <= neg;
+                x_sh <= sh;
+                x_first <= first && first_rep;
+                x_last <= last && last_rep;
+                x_down <= down;
+                x_satw <= satw;
+                x_dest <= dest;
+                x_bconst <= b_const;
+                x_abank <= bank_of(a_cur);
+                x_bbank <= bank_of(b_reg);
+            end
+            // Execute.
+            if (x_valid && x_is_div && !x_waiting) x_waiting <= 1'b1;
+            if (x_done) begin
+                x_waiting <= 1'b0;
+                if (x_op == OP_MAC) acc <= accn;
+                if (x_op == OP_BUCKET) bucket <= bk_out;
+                if (x_we && (x_wbank == B_W)) wreg <= x_wd_u[WW-1:0];
+            end
             case (state)
                 S_IDLE: if (blk_valid) begin
-                    for (k = 0; k < M * N; k = k + 1)
-                        rf[H_BASE + k] <= {{(DW - HW){blk_h[k*HW + HW - 1]}}, blk_h[k*HW +: HW]};
+                    hbuf <= blk_h;
                     t_left <= blk_t;
                     bin <= blk_bin;
-                    pc <= {PCW{1'b0}};
                     pc_end <= PB[PCW-1:0] - 1'b1;
                     in_block <= 1'b1;
-                    state <= S_RUN;
+                    ld <= {LDW{1'b0}};
+                    cnt <= {RPW{1'b0}};
+                    draining <= 1'b0;
+                    state <= S_LOAD_H;
+                end
+                S_LOAD_H: begin
+                    hbuf <= hbuf >> HW;
+                    ld <= ld + 1'b1;
+                    if (ld == LD_H_END) state <= S_RUN;
                 end
                 S_WAIT_Y: if (y_valid) begin
-                    for (k = 0; k < M; k = k + 1)
-                        rf[Y_BASE + k] <= {{(DW - YW){y_data[k*YW + YW - 1]}}, y_data[k*YW +: YW]};
-                    pc <= PB[PCW-1:0];
+                    ybuf <= y_data;
                     pc_end <= PB[PCW-1:0] + PV[PCW-1:0] - 1'b1;
                     in_block <= 1'b0;
-                    state <= S_RUN;
+                    ld <= {LDW{1'b0}};
+                    cnt <= {RPW{1'b0}};
+                    draining <= 1'b0;
+                    state <= S_LOAD_Y;
+                end
+                S_LOAD_Y: begin
+                    ybuf <= ybuf >> YW;
+                    ld <= ld + 1'b1;
+                    if (ld == LD_Y_END) state <= S_RUN;
                 end
                 S_OUT: if (out_ready) begin
                     t_left <= t_left - 1'b1;
                     state <= out_last ? S_IDLE : S_WAIT_Y;
                 end
-                S_RUN: begin
-                    if (is_div && !waiting) waiting <= 1'b1;
-                    if (advance) begin
-                        waiting <= 1'b0;
-                        case (op)
-                            OP_MAC: begin
-                                acc <= accn;
-                                if (last) rf[dest] <= sat;
-                            end
-                            OP_MAX: rf[dest] <= (av > bv) ? av : bv;
-                            OP_DIV0: rf[dest] <= {{(DW - OW0){d0_y[OW0-1]}}, d0_y};
-                            OP_DIV1: rf[dest] <= {{(DW - OW1){d1_y[OW1-1]}}, d1_y};
-                            OP_BUCKET: bucket <= bk_out;
-                            OP_LUT: rf[dest] <= {{(DW - SW){lut_val[SW-1]}}, lut_val};
-                            default: ;
-                        endcase
-                        if (at_end) begin
-                            if (in_block)
-                                state <= (t_left == {TW{1'b0}}) ? S_IDLE : S_WAIT_Y;
-                            else
-                                state <= S_OUT;
-                        end else begin
-                            pc <= pc + 1'b1;
-                        end
-                    end
+                S_RUN: if (draining && x_complete) begin
+                    if (in_block)
+                        state <= (t_left == {TW{1'b0}}) ? S_IDLE : S_WAIT_Y;
+                    else
+                        state <= S_OUT;
                 end
                 default: state <= S_IDLE;
             endcase
         end
     end
 
+    // The output: a copy of x, written with it.
     genvar gi;
     generate
         for (gi = 0; gi < N; gi = gi + 1) begin : g_out
-            wire signed [DW-1:0] xv = rf[X_BASE + gi];
-            assign out_x[gi*SW +: SW] = xv[SW-1:0];
-            /* verilator lint_off UNUSEDSIGNAL */
-            wire x_hi = |xv[DW-1:SW];
-            /* verilator lint_on UNUSEDSIGNAL */
+            localparam integer XI = X_BASE + gi;
+            localparam [AW-1:0] XA = XI[AW-1:0];
+            reg [SW-1:0] xo;
+            always @(posedge clk)
+                if (x_we && (x_dest == XA)) xo <= x_wd_u[SW-1:0];
+            assign out_x[gi*SW +: SW] = xo;
         end
     endgenerate
 endmodule

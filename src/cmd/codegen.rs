@@ -269,6 +269,13 @@ fn run_gram(args: &CodegenArgs, ir: &kaq_ir::gram::GramIr) -> anyhow::Result<()>
             format!("{l}: the IR v2 (cg) design is one folded engine, only 1 lane"),
         ));
     }
+    if let Some(flag) = args.pipeline.given() {
+        return Err(usage_error(
+            flag,
+            "does not apply to an IR v2 (cg) design (the folded engine has no update lanes to \
+             pipeline)",
+        ));
+    }
     let start = Instant::now();
     let files = match kaq_codegen::gram::generate(ir, &args.top) {
         Ok(f) => f,

@@ -1,6 +1,7 @@
 //! The cycle-level Rust twin of the folded Gram engine: runs a [`Program`] instruction by
-//! instruction exactly as `kaq_gram_core` does (64-bit registers and accumulator, one
-//! instruction per cycle, a division 2 + N_W + SHIFT cycles), and counts the cycles. Tested
+//! instruction exactly as `kaq_gram_core` does (registers at their banks' widths, a 64-bit
+//! accumulator, one MAC repetition per cycle, a division 2 + N_W + SHIFT cycles, the loads and
+//! the pipeline's drain), and counts the cycles. Tested
 //! equal to the golden model `kaq_ir::gram::GramInterpreter`, so the program is right before
 //! any Verilog runs; the co-simulation then checks the RTL against the golden model directly.
 
@@ -56,6 +57,44 @@ impl<'p> Engine<'p> {
         }
     }
 
+    /// Writes `v` into register `r` at its bank's width (two's complement, as the RTL).
+    fn write(&mut self, r: usize, v: i64) {
+        let w = self.prog.bank_w[self.prog.map.bank(r).min(3)];
+        let sh = 64 - w;
+        self.regs[r] = (v << sh) >> sh;
+    }
+
+    fn mac(&mut self, ins: &Ins, k: usize) {
+        let p = self.prog;
+        let a = self.read(ins.a + k * ins.sa as usize);
+        let bi = ins.b + k * ins.sb as usize;
+        let b = if ins.b_const {
+            p.consts[bi + if ins.b_bin { self.bin } else { 0 }]
+        } else {
+            self.read(bi)
+        };
+        let prod = if ins.a == p.map.one {
+            b
+        } else {
+            let fits = |v: i64, w: u32| (v << (64 - w)) >> (64 - w) == v;
+            assert!(
+                fits(a, p.mul_w[0]) && fits(b, p.mul_w[1]),
+                "a multiplier operand exceeds its port"
+            );
+            a.wrapping_mul(b)
+        };
+        let term = prod.wrapping_shl(ins.sh);
+        let base = if ins.first && k == 0 { 0 } else { self.acc };
+        self.acc = if ins.neg {
+            base.wrapping_sub(term)
+        } else {
+            base.wrapping_add(term)
+        };
+        if ins.last && k + 1 == ins.rep as usize {
+            self.write(ins.dest, finish(self.acc, ins.down, ins.satw));
+        }
+    }
+
     fn step(&mut self, ins: &Ins) {
         let p = self.prog;
         let a = self.read(ins.a);
@@ -66,27 +105,22 @@ impl<'p> Engine<'p> {
         };
         match ins.op {
             Op::Mac => {
-                let term = a.wrapping_mul(b).wrapping_shl(ins.sh);
-                let base = if ins.first { 0 } else { self.acc };
-                self.acc = if ins.neg {
-                    base.wrapping_sub(term)
-                } else {
-                    base.wrapping_add(term)
-                };
-                if ins.last {
-                    self.regs[ins.dest] = finish(self.acc, ins.down, ins.satw);
+                for k in 0..ins.rep as usize {
+                    self.mac(ins, k);
                 }
             }
-            Op::Max => self.regs[ins.dest] = a.max(b),
+            Op::Max => self.write(ins.dest, a.max(b)),
             Op::Div(k) => {
                 let d = p.divs[usize::from(k)];
                 let (r, o) = (d.rounding(), d.overflow());
-                self.regs[ins.dest] = divide(1, a, d.shift(), d.d_min(), r, o, d.out_width());
+                let q = divide(1, a, d.shift(), d.d_min(), r, o, d.out_width());
+                self.write(ins.dest, q);
             }
             Op::Bucket => self.bucket = p.thresholds.iter().filter(|&&t| a >= t).count(),
             Op::Lut => {
                 let half = 1i64 << (p.r_width - 1);
-                self.regs[ins.dest] = p.table[self.bucket][(a + half) as usize];
+                let v = p.table[self.bucket][(a + half) as usize];
+                self.write(ins.dest, v);
             }
         }
         self.cycles += p.cycles_of(ins);
@@ -95,7 +129,10 @@ impl<'p> Engine<'p> {
     /// Loads H̃ (row-major codes) and runs the block program.
     pub fn block(&mut self, h: &[i64], bin: usize) {
         let map = self.prog.map;
-        self.regs[map.h..map.h + h.len()].copy_from_slice(h);
+        for (k, &v) in h.iter().enumerate() {
+            self.write(map.h + k, v);
+        }
+        self.cycles += h.len() as u64 + 1;
         self.bin = bin;
         for ins in &self.prog.block {
             self.step(ins);
@@ -105,7 +142,10 @@ impl<'p> Engine<'p> {
     /// Loads ỹ, runs the vector program and returns x⁽ᴷ⁾.
     pub fn vector(&mut self, y: &[i64]) -> Vec<i64> {
         let map = self.prog.map;
-        self.regs[map.y..map.y + y.len()].copy_from_slice(y);
+        for (k, &v) in y.iter().enumerate() {
+            self.write(map.y + k, v);
+        }
+        self.cycles += y.len() as u64 + 1;
         for ins in &self.prog.vector {
             self.step(ins);
         }

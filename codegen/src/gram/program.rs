@@ -69,6 +69,13 @@ pub struct Ins {
     pub satw: u32,
     /// Destination register.
     pub dest: usize,
+    /// Repetitions of a MAC (≥ 1): repetition `k` multiplies registers `a + k·sa` and
+    /// `b + k·sb` (constant `b + k·sb`); `first` applies to the first, `last` to the last.
+    pub rep: u32,
+    /// Stride of operand a over the repetitions.
+    pub sa: u32,
+    /// Stride of operand b over the repetitions.
+    pub sb: u32,
 }
 
 impl Ins {
@@ -86,6 +93,9 @@ impl Ins {
             down: 0,
             satw: 0,
             dest: 0,
+            rep: 1,
+            sa: 0,
+            sb: 0,
         }
     }
 }
@@ -97,7 +107,7 @@ pub struct RegMap {
     pub h: usize,
     /// ỹ, `m` (loaded by the vector port).
     pub y: usize,
-    /// G, the upper triangle `n(n+1)/2` row by row.
+    /// G, `n × n` row-major (the block program computes the upper triangle and copies it).
     pub g: usize,
     /// D, `n`.
     pub dinv: usize,
@@ -141,10 +151,12 @@ impl RegMap {
             next += k;
             at
         };
+        // Bank H (H̃), bank G, bank V (every other tensor), then W and the constant one,
+        // which are registers of their own (docs/rtl.md, "IR v2").
         let map = RegMap {
             h: take(m * n),
+            g: take(n * n),
             y: take(m),
-            g: take(n * (n + 1) / 2),
             dinv: take(n),
             trace: take(1),
             inv_trace: take(1),
@@ -156,13 +168,33 @@ impl RegMap {
             p: take(n),
             d: take(n),
             r: take(n),
-            w: take(1),
             v2: take(1),
             tau2: take(1),
+            w: take(1),
             one: take(1),
             count: 0,
         };
         RegMap { count: next, ..map }
+    }
+
+    /// First register of bank V.
+    pub fn v(&self) -> usize {
+        self.y
+    }
+
+    /// The bank of register `r`: 0 H, 1 G, 2 V, 3 W, 4 the constant one.
+    pub fn bank(&self, r: usize) -> usize {
+        if r < self.g {
+            0
+        } else if r < self.y {
+            1
+        } else if r < self.w {
+            2
+        } else if r == self.w {
+            3
+        } else {
+            4
+        }
     }
 }
 
@@ -197,6 +229,12 @@ pub struct Program {
     pub levels: usize,
     /// SNR bins.
     pub bins: usize,
+    /// Stored widths of bank H, bank G, bank V and of the register W.
+    pub bank_w: [u32; 4],
+    /// Multiplier port widths (a, b).
+    pub mul_w: [u32; 2],
+    /// Width of the constant ROM's words.
+    pub const_w: u32,
     /// Input, state and output formats.
     pub h_width: u32,
     /// Width of ỹ codes.
@@ -221,6 +259,41 @@ enum B {
     Bin(usize),
 }
 
+/// The divisor width of both dividers (holds tr G and `d_min`).
+fn div_width(ir: &GramIr) -> u32 {
+    let b = &ir.block;
+    let g_bound = i128::from(max_code(b.g.width())) * ir.n as i128;
+    let dmin = i128::from(b.inv_trace.op.d_min().max(b.diag_inv.op.d_min()));
+    bits_for(g_bound).max(bits_for(dmin) + 1).max(2)
+}
+
+/// The stored widths of bank H (H̃), bank G, bank V (the widest of ỹ (plus a bit), D, tr G, 1/tr G, z,
+/// ‖ỹ‖², x, e, ρ, p, d, r, v² with its floors, τ²) and of the register W.
+fn bank_widths(ir: &GramIr) -> [u32; 4] {
+    let b = &ir.block;
+    let mut v = [
+        ir.inputs.y.width() + 1,
+        b.diag_inv.op.out_width(),
+        div_width(ir),
+        b.inv_trace.op.out_width(),
+        ir.front.z.width(),
+        ir.front.yy.width(),
+        ir.state.width(),
+    ]
+    .into_iter()
+    .fold(2, u32::max);
+    let mut w = 2;
+    for l in &ir.layers {
+        let f = &l.formats;
+        for fmt in [f.e, f.p, f.d, f.r, f.v2, f.tau2] {
+            v = v.max(fmt.width());
+        }
+        v = v.max(bits_for(l.v2_floor.into()));
+        w = w.max(bits_for(w_bound(ir, l)));
+    }
+    [ir.inputs.h.width(), b.g.width(), v, w]
+}
+
 /// Signed bits that hold every value in ±`bound`.
 pub(crate) fn bits_for(bound: i128) -> u32 {
     129 - bound.unsigned_abs().leading_zeros()
@@ -228,6 +301,8 @@ pub(crate) fn bits_for(bound: i128) -> u32 {
 
 struct Builder {
     consts: Vec<i64>,
+    /// The stored width of every register (its bank's tensor width).
+    wid: Vec<u32>,
 }
 
 impl Builder {
@@ -246,7 +321,9 @@ impl Builder {
     }
 
     /// The instructions of `combine(terms, out)` into `dest`; `out` None means the exact
-    /// aligned sum at frac `exact` (no rounding, no saturation).
+    /// aligned sum at frac `exact` (no rounding, no saturation). A register × register term
+    /// puts the wider register on port a; a run of terms with equal sign and shift whose
+    /// operands step by constant strides is one repeated MAC.
     fn combine(
         &mut self,
         prog: &mut Vec<Ins>,
@@ -257,35 +334,76 @@ impl Builder {
     ) {
         let out_frac = out.map_or(exact, |f| f.frac());
         let f = terms.iter().map(|t| t.frac).fold(out_frac, i32::max);
-        let count = terms.len();
-        assert!(count > 0, "a combine has a term");
-        for (k, t) in terms.iter().enumerate() {
-            let (b, b_const, b_bin) = match t.b {
-                B::Reg(r) => (r, false, false),
-                B::Const(c) => (c, true, false),
-                B::Bin(c) => (c, true, true),
+        assert!(!terms.is_empty(), "a combine has a term");
+        let start = prog.len();
+        for t in terms {
+            let (a, b, b_const, b_bin) = match t.b {
+                B::Reg(r) if self.wid[r] > self.wid[t.a] => (r, t.a, false, false),
+                B::Reg(r) => (t.a, r, false, false),
+                B::Const(c) => (t.a, c, true, false),
+                B::Bin(c) => (t.a, c, true, true),
             };
-            let last = k + 1 == count;
+            let sh = (f - t.frac) as u32;
+            let open = prog.len() > start;
+            if let Some(prev) = prog.last_mut().filter(|_| open) {
+                let k = prev.rep as usize;
+                let fits = |at: usize, now: usize, stride: u32| {
+                    if k == 1 {
+                        now >= at
+                    } else {
+                        now == at + k * stride as usize
+                    }
+                };
+                if prev.neg == t.neg
+                    && prev.sh == sh
+                    && prev.b_const == b_const
+                    && !b_bin
+                    && !prev.b_bin
+                    && fits(prev.a, a, prev.sa)
+                    && fits(prev.b, b, prev.sb)
+                {
+                    if k == 1 {
+                        prev.sa = (a - prev.a) as u32;
+                        prev.sb = (b - prev.b) as u32;
+                    }
+                    prev.rep += 1;
+                    continue;
+                }
+            }
             prog.push(Ins {
-                op: Op::Mac,
-                a: t.a,
+                a,
                 b,
                 b_const,
                 b_bin,
                 neg: t.neg,
-                sh: (f - t.frac) as u32,
-                first: k == 0,
-                last,
-                down: if last { (f - out_frac) as u32 } else { 0 },
-                satw: if last {
-                    out.map_or(0, |o| o.width())
-                } else {
-                    0
-                },
-                dest: if last { dest } else { 0 },
+                sh,
+                first: prog.len() == start,
+                ..Ins::nop(Op::Mac)
             });
         }
+        let last = prog.last_mut().expect("a combine has a term");
+        last.last = true;
+        last.down = (f - out_frac) as u32;
+        last.satw = out.map_or(0, |o| o.width());
+        last.dest = dest;
     }
+}
+
+/// The bound of W, the unrounded residual power sum of `layer` (docs/ir.md §10.4).
+fn w_bound(ir: &GramIr, layer: &kaq_ir::gram::GramLayer) -> i128 {
+    let q = |f: QFormat| i128::from(max_code(f.width()));
+    let n = ir.n as i128;
+    let (xf, zf, yyf) = (ir.state.frac(), ir.front.z.frac(), ir.front.yy.frac());
+    let noise = ir.front.noise.iter().map(|v| i128::from(*v).abs()).max();
+    let f = &layer.formats;
+    let terms = [
+        (q(ir.front.yy), yyf),
+        (n * q(ir.state) * q(ir.front.z), xf + zf),
+        (n * q(ir.state) * q(f.e), xf + f.e.frac()),
+        (noise.unwrap_or(0), yyf),
+    ];
+    let top = terms.iter().map(|t| t.1).fold(f.v2.frac(), i32::max);
+    terms.iter().map(|&(b, fr)| b << (top - fr) as u32).sum()
 }
 
 impl Program {
@@ -293,12 +411,53 @@ impl Program {
     pub fn new(ir: &GramIr) -> Self {
         let (m, n) = (ir.m, ir.n);
         let map = RegMap::new(m, n);
-        let mut bld = Builder { consts: Vec::new() };
-        let one_c = bld.konst(1);
-        let gidx = |i: usize, j: usize| {
-            let (i, j) = if i <= j { (i, j) } else { (j, i) };
-            map.g + i * n - i * (i + 1) / 2 + j
+        let bank_w = bank_widths(ir);
+        // Every register's value width (its tensor's format), which sizes the multiplier;
+        // its bank's width (at least as wide) is what is stored.
+        let mut wid: Vec<u32> = (0..map.count)
+            .map(|r| match map.bank(r) {
+                4 => 2,
+                k => bank_w[k],
+            })
+            .collect();
+        let lmax = |f: fn(&kaq_ir::gram::LayerFormats) -> QFormat| {
+            ir.layers
+                .iter()
+                .map(|l| f(&l.formats).width())
+                .max()
+                .unwrap_or(2)
         };
+        let v2w = ir
+            .layers
+            .iter()
+            .map(|l| l.formats.v2.width().max(bits_for(l.v2_floor.into())))
+            .max()
+            .unwrap_or(2);
+        let b = &ir.block;
+        for (at, len, w) in [
+            (map.y, m, ir.inputs.y.width()),
+            (map.dinv, n, b.diag_inv.op.out_width()),
+            (map.trace, 1, div_width(ir)),
+            (map.inv_trace, 1, b.inv_trace.op.out_width()),
+            (map.z, n, ir.front.z.width()),
+            (map.yy, 1, ir.front.yy.width()),
+            (map.x, n, ir.state.width()),
+            (map.e, n, lmax(|f| f.e)),
+            (map.rho, n, lmax(|f| f.e)),
+            (map.p, n, lmax(|f| f.p)),
+            (map.d, n, lmax(|f| f.d)),
+            (map.r, n, lmax(|f| f.r)),
+            (map.v2, 1, v2w),
+            (map.tau2, 1, lmax(|f| f.tau2)),
+        ] {
+            wid[at..at + len].fill(w);
+        }
+        let mut bld = Builder {
+            consts: Vec::new(),
+            wid,
+        };
+        let one_c = bld.konst(1);
+        let gidx = |i: usize, j: usize| map.g + i * n + j;
         let (fh, fy) = (ir.inputs.h.frac(), ir.inputs.y.frac());
         let (gf, xf) = (ir.block.g.frac(), ir.state.frac());
         let (zf, yyf) = (ir.front.z.frac(), ir.front.yy.frac());
@@ -329,6 +488,20 @@ impl Program {
                 frac: gf,
             })
             .collect();
+        // The lower triangle: G[j][i] = G[i][j] · 1.
+        for i in 0..n {
+            for j in i + 1..n {
+                block.push(Ins {
+                    a: gidx(i, j),
+                    b: one_c,
+                    b_const: true,
+                    first: true,
+                    last: true,
+                    dest: gidx(j, i),
+                    ..Ins::nop(Op::Mac)
+                });
+            }
+        }
         bld.combine(&mut block, &trace, None, gf, map.trace);
         block.push(Ins {
             a: map.trace,
@@ -496,15 +669,45 @@ impl Program {
         }
 
         let b = &ir.block;
-        let g_bound = i128::from(max_code(b.g.width())) * n as i128;
-        let dmin = i128::from(b.inv_trace.op.d_min().max(b.diag_inv.op.d_min()));
-        let div_w = bits_for(g_bound).max(bits_for(dmin) + 1).max(2);
+        let div_w = div_width(ir);
+        // The multiplier's ports: the widest a and b of any MAC whose a is not the constant
+        // one (a term 1 · b bypasses the multiplier).
+        let (mut mul_a, mut mul_b) = (2, 2);
+        for ins in block.iter().chain(&vector).filter(|i| i.op == Op::Mac) {
+            if ins.a == map.one {
+                continue;
+            }
+            mul_a = mul_a.max(bld.wid[ins.a]);
+            let bw = if ins.b_const {
+                let span = if ins.b_bin {
+                    ins.b..ins.b + ir.snr_bins.count
+                } else {
+                    ins.b..ins.b + (ins.rep as usize - 1) * ins.sb as usize + 1
+                };
+                bld.consts[span]
+                    .iter()
+                    .map(|&c| bits_for(c.into()))
+                    .max()
+                    .unwrap_or(2)
+            } else {
+                bld.wid[ins.b]
+            };
+            mul_b = mul_b.max(bw);
+        }
+        let const_w = bld
+            .consts
+            .iter()
+            .map(|&c| bits_for(c.into()))
+            .fold(2, u32::max);
         Program {
             m,
             n,
             map,
             block,
             vector,
+            bank_w,
+            mul_w: [mul_a, mul_b],
+            const_w,
             consts: bld.consts,
             divs: [b.inv_trace.op, b.diag_inv.op],
             div_w,
@@ -520,28 +723,37 @@ impl Program {
         }
     }
 
-    /// Cycles of one instruction: 1; a division 2 + its N_W + SHIFT steps (N_W = 2: n = 1):
-    /// the issuing cycle, the steps, the cycle `done` is seen and the result written.
+    /// Cycles of one instruction in the execute stage: a MAC its repetitions; a division
+    /// 2 + its N_W + SHIFT steps (N_W = 2: n = 1): the starting cycle, the steps, the cycle
+    /// `done` is seen and the result written; any other 1.
     pub fn cycles_of(&self, ins: &Ins) -> u64 {
         match ins.op {
             Op::Div(k) => 2 + 2 + u64::from(self.divs[usize::from(k)].shift()),
+            Op::Mac => u64::from(ins.rep),
             _ => 1,
         }
     }
 
-    /// Cycles of the block program (from the block beat's acceptance to `y_ready`).
+    /// Cycles of the block stage (from the block beat's acceptance to `y_ready`): H̃ written
+    /// into bank H one code a cycle, the program, one cycle draining the pipeline.
     pub fn block_cycles(&self) -> u64 {
-        self.block.iter().map(|i| self.cycles_of(i)).sum()
+        (self.m * self.n) as u64 + self.block.iter().map(|i| self.cycles_of(i)).sum::<u64>() + 1
     }
 
-    /// Cycles of the vector program (from a vector's acceptance to `out_valid`).
+    /// Cycles of a vector (from its acceptance to `out_valid`): ỹ written one code a cycle,
+    /// the program, one cycle draining the pipeline.
     pub fn vector_cycles(&self) -> u64 {
-        self.vector.iter().map(|i| self.cycles_of(i)).sum()
+        self.m as u64 + self.vector.iter().map(|i| self.cycles_of(i)).sum::<u64>() + 1
     }
 
     /// Multiplies of the block and the vector program.
     pub fn multiplies(&self) -> (usize, usize) {
-        let count = |p: &[Ins]| p.iter().filter(|i| i.op == Op::Mac).count();
+        let count = |p: &[Ins]| {
+            p.iter()
+                .filter(|i| i.op == Op::Mac)
+                .map(|i| i.rep as usize)
+                .sum()
+        };
         (count(&self.block), count(&self.vector))
     }
 }
@@ -553,8 +765,16 @@ pub fn analytic_cycles(ir: &GramIr) -> (u64, u64) {
     let (m, n) = (ir.m as u64, ir.n as u64);
     let b = &ir.block;
     let div = |d: &Divide| 4 + u64::from(d.shift());
-    let block = m * n * (n + 1) / 2 + n + div(&b.inv_trace.op) + n * div(&b.diag_inv.op);
-    let mut vector = n * m + m;
+    // Loads, G's upper triangle, its copy, tr G, the divisions, the drain.
+    let block = m * n
+        + m * n * (n + 1) / 2
+        + n * (n - 1) / 2
+        + n
+        + div(&b.inv_trace.op)
+        + n * div(&b.diag_inv.op)
+        + 1;
+    // Load, z, ‖ỹ‖², the drain.
+    let mut vector = m + n * m + m + 1;
     for (k, layer) in ir.layers.iter().enumerate() {
         let later = u64::from(k > 0);
         // e, W, v² and its floor.

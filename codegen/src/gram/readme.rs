@@ -21,8 +21,9 @@ pub fn readme(ir: &GramIr, prog: &Program, top: &str) -> String {
          The design is bit-exact to the integer golden model (`kaq_ir::gram::GramInterpreter`).\n\n\
          ## Files\n\n\
          - `kaq_round_shift_sat.v`, `kaq_divide_seq.v`, `kaq_gram_core.v`: hand-written cells.\n\
-         - `{top}.v`: the top: the core, its micro-program ROM ({} + {} instructions), the\n  \
-         constant ROM ({} entries), the bucket comparators, the denoiser table and the slicer.\n\
+         - `{top}.v`: the top: the core, its looped micro-program ROM ({} + {} instructions,\n  \
+         synchronous), the constant ROM ({} entries, synchronous), the bucket comparators, the\n  \
+         denoiser table and the slicer.\n\
          - `files.f`: the compile order.\n",
         ir.name,
         ir.nt,
@@ -69,32 +70,50 @@ pub fn readme(ir: &GramIr, prog: &Program, top: &str) -> String {
     let _ = writeln!(
         s,
         "## Timing (exact)\n\n\
-         One folded engine with one multiplier runs every stage, one instruction per cycle; a\n\
-         division takes 4 + its shift cycles (1/tr G: shift {}, D: shift {}).\n\n\
+         One folded engine with one multiplier runs every stage in a two-stage pipeline (issue\n\
+         with registered memory reads, execute), one multiply-accumulate per cycle; a division\n\
+         takes 4 + its shift cycles (1/tr G: shift {}, D: shift {}); a program ends one cycle\n\
+         after its last issue.\n\n\
          - Block stage: **{pb} cycles** from the accepting edge of the block beat to `y_ready`\n  \
-         ({mb} multiply-accumulates: G's upper triangle {} × {m}, the trace {n}; {} divisions).\n\
+         ({} cycles writing H̃ into bank H; {mb} multiply-accumulates: G's upper triangle {} × {m},\n  \
+         its copy {}, the trace {n}; {} divisions; 1 drain).\n\
          - Vector: **{pv} cycles** from the accepting edge of a vector beat to `out_valid`\n  \
-         ({mv} multiply-accumulates, {} other instructions).\n\
+         ({m} cycles writing ỹ; {mv} multiply-accumulates, {} other instructions; 1 drain).\n\
          - Without stalls a vector takes {} cycles (accept, program, output), a block of T\n  \
          vectors 1 + {pb} + T·{} cycles.\n\n\
-         The cycle model is the program's length (`kaq_codegen::gram::program::analytic_cycles`);\n\
-         co-simulation checks that every measured block and vector takes exactly these cycles.\n",
+         The cycle model is `kaq_codegen::gram::program::analytic_cycles` (closed form, equal to\n\
+         the program's); co-simulation checks that every measured block and vector takes exactly\n\
+         these cycles.\n",
         prog.divs[0].shift(),
         prog.divs[1].shift(),
+        m * n,
         n * (n + 1) / 2,
+        n * (n - 1) / 2,
         n + 1,
-        prog.vector.len() - mv,
+        prog.vector
+            .iter()
+            .filter(|i| i.op != super::program::Op::Mac)
+            .count(),
         pv + 2,
         pv + 2,
     );
     let _ = writeln!(
         s,
         "## Arithmetic\n\n\
-         Registers and the accumulator are 64-bit: every aligned sum of the IR is below 2^62\n\
-         (docs/ir.md §10.4), so the shifted products and their sums are exact, and the finish\n\
-         (round half-up, saturate symmetric) reproduces every `combine` bit for bit. The\n\
-         reciprocals are `kaq_divide_seq` (restoring division, docs/fixed-point.md §6) with the\n\
-         IR's shift, d_min, rounding and overflow modes; divisor width {} bits.",
+         Every tensor is stored at its format's width: bank H {} bits, bank G {} bits, bank V\n\
+         {} bits, the register W {} bits (from the interval analysis); the multiplier is {} × {}\n\
+         bits (a term 1 · constant bypasses it) and the accumulator 64 bits: every aligned sum\n\
+         of the IR is below 2^62 (docs/ir.md §10.4), so the shifted products and their sums are\n\
+         exact, and the finish (round half-up, saturate symmetric) reproduces every `combine`\n\
+         bit for bit. The reciprocals are `kaq_divide_seq` (restoring division,\n\
+         docs/fixed-point.md §6) with the IR's shift, d_min, rounding and overflow modes;\n\
+         divisor width {} bits.",
+        prog.bank_w[0],
+        prog.bank_w[1],
+        prog.bank_w[2],
+        prog.bank_w[3],
+        prog.mul_w[0],
+        prog.mul_w[1],
         prog.div_w
     );
     s

@@ -1,5 +1,5 @@
-//! The generated top of an IR v2 design: `kaq_gram_core` with its ROMs (the micro-program,
-//! the constants, the bucket comparators, the denoiser table) and the output slicer, as
+//! The generated top of an IR v2 design: `kaq_gram_core` with its ROMs (the looped
+//! micro-program and the constants as synchronous ROMs, the bucket comparators, the denoiser table) and the output slicer, as
 //! Verilog text. Deterministic: equal programs give equal bytes.
 
 use std::fmt::Write as _;
@@ -29,6 +29,14 @@ pub struct Widths {
     pub binw: u32,
     /// Bucket bits.
     pub bkw: u32,
+    /// Repetition-count bits.
+    pub rpw: u32,
+    /// Bank H, G and V address bits.
+    pub haw: u32,
+    /// Bank G address bits.
+    pub gaw: u32,
+    /// Bank V address bits.
+    pub vaw: u32,
     /// Instruction bits.
     pub iw: u32,
     /// Output level bits (signed).
@@ -39,16 +47,23 @@ impl Widths {
     /// The widths of `p`.
     pub fn of(p: &Program) -> Self {
         let aw = addr_bits(p.map.count);
-        let kaw = addr_bits(p.consts.len()).max(addr_bits(p.bins));
+        let binw = addr_bits(p.bins);
+        let kaw = addr_bits(p.consts.len()).max(binw + 1);
         let bw = aw.max(kaw);
+        let max_rep = p.block.iter().chain(&p.vector).map(|i| i.rep).max();
+        let rpw = addr_bits(max_rep.unwrap_or(1) as usize);
         Widths {
             aw,
             kaw,
             bw,
             pcw: addr_bits(p.block.len() + p.vector.len()),
-            binw: addr_bits(p.bins),
+            binw,
             bkw: addr_bits(p.table.len()),
-            iw: 3 + aw + bw + 3 + 6 + 2 + 6 + 7 + aw,
+            rpw,
+            haw: addr_bits(p.m * p.n),
+            gaw: addr_bits(p.n * p.n),
+            vaw: addr_bits(p.map.w - p.map.v()),
+            iw: 3 + aw + bw + 3 + 6 + 2 + 6 + 7 + aw + rpw + aw + bw,
             lw: bits_for(p.levels as i128 - 1),
         }
     }
@@ -75,6 +90,9 @@ fn word(ins: &Ins, w: &Widths) -> String {
     put(ins.down.into(), 6);
     put(ins.satw.into(), 7);
     put(ins.dest as u128, w.aw);
+    put(u128::from(ins.rep - 1), w.rpw);
+    put(ins.sa.into(), w.aw);
+    put(ins.sb.into(), w.bw);
     format!("{}'h{v:x}", w.iw)
 }
 
@@ -115,14 +133,16 @@ pub fn top(p: &Program, top: &str) -> String {
         n * sw as usize - 1,
         n * w.lw as usize - 1
     );
+    let kw = p.const_w;
     let _ = writeln!(
         s,
-        "    wire [{}:0] pc;\n    reg  [{}:0] ins;\n    wire [{}:0] kaddr;\n    \
-         reg  signed [63:0] kval;\n    wire signed [63:0] bk_in;\n    wire [{}:0] bk_out;\n    \
+        "    wire [{}:0] pc_next;\n    reg  [{}:0] ins;\n    wire [{}:0] kaddr;\n    \
+         reg  signed [{}:0] kval;\n    wire signed [63:0] bk_in;\n    wire [{}:0] bk_out;\n    \
          wire [{}:0] lut_bucket;\n    wire [{}:0] lut_idx;\n    reg  signed [{}:0] lut_val;\n",
         w.pcw - 1,
         w.iw - 1,
         w.kaw - 1,
+        kw - 1,
         w.bkw - 1,
         w.bkw - 1,
         p.r_width - 1,
@@ -130,31 +150,40 @@ pub fn top(p: &Program, top: &str) -> String {
     );
     let [d0, d1] = p.divs;
     let dmin = |d: i64| format!("{}'d{d}", p.div_w - 1);
+    let map = &p.map;
+    let [_, gbw, vbw, ww] = p.bank_w;
     let _ = writeln!(
         s,
         "    kaq_gram_core #(\n        .M({m}), .N({n}), .HW({hw}), .YW({yw}), .SW({sw}), \
-         .TW({T_WIDTH}), .BINW({}), .DW(64),\n        .NREG({}), .AW({}), .BW({}), .KAW({}), \
-         .PCW({}), .PB({}), .PV({}),\n        .H_BASE({}), .Y_BASE({}), .X_BASE({}), .ONE({}), \
-         .RW({}), .BKW({}), .DIVW({}),\n        .SH0({}), .DMIN0({}), .OW0({}), .RND0({}), \
-         .OVF0({}),\n        .SH1({}), .DMIN1({}), .OW1({}), .RND1({}), .OVF1({}), .IW({})\n    \
+         .TW({T_WIDTH}), .BINW({}),\n        .GBW({gbw}), .VBW({vbw}), .WW({ww}), .MAW({}), \
+         .MBW({}), .KW({kw}),\n        .AW({}), .BW({}), .KAW({}), .PCW({}), .RPW({}), \
+         .PB({}), .PV({}),\n        .G_BASE({}), .V_BASE({}), .NV({}), .X_BASE({}), \
+         .W_ADDR({}),\n        .RW({}), .BKW({}), .DIVW({}),\n        \
+         .SH0({}), .DMIN0({}), .OW0({}), .RND0({}), .OVF0({}),\n        \
+         .SH1({}), .DMIN1({}), .OW1({}), .RND1({}), .OVF1({}),\n        \
+         .HAW({}), .GAW({}), .VAW({}), .LDW({}), .IW({})\n    \
          ) u_core (\n        .clk(clk), .rst(rst), .blk_valid(blk_valid), .blk_ready(blk_ready), \
          .blk_h(blk_h),\n        .blk_t(blk_t), .blk_bin(blk_bin), .y_valid(y_valid), \
          .y_ready(y_ready), .y_data(y_data),\n        .out_valid(out_valid), \
-         .out_ready(out_ready), .out_x(out_x), .out_last(out_last),\n        .pc_o(pc), \
-         .ins(ins), .kaddr(kaddr), .kval(kval), .bk_in(bk_in), .bk_out(bk_out),\n        \
-         .lut_bucket(lut_bucket), .lut_idx(lut_idx), .lut_val(lut_val)\n    );\n",
+         .out_ready(out_ready), .out_x(out_x), .out_last(out_last),\n        \
+         .pc_next(pc_next), .ins(ins), .kaddr(kaddr), .kval(kval), .bk_in(bk_in), \
+         .bk_out(bk_out),\n        .lut_bucket(lut_bucket), .lut_idx(lut_idx), \
+         .lut_val(lut_val)\n    );\n",
         w.binw,
-        p.map.count,
+        p.mul_w[0],
+        p.mul_w[1],
         w.aw,
         w.bw,
         w.kaw,
         w.pcw,
+        w.rpw,
         p.block.len(),
         p.vector.len(),
-        p.map.h,
-        p.map.y,
-        p.map.x,
-        p.map.one,
+        map.g,
+        map.v(),
+        map.w - map.v(),
+        map.x,
+        map.w,
         p.r_width,
         w.bkw,
         p.div_w,
@@ -168,29 +197,38 @@ pub fn top(p: &Program, top: &str) -> String {
         d1.out_width(),
         d1.rounding().verilog_code(),
         d1.overflow().verilog_code(),
+        w.haw,
+        w.gaw,
+        w.vaw,
+        w.haw.max(w.vaw),
         w.iw
     );
     // The program ROM.
+    let words = p.block.len() + p.vector.len();
     let _ = writeln!(
         s,
-        "    // The micro-program: block at 0, vector at {}.",
-        p.block.len()
+        "    // The looped micro-program (block at 0, vector at {}), a synchronous ROM.\n    \
+         reg [{}:0] rom [0:{}];\n    initial begin",
+        p.block.len(),
+        w.iw - 1,
+        words - 1
     );
-    s.push_str("    always @(*) begin\n        case (pc)\n");
     for (i, ins) in p.block.iter().chain(&p.vector).enumerate() {
-        let _ = writeln!(s, "            {}'d{i}: ins = {};", w.pcw, word(ins, &w));
+        let _ = writeln!(s, "        rom[{i}] = {};", word(ins, &w));
     }
+    s.push_str("    end\n    always @(posedge clk) ins <= rom[pc_next];\n\n");
+    // The constant ROM.
     let _ = writeln!(
         s,
-        "            default: ins = {{{}{{1'b0}}}};\n        endcase\n    end\n",
-        w.iw
+        "    // The constants, a synchronous ROM.\n    reg signed [{}:0] krom [0:{}];\n    \
+         initial begin",
+        kw - 1,
+        p.consts.len() - 1
     );
-    // The constant ROM.
-    s.push_str("    always @(*) begin\n        case (kaddr)\n");
     for (i, &c) in p.consts.iter().enumerate() {
-        let _ = writeln!(s, "            {}'d{i}: kval = {};", w.kaw, lit(c, 64));
+        let _ = writeln!(s, "        krom[{i}] = {};", lit(c, kw));
     }
-    s.push_str("            default: kval = 64'sd0;\n        endcase\n    end\n\n");
+    s.push_str("    end\n    always @(posedge clk) kval <= krom[kaddr];\n\n");
     // The bucket comparators.
     s.push_str("    // bucket = #{j : tau2 >= thresholds[j]}\n");
     if p.thresholds.is_empty() {
