@@ -14,12 +14,11 @@ use kaq_model::ber::{BerConfig, simulate};
 use kaq_model::detect::DetectorSpec;
 use kaq_model::gram::file::GramModelFile;
 use kaq_model::train::model_file::Overwrite;
-use kaq_model::train::{ModelFile, train};
 use serde_json::json;
 
 use super::cache::{Stages, config_json, digest, read};
 use super::config::FlowConfig;
-use super::stages::{ber_plot, load_ber, on_progress, synth_stage};
+use super::stages::{load_ber, on_progress, pgd_stage, save_ber, synth_stage};
 use super::summary::{join, synth_line};
 use super::{FlowArgs, Results};
 use crate::plot;
@@ -58,29 +57,14 @@ pub(super) fn flow(config: &FlowConfig, stages: &mut Stages) -> anyhow::Result<R
     // 2. The paper's PGD-Net on the same link and data, the reference beside the cg design.
     let paper_config = config.paper_config()?;
     let paper_path = out.join("models").join("pgd.json");
-    let key = digest(&[b"paper", config_json(&paper_config).as_bytes()]);
-    let paper_file = if stages.up_to_date("paper", &key, &[&paper_path])
-        && let Ok(file) = ModelFile::load(&paper_path)
-    {
-        stages.reused("paper");
-        file
-    } else {
-        let t = Instant::now();
-        let bar = crate::progress::open_bar("paper", "");
-        let result = train(&paper_config, &mut on_progress("paper", &bar));
-        bar.finish_and_clear();
-        let file = ModelFile::from(result.context("training the paper's PGD-Net failed")?);
-        file.save(&paper_path, Overwrite::Replace)
-            .with_context(|| format!("cannot save {}", paper_path.display()))?;
-        println!(
-            "paper: trained {} in {:.1} s → {}",
-            file.net.name(),
-            t.elapsed().as_secs_f64(),
-            paper_path.display()
-        );
-        stages.record("paper", &key, t)?;
-        file
-    };
+    let paper_file = pgd_stage(
+        stages,
+        "paper",
+        b"paper",
+        &paper_config,
+        &paper_path,
+        "the paper's PGD-Net",
+    )?;
 
     // 3. The student: PTQ (and QAT-MSE) straight to the IR v2 document.
     let quant_config = config.gram_quant_config(&f32_config);
@@ -259,23 +243,7 @@ pub(super) fn flow(config: &FlowConfig, stages: &mut Stages) -> anyhow::Result<R
         let points = simulate(&ber_config, &refs, Some(&mut on_ber));
         bar.finish_and_clear();
         let points = points?;
-        let doc = json!({ "snr_definition": "per receive antenna", "points": &points });
-        plot::write_atomically(
-            &ber_path,
-            format!("{}\n", serde_json::to_string_pretty(&doc)?).as_bytes(),
-        )?;
-        let title = format!(
-            "BER, {}: {} and references",
-            plot::style::link_name(config.link.nt, config.link.nr, config.link.modulation),
-            ir.name
-        );
-        ber_plot(&out.join("ber.svg"), &title, &points)?;
-        println!(
-            "ber: {} points in {:.1} s",
-            points.len(),
-            t.elapsed().as_secs_f64()
-        );
-        stages.record("ber", &key, t)?;
+        save_ber(stages, config, &ir.name, &key, t, &points)?;
         points
     };
 

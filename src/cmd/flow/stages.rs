@@ -47,35 +47,75 @@ pub(super) fn on_progress<'a>(
     }
 }
 
+/// Ends the BER stage: writes `ber.json` and `ber.svg` (titled after `design`) under the
+/// flow's output, prints the stage line and records the stage under `key`, started at `t`.
+pub(super) fn save_ber(
+    stages: &mut Stages,
+    config: &FlowConfig,
+    design: &str,
+    key: &str,
+    t: Instant,
+    points: &[BerPoint],
+) -> anyhow::Result<()> {
+    let doc = serde_json::json!({ "snr_definition": "per receive antenna", "points": points });
+    plot::write_atomically(
+        &stages.out.join("ber.json"),
+        format!("{}\n", serde_json::to_string_pretty(&doc)?).as_bytes(),
+    )?;
+    let title = format!(
+        "BER, {}: {design} and references",
+        plot::style::link_name(config.link.nt, config.link.nr, config.link.modulation),
+    );
+    ber_plot(&stages.out.join("ber.svg"), &title, points)?;
+    println!(
+        "ber: {} points in {:.1} s",
+        points.len(),
+        t.elapsed().as_secs_f64()
+    );
+    stages.record("ber", key, t)
+}
+
+/// The stage `stage` that trains the PGD/ADMM net of `config` in f32 to `path` (`what` names it
+/// in errors), or reuses the file when its key (`tag` and the config) is unchanged.
+pub(super) fn pgd_stage(
+    stages: &mut Stages,
+    stage: &'static str,
+    tag: &[u8],
+    config: &kaq_model::train::TrainConfig,
+    path: &Path,
+    what: &str,
+) -> anyhow::Result<ModelFile> {
+    let key = digest(&[tag, config_json(config).as_bytes()]);
+    if stages.up_to_date(stage, &key, &[path])
+        && let Ok(file) = ModelFile::load(path)
+    {
+        stages.reused(stage);
+        return Ok(file);
+    }
+    let t = Instant::now();
+    let bar = crate::progress::open_bar(stage, "");
+    let result = train(config, &mut on_progress(stage, &bar));
+    bar.finish_and_clear();
+    let file = ModelFile::from(result.with_context(|| format!("training {what} failed"))?);
+    file.save(path, Overwrite::Replace)
+        .with_context(|| format!("cannot save {}", path.display()))?;
+    println!(
+        "{stage}: trained {} in {:.1} s → {}",
+        file.net.name(),
+        t.elapsed().as_secs_f64(),
+        path.display()
+    );
+    stages.record(stage, &key, t)?;
+    Ok(file)
+}
+
 pub(super) fn flow(config: &FlowConfig, stages: &mut Stages) -> anyhow::Result<Results> {
     let out = stages.out.clone();
 
     // 1. f32 training.
     let f32_config = config.f32_config()?;
     let f32_path = out.join("models").join("f32.json");
-    let key = digest(&[b"f32", config_json(&f32_config).as_bytes()]);
-    let f32_file = if stages.up_to_date("f32", &key, &[&f32_path])
-        && let Ok(file) = ModelFile::load(&f32_path)
-    {
-        stages.reused("f32");
-        file
-    } else {
-        let t = Instant::now();
-        let bar = crate::progress::open_bar("f32", "");
-        let result = train(&f32_config, &mut on_progress("f32", &bar));
-        bar.finish_and_clear();
-        let file = ModelFile::from(result.context("training the f32 net failed")?);
-        file.save(&f32_path, Overwrite::Replace)
-            .with_context(|| format!("cannot save {}", f32_path.display()))?;
-        println!(
-            "f32: trained {} in {:.1} s → {}",
-            file.net.name(),
-            t.elapsed().as_secs_f64(),
-            f32_path.display()
-        );
-        stages.record("f32", &key, t)?;
-        file
-    };
+    let f32_file = pgd_stage(stages, "f32", b"f32", &f32_config, &f32_path, "the f32 net")?;
 
     // 2. Quantization.
     let quant_config = config.quant_config(&f32_config);
@@ -219,23 +259,7 @@ pub(super) fn flow(config: &FlowConfig, stages: &mut Stages) -> anyhow::Result<R
     } else {
         let t = Instant::now();
         let points = ber_stage(config, &f32_file, &ir)?;
-        let doc = serde_json::json!({ "snr_definition": "per receive antenna", "points": &points });
-        plot::write_atomically(
-            &ber_path,
-            format!("{}\n", serde_json::to_string_pretty(&doc)?).as_bytes(),
-        )?;
-        let title = format!(
-            "BER, {}: {} and references",
-            plot::style::link_name(config.link.nt, config.link.nr, config.link.modulation),
-            ir.name
-        );
-        ber_plot(&out.join("ber.svg"), &title, &points)?;
-        println!(
-            "ber: {} points in {:.1} s",
-            points.len(),
-            t.elapsed().as_secs_f64()
-        );
-        stages.record("ber", &key, t)?;
+        save_ber(stages, config, &ir.name, &key, t, &points)?;
         points
     };
     let hardware = vec![
