@@ -52,15 +52,21 @@ fn baseline_ariths() -> [Arith; 2] {
     [Arith::fixed(16), Arith::F32]
 }
 
-/// The energy of `ir` and of the baselines at its dimensions, their per-channel work spread
-/// over `block` vectors.
-pub(crate) fn energy_report(ir: &Ir, block: usize) -> EnergyReport {
-    let bits = ir.n as u32 * ir.modulation.bits_per_dim();
-    let mut baselines = Vec::new();
+/// ZF, MMSE and kbest:32 at every baseline arithmetic on an M × N link with `levels`
+/// amplitude levels, their per-channel work spread over `block` vectors.
+fn baselines(
+    m: usize,
+    n: usize,
+    levels: usize,
+    modulation: kaq_ir::Modulation,
+    block: usize,
+) -> Vec<Baseline> {
+    let bits = n as u32 * modulation.bits_per_dim();
+    let mut out = Vec::new();
     for spec in baseline_specs() {
         for arith in baseline_ariths() {
-            if let Some(c) = baseline_counts(spec, ir.m, ir.n, ir.levels(), bits, arith) {
-                baselines.push(Baseline {
+            if let Some(c) = baseline_counts(spec, m, n, levels, bits, arith) {
+                out.push(Baseline {
                     detector: spec.to_string(),
                     arith,
                     energy: c.energy(block),
@@ -68,6 +74,13 @@ pub(crate) fn energy_report(ir: &Ir, block: usize) -> EnergyReport {
             }
         }
     }
+    out
+}
+
+/// The energy of `ir` and of the baselines at its dimensions, their per-channel work spread
+/// over `block` vectors.
+pub(crate) fn energy_report(ir: &Ir, block: usize) -> EnergyReport {
+    let baselines = baselines(ir.m, ir.n, ir.levels(), ir.modulation, block);
     EnergyReport {
         design: estimate(ir),
         baselines,
@@ -161,19 +174,7 @@ fn gram_f32_counts(ir: &kaq_ir::gram::GramIr) -> Vec<(String, kaq_ir::energy::Co
 /// `block` vectors) and, over the same block, of ZF, MMSE and kbest:32 at 16-bit fixed point
 /// and f32, and of the Gram-domain families' f32 forms.
 pub(crate) fn gram_energy_report(ir: &kaq_ir::gram::GramIr, block: usize) -> EnergyReport {
-    let bits = ir.n as u32 * ir.modulation.bits_per_dim();
-    let mut baselines = Vec::new();
-    for spec in baseline_specs() {
-        for arith in baseline_ariths() {
-            if let Some(c) = baseline_counts(spec, ir.m, ir.n, ir.levels(), bits, arith) {
-                baselines.push(Baseline {
-                    detector: spec.to_string(),
-                    arith,
-                    energy: c.energy(block),
-                });
-            }
-        }
-    }
+    let mut baselines = baselines(ir.m, ir.n, ir.levels(), ir.modulation, block);
     for (name, c) in gram_f32_counts(ir) {
         baselines.push(Baseline {
             detector: name,
