@@ -127,12 +127,14 @@ impl Params<'_> {
 /// Calibrated on the fixtures of `tests/estimate_vs_yosys.rs` (Yosys 0.23, xc7; the
 /// least-squares fit of the layer stages, docs/synthesis.md §Estimate).
 mod fit {
-    /// LUTs of a stage's control, frame buffers and MAC datapath.
-    pub const LUT_BASE: u64 = 430;
+    /// LUTs of a stage's control, frame buffers and MAC datapath, with its requantizers to
+    /// state codes on the narrow shifter of their table's shift range.
+    pub const LUT_BASE: u64 = 385;
     /// LUTs per DSP48E1 (the carry chains and sign extensions around each product).
-    pub const LUT_PER_DSP: u64 = 32;
-    /// LUTs per variable-shift requantizer (per update lane).
-    pub const LUT_PER_REQUANT_VAR: u64 = 240;
+    pub const LUT_PER_DSP: u64 = 14;
+    /// LUTs per requantizer to state codes (per update lane) that keeps the general 64-bit
+    /// variable shifter: half-even rounding (the earlier fit of that shifter).
+    pub const LUT_PER_WIDE_REQUANT_VAR: u64 = 240;
     /// Flip-flops of a stage's control, counters and pipeline registers.
     pub const FF_BASE: u64 = 45;
     /// SNR bins of the calibration designs: the LUT fit holds their per-bin tables.
@@ -170,7 +172,13 @@ fn layer(l: &LayerDesign, ctx: &LayerContext) -> Estimate {
         + p.const_mult(gw, "GC_W", "G_COEF")
         + p.mult(sw + 2, "C_W", "C_TABLE")
         + p.mult(pin_w, "O_MULT_W", "O_MULT_TABLE");
-    let mut requant_var = 1;
+    // Requantizers to state codes that keep the general shifter (half-even rounding; the
+    // others shift by their table's smallest entry and a narrow rest, kaq_requant_var).
+    let wide = |name: &str| u64::from(p.int(name) == 2);
+    let mut wide_requant = wide("O_ROUND");
+    if admm {
+        wide_requant += 2 * wide("XO_ROUND");
+    }
     if admm {
         // x from the update, u from w; v = vx*x + vu*u; w = v - vx*s.
         upd += p.mult(r_w, "XO_MULT_W", "XO_MULT_TABLE")
@@ -178,7 +186,6 @@ fn layer(l: &LayerDesign, ctx: &LayerContext) -> Estimate {
             + p.mult(sw, "VX_W", "VX_TABLE")
             + p.mult(sw, "VU_W", "VU_TABLE")
             + mult_dsps(sw, p.int("VX_W") + 1);
-        requant_var += 2;
     }
     if p.int("PROX_KIND") == 2 {
         upd += p.const_mult(pin_w, "TIN_MULT_W", "TIN_MULT");
@@ -231,7 +238,7 @@ fn layer(l: &LayerDesign, ctx: &LayerContext) -> Estimate {
 
     let lut = fit::LUT_BASE
         + fit::LUT_PER_DSP * dsp
-        + fit::LUT_PER_REQUANT_VAR * p64 * requant_var
+        + fit::LUT_PER_WIDE_REQUANT_VAR * p64 * wide_requant
         + table_luts;
     Estimate { lut, ff, dsp }
 }
