@@ -18,7 +18,9 @@ use serde_json::json;
 
 use super::cache::{Stages, config_json, digest, read};
 use super::config::FlowConfig;
-use super::stages::{load_ber, on_progress, pgd_stage, save_ber, synth_stage};
+use super::stages::{
+    cosim_reused, cosim_skip, load_ber, on_progress, pgd_stage, save_ber, synth_stage,
+};
 use super::summary::{join, synth_line};
 use super::{FlowArgs, Results};
 use crate::plot;
@@ -297,15 +299,7 @@ fn cosim_stage(
     rtl_key: &str,
 ) -> anyhow::Result<(Option<serde_json::Value>, Option<String>)> {
     use kaq_sim::cosim::gram::{GramRtl, GramStalls, link_blocks};
-    use kaq_sim::tools::{Tool, find};
-    if config.cosim.frames == 0 {
-        let note = "cosim.frames is 0".to_string();
-        stages.skipped("cosim", note.clone());
-        return Ok((None, Some(note)));
-    }
-    if !matches!(find(Tool::Verilator), Ok(Some(_))) {
-        let note = "Verilator is not installed (`apt-get install -y verilator`)".to_string();
-        stages.skipped("cosim", note.clone());
+    if let Some(note) = cosim_skip(config, stages) {
         return Ok((None, Some(note)));
     }
     let path = stages.out.join("cosim.json");
@@ -316,10 +310,7 @@ fn cosim_stage(
         config_json(&config.cosim).as_bytes(),
         config_json(&config.ber.snr_db).as_bytes(),
     ]);
-    if stages.up_to_date("cosim", &key, &[&path])
-        && let Ok(v) = serde_json::from_slice::<serde_json::Value>(&read(&path)?)
-    {
-        stages.reused("cosim");
+    if let Some(v) = cosim_reused(stages, &key, &path)? {
         return Ok((Some(v), None));
     }
     let t = Instant::now();

@@ -446,6 +446,37 @@ pub(super) fn synth_stage(
     Ok(Some(value))
 }
 
+/// Why the co-simulation stage does not run (`cosim.frames` is 0, or Verilator is missing),
+/// recorded as the stage's skip note; `None` when it can run.
+pub(super) fn cosim_skip(config: &FlowConfig, stages: &mut Stages) -> Option<String> {
+    use kaq_sim::tools::{Tool, find};
+    let note = if config.cosim.frames == 0 {
+        "cosim.frames is 0"
+    } else if !matches!(find(Tool::Verilator), Ok(Some(_))) {
+        "Verilator is not installed (`apt-get install -y verilator`)"
+    } else {
+        return None;
+    };
+    stages.skipped("cosim", note.to_string());
+    Some(note.to_string())
+}
+
+/// The co-simulation result at `path` when the stage's `key` is unchanged (recorded as
+/// reused), else `None`.
+pub(super) fn cosim_reused(
+    stages: &mut Stages,
+    key: &str,
+    path: &Path,
+) -> anyhow::Result<Option<serde_json::Value>> {
+    if stages.up_to_date("cosim", key, &[path])
+        && let Ok(v) = serde_json::from_slice::<serde_json::Value>(&read(path)?)
+    {
+        stages.reused("cosim");
+        return Ok(Some(v));
+    }
+    Ok(None)
+}
+
 /// Verilator co-simulation (reused when the RTL and settings did not change): frames at the
 /// BER SNR points, random input stalls and output back-pressure, every output and every
 /// layer's states compared with the golden model. A missing Verilator is a note; a mismatch
@@ -457,15 +488,7 @@ fn cosim_stage(
     rtl_key: &str,
 ) -> anyhow::Result<(Option<serde_json::Value>, Option<String>)> {
     use kaq_sim::cosim::{FrameCodes, Rtl, Stalls, link_frames};
-    use kaq_sim::tools::{Tool, find};
-    if config.cosim.frames == 0 {
-        let note = "cosim.frames is 0".to_string();
-        stages.skipped("cosim", note.clone());
-        return Ok((None, Some(note)));
-    }
-    if !matches!(find(Tool::Verilator), Ok(Some(_))) {
-        let note = "Verilator is not installed (`apt-get install -y verilator`)".to_string();
-        stages.skipped("cosim", note.clone());
+    if let Some(note) = cosim_skip(config, stages) {
         return Ok((None, Some(note)));
     }
     let path = stages.out.join("cosim.json");
@@ -475,10 +498,7 @@ fn cosim_stage(
         config_json(&config.cosim).as_bytes(),
         config_json(&config.ber.snr_db).as_bytes(),
     ]);
-    if stages.up_to_date("cosim", &key, &[&path])
-        && let Ok(v) = serde_json::from_slice::<serde_json::Value>(&read(&path)?)
-    {
-        stages.reused("cosim");
+    if let Some(v) = cosim_reused(stages, &key, &path)? {
         return Ok((Some(v), None));
     }
     let t = Instant::now();
