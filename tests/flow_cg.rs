@@ -2,10 +2,12 @@
 //! summary (verdict beside MMSE and the paper's PGD-Net, the v2 hardware figures), resumption,
 //! the reproduce commands run as printed (byte for byte), and the cg config errors.
 
-use std::collections::BTreeSet;
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::process::Command;
+
+#[path = "common/reproduce.rs"]
+mod reproduce;
+use reproduce::{assert_commands_reproduce, reproduce_commands};
 
 use predicates::prelude::*;
 
@@ -19,10 +21,6 @@ const TINY_CG: &str = r#"{
   "cosim": {"frames": 0},
   "ber": {"snr_db": [0, 10], "min_errors": 50, "max_frames": 600, "references": ["mmse"]}
 }"#;
-
-fn kaq_bin() -> PathBuf {
-    assert_cmd::cargo::cargo_bin("kaq")
-}
 
 fn flow(dir: &Path, config: &str) -> assert_cmd::assert::Assert {
     fs::write(dir.join("kaq.json"), config).unwrap();
@@ -39,45 +37,6 @@ fn flow(dir: &Path, config: &str) -> assert_cmd::assert::Assert {
             "1",
         ])
         .assert()
-}
-
-/// The lines of the sh block under "## Reproduce each stage".
-fn reproduce_commands(summary: &str) -> Vec<String> {
-    let section = summary
-        .split("## Reproduce each stage")
-        .nth(1)
-        .expect("summary.md has a Reproduce each stage section");
-    let block = section
-        .split("```sh")
-        .nth(1)
-        .and_then(|b| b.split("```").next())
-        .expect("the section holds an sh block");
-    block
-        .lines()
-        .map(str::trim)
-        .filter(|l| !l.is_empty())
-        .map(String::from)
-        .collect()
-}
-
-/// Every file under `root`, relative to it.
-fn files(root: &Path) -> BTreeSet<PathBuf> {
-    let mut out = BTreeSet::new();
-    let mut stack = vec![root.to_path_buf()];
-    while let Some(dir) = stack.pop() {
-        let Ok(entries) = fs::read_dir(&dir) else {
-            continue;
-        };
-        for e in entries {
-            let p = e.unwrap().path();
-            if p.is_dir() {
-                stack.push(p);
-            } else {
-                out.insert(p.strip_prefix(root).unwrap().to_path_buf());
-            }
-        }
-    }
-    out
 }
 
 fn which(tool: &str) -> Option<PathBuf> {
@@ -217,51 +176,15 @@ fn cg_flow_writes_every_artefact_resumes_and_reproduces() {
     // The reproduce commands, run as printed from another directory with the built kaq
     // first on PATH, write the flow's model files, IR and RTL byte for byte.
     let commands = reproduce_commands(&summary);
-    let bin_dir = kaq_bin().parent().unwrap().to_path_buf();
-    let path = format!(
-        "{}:{}",
-        bin_dir.display(),
-        std::env::var("PATH").unwrap_or_default()
-    );
-    let run_dir = tempfile::tempdir().unwrap();
-    for cmd in &commands {
-        assert!(
-            cmd.starts_with("kaq ") || cmd.starts_with("mkdir -p "),
-            "not a kaq command: {cmd}"
-        );
-        let o = Command::new("sh")
-            .arg("-c")
-            .arg(cmd)
-            .current_dir(run_dir.path())
-            .env("PATH", &path)
-            .output()
-            .unwrap();
-        assert!(
-            o.status.success(),
-            "`{cmd}` failed:\n{}",
-            String::from_utf8_lossy(&o.stderr)
-        );
-    }
-    let written = files(&run_dir.path().join("out"));
-    for must in [
-        "models/f32.json",
-        "models/pgd.json",
-        "ir.json",
-        "rtl/kaq_top.v",
-    ] {
-        assert!(
-            written.contains(Path::new(must)),
-            "the commands did not write {must}: {written:?}"
-        );
-    }
-    let differing: Vec<&PathBuf> = written
-        .iter()
-        .filter(|f| fs::read(run_dir.path().join("out").join(f)).ok() != fs::read(out.join(f)).ok())
-        .collect();
-    assert!(
-        differing.is_empty(),
-        "these artefacts differ from the flow's: {differing:?}\ncommands:\n{}",
-        commands.join("\n")
+    assert_commands_reproduce(
+        &commands,
+        &out,
+        &[
+            "models/f32.json",
+            "models/pgd.json",
+            "ir.json",
+            "rtl/kaq_top.v",
+        ],
     );
 
     // A change of the quantization reruns from quant on and keeps both f32 nets.
