@@ -33,6 +33,25 @@ const MODES: [(RoundingMode, OverflowMode); 3] = [
     (RoundingMode::HalfEven, OverflowMode::Wrap),
 ];
 
+/// Compiles the testbench `tb` with kaq_requant_var and kaq_round_shift_sat under Icarus in
+/// `dir` and returns what it prints.
+fn icarus(dir: &Path, tb: &str) -> String {
+    let tb_path = dir.join("tb.v");
+    std::fs::write(&tb_path, tb).unwrap();
+    let vvp = dir.join("tb.vvp");
+    let status = Command::new("iverilog")
+        .args(["-g2012", "-Wall", "-o"])
+        .arg(&vvp)
+        .arg(&tb_path)
+        .arg(primitive("kaq_requant_var.v"))
+        .arg(primitive("kaq_round_shift_sat.v"))
+        .status()
+        .unwrap();
+    assert!(status.success(), "iverilog failed");
+    let out = Command::new("vvp").arg("-n").arg(&vvp).output().unwrap();
+    String::from_utf8(out.stdout).unwrap()
+}
+
 #[test]
 fn requant_var_matches_rust_exhaustively_under_icarus() {
     if !present(Tool::Iverilog) {
@@ -56,20 +75,7 @@ fn requant_var_matches_rust_exhaustively_under_icarus() {
          x = i; m = j; s = k; #1 $display(\"%0d %0d %0d %0d %0d %0d\", i, j, k, y0, y1, y2);\n        \
          end\n    $finish;\n  end\nendmodule\n",
     );
-    let tb_path = dir.path().join("tb.v");
-    std::fs::write(&tb_path, tb).unwrap();
-    let vvp = dir.path().join("tb.vvp");
-    let status = Command::new("iverilog")
-        .args(["-g2012", "-Wall", "-o"])
-        .arg(&vvp)
-        .arg(&tb_path)
-        .arg(primitive("kaq_requant_var.v"))
-        .arg(primitive("kaq_round_shift_sat.v"))
-        .status()
-        .unwrap();
-    assert!(status.success(), "iverilog failed");
-    let out = Command::new("vvp").arg("-n").arg(&vvp).output().unwrap();
-    let text = String::from_utf8(out.stdout).unwrap();
+    let text = icarus(dir.path(), &tb);
     let mut lines = 0;
     for line in text.lines().filter(|l| !l.contains("finish")) {
         let v: Vec<i64> = line
@@ -124,20 +130,7 @@ fn requant_var_with_a_shift_range_matches_rust_under_icarus() {
         );
     }
     tb.push_str("    $finish;\n  end\nendmodule\n");
-    let tb_path = dir.path().join("tb.v");
-    std::fs::write(&tb_path, tb).unwrap();
-    let vvp = dir.path().join("tb.vvp");
-    let status = Command::new("iverilog")
-        .args(["-g2012", "-Wall", "-o"])
-        .arg(&vvp)
-        .arg(&tb_path)
-        .arg(primitive("kaq_requant_var.v"))
-        .arg(primitive("kaq_round_shift_sat.v"))
-        .status()
-        .unwrap();
-    assert!(status.success(), "iverilog failed");
-    let out = Command::new("vvp").arg("-n").arg(&vvp).output().unwrap();
-    let text = String::from_utf8(out.stdout).unwrap();
+    let text = icarus(dir.path(), &tb);
     let mut lines = 0;
     for line in text.lines().filter(|l| !l.contains("finish")) {
         let v: Vec<i64> = line
