@@ -654,14 +654,7 @@ fn evaluate(
         });
     }
     let interp = Interpreter::new(ir.clone())?;
-    let ber = BerConfig::new(
-        teacher.link().clone(),
-        args.snr.clone(),
-        args.min_errors,
-        args.frames,
-        args.seed,
-    );
-    let points = simulate(&ber, &[&interp], None)?;
+    let points = measure_ber(args, teacher.link(), &interp)?;
     Ok(Record {
         config: config.to_string(),
         teacher: t,
@@ -679,6 +672,22 @@ fn evaluate(
         m2_pj_per_bit: energy.horowitz.pj_per_bit,
         hardware,
     })
+}
+
+/// The BER of one candidate's golden model at the run's SNR points, stopping rule and seed.
+fn measure_ber(
+    args: &ExploreArgs,
+    link: &kaq_model::LinkConfig,
+    detector: &dyn kaq_model::Detector,
+) -> anyhow::Result<Vec<kaq_model::ber::BerPoint>> {
+    let ber = BerConfig::new(
+        link.clone(),
+        args.snr.clone(),
+        args.min_errors,
+        args.frames,
+        args.seed,
+    );
+    Ok(simulate(&ber, &[detector], None)?)
 }
 
 /// PTQ-lowers and measures one candidate of a cg teacher: `bits` = widths of x/r, p, d;
@@ -722,14 +731,7 @@ fn evaluate_cg(
         bits_per_cycle: f64::from(energy.bits_per_vector) / cycles,
     }];
     let interp = kaq_ir::gram::GramInterpreter::new(ir.clone())?;
-    let ber = BerConfig::new(
-        teacher.link().clone(),
-        args.snr.clone(),
-        args.min_errors,
-        args.frames,
-        args.seed,
-    );
-    let points = simulate(&ber, &[&interp], None)?;
+    let points = measure_ber(args, teacher.link(), &interp)?;
     Ok(Record {
         config: config.to_string(),
         teacher: t,
