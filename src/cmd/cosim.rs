@@ -311,7 +311,6 @@ pub fn run(args: CosimArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// A clearer message when Verilator is not installed.
 /// The outcome of a Verilator build, for its step line (`crate::progress::step`).
 pub(crate) fn build_outcome(rtl: &Result<Rtl, CosimError>) -> &'static str {
     match rtl {
@@ -321,6 +320,7 @@ pub(crate) fn build_outcome(rtl: &Result<Rtl, CosimError>) -> &'static str {
     }
 }
 
+/// A clearer message when Verilator is not installed.
 fn unavailable(e: CosimError) -> anyhow::Error {
     match e {
         CosimError::Sim(kaq_sim::SimError::VerilatorUnavailable { .. }) => {
