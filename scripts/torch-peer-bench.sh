@@ -9,6 +9,7 @@
 #   KAQ     the kaq binary (default: the workspace's release build, built here)
 #   PYTHON  the Python with torch installed (default python3); PyTorch itself is not a
 #           dependency of the project: `pip install torch` (the CPU wheel is enough)
+#   WARMUP  pairs run first and not counted (default 0)
 # Prints, per net, the median user+system CPU seconds and wall seconds of each side and the
 # median of the per-pair ratios PyTorch/kaq (the speed-up of kaq). The work of every net is
 # stated by the peer's `work=` field: batches x batch size x layers, plus the validation passes.
@@ -63,7 +64,13 @@ median() { sort -g | awk '{a[NR] = $1} END {print (NR % 2) ? a[(NR + 1) / 2] : (
 timed() { # timed FILE CMD...: appends "cpu wall" of one run of CMD to FILE
   local out=$1
   shift
-  /usr/bin/time -f "%U %S %e" -o "$tmp/t" "$@" >>"$tmp/log" 2>&1
+  : >"$tmp/run"
+  if ! /usr/bin/time -f "%U %S %e" -o "$tmp/t" "$@" >"$tmp/run" 2>&1; then
+    echo "torch-peer-bench: failed: $*" >&2
+    tail -n 20 "$tmp/run" >&2
+    exit 1
+  fi
+  cat "$tmp/run" >>"$tmp/log"
   awk '{printf "%.3f %.3f\n", $1 + $2, $3}' "$tmp/t" >>"$out"
 }
 echo "load before: $(cut -d' ' -f1-3 /proc/loadavg)"
@@ -72,6 +79,12 @@ printf '%-5s %12s %12s %12s %12s %10s %10s  %s\n' net kaq-cpu-s torch-cpu-s kaq-
 for net in "${nets[@]}"; do
   args="${work[$net]:?unknown net $net (pgd, cg, ep, oamp)}"
   : >"$tmp/k" && : >"$tmp/p"
+  for ((i = 0; i < ${WARMUP:-0}; i++)); do
+    # shellcheck disable=SC2086
+    timed "$tmp/warm" "$KAQ" train $args $val --threads 1 --out "$tmp/m.json" --force
+    # shellcheck disable=SC2086
+    OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 timed "$tmp/warm" "$PYTHON" scripts/torch_peer.py $args $val --threads 1
+  done
   for ((i = 0; i < runs; i++)); do
     # shellcheck disable=SC2086
     timed "$tmp/k" "$KAQ" train $args $val --threads 1 --out "$tmp/m.json" --force
@@ -79,7 +92,11 @@ for net in "${nets[@]}"; do
     OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 timed "$tmp/p" "$PYTHON" scripts/torch_peer.py $args $val --threads 1
   done
   ratios=$(paste "$tmp/p" "$tmp/k" | awk '{printf "%.4f %.4f\n", $1 / $3, $2 / $4}')
-  workline=$(grep -o 'work=[0-9x]*' "$tmp/log" | tail -1)
+  if ! workline=$(grep -o 'work=[0-9x]*' "$tmp/log" | tail -1); then
+    echo "torch-peer-bench: the peer printed no work= line for $net; its output:" >&2
+    tail -n 20 "$tmp/log" >&2
+    exit 1
+  fi
   printf '%-5s %12s %12s %12s %12s %10s %10s  %s\n' "$net" \
     "$(cut -d' ' -f1 "$tmp/k" | median)" "$(cut -d' ' -f1 "$tmp/p" | median)" \
     "$(cut -d' ' -f2 "$tmp/k" | median)" "$(cut -d' ' -f2 "$tmp/p" | median)" \
