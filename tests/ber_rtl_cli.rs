@@ -102,3 +102,82 @@ fn rtl_of_another_link_exits_2_naming_the_flag() {
         .code(2)
         .stderr(predicate::str::contains("--rtl"));
 }
+
+/// A 2×2 16-QAM cg net (2 layers × 2 inner steps) lowered at 8 bits: an IR v2 document.
+fn gram_ir() -> kaq_ir::gram::GramIr {
+    use kaq_model::gram::quantized::{CgQuantOptions, lower_cg};
+    use kaq_model::gram::{Family, GramConfig, GramNet};
+    let link =
+        kaq_model::link::LinkConfig::new(2, 2, kaq_model::modulation::Modulation::Qam16).unwrap();
+    let config = GramConfig {
+        family: Family::Cg,
+        layers: 2,
+        inner: 2,
+    };
+    let net = GramNet::new(config, &link).unwrap();
+    let mut opts = CgQuantOptions::new(8);
+    opts.calib_frames = 100;
+    lower_cg(&net, &opts).unwrap()
+}
+
+/// The IR v2 engine through `--rtl` on block fading (channel blocks of 7 vectors): every
+/// point's bit errors, bits and frames equal the golden model's.
+#[test]
+fn rtl_ber_of_an_ir_v2_design_equals_the_golden_model() {
+    if !verilator_present() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("cg.json"), gram_ir().to_json()).unwrap();
+    Command::cargo_bin("kaq")
+        .unwrap()
+        .current_dir(dir.path())
+        .args([
+            "ber",
+            "--nt",
+            "2",
+            "--nr",
+            "2",
+            "--mod",
+            "16qam",
+            "--block",
+            "7",
+            "--ir",
+            "cg.json",
+            "--rtl",
+            "cg.json",
+            "--snr",
+            "5,15",
+            "--min-errors",
+            "100",
+            "--max-frames",
+            "600",
+            "--json",
+            "ber.json",
+        ])
+        .assert()
+        .success()
+        .stderr(predicate::str::contains("IR v2 engine"));
+    let doc: Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.path().join("ber.json")).unwrap())
+            .unwrap();
+    let points = doc["points"].as_array().unwrap();
+    let of = |suffix: &str| -> Vec<(f64, u64, u64, u64)> {
+        points
+            .iter()
+            .filter(|p| p["detector"].as_str().unwrap().ends_with(suffix))
+            .map(|p| {
+                (
+                    p["snr_db"].as_f64().unwrap(),
+                    p["bit_errors"].as_u64().unwrap(),
+                    p["bits"].as_u64().unwrap(),
+                    p["frames"].as_u64().unwrap(),
+                )
+            })
+            .collect()
+    };
+    let (golden, rtl) = (of("-int"), of("-rtl"));
+    assert_eq!(golden.len(), 2);
+    assert_eq!(golden, rtl, "the RTL's BER differs from the golden model's");
+    assert!(golden.iter().all(|p| p.1 > 0));
+}

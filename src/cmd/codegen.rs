@@ -241,14 +241,14 @@ pub fn run(args: CodegenArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Refuses (status 2, naming `--ir`) an IR the v2 RTL cannot run: one whose layers carry
+/// Refuses (status 2, naming `flag`) an IR the v2 RTL cannot run: one whose layers carry
 /// per-SNR-bin format shifts (version 3, docs/ir.md §10.8). The folded Gram engine holds one
 /// format per layer; such a document runs in the golden model only (`kaq ber --ir`).
-pub(super) fn rtl_supports(ir: &kaq_ir::gram::GramIr) -> anyhow::Result<()> {
+pub(super) fn rtl_supports(flag: &str, ir: &kaq_ir::gram::GramIr) -> anyhow::Result<()> {
     match ir.first_bin_shift() {
         None => Ok(()),
         Some(k) => Err(usage_error(
-            "--ir",
+            flag,
             format!(
                 "layers[{k}].bin_shift: per-SNR-bin format shifts (IR version {}) are not \
                  supported by the v2 RTL, which holds one format per layer; this IR runs in \
@@ -262,7 +262,7 @@ pub(super) fn rtl_supports(ir: &kaq_ir::gram::GramIr) -> anyhow::Result<()> {
 /// `kaq codegen` of an IR v2 (cg) document: the folded Gram engine (`kaq_codegen::gram`),
 /// one lane; no testbench (the design is checked by `kaq_sim::cosim::gram`).
 fn run_gram(args: &CodegenArgs, ir: &kaq_ir::gram::GramIr) -> anyhow::Result<()> {
-    rtl_supports(ir)?;
+    rtl_supports("--ir", ir)?;
     if let Some(l) = args.lanes.filter(|&l| l != 1) {
         return Err(usage_error(
             "--lanes",

@@ -335,7 +335,7 @@ fn unavailable(e: CosimError) -> anyhow::Error {
 /// model and every block's and vector's cycles with the analytic model.
 fn run_gram(args: &CosimArgs, ir: &kaq_ir::gram::GramIr) -> anyhow::Result<()> {
     use kaq_sim::cosim::gram::{GramRtl, GramStalls, link_blocks};
-    super::codegen::rtl_supports(ir)?;
+    super::codegen::rtl_supports("--ir", ir)?;
     if args.lanes.is_some_and(|l| l != 1) {
         return Err(super::args::usage_error(
             "--lanes",

@@ -57,6 +57,8 @@ pub struct GramReport {
     pub block_cycles: Vec<u64>,
     /// Measured cycles from each vector beat's acceptance to `out_valid`.
     pub vector_cycles: Vec<u64>,
+    /// The RTL's decisions (alphabet levels, `n` per vector) in stream order.
+    pub levels: Vec<i64>,
 }
 
 /// A built v2 design and its golden model.
@@ -177,6 +179,11 @@ impl GramRtl {
         self.build_time
     }
 
+    /// The golden model the outputs are compared with (and whose front end quantizes).
+    pub fn golden(&self) -> &GramInterpreter {
+        &self.golden
+    }
+
     /// Streams `blocks` through the design with `stalls` and compares every output beat.
     pub fn run(&self, blocks: &[GramBlock], stalls: GramStalls) -> Result<GramReport, CosimError> {
         for (name, value) in [
@@ -280,6 +287,7 @@ impl GramRtl {
                 let x = unpack(&model.get_wide(ids.out_x)?, sw, n);
                 let levels = unpack(&model.get_wide(ids.out_level)?, lw, n);
                 let last = model.get(ids.out_last)? == 1;
+                report.levels.extend_from_slice(&levels);
                 let (wx, wl, wlast) = want.pop_front().expect("counted");
                 let wl: Vec<i64> = wl.iter().map(|&l| i64::from(l)).collect();
                 if x != wx || levels != wl || last != wlast {

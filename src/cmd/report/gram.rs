@@ -44,7 +44,7 @@ struct Cycles {
 
 /// Runs `kaq report` on a v2 IR (the `--json` checks are done by the caller).
 pub(crate) fn run(args: &ReportArgs, ir: &GramIr) -> anyhow::Result<()> {
-    crate::cmd::codegen::rtl_supports(ir)?;
+    crate::cmd::codegen::rtl_supports("--ir", ir)?;
     if let Some(l) = args.lanes.filter(|&l| l != 1) {
         return Err(usage_error(
             "--lanes",
