@@ -7,10 +7,6 @@ use std::path::Path;
 
 use assert_cmd::Command;
 use kaq_ir::gram::GramIr;
-use kaq_model::gram::quantized::{CgQuantOptions, lower_cg};
-use kaq_model::gram::{Family, GramConfig, GramNet};
-use kaq_model::link::LinkConfig;
-use kaq_model::modulation::Modulation;
 use predicates::prelude::*;
 
 fn kaq(dir: &Path) -> Command {
@@ -19,18 +15,11 @@ fn kaq(dir: &Path) -> Command {
     c
 }
 
-/// A 2×2 16-QAM cg net (2 layers × 2 inner steps) lowered at 8 bits.
+#[path = "common/gram_ir.rs"]
+mod gram_ir;
+
 fn ir() -> GramIr {
-    let link = LinkConfig::new(2, 2, Modulation::Qam16).unwrap();
-    let config = GramConfig {
-        family: Family::Cg,
-        layers: 2,
-        inner: 2,
-    };
-    let net = GramNet::new(config, &link).unwrap();
-    let mut opts = CgQuantOptions::new(8);
-    opts.calib_frames = 100;
-    lower_cg(&net, &opts).unwrap()
+    gram_ir::cg_2x2_16qam()
 }
 
 #[test]
