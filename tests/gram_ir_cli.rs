@@ -132,7 +132,10 @@ fn cg_trains_lowers_to_v2_and_runs_in_ber_on_block_fading() {
             "gi.json",
         ])
         .assert()
-        .success();
+        .success()
+        .stdout(predicate::str::contains(
+            "energy at T = 14 (docs/energy.md): model 2 ",
+        ));
     let gi: Value = serde_json::from_str(&fs::read_to_string(d.join("gi.json")).unwrap()).unwrap();
     assert_eq!(gi["block"]["g"]["width"], 12);
     assert_eq!(gi["layers"][0]["g_inner"], 8);

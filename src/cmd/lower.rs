@@ -224,6 +224,11 @@ fn lower_gram(args: &LowerArgs, bits: u32, overwrite: Overwrite) -> anyhow::Resu
         ir.denoiser.table.len()
     );
     println!("  widest sum bound (interval analysis): {widest} bits");
+    let energy = kaq_ir::gram::gram_energy(&ir, 14);
+    println!(
+        "  energy at T = 14 (docs/energy.md): model 2 {:.1} pJ/bit, model 1 {:.1} pJ/bit",
+        energy.horowitz.pj_per_bit, energy.paper.pj_per_bit
+    );
     println!("IR written to {}", args.out.display());
     Ok(())
 }
