@@ -403,3 +403,37 @@ fn explore_cg_beside_pgd_is_deterministic_and_resumes() {
         .code(2)
         .stderr(predicate::str::contains("--method"));
 }
+
+/// The narrow inner G axis (`--cg-gi-bits`, docs/ir.md §10.9): one coordinate per layer with
+/// `--cg-gi-per-layer`, the reference at the full G, and every narrower inner G cheaper in both
+/// models; `--cg-gi-per-layer` alone is a usage error.
+#[test]
+fn explore_cg_inner_g_per_layer() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    cg_teacher(d);
+    kaq(d)
+        .args(["explore", "--teacher", "cg.json", "--cg-gi-bits", "6,16"])
+        .args(["--cg-gi-per-layer", "--snr", "8", "--frames", "600"])
+        .args(["--block", "7", "--threads", "1", "--out", "gi"])
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("4 candidates evaluated, 0 reused"));
+    let doc: Value = serde_json::from_str(&read(&d.join("gi/pareto.json"))).unwrap();
+    let records = doc["records"].as_array().unwrap();
+    let m2 = |gi: [u64; 2]| {
+        records
+            .iter()
+            .find(|r| r["bits"].as_array().unwrap()[3..] == [gi[0], gi[1]])
+            .map(|r| r["m2_pj_per_bit"].as_f64().unwrap())
+            .unwrap()
+    };
+    assert!(m2([6, 6]) < m2([6, 16]) && m2([6, 16]) < m2([16, 16]));
+    assert!(m2([16, 6]) < m2([16, 16]));
+    kaq(d)
+        .args(["explore", "--teacher", "cg.json", "--cg-gi-per-layer"])
+        .args(["--snr", "8", "--out", "no"])
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("--cg-gi-bits"));
+}

@@ -120,6 +120,48 @@ fn cg_trains_lowers_to_v2_and_runs_in_ber_on_block_fading() {
         .filter(|p| p.to_string().contains("cg-k2-l3-ptq-6b-int"))
         .collect();
     assert!(!int_rows.is_empty(), "no integer-model rows in {one}");
+    // Per-class widths and a narrow inner G per layer (docs/ir.md §10.9).
+    kaq(d)
+        .args(["lower", "--model", "cg.json", "--ptq-bits", "6"])
+        .args([
+            "--cg-width",
+            "g=12",
+            "--g-inner-bits",
+            "8,12",
+            "--out",
+            "gi.json",
+        ])
+        .assert()
+        .success()
+        .stdout(predicate::str::contains(
+            "energy at T = 14 (docs/energy.md): model 2 ",
+        ));
+    let gi: Value = serde_json::from_str(&fs::read_to_string(d.join("gi.json")).unwrap()).unwrap();
+    assert_eq!(gi["block"]["g"]["width"], 12);
+    assert_eq!(gi["layers"][0]["g_inner"], 8);
+    assert!(gi["layers"][1].get("g_inner").is_none(), "12 = G's width");
+    assert!(doc["layers"][0].get("g_inner").is_none());
+    for (flag, value, msg) in [
+        ("--g-inner-bits", "8,8,8", "3 widths for 2 layers"),
+        ("--cg-width", "q=8", "q"),
+        ("--cg-width", "g=30", "outside 2..=24"),
+    ] {
+        kaq(d)
+            .args([
+                "lower",
+                "--model",
+                "cg.json",
+                "--ptq-bits",
+                "6",
+                flag,
+                value,
+            ])
+            .args(["--out", "no.json"])
+            .assert()
+            .code(2)
+            .stderr(predicate::str::contains(flag).and(predicate::str::contains(msg)));
+        assert!(!d.join("no.json").exists());
+    }
 }
 
 #[test]

@@ -90,6 +90,36 @@ fn cg_students_from_kaq_train() {
             .stderr(predicate::str::contains("not supported by the v2 RTL"));
     }
     assert!(!d.join("rtl").exists());
+    // A narrow inner G (docs/ir.md §10.9): the golden model runs it, the v2 RTL refuses it.
+    let mut doc = json(&d.join("ptq.ir.json"));
+    doc["layers"][0]["g_inner"] = serde_json::json!(8);
+    std::fs::write(d.join("gi.ir.json"), doc.to_string()).unwrap();
+    kaq(d)
+        .args([
+            "ber",
+            "--ir",
+            "gi.ir.json",
+            "--snr",
+            "10",
+            "--max-frames",
+            "200",
+        ])
+        .args(["--nt", "2", "--nr", "2", "--mod", "qpsk"])
+        .args(["--min-errors", "1", "--threads", "1"])
+        .assert()
+        .success();
+    for cmd in [
+        &["codegen", "--ir", "gi.ir.json", "--out", "rtl"][..],
+        &["cosim", "--ir", "gi.ir.json", "--frames", "4"][..],
+    ] {
+        kaq(d)
+            .args(cmd)
+            .assert()
+            .code(2)
+            .stderr(predicate::str::contains("layers[0].g_inner"))
+            .stderr(predicate::str::contains("not supported by the v2 RTL"));
+    }
+    assert!(!d.join("rtl").exists());
     // LSQ and the flags a cg student does not use: status 2, nothing written.
     for (flags, msg) in [
         (

@@ -242,9 +242,19 @@ pub fn run(args: CodegenArgs) -> anyhow::Result<()> {
 }
 
 /// Refuses (status 2, naming `flag`) an IR the v2 RTL cannot run: one whose layers carry
-/// per-SNR-bin format shifts (version 3, docs/ir.md §10.8). The folded Gram engine holds one
-/// format per layer; such a document runs in the golden model only (`kaq ber --ir`).
+/// per-SNR-bin format shifts (version 3, docs/ir.md §10.8) or a narrow inner G (`g_inner`,
+/// §10.9). The folded Gram engine holds one format per layer and one copy of G; such a
+/// document runs in the golden model only (`kaq ber --ir`).
 pub(super) fn rtl_supports(flag: &str, ir: &kaq_ir::gram::GramIr) -> anyhow::Result<()> {
+    if let Some(k) = ir.first_g_inner() {
+        return Err(usage_error(
+            flag,
+            format!(
+                "layers[{k}].g_inner: a narrow inner copy of G is not supported by the v2 RTL, \
+                 which holds one copy of G; this IR runs in the golden model only (kaq ber --ir)"
+            ),
+        ));
+    }
     match ir.first_bin_shift() {
         None => Ok(()),
         Some(k) => Err(usage_error(

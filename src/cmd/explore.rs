@@ -113,6 +113,16 @@ pub struct ExploreArgs {
     #[arg(long, value_delimiter = ',', value_parser = parse_bits, default_value = "10")]
     cg_y_bits: Vec<u32>,
 
+    /// cg teachers: the widths of the narrow copy of G that the inner steps read for
+    /// ρ = e − G·d − δd (docs/ir.md §10.9, `g_inner`; e = z − G·x keeps the full G); a width at
+    /// or above the candidate's G width reads the full G. Empty (the default): no such axis.
+    #[arg(long, value_delimiter = ',', value_parser = parse_bits)]
+    cg_gi_bits: Vec<u32>,
+
+    /// cg teachers: one `--cg-gi-bits` coordinate per layer instead of one for every layer.
+    #[arg(long, requires = "cg_gi_bits")]
+    cg_gi_per_layer: bool,
+
     /// cg teachers: vectors per channel block T over which the per-block stage's energy and
     /// cycles are spread.
     #[arg(long, default_value_t = 14)]
@@ -431,6 +441,9 @@ struct ConfigKey<'a> {
     /// The cg grids and block length, present only with a cg teacher.
     #[serde(skip_serializing_if = "Option::is_none")]
     cg: Option<(Vec<Vec<u32>>, usize)>,
+    /// `--cg-gi-per-layer`; absent when not given, so that earlier results stay valid.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    cg_gi_per_layer: bool,
 }
 
 fn is_default_y(g: &&[u32]) -> bool {
@@ -690,7 +703,8 @@ fn measure_ber(
     Ok(simulate(&ber, &[detector], None)?)
 }
 
-/// PTQ-lowers and measures one candidate of a cg teacher: `bits` = widths of x/r, p, d;
+/// PTQ-lowers and measures one candidate of a cg teacher: `bits` = widths of x/r, p, d and
+/// the inner G widths (`cg_grids`);
 /// `tensor_bits` = H̃, e (and ρ), G, ỹ; every other class at `CgQuantOptions::new(x bits)`'s
 /// default (docs/ir.md §10.6). Energy by `kaq_ir::gram::gram_energy` at `--block`; cycles
 /// from the v2 cycle model (one folded engine, 1 lane); no area estimate.
@@ -708,6 +722,12 @@ fn evaluate_cg(
         anyhow::bail!("a cg teacher is quantized by ptq only (no --refine, --method ptq)");
     }
     let mut opts = CgQuantOptions::new(bits[0]);
+    // The inner G widths: one for every layer, or one per layer (`cg_grids`).
+    opts.g_inner = match &bits[3..] {
+        [] => Vec::new(),
+        [w] => vec![*w; teacher.config().layers],
+        ws => ws.to_vec(),
+    };
     opts.widths.extend([
         (CgTensor::P, bits[1]),
         (CgTensor::D, bits[2]),
@@ -751,25 +771,32 @@ fn evaluate_cg(
     })
 }
 
-/// The grids of a cg candidate: x/r, p, d, then H̃, e, G, ỹ.
-fn cg_grids(args: &ExploreArgs) -> Vec<Vec<u32>> {
-    [
-        &args.cg_bits,
-        &args.cg_p_bits,
-        &args.cg_d_bits,
-        &args.cg_h_bits,
+/// The grids of a cg candidate of a `layers`-layer teacher: x/r, p, d, the inner G widths
+/// (none without `--cg-gi-bits`; one, or one per layer with `--cg-gi-per-layer`), then H̃, e,
+/// G, ỹ.
+fn cg_grids(args: &ExploreArgs, layers: usize) -> Vec<Vec<u32>> {
+    let gi = match (args.cg_gi_bits.is_empty(), args.cg_gi_per_layer) {
+        (true, _) => 0,
+        (false, false) => 1,
+        (false, true) => layers,
+    };
+    let mut grids: Vec<&[u32]> = vec![&args.cg_bits, &args.cg_p_bits, &args.cg_d_bits];
+    grids.extend(std::iter::repeat_n(args.cg_gi_bits.as_slice(), gi));
+    grids.extend([
+        args.cg_h_bits.as_slice(),
         &args.cg_e_bits,
         &args.cg_g_bits,
         &args.cg_y_bits,
-    ]
-    .iter()
-    .map(|v| {
-        let mut v = v.to_vec();
-        v.sort_unstable();
-        v.dedup();
-        v
-    })
-    .collect()
+    ]);
+    grids
+        .iter()
+        .map(|v| {
+            let mut v = v.to_vec();
+            v.sort_unstable();
+            v.dedup();
+            v
+        })
+        .collect()
 }
 
 /// The reference candidate of a grid: every coordinate at its widest.
@@ -1235,7 +1262,8 @@ pub fn run(args: ExploreArgs) -> anyhow::Result<()> {
         cg: teachers
             .iter()
             .any(|t| matches!(t, Teacher::Cg(_)))
-            .then(|| (cg_grids(&args), args.block)),
+            .then(|| (cg_grids(&args, 1), args.block)),
+        cg_gi_per_layer: args.cg_gi_per_layer,
     };
     let config = hex(&Sha256::digest(
         serde_json::to_string(&key).expect("the key serializes"),
@@ -1274,7 +1302,7 @@ pub fn run(args: ExploreArgs) -> anyhow::Result<()> {
         .iter()
         .map(|t| match t {
             Teacher::Unfolded(_) => grids_of(&args, t.layers()),
-            Teacher::Cg(_) => cg_grids(&args),
+            Teacher::Cg(_) => cg_grids(&args, t.layers()),
         })
         .collect();
     let sizes: Vec<u64> = grids
@@ -1409,7 +1437,8 @@ pub fn run(args: ExploreArgs) -> anyhow::Result<()> {
         "e_bits": args.e_bits,
         "g_bits": args.g_bits,
         "y_bits": args.y_bits,
-        "cg_grids": cg_grids(&args),
+        "cg_grids": cg_grids(&args, 1),
+        "cg_gi_per_layer": args.cg_gi_per_layer,
         "block": args.block,
         "refine": args.refine.map(|m| m.to_string()),
         "refine_epochs": args.refine_epochs,

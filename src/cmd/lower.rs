@@ -74,9 +74,34 @@ pub struct LowerArgs {
     #[arg(long, value_name = "FILE", requires = "ptq_bits")]
     channels: Option<PathBuf>,
 
+    /// With --ptq-bits: the width of one tensor class, CLASS=BITS (h, y, g, z, e, p, d, r, …;
+    /// docs/ir.md §10.6's classes), replacing the --ptq-bits default; repeatable, e.g.
+    /// `--cg-width g=13 --cg-width h=8`.
+    #[arg(long, value_name = "CLASS=BITS", requires = "ptq_bits", value_parser = parse_cg_width)]
+    cg_width: Vec<(kaq_model::gram::quantized::CgTensor, u32)>,
+
+    /// With --ptq-bits: the widths of the narrow inner copy of G each layer's inner steps read
+    /// for ρ (docs/ir.md §10.9, `g_inner`): one for every layer or one per layer; a width at or
+    /// above G's reads the full G.
+    #[arg(long, value_name = "W,…", value_delimiter = ',', requires = "ptq_bits",
+          value_parser = clap::value_parser!(u32).range(2..=32))]
+    g_inner_bits: Vec<u32>,
+
     /// Replace the output file if it exists.
     #[arg(long)]
     force: bool,
+}
+
+fn parse_cg_width(s: &str) -> Result<(kaq_model::gram::quantized::CgTensor, u32), String> {
+    let (c, b) = s
+        .split_once('=')
+        .ok_or_else(|| format!("{s}: expected CLASS=BITS, e.g. g=13"))?;
+    let class = c.parse()?;
+    let bits: u32 = b.parse().map_err(|_| format!("{b}: not a width in bits"))?;
+    if !(2..=24).contains(&bits) {
+        return Err(format!("{bits} bits is outside 2..=24"));
+    }
+    Ok((class, bits))
 }
 
 fn parse_ptq_bits(s: &str) -> Result<u32, String> {
@@ -160,6 +185,22 @@ fn lower_gram(args: &LowerArgs, bits: u32, overwrite: Overwrite) -> anyhow::Resu
     if let Some(rule) = args.calibration {
         opts.calibration = rule;
     }
+    opts.widths.extend(args.cg_width.iter().copied());
+    let layers = net.config().layers;
+    opts.g_inner = match args.g_inner_bits.as_slice() {
+        [] => Vec::new(),
+        [w] => vec![*w; layers],
+        ws if ws.len() == layers => ws.to_vec(),
+        ws => {
+            return Err(super::args::usage_error(
+                "--g-inner-bits",
+                format!(
+                    "{} widths for {layers} layers (one for every layer, or one per layer)",
+                    ws.len()
+                ),
+            ));
+        }
+    };
     let ir = lower_cg(&net, &opts).with_context(|| format!("--model {}", args.model.display()))?;
     write_atomic(&args.out, ir.to_json().as_bytes(), overwrite)
         .with_context(|| format!("cannot write the IR to {}", args.out.display()))?;
@@ -183,6 +224,11 @@ fn lower_gram(args: &LowerArgs, bits: u32, overwrite: Overwrite) -> anyhow::Resu
         ir.denoiser.table.len()
     );
     println!("  widest sum bound (interval analysis): {widest} bits");
+    let energy = kaq_ir::gram::gram_energy(&ir, 14);
+    println!(
+        "  energy at T = 14 (docs/energy.md): model 2 {:.1} pJ/bit, model 1 {:.1} pJ/bit",
+        energy.horowitz.pj_per_bit, energy.paper.pj_per_bit
+    );
     println!("IR written to {}", args.out.display());
     Ok(())
 }

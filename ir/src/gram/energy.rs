@@ -101,7 +101,22 @@ pub fn gram_counts(ir: &GramIr) -> Counts {
     b.push(st, Op::Mul { a: hw, b: hw }, m * entries);
     b.push(st, Op::Add { w: gacc }, (m - 1) * entries);
     requant(&mut b, st, entries, gacc, 2 * fh, bs.g);
-    b.pass(st, entries, m * n, gw);
+    // The narrow copies of G the layers' inner steps read (`g_inner`, one per distinct
+    // width): each of the n(n+1)/2 entries rounded (an add at G's width) and saturated (a
+    // comparison at the copy's width) as it is written; no read (the entry is in the register).
+    let mut copies: Vec<u32> = ir
+        .layers
+        .iter()
+        .map(|l| l.inner_g(bs.g).width())
+        .filter(|&w| w < gw)
+        .collect();
+    copies.sort_unstable();
+    copies.dedup();
+    for &cw in &copies {
+        b.push(st, Op::Add { w: gw }, entries);
+        b.push(st, Op::Add { w: cw }, entries);
+    }
+    b.pass(st, entries * (1 + copies.len() as u64), m * n, gw);
     let st = "block reciprocals";
     let trw = bits(i128::from(crate::fixed::max_code(gw)) * n as i128) + 1;
     b.push(st, Op::Read { bits: gw }, n);
@@ -222,11 +237,19 @@ pub fn gram_counts(ir: &GramIr) -> Counts {
             // ρ = e − G·d − δ·d (not after the last step).
             if j + 1 < inner {
                 let racc = w.of(&name("rho"));
-                b.push(&st, Op::Read { bits: gw }, n * n);
+                let gi = l.inner_g(bs.g);
+                b.push(&st, Op::Read { bits: gi.width() }, n * n);
                 b.push(&st, Op::Read { bits: ew }, n);
-                b.push(&st, Op::Mul { a: gw, b: dwid }, n * n);
+                b.push(
+                    &st,
+                    Op::Mul {
+                        a: gi.width(),
+                        b: dwid,
+                    },
+                    n * n,
+                );
                 b.push(&st, Op::Add { w: racc }, n * n);
-                let mut r_fracs = vec![ef, bs.g.frac() + df];
+                let mut r_fracs = vec![ef, gi.frac() + df];
                 if delta_w > 0 {
                     b.push(&st, Op::Read { bits: delta_w }, 1);
                     b.push(
@@ -317,7 +340,8 @@ pub fn gram_counts(ir: &GramIr) -> Counts {
         .max()
         .unwrap_or(0);
     let state = n * (u64::from(sw) + u64::from(zw) + widest);
-    let buffer = 2 * frame + n * n * u64::from(gw) + n * u64::from(dw) + state;
+    let copies_bits: u64 = copies.iter().map(|&c| n * n * u64::from(c)).sum();
+    let buffer = 2 * frame + n * n * u64::from(gw) + copies_bits + n * u64::from(dw) + state;
     Counts {
         name: ir.name.clone(),
         bits_per_vector: ir.n as u32 * ir.modulation.bits_per_dim(),

@@ -101,3 +101,56 @@ fn narrower_inputs_cost_less() {
     assert!(b.horowitz.pj_per_vector < a.horowitz.pj_per_vector);
     assert!(b.paper.pj_per_vector < a.paper.pj_per_vector);
 }
+
+/// A read of b bits is priced b/64 of a 64-bit read: the v2 engine's bank G is `block.g.width`
+/// bits wide and each port fetches one entry per read (docs/energy.md §3b), so a narrow entry
+/// costs its own bit lines, not a share of a packed 64-bit word (⌊64/b⌋ entries per word
+/// would price a 5-bit entry at 1/12 of a read, not 5/64).
+#[test]
+fn narrow_inner_g_reads_priced_per_bit_by_hand() {
+    let ir = example_ir();
+    let mut narrow = ir.clone();
+    for l in &mut narrow.layers {
+        l.g_inner = Some(5);
+    }
+    narrow.validate().expect("valid");
+    let (a, b) = (gram_counts(&ir), gram_counts(&narrow));
+    // G·d (one ρ per layer, n² = 4 entries): 8 reads at 12 bits become 8 at 5 bits; G·x of
+    // layer 1 keeps the full 12-bit G.
+    let reads = |c: &Counts, bits: u32| -> u64 {
+        c.ops
+            .iter()
+            .filter(|o| !o.per_block && o.op == Op::Read { bits } && o.stage.contains("step"))
+            .map(|o| o.count)
+            .sum()
+    };
+    assert_eq!(reads(&a, 12), 2 * (4 + 2 + 2));
+    assert_eq!(reads(&b, 12), 2 * (2 + 2));
+    assert_eq!(reads(&b, 5), 2 * 4);
+    assert_eq!(mults_at(&b, 12, 8), 8); // D·ρ only
+    assert_eq!(mults_at(&b, 5, 8), 8); // G·d
+    assert_eq!(mults_at(&b, 12, 4), 4); // G·x of layer 1, full G
+    // The buffer holds the 5-bit copy too (4 entries): still the 8 KB class, 10 pJ per 64 bits.
+    assert_eq!(b.buffer_bits, a.buffer_bits + 4 * 5);
+    let (ea, eb) = (Horowitz45.price(&a, 4), Horowitz45.price(&b, 4));
+    assert!((eb.read_pj_per_bit - 10.0 / 64.0).abs() < 1e-12);
+    // Per vector: 8 entries × 7 bits fewer = 56 bits × 10/64 pJ = 8.75 pJ.
+    assert!(
+        ((ea.memory_pj - eb.memory_pj) - 8.75).abs() < 1e-9,
+        "{} vs 8.75",
+        ea.memory_pj - eb.memory_pj
+    );
+    // The block stage writes the copy: per distinct entry (3) a rounding add at 12 bits and a
+    // saturation at 5, spread over T = 4 vectors.
+    let block_adds = |c: &Counts| -> f64 {
+        c.ops
+            .iter()
+            .filter(|o| o.per_block && o.stage == "block G")
+            .map(|o| match o.op {
+                Op::Add { w } => o.count as f64 * f64::from(w),
+                _ => 0.0,
+            })
+            .sum()
+    };
+    assert!((block_adds(&b) - block_adds(&a) - 3.0 * (12.0 + 5.0)).abs() < 1e-12);
+}

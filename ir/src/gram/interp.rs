@@ -69,6 +69,10 @@ pub struct GramInterpreter {
     /// Per SNR bin: its plan in `plans` (empty without per-bin shifts: plan 0 for every bin).
     plan_of_bin: Vec<usize>,
     kernels: Kernels,
+    /// The distinct right shifts of the layers' narrow inner copies of G (`g_inner`).
+    inner_shifts: Vec<u32>,
+    /// Per layer: its inner G's index in `inner_shifts` (None: the full G).
+    inner_of_layer: Vec<Option<usize>>,
     h_step: f32,
     h_qp: f32,
     y_step: f32,
@@ -80,6 +84,9 @@ pub struct GramInterpreter {
 struct Work {
     g: Vec<i64>,
     g16: Vec<i16>,
+    /// The narrow copies of G (one per distinct `g_inner`), in i64 and i16.
+    gn: Vec<Vec<i64>>,
+    gn16: Vec<Vec<i16>>,
     ht: Vec<i64>,
     ht16: Vec<i16>,
     diag_inv: Vec<i64>,
@@ -102,6 +109,8 @@ impl Work {
         Self {
             g: vec![0; n * n],
             g16: vec![0; n * n],
+            gn: Vec::new(),
+            gn16: Vec::new(),
             ht: vec![0; n * m],
             ht16: vec![0; n * m],
             diag_inv: v(),
@@ -211,7 +220,10 @@ impl Kernels {
             gd: ir
                 .layers
                 .iter()
-                .map(|l| g16 && narrow(n, gq, q(l.formats.d)))
+                .map(|l| {
+                    let gi = l.inner_g(ir.block.g);
+                    gi.width() <= 16 && narrow(n, q(gi), q(l.formats.d))
+                })
                 .collect(),
         }
     }
@@ -329,7 +341,11 @@ impl Plan {
                         })
                         .collect(),
                     rho: Comb::new(
-                        [f.e.frac(), gf + f.d.frac(), l.delta.frac + f.d.frac()],
+                        [
+                            f.e.frac(),
+                            l.inner_g(ir.block.g).frac() + f.d.frac(),
+                            l.delta.frac + f.d.frac(),
+                        ],
                         f.e,
                     ),
                     r: Comb::new([xf, l.gamma.frac + f.d.frac()], f.r),
@@ -379,10 +395,29 @@ impl GramInterpreter {
             }
             (plans, of_bin)
         };
+        let mut inner_shifts = Vec::new();
+        let inner_of_layer = ir
+            .layers
+            .iter()
+            .map(|l| match l.inner_g_shift(ir.block.g) {
+                0 => None,
+                s => Some(
+                    inner_shifts
+                        .iter()
+                        .position(|&t| t == s)
+                        .unwrap_or_else(|| {
+                            inner_shifts.push(s);
+                            inner_shifts.len() - 1
+                        }),
+                ),
+            })
+            .collect();
         Ok(Self {
             plans,
             plan_of_bin,
             kernels: Kernels::new(&ir),
+            inner_shifts,
+            inner_of_layer,
             h_step: step(ir.inputs.h),
             h_qp: max_code(ir.inputs.h.width()) as f32,
             y_step: step(ir.inputs.y),
@@ -472,6 +507,15 @@ impl GramInterpreter {
         if k.g16 {
             for (s, &c) in w.g16.iter_mut().zip(&w.g) {
                 *s = c as i16;
+            }
+        }
+        let gw = b.g.width();
+        w.gn.resize(self.inner_shifts.len(), vec![0; n * n]);
+        w.gn16.resize(self.inner_shifts.len(), vec![0; n * n]);
+        for ((&s, gn), gn16) in self.inner_shifts.iter().zip(&mut w.gn).zip(&mut w.gn16) {
+            for ((o, o16), &c) in gn.iter_mut().zip(gn16.iter_mut()).zip(&w.g) {
+                *o = super::narrow_g(c, s, gw - s);
+                *o16 = *o as i16;
             }
         }
         let trace: i64 = (0..n).map(|i| w.g[i * n + i]).sum();
@@ -572,10 +616,14 @@ impl GramInterpreter {
                     tap_d.extend_from_slice(&w.d);
                 }
                 if l + 1 < steps.len() {
+                    let (g, g16) = match self.inner_of_layer[k] {
+                        None => (&w.g, &w.g16),
+                        Some(i) => (&w.gn[i], &w.gn16[i]),
+                    };
                     if kern.gd[k] {
-                        matvec16(&w.g16, &w.d, &mut w.v16, &mut w.tmp);
+                        matvec16(g16, &w.d, &mut w.v16, &mut w.tmp);
                     } else {
-                        matvec(&w.g, &w.d, &mut w.tmp);
+                        matvec(g, &w.d, &mut w.tmp);
                     }
                     for (((rho, &e), &gd), &d) in w.rho.iter_mut().zip(&w.e).zip(&w.tmp).zip(&w.d) {
                         *rho = lp.rho.finish((e << rho_sh[0]) - (gd << rho_sh[1]) - dl * d);

@@ -169,6 +169,13 @@ pub struct GramLayer {
     /// (absent in a version-2 document, and then written nowhere).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub bin_shift: Option<BinShift>,
+    /// Optional: the width of the G that this layer's inner steps read for ρ = e − G·d − δd
+    /// (docs/ir.md §10.9), 2 ≤ `g_inner` < `block.g.width`. The block stage stores a second
+    /// copy of G at this width, its codes rounded half-up down by s = `block.g.width` −
+    /// `g_inner` bits and saturated symmetrically (frac `block.g.frac` − s); e = z − G·x keeps
+    /// the full G. Absent: the inner steps read the full G, as in every older document.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub g_inner: Option<u32>,
 }
 
 /// The per-SNR-bin shifts of one layer's formats (docs/ir.md §10.8): in bin `b` the format of
@@ -202,6 +209,33 @@ impl GramLayer {
         }
         f
     }
+
+    /// The format of the G this layer's ρ products read from the block's G format `g`:
+    /// `g` itself, or `g_inner` bits at frac `g.frac − (g.width − g_inner)`.
+    pub fn inner_g(&self, g: QFormat) -> QFormat {
+        match self.g_inner {
+            Some(w) if w < g.width() => {
+                QFormat::new(w, g.frac() - (g.width() - w) as i32, true).unwrap_or(g)
+            }
+            _ => g,
+        }
+    }
+
+    /// The right shift from the block's G codes to this layer's inner G codes (0: the full G).
+    pub fn inner_g_shift(&self, g: QFormat) -> u32 {
+        g.width() - self.inner_g(g).width()
+    }
+}
+
+/// Rounds G's code `c` half-up down by `shift` bits and saturates it symmetrically to
+/// `width` bits: the entry of the narrow copy of G that a layer with `g_inner` = `width`
+/// reads (docs/ir.md §10.9). `shift` 0 returns `c`.
+pub fn narrow_g(c: i64, shift: u32, width: u32) -> i64 {
+    if shift == 0 {
+        return c;
+    }
+    let m = max_code(width);
+    ((c + (1i64 << (shift - 1))) >> shift).clamp(-m, m)
 }
 
 /// The Gauss-QAM denoiser as a bucketed table: bucket j = #{i : τ² ≥ thresholds[i]},
@@ -387,6 +421,11 @@ impl GramIr {
         self.layers.iter().position(|l| l.bin_shift.is_some())
     }
 
+    /// The first layer with a narrow inner G (`g_inner`, docs/ir.md §10.9), if any.
+    pub fn first_g_inner(&self) -> Option<usize> {
+        self.layers.iter().position(|l| l.g_inner.is_some())
+    }
+
     /// Levels per real dimension.
     pub fn levels(&self) -> usize {
         self.modulation.levels_per_dim()
@@ -565,6 +604,29 @@ impl GramIr {
             for (j, s) in l.steps.iter().enumerate() {
                 check_coef(&at(&format!("steps[{j}].omega")), &s.omega)?;
                 check_coef(&at(&format!("steps[{j}].beta")), &s.beta)?;
+            }
+            if let Some(gi) = l.g_inner {
+                if !(2..b.g.width()).contains(&gi) {
+                    return Err(IrError::invalid(
+                        at("g_inner"),
+                        format!(
+                            "{gi} bits is outside 2..{} (block.g.width = {}; absent reads the \
+                             full G)",
+                            b.g.width(),
+                            b.g.width()
+                        ),
+                    ));
+                }
+                check_frac(&at("g_inner"), l.inner_g(b.g).frac()).map_err(|_| {
+                    IrError::invalid(
+                        at("g_inner"),
+                        format!(
+                            "moves block.g.frac {} to {}, outside -64..=64",
+                            b.g.frac(),
+                            l.inner_g(b.g).frac()
+                        ),
+                    )
+                })?;
             }
             if l.steps[0].beta.code != 0 {
                 return Err(IrError::invalid(
@@ -803,6 +865,8 @@ impl GramIr {
             push(at("v2"), &[(w * itq, wf + it.frac())], f.v2)?;
             let dq = code_max(f.d);
             let pq = code_max(f.p);
+            let gi = l.inner_g(b.g);
+            let giq = code_max(gi);
             let delta = l
                 .delta
                 .codes
@@ -834,7 +898,7 @@ impl GramIr {
                     at(&format!("steps[{j}].rho")),
                     &[
                         (eq, f.e.frac()),
-                        (n * gq * dq, b.g.frac() + f.d.frac()),
+                        (n * giq * dq, gi.frac() + f.d.frac()),
                         (delta * dq, l.delta.frac + f.d.frac()),
                     ],
                     f.e,

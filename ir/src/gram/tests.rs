@@ -158,6 +158,7 @@ fn random_ir(rng: &mut Rng) -> Option<GramIr> {
                     .collect(),
                 formats,
                 bin_shift: None,
+                g_inner: None,
             }
         })
         .collect::<Vec<_>>();
@@ -180,7 +181,7 @@ fn random_ir(rng: &mut Rng) -> Option<GramIr> {
     let levels = modulation.levels_per_dim();
     let mut slicer: Vec<i64> = (1..levels).map(|_| rng.sym(state.width())).collect();
     slicer.sort_unstable();
-    let ir = GramIr {
+    let mut ir = GramIr {
         format: crate::document::IR_FORMAT.into(),
         version: if shifted {
             GRAM_IR_VERSION_BIN_SHIFT
@@ -225,6 +226,16 @@ fn random_ir(rng: &mut Rng) -> Option<GramIr> {
         },
         slicer,
     };
+    // A third of the documents read a narrow inner G (`g_inner`) in about half their layers
+    // (drawn last, so the rest of every document is what it was before the field existed).
+    let gw = ir.block.g.width();
+    if gw > 2 && rng.range(0, 2) == 0 {
+        for l in &mut ir.layers {
+            if rng.range(0, 1) == 0 {
+                l.g_inner = Some(rng.range(2, i64::from(gw) - 1) as u32);
+            }
+        }
+    }
     ir.validate().is_ok().then_some(ir)
 }
 
@@ -265,6 +276,13 @@ fn reference(ir: &GramIr, h: &[i64], ys: &[i64], bin: usize) -> (BlockTaps, Vec<
     let gv = |v: &[i64], i: usize| -> i128 {
         (0..n)
             .map(|j| i128::from(g[i * n + j]) * i128::from(v[j]))
+            .sum()
+    };
+    // docs/ir.md §10.9: a layer's inner G is G combined into its `g_inner` format.
+    let gv_inner = |l: &GramLayer, v: &[i64], i: usize| -> i128 {
+        let gi = l.inner_g(ir.block.g);
+        (0..n)
+            .map(|j| i128::from(combine(&[t(g[i * n + j], gf)], gi)) * i128::from(v[j]))
             .sum()
     };
     let dot = |a: &[i64], b: &[i64]| -> i128 {
@@ -344,7 +362,10 @@ fn reference(ir: &GramIr, h: &[i64], ys: &[i64], bin: usize) -> (BlockTaps, Vec<
                             combine(
                                 &[
                                     t(e[i], f.e.frac()),
-                                    (-gv(&d, i), gf + f.d.frac()),
+                                    (
+                                        -gv_inner(l, &d, i),
+                                        l.inner_g(ir.block.g).frac() + f.d.frac(),
+                                    ),
                                     (
                                         -i128::from(dl) * i128::from(d[i]),
                                         l.delta.frac + f.d.frac(),
@@ -556,6 +577,7 @@ pub(super) fn example_ir() -> GramIr {
             },
         ],
         bin_shift: None,
+        g_inner: None,
     };
     GramIr {
         format: crate::document::IR_FORMAT.into(),
@@ -853,4 +875,49 @@ fn bin_shift_errors_name_the_field() {
         .replacen("\"e\": [", "\"q\": [0, 0], \"e\": [", 1);
     let err = GramIr::from_json(&text, "x").unwrap_err().to_string();
     assert!(err.contains("bin_shift"), "{err}");
+}
+
+/// `narrow_g` is `combine` of one term into the inner G's format (docs/ir.md §10.9): rounded
+/// half-up and saturated symmetrically, on every 12-bit code at every shift.
+#[test]
+fn narrow_g_is_combine_into_the_inner_format() {
+    let g = QFormat::signed(12, 7).unwrap();
+    for width in 2..12 {
+        let layer = GramLayer {
+            g_inner: Some(width),
+            ..example_ir().layers[0].clone()
+        };
+        let gi = layer.inner_g(g);
+        assert_eq!(gi.width(), width);
+        assert_eq!(gi.frac(), 7 - (12 - width) as i32);
+        let s = layer.inner_g_shift(g);
+        for c in -2047..=2047i64 {
+            assert_eq!(
+                super::narrow_g(c, s, width),
+                combine(&[t(c, 7)], gi),
+                "code {c}, width {width}"
+            );
+        }
+    }
+}
+
+/// `g_inner` is absent from older documents (and not written when absent), round-trips when
+/// present, and a width outside 2..block.g.width is refused naming the field.
+#[test]
+fn g_inner_serialization_and_errors() {
+    let ir = example_ir();
+    let text = ir.to_json();
+    assert!(!text.contains("g_inner"));
+    let mut narrow = ir.clone();
+    narrow.layers[1].g_inner = Some(6);
+    let back = GramIr::from_json(&narrow.to_json(), "x").unwrap();
+    assert_eq!(back, narrow);
+    for bad in [1, 12, 13] {
+        let mut w = ir.clone();
+        w.layers[1].g_inner = Some(bad);
+        let e = w.validate().unwrap_err().to_string();
+        assert!(e.contains("layers[1].g_inner"), "{e}");
+    }
+    assert_eq!(narrow.first_g_inner(), Some(1));
+    assert_eq!(ir.first_g_inner(), None);
 }

@@ -193,6 +193,9 @@ pub struct CgQuantOptions {
     /// by the IR's `bin_shift` (docs/ir.md §10.8), the shifts from [`bin_shifts`] of the
     /// calibration pass; the IR is then version 3.
     pub bin_adaptive: bool,
+    /// Per layer: the width of the narrow copy of G its inner steps read for ρ (docs/ir.md
+    /// §10.9, the IR's `g_inner`); empty, or an entry at or above G's width, reads the full G.
+    pub g_inner: Vec<u32>,
 }
 
 impl CgQuantOptions {
@@ -216,6 +219,7 @@ impl CgQuantOptions {
             calib_snr: (15.0, 27.0),
             seed: 0x006b_6171_3136,
             bin_adaptive: false,
+            g_inner: Vec::new(),
         }
     }
 
@@ -589,6 +593,17 @@ pub fn lower_cg(net: &GramNet, opts: &CgQuantOptions) -> Result<GramIr, ModelErr
         ))
         .into());
     }
+    if !opts.g_inner.is_empty() && opts.g_inner.len() != net.config().layers {
+        return Err(IrError::Lower(format!(
+            "g_inner: {} widths for {} layers (one per layer, or none)",
+            opts.g_inner.len(),
+            net.config().layers
+        ))
+        .into());
+    }
+    if let Some(w) = opts.g_inner.iter().find(|&&w| w < 2) {
+        return Err(IrError::Lower(format!("g_inner width = {w}: must be at least 2")).into());
+    }
     if let Some(t) = CgTensor::ALL
         .iter()
         .find(|&&t| !(2..=24).contains(&opts.width(t)) && t != CgTensor::Yy)
@@ -744,6 +759,11 @@ pub fn lower_cg(net: &GramNet, opts: &CgQuantOptions) -> Result<GramIr, ModelErr
             ts,
             steps,
             bin_shift: None,
+            g_inner: opts
+                .g_inner
+                .get(k)
+                .copied()
+                .filter(|&w| w < opts.width(CgTensor::G)),
         });
     }
     if opts.bin_adaptive {
@@ -948,6 +968,8 @@ impl FakeQuantCg {
             vec![0f32; n],
         );
         let mut dinv = vec![0f32; n];
+        // Per layer: the narrow inner copy of G it reads for ρ (`g_inner`), if any.
+        let mut gi: Vec<Option<Vec<f32>>> = vec![None; ir.layers.len()];
         let (mut it, mut bin) = (0f32, 0usize);
         let b = &ir.block;
         let gstep = 2f32.powi(-b.g.frac());
@@ -962,6 +984,12 @@ impl FakeQuantCg {
                 bin = ir.bin_of(frames.noise_var[f] as f32);
                 super::linalg::gram(&h, m, n, &mut g);
                 g.iter_mut().for_each(|v| *v = qv(*v, b.g));
+                for (o, l) in gi.iter_mut().zip(&ir.layers) {
+                    *o = (l.inner_g_shift(b.g) > 0).then(|| {
+                        let f = l.inner_g(b.g);
+                        g.iter().map(|&v| qv(v, f)).collect()
+                    });
+                }
                 let trace: f32 = (0..n).map(|i| g[i * n + i]).sum();
                 it = qv(1.0 / trace.max(gstep), b.inv_trace.format);
                 for i in 0..n {
@@ -1002,7 +1030,7 @@ impl FakeQuantCg {
                         d[i] = qv(d[i] + wc * pv[i], fm.d);
                     }
                     if li + 1 < l.steps.len() {
-                        super::linalg::sym_mul(&g, &d, &mut tmp);
+                        super::linalg::sym_mul(gi[k].as_ref().unwrap_or(&g), &d, &mut tmp);
                         for i in 0..n {
                             rho[i] = qv(e[i] - tmp[i] - delta * d[i], fm.e);
                         }

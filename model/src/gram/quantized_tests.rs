@@ -91,6 +91,39 @@ fn trained_cg_k8_l4_agrees_with_fake_quant_at_8_bits() {
     );
 }
 
+/// Per-layer narrow inner G (`g_inner`, docs/ir.md §10.9): the lowering writes it, the
+/// golden model and the fake-quant net agree on it.
+#[test]
+fn trained_cg_k8_l4_with_narrow_inner_g_agrees_with_fake_quant() {
+    let path =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/gram/cg-k8-l4.model.json");
+    let file = super::file::GramModelFile::load(&path).expect("model file");
+    let mut opts = CgQuantOptions::new(8);
+    opts.calib_frames = 500;
+    opts.g_inner = vec![6, 7, 8, 9, 10, 12, 16, 24];
+    let fq = quantize_cg(&file.net, &opts).expect("lowers");
+    let widths: Vec<Option<u32>> = fq.ir().layers.iter().map(|l| l.g_inner).collect();
+    // G is 16 bits: 16 and 24 read the full G.
+    assert_eq!(
+        widths,
+        [6, 7, 8, 9, 10, 12]
+            .map(Some)
+            .into_iter()
+            .chain([None, None])
+            .collect::<Vec<_>>()
+    );
+    let (s, t) = agreement(&file.net, &opts, 14, (15.0, 30.0), 140, 7);
+    assert!(
+        s as f64 >= 0.999 * t as f64,
+        "decisions agree on {s} of {t}"
+    );
+    opts.g_inner = vec![8; 7];
+    assert!(
+        quantize_cg(&file.net, &opts).is_err(),
+        "7 widths for 8 layers"
+    );
+}
+
 #[test]
 fn lowering_is_deterministic_for_a_seed() {
     let link = LinkConfig::new(4, 4, Modulation::Qam16).unwrap();
