@@ -123,11 +123,17 @@ fn unpack(words: &[u32], w: u32, count: usize) -> Vec<i64> {
 }
 
 impl GramRtl {
-    /// Generates the design of `ir` (top `kaq_top`) and builds it under Verilator.
+    /// Generates the one-lane design of `ir` (top `kaq_top`) and builds it under Verilator.
     pub fn build(ir: &GramIr, trace: bool) -> Result<Self, CosimError> {
+        Self::build_lanes(ir, 1, trace)
+    }
+
+    /// Generates the design of `ir` on `lanes` (≥ 1) MAC lanes (top `kaq_top`) and builds it
+    /// under Verilator.
+    pub fn build_lanes(ir: &GramIr, lanes: usize, trace: bool) -> Result<Self, CosimError> {
         let start = Instant::now();
         let golden = GramInterpreter::new(ir.clone())?;
-        let prog = Program::new(ir);
+        let prog = Program::with_lanes(ir, lanes);
         let widths = Widths::of(&prog);
         let top = "kaq_top";
         let (m, n) = (prog.m as u32, prog.n as u32);
