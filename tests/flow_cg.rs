@@ -237,7 +237,7 @@ fn bad_cg_configs_exit_2_naming_the_field() {
             "quant.mult_bits",
         ),
         (
-            r#"{"net": {"arch": "cg"}, "rtl": {"lanes": 2}}"#,
+            r#"{"net": {"arch": "cg"}, "rtl": {"lanes": 33}}"#,
             "rtl.lanes",
         ),
         (
