@@ -70,8 +70,9 @@ pub fn readme(ir: &GramIr, prog: &Program, top: &str) -> String {
     let _ = writeln!(
         s,
         "## Timing (exact)\n\n\
-         One folded engine with one multiplier runs every stage in a two-stage pipeline (issue\n\
-         with registered memory reads, execute), one multiply-accumulate per cycle; a division\n\
+         One folded engine with {} MAC lane(s) runs every stage in a two-stage pipeline (issue\n\
+         with registered memory reads, execute); a multiply-accumulate instruction of k terms\n\
+         takes ⌈k / {}⌉ cycles (the lanes' products summed into one accumulator); a division\n\
          takes 4 + its shift cycles (1/tr G: shift {}, D: shift {}); a program ends one cycle\n\
          after its last issue.\n\n\
          - Block stage: **{pb} cycles** from the accepting edge of the block beat to `y_ready`\n  \
@@ -81,9 +82,11 @@ pub fn readme(ir: &GramIr, prog: &Program, top: &str) -> String {
          ({m} cycles writing ỹ; {mv} multiply-accumulates, {} other instructions; 1 drain).\n\
          - Without stalls a vector takes {} cycles (accept, program, output), a block of T\n  \
          vectors 1 + {pb} + T·{} cycles.\n\n\
-         The cycle model is `kaq_codegen::gram::program::analytic_cycles` (closed form, equal to\n\
+         The cycle model is `kaq_codegen::gram::program::analytic_cycles_lanes` (closed form, equal to\n\
          the program's); co-simulation checks that every measured block and vector takes exactly\n\
          these cycles.\n",
+        prog.lanes,
+        prog.lanes,
         prog.divs[0].shift(),
         prog.divs[1].shift(),
         m * n,
@@ -101,10 +104,10 @@ pub fn readme(ir: &GramIr, prog: &Program, top: &str) -> String {
         s,
         "## Arithmetic\n\n\
          Every tensor is stored at its format's width: bank H {} bits, bank G {} bits, bank V\n\
-         {} bits, the register W {} bits (from the interval analysis); the multiplier is {} × {}\n\
-         bits (a term 1 · constant bypasses it) and the accumulator 64 bits: every aligned sum\n\
-         of the IR is below 2^62 (docs/ir.md §10.4), so the shifted products and their sums are\n\
-         exact, and the finish (round half-up, saturate symmetric) reproduces every `combine`\n\
+         {} bits, the register W {} bits (from the interval analysis); each lane's multiplier is\n\
+         {} × {} bits (a term 1 · constant bypasses it) and the accumulator 64 bits: every aligned\n\
+         sum of the IR is below 2^62 in any order (docs/ir.md §10.4), so the shifted products and\n\
+         their sums are exact however the lanes split them, and the finish (round half-up, saturate symmetric) reproduces every `combine`\n\
          bit for bit. The reciprocals are `kaq_divide_seq` (restoring division,\n\
          docs/fixed-point.md §6) with the IR's shift, d_min, rounding and overflow modes;\n\
          divisor width {} bits.",
