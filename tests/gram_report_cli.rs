@@ -88,7 +88,7 @@ fn v2_report_cycles_equal_the_codegen_model_and_refusals_exit_2() {
         assert_eq!(c["p_blk"], block, "{c}");
         assert_eq!(c["p_vec"], vector, "{c}");
         assert_eq!(c["block"], t);
-        let stream = 1 + block + t * (vector + 2);
+        let stream = 1 + (ir.m * ir.n) as u64 + block + t * (vector + 2);
         assert_eq!(c["block_cycles"], stream, "{c}");
         assert_eq!(stream, stream_cycles(&prog, t));
         assert_eq!(

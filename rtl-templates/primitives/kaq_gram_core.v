@@ -15,8 +15,10 @@
 // cycle c, reading its own copy of banks H, G and V, which every write updates alike; the
 // lanes' products are summed into the one accumulator, exact since no partial sum wraps); a division (kaq_divide_seq, n = 1) holds the
 // execute stage 2 + 2 + SHIFT cycles; the program ends one cycle after its last issue. A
-// block beat's H̃ is written into bank H one code a cycle (M·N cycles), a vector's ỹ into bank
-// V one code a cycle (M cycles), before the program runs.
+// block beat's H̃ is written into bank H straight from blk_h, one code a cycle while blk_valid
+// is high (M·N cycles; blk_ready rises with the last code, so the sender holds the beat, as
+// valid/ready requires, and no copy of H̃ is latched); a vector's ỹ is latched and written
+// into bank V one code a cycle (M cycles); then the program runs.
 //
 // Ports: a block beat (blk_valid/blk_ready: H̃ row-major, blk_h[(r*N+j)*HW +: HW]; T; SNR
 // bin), then T vector beats (y_valid/y_ready: ỹ, y_data[r*YW +: YW]), each answered by one
@@ -94,6 +96,7 @@ module kaq_gram_core #(
     input  wire                  out_ready,
     output wire [N*SW-1:0]       out_x,
     output wire                  out_last,
+    output wire                  idle,
     output reg  [PCW-1:0]        pc_next,
     input  wire [IW-1:0]         ins,
     output wire [KAW-1:0]        kaddr,
@@ -112,6 +115,10 @@ module kaq_gram_core #(
     localparam integer NH = M * N;
     localparam integer NG = N * N;
     localparam integer PW = MAW + MBW;
+    localparam integer LDH = NH - 1;
+    localparam integer LDY = M - 1;
+    localparam [LDW-1:0] LD_H_END = LDH[LDW-1:0];
+    localparam [LDW-1:0] LD_Y_END = LDY[LDW-1:0];
 
     reg [2:0] state;
     reg [PCW-1:0] pc;
@@ -120,7 +127,6 @@ module kaq_gram_core #(
     reg [TW-1:0] t_left;
     reg [BINW-1:0] bin;
     reg [BKW-1:0] bucket;
-    reg [M*N*HW-1:0] hbuf;
     reg [M*YW-1:0] ybuf;
     reg [LDW-1:0] ld;
 
@@ -141,7 +147,10 @@ module kaq_gram_core #(
     wire [AW-1:0] sa = ins[27 + 2*AW + BW + RPW +: AW];
     wire [BW-1:0] sb = ins[27 + 3*AW + BW + RPW +: BW];
 
-    assign blk_ready = (state == S_IDLE);
+    // A block beat is taken on the cycle its last code is written (see S_LOAD_H).
+    assign blk_ready = (state == S_LOAD_H) && (ld == LD_H_END);
+    // Idle: waiting for a block beat (the previous block finished).
+    assign idle = (state == S_IDLE);
     assign y_ready = (state == S_WAIT_Y);
     assign out_valid = (state == S_OUT);
     assign out_last = (t_left == {{(TW - 1){1'b0}}, 1'b1});
@@ -314,7 +323,8 @@ module kaq_gram_core #(
     /* verilator lint_on UNUSEDSIGNAL */
 
     // Bank write ports.
-    wire we_h = (state == S_LOAD_H);
+    // H̃ is written into bank H straight from the port, one code a cycle while blk_valid.
+    wire we_h = (state == S_LOAD_H) && blk_valid;
     wire we_g = x_we && (x_wbank == B_G);
     wire [GAW-1:0] wa_g = x_wg[GAW-1:0];
     wire [GBW-1:0] wd_g = x_wd_u[GBW-1:0];
@@ -326,6 +336,7 @@ module kaq_gram_core #(
     wire [LDW-1:0] ld_u = ld;
     /* verilator lint_on UNUSEDSIGNAL */
     wire [HAW-1:0] ld_h = ld_u[HAW-1:0];
+    wire [HW-1:0] h_in = blk_h[ld_h * HW +: HW];
     wire [HAW-1:0] ra_h_a = a_cur[HAW-1:0];
     wire [HAW-1:0] ra_h_b = b_reg[HAW-1:0];
     wire [GAW-1:0] ra_g_a = a_g[GAW-1:0];
@@ -334,7 +345,7 @@ module kaq_gram_core #(
     wire [VAW-1:0] ra_v_b = b_v[VAW-1:0];
 
     always @(posedge clk) begin
-        if (we_h) mem_h[ld_h] <= hbuf[HW-1:0];
+        if (we_h) mem_h[ld_h] <= h_in;
         h_qa <= mem_h[ra_h_a];
         h_qb <= mem_h[ra_h_b];
     end
@@ -360,10 +371,6 @@ module kaq_gram_core #(
         endcase
     end
 
-    localparam integer LDH = NH - 1;
-    localparam integer LDY = M - 1;
-    localparam [LDW-1:0] LD_H_END = LDH[LDW-1:0];
-    localparam [LDW-1:0] LD_Y_END = LDY[LDW-1:0];
     always @(posedge clk) begin
         if (rst) begin
             state <= S_IDLE;
@@ -430,9 +437,6 @@ module kaq_gram_core #(
             end
             case (state)
                 S_IDLE: if (blk_valid) begin
-                    hbuf <= blk_h;
-                    t_left <= blk_t;
-                    bin <= blk_bin;
                     pc_end <= PB[PCW-1:0] - 1'b1;
                     in_block <= 1'b1;
                     ld <= {LDW{1'b0}};
@@ -440,10 +444,13 @@ module kaq_gram_core #(
                     draining <= 1'b0;
                     state <= S_LOAD_H;
                 end
-                S_LOAD_H: begin
-                    hbuf <= hbuf >> HW;
+                S_LOAD_H: if (blk_valid) begin
                     ld <= ld + 1'b1;
-                    if (ld == LD_H_END) state <= S_RUN;
+                    if (ld == LD_H_END) begin
+                        t_left <= blk_t;
+                        bin <= blk_bin;
+                        state <= S_RUN;
+                    end
                 end
                 S_WAIT_Y: if (y_valid) begin
                     ybuf <= y_data;
@@ -510,7 +517,7 @@ module kaq_gram_core #(
             wire [VAW-1:0] lra_v_a = la_v[VAW-1:0];
             wire [VAW-1:0] lra_v_b = lb_v[VAW-1:0];
             always @(posedge clk) begin
-                if (we_h) lmem_h[ld_h] <= hbuf[HW-1:0];
+                if (we_h) lmem_h[ld_h] <= h_in;
                 lh_qa <= lmem_h[la[HAW-1:0]];
                 lh_qb <= lmem_h[lb[HAW-1:0]];
             end

@@ -136,10 +136,18 @@ fn sweep(configs: &[Config], per_run: usize) -> (usize, usize) {
                 &report.block_cycles[..3]
             );
             if stall == 0.0 {
-                // Without stalls a block takes 1 + P_blk + T·(P_vec + 2) cycles, back to back.
+                // Without stalls a block takes 1 + M·N + P_blk + T·(P_vec + 2) cycles, back to
+                // back.
                 let whole: u64 = bl
                     .iter()
-                    .map(|b| 1 + pb + (b.ys.len() / ir.m) as u64 * (pv + 2))
+                    .map(|b| {
+                        let t = (b.ys.len() / ir.m) as u64;
+                        assert_eq!(
+                            kaq_codegen::gram::stream_cycles(prog, t),
+                            1 + (ir.m * ir.n) as u64 + pb + t * (pv + 2)
+                        );
+                        kaq_codegen::gram::stream_cycles(prog, t)
+                    })
                     .sum();
                 assert_eq!(report.cycles, whole, "stream cycles without stalls");
             }

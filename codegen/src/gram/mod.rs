@@ -96,10 +96,12 @@ pub fn generate_lanes(
     Ok(files)
 }
 
-/// Cycles of a channel block of `t` vectors without stalls, from the accepting edge of the
-/// block beat to the last output taken: `1 + P_blk + t·(P_vec + 2)` (docs/rtl.md, "IR v2").
+/// Cycles of a channel block of `t` vectors without stalls, from the first cycle its block
+/// beat is valid (the design idle) to the last output taken: `1 + M·N + P_blk + t·(P_vec + 2)`
+/// (the idle cycle, H̃ written from the port, the block stage, the vectors; docs/rtl.md, "IR
+/// v2").
 pub fn stream_cycles(prog: &Program, t: u64) -> u64 {
-    1 + prog.block_cycles() + t * (prog.vector_cycles() + 2)
+    1 + (prog.m * prog.n) as u64 + prog.block_cycles() + t * (prog.vector_cycles() + 2)
 }
 
 /// The design of `prog` as the one unit of a hierarchical synthesis: its top holds the ROMs

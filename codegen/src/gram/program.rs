@@ -781,10 +781,11 @@ impl Program {
         }
     }
 
-    /// Cycles of the block stage (from the block beat's acceptance to `y_ready`): H̃ written
-    /// into bank H one code a cycle, the program, one cycle draining the pipeline.
+    /// Cycles of the block stage (from the block beat's acceptance, the cycle its last H̃ code
+    /// is written, to `y_ready`): the program, one cycle draining the pipeline. The M·N cycles
+    /// writing H̃ come before the acceptance ([`super::stream_cycles`]).
     pub fn block_cycles(&self) -> u64 {
-        (self.m * self.n) as u64 + self.block.iter().map(|i| self.cycles_of(i)).sum::<u64>() + 1
+        self.block.iter().map(|i| self.cycles_of(i)).sum::<u64>() + 1
     }
 
     /// Cycles of a vector (from its acceptance to `out_valid`): ỹ written one code a cycle,
@@ -819,9 +820,9 @@ pub fn analytic_cycles_lanes(ir: &GramIr, lanes: usize) -> (u64, u64) {
     let (m, n) = (ir.m as u64, ir.n as u64);
     let b = &ir.block;
     let div = |d: &Divide| 4 + u64::from(d.shift());
-    // Loads, G's upper triangle, its copy, tr G, the divisions, the drain.
-    let block = m * n
-        + c(m) * n * (n + 1) / 2
+    // G's upper triangle, its copy, tr G, the divisions, the drain (the load of H̃ precedes
+    // the block beat's acceptance).
+    let block = c(m) * n * (n + 1) / 2
         + n * (n - 1) / 2
         + c(n)
         + div(&b.inv_trace.op)

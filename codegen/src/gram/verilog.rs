@@ -127,7 +127,7 @@ pub fn top(p: &Program, top: &str) -> String {
          input  wire [{}:0] blk_bin,\n    input  wire y_valid,\n    output wire y_ready,\n    \
          input  wire [{}:0] y_data,\n    output wire out_valid,\n    input  wire out_ready,\n    \
          output wire [{}:0] out_x,\n    output wire [{}:0] out_level,\n    \
-         output wire out_last\n);",
+         output wire out_last,\n    output wire idle\n);",
         m * n * hw as usize - 1,
         T_WIDTH - 1,
         w.binw - 1,
@@ -167,7 +167,7 @@ pub fn top(p: &Program, top: &str) -> String {
          ) u_core (\n        .clk(clk), .rst(rst), .blk_valid(blk_valid), .blk_ready(blk_ready), \
          .blk_h(blk_h),\n        .blk_t(blk_t), .blk_bin(blk_bin), .y_valid(y_valid), \
          .y_ready(y_ready), .y_data(y_data),\n        .out_valid(out_valid), \
-         .out_ready(out_ready), .out_x(out_x), .out_last(out_last),\n        \
+         .out_ready(out_ready), .out_x(out_x), .out_last(out_last), .idle(idle),\n        \
          .pc_next(pc_next), .ins(ins), .kaddr(kaddr), .kval(kval), .bk_in(bk_in), \
          .bk_out(bk_out),\n        .lut_bucket(lut_bucket), .lut_idx(lut_idx), \
          .lut_val(lut_val)\n    );\n",

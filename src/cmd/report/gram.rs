@@ -1,7 +1,7 @@
 //! `kaq report` of an IR v2 (cg) document: the folded Gram engine (`kaq_codegen::gram`).
 //!
 //! The cycle model of docs/rtl.md "IR v2" (`P_blk` per channel block, `P_vec` per vector, a
-//! block of T = `--block` vectors (default 14) in `1 + P_blk + T·(P_vec + 2)` cycles and the
+//! block of T = `--block` vectors (default 14) in `1 + M·N + P_blk + T·(P_vec + 2)` cycles and the
 //! effective II, that over T), and with `--synth TARGET` the design synthesized as one unit by
 //! the v1 machinery (cache, `--synth-limit`, `sta`), its estimated Fmax (the same routing
 //! factor), throughput in Mb/s at T, latency and Mb/s per kLUT and per DSP; the energy table of
@@ -140,7 +140,7 @@ fn table(ir: &GramIr, c: &Cycles, eval: Option<&Evaluation>) -> String {
     let _ = writeln!(
         s,
         "cycles: block stage P_blk {} ({} MACs), vector P_vec {} ({} MACs); a block of T = {} \
-         vectors {} cycles (1 + P_blk + T(P_vec + 2)), effective II {:.2} cycles/vector",
+         vectors {} cycles (1 + M·N + P_blk + T(P_vec + 2)), effective II {:.2} cycles/vector",
         c.p_blk, c.macs_block, c.p_vec, c.macs_vector, c.block, c.block_cycles, c.ii_effective
     );
     let bound = (c.macs_vector as u64).div_ceil(c.lanes as u64);
