@@ -85,6 +85,7 @@ struct Ids {
     out_x: PortId,
     out_level: PortId,
     out_last: PortId,
+    idle: PortId,
 }
 
 /// Packs `codes` of `w` bits each, first code least significant, into 32-bit words.
@@ -123,11 +124,17 @@ fn unpack(words: &[u32], w: u32, count: usize) -> Vec<i64> {
 }
 
 impl GramRtl {
-    /// Generates the design of `ir` (top `kaq_top`) and builds it under Verilator.
+    /// Generates the one-lane design of `ir` (top `kaq_top`) and builds it under Verilator.
     pub fn build(ir: &GramIr, trace: bool) -> Result<Self, CosimError> {
+        Self::build_lanes(ir, 1, trace)
+    }
+
+    /// Generates the design of `ir` on `lanes` (≥ 1) MAC lanes (top `kaq_top`) and builds it
+    /// under Verilator.
+    pub fn build_lanes(ir: &GramIr, lanes: usize, trace: bool) -> Result<Self, CosimError> {
         let start = Instant::now();
         let golden = GramInterpreter::new(ir.clone())?;
-        let prog = Program::new(ir);
+        let prog = Program::with_lanes(ir, lanes);
         let widths = Widths::of(&prog);
         let top = "kaq_top";
         let (m, n) = (prog.m as u32, prog.n as u32);
@@ -147,6 +154,7 @@ impl GramRtl {
             Port::output("out_x", n * prog.state_width),
             Port::output("out_level", n * widths.lw),
             Port::output("out_last", 1),
+            Port::output("idle", 1),
         ];
         // The block beat loads H̃ (M·N registers) in one for loop: Verilator unrolls it only
         // above its default limits (64 iterations), else refuses it (BLKLOOPINIT) at 16×16.
@@ -226,6 +234,7 @@ impl GramRtl {
             out_x: port("out_x")?,
             out_level: port("out_level")?,
             out_last: port("out_last")?,
+            idle: port("idle")?,
         };
         for id in [ids.blk_valid, ids.y_valid, ids.out_ready] {
             model.set(id, 0)?;
@@ -269,7 +278,7 @@ impl GramRtl {
             model.eval();
             let blk_ready = model.get(ids.blk_ready)? == 1;
             // Done when every output is taken, every block sent and the design idle again.
-            if seen == total && next_block == blocks.len() && blk_ready {
+            if seen == total && next_block == blocks.len() && model.get(ids.idle)? == 1 {
                 break;
             }
             let blk_fire = blk_v && blk_ready;
