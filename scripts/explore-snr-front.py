@@ -79,8 +79,8 @@ def svg(front, ref, path):
         out.append(f'<rect x="{px(ref[key]) - 4:.1f}" y="{py(0) - 4:.1f}" width="8" '
                    f'height="8" fill="none" stroke="{colour}" stroke-width="2"/>')
     lx = left + 10
-    for i, (colour, name) in enumerate([("#0072B2", "front, model 2"),
-                                        ("#009E73", "front, model 1"),
+    for i, (colour, name) in enumerate([("#0072B2", "front (model 2)"),
+                                        ("#009E73", "the same designs, model 1"),
                                         ("#666", "square: uniform 8-bit reference")]):
         out.append(f'<circle cx="{lx}" cy="{top + 12 + 15 * i}" r="3" fill="{colour}"/>'
                    f'<text x="{lx + 8}" y="{top + 16 + 15 * i}">{name}</text>')
