@@ -6,7 +6,8 @@
 //! [bin-adaptive|both]` (BITS and SNRS comma-separated; `bin-adaptive`: KAQ's per-SNR-bin
 //! steps of e, p, d, an IR version 3, for the PTQ and the trained net alike; `both`: the fixed
 //! and the per-bin formats, all in the same BER run; the environment variable
-//! `KAQ_WIDTHS=r=8,p=7` sets per-class widths over the BITS defaults); one thread; writes nothing, prints the table and each
+//! `KAQ_WIDTHS=r=8,p=7` sets per-class widths over the BITS defaults, `KAQ_CAL=p=max,r=p99.9`
+//! per-class calibrations over MSE); one thread; writes nothing, prints the table and each
 //! epoch's validation loss.
 
 use kaq_ir::gram::GramInterpreter;
@@ -46,6 +47,13 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             for item in w.split(',').filter(|s| !s.is_empty()) {
                 let (t, v) = item.split_once('=').ok_or("KAQ_WIDTHS: CLASS=BITS")?;
                 opts.widths.push((t.parse()?, v.parse()?));
+            }
+        }
+        // KAQ_CAL="p=max,r=p99.9": per-class calibrations over the MSE default.
+        if let Ok(w) = std::env::var("KAQ_CAL") {
+            for item in w.split(',').filter(|s| !s.is_empty()) {
+                let (t, v) = item.split_once('=').ok_or("KAQ_CAL: CLASS=max|mse|pQ")?;
+                opts.calibrations.push((t.parse()?, v.parse()?));
             }
         }
         opts.bin_adaptive = adaptive;
