@@ -173,6 +173,19 @@ fn cosim_usage_errors_name_the_flag() {
         .code(2)
         .stderr(predicate::str::contains("--stall-prob"));
     kaq(d)
+        .args([
+            "cosim",
+            "--ir",
+            "ir.json",
+            "--frames",
+            "10",
+            "--update-pipeline",
+            "3",
+        ])
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("--update-pipeline"));
+    kaq(d)
         .args(["cosim", "--ir", "ir.json", "--frames", "0"])
         .assert()
         .code(2)

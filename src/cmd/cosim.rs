@@ -30,6 +30,9 @@
 //! for v1; `--trace` and `--json` for v2; for v2 `--lanes` is the MAC lanes, 1 to 32, default
 //! 1).
 //!
+//! `--update-pipeline D` or `--clock-mhz F` (IR v1) co-simulates the design `kaq codegen`
+//! generates with them.
+//!
 //! Exit status: 0 when every frame matches, 1 on any mismatch or run-time failure (Verilator
 //! missing, an unreadable IR), 2 on bad flag values.
 
@@ -95,6 +98,10 @@ pub struct CosimArgs {
     /// Replace existing --json and --trace files.
     #[arg(long)]
     force: bool,
+
+    /// IR v1 only: the update pipeline of the co-simulated design, as `kaq codegen`.
+    #[command(flatten)]
+    pipeline: super::codegen::PipelineArgs,
 }
 
 fn parse_probability(s: &str) -> Result<f64, String> {
@@ -157,7 +164,9 @@ pub fn run(args: CosimArgs) -> anyhow::Result<()> {
             lanes
         ),
     );
-    let rtl = Rtl::generate_and_build(&ir, &options, args.trace.is_some());
+    let (upd_pipe, _) = args.pipeline.depth(&ir, lanes)?;
+    let generated = super::codegen::generate_checked(&ir, &options, upd_pipe)?;
+    let rtl = Rtl::build(&generated, args.trace.is_some());
     build.finish(build_outcome(&rtl));
     let rtl = rtl.map_err(unavailable)?;
     let mut driver = rtl.driver(stalls, true)?;
@@ -338,6 +347,12 @@ fn run_gram(args: &CosimArgs, ir: &kaq_ir::gram::GramIr) -> anyhow::Result<()> {
     use kaq_sim::cosim::gram::{GramRtl, GramStalls, link_blocks};
     super::codegen::rtl_supports("--ir", ir)?;
     let lanes = super::codegen::gram_lanes("--lanes", args.lanes)?;
+    if let Some(flag) = args.pipeline.given() {
+        return Err(super::args::usage_error(
+            flag,
+            "the update pipeline is for IR v1 designs; a v2 design has its own schedule",
+        ));
+    }
     if args.trace.is_some() || args.json.is_some() {
         return Err(super::args::usage_error(
             if args.trace.is_some() {

@@ -9,7 +9,6 @@ use kaq_model::ber::BerConfig;
 use kaq_model::detect::DetectorSpec;
 use kaq_model::gram::train::GramTrainConfig;
 use kaq_model::gram::{Family, GramConfig};
-use kaq_model::lower::LowerOptions;
 use kaq_model::mmd::KernelMode;
 use kaq_model::quant::kaq::{DEFAULT_EPSILON, DEFAULT_KERNEL, KaqConfig};
 use kaq_model::quant::{QuantMethod, QuantTrainConfig};
@@ -221,6 +220,11 @@ pub struct QuantSection {
     pub mult_bits: u32,
 }
 
+/// The flow's `quant.mult_bits`: 14-bit multipliers and coefficients put the update's
+/// products on one DSP48E1 slice each (a 25 × 18 port pair; `kaq lower` keeps 24 by default)
+/// with the default design's BER unchanged within its confidence interval (docs/synthesis.md).
+pub const FLOW_MULT_BITS: u32 = 14;
+
 impl Default for QuantSection {
     fn default() -> Self {
         let d = QuantTrainConfig::default();
@@ -232,7 +236,7 @@ impl Default for QuantSection {
             lr_step: d.train.lr_step,
             epsilon: DEFAULT_EPSILON,
             kernel: DEFAULT_KERNEL.to_string(),
-            mult_bits: LowerOptions::default().mult_bits,
+            mult_bits: FLOW_MULT_BITS,
         }
     }
 }
@@ -499,6 +503,23 @@ impl FlowConfig {
         self.rtl
             .lanes
             .unwrap_or_else(|| kaq_codegen::default_lanes(n))
+    }
+
+    /// The update pipeline flag of `kaq codegen` and `kaq report` for the unfolded nets:
+    /// `--clock-mhz F` for `rtl.clock_mhz`, else the deepest update pipeline of the
+    /// architecture (`--update-pipeline 2`, ADMM-Net 1), the flow's default.
+    pub(super) fn pipeline_flag(&self) -> String {
+        match self.rtl.clock_mhz {
+            Some(f) => format!("--clock-mhz {f}"),
+            None => format!("--update-pipeline {}", self.default_update_pipeline()),
+        }
+    }
+
+    /// The update pipeline without `rtl.clock_mhz`: the architecture's deepest (2 for
+    /// PGD-Net, 1 for ADMM-Net), which gives the most Mb/s per (LUT + 100·DSP) on the
+    /// default design (docs/synthesis.md).
+    pub(super) fn default_update_pipeline(&self) -> u64 {
+        if self.net.arch == NetArch::Admm { 1 } else { 2 }
     }
 
     pub(super) fn codegen_options(&self) -> kaq_codegen::Options {

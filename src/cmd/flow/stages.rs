@@ -190,7 +190,7 @@ pub(super) fn flow(config: &FlowConfig, stages: &mut Stages) -> anyhow::Result<R
     let rtl_dir = out.join("rtl");
     let ir_bytes = read(&ir_path)?;
     let options = config.codegen_options();
-    // The update pipeline for rtl.clock_mhz (none without it).
+    // The update pipeline for rtl.clock_mhz (the deepest without it).
     let upd_pipe = match config.rtl.clock_mhz {
         Some(f) => {
             let plain = kaq_codegen::lower(&ir, options.lanes, &options.top)?;
@@ -199,7 +199,7 @@ pub(super) fn flow(config: &FlowConfig, stages: &mut Stages) -> anyhow::Result<R
             println!("{}", crate::cmd::codegen::plan_line(&plan).trim_start());
             plan.upd_pipe
         }
-        None => 0,
+        None => config.default_update_pipeline(),
     };
     let key = digest(&[
         b"codegen",

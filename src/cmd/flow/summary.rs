@@ -487,14 +487,16 @@ fn commands(c: &FlowConfig, args: &FlowArgs) -> Vec<String> {
             c.quant.mult_bits
         ),
         format!(
-            "kaq codegen --ir {out}/ir.json --lanes {} --top {} --testbench-frames {} --out {out}/rtl",
+            "kaq codegen --ir {out}/ir.json --lanes {} {} --top {} --testbench-frames {} --out {out}/rtl",
             c.lanes(),
+            c.pipeline_flag(),
             c.rtl.top,
             c.rtl.testbench_frames
         ),
         format!(
-            "kaq report --ir {out}/ir.json --lanes {}{}",
+            "kaq report --ir {out}/ir.json --lanes {} {}{}",
             c.lanes(),
+            c.pipeline_flag(),
             if c.rtl.synth == "none" {
                 String::new()
             } else {
@@ -506,8 +508,9 @@ fn commands(c: &FlowConfig, args: &FlowArgs) -> Vec<String> {
             }
         ),
         format!(
-            "kaq cosim --ir {out}/ir.json --lanes {} --frames {} --snr {} --stall-prob {} --seed {}",
+            "kaq cosim --ir {out}/ir.json --lanes {} {} --frames {} --snr {} --stall-prob {} --seed {}",
             c.lanes(),
+            c.pipeline_flag(),
             c.cosim.frames,
             join(&c.ber.snr_db),
             c.cosim.stall_prob,
