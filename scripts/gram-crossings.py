@@ -72,7 +72,11 @@ def main():
         w, h, pad = 640, 420, 60
         xs = [math.log10(r[1]) for r in rows]
         ys = [r[2] for r in rows]
-        x0, x1 = math.floor(min(xs) * 2) / 2, math.ceil(max(xs) * 2) / 2
+        # Log-axis ticks at 1, 2 and 5 times a power of ten, the axis spanning the ticks
+        # around the data.
+        ticks = [math.log10(m * 10**k) for k in range(0, 10) for m in (1, 2, 5)]
+        x0 = max(t for t in ticks if t <= min(xs) + 1e-9)
+        x1 = min(t for t in ticks if t >= max(xs) - 1e-9)
         y0, y1 = math.floor(min(ys)) - 1, math.ceil(max(ys)) + 1
         X = lambda v: pad + (v - x0) / (x1 - x0) * (w - 2 * pad)
         Y = lambda v: h - pad - (v - y0) / (y1 - y0) * (h - 2 * pad)
@@ -83,10 +87,9 @@ def main():
                f'<line x1="{pad}" y1="{pad}" x2="{pad}" y2="{h-pad}" stroke="black"/>',
                f'<text x="{w/2}" y="{h-15}" text-anchor="middle">multiplies per vector (log)</text>',
                f'<text x="15" y="{h/2}" transform="rotate(-90 15 {h/2})" text-anchor="middle">SNR at BER 1e-2 (dB)</text>']
-        e = x0
-        while e <= x1 + 1e-9:
+        for e in (t for t in ticks if x0 - 1e-9 <= t <= x1 + 1e-9):
+            out.append(f'<line x1="{X(e)}" y1="{h-pad}" x2="{X(e)}" y2="{h-pad+5}" stroke="black"/>')
             out.append(f'<text x="{X(e)}" y="{h-pad+18}" text-anchor="middle">{10**e:,.0f}</text>')
-            e += 0.5
         for yv in range(int(y0), int(y1) + 1, 2):
             out.append(f'<text x="{pad-8}" y="{Y(yv)+4}" text-anchor="end">{yv}</text>')
             out.append(f'<line x1="{pad}" y1="{Y(yv)}" x2="{w-pad}" y2="{Y(yv)}" stroke="#ddd"/>')

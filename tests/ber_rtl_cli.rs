@@ -22,6 +22,32 @@ fn verilator_present() -> bool {
     }
 }
 
+/// The `ber.json` in `dir` has two SNR points of the golden model (`…-int`), each with bit
+/// errors, and the RTL's (`…-rtl`) points have the same SNR, bit errors, bits and frames.
+fn assert_rtl_points_equal_golden(dir: &Path) {
+    let doc: Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("ber.json")).unwrap()).unwrap();
+    let points = doc["points"].as_array().unwrap();
+    let of = |suffix: &str| -> Vec<(f64, u64, u64, u64)> {
+        points
+            .iter()
+            .filter(|p| p["detector"].as_str().unwrap().ends_with(suffix))
+            .map(|p| {
+                (
+                    p["snr_db"].as_f64().unwrap(),
+                    p["bit_errors"].as_u64().unwrap(),
+                    p["bits"].as_u64().unwrap(),
+                    p["frames"].as_u64().unwrap(),
+                )
+            })
+            .collect()
+    };
+    let (golden, rtl) = (of("-int"), of("-rtl"));
+    assert_eq!(golden.len(), 2);
+    assert_eq!(golden, rtl, "the RTL's BER differs from the golden model's");
+    assert!(golden.iter().all(|p| p.1 > 0));
+}
+
 #[test]
 fn rtl_ber_equals_the_golden_model() {
     if !verilator_present() {
@@ -58,27 +84,7 @@ fn rtl_ber_equals_the_golden_model() {
         .args(["--json", "ber.json"])
         .assert()
         .success();
-    let doc: Value =
-        serde_json::from_str(&std::fs::read_to_string(dir.path().join("ber.json")).unwrap())
-            .unwrap();
-    let points = doc["points"].as_array().unwrap();
-    let of = |suffix: &str| -> Vec<(f64, u64, u64)> {
-        points
-            .iter()
-            .filter(|p| p["detector"].as_str().unwrap().ends_with(suffix))
-            .map(|p| {
-                (
-                    p["snr_db"].as_f64().unwrap(),
-                    p["bit_errors"].as_u64().unwrap(),
-                    p["bits"].as_u64().unwrap(),
-                )
-            })
-            .collect()
-    };
-    let (golden, rtl) = (of("-int"), of("-rtl"));
-    assert_eq!(golden.len(), 2);
-    assert_eq!(golden, rtl, "the RTL's BER differs from the golden model's");
-    assert!(golden.iter().all(|p| p.1 > 0));
+    assert_rtl_points_equal_golden(dir.path());
 }
 
 #[test]
@@ -101,4 +107,52 @@ fn rtl_of_another_link_exits_2_naming_the_flag() {
         .assert()
         .code(2)
         .stderr(predicate::str::contains("--rtl"));
+}
+
+#[path = "common/gram_ir.rs"]
+mod gram_ir;
+
+/// The IR v2 engine through `--rtl` on block fading (channel blocks of 7 vectors): every
+/// point's bit errors, bits and frames equal the golden model's.
+#[test]
+fn rtl_ber_of_an_ir_v2_design_equals_the_golden_model() {
+    if !verilator_present() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("cg.json"),
+        gram_ir::cg_2x2_16qam().to_json(),
+    )
+    .unwrap();
+    Command::cargo_bin("kaq")
+        .unwrap()
+        .current_dir(dir.path())
+        .args([
+            "ber",
+            "--nt",
+            "2",
+            "--nr",
+            "2",
+            "--mod",
+            "16qam",
+            "--block",
+            "7",
+            "--ir",
+            "cg.json",
+            "--rtl",
+            "cg.json",
+            "--snr",
+            "5,15",
+            "--min-errors",
+            "100",
+            "--max-frames",
+            "600",
+            "--json",
+            "ber.json",
+        ])
+        .assert()
+        .success()
+        .stderr(predicate::str::contains("IR v2 engine"));
+    assert_rtl_points_equal_golden(dir.path());
 }

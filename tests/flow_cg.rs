@@ -87,10 +87,12 @@ fn cg_flow_writes_every_artefact_resumes_and_reproduces() {
         serde_json::from_str(&fs::read_to_string(out.join("report.json")).unwrap()).unwrap();
     let c = &report["cycles"];
     assert_eq!(c["block"], 3);
-    // 1 + P_blk + T·(P_vec + 2) (docs/rtl.md, IR v2).
+    // 1 + M·N + P_blk + T·(P_vec + 2) (docs/rtl.md, IR v2).
     assert_eq!(
         c["block_cycles"].as_u64().unwrap(),
-        1 + c["p_blk"].as_u64().unwrap() + 3 * (c["p_vec"].as_u64().unwrap() + 2)
+        1 + ir["m"].as_u64().unwrap() * ir["n"].as_u64().unwrap()
+            + c["p_blk"].as_u64().unwrap()
+            + 3 * (c["p_vec"].as_u64().unwrap() + 2)
     );
     let flow_json: serde_json::Value =
         serde_json::from_str(&fs::read_to_string(out.join("flow.json")).unwrap()).unwrap();
@@ -237,7 +239,7 @@ fn bad_cg_configs_exit_2_naming_the_field() {
             "quant.mult_bits",
         ),
         (
-            r#"{"net": {"arch": "cg"}, "rtl": {"lanes": 2}}"#,
+            r#"{"net": {"arch": "cg"}, "rtl": {"lanes": 33}}"#,
             "rtl.lanes",
         ),
         (

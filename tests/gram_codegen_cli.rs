@@ -7,10 +7,6 @@ use std::path::Path;
 
 use assert_cmd::Command;
 use kaq_ir::gram::GramIr;
-use kaq_model::gram::quantized::{CgQuantOptions, lower_cg};
-use kaq_model::gram::{Family, GramConfig, GramNet};
-use kaq_model::link::LinkConfig;
-use kaq_model::modulation::Modulation;
 use predicates::prelude::*;
 
 fn kaq(dir: &Path) -> Command {
@@ -19,18 +15,11 @@ fn kaq(dir: &Path) -> Command {
     c
 }
 
-/// A 2×2 16-QAM cg net (2 layers × 2 inner steps) lowered at 8 bits.
+#[path = "common/gram_ir.rs"]
+mod gram_ir;
+
 fn ir() -> GramIr {
-    let link = LinkConfig::new(2, 2, Modulation::Qam16).unwrap();
-    let config = GramConfig {
-        family: Family::Cg,
-        layers: 2,
-        inner: 2,
-    };
-    let net = GramNet::new(config, &link).unwrap();
-    let mut opts = CgQuantOptions::new(8);
-    opts.calib_frames = 100;
-    lower_cg(&net, &opts).unwrap()
+    gram_ir::cg_2x2_16qam()
 }
 
 #[test]
@@ -90,12 +79,37 @@ fn codegen_writes_the_v2_design_with_its_cycle_counts() {
 }
 
 #[test]
+fn codegen_takes_mac_lanes_for_v2() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let ir = ir();
+    fs::write(d.join("ir.json"), ir.to_json()).unwrap();
+    let one = kaq_codegen::gram::program::analytic_cycles(&ir);
+    let (block, vector) = kaq_codegen::gram::program::analytic_cycles_lanes(&ir, 4);
+    assert!(vector < one.1, "4 lanes take fewer cycles per vector");
+    kaq(d)
+        .args(["codegen", "--ir", "ir.json", "--out", "rtl", "--lanes", "4"])
+        .assert()
+        .success()
+        .stdout(
+            predicate::str::contains("folded engine, 4 lanes").and(predicate::str::contains(
+                format!("block stage {block} cycles, {vector} cycles per vector"),
+            )),
+        );
+    let top = fs::read_to_string(d.join("rtl/kaq_top.v")).unwrap();
+    assert!(top.contains(".LANES(4)"), "{top}");
+    let readme = fs::read_to_string(d.join("rtl/README.md")).unwrap();
+    assert!(readme.contains(&format!("**{vector} cycles**")), "{readme}");
+}
+
+#[test]
 fn v2_codegen_refusals_name_the_flag() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     fs::write(d.join("ir.json"), ir().to_json()).unwrap();
     for (args, flag) in [
-        (&["--lanes", "2"][..], "--lanes"),
+        (&["--lanes", "0"][..], "--lanes"),
+        (&["--lanes", "33"][..], "--lanes"),
         (&["--clock-mhz", "100"][..], "--clock-mhz"),
         (&["--update-pipeline", "1"][..], "--update-pipeline"),
         (&["--top", "kaq_gram_core"][..], "--top"),
@@ -131,8 +145,22 @@ fn cosim_runs_the_v2_design_bit_exact_in_channel_blocks() {
             predicate::str::contains("60 vectors in 9 blocks of 7: 0 mismatches")
                 .and(predicate::str::contains("measured equal")),
         );
+    // Three MAC lanes: bit-exact, with fewer cycles per vector, equal to the model.
+    let (block, vector) = kaq_codegen::gram::program::analytic_cycles_lanes(&ir(), 3);
     kaq(d)
-        .args(["cosim", "--ir", "ir.json", "--frames", "6", "--lanes", "2"])
+        .args(["cosim", "--ir", "ir.json", "--frames", "20", "--block", "4"])
+        .args(["--stall-prob", "0.3", "--lanes", "3"])
+        .assert()
+        .success()
+        .stdout(
+            predicate::str::contains("20 vectors in 5 blocks of 4: 0 mismatches").and(
+                predicate::str::contains(format!(
+                    "block stage {block}, vector {vector} (analytic); measured equal"
+                )),
+            ),
+        );
+    kaq(d)
+        .args(["cosim", "--ir", "ir.json", "--frames", "6", "--lanes", "0"])
         .assert()
         .code(2)
         .stderr(predicate::str::contains("--lanes"));

@@ -88,7 +88,7 @@ fn v2_report_cycles_equal_the_codegen_model_and_refusals_exit_2() {
         assert_eq!(c["p_blk"], block, "{c}");
         assert_eq!(c["p_vec"], vector, "{c}");
         assert_eq!(c["block"], t);
-        let stream = 1 + block + t * (vector + 2);
+        let stream = 1 + (ir.m * ir.n) as u64 + block + t * (vector + 2);
         assert_eq!(c["block_cycles"], stream, "{c}");
         assert_eq!(stream, stream_cycles(&prog, t));
         assert_eq!(
@@ -129,9 +129,29 @@ fn v2_report_cycles_equal_the_codegen_model_and_refusals_exit_2() {
             "{text}"
         );
     }
+    // Four MAC lanes: the lanes' cycle model and its multiply bound.
+    let (block4, vector4) = kaq_codegen::gram::program::analytic_cycles_lanes(&ir, 4);
+    let out = kaq(d)
+        .args(["report", "--ir", "ir.json", "--json", "r.json", "--force"])
+        .args(["--lanes", "4"])
+        .assert()
+        .success();
+    let text = String::from_utf8(out.get_output().stdout.clone()).unwrap();
+    let r = json(&d.join("r.json"));
+    assert_eq!(r["lanes"], 4);
+    assert_eq!(r["cycles"]["p_blk"], block4, "{r}");
+    assert_eq!(r["cycles"]["p_vec"], vector4, "{r}");
+    assert!(vector4 < vector, "{vector4} {vector}");
+    let bound = (prog.multiplies().1 as u64).div_ceil(4);
+    assert!(
+        text.contains("folded engine, 4 lanes")
+            && text.contains(&format!("ceil(MACs / 4) = {bound} cycles")),
+        "{text}"
+    );
     fs::remove_file(d.join("r.json")).unwrap();
     for (args, flag) in [
-        (&["--lanes", "2"][..], "--lanes"),
+        (&["--lanes", "0"][..], "--lanes"),
+        (&["--lanes", "33"][..], "--lanes"),
         (&["--synth", "generic", "--flat"][..], "--flat"),
         (&["--synth", "ice40", "--place"][..], "--place"),
         (

@@ -1,6 +1,6 @@
 // kaq_gram_core — the folded engine of an IR v2 cg detector (docs/rtl.md, "IR v2").
 //
-// One multiplier (MAW × MBW bits), a 64-bit accumulator and a register file of three
+// LANES multipliers (MAW × MBW bits), a 64-bit accumulator and a register file of three
 // synchronous memories (bank H: H̃ at HBW bits, bank G: G = H̃ᵀH̃ n × n at GBW bits, bank V:
 // every per-vector tensor at VBW bits) plus two registers (W at WW bits; the address after it reads 1) run
 // a looped micro-program that the generated top holds in a synchronous ROM
@@ -11,10 +11,14 @@
 // Pipeline: issue (the instruction word registered from the ROM at pc; a MAC repeats REP
 // times with its operand addresses stepping by SA and SB; the banks and the constant ROM are
 // read with registered, write-first reads) then execute (multiply, accumulate, round and
-// saturate, write). One repetition per cycle; a division (kaq_divide_seq, n = 1) holds the
+// saturate, write). LANES repetitions per cycle (lane l takes repetition c·LANES + l of
+// cycle c, reading its own copy of banks H, G and V, which every write updates alike; the
+// lanes' products are summed into the one accumulator, exact since no partial sum wraps); a division (kaq_divide_seq, n = 1) holds the
 // execute stage 2 + 2 + SHIFT cycles; the program ends one cycle after its last issue. A
-// block beat's H̃ is written into bank H one code a cycle (M·N cycles), a vector's ỹ into bank
-// V one code a cycle (M cycles), before the program runs.
+// block beat's H̃ is written into bank H straight from blk_h, one code a cycle while blk_valid
+// is high (M·N cycles; blk_ready rises with the last code, so the sender holds the beat, as
+// valid/ready requires, and no copy of H̃ is latched); a vector's ỹ is latched and written
+// into bank V one code a cycle (M cycles); then the program runs.
 //
 // Ports: a block beat (blk_valid/blk_ready: H̃ row-major, blk_h[(r*N+j)*HW +: HW]; T; SNR
 // bin), then T vector beats (y_valid/y_ready: ỹ, y_data[r*YW +: YW]), each answered by one
@@ -74,6 +78,8 @@ module kaq_gram_core #(
     parameter integer GAW = 4,
     parameter integer VAW = 5,
     parameter integer LDW = 5,
+    parameter integer LANES = 1,
+    parameter integer KBW = RPW + 6,
     parameter integer IW = 3 + AW + BW + 3 + 6 + 2 + 6 + 7 + AW + RPW + AW + BW
 ) (
     input  wire                  clk,
@@ -90,6 +96,7 @@ module kaq_gram_core #(
     input  wire                  out_ready,
     output wire [N*SW-1:0]       out_x,
     output wire                  out_last,
+    output wire                  idle,
     output reg  [PCW-1:0]        pc_next,
     input  wire [IW-1:0]         ins,
     output wire [KAW-1:0]        kaddr,
@@ -108,6 +115,10 @@ module kaq_gram_core #(
     localparam integer NH = M * N;
     localparam integer NG = N * N;
     localparam integer PW = MAW + MBW;
+    localparam integer LDH = NH - 1;
+    localparam integer LDY = M - 1;
+    localparam [LDW-1:0] LD_H_END = LDH[LDW-1:0];
+    localparam [LDW-1:0] LD_Y_END = LDY[LDW-1:0];
 
     reg [2:0] state;
     reg [PCW-1:0] pc;
@@ -116,7 +127,6 @@ module kaq_gram_core #(
     reg [TW-1:0] t_left;
     reg [BINW-1:0] bin;
     reg [BKW-1:0] bucket;
-    reg [M*N*HW-1:0] hbuf;
     reg [M*YW-1:0] ybuf;
     reg [LDW-1:0] ld;
 
@@ -137,18 +147,26 @@ module kaq_gram_core #(
     wire [AW-1:0] sa = ins[27 + 2*AW + BW + RPW +: AW];
     wire [BW-1:0] sb = ins[27 + 3*AW + BW + RPW +: BW];
 
-    assign blk_ready = (state == S_IDLE);
+    // A block beat is taken on the cycle its last code is written (see S_LOAD_H).
+    assign blk_ready = (state == S_LOAD_H) && (ld == LD_H_END);
+    // Idle: waiting for a block beat (the previous block finished).
+    assign idle = (state == S_IDLE);
     assign y_ready = (state == S_WAIT_Y);
     assign out_valid = (state == S_OUT);
     assign out_last = (t_left == {{(TW - 1){1'b0}}, 1'b1});
 
     // The issue stage: repetition counter and running operand addresses.
-    reg [RPW-1:0] cnt;
+    // cnt: the first repetition of this cycle (a multiple of LANES).
+    reg [KBW-1:0] cnt;
     reg [AW-1:0] a_run;
     reg [BW-1:0] b_run;
     reg draining;
-    wire first_rep = (cnt == {RPW{1'b0}});
-    wire last_rep = (cnt == rep_m1);
+    localparam integer LM1 = LANES - 1;
+    localparam [KBW-1:0] K_LANES = LANES[KBW-1:0];
+    localparam [KBW-1:0] K_LM1 = LM1[KBW-1:0];
+    wire [KBW-1:0] rep_k = {{(KBW - RPW){1'b0}}, rep_m1};
+    wire first_rep = (cnt == {KBW{1'b0}});
+    wire last_rep = (cnt + K_LM1 >= rep_k);
     wire [AW-1:0] a_cur = first_rep ? ia : a_run;
     wire [BW-1:0] b_cur = first_rep ? ib : b_run;
     /* verilator lint_off UNUSEDSIGNAL */
@@ -235,7 +253,18 @@ module kaq_gram_core #(
         end
     endgenerate
     wire signed [63:0] prod = (x_abank == B_ONE) ? bv : mp64;
-    wire signed [63:0] term = prod <<< x_sh;
+    // lprod[l]: lane l's product (0 when inactive); psum: their sum with lane 0's product.
+    /* verilator lint_off UNUSEDSIGNAL */
+    wire [64*LANES-1:0] lprod;
+    /* verilator lint_on UNUSEDSIGNAL */
+    assign lprod[63:0] = 64'd0;
+    reg signed [63:0] psum;
+    integer li;
+    always @(*) begin
+        psum = prod;
+        for (li = 1; li < LANES; li = li + 1) psum = psum + $signed(lprod[64*li +: 64]);
+    end
+    wire signed [63:0] term = psum <<< x_sh;
     wire signed [63:0] base = x_first ? 64'sd0 : acc;
     wire signed [63:0] accn = x_neg ? base - term : base + term;
     wire signed [63:0] half = (x_down == 6'd0) ? 64'sd0 : (ONE_V <<< (x_down - 6'd1));
@@ -294,7 +323,8 @@ module kaq_gram_core #(
     /* verilator lint_on UNUSEDSIGNAL */
 
     // Bank write ports.
-    wire we_h = (state == S_LOAD_H);
+    // H̃ is written into bank H straight from the port, one code a cycle while blk_valid.
+    wire we_h = (state == S_LOAD_H) && blk_valid;
     wire we_g = x_we && (x_wbank == B_G);
     wire [GAW-1:0] wa_g = x_wg[GAW-1:0];
     wire [GBW-1:0] wd_g = x_wd_u[GBW-1:0];
@@ -306,6 +336,7 @@ module kaq_gram_core #(
     wire [LDW-1:0] ld_u = ld;
     /* verilator lint_on UNUSEDSIGNAL */
     wire [HAW-1:0] ld_h = ld_u[HAW-1:0];
+    wire [HW-1:0] h_in = blk_h[ld_h * HW +: HW];
     wire [HAW-1:0] ra_h_a = a_cur[HAW-1:0];
     wire [HAW-1:0] ra_h_b = b_reg[HAW-1:0];
     wire [GAW-1:0] ra_g_a = a_g[GAW-1:0];
@@ -314,7 +345,7 @@ module kaq_gram_core #(
     wire [VAW-1:0] ra_v_b = b_v[VAW-1:0];
 
     always @(posedge clk) begin
-        if (we_h) mem_h[ld_h] <= hbuf[HW-1:0];
+        if (we_h) mem_h[ld_h] <= h_in;
         h_qa <= mem_h[ra_h_a];
         h_qb <= mem_h[ra_h_b];
     end
@@ -340,10 +371,6 @@ module kaq_gram_core #(
         endcase
     end
 
-    localparam integer LDH = NH - 1;
-    localparam integer LDY = M - 1;
-    localparam [LDW-1:0] LD_H_END = LDH[LDW-1:0];
-    localparam [LDW-1:0] LD_Y_END = LDY[LDW-1:0];
     always @(posedge clk) begin
         if (rst) begin
             state <= S_IDLE;
@@ -354,7 +381,7 @@ module kaq_gram_core #(
             bin <= {BINW{1'b0}};
             bucket <= {BKW{1'b0}};
             ld <= {LDW{1'b0}};
-            cnt <= {RPW{1'b0}};
+            cnt <= {KBW{1'b0}};
             a_run <= {AW{1'b0}};
             b_run <= {BW{1'b0}};
             draining <= 1'b0;
@@ -378,13 +405,13 @@ module kaq_gram_core #(
             // Issue.
             if (issue) begin
                 if (last_rep) begin
-                    cnt <= {RPW{1'b0}};
+                    cnt <= {KBW{1'b0}};
                     if (at_end) draining <= 1'b1;
                 end else begin
-                    cnt <= cnt + 1'b1;
+                    cnt <= cnt + K_LANES;
                 end
-                a_run <= a_cur + sa;
-                b_run <= b_cur + sb;
+                a_run <= a_cur + sa * LANES[AW-1:0];
+                b_run <= b_cur + sb * LANES[BW-1:0];
             end
             if (x_complete) begin
                 x_valid <= issue;
@@ -410,27 +437,27 @@ module kaq_gram_core #(
             end
             case (state)
                 S_IDLE: if (blk_valid) begin
-                    hbuf <= blk_h;
-                    t_left <= blk_t;
-                    bin <= blk_bin;
                     pc_end <= PB[PCW-1:0] - 1'b1;
                     in_block <= 1'b1;
                     ld <= {LDW{1'b0}};
-                    cnt <= {RPW{1'b0}};
+                    cnt <= {KBW{1'b0}};
                     draining <= 1'b0;
                     state <= S_LOAD_H;
                 end
-                S_LOAD_H: begin
-                    hbuf <= hbuf >> HW;
+                S_LOAD_H: if (blk_valid) begin
                     ld <= ld + 1'b1;
-                    if (ld == LD_H_END) state <= S_RUN;
+                    if (ld == LD_H_END) begin
+                        t_left <= blk_t;
+                        bin <= blk_bin;
+                        state <= S_RUN;
+                    end
                 end
                 S_WAIT_Y: if (y_valid) begin
                     ybuf <= y_data;
                     pc_end <= PB[PCW-1:0] + PV[PCW-1:0] - 1'b1;
                     in_block <= 1'b0;
                     ld <= {LDW{1'b0}};
-                    cnt <= {RPW{1'b0}};
+                    cnt <= {KBW{1'b0}};
                     draining <= 1'b0;
                     state <= S_LOAD_Y;
                 end
@@ -453,6 +480,80 @@ module kaq_gram_core #(
             endcase
         end
     end
+
+    // Lanes 1 … LANES−1: their copies of banks H, G and V (written as lane 0's), their
+    // registered reads at repetition cnt + l, their multipliers. A repeated MAC reads a (and
+    // a register b) in one bank of H, G and V over its repetitions (kaq_codegen::gram asserts
+    // it) and a constant b as one constant, so a lane needs no W, one or constant port.
+    genvar gl;
+    generate
+        for (gl = 1; gl < LANES; gl = gl + 1) begin : g_lane
+            localparam integer GL = gl;
+            localparam [KBW-1:0] KL = GL[KBW-1:0];
+            localparam [AW-1:0] AL = GL[AW-1:0];
+            localparam [BW-1:0] BL = GL[BW-1:0];
+            wire [AW-1:0] la = a_cur + sa * AL;
+            /* verilator lint_off UNUSEDSIGNAL */
+            wire [BW-1:0] lb_full = b_cur + sb * BL;
+            wire [AW-1:0] lb = lb_full[AW-1:0];
+            wire [AW-1:0] la_g = la - G_BASE[AW-1:0];
+            wire [AW-1:0] lb_g = lb - G_BASE[AW-1:0];
+            wire [AW-1:0] la_v = la - V_BASE[AW-1:0];
+            wire [AW-1:0] lb_v = lb - V_BASE[AW-1:0];
+            /* verilator lint_on UNUSEDSIGNAL */
+            reg act;
+            always @(posedge clk) begin
+                if (rst) act <= 1'b0;
+                else if (x_complete) act <= issue && (op == OP_MAC) && (cnt + KL <= rep_k);
+            end
+            reg [HW-1:0] lmem_h [0:NH-1];
+            reg [GBW-1:0] lmem_g [0:NG-1];
+            reg [VBW-1:0] lmem_v [0:NV-1];
+            reg [HW-1:0] lh_qa, lh_qb;
+            reg [GBW-1:0] lg_qa, lg_qb;
+            reg [VBW-1:0] lv_qa, lv_qb;
+            wire [GAW-1:0] lra_g_a = la_g[GAW-1:0];
+            wire [GAW-1:0] lra_g_b = lb_g[GAW-1:0];
+            wire [VAW-1:0] lra_v_a = la_v[VAW-1:0];
+            wire [VAW-1:0] lra_v_b = lb_v[VAW-1:0];
+            always @(posedge clk) begin
+                if (we_h) lmem_h[ld_h] <= h_in;
+                lh_qa <= lmem_h[la[HAW-1:0]];
+                lh_qb <= lmem_h[lb[HAW-1:0]];
+            end
+            always @(posedge clk) begin
+                if (we_g) lmem_g[wa_g] <= wd_g;
+                lg_qa <= (we_g && (wa_g == lra_g_a)) ? wd_g : lmem_g[lra_g_a];
+                lg_qb <= (we_g && (wa_g == lra_g_b)) ? wd_g : lmem_g[lra_g_b];
+            end
+            always @(posedge clk) begin
+                if (we_v) lmem_v[wa_v] <= wd_v;
+                lv_qa <= (we_v && (wa_v == lra_v_a)) ? wd_v : lmem_v[lra_v_a];
+                lv_qb <= (we_v && (wa_v == lra_v_b)) ? wd_v : lmem_v[lra_v_b];
+            end
+            wire signed [63:0] lha = {{(64 - HW){lh_qa[HW-1]}}, lh_qa};
+            wire signed [63:0] lhb = {{(64 - HW){lh_qb[HW-1]}}, lh_qb};
+            wire signed [63:0] lga = {{(64 - GBW){lg_qa[GBW-1]}}, lg_qa};
+            wire signed [63:0] lgb = {{(64 - GBW){lg_qb[GBW-1]}}, lg_qb};
+            wire signed [63:0] lva = {{(64 - VBW){lv_qa[VBW-1]}}, lv_qa};
+            wire signed [63:0] lvb = {{(64 - VBW){lv_qb[VBW-1]}}, lv_qb};
+            /* verilator lint_off UNUSEDSIGNAL */
+            wire signed [63:0] lav = (x_abank == B_H) ? lha : (x_abank == B_G) ? lga : lva;
+            wire signed [63:0] lbv = x_bconst ? kv : (x_bbank == B_H) ? lhb
+                                   : (x_bbank == B_G) ? lgb : lvb;
+            wire signed [MAW-1:0] lma = lav[MAW-1:0];
+            wire signed [MBW-1:0] lmb = lbv[MBW-1:0];
+            wire signed [PW-1:0] lmp = lma * lmb;
+            /* verilator lint_on UNUSEDSIGNAL */
+            wire signed [63:0] lmp64;
+            if (PW >= 64) begin : g_lwide
+                assign lmp64 = lmp[63:0];
+            end else begin : g_lnarrow
+                assign lmp64 = {{(64 - PW){lmp[PW-1]}}, lmp};
+            end
+            assign lprod[64*gl +: 64] = act ? lmp64 : 64'sd0;
+        end
+    endgenerate
 
     // The output: a copy of x, written with it.
     genvar gi;

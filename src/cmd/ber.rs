@@ -64,7 +64,9 @@
 //!
 //! `--rtl PATH` (repeatable) builds the RTL generated from an IR file with Verilator (8 MAC
 //! lanes, or the largest divisor of N below 8) and runs it as one more detector, named like
-//! `pgd-soft-k5-kaq-4b-rtl`: BER through the hardware itself. Same link rules as `--ir`.
+//! `pgd-soft-k5-kaq-4b-rtl`: BER through the hardware itself. Same link rules as `--ir`. An
+//! IR v2 document builds the folded cg engine (`kaq_sim::cosim::GramRtlDetector`): the frames
+//! enter in channel blocks as for `--ir`, one block beat and T vector beats each.
 //!
 //! `--plot PATH.svg` draws log BER against SNR, one curve per detector, with the Wilson
 //! intervals as error bars. A point with zero bit errors has no place on a log axis: it is left
@@ -77,7 +79,7 @@ use std::time::Instant;
 
 use anyhow::Context;
 use clap::Args;
-use kaq_ir::{Interpreter, Ir};
+use kaq_ir::Interpreter;
 use kaq_model::ber::shard::{DEFAULT_FIRST_ROUND_BATCHES, ShardSpec};
 use kaq_model::ber::{BerConfig, BerPoint, BerProgress, default_batch_frames, simulate};
 use kaq_model::detect::DetectorSpec;
@@ -619,17 +621,25 @@ fn check_ir_link(
     Ok(())
 }
 
-/// Loads the v1 IR given to `flag`; one of another link ends with status 2 naming `flag`.
-fn ir_for_link(flag: &str, path: &Path, link: &LinkConfig) -> anyhow::Result<Ir> {
-    let ir = Ir::load(path).map_err(|e| ir_usage_error(flag, path, e))?;
-    check_ir_link(flag, path, (ir.nt, ir.nr, ir.modulation), link)?;
-    Ok(ir)
-}
-
 /// The RTL of an IR file built with Verilator, as a detector (see the module docs).
 fn load_rtl(path: &Path, link: &LinkConfig) -> anyhow::Result<Box<dyn Detector>> {
-    use kaq_sim::cosim::{Rtl, RtlDetector};
-    let ir = ir_for_link("--rtl", path, link)?;
+    use kaq_ir::gram::AnyIr;
+    use kaq_sim::cosim::{GramRtlDetector, Rtl, RtlDetector, gram::GramRtl};
+    let ir = match AnyIr::load(path).map_err(|e| ir_usage_error("--rtl", path, e))? {
+        AnyIr::V1(ir) => ir,
+        AnyIr::V2(ir) => {
+            check_ir_link("--rtl", path, (ir.nt, ir.nr, ir.modulation), link)?;
+            super::codegen::rtl_supports("--rtl", &ir)?;
+            eprintln!(
+                "building the RTL of {} with Verilator (the folded IR v2 engine)…",
+                ir.name
+            );
+            let rtl =
+                GramRtl::build(&ir, false).with_context(|| format!("--rtl {}", path.display()))?;
+            return Ok(Box::new(GramRtlDetector::new(rtl, 1)));
+        }
+    };
+    check_ir_link("--rtl", path, (ir.nt, ir.nr, ir.modulation), link)?;
     let lanes = kaq_codegen::default_lanes(ir.n);
     let options = kaq_codegen::Options {
         lanes,

@@ -241,14 +241,14 @@ pub fn run(args: CodegenArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Refuses (status 2, naming `--ir`) an IR the v2 RTL cannot run: one whose layers carry
+/// Refuses (status 2, naming `flag`) an IR the v2 RTL cannot run: one whose layers carry
 /// per-SNR-bin format shifts (version 3, docs/ir.md §10.8) or a narrow inner G (`g_inner`,
 /// §10.9). The folded Gram engine holds one format per layer and one copy of G; such a
 /// document runs in the golden model only (`kaq ber --ir`).
-pub(super) fn rtl_supports(ir: &kaq_ir::gram::GramIr) -> anyhow::Result<()> {
+pub(super) fn rtl_supports(flag: &str, ir: &kaq_ir::gram::GramIr) -> anyhow::Result<()> {
     if let Some(k) = ir.first_g_inner() {
         return Err(usage_error(
-            "--ir",
+            flag,
             format!(
                 "layers[{k}].g_inner: a narrow inner copy of G is not supported by the v2 RTL, \
                  which holds one copy of G; this IR runs in the golden model only (kaq ber --ir)"
@@ -258,7 +258,7 @@ pub(super) fn rtl_supports(ir: &kaq_ir::gram::GramIr) -> anyhow::Result<()> {
     match ir.first_bin_shift() {
         None => Ok(()),
         Some(k) => Err(usage_error(
-            "--ir",
+            flag,
             format!(
                 "layers[{k}].bin_shift: per-SNR-bin format shifts (IR version {}) are not \
                  supported by the v2 RTL, which holds one format per layer; this IR runs in \
@@ -269,16 +269,26 @@ pub(super) fn rtl_supports(ir: &kaq_ir::gram::GramIr) -> anyhow::Result<()> {
     }
 }
 
-/// `kaq codegen` of an IR v2 (cg) document: the folded Gram engine (`kaq_codegen::gram`),
-/// one lane; no testbench (the design is checked by `kaq_sim::cosim::gram`).
-fn run_gram(args: &CodegenArgs, ir: &kaq_ir::gram::GramIr) -> anyhow::Result<()> {
-    rtl_supports(ir)?;
-    if let Some(l) = args.lanes.filter(|&l| l != 1) {
+/// The MAC lanes of an IR v2 (cg) design (default 1); outside 1 to
+/// `kaq_codegen::gram::MAX_LANES` is a usage error of `flag`.
+pub(crate) fn gram_lanes(flag: &str, lanes: Option<usize>) -> anyhow::Result<usize> {
+    let lanes = lanes.unwrap_or(1);
+    let max = kaq_codegen::gram::MAX_LANES;
+    if !(1..=max).contains(&lanes) {
         return Err(usage_error(
-            "--lanes",
-            format!("{l}: the IR v2 (cg) design is one folded engine, only 1 lane"),
+            flag,
+            format!("{lanes}: an IR v2 (cg) design takes 1 to {max} MAC lanes"),
         ));
     }
+    Ok(lanes)
+}
+
+/// `kaq codegen` of an IR v2 (cg) document: the folded Gram engine (`kaq_codegen::gram`) on
+/// `--lanes` MAC lanes (default 1, any count from 1 to 32); no testbench (the design is
+/// checked by `kaq_sim::cosim::gram`).
+fn run_gram(args: &CodegenArgs, ir: &kaq_ir::gram::GramIr) -> anyhow::Result<()> {
+    rtl_supports("--ir", ir)?;
+    let lanes = gram_lanes("--lanes", args.lanes)?;
     if let Some(flag) = args.pipeline.given() {
         return Err(usage_error(
             flag,
@@ -287,20 +297,21 @@ fn run_gram(args: &CodegenArgs, ir: &kaq_ir::gram::GramIr) -> anyhow::Result<()>
         ));
     }
     let start = Instant::now();
-    let files = match kaq_codegen::gram::generate(ir, &args.top) {
+    let files = match kaq_codegen::gram::generate_lanes(ir, &args.top, lanes) {
         Ok(f) => f,
         Err(e @ CodegenError::TopName(..)) => return Err(usage_error("--top", e)),
         Err(e) => return Err(e).context("code generation failed"),
     };
     let written = kaq_codegen::write_files(&files, &args.out, args.force)
         .with_context(|| format!("--out {}", args.out.display()))?;
-    let (block, vector) = kaq_codegen::gram::program::analytic_cycles(ir);
+    let (block, vector) = kaq_codegen::gram::program::analytic_cycles_lanes(ir, lanes);
     println!(
-        "wrote {} files to {} (top {}, IR v2 {}, folded engine, 1 lane, {} layers)",
+        "wrote {} files to {} (top {}, IR v2 {}, folded engine, {lanes} lane{}, {} layers)",
         written.len(),
         args.out.display(),
         args.top,
         ir.name,
+        if lanes == 1 { "" } else { "s" },
         ir.layers.len()
     );
     println!(

@@ -27,7 +27,8 @@
 //! frames in channel blocks of `--block` (default 1) with stalls on every port, every output
 //! beat and every block's and vector's cycle count checked; stdout gives vectors, blocks,
 //! mismatches, the analytic cycles and vectors per second (`--block` other than 1 is refused
-//! for v1; `--trace`, `--json` and `--lanes` other than 1 for v2).
+//! for v1; `--trace` and `--json` for v2; for v2 `--lanes` is the MAC lanes, 1 to 32, default
+//! 1).
 //!
 //! Exit status: 0 when every frame matches, 1 on any mismatch or run-time failure (Verilator
 //! missing, an unreadable IR), 2 on bad flag values.
@@ -335,13 +336,8 @@ fn unavailable(e: CosimError) -> anyhow::Error {
 /// model and every block's and vector's cycles with the analytic model.
 fn run_gram(args: &CosimArgs, ir: &kaq_ir::gram::GramIr) -> anyhow::Result<()> {
     use kaq_sim::cosim::gram::{GramRtl, GramStalls, link_blocks};
-    super::codegen::rtl_supports(ir)?;
-    if args.lanes.is_some_and(|l| l != 1) {
-        return Err(super::args::usage_error(
-            "--lanes",
-            "the IR v2 (cg) design is one folded engine, only 1 lane",
-        ));
-    }
+    super::codegen::rtl_supports("--ir", ir)?;
+    let lanes = super::codegen::gram_lanes("--lanes", args.lanes)?;
     if args.trace.is_some() || args.json.is_some() {
         return Err(super::args::usage_error(
             if args.trace.is_some() {
@@ -352,7 +348,7 @@ fn run_gram(args: &CosimArgs, ir: &kaq_ir::gram::GramIr) -> anyhow::Result<()> {
             "not supported for IR v2 designs yet",
         ));
     }
-    let rtl = GramRtl::build(ir, false)?;
+    let rtl = GramRtl::build_lanes(ir, lanes, false)?;
     let blocks = link_blocks(ir, args.frames, args.block, &args.snr.0, args.seed)?;
     let stall = args.stall_prob;
     let stalls = GramStalls {

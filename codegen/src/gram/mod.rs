@@ -49,10 +49,26 @@ pub fn sources(prog: &Program, top: &str) -> Vec<(String, String)> {
     out
 }
 
-/// The files of the design of `ir` with top module `top`: the Verilog sources, `files.f`
-/// (compile order) and `README.md` (interface, packing, cycle counts). Deterministic.
+/// The files of the one-lane design of `ir` with top module `top`: [`generate_lanes`] at 1.
 pub fn generate(ir: &GramIr, top: &str) -> Result<Vec<GeneratedFile>, CodegenError> {
+    generate_lanes(ir, top, 1)
+}
+
+/// Most MAC lanes a v2 design takes.
+pub const MAX_LANES: usize = 32;
+
+/// The files of the design of `ir` on `lanes` MAC lanes (1 to [`MAX_LANES`]) with top
+/// module `top`: the Verilog sources, `files.f` (compile order) and `README.md` (interface,
+/// packing, cycle counts). Deterministic.
+pub fn generate_lanes(
+    ir: &GramIr,
+    top: &str,
+    lanes: usize,
+) -> Result<Vec<GeneratedFile>, CodegenError> {
     ir.validate().map_err(CodegenError::Ir)?;
+    if !(1..=MAX_LANES).contains(&lanes) {
+        return Err(CodegenError::Lanes { lanes, n: ir.n });
+    }
     check_top_name(top)?;
     if PRIMITIVES
         .iter()
@@ -63,7 +79,7 @@ pub fn generate(ir: &GramIr, top: &str) -> Result<Vec<GeneratedFile>, CodegenErr
             "is the name of a cell of the design".into(),
         ));
     }
-    let prog = Program::new(ir);
+    let prog = Program::with_lanes(ir, lanes);
     let mut files: Vec<GeneratedFile> = sources(&prog, top)
         .into_iter()
         .map(|(name, contents)| GeneratedFile { name, contents })
@@ -80,10 +96,12 @@ pub fn generate(ir: &GramIr, top: &str) -> Result<Vec<GeneratedFile>, CodegenErr
     Ok(files)
 }
 
-/// Cycles of a channel block of `t` vectors without stalls, from the accepting edge of the
-/// block beat to the last output taken: `1 + P_blk + t·(P_vec + 2)` (docs/rtl.md, "IR v2").
+/// Cycles of a channel block of `t` vectors without stalls, from the first cycle its block
+/// beat is valid (the design idle) to the last output taken: `1 + M·N + P_blk + t·(P_vec + 2)`
+/// (the idle cycle, H̃ written from the port, the block stage, the vectors; docs/rtl.md, "IR
+/// v2").
 pub fn stream_cycles(prog: &Program, t: u64) -> u64 {
-    1 + prog.block_cycles() + t * (prog.vector_cycles() + 2)
+    1 + (prog.m * prog.n) as u64 + prog.block_cycles() + t * (prog.vector_cycles() + 2)
 }
 
 /// The design of `prog` as the one unit of a hierarchical synthesis: its top holds the ROMs

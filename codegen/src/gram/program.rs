@@ -241,6 +241,8 @@ pub struct Program {
     pub y_width: u32,
     /// Width of x codes.
     pub state_width: u32,
+    /// MAC lanes: a MAC runs `⌈rep / lanes⌉` cycles, `lanes` repetitions a cycle.
+    pub lanes: usize,
 }
 
 /// One term of a combine: a · b (b a register or a constant) at `frac`.
@@ -354,9 +356,12 @@ impl Builder {
                         now == at + k * stride as usize
                     }
                 };
+                // A constant b repeats only as one constant (stride 0): the lanes share the
+                // one constant port.
                 if prev.neg == t.neg
                     && prev.sh == sh
                     && prev.b_const == b_const
+                    && (!b_const || b == prev.b)
                     && !b_bin
                     && !prev.b_bin
                     && fits(prev.a, a, prev.sa)
@@ -407,8 +412,15 @@ fn w_bound(ir: &GramIr, layer: &kaq_ir::gram::GramLayer) -> i128 {
 }
 
 impl Program {
-    /// The program of a validated `ir`.
+    /// The program of a validated `ir` on one MAC lane.
     pub fn new(ir: &GramIr) -> Self {
+        Self::with_lanes(ir, 1)
+    }
+
+    /// The program of a validated `ir` on `lanes` (≥ 1) MAC lanes: the same instructions,
+    /// each MAC splitting its repetitions over the lanes (docs/rtl.md, "IR v2").
+    pub fn with_lanes(ir: &GramIr, lanes: usize) -> Self {
+        assert!(lanes >= 1, "at least one lane");
         let (m, n) = (ir.m, ir.n);
         let map = RegMap::new(m, n);
         let bank_w = bank_widths(ir);
@@ -720,24 +732,60 @@ impl Program {
             h_width: ir.inputs.h.width(),
             y_width: ir.inputs.y.width(),
             state_width: ir.state.width(),
+            lanes,
         }
+        .checked()
     }
 
-    /// Cycles of one instruction in the execute stage: a MAC its repetitions; a division
+    /// Asserts what the lanes rely on: every repetition of a repeated MAC reads a in the bank
+    /// of its first (H, G or V, never W or the one), and b from that bank too or from one
+    /// constant.
+    fn checked(self) -> Self {
+        let map = self.map;
+        for ins in self.block.iter().chain(&self.vector) {
+            if ins.op != Op::Mac || ins.rep == 1 {
+                continue;
+            }
+            let reps = 0..ins.rep as usize;
+            let ab = map.bank(ins.a);
+            assert!(ab <= 2, "a repeated MAC reads a from bank H, G or V");
+            assert!(
+                reps.clone()
+                    .all(|k| map.bank(ins.a + k * ins.sa as usize) == ab)
+            );
+            if ins.b_const {
+                assert!(
+                    ins.sb == 0 && !ins.b_bin,
+                    "a repeated constant is one constant"
+                );
+            } else {
+                let bb = map.bank(ins.b);
+                assert!(bb <= 2, "a repeated MAC reads b from bank H, G or V");
+                assert!(
+                    reps.clone()
+                        .all(|k| map.bank(ins.b + k * ins.sb as usize) == bb)
+                );
+            }
+        }
+        self
+    }
+
+    /// Cycles of one instruction in the execute stage: a MAC ⌈its repetitions / lanes⌉; a division
     /// 2 + its N_W + SHIFT steps (N_W = 2: n = 1): the starting cycle, the steps, the cycle
     /// `done` is seen and the result written; any other 1.
     pub fn cycles_of(&self, ins: &Ins) -> u64 {
         match ins.op {
             Op::Div(k) => 2 + 2 + u64::from(self.divs[usize::from(k)].shift()),
-            Op::Mac => u64::from(ins.rep),
+            Op::Mac => u64::from(ins.rep).div_ceil(self.lanes as u64),
             _ => 1,
         }
     }
 
-    /// Cycles of the block stage (from the block beat's acceptance to `y_ready`): H̃ written
-    /// into bank H one code a cycle, the program, one cycle draining the pipeline.
+    /// Cycles of the block stage (from the block beat's acceptance, the cycle its last H̃ code
+    /// is written, to `y_ready`): the program, one cycle draining the pipeline. The M·N cycles
+    /// writing H̃ come before the acceptance ([`super::stream_cycles`]).
     pub fn block_cycles(&self) -> u64 {
-        (self.m * self.n) as u64 + self.block.iter().map(|i| self.cycles_of(i)).sum::<u64>() + 1
+        self.block.iter().map(|i| self.cycles_of(i)).sum::<u64>() + 1
     }
 
     /// Cycles of a vector (from its acceptance to `out_valid`): ỹ written one code a cycle,
@@ -758,34 +806,41 @@ impl Program {
     }
 }
 
-/// The closed-form cycle model of a v2 design, from the IR alone (docs/rtl.md, "IR v2"):
-/// `(block, vector)` cycles. Equal to [`Program::block_cycles`] and
-/// [`Program::vector_cycles`] (tested), and to the cycles the RTL takes (co-simulation).
+/// The closed-form cycle model of a one-lane v2 design: [`analytic_cycles_lanes`] at 1.
 pub fn analytic_cycles(ir: &GramIr) -> (u64, u64) {
+    analytic_cycles_lanes(ir, 1)
+}
+
+/// The closed-form cycle model of a v2 design on `lanes` MAC lanes, from the IR alone
+/// (docs/rtl.md, "IR v2"): `(block, vector)` cycles. A dot product of k terms takes ⌈k / P⌉
+/// cycles. Equal to [`Program::block_cycles`] and [`Program::vector_cycles`] (tested), and to
+/// the cycles the RTL takes (co-simulation).
+pub fn analytic_cycles_lanes(ir: &GramIr, lanes: usize) -> (u64, u64) {
+    let c = |k: u64| k.div_ceil(lanes as u64);
     let (m, n) = (ir.m as u64, ir.n as u64);
     let b = &ir.block;
     let div = |d: &Divide| 4 + u64::from(d.shift());
-    // Loads, G's upper triangle, its copy, tr G, the divisions, the drain.
-    let block = m * n
-        + m * n * (n + 1) / 2
+    // G's upper triangle, its copy, tr G, the divisions, the drain (the load of H̃ precedes
+    // the block beat's acceptance).
+    let block = c(m) * n * (n + 1) / 2
         + n * (n - 1) / 2
-        + n
+        + c(n)
         + div(&b.inv_trace.op)
         + n * div(&b.diag_inv.op)
         + 1;
     // Load, z, ‖ỹ‖², the drain.
-    let mut vector = m + n * m + m + 1;
+    let mut vector = m + n * c(m) + c(m) + 1;
     for (k, layer) in ir.layers.iter().enumerate() {
         let later = u64::from(k > 0);
         // e, W, v² and its floor.
-        vector += n * (1 + later * n) + (2 + later * 2 * n) + 2;
+        vector += n * (1 + later * c(n)) + (2 + later * 2 * c(n)) + 2;
         let steps = layer.steps.len();
         for (l, s) in layer.steps.iter().enumerate() {
             let on = u64::from(l > 0);
             vector += n * (1 + on * u64::from(s.beta.code != 0));
             vector += n * (on + u64::from(s.omega.code != 0 || l == 0));
             if l + 1 < steps {
-                vector += n * (n + 2);
+                vector += n * (c(n) + 2);
             }
         }
         // r, τ², the bucket, the table.

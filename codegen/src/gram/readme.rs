@@ -51,9 +51,11 @@ pub fn readme(ir: &GramIr, prog: &Program, top: &str) -> String {
          | `out_valid` / `out_ready` | out / in | 1 | one beat per vector, in order |\n\
          | `out_x` | out | {} | x⁽ᴷ⁾: entry i at `[i·{sw} +: {sw}]` (state codes) |\n\
          | `out_level` | out | {} | decisions: entry i at `[i·{lw} +: {lw}]`, signed levels ±1, ±3, … |\n\
-         | `out_last` | out | 1 | the block's last vector |\n\n\
+         | `out_last` | out | 1 | the block's last vector |\n\
+         | `idle` | out | 1 | waiting for a block beat (the previous block finished) |\n\n\
          Codes are two's complement at the IR's formats (`inputs.h`, `inputs.y`, `state`). A\n\
-         block beat is accepted only when the previous block's T outputs have all been taken;\n\
+         block beat starts loading only when the previous block's T outputs have all been\n\
+         taken, and is taken {} cycles later (hold `blk_h`, `blk_t`, `blk_bin` until then);\n\
          a vector beat only while the design waits for one (after its block stage, between\n\
          outputs). T = 1 is a per-vector channel.\n",
         m * n * prog.h_width as usize,
@@ -62,6 +64,7 @@ pub fn readme(ir: &GramIr, prog: &Program, top: &str) -> String {
         m * prog.y_width as usize,
         n * prog.state_width as usize,
         n * w.lw as usize,
+        m * n,
         hw = prog.h_width,
         yw = prog.y_width,
         sw = prog.state_width,
@@ -70,20 +73,25 @@ pub fn readme(ir: &GramIr, prog: &Program, top: &str) -> String {
     let _ = writeln!(
         s,
         "## Timing (exact)\n\n\
-         One folded engine with one multiplier runs every stage in a two-stage pipeline (issue\n\
-         with registered memory reads, execute), one multiply-accumulate per cycle; a division\n\
+         One folded engine with {} MAC lane(s) runs every stage in a two-stage pipeline (issue\n\
+         with registered memory reads, execute); a multiply-accumulate instruction of k terms\n\
+         takes ⌈k / {}⌉ cycles (the lanes' products summed into one accumulator); a division\n\
          takes 4 + its shift cycles (1/tr G: shift {}, D: shift {}); a program ends one cycle\n\
          after its last issue.\n\n\
+         - H̃: {} cycles writing it into bank H straight from `blk_h`, one code a cycle while\n  \
+         `blk_valid` is high; the beat is accepted with the last code.\n\
          - Block stage: **{pb} cycles** from the accepting edge of the block beat to `y_ready`\n  \
-         ({} cycles writing H̃ into bank H; {mb} multiply-accumulates: G's upper triangle {} × {m},\n  \
+         ({mb} multiply-accumulates: G's upper triangle {} × {m},\n  \
          its copy {}, the trace {n}; {} divisions; 1 drain).\n\
          - Vector: **{pv} cycles** from the accepting edge of a vector beat to `out_valid`\n  \
          ({m} cycles writing ỹ; {mv} multiply-accumulates, {} other instructions; 1 drain).\n\
          - Without stalls a vector takes {} cycles (accept, program, output), a block of T\n  \
-         vectors 1 + {pb} + T·{} cycles.\n\n\
-         The cycle model is `kaq_codegen::gram::program::analytic_cycles` (closed form, equal to\n\
+         vectors 1 + {} + {pb} + T·{} cycles from its beat's first valid cycle.\n\n\
+         The cycle model is `kaq_codegen::gram::program::analytic_cycles_lanes` (closed form, equal to\n\
          the program's); co-simulation checks that every measured block and vector takes exactly\n\
          these cycles.\n",
+        prog.lanes,
+        prog.lanes,
         prog.divs[0].shift(),
         prog.divs[1].shift(),
         m * n,
@@ -95,16 +103,17 @@ pub fn readme(ir: &GramIr, prog: &Program, top: &str) -> String {
             .filter(|i| i.op != super::program::Op::Mac)
             .count(),
         pv + 2,
+        m * n,
         pv + 2,
     );
     let _ = writeln!(
         s,
         "## Arithmetic\n\n\
          Every tensor is stored at its format's width: bank H {} bits, bank G {} bits, bank V\n\
-         {} bits, the register W {} bits (from the interval analysis); the multiplier is {} × {}\n\
-         bits (a term 1 · constant bypasses it) and the accumulator 64 bits: every aligned sum\n\
-         of the IR is below 2^62 (docs/ir.md §10.4), so the shifted products and their sums are\n\
-         exact, and the finish (round half-up, saturate symmetric) reproduces every `combine`\n\
+         {} bits, the register W {} bits (from the interval analysis); each lane's multiplier is\n\
+         {} × {} bits (a term 1 · constant bypasses it) and the accumulator 64 bits: every aligned\n\
+         sum of the IR is below 2^62 in any order (docs/ir.md §10.4), so the shifted products and\n\
+         their sums are exact however the lanes split them, and the finish (round half-up, saturate symmetric) reproduces every `combine`\n\
          bit for bit. The reciprocals are `kaq_divide_seq` (restoring division,\n\
          docs/fixed-point.md §6) with the IR's shift, d_min, rounding and overflow modes;\n\
          divisor width {} bits.",

@@ -64,7 +64,7 @@ fn program_equals_golden_model() {
     .enumerate()
     {
         let ir = lowered(nt, nr, modulation, layers, inner, 8, c as u64);
-        let prog = Program::new(&ir);
+        let prog = Program::with_lanes(&ir, [1, 2, 3, 4, 8, 5][c]);
         let golden = GramInterpreter::new(ir.clone()).unwrap();
         for _ in 0..20 {
             let t = rng.random_range(1..=5);
@@ -109,11 +109,17 @@ fn the_closed_form_cycle_model_equals_the_program() {
     .enumerate()
     {
         let ir = lowered(nt, nr, modulation, layers, inner, 8, 100 + c as u64);
-        let prog = Program::new(&ir);
+        for lanes in 1..=9 {
+            let prog = Program::with_lanes(&ir, lanes);
+            assert_eq!(
+                super::program::analytic_cycles_lanes(&ir, lanes),
+                (prog.block_cycles(), prog.vector_cycles()),
+                "config {c}, {lanes} lanes"
+            );
+        }
         assert_eq!(
             super::program::analytic_cycles(&ir),
-            (prog.block_cycles(), prog.vector_cycles()),
-            "config {c}"
+            super::program::analytic_cycles_lanes(&ir, 1)
         );
     }
 }

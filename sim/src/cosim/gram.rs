@@ -57,6 +57,8 @@ pub struct GramReport {
     pub block_cycles: Vec<u64>,
     /// Measured cycles from each vector beat's acceptance to `out_valid`.
     pub vector_cycles: Vec<u64>,
+    /// The RTL's decisions (alphabet levels, `n` per vector) in stream order.
+    pub levels: Vec<i64>,
 }
 
 /// A built v2 design and its golden model.
@@ -83,6 +85,7 @@ struct Ids {
     out_x: PortId,
     out_level: PortId,
     out_last: PortId,
+    idle: PortId,
 }
 
 /// Packs `codes` of `w` bits each, first code least significant, into 32-bit words.
@@ -121,11 +124,17 @@ fn unpack(words: &[u32], w: u32, count: usize) -> Vec<i64> {
 }
 
 impl GramRtl {
-    /// Generates the design of `ir` (top `kaq_top`) and builds it under Verilator.
+    /// Generates the one-lane design of `ir` (top `kaq_top`) and builds it under Verilator.
     pub fn build(ir: &GramIr, trace: bool) -> Result<Self, CosimError> {
+        Self::build_lanes(ir, 1, trace)
+    }
+
+    /// Generates the design of `ir` on `lanes` (≥ 1) MAC lanes (top `kaq_top`) and builds it
+    /// under Verilator.
+    pub fn build_lanes(ir: &GramIr, lanes: usize, trace: bool) -> Result<Self, CosimError> {
         let start = Instant::now();
         let golden = GramInterpreter::new(ir.clone())?;
-        let prog = Program::new(ir);
+        let prog = Program::with_lanes(ir, lanes);
         let widths = Widths::of(&prog);
         let top = "kaq_top";
         let (m, n) = (prog.m as u32, prog.n as u32);
@@ -145,6 +154,7 @@ impl GramRtl {
             Port::output("out_x", n * prog.state_width),
             Port::output("out_level", n * widths.lw),
             Port::output("out_last", 1),
+            Port::output("idle", 1),
         ];
         // The block beat loads H̃ (M·N registers) in one for loop: Verilator unrolls it only
         // above its default limits (64 iterations), else refuses it (BLKLOOPINIT) at 16×16.
@@ -175,6 +185,11 @@ impl GramRtl {
     /// Wall time of the build (near zero on a cache hit).
     pub fn build_time(&self) -> Duration {
         self.build_time
+    }
+
+    /// The golden model the outputs are compared with (and whose front end quantizes).
+    pub fn golden(&self) -> &GramInterpreter {
+        &self.golden
     }
 
     /// Streams `blocks` through the design with `stalls` and compares every output beat.
@@ -219,6 +234,7 @@ impl GramRtl {
             out_x: port("out_x")?,
             out_level: port("out_level")?,
             out_last: port("out_last")?,
+            idle: port("idle")?,
         };
         for id in [ids.blk_valid, ids.y_valid, ids.out_ready] {
             model.set(id, 0)?;
@@ -262,7 +278,7 @@ impl GramRtl {
             model.eval();
             let blk_ready = model.get(ids.blk_ready)? == 1;
             // Done when every output is taken, every block sent and the design idle again.
-            if seen == total && next_block == blocks.len() && blk_ready {
+            if seen == total && next_block == blocks.len() && model.get(ids.idle)? == 1 {
                 break;
             }
             let blk_fire = blk_v && blk_ready;
@@ -280,6 +296,7 @@ impl GramRtl {
                 let x = unpack(&model.get_wide(ids.out_x)?, sw, n);
                 let levels = unpack(&model.get_wide(ids.out_level)?, lw, n);
                 let last = model.get(ids.out_last)? == 1;
+                report.levels.extend_from_slice(&levels);
                 let (wx, wl, wlast) = want.pop_front().expect("counted");
                 let wl: Vec<i64> = wl.iter().map(|&l| i64::from(l)).collect();
                 if x != wx || levels != wl || last != wlast {

@@ -41,10 +41,12 @@ mod compare;
 mod detector;
 mod driver;
 pub mod gram;
+mod gram_detector;
 
 pub use compare::{Mismatch, RtlFrame, StageTap, compare};
 pub use detector::RtlDetector;
 pub use driver::Driver;
+pub use gram_detector::GramRtlDetector;
 
 use crate::cache::CacheOutcome;
 use crate::error::SimError;

@@ -811,12 +811,13 @@ impl FlowConfig {
                 .validate()
                 .map_err(|e| train_error("quant", e))?;
         }
-        if self.lanes() != 1 {
+        if !(1..=kaq_codegen::gram::MAX_LANES).contains(&self.lanes()) {
             return Err(FieldError::new(
                 "rtl.lanes",
                 format!(
-                    "{}: the cg design is one folded engine (1 lane)",
-                    self.lanes()
+                    "{}: the cg design takes 1 to {} MAC lanes",
+                    self.lanes(),
+                    kaq_codegen::gram::MAX_LANES
                 ),
             ));
         }

@@ -7,7 +7,7 @@
 use std::time::Instant;
 
 use anyhow::Context;
-use kaq_codegen::gram::{Program, program::analytic_cycles, stream_cycles};
+use kaq_codegen::gram::{Program, program::analytic_cycles_lanes, stream_cycles};
 use kaq_ir::gram::{GramInterpreter, GramIr};
 use kaq_model::Detector;
 use kaq_model::ber::{BerConfig, simulate};
@@ -117,14 +117,22 @@ pub(super) fn flow(config: &FlowConfig, stages: &mut Stages) -> anyhow::Result<R
     // 4. Codegen: the folded engine.
     let rtl_dir = out.join("rtl");
     let ir_bytes = read(&ir_path)?;
+    let lanes = config.lanes();
+    // One lane keeps the key it had before lanes existed, so an existing out/ stays up to date.
+    let lanes_key = if lanes == 1 {
+        Vec::new()
+    } else {
+        format!("lanes {lanes}").into_bytes()
+    };
     let key = digest(&[
         b"codegen-cg",
         env!("CARGO_PKG_VERSION").as_bytes(),
         config.rtl.top.as_bytes(),
         &ir_bytes,
+        &lanes_key,
     ]);
     let t = Instant::now();
-    let files = kaq_codegen::gram::generate(&ir, &config.rtl.top)?;
+    let files = kaq_codegen::gram::generate_lanes(&ir, &config.rtl.top, lanes)?;
     let codegen_seconds = t.elapsed().as_secs_f64();
     if stages.up_to_date("codegen", &key, &[&rtl_dir.join("README.md")]) {
         stages.reused("codegen");
@@ -141,8 +149,8 @@ pub(super) fn flow(config: &FlowConfig, stages: &mut Stages) -> anyhow::Result<R
 
     // 5. Report: the cycle model at T, and Yosys as one unit when asked for and installed.
     let block = config.link.block as u64;
-    let prog = Program::new(&ir);
-    let (p_blk, p_vec) = analytic_cycles(&ir);
+    let prog = Program::with_lanes(&ir, lanes);
+    let (p_blk, p_vec) = analytic_cycles_lanes(&ir, lanes);
     let (macs_block, macs_vector) = prog.multiplies();
     let block_cycles = stream_cycles(&prog, block);
     // Both energy models of docs/energy.md at T, the design from its IR alone.
@@ -191,7 +199,7 @@ pub(super) fn flow(config: &FlowConfig, stages: &mut Stages) -> anyhow::Result<R
             "{}\n",
             serde_json::to_string_pretty(&json!({
                 "ir_version": 2,
-                "lanes": 1,
+                "lanes": lanes,
                 "cycles": cycles,
                 "synth": synth,
                 "energy": energy,
@@ -251,10 +259,11 @@ pub(super) fn flow(config: &FlowConfig, stages: &mut Stages) -> anyhow::Result<R
 
     let hardware = vec![
         format!(
-            "the folded IR v2 engine, one shared multiplier (1 lane): **{p_blk} cycles per \
+            "the folded IR v2 engine, {lanes} MAC lane{}: **{p_blk} cycles per \
              channel block** (the Gram stage, once per channel) and **{p_vec} cycles per \
              vector**; a block of T = {block} vectors takes {block_cycles} cycles, an effective \
              **{:.1} cycles per vector** (docs/rtl.md, IR v2);",
+            if lanes == 1 { "" } else { "s" },
             block_cycles as f64 / block as f64
         ),
         format!(
@@ -315,7 +324,7 @@ fn cosim_stage(
     }
     let t = Instant::now();
     let build = crate::progress::step("cosim build", "compiling the RTL with Verilator");
-    let rtl = GramRtl::build(ir, false);
+    let rtl = GramRtl::build_lanes(ir, config.lanes(), false);
     build.finish(if rtl.is_ok() {
         "Verilator build done"
     } else {
@@ -447,6 +456,11 @@ pub(super) fn commands(c: &FlowConfig, args: &FlowArgs) -> Vec<String> {
         "--nt {} --nr {} --mod {}",
         c.link.nt, c.link.nr, c.link.modulation
     );
+    // `--lanes` is written only when not 1 (so the one-lane commands are as they were).
+    let lanes = match c.lanes() {
+        1 => String::new(),
+        l => format!(" --lanes {l}"),
+    };
     let paper = c.paper_config().expect("a validated config has a link");
     let p = &paper.net;
     let mut commands = vec![
@@ -494,11 +508,11 @@ pub(super) fn commands(c: &FlowConfig, args: &FlowArgs) -> Vec<String> {
             )
         },
         format!(
-            "kaq codegen --ir {out}/ir.json --top {} --out {out}/rtl",
+            "kaq codegen --ir {out}/ir.json{lanes} --top {} --out {out}/rtl",
             c.rtl.top
         ),
         format!(
-            "kaq report --ir {out}/ir.json --block {}{}",
+            "kaq report --ir {out}/ir.json{lanes} --block {}{}",
             c.link.block,
             if c.rtl.synth == "none" {
                 String::new()
@@ -510,7 +524,7 @@ pub(super) fn commands(c: &FlowConfig, args: &FlowArgs) -> Vec<String> {
             }
         ),
         format!(
-            "kaq cosim --ir {out}/ir.json --frames {} --block {} --snr {} --stall-prob {} --seed {}",
+            "kaq cosim --ir {out}/ir.json{lanes} --frames {} --block {} --snr {} --stall-prob {} --seed {}",
             c.cosim.frames,
             c.link.block,
             join(&c.ber.snr_db),

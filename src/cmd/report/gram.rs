@@ -1,18 +1,18 @@
 //! `kaq report` of an IR v2 (cg) document: the folded Gram engine (`kaq_codegen::gram`).
 //!
 //! The cycle model of docs/rtl.md "IR v2" (`P_blk` per channel block, `P_vec` per vector, a
-//! block of T = `--block` vectors (default 14) in `1 + P_blk + T·(P_vec + 2)` cycles and the
+//! block of T = `--block` vectors (default 14) in `1 + M·N + P_blk + T·(P_vec + 2)` cycles and the
 //! effective II, that over T), and with `--synth TARGET` the design synthesized as one unit by
 //! the v1 machinery (cache, `--synth-limit`, `sta`), its estimated Fmax (the same routing
 //! factor), throughput in Mb/s at T, latency and Mb/s per kLUT and per DSP; the energy table of
-//! both models at T (`kaq_ir::gram::gram_energy`, docs/energy.md). `--lanes` other than 1,
-//! `--flat`, `--place`, `--sweep-lanes`, `--clock-mhz` and `--update-pipeline` do not
-//! apply and end with status 2.
+//! both models at T (`kaq_ir::gram::gram_energy`, docs/energy.md). `--lanes` is the
+//! engine's MAC lanes (1 to 32, default 1); `--flat`, `--place`, `--sweep-lanes`,
+//! `--clock-mhz` and `--update-pipeline` do not apply and end with status 2.
 
 use std::fmt::Write as _;
 
 use anyhow::Context;
-use kaq_codegen::gram::{Program, program::analytic_cycles, stream_cycles};
+use kaq_codegen::gram::{Program, program::analytic_cycles_lanes, stream_cycles};
 use kaq_codegen::qor::Evaluation;
 use kaq_ir::gram::GramIr;
 use kaq_model::train::model_file::{Overwrite, write_atomic};
@@ -40,17 +40,14 @@ struct Cycles {
     /// MACs of the block and of the vector program.
     macs_block: usize,
     macs_vector: usize,
+    /// MAC lanes.
+    lanes: usize,
 }
 
 /// Runs `kaq report` on a v2 IR (the `--json` checks are done by the caller).
 pub(crate) fn run(args: &ReportArgs, ir: &GramIr) -> anyhow::Result<()> {
-    crate::cmd::codegen::rtl_supports(ir)?;
-    if let Some(l) = args.lanes.filter(|&l| l != 1) {
-        return Err(usage_error(
-            "--lanes",
-            format!("{l}: the IR v2 (cg) design is one folded engine, only 1 lane"),
-        ));
-    }
+    crate::cmd::codegen::rtl_supports("--ir", ir)?;
+    let lanes = crate::cmd::codegen::gram_lanes("--lanes", args.lanes)?;
     for (set, flag) in [
         (args.flat, "--flat"),
         (args.place, "--place"),
@@ -76,8 +73,8 @@ pub(crate) fn run(args: &ReportArgs, ir: &GramIr) -> anyhow::Result<()> {
     }
     ir.validate()
         .with_context(|| format!("--ir {}: cannot use this IR", args.ir.display()))?;
-    let prog = Program::new(ir);
-    let (p_blk, p_vec) = analytic_cycles(ir);
+    let prog = Program::with_lanes(ir, lanes);
+    let (p_blk, p_vec) = analytic_cycles_lanes(ir, lanes);
     let (macs_block, macs_vector) = prog.multiplies();
     let block_cycles = stream_cycles(&prog, t as u64);
     let cycles = Cycles {
@@ -88,6 +85,7 @@ pub(crate) fn run(args: &ReportArgs, ir: &GramIr) -> anyhow::Result<()> {
         ii_effective: block_cycles as f64 / t as f64,
         macs_block,
         macs_vector,
+        lanes,
     };
     let eval = match args.synth {
         None => None,
@@ -129,19 +127,28 @@ fn table(ir: &GramIr, c: &Cycles, eval: Option<&Evaluation>) -> String {
     let mut s = String::new();
     let _ = writeln!(
         s,
-        "{} (IR v2 cg): {}, H~ {}x{}, {} layers x {} inner steps, folded engine, 1 lane",
+        "{} (IR v2 cg): {}, H~ {}x{}, {} layers x {} inner steps, folded engine, {} lane{}",
         ir.name,
         crate::plot::style::link_name(ir.nt, ir.nr, ir.modulation),
         ir.m,
         ir.n,
         ir.layers.len(),
-        ir.inner()
+        ir.inner(),
+        c.lanes,
+        if c.lanes == 1 { "" } else { "s" }
     );
     let _ = writeln!(
         s,
         "cycles: block stage P_blk {} ({} MACs), vector P_vec {} ({} MACs); a block of T = {} \
-         vectors {} cycles (1 + P_blk + T(P_vec + 2)), effective II {:.2} cycles/vector",
+         vectors {} cycles (1 + M·N + P_blk + T(P_vec + 2)), effective II {:.2} cycles/vector",
         c.p_blk, c.macs_block, c.p_vec, c.macs_vector, c.block, c.block_cycles, c.ii_effective
+    );
+    let bound = (c.macs_vector as u64).div_ceil(c.lanes as u64);
+    let _ = writeln!(
+        s,
+        "multiply bound per vector ceil(MACs / {}) = {bound} cycles: P_vec is {:.3}x it",
+        c.lanes,
+        c.p_vec as f64 / bound as f64
     );
     if let Some(e) = eval {
         s.push_str(&evaluation_table(e));
@@ -163,7 +170,7 @@ fn to_json(ir: &GramIr, args: &ReportArgs, c: &Cycles, eval: Option<&Evaluation>
         "modulation": ir.modulation.to_string(),
         "m": ir.m,
         "n": ir.n,
-        "lanes": 1,
+        "lanes": c.lanes,
         "cycles": c,
         "synth": eval.map(|e| json!(e.synth)),
         "qor": eval.map(|e| json!(e.qor)),
