@@ -193,7 +193,8 @@ fn a_synthesis_time_out_is_not_cached() {
         // The printed report command repeats this synthesis: same limit, same cache.
         assert!(
             summary.contains(
-                "kaq report --ir out/ir.json --lanes 2 --synth xilinx --synth-limit 1 \
+                "kaq report --ir out/ir.json --lanes 2 --update-pipeline 2 --synth xilinx \
+                 --synth-limit 1 \
                  --synth-cache out/synth-cache\n"
             ),
             "{summary}"
