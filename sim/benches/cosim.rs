@@ -6,6 +6,11 @@
 //! and exits, unless `KAQ_REQUIRE_VERILATOR=1`). The first run builds both designs (cached by
 //! content hash afterwards); the build times are printed before the measurements.
 //! `KAQ_COSIM_BENCH_LANES=8` measures one lane count only.
+//!
+//! Criterion's figures are wall time, which a loaded machine inflates; before them the bench
+//! also prints, per lane count, one outputs-only pass of `CPU_FRAMES` frames timed both by the
+//! wall clock and by this thread's CPU time (`/proc/thread-self/schedstat`, Linux), with the
+//! load average.
 
 use std::hint::black_box;
 use std::time::{Duration, Instant};
@@ -25,6 +30,25 @@ use kaq_sim::tools::{self, Tool};
 
 /// Frames per measured batch.
 const FRAMES: usize = 500;
+
+/// Frames of the wall-and-CPU-time pass.
+const CPU_FRAMES: usize = 2000;
+
+/// This thread's CPU time (`/proc/thread-self/schedstat`, nanoseconds on a CPU), or `None`
+/// off Linux.
+fn thread_cpu_time() -> Option<Duration> {
+    let text = std::fs::read_to_string("/proc/thread-self/schedstat").ok()?;
+    let ns: u64 = text.split_whitespace().next()?.parse().ok()?;
+    Some(Duration::from_nanos(ns))
+}
+
+/// The 1-minute load average, or `?`.
+fn load_average() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .ok()
+        .and_then(|t| t.split_whitespace().next().map(str::to_string))
+        .unwrap_or_else(|| "?".into())
+}
 
 /// The default design's IR: the paper's PGD-Net (soft prox, K = 5) on a 16×16 16-QAM link,
 /// calibrated and quantized with KAQ at 8 bits (16×16 antennas, docs/system-model.md).
@@ -99,6 +123,29 @@ fn bench(c: &mut Criterion) {
         // A correctness pass before timing anything.
         let report = rtl.cosimulate(input.clone(), Stalls::none(1)).unwrap();
         assert_eq!(report.mismatches, 0, "{:?}", report.first_mismatch);
+        {
+            let mut driver = rtl.driver(Stalls::none(1), false).unwrap();
+            let mut n = 0u64;
+            let (wall, cpu) = (Instant::now(), thread_cpu_time());
+            driver
+                .run(input.iter().cycle().take(CPU_FRAMES).cloned(), |_, f| {
+                    n += u64::from(black_box(f.out_bits[0]) < 16);
+                    Ok(())
+                })
+                .unwrap();
+            let wall = wall.elapsed().as_secs_f64();
+            let cpu = cpu
+                .zip(thread_cpu_time())
+                .map(|(a, b)| format!("{:.0}", CPU_FRAMES as f64 / (b - a).as_secs_f64()))
+                .unwrap_or_else(|| "?".into());
+            eprintln!(
+                "lanes {lanes}: outputs only, {CPU_FRAMES} frames: {:.0} frames/s wall, {cpu} \
+                 frames/s CPU time (load average {})",
+                CPU_FRAMES as f64 / wall,
+                load_average()
+            );
+            black_box(n);
+        }
         group.bench_function(format!("lanes{lanes}/outputs_only"), |b| {
             b.iter(|| {
                 let mut driver = rtl.driver(Stalls::none(1), false).unwrap();

@@ -25,6 +25,8 @@ pub struct Driver<'r> {
     tap_beats: Vec<u64>,
     /// The (frame, beat) on the input ports: a beat held through stalls is packed once.
     driven: Option<(u64, usize)>,
+    /// The (in_valid, out_ready) levels on the ports: unchanged levels are not driven again.
+    handshake: Option<(bool, bool)>,
 }
 
 /// Packs `codes` of `width` bits each, element j at bits [j·width, (j+1)·width), into `words`.
@@ -106,6 +108,7 @@ impl<'r> Driver<'r> {
             x_words,
             bits_words,
             driven: None,
+            handshake: None,
         })
     }
 
@@ -192,8 +195,9 @@ impl<'r> Driver<'r> {
         let start_emitted = self.emitted;
         // Frames in flight: codes, beat-0 acceptance cycle.
         let mut in_flight: VecDeque<(FrameCodes, u64)> = VecDeque::new();
-        // The frame being fed and its next beat.
-        let mut feeding: Option<(FrameCodes, usize)> = None;
+        // The frame being fed, its next beat and its beat-0 acceptance cycle (it moves to
+        // `in_flight` with its last beat).
+        let mut feeding: Option<(FrameCodes, usize, u64)> = None;
         let mut exhausted = false;
         let mut tap_queues: Vec<VecDeque<StageTap>> = vec![VecDeque::new(); layers];
         let mut valid_since: Option<u64> = None;
@@ -207,7 +211,7 @@ impl<'r> Driver<'r> {
                     Some(f) => {
                         self.check_frame(&f)?;
                         self.fed += 1;
-                        feeding = Some((f, 0));
+                        feeding = Some((f, 0, 0));
                     }
                     None => exhausted = true,
                 }
@@ -217,25 +221,26 @@ impl<'r> Driver<'r> {
             }
             let stalled = self.stalls.input > 0.0 && self.rng.random_bool(self.stalls.input);
             let in_valid = feeding.is_some() && !stalled;
-            if in_valid && let Some((f, beat)) = feeding.take() {
-                self.drive(&f, beat)?;
-                feeding = Some((f, beat));
+            if in_valid && let Some((f, beat, _)) = &feeding {
+                self.drive(f, *beat)?;
             }
             let out_ready = !(self.stalls.output > 0.0 && self.rng.random_bool(self.stalls.output));
-            self.model.set(self.ports.in_valid, u64::from(in_valid))?;
-            self.model.set(self.ports.out_ready, u64::from(out_ready))?;
+            if self.handshake != Some((in_valid, out_ready)) {
+                self.model.set(self.ports.in_valid, u64::from(in_valid))?;
+                self.model.set(self.ports.out_ready, u64::from(out_ready))?;
+                self.handshake = Some((in_valid, out_ready));
+            }
             self.model.eval();
             let mut moved = false;
             // The input stream.
             if in_valid && self.model.get(self.ports.in_ready)? == 1 {
                 moved = true;
-                if let Some((f, beat)) = feeding.take() {
-                    if beat == 0 {
-                        in_flight.push_back((f.clone(), self.cycle));
-                    }
+                if let Some((f, beat, first)) = feeding.take() {
+                    let first = if beat == 0 { self.cycle } else { first };
                     if beat + 1 < io.m {
-                        feeding = Some((f, beat + 1));
+                        feeding = Some((f, beat + 1, first));
                     } else {
+                        in_flight.push_back((f, first));
                         accepted += 1;
                     }
                 }
