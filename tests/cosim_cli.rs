@@ -159,32 +159,13 @@ fn cosim_usage_errors_name_the_flag() {
         .assert()
         .code(2)
         .stderr(predicate::str::contains("--lanes"));
-    kaq(d)
-        .args([
-            "cosim",
-            "--ir",
-            "ir.json",
-            "--frames",
-            "10",
-            "--stall-prob",
-            "1",
-        ])
-        .assert()
-        .code(2)
-        .stderr(predicate::str::contains("--stall-prob"));
-    kaq(d)
-        .args([
-            "cosim",
-            "--ir",
-            "ir.json",
-            "--frames",
-            "10",
-            "--update-pipeline",
-            "3",
-        ])
-        .assert()
-        .code(2)
-        .stderr(predicate::str::contains("--update-pipeline"));
+    for (flag, value) in [("--stall-prob", "1"), ("--update-pipeline", "3")] {
+        kaq(d)
+            .args(["cosim", "--ir", "ir.json", "--frames", "10", flag, value])
+            .assert()
+            .code(2)
+            .stderr(predicate::str::contains(flag));
+    }
     kaq(d)
         .args(["cosim", "--ir", "ir.json", "--frames", "0"])
         .assert()
