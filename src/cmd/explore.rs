@@ -723,11 +723,8 @@ fn evaluate_cg(
     }
     let mut opts = CgQuantOptions::new(bits[0]);
     // The inner G widths: one for every layer, or one per layer (`cg_grids`).
-    opts.g_inner = match &bits[3..] {
-        [] => Vec::new(),
-        [w] => vec![*w; teacher.config().layers],
-        ws => ws.to_vec(),
-    };
+    opts.g_inner = CgQuantOptions::g_inner_per_layer(&bits[3..], teacher.config().layers)
+        .expect("cg_grids gives no, one or one per layer inner G coordinates");
     opts.widths.extend([
         (CgTensor::P, bits[1]),
         (CgTensor::D, bits[2]),

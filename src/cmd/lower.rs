@@ -187,20 +187,16 @@ fn lower_gram(args: &LowerArgs, bits: u32, overwrite: Overwrite) -> anyhow::Resu
     }
     opts.widths.extend(args.cg_width.iter().copied());
     let layers = net.config().layers;
-    opts.g_inner = match args.g_inner_bits.as_slice() {
-        [] => Vec::new(),
-        [w] => vec![*w; layers],
-        ws if ws.len() == layers => ws.to_vec(),
-        ws => {
-            return Err(super::args::usage_error(
+    opts.g_inner =
+        CgQuantOptions::g_inner_per_layer(&args.g_inner_bits, layers).ok_or_else(|| {
+            super::args::usage_error(
                 "--g-inner-bits",
                 format!(
                     "{} widths for {layers} layers (one for every layer, or one per layer)",
-                    ws.len()
+                    args.g_inner_bits.len()
                 ),
-            ));
-        }
-    };
+            )
+        })?;
     let ir = lower_cg(&net, &opts).with_context(|| format!("--model {}", args.model.display()))?;
     write_atomic(&args.out, ir.to_json().as_bytes(), overwrite)
         .with_context(|| format!("cannot write the IR to {}", args.out.display()))?;

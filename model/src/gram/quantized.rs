@@ -223,6 +223,17 @@ impl CgQuantOptions {
         }
     }
 
+    /// The per-layer [`CgQuantOptions::g_inner`] of `widths` given for a `layers`-layer net:
+    /// none, one for every layer, or one per layer; `None` for any other count.
+    pub fn g_inner_per_layer(widths: &[u32], layers: usize) -> Option<Vec<u32>> {
+        match widths {
+            [] => Some(Vec::new()),
+            [w] => Some(vec![*w; layers]),
+            ws if ws.len() == layers => Some(ws.to_vec()),
+            _ => None,
+        }
+    }
+
     /// The width of class `t`.
     pub fn width(&self, t: CgTensor) -> u32 {
         if let Some(&(_, w)) = self.widths.iter().rev().find(|(c, _)| *c == t) {
