@@ -14,7 +14,9 @@
 use serde::{Deserialize, Serialize};
 
 use crate::document::{IR_FORMAT, IrError, MAX_DIM};
-use crate::fixed::{Divide, OverflowMode, QFormat, RoundingMode, max_code};
+use crate::fixed::{
+    Divide, OverflowMode, QFormat, RoundingMode, max_code, round_shift, saturate_symmetric,
+};
 use crate::modulation::Modulation;
 use crate::vocab::SnrBins;
 
@@ -234,8 +236,7 @@ pub fn narrow_g(c: i64, shift: u32, width: u32) -> i64 {
     if shift == 0 {
         return c;
     }
-    let m = max_code(width);
-    ((c + (1i64 << (shift - 1))) >> shift).clamp(-m, m)
+    saturate_symmetric(round_shift(c, shift, RoundingMode::HalfUp), width)
 }
 
 /// The Gauss-QAM denoiser as a bucketed table: bucket j = #{i : τ² ≥ thresholds[i]},
