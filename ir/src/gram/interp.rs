@@ -728,17 +728,9 @@ impl GramInterpreter {
                 "frame batch or decision buffer of the wrong length".into(),
             ));
         }
-        // A new block: σ² differs, or H̃ differs in any bit (compared without an early exit,
-        // which vectorizes; a split between frames with equal codes changes no output).
-        let starts = |b: usize| {
-            b == 0
-                || frames.noise_var[b] != frames.noise_var[b - 1]
-                || frames.h[b * m * n..(b + 1) * m * n]
-                    .iter()
-                    .zip(&frames.h[(b - 1) * m * n..b * m * n])
-                    .fold(0u64, |acc, (a, c)| acc | (a.to_bits() ^ c.to_bits()))
-                    != 0
-        };
+        // A new block: σ² differs, or H̃ differs in any bit (a split between frames with equal
+        // codes changes no output).
+        let starts = |b: usize| frames.starts_block(b);
         // Chunks of whole blocks, at least 32 frames each.
         let mut cuts = vec![0];
         for b in 1..f {

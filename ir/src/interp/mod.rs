@@ -46,6 +46,21 @@ pub struct Received<'a> {
     pub noise_var: &'a [f64],
 }
 
+impl Received<'_> {
+    /// Whether frame `f` opens a new channel block: the first frame, or σ² or any bit of H̃
+    /// differs from frame `f − 1`'s (compared without an early exit, which vectorizes).
+    pub fn starts_block(&self, f: usize) -> bool {
+        let mn = self.m * self.n;
+        f == 0
+            || self.noise_var[f] != self.noise_var[f - 1]
+            || self.h[f * mn..(f + 1) * mn]
+                .iter()
+                .zip(&self.h[(f - 1) * mn..f * mn])
+                .fold(0u64, |acc, (a, c)| acc | (a.to_bits() ^ c.to_bits()))
+                != 0
+    }
+}
+
 /// Frames per parallel task in [`Interpreter::detect_received`].
 const TASK_FRAMES: usize = 64;
 

@@ -36,19 +36,13 @@ impl GramRtlDetector {
         let ir = golden.ir();
         let (m, n) = (batch.m, batch.n);
         let max_t = (1usize << T_WIDTH) - 1;
-        let h_of = |f: usize| &batch.h[f * m * n..(f + 1) * m * n];
+        let received = batch.received();
         let mut blocks: Vec<GramBlock> = Vec::new();
         for f in 0..batch.frames {
-            let starts = f == 0
-                || batch.noise_var[f] != batch.noise_var[f - 1]
-                || h_of(f)
-                    .iter()
-                    .zip(h_of(f - 1))
-                    .any(|(a, b)| a.to_bits() != b.to_bits())
-                || blocks.last().is_some_and(|b| b.ys.len() / m == max_t);
-            if starts {
+            let full = blocks.last().is_some_and(|b| b.ys.len() / m == max_t);
+            if received.starts_block(f) || full {
                 blocks.push(GramBlock {
-                    h: h_of(f)
+                    h: batch.h[f * m * n..(f + 1) * m * n]
                         .iter()
                         .map(|&v| golden.quantize_h(v as f32))
                         .collect(),
