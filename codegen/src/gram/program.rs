@@ -746,25 +746,24 @@ impl Program {
             if ins.op != Op::Mac || ins.rep == 1 {
                 continue;
             }
-            let reps = 0..ins.rep as usize;
-            let ab = map.bank(ins.a);
-            assert!(ab <= 2, "a repeated MAC reads a from bank H, G or V");
-            assert!(
-                reps.clone()
-                    .all(|k| map.bank(ins.a + k * ins.sa as usize) == ab)
-            );
+            // Every repetition of operand `what` (from `start`, `stride` apart) in one of the
+            // banks H, G, V.
+            let one_bank = |what: &str, start: usize, stride: u32| {
+                let bank = map.bank(start);
+                assert!(bank <= 2, "a repeated MAC reads {what} from bank H, G or V");
+                assert!(
+                    (0..ins.rep as usize).all(|k| map.bank(start + k * stride as usize) == bank),
+                    "a repeated MAC's {what} stays in one bank"
+                );
+            };
+            one_bank("a", ins.a, ins.sa);
             if ins.b_const {
                 assert!(
                     ins.sb == 0 && !ins.b_bin,
                     "a repeated constant is one constant"
                 );
             } else {
-                let bb = map.bank(ins.b);
-                assert!(bb <= 2, "a repeated MAC reads b from bank H, G or V");
-                assert!(
-                    reps.clone()
-                        .all(|k| map.bank(ins.b + k * ins.sb as usize) == bb)
-                );
+                one_bank("b", ins.b, ins.sb);
             }
         }
         self
