@@ -15,13 +15,13 @@
 // cycle c, reading its own copy of banks H, G and V, which every write updates alike; the
 // lanes' products are summed into the one accumulator, exact since no partial sum wraps); a division (kaq_divide_seq, n = 1) holds the
 // execute stage 2 + 2 + SHIFT cycles; the program ends one cycle after its last issue. A
-// block beat's H̃ is written into bank H straight from blk_h, one code a cycle while blk_valid
-// is high (M·N cycles; blk_ready rises with the last code, so the sender holds the beat, as
-// valid/ready requires, and no copy of H̃ is latched); a vector's ỹ is latched and written
-// into bank V one code a cycle (M cycles); then the program runs.
+// block's H̃ streams in as M·N beats of one code each, row-major, written into bank H as they
+// are taken (one a cycle while blk_valid is high; no copy of H̃ is latched); T and the SNR bin
+// are taken with the last code; a vector's ỹ is latched and written into bank V one code a
+// cycle (M cycles); then the program runs.
 //
-// Ports: a block beat (blk_valid/blk_ready: H̃ row-major, blk_h[(r*N+j)*HW +: HW]; T; SNR
-// bin), then T vector beats (y_valid/y_ready: ỹ, y_data[r*YW +: YW]), each answered by one
+// Ports: a block's M·N code beats (blk_valid/blk_ready: blk_h = H̃ entry (r, j) at beat
+// r*N + j; blk_t = T and blk_bin = SNR bin, read with the last), then T vector beats (y_valid/y_ready: ỹ, y_data[r*YW +: YW]), each answered by one
 // output beat (out_valid/out_ready: x, out_x[i*SW +: SW]; out_last on the block's last
 // vector). Every handshake transfers on a rising edge with valid && ready; a valid output is
 // held until taken. T = 0 runs the block program and returns to idle.
@@ -86,7 +86,7 @@ module kaq_gram_core #(
     input  wire                  rst,
     input  wire                  blk_valid,
     output wire                  blk_ready,
-    input  wire [M*N*HW-1:0]     blk_h,
+    input  wire [HW-1:0]         blk_h,
     input  wire [TW-1:0]         blk_t,
     input  wire [BINW-1:0]       blk_bin,
     input  wire                  y_valid,
@@ -147,8 +147,8 @@ module kaq_gram_core #(
     wire [AW-1:0] sa = ins[27 + 2*AW + BW + RPW +: AW];
     wire [BW-1:0] sb = ins[27 + 3*AW + BW + RPW +: BW];
 
-    // A block beat is taken on the cycle its last code is written (see S_LOAD_H).
-    assign blk_ready = (state == S_LOAD_H) && (ld == LD_H_END);
+    // Every code beat is taken in S_LOAD_H, the cycle it is written (see S_LOAD_H).
+    assign blk_ready = (state == S_LOAD_H);
     // Idle: waiting for a block beat (the previous block finished).
     assign idle = (state == S_IDLE);
     assign y_ready = (state == S_WAIT_Y);
@@ -323,7 +323,7 @@ module kaq_gram_core #(
     /* verilator lint_on UNUSEDSIGNAL */
 
     // Bank write ports.
-    // H̃ is written into bank H straight from the port, one code a cycle while blk_valid.
+    // H̃ is written into bank H straight from the port, one code beat a cycle while blk_valid.
     wire we_h = (state == S_LOAD_H) && blk_valid;
     wire we_g = x_we && (x_wbank == B_G);
     wire [GAW-1:0] wa_g = x_wg[GAW-1:0];
@@ -336,7 +336,7 @@ module kaq_gram_core #(
     wire [LDW-1:0] ld_u = ld;
     /* verilator lint_on UNUSEDSIGNAL */
     wire [HAW-1:0] ld_h = ld_u[HAW-1:0];
-    wire [HW-1:0] h_in = blk_h[ld_h * HW +: HW];
+    wire [HW-1:0] h_in = blk_h;
     wire [HAW-1:0] ra_h_a = a_cur[HAW-1:0];
     wire [HAW-1:0] ra_h_b = b_reg[HAW-1:0];
     wire [GAW-1:0] ra_g_a = a_g[GAW-1:0];

@@ -42,10 +42,10 @@ pub fn readme(ir: &GramIr, prog: &Program, top: &str) -> String {
          beat transfers on a rising edge with valid and ready both high; the design holds a\n\
          valid output until it is taken, and back-pressure on any port stalls only that port.\n\n\
          | port | dir | width | meaning |\n|---|---|---|---|\n\
-         | `blk_valid` / `blk_ready` | in / out | 1 | one beat per channel block |\n\
-         | `blk_h` | in | {} | H̃ row-major: entry (r, j) at bits `[(r·{n}+j)·{hw} +: {hw}]`, {hw}-bit codes |\n\
-         | `blk_t` | in | {T_WIDTH} | T, the vectors of the block (0: the block stage only) |\n\
-         | `blk_bin` | in | {} | the block's SNR bin (0..{}) |\n\
+         | `blk_valid` / `blk_ready` | in / out | 1 | {} beats per channel block, one H̃ code each |\n\
+         | `blk_h` | in | {hw} | H̃ row-major: entry (r, j) in beat r·{n} + j, a {hw}-bit code |\n\
+         | `blk_t` | in | {T_WIDTH} | T, the vectors of the block (0: the block stage only), read with the last beat |\n\
+         | `blk_bin` | in | {} | the block's SNR bin (0..{}), read with the last beat |\n\
          | `y_valid` / `y_ready` | in / out | 1 | one beat per received vector |\n\
          | `y_data` | in | {} | ỹ: entry r at bits `[r·{yw} +: {yw}]` |\n\
          | `out_valid` / `out_ready` | out / in | 1 | one beat per vector, in order |\n\
@@ -54,11 +54,11 @@ pub fn readme(ir: &GramIr, prog: &Program, top: &str) -> String {
          | `out_last` | out | 1 | the block's last vector |\n\
          | `idle` | out | 1 | waiting for a block beat (the previous block finished) |\n\n\
          Codes are two's complement at the IR's formats (`inputs.h`, `inputs.y`, `state`). A\n\
-         block beat starts loading only when the previous block's T outputs have all been\n\
-         taken, and is taken {} cycles later (hold `blk_h`, `blk_t`, `blk_bin` until then);\n\
-         a vector beat only while the design waits for one (after its block stage, between\n\
-         outputs). T = 1 is a per-vector channel.\n",
-        m * n * prog.h_width as usize,
+         block's code beats are taken only when the previous block's T outputs have all been\n\
+         taken (one idle cycle after a valid first beat, then one beat a cycle while\n\
+         `blk_valid` is high, {} in all); a vector beat only while the design waits for one\n\
+         (after its block stage, between outputs). T = 1 is a per-vector channel.\n",
+        m * n,
         w.binw,
         prog.bins - 1,
         m * prog.y_width as usize,
@@ -78,9 +78,9 @@ pub fn readme(ir: &GramIr, prog: &Program, top: &str) -> String {
          takes ⌈k / {}⌉ cycles (the lanes' products summed into one accumulator); a division\n\
          takes 4 + its shift cycles (1/tr G: shift {}, D: shift {}); a program ends one cycle\n\
          after its last issue.\n\n\
-         - H̃: {} cycles writing it into bank H straight from `blk_h`, one code a cycle while\n  \
-         `blk_valid` is high; the beat is accepted with the last code.\n\
-         - Block stage: **{pb} cycles** from the accepting edge of the block beat to `y_ready`\n  \
+         - H̃: {} beats written into bank H straight from `blk_h`, one code a cycle while\n  \
+         `blk_valid` is high; the block is taken with its last code.\n\
+         - Block stage: **{pb} cycles** from the accepting edge of the block's last beat to `y_ready`\n  \
          ({mb} multiply-accumulates: G's upper triangle {} × {m},\n  \
          its copy {}, the trace {n}; {} divisions; 1 drain).\n\
          - Vector: **{pv} cycles** from the accepting edge of a vector beat to `out_valid`\n  \

@@ -128,7 +128,7 @@ pub fn top(p: &Program, top: &str) -> String {
          input  wire [{}:0] y_data,\n    output wire out_valid,\n    input  wire out_ready,\n    \
          output wire [{}:0] out_x,\n    output wire [{}:0] out_level,\n    \
          output wire out_last,\n    output wire idle\n);",
-        m * n * hw as usize - 1,
+        hw as usize - 1,
         T_WIDTH - 1,
         w.binw - 1,
         m * yw as usize - 1,

@@ -143,7 +143,7 @@ impl GramRtl {
             Port::input("rst", 1),
             Port::input("blk_valid", 1),
             Port::output("blk_ready", 1),
-            Port::input("blk_h", m * n * prog.h_width),
+            Port::input("blk_h", prog.h_width),
             Port::input("blk_t", T_WIDTH),
             Port::input("blk_bin", widths.binw),
             Port::input("y_valid", 1),
@@ -217,13 +217,6 @@ impl GramRtl {
                 ys.push_back(pack(y, self.prog.y_width));
             }
         }
-        // Every block's H̃ beat, packed once: a block is offered (and its beat rewritten) only
-        // when it is not on the port already, so a wide port is not repacked every cycle the
-        // engine keeps it waiting.
-        let hs: Vec<Vec<u32>> = blocks
-            .iter()
-            .map(|b| pack(&b.h, self.prog.h_width))
-            .collect();
         let total = want.len();
         let mut model = Model::new(&self.built, stalls.seed)?;
         let port = |name: &str| model.port(name);
@@ -253,8 +246,11 @@ impl GramRtl {
             ..GramReport::default()
         };
         let (sw, lw) = (self.prog.state_width, self.widths.lw);
-        // The block and the vector (counted from the first) whose codes are on the data ports.
-        let mut h_on_port: Option<usize> = None;
+        // The block's code beat and the vector (counted from the first) on the data ports: a
+        // port is written only when another beat goes on it, not every cycle a beat waits.
+        let mut h_on_port: Option<(usize, usize)> = None;
+        // The next H̃ code of the block being sent (its beats are its M·N codes, row-major).
+        let mut blk_code = 0usize;
         let mut y_on_port: Option<usize> = None;
         let mut y_sent = 0usize;
         let mut next_block = 0;
@@ -267,12 +263,14 @@ impl GramRtl {
         loop {
             // Drive this cycle's inputs.
             let blk_v = next_block < blocks.len() && !rng.random_bool(stalls.block);
-            if blk_v && h_on_port != Some(next_block) {
+            if blk_v && h_on_port != Some((next_block, blk_code)) {
                 let b = &blocks[next_block];
-                model.set_wide(ids.blk_h, &hs[next_block])?;
-                model.set(ids.blk_t, (b.ys.len() / m) as u64)?;
-                model.set(ids.blk_bin, b.bin as u64)?;
-                h_on_port = Some(next_block);
+                model.set_signed(ids.blk_h, b.h[blk_code])?;
+                if blk_code == 0 {
+                    model.set(ids.blk_t, (b.ys.len() / m) as u64)?;
+                    model.set(ids.blk_bin, b.bin as u64)?;
+                }
+                h_on_port = Some((next_block, blk_code));
             }
             model.set(ids.blk_valid, u64::from(blk_v))?;
             let y_v = !ys.is_empty() && !rng.random_bool(stalls.vector);
@@ -316,10 +314,15 @@ impl GramRtl {
                 seen += 1;
             }
             if blk_fire {
-                let t = blocks[next_block].ys.len() / m;
-                next_block += 1;
-                if t > 0 {
-                    block_at = Some(cycle);
+                blk_code += 1;
+                if blk_code == blocks[next_block].h.len() {
+                    // The block is taken with its last code.
+                    let t = blocks[next_block].ys.len() / m;
+                    blk_code = 0;
+                    next_block += 1;
+                    if t > 0 {
+                        block_at = Some(cycle);
+                    }
                 }
             }
             if y_fire {
