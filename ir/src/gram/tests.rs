@@ -527,6 +527,22 @@ proptest! {
     }
 }
 
+/// The random documents of the reference tests run both lane types of the interpreter: i32
+/// (the formats keep every per-vector sum below 2^31) and i64.
+#[test]
+fn random_documents_cover_both_lane_types() {
+    let mut rng = Rng(0x5eed_1616);
+    let lanes: Vec<bool> = (0..64)
+        .map(|_| GramInterpreter::new(draw_ir(&mut rng)).unwrap().lanes32())
+        .collect();
+    let narrow = lanes.iter().filter(|&&l| l).count();
+    assert!(
+        narrow > 0 && narrow < lanes.len(),
+        "{narrow} of {} in i32",
+        lanes.len()
+    );
+}
+
 /// The worked example of docs/ir.md §10.7: QPSK, 1 × 1 antenna (M = N = 2), two layers of
 /// two inner steps, two SNR bins, a two-bucket table.
 pub(super) fn example_ir() -> GramIr {
