@@ -108,6 +108,8 @@ struct Work<L> {
     tmp: Vec<L>,
     r: Vec<L>,
     v16: Vec<i16>,
+    /// The indices of the changed x_j.
+    cols: Vec<usize>,
 }
 
 impl<L: Lane> Work<L> {
@@ -133,6 +135,7 @@ impl<L: Lane> Work<L> {
             tmp: v(),
             r: v(),
             v16: vec![0; m.max(n)],
+            cols: vec![0; n],
         }
     }
 }
@@ -193,6 +196,10 @@ impl Lane for i32 {
     }
 }
 
+/// G·x follows x by column updates while at most N / `GX_COLUMNS` of its entries change in a
+/// layer, else it is recomputed (a column update costs about an eighth of the product).
+const GX_COLUMNS: usize = 8;
+
 /// Whether every sum of `len` products of codes bounded by `a` and `b` (each at most
 /// 2^15 in magnitude, so they are i16 values) stays below 2^31: then the products and every
 /// partial sum are exact in i32, in any order, and the 16-bit kernel computes the i64 sum.
@@ -209,26 +216,31 @@ fn matvec<V: Lane, O: Lane>(a: &[i64], v: &[V], out: &mut [O]) {
     }
 }
 
-/// Σ a_j·b_j of 16-bit codes in i32 (exact when [`narrow`] holds). Blocks of 16 fixed-size
-/// products, summed per block, compile to full-width multiply-add instructions.
+/// Σ a_j·b_j of 16-bit codes in i32 (exact when [`narrow`] holds). Blocks of 32 and then 16
+/// fixed-size products, each block summed as one reduction, compile to full-width multiply-add
+/// instructions with one horizontal sum per block (a 32-code row of a 16 × 16 net is one block).
 #[inline]
 fn dot16(a: &[i16], b: &[i16]) -> i32 {
-    let (ac, bc) = (a.chunks_exact(16), b.chunks_exact(16));
-    let mut acc: i32 = ac
-        .remainder()
-        .iter()
-        .zip(bc.remainder())
-        .map(|(&x, &y)| i32::from(x) * i32::from(y))
-        .sum();
-    for (x, y) in ac.zip(bc) {
-        let (x, y): (&[i16; 16], &[i16; 16]) = (x.try_into().unwrap(), y.try_into().unwrap());
+    #[inline(always)]
+    fn block<const K: usize>(x: &[i16], y: &[i16]) -> i32 {
+        let (x, y): (&[i16; K], &[i16; K]) = (x.try_into().unwrap(), y.try_into().unwrap());
         let mut s = 0i32;
-        for k in 0..16 {
+        for k in 0..K {
             s += i32::from(x[k]) * i32::from(y[k]);
         }
-        acc += s;
+        s
     }
-    acc
+    let (a32, b32) = (a.chunks_exact(32), b.chunks_exact(32));
+    let (ar, br) = (a32.remainder(), b32.remainder());
+    let mut acc: i32 = a32.zip(b32).map(|(x, y)| block::<32>(x, y)).sum();
+    let (a16, b16) = (ar.chunks_exact(16), br.chunks_exact(16));
+    acc += a16
+        .remainder()
+        .iter()
+        .zip(b16.remainder())
+        .map(|(&x, &y)| i32::from(x) * i32::from(y))
+        .sum::<i32>();
+    acc + a16.zip(b16).map(|(x, y)| block::<16>(x, y)).sum::<i32>()
 }
 
 /// [`matvec`] of 16-bit codes with i32 sums (exact when [`narrow`] holds, which the caller
@@ -841,27 +853,31 @@ impl GramInterpreter {
             // #{j : τ² ≥ thresholds[j]} of the ascending thresholds.
             let bucket = thresholds.partition_point(|&t| t <= tau2);
             let row = &ir.denoiser.table[bucket];
-            // The new x; G·x follows it column by column (G is symmetric: column j is row j)
-            // while few entries change, else it is recomputed at the next layer.
-            let mut changed = 0;
-            for j in 0..n {
-                let new = L::of(row[(w.r[j].wide() + half) as usize]);
-                let old = w.x[j];
-                if new != old {
-                    w.x[j] = new;
-                    if k < last && gx_valid {
-                        changed += 1;
-                        if changed * 4 > n {
-                            gx_valid = false;
-                        } else {
-                            let dj = new - old;
-                            for (g, &c) in w.gx.iter_mut().zip(&w.gl[j * n..(j + 1) * n]) {
-                                *g += c * dj;
-                            }
+            // The new x (table lookups into tmp), then G·x follows it column by column (G is
+            // symmetric: column j is row j) while few entries change, else it is recomputed at
+            // the next layer.
+            for (t, &r) in w.tmp.iter_mut().zip(&w.r) {
+                *t = L::of(row[(r.wide() + half) as usize]);
+            }
+            if k < last && gx_valid {
+                // The changed columns, compacted without a branch per entry.
+                let mut changed = 0;
+                for (j, (&new, &old)) in w.tmp.iter().zip(&w.x).enumerate() {
+                    w.cols[changed] = j;
+                    changed += usize::from(new != old);
+                }
+                if changed * GX_COLUMNS > n {
+                    gx_valid = false;
+                } else {
+                    for &j in &w.cols[..changed] {
+                        let dj = w.tmp[j] - w.x[j];
+                        for (g, &c) in w.gx.iter_mut().zip(&w.gl[j * n..(j + 1) * n]) {
+                            *g += c * dj;
                         }
                     }
                 }
             }
+            w.x.copy_from_slice(&w.tmp);
             if let Some(t) = taps.as_deref_mut() {
                 t.layers.push(LayerTaps {
                     e: wide(&w.e),
