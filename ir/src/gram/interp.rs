@@ -243,6 +243,17 @@ fn dot16(a: &[i16], b: &[i16]) -> i32 {
     acc + a16.zip(b16).map(|(x, y)| block::<16>(x, y)).sum::<i32>()
 }
 
+/// Σ a_j·b_j of two 32-code rows (the rows of a 16 × 16 net's G and H̃ᵀ): four multiply-adds
+/// and one horizontal sum. Not inlined: inside the row loop the vectorizer mixes rows.
+#[inline(never)]
+fn dot32(x: &[i16; 32], y: &[i16; 32]) -> i32 {
+    let mut s = 0i32;
+    for k in 0..32 {
+        s += i32::from(x[k]) * i32::from(y[k]);
+    }
+    s
+}
+
 /// [`matvec`] of 16-bit codes with i32 sums (exact when [`narrow`] holds, which the caller
 /// checked once per IR); `v16` is scratch for the operand.
 #[inline]
@@ -252,8 +263,14 @@ fn matvec16<V: Lane, O: Lane>(a: &[i16], v: &[V], v16: &mut [i16], out: &mut [O]
     for (s, &c) in v16.iter_mut().zip(v) {
         *s = c.wide() as i16;
     }
-    for (o, row) in out.iter_mut().zip(a.chunks_exact(len)) {
-        *o = O::of32(dot16(row, v16));
+    if let Ok(v32) = <&[i16; 32]>::try_from(&*v16) {
+        for (o, row) in out.iter_mut().zip(a.chunks_exact(32)) {
+            *o = O::of32(dot32(row.try_into().unwrap(), v32));
+        }
+    } else {
+        for (o, row) in out.iter_mut().zip(a.chunks_exact(len)) {
+            *o = O::of32(dot16(row, v16));
+        }
     }
 }
 
