@@ -473,10 +473,10 @@ proptest! {
     }
 
     /// The same at N = 32 (a 16 × 16 complex net), where the products run on the 32-code
-    /// row kernel.
+    /// row kernel, and at N = 15 (BPSK, M = 30 or 32: an odd number of 32-code rows of H̃ᵀ).
     #[test]
     fn block_codes_equal_the_reference_at_n32(seed in any::<u64>()) {
-        block_codes_case(seed, Some(32))?;
+        block_codes_case(seed, Some(if seed % 4 == 0 { 15 } else { 32 }))?;
     }
 
     /// `detect_received` on a batch of blocks of random lengths (frames with equal H̃ and σ²
