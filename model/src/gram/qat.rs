@@ -510,18 +510,22 @@ pub fn train_kaq(
 /// What [`kaq_cg`] ran.
 #[derive(Debug, Clone)]
 pub struct KaqCgRun {
-    /// The fine-tuned net at the refined formats (its [`QatCg::lower`] is the student's IR).
+    /// The student: the fine-tuned net lowered at its formats, those refined once more.
+    pub ir: GramIr,
+    /// The fine-tuned net at the formats of the refined PTQ document.
     pub qat: QatCg,
     /// The fine-tuning's epochs.
     pub history: Vec<EpochRecord>,
-    /// The moves the format refinement kept on the PTQ document (empty without refinement).
-    pub moves: Vec<FormatMove>,
+    /// The moves the format refinement kept on the PTQ document, then on the fine-tuned one
+    /// (both empty without refinement).
+    pub moves: [Vec<FormatMove>; 2],
 }
 
 /// KAQ of the cg net `teacher` at `opts`: the PTQ lowering with per-SNR-bin steps of e, ρ, p,
 /// d (`bin_adaptive` is set here), its formats refined on the golden model
-/// ([`refine_formats`], skipped with `refine` = `None`), then the fine-tuning at those
-/// formats on `config`'s data with KAQ's loss ([`train_kaq`]; ε = 0: MSE only).
+/// ([`refine_formats`]), the fine-tuning at those formats on `config`'s data with KAQ's loss
+/// ([`train_kaq`]; ε = 0: MSE only), and the lowered net's formats refined again (the
+/// constants stay those of the fine-tuned net). `refine` = `None` skips both refinements.
 pub fn kaq_cg(
     teacher: &GramNet,
     opts: &CgQuantOptions,
@@ -533,15 +537,25 @@ pub fn kaq_cg(
     let mut opts = opts.clone();
     opts.bin_adaptive = true;
     let mut fq = quantize_cg(teacher, &opts)?;
-    let mut moves = Vec::new();
+    let frames = match refine {
+        Some(r) => r.frames(teacher.link())?,
+        None => Vec::new(),
+    };
+    let mut moves = [Vec::new(), Vec::new()];
     if let Some(r) = refine {
-        let frames = r.frames(teacher.link())?;
         let (ir, kept) = refine_formats(teacher, fq.ir(), &frames, r)?;
         fq = FakeQuantCg::new(teacher.clone(), ir, opts);
-        moves = kept;
+        moves[0] = kept;
     }
     let (qat, history) = train_kaq(&fq, config, kaq, progress)?;
+    let mut ir = qat.lower()?;
+    if let Some(r) = refine {
+        let (out, kept) = refine_formats(qat.net(), &ir, &frames, r)?;
+        ir = out;
+        moves[1] = kept;
+    }
     Ok(KaqCgRun {
+        ir,
         qat,
         history,
         moves,
