@@ -238,3 +238,45 @@ fn trained_qat_net_lowers_and_agrees_with_its_golden_model() {
     let codes = fq2.forward_codes(&test);
     assert!(out.iter().zip(&codes).all(|(&o, &c)| o == c as f32 * step));
 }
+
+#[test]
+fn kaq_cg_refines_before_and_after_the_fine_tuning() {
+    use super::qat::kaq_cg;
+    use super::refine::{RefineOptions, golden_errors};
+    use super::train::GramTrainConfig;
+    let net = small_net(21);
+    let mut opts = CgQuantOptions::new(6);
+    opts.calib_frames = 300;
+    let mut config = GramTrainConfig::new(net.link().clone(), net.config().clone());
+    config.samples = 256;
+    config.val_samples = 64;
+    config.epochs = 1;
+    config.lr = 1e-3;
+    config.val_ber_frames = 64;
+    let refine = RefineOptions {
+        frames: 300,
+        snr_db: vec![14.0, 20.0],
+        ..RefineOptions::default()
+    };
+    let kaq = KaqConfig {
+        epsilon: 10.0,
+        kernel: KernelMode::Median,
+    };
+    let run = kaq_cg(&net, &opts, &config, &kaq, Some(&refine), &mut |_| {}).unwrap();
+    assert_eq!(run.ir.version, kaq_ir::gram::GRAM_IR_VERSION_BIN_SHIFT);
+    assert_eq!(run.history.len(), 1);
+    // The student is the fine-tuned net's lowering, refined: never more errors on the
+    // refinement frames, and exactly the last kept move's count when a move was kept.
+    let frames = refine.frames(net.link()).unwrap();
+    let (before, _) = golden_errors(&run.qat.lower().unwrap(), &frames).unwrap();
+    let (after, _) = golden_errors(&run.ir, &frames).unwrap();
+    assert!(after <= before, "{after} > {before}");
+    match run.moves[1].last() {
+        Some(m) => assert_eq!(m.bit_errors, after),
+        None => assert_eq!(run.ir, run.qat.lower().unwrap()),
+    }
+    // Without refinement: the fine-tuned net's lowering itself.
+    let plain = kaq_cg(&net, &opts, &config, &kaq, None, &mut |_| {}).unwrap();
+    assert!(plain.moves.iter().all(Vec::is_empty));
+    assert_eq!(plain.ir, plain.qat.lower().unwrap());
+}

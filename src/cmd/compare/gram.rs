@@ -353,9 +353,8 @@ pub(super) fn compare(
          {} frames; seed {}; SNR per receive antenna; 95 % Wilson intervals",
         ber.min_errors, ber.max_frames, ber.seed
     ));
-    let checks = vec![
-        "KAQ checks: not run (the cg form of KAQ has no learned steps to check)".to_string(),
-    ];
+    let checks =
+        vec!["KAQ checks: not run (the cg form of KAQ has no learned steps to check)".to_string()];
     let mut plots: String = bits.iter().map(|b| format!("ber-{b}bit.svg, ")).collect();
     plots += "accuracy.svg";
     let md = render(teacher.name(), &ber, setup, &names, &points, checks, plots);
