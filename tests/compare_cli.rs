@@ -408,7 +408,11 @@ fn compares_the_cg_family() {
 #[test]
 fn refuses_methods_and_families_without_quantized_forms() {
     let dir = tempfile::tempdir().unwrap();
-    let cases: [(&[&str], &str); 5] = [
+    let cases: [(&[&str], &str); 6] = [
+        (
+            &["--arch", "cg", "--methods", "kaq", "--kernel", "learnable"],
+            "invalid value for --kernel: learnable bandwidths are not implemented",
+        ),
         (
             &["--arch", "cg", "--methods", "fp32,kaq,lsq"],
             "invalid value for --methods: lsq is not available for the cg family",

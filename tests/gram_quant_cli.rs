@@ -124,6 +124,7 @@ fn cg_students_from_kaq_train() {
         (&["--quant", "kaq", "--bits", "6,6"][..], "--bits"),
         (&["--quant", "kaq", "--bits", "13"][..], "--bits"),
         (&["--quant", "kaq", "--e-bits", "8"][..], "--e-bits"),
+        (&["--quant", "kaq", "--kernel", "learnable"][..], "--kernel"),
     ] {
         kaq(d)
             .args(["train", "--teacher", "t.json"])

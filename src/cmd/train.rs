@@ -622,6 +622,12 @@ fn run_quant_gram(
             return Err(usage_error(flag, "does not apply to a cg teacher"));
         }
     }
+    if method == QuantMethod::Kaq && args.kernel == kaq_model::mmd::KernelMode::Learnable {
+        return Err(usage_error(
+            "--kernel",
+            "learnable bandwidths are not implemented for the cg family's KAQ (median or multi)",
+        ));
+    }
     let teacher = file.net;
     let config = GramTrainConfig {
         link: teacher.link().clone(),
@@ -642,7 +648,11 @@ fn run_quant_gram(
         .map_err(|e| train_config_error(e, "--snr"))?;
     check_outputs(&args.outputs(), args.force)?;
     let (ir, history) = in_pool(args.threads, || {
-        with_progress(|progress| cg_student(&teacher, method, bits, &config, progress))
+        let kaq = KaqConfig {
+            epsilon: args.epsilon,
+            kernel: args.kernel,
+        };
+        with_progress(|progress| cg_student(&teacher, method, bits, &config, &kaq, progress))
     })?;
     let c = teacher.config();
     let overwrite = if args.force {
@@ -683,27 +693,40 @@ fn run_quant_gram(
 
 /// The cg student of `teacher` at `bits` (`method` ptq, qat-mse or kaq): the PTQ lowering at
 /// the formats of docs/ir.md §10.6 (`CgQuantOptions::new`, what `kaq lower --ptq-bits`
-/// writes; for KAQ with per-SNR-bin steps of e, ρ, p, d, `bin_adaptive`, an IR version 3),
-/// then for QAT-MSE and KAQ the fine-tuning on `config`'s data at those formats, lowered again;
-/// named `cg-kK-lL-METHOD-Bb`. Shared by `kaq train --quant` and `kaq flow`.
+/// writes), then for QAT-MSE the fine-tuning on `config`'s data at those formats, lowered
+/// again; for KAQ `kaq_model::gram::qat::kaq_cg` (per-SNR-bin steps of e, ρ, p, d, an IR
+/// version 3, the formats refined on the golden model before and after the fine-tuning with
+/// the loss MSE + ε Σ MMD² of `kaq`); named `cg-kK-lL-METHOD-Bb`. Shared by
+/// `kaq train --quant` and `kaq flow`.
 pub(crate) fn cg_student(
     teacher: &kaq_model::gram::GramNet,
     method: QuantMethod,
     bits: u32,
     config: &GramTrainConfig,
+    kaq: &KaqConfig,
     progress: &mut dyn FnMut(Progress<'_>),
 ) -> Result<(kaq_ir::gram::GramIr, Vec<EpochRecord>), TrainError> {
-    use kaq_model::gram::qat::train_qat_mse;
+    use kaq_model::gram::qat::{kaq_cg, train_qat_mse};
     use kaq_model::gram::quantized::{CgQuantOptions, quantize_cg};
-    let mut opts = CgQuantOptions::new(bits);
-    opts.bin_adaptive = method == QuantMethod::Kaq;
-    let fq = quantize_cg(teacher, &opts)?;
+    use kaq_model::gram::refine::RefineOptions;
+    let opts = CgQuantOptions::new(bits);
     let (mut ir, history) = match method {
-        QuantMethod::QatMse | QuantMethod::Kaq => {
-            let (qat, history) = train_qat_mse(&fq, config, progress)?;
+        QuantMethod::Kaq => {
+            let run = kaq_cg(
+                teacher,
+                &opts,
+                config,
+                kaq,
+                Some(&RefineOptions::default()),
+                progress,
+            )?;
+            (run.ir, run.history)
+        }
+        QuantMethod::QatMse => {
+            let (qat, history) = train_qat_mse(&quantize_cg(teacher, &opts)?, config, progress)?;
             (qat.lower()?, history)
         }
-        _ => (fq.ir().clone(), Vec::new()),
+        _ => (quantize_cg(teacher, &opts)?.ir().clone(), Vec::new()),
     };
     let c = teacher.config();
     ir.name = format!("cg-k{}-l{}-{method}-{bits}b", c.layers, c.inner);

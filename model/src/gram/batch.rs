@@ -257,3 +257,28 @@ pub(crate) fn forward_serial(net: &GramNet, data: &TrainBatch<'_>, out: &mut [f3
         out[b * n..(b + 1) * n].copy_from_slice(runner.output());
     });
 }
+
+/// The outputs x⁽¹⁾ … x⁽ᴷ⁾ of every layer of the cg net `net` on every sample of `data`,
+/// `batch × K × n` (sample, layer, value); empty for the other families.
+pub(crate) fn cg_layer_outputs(net: &GramNet, data: &TrainBatch<'_>) -> Vec<f32> {
+    let (n, k) = (data.n, net.config().layers);
+    if net.config().family != Family::Cg {
+        return Vec::new();
+    }
+    let parts: Vec<Vec<f32>> = chunks(data)
+        .into_par_iter()
+        .map(|range| {
+            let mut runner = Runner::new(net, net.params());
+            let mut part = Vec::with_capacity(range.len() * k * n);
+            run_chunk(&mut runner, data, range, |runner, _| {
+                if let FamilyWs::Cg(ws) = &runner.ws {
+                    for l in 1..=k {
+                        part.extend_from_slice(ws.output(l));
+                    }
+                }
+            });
+            part
+        })
+        .collect();
+    parts.concat()
+}

@@ -202,11 +202,30 @@ pub fn backward<F: Real>(
     ws: &mut Workspace<F>,
     grad: &mut [f64],
 ) {
+    backward_with(p, st, dout, None, ws, grad);
+}
+
+/// [`backward`] of a loss that also depends on every layer's output: `extra` (`K × n`) holds
+/// ∂loss/∂x⁽ᵏ⁺¹⁾ of layer k's output, added to the gradient flowing into layer k (for the
+/// last layer, to `dout`).
+pub fn backward_with<F: Real>(
+    p: &Params<F>,
+    st: &Stage<F>,
+    dout: &[F],
+    extra: Option<&[F]>,
+    ws: &mut Workspace<F>,
+    grad: &mut [f64],
+) {
     let (n, l_in) = (st.n, p.inner);
     let s2 = st.s2;
     ws.dx.copy_from_slice(dout);
     for k in (0..p.layers).rev() {
         let at = k * n;
+        if let Some(ex) = extra {
+            for (d, &v) in ws.dx.iter_mut().zip(&ex[at..at + n]) {
+                *d = *d + v;
+            }
+        }
         let d_at = k * (l_in + 1) * n;
         let p_at = k * l_in * n;
         let mut d_tau2 = F::ZERO;

@@ -71,6 +71,9 @@ mod qat_tests;
 pub mod quantized;
 #[cfg(test)]
 mod quantized_tests;
+pub mod refine;
+#[cfg(test)]
+mod refine_tests;
 pub mod stage;
 #[cfg(test)]
 mod tests;

@@ -7,19 +7,29 @@
 //! net does, so at every step the surrogate's value is the fake-quant output, and after
 //! training the net lowers with the same formats ([`QatCg::lower`]) to an IR whose golden model
 //! the fake-quant net matches.
+//!
+//! With [`QatCg::with_mmd`] the loss is KAQ's (paper eq. 16): MSE + ε Σ_k MMD²(x⁽ᵏ⁾, x_S⁽ᵏ⁾)
+//! per minibatch, x⁽ᵏ⁾ the outputs of layer k of the frozen f32 teacher (the float net the
+//! QAT starts from) and x_S⁽ᵏ⁾ the surrogate's, with the kernels of [`crate::mmd`]; the MMD's
+//! student gradient enters the cg backward at every layer's output
+//! ([`cg::backward_with`]).
 
 use rayon::prelude::*;
 
 use kaq_ir::fixed::{QFormat, max_code};
 use kaq_ir::gram::GramIr;
 
+use super::batch::cg_layer_outputs;
 use super::cg::{self, SurrogateBin, SurrogateFormats, Tape};
 use super::denoise::GaussQam;
-use super::quantized::{CgParams, CgQuantOptions, FakeQuantCg, bin_s2, lower_cg_with};
+use super::quantized::{CgParams, CgQuantOptions, FakeQuantCg, bin_s2, lower_cg_with, quantize_cg};
+use super::refine::{FormatMove, RefineOptions, refine_formats};
 use super::stage::Stage;
 use super::train::GramTrainConfig;
 use super::{Family, GramNet, Real, linalg};
 use crate::error::ModelError;
+use crate::mmd::{Bandwidths, Estimator, KernelMode, Mmd, MmdWorkspace};
+use crate::quant::kaq::KaqConfig;
 use crate::train::{EpochRecord, Progress, RunData, TrainError, run_epochs};
 use crate::unfolded::TrainBatch;
 use crate::unfolded::batch::reduce_chunks;
@@ -34,6 +44,16 @@ pub struct QatCg {
     /// With [`QatCg::freeze_constants`]: the float parameters at which the constants'
     /// quantization offsets are frozen.
     frozen: Option<CgParams>,
+    /// With [`QatCg::with_mmd`]: KAQ's MMD term.
+    mmd: Option<CgMmd>,
+}
+
+/// KAQ's MMD term: its weight ε, the per-layer loss and the frozen teacher.
+#[derive(Debug, Clone)]
+struct CgMmd {
+    epsilon: f64,
+    mmd: Mmd,
+    teacher: GramNet,
 }
 
 /// The fake-quant quantizer in f32 on a value of any precision.
@@ -65,7 +85,39 @@ impl QatCg {
             opts: fq.opts().clone(),
             formats,
             frozen: None,
+            mmd: None,
         }
+    }
+
+    /// Adds KAQ's MMD term with weight `config.epsilon` (0: none) and `config.kernel`'s
+    /// bandwidths (median or multi; learnable bandwidths are refused for cg), the teacher the
+    /// current float net.
+    pub fn with_mmd(mut self, config: &KaqConfig) -> Result<Self, ModelError> {
+        config.validate()?;
+        let link = self.net.link();
+        let bandwidths = match config.kernel {
+            KernelMode::Median => Bandwidths::Median,
+            KernelMode::Multi => Bandwidths::multi_for(
+                link.n(),
+                link.modulation.es() / link.modulation.real_dims_per_symbol() as f64,
+            )?,
+            KernelMode::Learnable => {
+                return Err(ModelError::InvalidParameter {
+                    name: "kaq.kernel",
+                    value: 0.0,
+                    reason: "learnable bandwidths are not implemented for cg (median or multi)",
+                });
+            }
+        };
+        self.mmd = (config.epsilon > 0.0).then(|| CgMmd {
+            epsilon: config.epsilon,
+            mmd: Mmd {
+                bandwidths,
+                estimator: Estimator::Biased,
+            },
+            teacher: self.net.clone(),
+        });
+        Ok(self)
     }
 
     /// Freezes the quantization offsets of the constants (ω, β, γ, e^a and the per-bin δ,
@@ -248,13 +300,16 @@ impl QatCg {
         }
     }
 
-    /// Σ over `range` of the squared error and of its gradient scaled by 2/`data.batch`.
+    /// Σ over `range` of the squared error and of its gradient scaled by 2/`data.batch`, plus
+    /// the gradient of `extra` (empty, or per sample of the batch ∂/∂x⁽ᵏ⁾ of every layer's
+    /// output, `batch × K × n`).
     fn chunk_sums<F: Real>(
         &self,
         data: &TrainBatch<'_>,
         range: std::ops::Range<usize>,
         len: usize,
         tapes: Option<&mut [Tape<F>]>,
+        extra: &[F],
     ) -> (f64, Vec<f64>) {
         let n = data.n;
         let k = self.net.config().layers;
@@ -269,9 +324,68 @@ impl QatCg {
                 loss += (diff * diff).to_f64();
                 *d = scale * diff;
             }
-            cg::backward(p, st, &dout, ws, &mut acc);
+            let kn = k * n;
+            let ex = (!extra.is_empty()).then(|| &extra[b * kn..(b + 1) * kn]);
+            cg::backward_with(p, st, &dout, ex, ws, &mut acc);
         });
         (loss, acc)
+    }
+
+    /// ε Σ_k MMD² on `data` (0 without the MMD term) and per sample its gradient with respect
+    /// to every layer's output (`batch × K × n`; empty without the term). With `tapes` the
+    /// student's forward records into or replays from them (then serial; otherwise parallel
+    /// over chunks).
+    fn mmd_terms<F: Real>(
+        &self,
+        data: &TrainBatch<'_>,
+        tapes: Option<&mut [Tape<F>]>,
+    ) -> Result<(f64, Vec<F>), ModelError> {
+        let Some(m) = &self.mmd else {
+            return Ok((0.0, Vec::new()));
+        };
+        let (b, n, k) = (data.batch, data.n, self.net.config().layers);
+        let kn = k * n;
+        let teacher = cg_layer_outputs(&m.teacher, data);
+        let collect = |ws: &mut cg::Workspace<F>, out: &mut Vec<f32>| {
+            for l in 1..=k {
+                out.extend(ws.output(l).iter().map(|v| v.to_f64() as f32));
+            }
+        };
+        let student: Vec<f32> = match tapes {
+            Some(t) => {
+                let mut out = Vec::with_capacity(b * kn);
+                self.run(data, 0..b, Some(t), |ws, _, _, _| collect(ws, &mut out));
+                out
+            }
+            None => chunks(data)
+                .into_par_iter()
+                .map(|r| {
+                    let mut out = Vec::with_capacity(r.len() * kn);
+                    self.run::<F>(data, r, None, |ws, _, _, _| collect(ws, &mut out));
+                    out
+                })
+                .collect::<Vec<_>>()
+                .concat(),
+        };
+        let mut ws = MmdWorkspace::new(b, n)?;
+        let (mut t, mut s, mut g) = (vec![0f32; b * n], vec![0f32; b * n], vec![0f32; b * n]);
+        let mut extra = vec![F::ZERO; b * kn];
+        let mut total = 0.0f64;
+        for l in 0..k {
+            for i in 0..b {
+                let at = i * kn + l * n;
+                t[i * n..(i + 1) * n].copy_from_slice(&teacher[at..at + n]);
+                s[i * n..(i + 1) * n].copy_from_slice(&student[at..at + n]);
+            }
+            total += m.mmd.eval(&mut ws, &t, &s, Some(&mut g), None)?.loss;
+            for i in 0..b {
+                let at = i * kn + l * n;
+                for (e, &v) in extra[at..at + n].iter_mut().zip(&g[i * n..(i + 1) * n]) {
+                    *e = F::of(m.epsilon * f64::from(v));
+                }
+            }
+        }
+        Ok((m.epsilon * total, extra))
     }
 
     /// The surrogate's mean squared error on `data` and its gradient in precision F, every
@@ -281,10 +395,11 @@ impl QatCg {
         &self,
         data: &TrainBatch<'_>,
         tapes: &mut [Tape<F>],
-    ) -> (f64, Vec<f64>) {
+    ) -> Result<(f64, Vec<f64>), ModelError> {
         let len = self.net.params().len();
-        let (loss, grad) = self.chunk_sums(data, 0..data.batch, len, Some(tapes));
-        (loss / data.batch as f64, grad)
+        let (mmd, extra) = self.mmd_terms(data, Some(&mut *tapes))?;
+        let (loss, grad) = self.chunk_sums(data, 0..data.batch, len, Some(tapes), &extra);
+        Ok((loss / data.batch as f64 + mmd, grad))
     }
 }
 
@@ -323,11 +438,16 @@ impl crate::train::Trainable for QatCg {
             grad.fill(0.0);
             return 0.0;
         }
+        let Ok((mmd, extra)) = self.mmd_terms::<f32>(data, None) else {
+            // A non-finite activation: the trainer reports the NaN as divergence.
+            grad.fill(0.0);
+            return f32::NAN;
+        };
         let results: Vec<(f64, Vec<f64>)> = chunks(data)
             .into_par_iter()
-            .map(|r| self.chunk_sums::<f32>(data, r, grad.len(), None))
+            .map(|r| self.chunk_sums::<f32>(data, r, grad.len(), None, &extra))
             .collect();
-        reduce_chunks(&results, grad, data.batch)
+        (f64::from(reduce_chunks(&results, grad, data.batch)) + mmd) as f32
     }
     fn project(&mut self) {
         self.net.project();
@@ -363,4 +483,81 @@ pub fn train_qat_mse(
     let run = config.run_config();
     let data = RunData::generate(&run)?;
     run_epochs(&run, QatCg::new(fq), &data, progress)
+}
+
+/// KAQ fine-tuning of a fake-quant cg net at its formats: [`train_qat_mse`] with the loss
+/// MSE + ε Σ_k MMD² of `kaq` (the teacher `fq`'s float net, frozen).
+pub fn train_kaq(
+    fq: &FakeQuantCg,
+    config: &GramTrainConfig,
+    kaq: &KaqConfig,
+    progress: &mut dyn FnMut(Progress<'_>),
+) -> Result<(QatCg, Vec<EpochRecord>), TrainError> {
+    config.validate()?;
+    if &config.net != fq.net().config() || &config.link != fq.net().link() {
+        return Err(TrainError::Config {
+            field: "net",
+            value: format!("{:?}", config.net),
+            reason: "the training config's net and link must be the quantized net's".into(),
+        });
+    }
+    let student = QatCg::new(fq).with_mmd(kaq)?;
+    let run = config.run_config();
+    let data = RunData::generate(&run)?;
+    run_epochs(&run, student, &data, progress)
+}
+
+/// What [`kaq_cg`] ran.
+#[derive(Debug, Clone)]
+pub struct KaqCgRun {
+    /// The student: the fine-tuned net lowered at its formats, those refined once more.
+    pub ir: GramIr,
+    /// The fine-tuned net at the formats of the refined PTQ document.
+    pub qat: QatCg,
+    /// The fine-tuning's epochs.
+    pub history: Vec<EpochRecord>,
+    /// The moves the format refinement kept on the PTQ document, then on the fine-tuned one
+    /// (both empty without refinement).
+    pub moves: [Vec<FormatMove>; 2],
+}
+
+/// KAQ of the cg net `teacher` at `opts`: the PTQ lowering with per-SNR-bin steps of e, ρ, p,
+/// d (`bin_adaptive` is set here), its formats refined on the golden model
+/// ([`refine_formats`]), the fine-tuning at those formats on `config`'s data with KAQ's loss
+/// ([`train_kaq`]; ε = 0: MSE only), and the lowered net's formats refined again (the
+/// constants stay those of the fine-tuned net). `refine` = `None` skips both refinements.
+pub fn kaq_cg(
+    teacher: &GramNet,
+    opts: &CgQuantOptions,
+    config: &GramTrainConfig,
+    kaq: &KaqConfig,
+    refine: Option<&RefineOptions>,
+    progress: &mut dyn FnMut(Progress<'_>),
+) -> Result<KaqCgRun, TrainError> {
+    let mut opts = opts.clone();
+    opts.bin_adaptive = true;
+    let mut fq = quantize_cg(teacher, &opts)?;
+    let frames = match refine {
+        Some(r) => r.frames(teacher.link())?,
+        None => Vec::new(),
+    };
+    let mut moves = [Vec::new(), Vec::new()];
+    if let Some(r) = refine {
+        let (ir, kept) = refine_formats(teacher, fq.ir(), &frames, r)?;
+        fq = FakeQuantCg::new(teacher.clone(), ir, opts);
+        moves[0] = kept;
+    }
+    let (qat, history) = train_kaq(&fq, config, kaq, progress)?;
+    let mut ir = qat.lower()?;
+    if let Some(r) = refine {
+        let (out, kept) = refine_formats(qat.net(), &ir, &frames, r)?;
+        ir = out;
+        moves[1] = kept;
+    }
+    Ok(KaqCgRun {
+        ir,
+        qat,
+        history,
+        moves,
+    })
 }

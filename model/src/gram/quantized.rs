@@ -894,10 +894,25 @@ fn build_denoiser(
     let thresholds = (1..nb)
         .map(|j| ((reps[j - 1] * reps[j]).sqrt() / lsb).ceil() as i64)
         .collect();
+    let table = denoiser_table(&q, r, state, &reps);
+    Ok(Denoiser {
+        thresholds,
+        representatives: reps,
+        table,
+    })
+}
+
+/// The rows of the denoiser table at r's format: entry [j][i] = the quantizer (state format)
+/// of gq(f32((i − 2^(w−1))·2^−f_r), reps[j]).m.
+pub(super) fn denoiser_table(
+    q: &GaussQam<f32>,
+    r: QFormat,
+    state: QFormat,
+    reps: &[f64],
+) -> Vec<Vec<i64>> {
     let half = 1i64 << (r.width() - 1);
     let rstep = 2f32.powi(-r.frac());
-    let table = reps
-        .iter()
+    reps.iter()
         .map(|&rep| {
             (0..2 * half)
                 .map(|i| {
@@ -906,12 +921,7 @@ fn build_denoiser(
                 })
                 .collect()
         })
-        .collect();
-    Ok(Denoiser {
-        thresholds,
-        representatives: reps,
-        table,
-    })
+        .collect()
 }
 
 /// The fake-quant cg net: the float net's parameters, quantized in f32 to the formats and

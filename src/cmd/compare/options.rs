@@ -309,6 +309,14 @@ impl CompareArgs {
                         ),
                     ));
                 }
+                if family.is_some() && q == QuantMethod::Kaq && self.kernel == KernelMode::Learnable
+                {
+                    return Err(usage_error(
+                        "--kernel",
+                        "learnable bandwidths are not implemented for the cg family's KAQ \
+                         (median or multi)",
+                    ));
+                }
                 if !methods.contains(&q) {
                     methods.push(q);
                 }

@@ -90,11 +90,14 @@ pub(super) fn flow(config: &FlowConfig, stages: &mut Stages) -> anyhow::Result<R
         let t = Instant::now();
         let label = format!("{method}-{bits}b");
         let bar = crate::progress::open_bar(&label, "");
+        // The flow config refuses `quant.method = "kaq"` for cg, so the MMD settings are unused.
+        let kaq = kaq_model::quant::kaq::KaqConfig::default();
         let result = crate::cmd::train::cg_student(
             &f32_file.net,
             method,
             bits,
             &quant_config,
+            &kaq,
             &mut on_progress(&label, &bar),
         );
         bar.finish_and_clear();
