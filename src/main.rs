@@ -2,7 +2,8 @@
 //!
 //! Usage errors (bad values, unknown options) exit with status 2 and a message naming the
 //! offending argument, and so does an input file kaq refuses to read (a device file, a FIFO, a
-//! file above `kaq_files::INPUT_LIMIT`); run-time failures exit with status 1. `kaq merge` exits with status 3
+//! file above `kaq_files::INPUT_LIMIT`) or cannot use (a malformed IR document or model file),
+//! whichever command reads it; run-time failures exit with status 1. `kaq merge` exits with status 3
 //! when a sharded sweep needs another round ([`cmd::merge::MORE_ROUNDS_EXIT`]).
 
 mod cmd;
@@ -54,14 +55,27 @@ enum Command {
     Plot(cmd::plot::PlotArgs),
 }
 
-/// Whether `e` is a library's refusal of an input file the user named (a device file, a FIFO,
-/// a file above the input limit, not text): a usage error. The libraries wrap the kaq-files
-/// error transparently, which hides it from the error chain, so they are looked into here.
+/// Whether `e` is a library's refusal of an input file the user named: one kaq refuses to
+/// read (a device file, a FIFO, a file above the input limit, not text), an IR document that
+/// is not one (malformed JSON, another format or version, a field out of range) or a model
+/// file that does not describe a valid model. Each is a usage error, whichever command read
+/// the file. The libraries wrap the kaq-files error transparently, which hides it from the
+/// error chain, so they are looked into here.
 fn refused_input(e: &(dyn std::error::Error + 'static)) -> bool {
     use kaq_ir::IrError;
     use kaq_model::train::TrainError;
     match (e.downcast_ref::<TrainError>(), e.downcast_ref::<IrError>()) {
         (Some(TrainError::Read(f)), _) | (_, Some(IrError::Read(f))) => f.is_usage(),
+        (Some(TrainError::ModelFile { .. }), _)
+        | (
+            _,
+            Some(
+                IrError::Parse { .. }
+                | IrError::Format(_)
+                | IrError::Version(_)
+                | IrError::Invalid { .. },
+            ),
+        ) => true,
         _ => false,
     }
 }

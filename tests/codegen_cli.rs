@@ -142,7 +142,7 @@ fn bad_flags_exit_2_naming_the_flag() {
         .code(2)
         .stderr(predicate::str::contains("--synth"));
 
-    // An invalid IR is a run-time error naming the file.
+    // An invalid IR is a usage error naming the file; a missing one a run-time error.
     fs::write(
         d.join("bad.json"),
         "{\"format\": \"kaq-ir\", \"version\": 1}",
@@ -155,7 +155,7 @@ fn bad_flags_exit_2_naming_the_flag() {
             c.args(["--out", "rtl"]);
         }
         c.assert()
-            .code(1)
+            .code(2)
             .stderr(predicate::str::contains("--ir bad.json"));
     }
     kaq(d)

@@ -1,6 +1,6 @@
 //! A malformed IR document named on the command line: the error names the file and the JSON
-//! path where reading stopped, and gives serde's reason exactly once (the reason is part of the
-//! message, not repeated as a cause).
+//! path where reading stopped, gives serde's reason exactly once (the reason is part of the
+//! message, not repeated as a cause) and exits with status 2, a usage error in every command.
 
 use assert_cmd::Command;
 
@@ -11,9 +11,10 @@ fn stderr_of(args: &[&str]) -> String {
         .args(args)
         .output()
         .unwrap();
-    assert!(
-        !out.status.success(),
-        "kaq {args:?} accepted a malformed IR"
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "kaq {args:?} on a malformed IR: not a usage error"
     );
     String::from_utf8(out.stderr).unwrap()
 }

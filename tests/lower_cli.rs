@@ -219,16 +219,17 @@ fn lower_writes_a_deterministic_ir_and_ber_runs_it() {
     )
     .unwrap();
     fs::write(d.join("other.json"), "{\"format\": \"kaq-ir\"}").unwrap();
-    for (bad, needle) in [
-        ("truncated.json", "not a JSON model file"),
-        ("garbage.json", "not a JSON model file"),
-        ("tampered.json", "version 7"),
-        ("other.json", "expected \"kaq-qmodel\""),
-        ("missing.json", "missing.json"),
+    // A file that is not a model is a usage error (status 2), a missing one a run-time error.
+    for (bad, code, needle) in [
+        ("truncated.json", 2, "not a JSON model file"),
+        ("garbage.json", 2, "not a JSON model file"),
+        ("tampered.json", 2, "version 7"),
+        ("other.json", 2, "expected \"kaq-qmodel\""),
+        ("missing.json", 1, "missing.json"),
     ] {
         lower(d, bad, "bad-ir.json")
             .assert()
-            .code(1)
+            .code(code)
             .stderr(predicate::str::contains(bad))
             .stderr(predicate::str::contains(needle));
         assert!(!d.join("bad-ir.json").exists(), "{bad} wrote a file");

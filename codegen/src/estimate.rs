@@ -12,6 +12,8 @@ use serde::Serialize;
 use crate::design::{Design, LayerDesign};
 use crate::hierarchy::{LayerContext, contexts};
 
+pub mod gram;
+
 /// Estimated cells of one module or of the design.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
 pub struct Estimate {
@@ -124,24 +126,81 @@ impl Params<'_> {
     }
 }
 
-/// Calibrated on the fixtures of `tests/estimate_vs_yosys.rs` (Yosys 0.23, xc7; the
-/// least-squares fit of the layer stages, docs/synthesis.md §Estimate).
+/// DSP48E1 slices Yosys spends on an index product: a `b`-bit unsigned index times the
+/// constant `w` (the base of a part-select of a packed per-bin table or frame buffer,
+/// `TABLE[bin * W +: W]`). Yosys's xc7 mapping takes a product to a slice when both factors
+/// have at least 2 bits and the result at least 9, once `w`'s trailing zeros are a shift: a
+/// 7-bit bin times 14 (7 · 2, 3 bits) takes one, times 6 (3 · 2, 2 bits) one, times 24 none
+/// below an 8-bit bin (3 · 8).
+pub fn index_dsps(b: u32, w: u32) -> u64 {
+    if w == 0 {
+        return 0;
+    }
+    let odd = w >> w.trailing_zeros();
+    let wb = u32::BITS - odd.leading_zeros();
+    u64::from(b >= 2 && wb >= 2 && b + wb >= 9)
+}
+
+/// LUTs of a `k`:1 multiplexer per bit: a LUT3 for 2:1, a LUT6 up to 4:1, then a LUT6 per
+/// four inputs (the MUXF7/MUXF8 that join them are not LUTs).
+fn mux_luts(k: u64) -> u64 {
+    match k {
+        0 | 1 => 0,
+        2..=4 => 1,
+        _ => k.div_ceil(4),
+    }
+}
+
+/// Calibrated on the fixtures of `tests/estimate_vs_yosys.rs` and the flow's default design
+/// (Yosys 0.23, xc7; the least-squares fit of the layer stages, docs/synthesis.md §Estimate).
 mod fit {
-    /// LUTs of a stage's control, frame buffers and MAC datapath, with its requantizers to
-    /// state codes on the narrow shifter of their table's shift range.
-    pub const LUT_BASE: u64 = 385;
-    /// LUTs per DSP48E1 (the carry chains and sign extensions around each product).
-    pub const LUT_PER_DSP: u64 = 14;
+    /// LUTs of a stage's control and frame-buffer addressing.
+    pub const LUT_BASE: f64 = 262.6;
+    /// LUTs per bit of the lanes' adders, comparators and rounding (per lane: the g
+    /// requantization, the update R's sum, the prox, the output requantization).
+    pub const LUT_PER_LANE_BIT: f64 = 0.45;
+    /// LUTs per multiplexer LUT counted by `mux_luts` (frame-buffer writes, chunk reads,
+    /// drains, the MAC operand select).
+    pub const LUT_PER_MUX: f64 = 1.94;
+    /// LUTs per bit of a per-bin table read and per 4 bins beyond the first 4.
+    pub const LUT_PER_TABLE_BIT: f64 = 1.49;
     /// LUTs per requantizer to state codes (per update lane) that keeps the general 64-bit
     /// variable shifter: half-even rounding (the earlier fit of that shifter).
     pub const LUT_PER_WIDE_REQUANT_VAR: u64 = 240;
     /// Flip-flops of a stage's control, counters and pipeline registers.
     pub const FF_BASE: u64 = 45;
-    /// SNR bins of the calibration designs: the LUT fit holds their per-bin tables.
-    pub const BINS: u64 = 4;
 }
 
-fn layer(l: &LayerDesign, ctx: &LayerContext) -> Estimate {
+/// The terms of a layer stage's estimate before the LUT fit (`fit`).
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct LayerTerms {
+    /// DSP48E1 slices.
+    pub dsp: u64,
+    /// Flip-flops.
+    pub ff: u64,
+    /// Bits of the lanes' adders and comparators (all lanes).
+    pub lane_bits: u64,
+    /// Multiplexer LUTs (`mux_luts` summed over every multiplexed bit).
+    pub mux: u64,
+    /// Table bits × (⌈bins / 4⌉ − 1).
+    pub table: u64,
+    /// Requantizers to state codes that keep the general shifter, times the lanes.
+    pub wide_requant: u64,
+}
+
+impl LayerTerms {
+    /// The LUT estimate of these terms.
+    pub fn lut(&self) -> u64 {
+        let l = fit::LUT_BASE
+            + fit::LUT_PER_LANE_BIT * self.lane_bits as f64
+            + fit::LUT_PER_MUX * self.mux as f64
+            + fit::LUT_PER_TABLE_BIT * self.table as f64;
+        l.round() as u64 + fit::LUT_PER_WIDE_REQUANT_VAR * self.wide_requant
+    }
+}
+
+/// The terms of one layer stage in its context.
+pub fn layer_terms(l: &LayerDesign, ctx: &LayerContext) -> LayerTerms {
     let p = Params(&l.params);
     let (n, lanes) = (p.int("N"), p.int("P").max(1));
     let (hw, yw, sw, ew, gw) = (
@@ -154,10 +213,21 @@ fn layer(l: &LayerDesign, ctx: &LayerContext) -> Estimate {
     let lacc = p.int("LACC_W");
     let admm = p.int("ARCH") != 0;
     let has_mf = p.int("HAS_MF") != 0;
+    let e_phase = p.int("E_ZERO") == 0;
     let bw = yw.max(sw).max(ew);
     let r_w = p.int("R_W");
     let pin_w = p.int("PIN_W");
     let p64 = u64::from(lanes);
+    let nc = u64::from(n / lanes);
+    let cw = crate::design::index_width(nc as usize);
+    let binw = p.int("BINW");
+    let up = u64::from(p.int("UPD_PIPE"));
+    let table_prox = p.int("PROX_KIND") == 2;
+    let rout_w = if table_prox { p.int("TW") } else { pin_w };
+    // A coefficient is used when its table is nonzero and its state input is not zero.
+    let x1_used = p.nonzero("X1_TABLE") && !ctx.tied[0];
+    let x2_used = p.nonzero("X2_TABLE") && !ctx.tied[1];
+    let c_used = p.nonzero("C_TABLE");
 
     // DSPs: the MAC lanes, the g (and matched-filter) requantizers per lane, the e
     // requantizer once, the update's linear combination and output requantizers per lane.
@@ -166,20 +236,21 @@ fn layer(l: &LayerDesign, ctx: &LayerContext) -> Estimate {
     if has_mf {
         dsp += p64 * p.const_mult(lacc, "MF_MULT_W", "MF_MULT");
     }
-    dsp += p.mult(p.int("EACC_W"), "E_MULT_W", "E_MULT_TABLE");
-    let mut upd = p.mult(sw, "X1_W", "X1_TABLE")
-        + p.mult(sw, "X2_W", "X2_TABLE")
+    if e_phase {
+        dsp += p.mult(p.int("EACC_W"), "E_MULT_W", "E_MULT_TABLE");
+    }
+    let lincomb = u64::from(x1_used) * mult_dsps(sw, p.int("X1_W"))
+        + u64::from(x2_used) * mult_dsps(sw, p.int("X2_W"))
         + p.const_mult(gw, "GC_W", "G_COEF")
-        + p.mult(sw + 2, "C_W", "C_TABLE")
-        + p.mult(pin_w, "O_MULT_W", "O_MULT_TABLE");
+        + u64::from(c_used) * mult_dsps(sw + 2, p.int("C_W"));
+    let o_mult = p.mult(rout_w, "O_MULT_W", "O_MULT_TABLE");
+    let mut upd = lincomb + o_mult;
     // Requantizers to state codes that keep the general shifter (half-even rounding; the
     // others shift by their table's smallest entry and a narrow rest, kaq_requant_var).
     let wide = |name: &str| u64::from(p.int(name) == 2);
     let mut wide_requant = wide("O_ROUND");
     if admm {
         wide_requant += 2 * wide("XO_ROUND");
-    }
-    if admm {
         // x from the update, u from w; v = vx*x + vu*u; w = v - vx*s.
         upd += p.mult(r_w, "XO_MULT_W", "XO_MULT_TABLE")
             + p.mult(p.int("WW"), "XO_MULT_W", "XO_MULT_TABLE")
@@ -187,60 +258,135 @@ fn layer(l: &LayerDesign, ctx: &LayerContext) -> Estimate {
             + p.mult(sw, "VU_W", "VU_TABLE")
             + mult_dsps(sw, p.int("VX_W") + 1);
     }
-    if p.int("PROX_KIND") == 2 {
+    if table_prox {
         upd += p.const_mult(pin_w, "TIN_MULT_W", "TIN_MULT");
     }
     dsp += p64 * upd;
+    // The index products of the per-bin table reads (one per distinct width; the MAC engine
+    // reads e's multiplier for the current and the next buffer) and of the chunk selects.
+    let mut bin_widths: Vec<u32> = vec![p.int("O_MULT_W"), 6];
+    if x1_used {
+        bin_widths.push(p.int("X1_W"));
+    }
+    if x2_used {
+        bin_widths.push(p.int("X2_W"));
+    }
+    if c_used {
+        bin_widths.push(p.int("C_W"));
+    }
+    if admm {
+        bin_widths.extend([p.int("XO_MULT_W"), p.int("VX_W"), p.int("VU_W")]);
+    }
+    bin_widths.sort_unstable();
+    bin_widths.dedup();
+    dsp += bin_widths.iter().map(|&w| index_dsps(binw, w)).sum::<u64>();
+    if e_phase && p.nonzero("E_MULT_TABLE") {
+        dsp += 2 * index_dsps(binw, p.int("E_MULT_W"));
+    }
+    let chunk = |w: u32| index_dsps(cw, lanes * w);
+    dsp += chunk(hw) + chunk(gw) + chunk(sw);
 
     // Flip-flops: the lane accumulators, two frame buffers of every state the stage keeps in
     // registers (x1; x2 for momentum; s and u for ADMM-Net) and of g (H̃, ỹ and e are
     // LUT-RAM).
     let states = 1 + u64::from(p.nonzero("X2_TABLE")) + 2 * u64::from(admm);
     let live = ctx.tied.iter().zip(&ctx.read).any(|(t, r)| !t || *r);
-    // The update pipeline: per stage the step, done, buffer and chunk and three state
-    // chunks; the registered R and (at depth 2) the registered prox output per lane.
-    let up = u64::from(p.int("UPD_PIPE"));
-    let nc = u64::from(n / lanes);
-    let cw = u64::from(crate::design::index_width(nc as usize));
-    let rout_w = if p.int("PROX_KIND") == 2 {
-        p.int("TW")
-    } else {
-        pin_w
-    };
-    let pipe_ff = up * (3 + cw + 3 * p64 * u64::from(sw))
-        + u64::from(up >= 1) * p64 * u64::from(r_w)
-        + u64::from(up >= 2) * p64 * u64::from(rout_w);
+    // The update pipeline: per stage the step, done, buffer and chunk; the delayed x1 chunk
+    // when x2 is kept, s and u chunks for ADMM-Net. Yosys packs the registered R into the
+    // last DSP48E1 of the linear combination (PREG) and the registered prox output into the
+    // output product's (AREG), so they cost flip-flops only without those products.
+    let x2_kept = x2_used || ctx.read[1];
+    let pipe_ff = up * (3 + u64::from(cw))
+        + up * p64 * u64::from(sw) * (u64::from(x2_kept) + 2 * u64::from(admm))
+        + u64::from(up >= 1 && lincomb == 0) * p64 * u64::from(r_w)
+        + u64::from(up >= 2 && o_mult == 0) * p64 * u64::from(rout_w);
     let ff = fit::FF_BASE
         + p64 * u64::from(lacc)
         + u64::from(live) * states * 2 * u64::from(n) * u64::from(sw)
         + 2 * u64::from(n) * u64::from(gw)
         + pipe_ff;
 
-    // Per-bin tables are read through a BINS:1 multiplexer per bit (a LUT6 and its muxes
-    // per 4 entries); the fit holds tables of `fit::BINS` entries, larger ones add the rest.
-    let table_bits: u64 = [
-        ("E_MULT_W", "E_MULT_TABLE"),
-        ("X1_W", "X1_TABLE"),
-        ("X2_W", "X2_TABLE"),
-        ("C_W", "C_TABLE"),
-        ("O_MULT_W", "O_MULT_TABLE"),
-        ("XO_MULT_W", "XO_MULT_TABLE"),
-        ("VX_W", "VX_TABLE"),
-        ("VU_W", "VU_TABLE"),
-    ]
-    .iter()
-    .filter(|(_, t)| p.nonzero(t))
-    .map(|(w, _)| u64::from(p.int(w)))
-    .sum::<u64>()
+    // Multiplexers: every frame-buffer bit the update (or the matched filter) writes besides
+    // the fill; the 2·NC:1 chunk reads of the update (x1, x2, s, u, g) and of the e phase
+    // (x1); the NC:1 chunk of the H̃ row; the drain's buffer select of each state read
+    // downstream; the MAC operand select.
+    let (n64, sw64, gw64) = (u64::from(n), u64::from(sw), u64::from(gw));
+    let buffers = 1 + u64::from(x2_kept) + 2 * u64::from(admm);
+    let update_reads = 1 + u64::from(x2_used) + 2 * u64::from(admm || c_used);
+    let drained = ctx.read.iter().filter(|&&r| r).count() as u64;
+    let mux = u64::from(live) * buffers * 2 * n64 * sw64
+        + (update_reads * p64 * sw64 + p64 * gw64) * mux_luts(2 * nc)
+        + u64::from(e_phase) * p64 * sw64 * mux_luts(2 * nc)
+        + p64 * u64::from(hw) * mux_luts(nc)
+        + drained * n64 * sw64 * mux_luts(2)
+        + p64 * u64::from(bw);
+
+    // Adder bits per lane: the MAC accumulator's rounding and saturation to g, the update R's
+    // sum, the prox (two adders, or the table's index requantization), the output
+    // requantization's rounding and saturation; ADMM-Net's x, v, w and u chain.
+    let mut per_lane = u64::from(lacc) + u64::from(gw) + u64::from(r_w);
+    per_lane += if table_prox {
+        u64::from(pin_w + p.int("TIN_MULT_W"))
+    } else {
+        2 * u64::from(pin_w)
+    };
+    per_lane += u64::from(rout_w + p.int("O_MULT_W")) + u64::from(sw);
+    if admm {
+        per_lane += 2 * u64::from(r_w + p.int("XO_MULT_W"))
+            + u64::from(p.int("V_W"))
+            + u64::from(p.int("WW"));
+    }
+    let lane_bits = p64 * per_lane + u64::from(e_phase) * p64 * u64::from(p.int("EACC_W"));
+
+    // Per-bin tables are read through a shifter by bin × width (a LUT6 and its muxes per 4
+    // entries and bit).
+    let mut tables: Vec<(&str, &str)> = vec![("O_MULT_W", "O_MULT_TABLE")];
+    if e_phase {
+        tables.push(("E_MULT_W", "E_MULT_TABLE"));
+        tables.push(("E_MULT_W", "E_MULT_TABLE"));
+    }
+    if x1_used {
+        tables.push(("X1_W", "X1_TABLE"));
+    }
+    if x2_used {
+        tables.push(("X2_W", "X2_TABLE"));
+    }
+    if c_used {
+        tables.push(("C_W", "C_TABLE"));
+    }
+    if admm {
+        tables.extend([
+            ("XO_MULT_W", "XO_MULT_TABLE"),
+            ("VX_W", "VX_TABLE"),
+            ("VU_W", "VU_TABLE"),
+        ]);
+    }
+    let table_bits: u64 = tables
+        .iter()
+        .filter(|(_, t)| p.nonzero(t))
+        .map(|(w, _)| u64::from(p.int(w)))
+        .sum::<u64>()
         + 6 * (1 + u64::from(admm));
     let bins = u64::from(p.int("BINS"));
-    let table_luts = table_bits * (bins.div_ceil(4).saturating_sub(fit::BINS.div_ceil(4)));
+    let table = table_bits * (bins.div_ceil(4).saturating_sub(1));
 
-    let lut = fit::LUT_BASE
-        + fit::LUT_PER_DSP * dsp
-        + fit::LUT_PER_WIDE_REQUANT_VAR * p64 * wide_requant
-        + table_luts;
-    Estimate { lut, ff, dsp }
+    LayerTerms {
+        dsp,
+        ff,
+        lane_bits,
+        mux,
+        table,
+        wide_requant: p64 * wide_requant,
+    }
+}
+
+fn layer(l: &LayerDesign, ctx: &LayerContext) -> Estimate {
+    let t = layer_terms(l, ctx);
+    Estimate {
+        lut: t.lut(),
+        ff: t.ff,
+        dsp: t.dsp,
+    }
 }
 
 fn out_stage(d: &Design) -> Estimate {
@@ -305,8 +451,13 @@ fn mult_ns(a: u32, b: u32) -> f64 {
 /// The estimated register-to-register paths of one layer stage, in ns of cell delay.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]
 pub struct StagePaths {
-    /// The update R (kaq_lincomb): the widest coefficient product and a two-level sum.
+    /// The update R (kaq_lincomb) unregistered: the widest coefficient product and a
+    /// two-level sum.
     pub lincomb: f64,
+    /// The update R registered (update pipeline ≥ 1): Yosys puts the register into the last
+    /// DSP48E1 of the sum (PREG), so the path is the chunk select of the buffers, the widest
+    /// product and one adder.
+    pub lincomb_reg: f64,
     /// The prox: a table index requantization and a LUT read, or a clamp and a subtraction.
     pub prox: f64,
     /// The requantization of the prox output to state codes: a product, a variable shift, the
@@ -322,8 +473,8 @@ impl StagePaths {
     pub fn critical(&self, upd_pipe: u64) -> f64 {
         let upd = match upd_pipe {
             0 => self.lincomb + self.prox + self.requant,
-            1 => self.lincomb.max(self.prox + self.requant),
-            _ => self.lincomb.max(self.prox).max(self.requant),
+            1 => self.lincomb_reg.max(self.prox + self.requant),
+            _ => self.lincomb_reg.max(self.prox).max(self.requant),
         };
         upd.max(self.fixed)
     }
@@ -360,6 +511,10 @@ pub fn stage_paths(l: &LayerDesign) -> StagePaths {
     .map(|&(a, c)| mult_ns(a, c))
     .fold(0.0, f64::max);
     let lincomb = widest + 2.0 * add_ns(r_w);
+    // The 2·NC:1 chunk select of the state buffers (LUT6 levels; MUXF7/MUXF8 join 8 and 16).
+    let nc = p.int("N") / lanes;
+    let select = |k: u32| delay::LUT * f64::from((k.max(2) - 1).ilog2() / 2 + 1);
+    let lincomb_reg = select(2 * nc) + widest + add_ns(r_w);
     let prox = if p.int("PROX_KIND") == 2 {
         requant_ns(pin_w, p.int("TIN_MULT_W"), 0) + 3.0 * delay::LUT
     } else {
@@ -379,14 +534,24 @@ pub fn stage_paths(l: &LayerDesign) -> StagePaths {
     };
     let requant = requant_ns(rout_w, p.int("O_MULT_W"), o_shift_bits);
     let bw = yw.max(sw).max(ew);
-    let mac = mult_ns(hw, bw) + add_ns(lacc);
-    let g = requant_ns(lacc, p.int("G_MULT_W"), 0);
+    // The MAC lane: the H̃ row's LUT-RAM read (a LUT level) after its address, the NC:1
+    // chunk select, the operand select, the product and the accumulator.
+    let mac = 2.0 * delay::LUT + select(nc) + delay::LUT + mult_ns(hw, bw) + add_ns(lacc);
+    // The g requantization: a product unless the multiplier is a power of two (a shift).
+    let g_mult = if p.const_mult(lacc, "G_MULT_W", "G_MULT") > 0 {
+        mult_ns(lacc, p.int("G_MULT_W"))
+    } else {
+        0.0
+    };
+    let g = g_mult + add_ns(lacc + p.int("G_MULT_W")) + 2.0 * delay::LUT;
     let eacc = p.int("EACC_W");
     let e_sum = add_ns(eacc) * f64::from(u32::BITS - (lanes - 1).leading_zeros()).max(1.0);
     let e_mult_w = p.int("E_MULT_W");
     let e_rest = requant_ns(eacc, e_mult_w, 0) + add_ns(eacc);
     // E_PIPE registers after the lane sum (1) and after the product (2).
     let e = match p.int("E_PIPE") {
+        // The zero-init first layer has no e phase (e is formed from ỹ on the MAC's path).
+        _ if p.int("E_ZERO") != 0 => 0.0,
         0 => e_sum + e_rest,
         1 => e_sum.max(e_rest),
         _ => e_sum
@@ -395,6 +560,7 @@ pub fn stage_paths(l: &LayerDesign) -> StagePaths {
     };
     StagePaths {
         lincomb,
+        lincomb_reg,
         prox,
         requant,
         fixed: mac.max(g).max(e),
@@ -469,6 +635,7 @@ mod tests {
     fn the_clock_plan_takes_the_fewest_registers_that_meet_the_target() {
         let s = StagePaths {
             lincomb: 6.0,
+            lincomb_reg: 6.0,
             prox: 3.0,
             requant: 7.0,
             fixed: 5.0,

@@ -5,16 +5,23 @@
 //! same 2058 vectors (147 channel blocks at 15..30 dB), inside a one-thread rayon pool, so the
 //! ratios are per-core comparisons in one run. The golden model computes the per-block stage
 //! (G, 1/tr G, D) once per block and allocates its buffers once per call.
+//!
+//! Two groups time the same calls: `gram_cg_k8_l4_16x16_16qam_t14` in wall time and
+//! `gram_cg_k8_l4_16x16_16qam_t14_cpu` in the CPU time of the process's threads (Linux
+//! `/proc/self/task/*/schedstat`), which a shared, loaded machine does not inflate. Select one
+//! with a filter, e.g. `cargo bench -p kaq-model --bench gram_interp -- _cpu/`.
 
 use std::hint::black_box;
 use std::sync::OnceLock;
 
+use criterion::measurement::{Measurement, ValueFormatter};
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use kaq_ir::gram::GramInterpreter;
 use kaq_model::Detector;
+use kaq_model::gram::GramNet;
 use kaq_model::gram::file::GramModelFile;
-use kaq_model::gram::quantized::{CgQuantOptions, quantize_cg};
-use kaq_model::link::stream_rng;
+use kaq_model::gram::quantized::{CgQuantOptions, FakeQuantCg, quantize_cg};
+use kaq_model::link::{FrameBatch, stream_rng};
 use rand::Rng;
 
 /// Frames per channel block.
@@ -33,33 +40,55 @@ fn pool() -> &'static rayon::ThreadPool {
     })
 }
 
-fn bench(c: &mut Criterion) {
-    let path =
-        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/gram/cg-k8-l4.model.json");
-    let file = GramModelFile::load(&path).expect("the trained cg-k8-l4 model file");
-    let net = file.net;
-    let mut opts = CgQuantOptions::new(8);
-    opts.calib_frames = 500;
-    let fq = quantize_cg(&net, &opts).expect("PTQ");
-    let golden = GramInterpreter::new(fq.ir().clone()).expect("valid IR");
-    let link = net.link().clone().with_block(T).expect("block");
-    let mut rng = stream_rng(14, 0);
-    let snr: Vec<f64> = (0..BLOCKS)
-        .flat_map(|_| std::iter::repeat_n(rng.random_range(15.0..30.0), T))
-        .collect();
-    let batch = link
-        .generator()
-        .expect("generator")
-        .generate(&snr, &mut rng);
+/// The three detectors and the vectors, built once for both groups.
+struct Setup {
+    net: GramNet,
+    golden: GramInterpreter,
+    fq: FakeQuantCg,
+    batch: FrameBatch,
+}
+
+fn setup() -> &'static Setup {
+    static SETUP: OnceLock<Setup> = OnceLock::new();
+    SETUP.get_or_init(|| {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../docs/gram/cg-k8-l4.model.json");
+        let file = GramModelFile::load(&path).expect("the trained cg-k8-l4 model file");
+        let net = file.net;
+        let mut opts = CgQuantOptions::new(8);
+        opts.calib_frames = 500;
+        let fq = quantize_cg(&net, &opts).expect("PTQ");
+        let golden = GramInterpreter::new(fq.ir().clone()).expect("valid IR");
+        let link = net.link().clone().with_block(T).expect("block");
+        let mut rng = stream_rng(14, 0);
+        let snr: Vec<f64> = (0..BLOCKS)
+            .flat_map(|_| std::iter::repeat_n(rng.random_range(15.0..30.0), T))
+            .collect();
+        let batch = link
+            .generator()
+            .expect("generator")
+            .generate(&snr, &mut rng);
+        Setup {
+            net,
+            golden,
+            fq,
+            batch,
+        }
+    })
+}
+
+fn bench_in<M: Measurement>(c: &mut Criterion<M>, group: &str) {
+    let s = setup();
+    let batch = &s.batch;
     let mut decisions = vec![0i32; batch.frames * batch.n];
-    let mut group = c.benchmark_group("gram_cg_k8_l4_16x16_16qam_t14");
+    let mut group = c.benchmark_group(group);
     group.throughput(Throughput::Elements(batch.frames as u64));
-    for detector in [&net as &dyn Detector, &golden, &fq] {
+    for detector in [&s.net as &dyn Detector, &s.golden, &s.fq] {
         group.bench_function(detector.name(), |b| {
             b.iter(|| {
                 pool().install(|| {
                     detector
-                        .detect(black_box(&batch), &mut decisions)
+                        .detect(black_box(batch), &mut decisions)
                         .expect("detect")
                 });
                 black_box(&decisions);
@@ -69,5 +98,92 @@ fn bench(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, bench);
-criterion_main!(benches);
+fn wall(c: &mut Criterion) {
+    bench_in(c, "gram_cg_k8_l4_16x16_16qam_t14");
+}
+
+fn cpu(c: &mut Criterion<ProcessCpu>) {
+    bench_in(c, "gram_cg_k8_l4_16x16_16qam_t14_cpu");
+}
+
+/// CPU time (ns) of every thread of this process: the first field of each
+/// `/proc/self/task/<tid>/schedstat` (0 where the file is missing).
+fn cpu_ns() -> u64 {
+    let Ok(tasks) = std::fs::read_dir("/proc/self/task") else {
+        return 0;
+    };
+    tasks
+        .flatten()
+        .filter_map(|t| std::fs::read_to_string(t.path().join("schedstat")).ok())
+        .filter_map(|s| s.split_whitespace().next()?.parse::<u64>().ok())
+        .sum()
+}
+
+/// Criterion measurement: the process's CPU time in nanoseconds.
+struct ProcessCpu;
+
+impl Measurement for ProcessCpu {
+    type Intermediate = u64;
+    type Value = u64;
+
+    fn start(&self) -> u64 {
+        cpu_ns()
+    }
+    fn end(&self, i: u64) -> u64 {
+        cpu_ns().saturating_sub(i)
+    }
+    fn add(&self, a: &u64, b: &u64) -> u64 {
+        a + b
+    }
+    fn zero(&self) -> u64 {
+        0
+    }
+    fn to_f64(&self, v: &u64) -> f64 {
+        *v as f64
+    }
+    fn formatter(&self) -> &dyn ValueFormatter {
+        &CpuFormatter
+    }
+}
+
+/// Values in ns of CPU time, shown as ms; throughputs per second of CPU time.
+struct CpuFormatter;
+
+impl ValueFormatter for CpuFormatter {
+    fn scale_values(&self, _typical: f64, values: &mut [f64]) -> &'static str {
+        for v in values {
+            *v /= 1e6;
+        }
+        "ms cpu"
+    }
+
+    fn scale_throughputs(
+        &self,
+        _typical: f64,
+        throughput: &Throughput,
+        values: &mut [f64],
+    ) -> &'static str {
+        let per = match throughput {
+            Throughput::Elements(n)
+            | Throughput::Bytes(n)
+            | Throughput::BytesDecimal(n)
+            | Throughput::Bits(n) => *n,
+        } as f64;
+        for v in values {
+            *v = per * 1e9 / *v / 1e3;
+        }
+        "Kelem/s cpu"
+    }
+
+    fn scale_for_machines(&self, _values: &mut [f64]) -> &'static str {
+        "ns"
+    }
+}
+
+criterion_group!(wall_time, wall);
+criterion_group! {
+    name = cpu_time;
+    config = Criterion::default().with_measurement(ProcessCpu);
+    targets = cpu
+}
+criterion_main!(wall_time, cpu_time);

@@ -1,20 +1,21 @@
 // kaq_gram_core — the folded engine of an IR v2 cg detector (docs/rtl.md, "IR v2").
 //
 // LANES multipliers (MAW × MBW bits), a 64-bit accumulator and a register file of three
-// synchronous memories (bank H: H̃ at HBW bits, bank G: G = H̃ᵀH̃ n × n at GBW bits, bank V:
-// every per-vector tensor at VBW bits) plus two registers (W at WW bits; the address after it reads 1) run
-// a looped micro-program that the generated top holds in a synchronous ROM
-// (kaq_codegen::gram::program): the per-channel-block program (G's upper triangle, its copy
-// into the lower one, tr G, 1/tr G, D = 1/diag G) once per block, then the vector program (z,
-// ‖ỹ‖², every layer's e, W, v², inner steps p/d/ρ, r, τ², bucket, table) per vector.
+// synchronous memories (bank H: H̃ at HBW bits, bank G: G = H̃ᵀH̃ n × n and its narrow inner
+// copies, NG entries at GBW bits, bank V: every per-vector tensor at VBW bits) plus two
+// registers (W at WW bits; the address after it reads 1) run a looped micro-program that the
+// generated top holds in a synchronous ROM (kaq_codegen::gram::program): the
+// per-channel-block program (G's upper triangle, its copy into the lower one, the narrow
+// copies of G, tr G, 1/tr G, D = 1/diag G) once per block, then the vector program (z, ‖ỹ‖²,
+// every layer's e, W, v², inner steps p/d/ρ, r, τ², bucket, table) per vector.
 //
 // Pipeline: issue (the instruction word registered from the ROM at pc; a MAC repeats REP
 // times with its operand addresses stepping by SA and SB; the banks and the constant ROM are
 // read with registered, write-first reads) then execute (multiply, accumulate, round and
 // saturate, write). LANES repetitions per cycle (lane l takes repetition c·LANES + l of
 // cycle c, reading its own copy of banks H, G and V, which every write updates alike; the
-// lanes' products are summed into the one accumulator, exact since no partial sum wraps); a division (kaq_divide_seq, n = 1) holds the
-// execute stage 2 + 2 + SHIFT cycles; the program ends one cycle after its last issue. A
+// lanes' products are summed into the one accumulator, exact since no partial sum wraps); a
+// division (kaq_divide_seq, n = 1) holds the execute stage 2 + 2 + SHIFT cycles; the program ends one cycle after its last issue. A
 // block beat's H̃ is written into bank H straight from blk_h, one code a cycle while blk_valid
 // is high (M·N cycles; blk_ready rises with the last code, so the sender holds the beat, as
 // valid/ready requires, and no copy of H̃ is latched); a vector's ỹ is latched and written
@@ -27,12 +28,14 @@
 // held until taken. T = 0 runs the block program and returns to idle.
 //
 // Instruction word (LSB first): op[3], a[AW], b[BW], b_const, b_bin, neg, sh[6], first,
-// last, down[6], satw[7], dest[AW], rep_m1[RPW], sa[AW], sb[BW]. op: 0 MAC, 1 MAX, 2 DIV
-// inv_trace, 3 DIV diag_inv, 4 BUCKET, 5 LUT. MAC repetition k: acc' = (first && k = 0 ? 0 :
-// acc) ± (a_k·b_k << sh) (a term whose a is the one register adds b_k without the
-// multiplier); on last at k = rep_m1, dest = sat_satw(round_half_up(acc' >> down)). The top
-// registers `ins` = rom[pc_next] and `kval` = const[kaddr]; bk_in → bk_out and
-// {lut_bucket, lut_idx} → lut_val are combinational in the top.
+// last, down[6], satw[7], dest[AW], rep_m1[RPW], sa[AW], sb[BW], s_bin, sidx[SIW]. op: 0 MAC,
+// 1 MAX, 2 DIV inv_trace, 3 DIV diag_inv, 4 BUCKET, 5 LUT. MAC repetition k: acc' = (first &&
+// k = 0 ? 0 : acc) ± (a_k·b_k << sh) (a term whose a is the one register adds b_k without
+// the multiplier); on last at k = rep_m1, dest = sat_satw(round_half_up(acc' >> down)). With
+// s_bin, sh and down are the block's SNR bin's entry of the shift table instead of the two
+// fields ({down, sh} = shift[sidx + bin]: the per-bin formats of IR version 3). The top
+// registers `ins` = rom[pc_next], `kval` = const[kaddr] and `sval` = shift[saddr]; bk_in →
+// bk_out and {lut_bucket, lut_idx} → lut_val are combinational in the top.
 `default_nettype none
 
 module kaq_gram_core #(
@@ -56,6 +59,8 @@ module kaq_gram_core #(
     parameter integer RPW = 4,
     parameter integer PB = 10,
     parameter integer PV = 10,
+    parameter integer NG = 16,
+    parameter integer SIW = 1,
     parameter integer G_BASE = 16,
     parameter integer V_BASE = 32,
     parameter integer NV = 32,
@@ -80,7 +85,7 @@ module kaq_gram_core #(
     parameter integer LDW = 5,
     parameter integer LANES = 1,
     parameter integer KBW = RPW + 6,
-    parameter integer IW = 3 + AW + BW + 3 + 6 + 2 + 6 + 7 + AW + RPW + AW + BW
+    parameter integer IW = 3 + AW + BW + 3 + 6 + 2 + 6 + 7 + AW + RPW + AW + BW + 1 + SIW
 ) (
     input  wire                  clk,
     input  wire                  rst,
@@ -101,6 +106,8 @@ module kaq_gram_core #(
     input  wire [IW-1:0]         ins,
     output wire [KAW-1:0]        kaddr,
     input  wire signed [KW-1:0]  kval,
+    output wire [SIW-1:0]        saddr,
+    input  wire [11:0]           sval,
     output wire signed [63:0]    bk_in,
     input  wire [BKW-1:0]        bk_out,
     output wire [BKW-1:0]        lut_bucket,
@@ -113,7 +120,6 @@ module kaq_gram_core #(
                      OP_BUCKET = 3'd4, OP_LUT = 3'd5;
     localparam [2:0] B_H = 3'd0, B_G = 3'd1, B_V = 3'd2, B_W = 3'd3, B_ONE = 3'd4;
     localparam integer NH = M * N;
-    localparam integer NG = N * N;
     localparam integer PW = MAW + MBW;
     localparam integer LDH = NH - 1;
     localparam integer LDY = M - 1;
@@ -146,6 +152,8 @@ module kaq_gram_core #(
     wire [RPW-1:0] rep_m1 = ins[27 + 2*AW + BW +: RPW];
     wire [AW-1:0] sa = ins[27 + 2*AW + BW + RPW +: AW];
     wire [BW-1:0] sb = ins[27 + 3*AW + BW + RPW +: BW];
+    wire s_bin = ins[27 + 3*AW + 2*BW + RPW];
+    wire [SIW-1:0] sidx = ins[28 + 3*AW + 2*BW + RPW +: SIW];
 
     // A block beat is taken on the cycle its last code is written (see S_LOAD_H).
     assign blk_ready = (state == S_LOAD_H) && (ld == LD_H_END);
@@ -174,6 +182,15 @@ module kaq_gram_core #(
     /* verilator lint_on UNUSEDSIGNAL */
     wire [BINW-1:0] bin_k = b_bin ? bin : {BINW{1'b0}};
     assign kaddr = b_cur[KAW-1:0] + {{(KAW - BINW){1'b0}}, bin_k};
+    // The shift table's address: the block's bin's entry of the instruction's run (a design
+    // without a table, SIW ≤ BINW, has no s_bin instruction).
+    generate
+        if (SIW > BINW) begin : g_saddr
+            assign saddr = sidx + {{(SIW - BINW){1'b0}}, bin};
+        end else begin : g_saddr_none
+            assign saddr = sidx;
+        end
+    endgenerate
 
     function automatic [2:0] bank_of(input [AW-1:0] r);
         if (r < G_BASE[AW-1:0]) bank_of = B_H;
@@ -191,6 +208,7 @@ module kaq_gram_core #(
     reg x_first;
     reg x_last;
     reg [5:0] x_down;
+    reg x_sbin;
     reg [6:0] x_satw;
     reg [AW-1:0] x_dest;
     reg x_bconst;
@@ -208,35 +226,17 @@ module kaq_gram_core #(
     wire issue = running && !draining && x_complete;
     wire at_end = (pc == pc_end);
 
-    // The banks: one write port, two registered write-first read ports (H only loaded).
-    reg [HW-1:0] mem_h [0:NH-1];
-    reg [GBW-1:0] mem_g [0:NG-1];
-    reg [VBW-1:0] mem_v [0:NV-1];
-    reg [HW-1:0] h_qa, h_qb;
-    reg [GBW-1:0] g_qa, g_qb;
-    reg [VBW-1:0] v_qa, v_qb;
-
-    /* verilator lint_off UNUSEDSIGNAL */
-    wire [AW-1:0] a_g = a_cur - G_BASE[AW-1:0];
-    wire [AW-1:0] b_g = b_reg - G_BASE[AW-1:0];
-    wire [AW-1:0] a_v = a_cur - V_BASE[AW-1:0];
-    wire [AW-1:0] b_v = b_reg - V_BASE[AW-1:0];
-    /* verilator lint_on UNUSEDSIGNAL */
-
-    // Operands in the execute stage, sign-extended to 64 bits.
-    wire signed [63:0] ha = {{(64 - HW){h_qa[HW-1]}}, h_qa};
-    wire signed [63:0] hb = {{(64 - HW){h_qb[HW-1]}}, h_qb};
-    wire signed [63:0] ga = {{(64 - GBW){g_qa[GBW-1]}}, g_qa};
-    wire signed [63:0] gb = {{(64 - GBW){g_qb[GBW-1]}}, g_qb};
-    wire signed [63:0] va = {{(64 - VBW){v_qa[VBW-1]}}, v_qa};
-    wire signed [63:0] vb = {{(64 - VBW){v_qb[VBW-1]}}, v_qb};
+    // Lane 0's operands in the execute stage, sign-extended to 64 bits: its banks' reads
+    // (g_lane[0], below) or W, the one, a constant.
+    wire [64*LANES-1:0] lane_a;
+    wire [64*LANES-1:0] lane_b;
     wire signed [63:0] wv = {{(64 - WW){wreg[WW-1]}}, wreg};
     wire signed [63:0] kv = {{(64 - KW){kval[KW-1]}}, kval};
     localparam signed [63:0] ONE_V = 64'sd1;
-    wire signed [63:0] av = (x_abank == B_H) ? ha : (x_abank == B_G) ? ga
-                          : (x_abank == B_V) ? va : (x_abank == B_W) ? wv : ONE_V;
-    wire signed [63:0] bv = x_bconst ? kv : (x_bbank == B_H) ? hb : (x_bbank == B_G) ? gb
-                          : (x_bbank == B_V) ? vb : (x_bbank == B_W) ? wv : ONE_V;
+    wire signed [63:0] av = (x_abank == B_W) ? wv : (x_abank == B_ONE) ? ONE_V
+                          : $signed(lane_a[63:0]);
+    wire signed [63:0] bv = x_bconst ? kv : (x_bbank == B_W) ? wv
+                          : (x_bbank == B_ONE) ? ONE_V : $signed(lane_b[63:0]);
 
     // The multiply-accumulate and the finish.
     /* verilator lint_off UNUSEDSIGNAL */
@@ -264,11 +264,14 @@ module kaq_gram_core #(
         psum = prod;
         for (li = 1; li < LANES; li = li + 1) psum = psum + $signed(lprod[64*li +: 64]);
     end
-    wire signed [63:0] term = psum <<< x_sh;
+    // The shift and the rounding of this instruction: its fields, or its bin's table entry.
+    wire [5:0] e_sh = x_sbin ? sval[5:0] : x_sh;
+    wire [5:0] e_down = x_sbin ? sval[11:6] : x_down;
+    wire signed [63:0] term = psum <<< e_sh;
     wire signed [63:0] base = x_first ? 64'sd0 : acc;
     wire signed [63:0] accn = x_neg ? base - term : base + term;
-    wire signed [63:0] half = (x_down == 6'd0) ? 64'sd0 : (ONE_V <<< (x_down - 6'd1));
-    wire signed [63:0] rnd = (accn + half) >>> x_down;
+    wire signed [63:0] half = (e_down == 6'd0) ? 64'sd0 : (ONE_V <<< (e_down - 6'd1));
+    wire signed [63:0] rnd = (accn + half) >>> e_down;
     wire signed [63:0] smax = (ONE_V <<< (x_satw - 7'd1)) - ONE_V;
     wire signed [63:0] sat = (x_satw == 7'd0) ? rnd
                            : (rnd > smax) ? smax
@@ -337,29 +340,6 @@ module kaq_gram_core #(
     /* verilator lint_on UNUSEDSIGNAL */
     wire [HAW-1:0] ld_h = ld_u[HAW-1:0];
     wire [HW-1:0] h_in = blk_h[ld_h * HW +: HW];
-    wire [HAW-1:0] ra_h_a = a_cur[HAW-1:0];
-    wire [HAW-1:0] ra_h_b = b_reg[HAW-1:0];
-    wire [GAW-1:0] ra_g_a = a_g[GAW-1:0];
-    wire [GAW-1:0] ra_g_b = b_g[GAW-1:0];
-    wire [VAW-1:0] ra_v_a = a_v[VAW-1:0];
-    wire [VAW-1:0] ra_v_b = b_v[VAW-1:0];
-
-    always @(posedge clk) begin
-        if (we_h) mem_h[ld_h] <= h_in;
-        h_qa <= mem_h[ra_h_a];
-        h_qb <= mem_h[ra_h_b];
-    end
-    always @(posedge clk) begin
-        if (we_g) mem_g[wa_g] <= wd_g;
-        g_qa <= (we_g && (wa_g == ra_g_a)) ? wd_g : mem_g[ra_g_a];
-        g_qb <= (we_g && (wa_g == ra_g_b)) ? wd_g : mem_g[ra_g_b];
-    end
-    always @(posedge clk) begin
-        if (we_v) mem_v[wa_v] <= wd_v;
-        v_qa <= (we_v && (wa_v == ra_v_a)) ? wd_v : mem_v[ra_v_a];
-        v_qb <= (we_v && (wa_v == ra_v_b)) ? wd_v : mem_v[ra_v_b];
-    end
-
     // The next program counter (the top's ROM address).
     always @(*) begin
         pc_next = pc;
@@ -392,6 +372,7 @@ module kaq_gram_core #(
             x_first <= 1'b0;
             x_last <= 1'b0;
             x_down <= 6'd0;
+            x_sbin <= 1'b0;
             x_satw <= 7'd0;
             x_dest <= {AW{1'b0}};
             x_bconst <= 1'b0;
@@ -421,6 +402,7 @@ module kaq_gram_core #(
                 x_first <= first && first_rep;
                 x_last <= last && last_rep;
                 x_down <= down;
+                x_sbin <= s_bin;
                 x_satw <= satw;
                 x_dest <= dest;
                 x_bconst <= b_const;
@@ -481,15 +463,15 @@ module kaq_gram_core #(
         end
     end
 
-    // Lanes 1 … LANES−1: their copies of banks H, G and V (written as lane 0's), their
-    // registered reads at repetition cnt + l, their multipliers. A repeated MAC reads a (and
-    // a register b) in one bank of H, G and V over its repetitions (kaq_codegen::gram asserts
-    // it) and a constant b as one constant, so a lane needs no W, one or constant port.
+    // The lanes: each its copy of banks H, G and V (one write port, written alike; two
+    // registered write-first read ports, H only loaded), read at repetition cnt + l; lanes
+    // 1 … LANES−1 also their multipliers. A repeated MAC reads a (and a register b) in one
+    // bank of H, G and V over its repetitions (kaq_codegen::gram asserts it) and a constant b
+    // as one constant, so a lane past 0 needs no W, one or constant port.
     genvar gl;
     generate
-        for (gl = 1; gl < LANES; gl = gl + 1) begin : g_lane
+        for (gl = 0; gl < LANES; gl = gl + 1) begin : g_lane
             localparam integer GL = gl;
-            localparam [KBW-1:0] KL = GL[KBW-1:0];
             localparam [AW-1:0] AL = GL[AW-1:0];
             localparam [BW-1:0] BL = GL[BW-1:0];
             wire [AW-1:0] la = a_cur + sa * AL;
@@ -501,57 +483,62 @@ module kaq_gram_core #(
             wire [AW-1:0] la_v = la - V_BASE[AW-1:0];
             wire [AW-1:0] lb_v = lb - V_BASE[AW-1:0];
             /* verilator lint_on UNUSEDSIGNAL */
-            reg act;
+            reg [HW-1:0] mem_h [0:NH-1];
+            reg [GBW-1:0] mem_g [0:NG-1];
+            reg [VBW-1:0] mem_v [0:NV-1];
+            reg [HW-1:0] h_qa, h_qb;
+            reg [GBW-1:0] g_qa, g_qb;
+            reg [VBW-1:0] v_qa, v_qb;
+            wire [GAW-1:0] ra_g_a = la_g[GAW-1:0];
+            wire [GAW-1:0] ra_g_b = lb_g[GAW-1:0];
+            wire [VAW-1:0] ra_v_a = la_v[VAW-1:0];
+            wire [VAW-1:0] ra_v_b = lb_v[VAW-1:0];
             always @(posedge clk) begin
-                if (rst) act <= 1'b0;
-                else if (x_complete) act <= issue && (op == OP_MAC) && (cnt + KL <= rep_k);
-            end
-            reg [HW-1:0] lmem_h [0:NH-1];
-            reg [GBW-1:0] lmem_g [0:NG-1];
-            reg [VBW-1:0] lmem_v [0:NV-1];
-            reg [HW-1:0] lh_qa, lh_qb;
-            reg [GBW-1:0] lg_qa, lg_qb;
-            reg [VBW-1:0] lv_qa, lv_qb;
-            wire [GAW-1:0] lra_g_a = la_g[GAW-1:0];
-            wire [GAW-1:0] lra_g_b = lb_g[GAW-1:0];
-            wire [VAW-1:0] lra_v_a = la_v[VAW-1:0];
-            wire [VAW-1:0] lra_v_b = lb_v[VAW-1:0];
-            always @(posedge clk) begin
-                if (we_h) lmem_h[ld_h] <= h_in;
-                lh_qa <= lmem_h[la[HAW-1:0]];
-                lh_qb <= lmem_h[lb[HAW-1:0]];
+                if (we_h) mem_h[ld_h] <= h_in;
+                h_qa <= mem_h[la[HAW-1:0]];
+                h_qb <= mem_h[lb[HAW-1:0]];
             end
             always @(posedge clk) begin
-                if (we_g) lmem_g[wa_g] <= wd_g;
-                lg_qa <= (we_g && (wa_g == lra_g_a)) ? wd_g : lmem_g[lra_g_a];
-                lg_qb <= (we_g && (wa_g == lra_g_b)) ? wd_g : lmem_g[lra_g_b];
+                if (we_g) mem_g[wa_g] <= wd_g;
+                g_qa <= (we_g && (wa_g == ra_g_a)) ? wd_g : mem_g[ra_g_a];
+                g_qb <= (we_g && (wa_g == ra_g_b)) ? wd_g : mem_g[ra_g_b];
             end
             always @(posedge clk) begin
-                if (we_v) lmem_v[wa_v] <= wd_v;
-                lv_qa <= (we_v && (wa_v == lra_v_a)) ? wd_v : lmem_v[lra_v_a];
-                lv_qb <= (we_v && (wa_v == lra_v_b)) ? wd_v : lmem_v[lra_v_b];
+                if (we_v) mem_v[wa_v] <= wd_v;
+                v_qa <= (we_v && (wa_v == ra_v_a)) ? wd_v : mem_v[ra_v_a];
+                v_qb <= (we_v && (wa_v == ra_v_b)) ? wd_v : mem_v[ra_v_b];
             end
-            wire signed [63:0] lha = {{(64 - HW){lh_qa[HW-1]}}, lh_qa};
-            wire signed [63:0] lhb = {{(64 - HW){lh_qb[HW-1]}}, lh_qb};
-            wire signed [63:0] lga = {{(64 - GBW){lg_qa[GBW-1]}}, lg_qa};
-            wire signed [63:0] lgb = {{(64 - GBW){lg_qb[GBW-1]}}, lg_qb};
-            wire signed [63:0] lva = {{(64 - VBW){lv_qa[VBW-1]}}, lv_qa};
-            wire signed [63:0] lvb = {{(64 - VBW){lv_qb[VBW-1]}}, lv_qb};
-            /* verilator lint_off UNUSEDSIGNAL */
-            wire signed [63:0] lav = (x_abank == B_H) ? lha : (x_abank == B_G) ? lga : lva;
-            wire signed [63:0] lbv = x_bconst ? kv : (x_bbank == B_H) ? lhb
-                                   : (x_bbank == B_G) ? lgb : lvb;
-            wire signed [MAW-1:0] lma = lav[MAW-1:0];
-            wire signed [MBW-1:0] lmb = lbv[MBW-1:0];
-            wire signed [PW-1:0] lmp = lma * lmb;
-            /* verilator lint_on UNUSEDSIGNAL */
-            wire signed [63:0] lmp64;
-            if (PW >= 64) begin : g_lwide
-                assign lmp64 = lmp[63:0];
-            end else begin : g_lnarrow
-                assign lmp64 = {{(64 - PW){lmp[PW-1]}}, lmp};
+            wire signed [63:0] ha = {{(64 - HW){h_qa[HW-1]}}, h_qa};
+            wire signed [63:0] hb = {{(64 - HW){h_qb[HW-1]}}, h_qb};
+            wire signed [63:0] ga = {{(64 - GBW){g_qa[GBW-1]}}, g_qa};
+            wire signed [63:0] gb = {{(64 - GBW){g_qb[GBW-1]}}, g_qb};
+            wire signed [63:0] va = {{(64 - VBW){v_qa[VBW-1]}}, v_qa};
+            wire signed [63:0] vb = {{(64 - VBW){v_qb[VBW-1]}}, v_qb};
+            assign lane_a[64*gl +: 64] = (x_abank == B_H) ? ha : (x_abank == B_G) ? ga : va;
+            assign lane_b[64*gl +: 64] = (x_bbank == B_H) ? hb : (x_bbank == B_G) ? gb : vb;
+            if (GL > 0) begin : g_mul
+                localparam [KBW-1:0] KL = GL[KBW-1:0];
+                reg act;
+                always @(posedge clk) begin
+                    if (rst) act <= 1'b0;
+                    else if (x_complete)
+                        act <= issue && (op == OP_MAC) && (cnt + KL <= rep_k);
+                end
+                /* verilator lint_off UNUSEDSIGNAL */
+                wire signed [63:0] lav = lane_a[64*gl +: 64];
+                wire signed [63:0] lbv = x_bconst ? kv : lane_b[64*gl +: 64];
+                wire signed [MAW-1:0] lma = lav[MAW-1:0];
+                wire signed [MBW-1:0] lmb = lbv[MBW-1:0];
+                wire signed [PW-1:0] lmp = lma * lmb;
+                /* verilator lint_on UNUSEDSIGNAL */
+                wire signed [63:0] lmp64;
+                if (PW >= 64) begin : g_lwide
+                    assign lmp64 = lmp[63:0];
+                end else begin : g_lnarrow
+                    assign lmp64 = {{(64 - PW){lmp[PW-1]}}, lmp};
+                end
+                assign lprod[64*gl +: 64] = act ? lmp64 : 64'sd0;
             end
-            assign lprod[64*gl +: 64] = act ? lmp64 : 64'sd0;
         end
     endgenerate
 

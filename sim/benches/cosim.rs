@@ -1,6 +1,8 @@
 //! Co-simulation throughput of the default design (16×16 antennas 16-QAM, M = N = 32 real
 //! dimensions, PGD-Net K = 5, 8 bits) at 8 and 32 MAC lanes: frames per second through the Verilated RTL, with and
 //! without the per-layer taps and the golden-model comparison, and the Verilator build time.
+//! The design is the flow's default: `quant.mult_bits` = 14 (`FLOW_MULT_BITS`) and the deepest
+//! update pipeline (2 for PGD-Net), as `kaq flow` generates it without `rtl.clock_mhz`.
 //!
 //! `cargo bench -p kaq-sim --bench cosim` (needs Verilator; without it the bench prints a note
 //! and exits, unless `KAQ_REQUIRE_VERILATOR=1`). The first run builds both designs (cached by
@@ -16,10 +18,11 @@ use std::hint::black_box;
 use std::time::{Duration, Instant};
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
-use kaq_codegen::Options;
+use kaq_codegen::design::max_update_pipeline;
+use kaq_codegen::{Options, generate_pipelined};
 use kaq_ir::{Interpreter, Ir};
 use kaq_model::LinkConfig;
-use kaq_model::lower::{LowerOptions, lower};
+use kaq_model::lower::{LinkFrames, LowerOptions, lower};
 use kaq_model::quant::{QuantConfig, QuantMethod, QuantNet};
 use kaq_model::train::{SetKind, TrainSet};
 use kaq_model::unfolded::{NetConfig, UnfoldedNet};
@@ -27,6 +30,9 @@ use kaq_model::{Modulation, link::stream_rng};
 use kaq_sim::Rtl;
 use kaq_sim::cosim::{FrameCodes, Stalls};
 use kaq_sim::tools::{self, Tool};
+
+/// The flow's `quant.mult_bits` (`FLOW_MULT_BITS` of `kaq flow`'s configuration).
+const FLOW_MULT_BITS: u32 = 14;
 
 /// Frames per measured batch.
 const FRAMES: usize = 500;
@@ -51,14 +57,21 @@ fn load_average() -> String {
 }
 
 /// The default design's IR: the paper's PGD-Net (soft prox, K = 5) on a 16×16 16-QAM link,
-/// calibrated and quantized with KAQ at 8 bits (16×16 antennas, docs/system-model.md).
+/// calibrated and quantized with KAQ at 8 bits (16×16 antennas, docs/system-model.md), lowered
+/// with the flow's 14-bit multipliers.
 fn default_ir() -> Ir {
     let link = LinkConfig::new(16, 16, Modulation::Qam16).unwrap();
     let net = UnfoldedNet::new(NetConfig::default(), &link).unwrap();
     let set = TrainSet::generate(&link, 256, &[0.0, 10.0, 20.0, 30.0], 1, SetKind::Train).unwrap();
     let qc = QuantConfig::with_activation_bits(8);
     let q = QuantNet::calibrate(&net, QuantMethod::Kaq, &qc, &set.as_batch()).unwrap();
-    lower(&q, LowerOptions::default()).unwrap()
+    lower(
+        &q,
+        LowerOptions {
+            mult_bits: FLOW_MULT_BITS,
+        },
+    )
+    .unwrap()
 }
 
 fn frames(ir: &Ir) -> Vec<FrameCodes> {
@@ -110,7 +123,9 @@ fn bench(c: &mut Criterion) {
             ..Options::default()
         };
         let t = Instant::now();
-        let rtl = Rtl::generate_and_build(&ir, &options, false).unwrap();
+        let generated =
+            generate_pipelined(&ir, &options, &LinkFrames, max_update_pipeline(ir.arch)).unwrap();
+        let rtl = Rtl::build(&generated, false).unwrap();
         eprintln!(
             "lanes {lanes}: Verilator build {:.1} s{} (call {:.1} s), {} cycles per frame, \
              latency {}",

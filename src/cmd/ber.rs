@@ -629,7 +629,6 @@ fn load_rtl(path: &Path, link: &LinkConfig) -> anyhow::Result<Box<dyn Detector>>
         AnyIr::V1(ir) => ir,
         AnyIr::V2(ir) => {
             check_ir_link("--rtl", path, (ir.nt, ir.nr, ir.modulation), link)?;
-            super::codegen::rtl_supports("--rtl", &ir)?;
             eprintln!(
                 "building the RTL of {} with Verilator (the folded IR v2 engine)…",
                 ir.name

@@ -241,34 +241,6 @@ pub fn run(args: CodegenArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Refuses (status 2, naming `flag`) an IR the v2 RTL cannot run: one whose layers carry
-/// per-SNR-bin format shifts (version 3, docs/ir.md §10.8) or a narrow inner G (`g_inner`,
-/// §10.9). The folded Gram engine holds one format per layer and one copy of G; such a
-/// document runs in the golden model only (`kaq ber --ir`).
-pub(super) fn rtl_supports(flag: &str, ir: &kaq_ir::gram::GramIr) -> anyhow::Result<()> {
-    if let Some(k) = ir.first_g_inner() {
-        return Err(usage_error(
-            flag,
-            format!(
-                "layers[{k}].g_inner: a narrow inner copy of G is not supported by the v2 RTL, \
-                 which holds one copy of G; this IR runs in the golden model only (kaq ber --ir)"
-            ),
-        ));
-    }
-    match ir.first_bin_shift() {
-        None => Ok(()),
-        Some(k) => Err(usage_error(
-            flag,
-            format!(
-                "layers[{k}].bin_shift: per-SNR-bin format shifts (IR version {}) are not \
-                 supported by the v2 RTL, which holds one format per layer; this IR runs in \
-                 the golden model only (kaq ber --ir)",
-                ir.version
-            ),
-        )),
-    }
-}
-
 /// The MAC lanes of an IR v2 (cg) design (default 1); outside 1 to
 /// `kaq_codegen::gram::MAX_LANES` is a usage error of `flag`.
 pub(crate) fn gram_lanes(flag: &str, lanes: Option<usize>) -> anyhow::Result<usize> {
@@ -287,7 +259,6 @@ pub(crate) fn gram_lanes(flag: &str, lanes: Option<usize>) -> anyhow::Result<usi
 /// `--lanes` MAC lanes (default 1, any count from 1 to 32); no testbench (the design is
 /// checked by `kaq_sim::cosim::gram`).
 fn run_gram(args: &CodegenArgs, ir: &kaq_ir::gram::GramIr) -> anyhow::Result<()> {
-    rtl_supports("--ir", ir)?;
     let lanes = gram_lanes("--lanes", args.lanes)?;
     if let Some(flag) = args.pipeline.given() {
         return Err(usage_error(

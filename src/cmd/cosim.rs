@@ -345,7 +345,6 @@ fn unavailable(e: CosimError) -> anyhow::Error {
 /// model and every block's and vector's cycles with the analytic model.
 fn run_gram(args: &CosimArgs, ir: &kaq_ir::gram::GramIr) -> anyhow::Result<()> {
     use kaq_sim::cosim::gram::{GramRtl, GramStalls, link_blocks};
-    super::codegen::rtl_supports("--ir", ir)?;
     let lanes = super::codegen::gram_lanes("--lanes", args.lanes)?;
     if let Some(flag) = args.pipeline.given() {
         return Err(super::args::usage_error(

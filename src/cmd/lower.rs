@@ -246,8 +246,12 @@ fn load_quant_net(path: &Path) -> anyhow::Result<QuantNet> {
     struct Tag {
         format: Option<serde_json::Value>,
     }
-    let tag = serde_json::from_str::<Tag>(&text)
-        .with_context(|| format!("--model {}: not a JSON model file", path.display()))?;
+    let tag = serde_json::from_str::<Tag>(&text).map_err(|e| {
+        super::args::usage_error(
+            "--model",
+            format!("{}: not a JSON model file: {e}", path.display()),
+        )
+    })?;
     match tag.format {
         Some(serde_json::Value::String(f)) if f == QFORMAT => {}
         Some(serde_json::Value::String(f)) if f == GRAM_FORMAT => {
@@ -266,14 +270,24 @@ fn load_quant_net(path: &Path) -> anyhow::Result<QuantNet> {
             path.display(),
             path.display()
         ),
-        Some(other) => bail!(
-            "--model {}: format is {other}, expected \"{QFORMAT}\"",
-            path.display()
-        ),
-        None => bail!(
-            "--model {}: missing field `format` (expected \"{QFORMAT}\")",
-            path.display()
-        ),
+        Some(other) => {
+            return Err(super::args::usage_error(
+                "--model",
+                format!(
+                    "{}: format is {other}, expected \"{QFORMAT}\"",
+                    path.display()
+                ),
+            ));
+        }
+        None => {
+            return Err(super::args::usage_error(
+                "--model",
+                format!(
+                    "{}: missing field `format` (expected \"{QFORMAT}\")",
+                    path.display()
+                ),
+            ));
+        }
     }
     let file = QuantModelFile::from_json(&text, path).with_context(context)?;
     file.quant_net()

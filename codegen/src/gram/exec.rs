@@ -83,7 +83,8 @@ impl<'p> Engine<'p> {
             );
             a.wrapping_mul(b)
         };
-        let term = prod.wrapping_shl(ins.sh);
+        let (sh, down) = p.shift_of(ins, self.bin);
+        let term = prod.wrapping_shl(sh);
         let base = if ins.first && k == 0 { 0 } else { self.acc };
         self.acc = if ins.neg {
             base.wrapping_sub(term)
@@ -91,7 +92,7 @@ impl<'p> Engine<'p> {
             base.wrapping_add(term)
         };
         if ins.last && k + 1 == ins.rep as usize {
-            self.write(ins.dest, finish(self.acc, ins.down, ins.satw));
+            self.write(ins.dest, finish(self.acc, down, ins.satw));
         }
     }
 

@@ -65,6 +65,9 @@ pub struct Ins {
     pub last: bool,
     /// Right shift (half-up) of the finished sum.
     pub down: u32,
+    /// Per-SNR-bin shifts (docs/ir.md §10.8): `Some(base)` takes `sh` and `down` from
+    /// [`Program::shifts`]`[base + bin]` instead of the two fields (which are then 0).
+    pub shift_bin: Option<usize>,
     /// Symmetric saturation width (0: none).
     pub satw: u32,
     /// Destination register.
@@ -91,6 +94,7 @@ impl Ins {
             first: false,
             last: false,
             down: 0,
+            shift_bin: None,
             satw: 0,
             dest: 0,
             rep: 1,
@@ -109,6 +113,9 @@ pub struct RegMap {
     pub y: usize,
     /// G, `n × n` row-major (the block program computes the upper triangle and copies it).
     pub g: usize,
+    /// The narrow inner copies of G (`g_inner`, docs/ir.md §10.9), `n × n` row-major each,
+    /// one per distinct [`Program::inner`] shift, after G in bank G.
+    pub gn: usize,
     /// D, `n`.
     pub dinv: usize,
     /// tr G.
@@ -144,18 +151,19 @@ pub struct RegMap {
 }
 
 impl RegMap {
-    fn new(m: usize, n: usize) -> Self {
+    fn new(m: usize, n: usize, copies: usize) -> Self {
         let mut next = 0;
         let mut take = |k: usize| {
             let at = next;
             next += k;
             at
         };
-        // Bank H (H̃), bank G, bank V (every other tensor), then W and the constant one,
-        // which are registers of their own (docs/rtl.md, "IR v2").
+        // Bank H (H̃), bank G (G and its narrow copies), bank V (every other tensor), then W
+        // and the constant one, which are registers of their own (docs/rtl.md, "IR v2").
         let map = RegMap {
             h: take(m * n),
             g: take(n * n),
+            gn: take(copies * n * n),
             y: take(m),
             dinv: take(n),
             trace: take(1),
@@ -243,15 +251,24 @@ pub struct Program {
     pub state_width: u32,
     /// MAC lanes: a MAC runs `⌈rep / lanes⌉` cycles, `lanes` repetitions a cycle.
     pub lanes: usize,
+    /// The per-SNR-bin shift table `(sh, down)` of the instructions with a
+    /// [`Ins::shift_bin`] (IR version 3, docs/ir.md §10.8): one run of `bins` entries per
+    /// distinct pattern; empty without `bin_shift`.
+    pub shifts: Vec<(u32, u32)>,
+    /// The right shifts of the narrow inner copies of G (`g_inner`, docs/ir.md §10.9), one
+    /// per distinct shift of a layer with at least two inner steps; copy `c` is at
+    /// `map.gn + c·n²`.
+    pub inner: Vec<u32>,
 }
 
-/// One term of a combine: a · b (b a register or a constant) at `frac`.
-#[derive(Clone, Copy)]
+/// One term of a combine: a · b (b a register or a constant) at `frac[bin]` in SNR bin
+/// `bin` (one entry when no layer has `bin_shift`, else one per bin).
+#[derive(Clone)]
 struct Term {
     a: usize,
     b: B,
     neg: bool,
-    frac: i32,
+    frac: Vec<i32>,
 }
 
 #[derive(Clone, Copy)]
@@ -305,6 +322,8 @@ struct Builder {
     consts: Vec<i64>,
     /// The stored width of every register (its bank's tensor width).
     wid: Vec<u32>,
+    /// The per-bin shift table ([`Program::shifts`]).
+    shifts: Vec<(u32, u32)>,
 }
 
 impl Builder {
@@ -322,22 +341,39 @@ impl Builder {
         at
     }
 
-    /// The instructions of `combine(terms, out)` into `dest`; `out` None means the exact
-    /// aligned sum at frac `exact` (no rounding, no saturation). A register × register term
-    /// puts the wider register on port a; a run of terms with equal sign and shift whose
-    /// operands step by constant strides is one repeated MAC.
+    /// The base of the per-bin shift pattern `pat` in the shift table (appended when new).
+    fn pattern(&mut self, pat: &[(u32, u32)]) -> usize {
+        let k = pat.len();
+        if let Some(c) = self.shifts.chunks_exact(k).position(|c| c == pat) {
+            return c * k;
+        }
+        self.shifts.extend_from_slice(pat);
+        self.shifts.len() - k
+    }
+
+    /// The instructions of `combine(terms, out)` into `dest`, the output at frac
+    /// `out_frac[bin]` saturated to `satw` bits (0: the exact aligned sum, no saturation). A
+    /// register × register term puts the wider register on port a; a run of terms with equal
+    /// sign and, in every bin, equal shift whose operands step by constant strides is one
+    /// repeated MAC. An instruction whose shift (or, finishing, whose `down`) differs between
+    /// the bins takes both from the per-bin shift table; the instructions themselves are
+    /// those of every bin.
     fn combine(
         &mut self,
         prog: &mut Vec<Ins>,
         terms: &[Term],
-        out: Option<QFormat>,
-        exact: i32,
+        out_frac: &[i32],
+        satw: u32,
         dest: usize,
     ) {
-        let out_frac = out.map_or(exact, |f| f.frac());
-        let f = terms.iter().map(|t| t.frac).fold(out_frac, i32::max);
         assert!(!terms.is_empty(), "a combine has a term");
+        let nb = out_frac.len();
+        let f: Vec<i32> = (0..nb)
+            .map(|b| terms.iter().map(|t| t.frac[b]).fold(out_frac[b], i32::max))
+            .collect();
         let start = prog.len();
+        // The per-bin shift of every instruction of this combine.
+        let mut shs: Vec<Vec<u32>> = Vec::new();
         for t in terms {
             let (a, b, b_const, b_bin) = match t.b {
                 B::Reg(r) if self.wid[r] > self.wid[t.a] => (r, t.a, false, false),
@@ -345,7 +381,7 @@ impl Builder {
                 B::Const(c) => (t.a, c, true, false),
                 B::Bin(c) => (t.a, c, true, true),
             };
-            let sh = (f - t.frac) as u32;
+            let sh: Vec<u32> = (0..nb).map(|k| (f[k] - t.frac[k]) as u32).collect();
             let open = prog.len() > start;
             if let Some(prev) = prog.last_mut().filter(|_| open) {
                 let k = prev.rep as usize;
@@ -359,7 +395,7 @@ impl Builder {
                 // A constant b repeats only as one constant (stride 0): the lanes share the
                 // one constant port.
                 if prev.neg == t.neg
-                    && prev.sh == sh
+                    && shs.last() == Some(&sh)
                     && prev.b_const == b_const
                     && (!b_const || b == prev.b)
                     && !b_bin
@@ -381,34 +417,54 @@ impl Builder {
                 b_const,
                 b_bin,
                 neg: t.neg,
-                sh,
                 first: prog.len() == start,
                 ..Ins::nop(Op::Mac)
             });
+            shs.push(sh);
         }
+        let count = prog.len() - start;
         let last = prog.last_mut().expect("a combine has a term");
         last.last = true;
-        last.down = (f - out_frac) as u32;
-        last.satw = out.map_or(0, |o| o.width());
+        last.satw = satw;
         last.dest = dest;
+        for (k, (ins, sh)) in prog[start..].iter_mut().zip(&shs).enumerate() {
+            let down: Vec<u32> = if k + 1 == count {
+                (0..nb).map(|b| (f[b] - out_frac[b]) as u32).collect()
+            } else {
+                vec![0; nb]
+            };
+            if sh.iter().all(|&v| v == sh[0]) && down.iter().all(|&v| v == down[0]) {
+                ins.sh = sh[0];
+                ins.down = down[0];
+            } else {
+                let pat: Vec<(u32, u32)> = sh.iter().copied().zip(down).collect();
+                ins.shift_bin = Some(self.pattern(&pat));
+            }
+        }
     }
 }
 
-/// The bound of W, the unrounded residual power sum of `layer` (docs/ir.md §10.4).
+/// The bound of W, the unrounded residual power sum of `layer` (docs/ir.md §10.4), the
+/// largest over the SNR bins.
 fn w_bound(ir: &GramIr, layer: &kaq_ir::gram::GramLayer) -> i128 {
     let q = |f: QFormat| i128::from(max_code(f.width()));
     let n = ir.n as i128;
     let (xf, zf, yyf) = (ir.state.frac(), ir.front.z.frac(), ir.front.yy.frac());
     let noise = ir.front.noise.iter().map(|v| i128::from(*v).abs()).max();
-    let f = &layer.formats;
-    let terms = [
-        (q(ir.front.yy), yyf),
-        (n * q(ir.state) * q(ir.front.z), xf + zf),
-        (n * q(ir.state) * q(f.e), xf + f.e.frac()),
-        (noise.unwrap_or(0), yyf),
-    ];
-    let top = terms.iter().map(|t| t.1).fold(f.v2.frac(), i32::max);
-    terms.iter().map(|&(b, fr)| b << (top - fr) as u32).sum()
+    (0..ir.snr_bins.count)
+        .map(|bin| {
+            let f = layer.formats_at(bin);
+            let terms = [
+                (q(ir.front.yy), yyf),
+                (n * q(ir.state) * q(ir.front.z), xf + zf),
+                (n * q(ir.state) * q(f.e), xf + f.e.frac()),
+                (noise.unwrap_or(0), yyf),
+            ];
+            let top = terms.iter().map(|t| t.1).fold(f.v2.frac(), i32::max);
+            terms.iter().map(|&(b, fr)| b << (top - fr) as u32).sum()
+        })
+        .max()
+        .unwrap_or(0)
 }
 
 impl Program {
@@ -422,7 +478,16 @@ impl Program {
     pub fn with_lanes(ir: &GramIr, lanes: usize) -> Self {
         assert!(lanes >= 1, "at least one lane");
         let (m, n) = (ir.m, ir.n);
-        let map = RegMap::new(m, n);
+        let gfmt = ir.block.g;
+        // The narrow copies of G: one per distinct shift of a layer whose ρ reads one.
+        let mut inner: Vec<u32> = Vec::new();
+        for l in &ir.layers {
+            let s = l.inner_g_shift(gfmt);
+            if s > 0 && l.steps.len() > 1 && !inner.contains(&s) {
+                inner.push(s);
+            }
+        }
+        let map = RegMap::new(m, n, inner.len());
         let bank_w = bank_widths(ir);
         // Every register's value width (its tensor's format), which sizes the multiplier;
         // its bank's width (at least as wide) is what is stored.
@@ -464,18 +529,31 @@ impl Program {
         ] {
             wid[at..at + len].fill(w);
         }
+        for (c, &s) in inner.iter().enumerate() {
+            let at = map.gn + c * n * n;
+            wid[at..at + n * n].fill(gfmt.width() - s);
+        }
         let mut bld = Builder {
             consts: Vec::new(),
             wid,
+            shifts: Vec::new(),
         };
+        // The fracs of a combine are per SNR bin when a layer moves its formats by bin
+        // (docs/ir.md §10.8), else one value.
+        let nb = if ir.layers.iter().any(|l| l.bin_shift.is_some()) {
+            ir.snr_bins.count
+        } else {
+            1
+        };
+        let same = |x: i32| vec![x; nb];
         let one_c = bld.konst(1);
         let gidx = |i: usize, j: usize| map.g + i * n + j;
         let (fh, fy) = (ir.inputs.h.frac(), ir.inputs.y.frac());
-        let (gf, xf) = (ir.block.g.frac(), ir.state.frac());
+        let (gf, xf) = (gfmt.frac(), ir.state.frac());
         let (zf, yyf) = (ir.front.z.frac(), ir.front.yy.frac());
         let it_f = ir.block.inv_trace.format.frac();
         let df = ir.block.diag_inv.format.frac();
-        let reg = |a: usize, b: usize, neg: bool, frac: i32| Term {
+        let reg = |a: usize, b: usize, neg: bool, frac: Vec<i32>| Term {
             a,
             b: B::Reg(b),
             neg,
@@ -487,9 +565,9 @@ impl Program {
         for i in 0..n {
             for j in i..n {
                 let terms: Vec<Term> = (0..m)
-                    .map(|r| reg(map.h + r * n + i, map.h + r * n + j, false, 2 * fh))
+                    .map(|r| reg(map.h + r * n + i, map.h + r * n + j, false, same(2 * fh)))
                     .collect();
-                bld.combine(&mut block, &terms, Some(ir.block.g), 0, gidx(i, j));
+                bld.combine(&mut block, &terms, &same(gf), gfmt.width(), gidx(i, j));
             }
         }
         let trace: Vec<Term> = (0..n)
@@ -497,7 +575,7 @@ impl Program {
                 a: gidx(i, i),
                 b: B::Const(one_c),
                 neg: false,
-                frac: gf,
+                frac: same(gf),
             })
             .collect();
         // The lower triangle: G[j][i] = G[i][j] · 1.
@@ -514,7 +592,23 @@ impl Program {
                 });
             }
         }
-        bld.combine(&mut block, &trace, None, gf, map.trace);
+        // The narrow copies: G⁽ʷ⁾ = sat_w(round_half_up(G >> s)), one entry a cycle.
+        for (c, &s) in inner.iter().enumerate() {
+            for k in 0..n * n {
+                block.push(Ins {
+                    a: map.g + k,
+                    b: one_c,
+                    b_const: true,
+                    first: true,
+                    last: true,
+                    down: s,
+                    satw: gfmt.width() - s,
+                    dest: map.gn + c * n * n + k,
+                    ..Ins::nop(Op::Mac)
+                });
+            }
+        }
+        bld.combine(&mut block, &trace, &same(gf), 0, map.trace);
         block.push(Ins {
             a: map.trace,
             dest: map.inv_trace,
@@ -532,16 +626,18 @@ impl Program {
         let mut vector = Vec::new();
         for j in 0..n {
             let terms: Vec<Term> = (0..m)
-                .map(|r| reg(map.h + r * n + j, map.y + r, false, fh + fy))
+                .map(|r| reg(map.h + r * n + j, map.y + r, false, same(fh + fy)))
                 .collect();
-            bld.combine(&mut vector, &terms, Some(ir.front.z), 0, map.z + j);
+            let z = ir.front.z;
+            bld.combine(&mut vector, &terms, &same(z.frac()), z.width(), map.z + j);
         }
         let terms: Vec<Term> = (0..m)
-            .map(|r| reg(map.y + r, map.y + r, false, 2 * fy))
+            .map(|r| reg(map.y + r, map.y + r, false, same(2 * fy)))
             .collect();
-        bld.combine(&mut vector, &terms, Some(ir.front.yy), 0, map.yy);
+        let yy = ir.front.yy;
+        bld.combine(&mut vector, &terms, &same(yy.frac()), yy.width(), map.yy);
         let noise = bld.bins(&ir.front.noise);
-        let konst = |bld: &mut Builder, a: usize, code: i64, neg: bool, frac: i32| Term {
+        let konst = |bld: &mut Builder, a: usize, code: i64, neg: bool, frac: Vec<i32>| Term {
             a,
             b: B::Const(bld.konst(code)),
             neg,
@@ -550,33 +646,57 @@ impl Program {
 
         for (k, layer) in ir.layers.iter().enumerate() {
             let f = &layer.formats;
+            // The layer's formats in every bin, and a frac per bin from them.
+            let fb: Vec<kaq_ir::gram::LayerFormats> =
+                (0..nb).map(|bin| layer.formats_at(bin)).collect();
+            let at = |g: &dyn Fn(&kaq_ir::gram::LayerFormats) -> i32| -> Vec<i32> {
+                fb.iter().map(g).collect()
+            };
             let x_zero = k == 0;
             // e = z − Gx.
             for i in 0..n {
-                let mut terms = vec![konst(&mut bld, map.z + i, 1, false, zf)];
+                let mut terms = vec![konst(&mut bld, map.z + i, 1, false, same(zf))];
                 if !x_zero {
-                    terms.extend((0..n).map(|j| reg(gidx(i, j), map.x + j, true, gf + xf)));
+                    terms.extend((0..n).map(|j| reg(gidx(i, j), map.x + j, true, same(gf + xf))));
                 }
-                bld.combine(&mut vector, &terms, Some(f.e), 0, map.e + i);
+                bld.combine(
+                    &mut vector,
+                    &terms,
+                    &at(&|f| f.e.frac()),
+                    f.e.width(),
+                    map.e + i,
+                );
             }
             // W, exact at F_W.
-            let wfr = [yyf, xf + zf, xf + f.e.frac(), yyf];
-            let wf = wfr.iter().copied().fold(f.v2.frac(), i32::max);
-            let mut terms = vec![konst(&mut bld, map.yy, 1, false, yyf)];
+            let wf = at(&|f| {
+                [yyf, xf + zf, xf + f.e.frac(), yyf]
+                    .into_iter()
+                    .fold(f.v2.frac(), i32::max)
+            });
+            let mut terms = vec![konst(&mut bld, map.yy, 1, false, same(yyf))];
             if !x_zero {
-                terms.extend((0..n).map(|j| reg(map.x + j, map.z + j, true, xf + zf)));
-                terms.extend((0..n).map(|j| reg(map.x + j, map.e + j, true, xf + f.e.frac())));
+                terms.extend((0..n).map(|j| reg(map.x + j, map.z + j, true, same(xf + zf))));
+                terms.extend(
+                    (0..n).map(|j| reg(map.x + j, map.e + j, true, at(&|f| xf + f.e.frac()))),
+                );
             }
             terms.push(Term {
                 a: map.one,
                 b: B::Bin(noise),
                 neg: true,
-                frac: yyf,
+                frac: same(yyf),
             });
-            bld.combine(&mut vector, &terms, None, wf, map.w);
+            bld.combine(&mut vector, &terms, &wf, 0, map.w);
             // v² = max(combine(W · 1/tr G), floor).
-            let terms = [reg(map.w, map.inv_trace, false, wf + it_f)];
-            bld.combine(&mut vector, &terms, Some(f.v2), 0, map.v2);
+            let wf_it: Vec<i32> = wf.iter().map(|&w| w + it_f).collect();
+            let terms = [reg(map.w, map.inv_trace, false, wf_it)];
+            bld.combine(
+                &mut vector,
+                &terms,
+                &at(&|f| f.v2.frac()),
+                f.v2.width(),
+                map.v2,
+            );
             vector.push(Ins {
                 a: map.v2,
                 b: bld.konst(layer.v2_floor),
@@ -584,26 +704,38 @@ impl Program {
                 dest: map.v2,
                 ..Ins::nop(Op::Max)
             });
-            // The inner steps.
+            // The inner steps; ρ's G·d reads the layer's narrow copy of G, if any.
             let delta = bld.bins(&layer.delta.codes);
+            let gi = layer.inner_g(gfmt);
+            let gsrc = match inner.iter().position(|&s| s == layer.inner_g_shift(gfmt)) {
+                Some(c) => map.gn + c * n * n,
+                None => map.g,
+            };
             let steps = layer.steps.len();
             for (l, s) in layer.steps.iter().enumerate() {
                 let rho = if l == 0 { map.e } else { map.rho };
                 for i in 0..n {
-                    let mut terms = vec![reg(rho + i, map.dinv + i, false, df + f.e.frac())];
+                    let mut terms =
+                        vec![reg(rho + i, map.dinv + i, false, at(&|f| df + f.e.frac()))];
                     if l > 0 && s.beta.code != 0 {
                         terms.push(konst(
                             &mut bld,
                             map.p + i,
                             s.beta.code,
                             false,
-                            s.beta.frac + f.p.frac(),
+                            at(&|f| s.beta.frac + f.p.frac()),
                         ));
                     }
-                    bld.combine(&mut vector, &terms, Some(f.p), 0, map.p + i);
+                    bld.combine(
+                        &mut vector,
+                        &terms,
+                        &at(&|f| f.p.frac()),
+                        f.p.width(),
+                        map.p + i,
+                    );
                     let mut terms = Vec::new();
                     if l > 0 {
-                        terms.push(konst(&mut bld, map.d + i, 1, false, f.d.frac()));
+                        terms.push(konst(&mut bld, map.d + i, 1, false, at(&|f| f.d.frac())));
                     }
                     if s.omega.code != 0 || terms.is_empty() {
                         terms.push(konst(
@@ -611,24 +743,42 @@ impl Program {
                             map.p + i,
                             s.omega.code,
                             false,
-                            s.omega.frac + f.p.frac(),
+                            at(&|f| s.omega.frac + f.p.frac()),
                         ));
                     }
-                    bld.combine(&mut vector, &terms, Some(f.d), 0, map.d + i);
+                    bld.combine(
+                        &mut vector,
+                        &terms,
+                        &at(&|f| f.d.frac()),
+                        f.d.width(),
+                        map.d + i,
+                    );
                 }
                 if l + 1 < steps {
                     for i in 0..n {
-                        let mut terms = vec![konst(&mut bld, map.e + i, 1, false, f.e.frac())];
-                        terms.extend(
-                            (0..n).map(|j| reg(gidx(i, j), map.d + j, true, gf + f.d.frac())),
-                        );
+                        let mut terms =
+                            vec![konst(&mut bld, map.e + i, 1, false, at(&|f| f.e.frac()))];
+                        terms.extend((0..n).map(|j| {
+                            reg(
+                                gsrc + i * n + j,
+                                map.d + j,
+                                true,
+                                at(&|f| gi.frac() + f.d.frac()),
+                            )
+                        }));
                         terms.push(Term {
                             a: map.d + i,
                             b: B::Bin(delta),
                             neg: true,
-                            frac: layer.delta.frac + f.d.frac(),
+                            frac: at(&|f| layer.delta.frac + f.d.frac()),
                         });
-                        bld.combine(&mut vector, &terms, Some(f.e), 0, map.rho + i);
+                        bld.combine(
+                            &mut vector,
+                            &terms,
+                            &at(&|f| f.e.frac()),
+                            f.e.width(),
+                            map.rho + i,
+                        );
                     }
                 }
             }
@@ -636,7 +786,7 @@ impl Program {
             for i in 0..n {
                 let mut terms = Vec::new();
                 if !x_zero {
-                    terms.push(konst(&mut bld, map.x + i, 1, false, xf));
+                    terms.push(konst(&mut bld, map.x + i, 1, false, same(xf)));
                 }
                 if layer.gamma.code != 0 || terms.is_empty() {
                     terms.push(konst(
@@ -644,10 +794,16 @@ impl Program {
                         map.d + i,
                         layer.gamma.code,
                         false,
-                        layer.gamma.frac + f.d.frac(),
+                        at(&|f| layer.gamma.frac + f.d.frac()),
                     ));
                 }
-                bld.combine(&mut vector, &terms, Some(f.r), 0, map.r + i);
+                bld.combine(
+                    &mut vector,
+                    &terms,
+                    &same(f.r.frac()),
+                    f.r.width(),
+                    map.r + i,
+                );
             }
             // τ², bucket, table.
             let ts = bld.bins(&layer.ts.codes);
@@ -657,16 +813,22 @@ impl Program {
                     map.v2,
                     layer.tv.code,
                     false,
-                    layer.tv.frac + f.v2.frac(),
+                    at(&|f| layer.tv.frac + f.v2.frac()),
                 ),
                 Term {
                     a: map.one,
                     b: B::Bin(ts),
                     neg: false,
-                    frac: layer.ts.frac,
+                    frac: same(layer.ts.frac),
                 },
             ];
-            bld.combine(&mut vector, &terms, Some(f.tau2), 0, map.tau2);
+            bld.combine(
+                &mut vector,
+                &terms,
+                &same(f.tau2.frac()),
+                f.tau2.width(),
+                map.tau2,
+            );
             vector.push(Ins {
                 a: map.tau2,
                 ..Ins::nop(Op::Bucket)
@@ -733,6 +895,8 @@ impl Program {
             y_width: ir.inputs.y.width(),
             state_width: ir.state.width(),
             lanes,
+            shifts: bld.shifts,
+            inner,
         }
         .checked()
     }
@@ -743,6 +907,11 @@ impl Program {
     fn checked(self) -> Self {
         let map = self.map;
         for ins in self.block.iter().chain(&self.vector) {
+            assert!(
+                ins.shift_bin
+                    .is_none_or(|b| ins.op == Op::Mac && b + self.bins <= self.shifts.len()),
+                "a per-bin shift is a MAC's and names a run of the table"
+            );
             if ins.op != Op::Mac || ins.rep == 1 {
                 continue;
             }
@@ -767,6 +936,15 @@ impl Program {
             }
         }
         self
+    }
+
+    /// The `(sh, down)` of `ins` in SNR bin `bin`: its fields, or its entry of the per-bin
+    /// shift table.
+    pub fn shift_of(&self, ins: &Ins, bin: usize) -> (u32, u32) {
+        match ins.shift_bin {
+            Some(base) => self.shifts[base + bin],
+            None => (ins.sh, ins.down),
+        }
     }
 
     /// Cycles of one instruction in the execute stage: a MAC ⌈its repetitions / lanes⌉; a division
@@ -819,10 +997,19 @@ pub fn analytic_cycles_lanes(ir: &GramIr, lanes: usize) -> (u64, u64) {
     let (m, n) = (ir.m as u64, ir.n as u64);
     let b = &ir.block;
     let div = |d: &Divide| 4 + u64::from(d.shift());
-    // G's upper triangle, its copy, tr G, the divisions, the drain (the load of H̃ precedes
-    // the block beat's acceptance).
+    // The narrow copies of G: one per distinct g_inner shift of a layer with ≥ 2 steps.
+    let mut inner = Vec::new();
+    for l in &ir.layers {
+        let s = l.inner_g_shift(b.g);
+        if s > 0 && l.steps.len() > 1 && !inner.contains(&s) {
+            inner.push(s);
+        }
+    }
+    // G's upper triangle, its copy, the narrow copies, tr G, the divisions, the drain (the
+    // load of H̃ precedes the block beat's acceptance).
     let block = c(m) * n * (n + 1) / 2
         + n * (n - 1) / 2
+        + inner.len() as u64 * n * n
         + c(n)
         + div(&b.inv_trace.op)
         + n * div(&b.diag_inv.op)

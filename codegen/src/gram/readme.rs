@@ -82,7 +82,8 @@ pub fn readme(ir: &GramIr, prog: &Program, top: &str) -> String {
          `blk_valid` is high; the beat is accepted with the last code.\n\
          - Block stage: **{pb} cycles** from the accepting edge of the block beat to `y_ready`\n  \
          ({mb} multiply-accumulates: G's upper triangle {} × {m},\n  \
-         its copy {}, the trace {n}; {} divisions; 1 drain).\n\
+         its copy {}, {} narrow inner copies of G × {} (`g_inner`), the trace {n}; {} divisions;\n  \
+         1 drain).\n\
          - Vector: **{pv} cycles** from the accepting edge of a vector beat to `out_valid`\n  \
          ({m} cycles writing ỹ; {mv} multiply-accumulates, {} other instructions; 1 drain).\n\
          - Without stalls a vector takes {} cycles (accept, program, output), a block of T\n  \
@@ -97,6 +98,8 @@ pub fn readme(ir: &GramIr, prog: &Program, top: &str) -> String {
         m * n,
         n * (n + 1) / 2,
         n * (n - 1) / 2,
+        prog.inner.len(),
+        n * n,
         n + 1,
         prog.vector
             .iter()
@@ -116,14 +119,26 @@ pub fn readme(ir: &GramIr, prog: &Program, top: &str) -> String {
          their sums are exact however the lanes split them, and the finish (round half-up, saturate symmetric) reproduces every `combine`\n\
          bit for bit. The reciprocals are `kaq_divide_seq` (restoring division,\n\
          docs/fixed-point.md §6) with the IR's shift, d_min, rounding and overflow modes;\n\
-         divisor width {} bits.",
+         divisor width {} bits.{}",
         prog.bank_w[0],
         prog.bank_w[1],
         prog.bank_w[2],
         prog.bank_w[3],
         prog.mul_w[0],
         prog.mul_w[1],
-        prog.div_w
+        prog.div_w,
+        if prog.shifts.is_empty() {
+            String::new()
+        } else {
+            format!(
+                "\n\nThe IR moves layers' formats per SNR bin (`bin_shift`, version 3): the\n\
+                 instructions whose shifts move with the bin read them from the per-bin shift\n\
+                 table ({} entries, {} bins) at the block's bin; the cycle counts are the same\n\
+                 in every bin.",
+                prog.shifts.len(),
+                prog.bins
+            )
+        }
     );
     s
 }

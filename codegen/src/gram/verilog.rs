@@ -37,6 +37,10 @@ pub struct Widths {
     pub gaw: u32,
     /// Bank V address bits.
     pub vaw: u32,
+    /// Shift-table address bits (at least `binw + 1` when the table is not empty, else 1).
+    pub siw: u32,
+    /// Entries of bank G (G and its narrow copies).
+    pub ng: usize,
     /// Instruction bits.
     pub iw: u32,
     /// Output level bits (signed).
@@ -52,6 +56,12 @@ impl Widths {
         let bw = aw.max(kaw);
         let max_rep = p.block.iter().chain(&p.vector).map(|i| i.rep).max();
         let rpw = addr_bits(max_rep.unwrap_or(1) as usize);
+        let siw = if p.shifts.is_empty() {
+            1
+        } else {
+            addr_bits(p.shifts.len()).max(binw + 1)
+        };
+        let ng = p.map.v() - p.map.g;
         Widths {
             aw,
             kaw,
@@ -61,9 +71,11 @@ impl Widths {
             bkw: addr_bits(p.table.len()),
             rpw,
             haw: addr_bits(p.m * p.n),
-            gaw: addr_bits(p.n * p.n),
+            gaw: addr_bits(ng),
             vaw: addr_bits(p.map.w - p.map.v()),
-            iw: 3 + aw + bw + 3 + 6 + 2 + 6 + 7 + aw + rpw + aw + bw,
+            siw,
+            ng,
+            iw: 3 + aw + bw + 3 + 6 + 2 + 6 + 7 + aw + rpw + aw + bw + 1 + siw,
             lw: bits_for(p.levels as i128 - 1),
         }
     }
@@ -93,6 +105,8 @@ fn word(ins: &Ins, w: &Widths) -> String {
     put(u128::from(ins.rep - 1), w.rpw);
     put(ins.sa.into(), w.aw);
     put(ins.sb.into(), w.bw);
+    put(ins.shift_bin.is_some().into(), 1);
+    put(ins.shift_bin.unwrap_or(0) as u128, w.siw);
     format!("{}'h{v:x}", w.iw)
 }
 
@@ -139,12 +153,15 @@ pub fn top(p: &Program, top: &str) -> String {
     let _ = writeln!(
         s,
         "    wire [{}:0] pc_next;\n    reg  [{}:0] ins;\n    wire [{}:0] kaddr;\n    \
-         reg  signed [{}:0] kval;\n    wire signed [63:0] bk_in;\n    wire [{}:0] bk_out;\n    \
+         reg  signed [{}:0] kval;\n    wire [{}:0] saddr;\n    \
+         {} [11:0] sval;\n    wire signed [63:0] bk_in;\n    wire [{}:0] bk_out;\n    \
          wire [{}:0] lut_bucket;\n    wire [{}:0] lut_idx;\n    reg  signed [{}:0] lut_val;\n",
         w.pcw - 1,
         w.iw - 1,
         w.kaw - 1,
         kw - 1,
+        w.siw - 1,
+        if p.shifts.is_empty() { "wire" } else { "reg " },
         w.bkw - 1,
         w.bkw - 1,
         p.r_width - 1,
@@ -158,7 +175,7 @@ pub fn top(p: &Program, top: &str) -> String {
         s,
         "    kaq_gram_core #(\n        .M({m}), .N({n}), .HW({hw}), .YW({yw}), .SW({sw}), \
          .TW({T_WIDTH}), .BINW({}),\n        .GBW({gbw}), .VBW({vbw}), .WW({ww}), .MAW({}), \
-         .MBW({}), .KW({kw}),\n        .AW({}), .BW({}), .KAW({}), .PCW({}), .RPW({}), \
+         .MBW({}), .KW({kw}),\n        .NG({}), .SIW({}), .AW({}), .BW({}), .KAW({}), .PCW({}), .RPW({}), \
          .PB({}), .PV({}),\n        .G_BASE({}), .V_BASE({}), .NV({}), .X_BASE({}), \
          .W_ADDR({}),\n        .RW({}), .BKW({}), .DIVW({}),\n        \
          .SH0({}), .DMIN0({}), .OW0({}), .RND0({}), .OVF0({}),\n        \
@@ -168,12 +185,14 @@ pub fn top(p: &Program, top: &str) -> String {
          .blk_h(blk_h),\n        .blk_t(blk_t), .blk_bin(blk_bin), .y_valid(y_valid), \
          .y_ready(y_ready), .y_data(y_data),\n        .out_valid(out_valid), \
          .out_ready(out_ready), .out_x(out_x), .out_last(out_last), .idle(idle),\n        \
-         .pc_next(pc_next), .ins(ins), .kaddr(kaddr), .kval(kval), .bk_in(bk_in), \
-         .bk_out(bk_out),\n        .lut_bucket(lut_bucket), .lut_idx(lut_idx), \
+         .pc_next(pc_next), .ins(ins), .kaddr(kaddr), .kval(kval), .saddr(saddr), \
+         .sval(sval),\n        .bk_in(bk_in), .bk_out(bk_out),\n        .lut_bucket(lut_bucket), .lut_idx(lut_idx), \
          .lut_val(lut_val)\n    );\n",
         w.binw,
         p.mul_w[0],
         p.mul_w[1],
+        w.ng,
+        w.siw,
         w.aw,
         w.bw,
         w.kaw,
@@ -232,6 +251,29 @@ pub fn top(p: &Program, top: &str) -> String {
         let _ = writeln!(s, "        krom[{i}] = {};", lit(c, kw));
     }
     s.push_str("    end\n    always @(posedge clk) kval <= krom[kaddr];\n\n");
+    // The per-bin shift table.
+    if p.shifts.is_empty() {
+        s.push_str(
+            "    // No per-bin shifts: the table is empty.\n    assign sval = 12'd0;\n    \
+             /* verilator lint_off UNUSEDSIGNAL */\n    wire saddr_unused = |saddr;\n    \
+             /* verilator lint_on UNUSEDSIGNAL */\n\n",
+        );
+    } else {
+        let _ = writeln!(
+            s,
+            "    // The per-SNR-bin shifts {{down, sh}} (IR version 3), a synchronous ROM.\n    \
+             reg [11:0] srom [0:{}];\n    initial begin",
+            p.shifts.len() - 1
+        );
+        for (i, &(sh, down)) in p.shifts.iter().enumerate() {
+            assert!(sh < 64 && down < 64, "a shift exceeds 6 bits");
+            let _ = writeln!(s, "        srom[{i}] = 12'h{:03x};", (down << 6) | sh);
+        }
+        let _ = writeln!(
+            s,
+            "    end\n    always @(posedge clk) sval <= srom[saddr];\n"
+        );
+    }
     // The bucket comparators.
     s.push_str("    // bucket = #{j : tau2 >= thresholds[j]}\n");
     if p.thresholds.is_empty() {

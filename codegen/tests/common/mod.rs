@@ -27,6 +27,8 @@ pub struct Config {
     pub bits: u32,
     pub method: QuantMethod,
     pub seed: u64,
+    /// Signed width of the lowering's per-bin multipliers and update coefficients.
+    pub mult_bits: u32,
 }
 
 impl Default for Config {
@@ -43,6 +45,7 @@ impl Default for Config {
             bits: 6,
             method: QuantMethod::Kaq,
             seed: 1,
+            mult_bits: kaq_ir::DEFAULT_MULT_BITS,
         }
     }
 }
@@ -89,7 +92,10 @@ pub fn ir_with_bins(c: &Config, bins: Option<usize>) -> Ir {
             tail[k + i] = gamma * rng.random_range(0.3f32..0.9);
         }
     }
-    lower(&q, LowerOptions::default()).unwrap()
+    let options = LowerOptions {
+        mult_bits: c.mult_bits,
+    };
+    lower(&q, options).unwrap()
 }
 
 /// The committed fixture `name` (tests/fixtures/NAME.ir.json), drawn from `c` with `bins` SNR

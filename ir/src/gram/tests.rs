@@ -67,15 +67,19 @@ fn coef(rng: &mut Rng, bits: u32) -> Coef {
     }
 }
 
-/// A random document; `None` when it does not validate (the caller draws again).
-fn random_ir(rng: &mut Rng) -> Option<GramIr> {
+/// A random document; `None` when it does not validate (the caller draws again). N = `n` real
+/// dimensions when given (N = 32: the 32-code row kernels), else a small random N.
+fn random_ir_n(rng: &mut Rng, n_fixed: Option<usize>) -> Option<GramIr> {
     let modulation = rng.pick(&[
         Modulation::Bpsk,
         Modulation::Qpsk,
         Modulation::Qam16,
         Modulation::Qam64,
     ]);
-    let nt = rng.range(1, 4) as usize;
+    let nt = match n_fixed {
+        Some(n) => n / modulation.real_dims_per_symbol(),
+        None => rng.range(1, 4) as usize,
+    };
     let nr = nt + rng.range(0, 2) as usize;
     let n = modulation.real_dims_per_symbol() * nt;
     let bins = rng.range(1, 3) as usize;
@@ -240,8 +244,12 @@ fn random_ir(rng: &mut Rng) -> Option<GramIr> {
 }
 
 fn draw_ir(rng: &mut Rng) -> GramIr {
+    draw_ir_n(rng, None)
+}
+
+fn draw_ir_n(rng: &mut Rng, n: Option<usize>) -> GramIr {
     loop {
-        if let Some(ir) = random_ir(rng) {
+        if let Some(ir) = random_ir_n(rng, n) {
             return ir;
         }
     }
@@ -461,27 +469,14 @@ proptest! {
     /// Every tap of `run_block_codes` equals the reference, on random documents and codes.
     #[test]
     fn block_codes_equal_the_reference(seed in any::<u64>()) {
-        let mut rng = Rng(seed);
-        let ir = draw_ir(&mut rng);
-        let gi = GramInterpreter::new(ir.clone()).unwrap();
-        let (m, n) = (ir.m, ir.n);
-        let hw = ir.inputs.h.width();
-        let yw = ir.inputs.y.width();
-        // Sometimes every entry of H̃ at the most negative code (the largest G and z).
-        let extreme = rng.range(0, 5) == 0;
-        let h: Vec<i64> = (0..m * n)
-            .map(|_| if extreme { -(1i64 << (hw - 1)) } else { rng.code(hw) })
-            .collect();
-        let t = rng.range(1, 20) as usize;
-        let ys: Vec<i64> = (0..t * m).map(|_| rng.code(yw)).collect();
-        let bin = rng.range(0, ir.snr_bins.count as i64 - 1) as usize;
-        let got = gi.run_block_codes(&h, &ys, bin).unwrap();
-        let want = reference(&ir, &h, &ys, bin);
-        prop_assert_eq!(&got.0, &want.0);
-        prop_assert_eq!(got.1.len(), t);
-        for (k, (a, b)) in got.1.iter().zip(&want.1).enumerate() {
-            prop_assert_eq!(a, b, "vector {}", k);
-        }
+        block_codes_case(seed, None)?;
+    }
+
+    /// The same at N = 32 (a 16 × 16 complex net), where the products run on the 32-code
+    /// row kernel, and at N = 15 (BPSK, M = 30 or 32: an odd number of 32-code rows of H̃ᵀ).
+    #[test]
+    fn block_codes_equal_the_reference_at_n32(seed in any::<u64>()) {
+        block_codes_case(seed, Some(if seed % 4 == 0 { 15 } else { 32 }))?;
     }
 
     /// `detect_received` on a batch of blocks of random lengths (frames with equal H̃ and σ²
@@ -525,6 +520,53 @@ proptest! {
         gi.detect_received(&rx, &mut got).unwrap();
         prop_assert_eq!(got, want);
     }
+}
+
+fn block_codes_case(seed: u64, n: Option<usize>) -> Result<(), TestCaseError> {
+    let mut rng = Rng(seed);
+    let ir = draw_ir_n(&mut rng, n);
+    let gi = GramInterpreter::new(ir.clone()).unwrap();
+    let (m, n) = (ir.m, ir.n);
+    let hw = ir.inputs.h.width();
+    let yw = ir.inputs.y.width();
+    // Sometimes every entry of H̃ at the most negative code (the largest G and z).
+    let extreme = rng.range(0, 5) == 0;
+    let h: Vec<i64> = (0..m * n)
+        .map(|_| {
+            if extreme {
+                -(1i64 << (hw - 1))
+            } else {
+                rng.code(hw)
+            }
+        })
+        .collect();
+    let t = rng.range(1, 20) as usize;
+    let ys: Vec<i64> = (0..t * m).map(|_| rng.code(yw)).collect();
+    let bin = rng.range(0, ir.snr_bins.count as i64 - 1) as usize;
+    let got = gi.run_block_codes(&h, &ys, bin).unwrap();
+    let want = reference(&ir, &h, &ys, bin);
+    prop_assert_eq!(&got.0, &want.0);
+    prop_assert_eq!(got.1.len(), t);
+    for (k, (a, b)) in got.1.iter().zip(&want.1).enumerate() {
+        prop_assert_eq!(a, b, "vector {}", k);
+    }
+    Ok(())
+}
+
+/// The random documents of the reference tests run both lane types of the interpreter: i32
+/// (the formats keep every per-vector sum below 2^31) and i64.
+#[test]
+fn random_documents_cover_both_lane_types() {
+    let mut rng = Rng(0x5eed_1616);
+    let lanes: Vec<bool> = (0..64)
+        .map(|_| GramInterpreter::new(draw_ir(&mut rng)).unwrap().lanes32())
+        .collect();
+    let narrow = lanes.iter().filter(|&&l| l).count();
+    assert!(
+        narrow > 0 && narrow < lanes.len(),
+        "{narrow} of {} in i32",
+        lanes.len()
+    );
 }
 
 /// The worked example of docs/ir.md §10.7: QPSK, 1 × 1 antenna (M = N = 2), two layers of

@@ -32,6 +32,34 @@ pub struct Driver<'r> {
 /// Packs `codes` of `width` bits each, element j at bits [j·width, (j+1)·width), into `words`.
 /// Widths above 64 bits repeat the sign.
 fn pack(codes: impl IntoIterator<Item = i64>, width: u32, words: &mut [u32]) {
+    if width <= 32 {
+        pack_narrow(codes, width, words);
+    } else {
+        pack_any(codes, width, words);
+    }
+}
+
+/// [`pack`] for widths up to 32 bits (every H row of the driver, once per beat): a field
+/// spans at most two words.
+fn pack_narrow(codes: impl IntoIterator<Item = i64>, width: u32, words: &mut [u32]) {
+    words.fill(0);
+    let mask = u32::MAX >> (32 - width);
+    let width = width as usize;
+    let mut bit = 0usize;
+    for c in codes {
+        // The low `width` bits of the two's complement code.
+        let v = (c as u32) & mask;
+        let (w, offset) = (bit / 32, bit % 32);
+        words[w] |= v << offset;
+        if offset + width > 32 {
+            words[w + 1] |= v >> (32 - offset);
+        }
+        bit += width;
+    }
+}
+
+/// [`pack`] for any width.
+fn pack_any(codes: impl IntoIterator<Item = i64>, width: u32, words: &mut [u32]) {
     words.fill(0);
     let mut bit = 0usize;
     for c in codes {
@@ -370,6 +398,30 @@ mod tests {
         let mut words = vec![0u32; (codes.len() * 61).div_ceil(32)];
         pack(codes.iter().copied(), 61, &mut words);
         assert_eq!(unpack_signed(&words, codes.len(), 61), codes);
+        // The narrow path agrees with the general one on every width up to 32 and every
+        // offset, negative codes and the extremes included.
+        for width in 1..=32u32 {
+            let lo = -(1i64 << (width - 1));
+            let hi = (1i64 << (width - 1)) - 1;
+            let codes: Vec<i64> = (0..37i64)
+                .map(|j| match j % 5 {
+                    0 => lo,
+                    1 => hi,
+                    2 => -1,
+                    _ => (j * 7919 - 1000).clamp(lo, hi),
+                })
+                .collect();
+            let n = (codes.len() * width as usize).div_ceil(32);
+            let (mut narrow, mut any) = (vec![0u32; n], vec![0u32; n]);
+            pack_narrow(codes.iter().copied(), width, &mut narrow);
+            pack_any(codes.iter().copied(), width, &mut any);
+            assert_eq!(narrow, any, "width {width}");
+            assert_eq!(
+                unpack_signed(&narrow, codes.len(), width),
+                codes,
+                "width {width}"
+            );
+        }
         let mut words = vec![0u32; 6];
         pack([-3i64, 9], 70, &mut words);
         assert_eq!(field(&words, 0, 64), (-3i64) as u64);

@@ -214,9 +214,16 @@ impl GramRtl {
                 want.push_back((v.output, v.levels, k + 1 == t));
             }
             for y in b.ys.chunks(m) {
-                ys.push_back(y.to_vec());
+                ys.push_back(pack(y, self.prog.y_width));
             }
         }
+        // Every block's H̃ beat, packed once: a block is offered (and its beat rewritten) only
+        // when it is not on the port already, so a wide port is not repacked every cycle the
+        // engine keeps it waiting.
+        let hs: Vec<Vec<u32>> = blocks
+            .iter()
+            .map(|b| pack(&b.h, self.prog.h_width))
+            .collect();
         let total = want.len();
         let mut model = Model::new(&self.built, stalls.seed)?;
         let port = |name: &str| model.port(name);
@@ -245,12 +252,11 @@ impl GramRtl {
             blocks: blocks.len(),
             ..GramReport::default()
         };
-        let (hw, yw, sw, lw) = (
-            self.prog.h_width,
-            self.prog.y_width,
-            self.prog.state_width,
-            self.widths.lw,
-        );
+        let (sw, lw) = (self.prog.state_width, self.widths.lw);
+        // The block and the vector (counted from the first) whose codes are on the data ports.
+        let mut h_on_port: Option<usize> = None;
+        let mut y_on_port: Option<usize> = None;
+        let mut y_sent = 0usize;
         let mut next_block = 0;
         let mut seen = 0usize;
         // Cycle of the last block / vector acceptance still waiting for its ready / valid.
@@ -261,16 +267,18 @@ impl GramRtl {
         loop {
             // Drive this cycle's inputs.
             let blk_v = next_block < blocks.len() && !rng.random_bool(stalls.block);
-            if blk_v {
+            if blk_v && h_on_port != Some(next_block) {
                 let b = &blocks[next_block];
-                model.set_wide(ids.blk_h, &pack(&b.h, hw))?;
+                model.set_wide(ids.blk_h, &hs[next_block])?;
                 model.set(ids.blk_t, (b.ys.len() / m) as u64)?;
                 model.set(ids.blk_bin, b.bin as u64)?;
+                h_on_port = Some(next_block);
             }
             model.set(ids.blk_valid, u64::from(blk_v))?;
             let y_v = !ys.is_empty() && !rng.random_bool(stalls.vector);
-            if y_v {
-                model.set_wide(ids.y_data, &pack(&ys[0], yw))?;
+            if y_v && y_on_port != Some(y_sent) {
+                model.set_wide(ids.y_data, &ys[0])?;
+                y_on_port = Some(y_sent);
             }
             model.set(ids.y_valid, u64::from(y_v))?;
             let o_r = !rng.random_bool(stalls.output);
@@ -316,6 +324,7 @@ impl GramRtl {
             }
             if y_fire {
                 ys.pop_front();
+                y_sent += 1;
                 vector_at = Some(cycle);
             }
             if blk_fire || y_fire || (o_valid && o_r) {

@@ -815,8 +815,8 @@ impl FlowConfig {
                 "quant.method",
                 format!(
                     "{}: net.arch cg quantizes by ptq or qat-mse in the flow (lsq does not \
-                     exist for the cg net; its kaq is an IR version 3, which the v2 RTL \
-                     cannot run)",
+                     exist for the cg net; its kaq, an IR version 3, is made by kaq train \
+                     --quant kaq)",
                     self.quant.method
                 ),
             ));

@@ -46,7 +46,6 @@ struct Cycles {
 
 /// Runs `kaq report` on a v2 IR (the `--json` checks are done by the caller).
 pub(crate) fn run(args: &ReportArgs, ir: &GramIr) -> anyhow::Result<()> {
-    crate::cmd::codegen::rtl_supports("--ir", ir)?;
     let lanes = crate::cmd::codegen::gram_lanes("--lanes", args.lanes)?;
     for (set, flag) in [
         (args.flat, "--flat"),
