@@ -10,10 +10,11 @@
 //! per-class calibrations over MSE; `KAQ_REFINE=FRAMES` refines the formats of the PTQ and of
 //! the trained IR on FRAMES frames per point at `KAQ_REFINE_SNR` (default 20,22,24 dB, frames
 //! apart from the BER run's) and reports the refined students too; `KAQ_SAMPLES`,
-//! `KAQ_LR_STEP`, `KAQ_TRAIN_SNR` set the fine-tuning's samples (20 000), halving period (2)
-//! and SNRs (15,17,…,27); `KAQ_EPS=10` adds KAQ's MMD term with that weight (`KAQ_KERNEL`
-//! median or multi; default 0: MSE only); `KAQ_THREADS` the threads of the training and the refinement (1));
-//! writes nothing, prints the table and each epoch's validation loss.
+//! `KAQ_LR_STEP`, `KAQ_TRAIN_SNR`, `KAQ_SEED` set the fine-tuning's samples (20 000), halving
+//! period (2), SNRs (15,17,…,27) and seed (16); `KAQ_EPS=10` adds KAQ's MMD term with that
+//! weight (`KAQ_KERNEL` median or multi; default 0: MSE only); `KAQ_THREADS` the threads of
+//! the training and the refinement (1); writes nothing, prints the table and each epoch's
+//! validation loss.
 
 use kaq_ir::gram::GramInterpreter;
 use kaq_model::Detector;
@@ -124,7 +125,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         tc.epochs = epochs;
         tc.lr = lr;
         tc.lr_step = env_or("KAQ_LR_STEP", 2)?;
-        tc.seed = 16;
+        tc.seed = env_or("KAQ_SEED", 16)?;
         tc.snr_db = match std::env::var("KAQ_TRAIN_SNR") {
             Ok(v) => list(&v)?,
             Err(_) => (15..=27).step_by(2).map(f64::from).collect(),
