@@ -146,15 +146,18 @@ pub struct GramEstimate {
 /// Calibrated on small v2 designs (`tests/estimate_vs_yosys.rs`, Yosys 0.23, xc7;
 /// docs/synthesis.md §"Estimate of IR v2 designs").
 mod fit {
-    /// LUTs of the engine's 64-bit datapath, control and dividers.
-    pub const LUT_BASE: f64 = 1449.0;
+    /// LUTs of the engine's 64-bit datapath, control, dividers and bucket comparators.
+    pub const LUT_BASE: f64 = 1565.3;
     /// LUTs per LUT6 of the program and constant ROMs as logic (one per bit and 64 words).
-    pub const LUT_PER_ROM_LUT: f64 = 1.078;
+    pub const LUT_PER_ROM_LUT: f64 = 1.612;
     /// LUTs per LUT6 of the denoiser table as logic (one per 64 entry bits).
-    pub const LUT_PER_TABLE_LUT: f64 = 1.0;
+    pub const LUT_PER_TABLE_LUT: f64 = 0.539;
     /// LUTs per lane beyond the first, per bit of its operand selects, product sum and
     /// addresses (`lane_bits`).
-    pub const LUT_PER_LANE_BIT: f64 = 0.766;
+    pub const LUT_PER_LANE_BIT: f64 = 0.293;
+    /// LUTs per bit of the block port that the H̃ load selects a code from
+    /// (`blk_h[ld * HW +: HW]`, M·N·HW bits: a shifter by a product, as Yosys builds it).
+    pub const LUT_PER_BLOCK_BIT: f64 = 2.117;
     /// Flip-flops of the control, the dividers and the execute stage's fields.
     pub const FF_BASE: u64 = 215;
 }
@@ -215,16 +218,16 @@ pub fn estimate(s: &GramShape) -> GramEstimate {
         + s.krom.1
         + 2 * u64::from(pcw)
         + lanes * (2 * u64::from(haw + gaw + vaw) + 1);
-    // LUTs: the engine, the ROMs and the table as logic, the H̃ load's M·N:1 select, and per
-    // extra lane its operand selects, product-sum adder, addresses and write-first bypasses.
+    // LUTs: the engine, the ROMs and the table as logic, the H̃ load's select from the block
+    // port, and per extra lane its operand selects, product-sum adder, addresses and write-first bypasses.
     let lane_bits = u64::from(maw + mbw) + 64 + 6 * 8 + 2 * (s.gbw + s.vbw);
     let roms = rom_luts(s.rom.0, s.rom.1) + rom_luts(s.krom.0, s.krom.1);
     let table = (s.table * s.sw).div_ceil(64);
-    let hmux = s.hw * super::mux_luts(s.m * s.n);
+    let block_bits = s.m * s.n * s.hw;
     let lut = fit::LUT_BASE
         + fit::LUT_PER_ROM_LUT * roms as f64
         + fit::LUT_PER_TABLE_LUT * table as f64
-        + hmux as f64
+        + fit::LUT_PER_BLOCK_BIT * block_bits as f64
         + fit::LUT_PER_LANE_BIT * ((lanes - 1) * lane_bits) as f64;
     GramEstimate {
         lut: lut.round() as u64,
