@@ -21,10 +21,10 @@
 //! its BER measured on the v2 golden model, its energy by `kaq_ir::gram::gram_energy` with the
 //! block stage over `--block` vectors, its area by the v2 estimate
 //! (`kaq_codegen::estimate::gram`, read from the generated engine) and its throughput from the
-//! v2 cycle model, both at every `--lanes` (the engine's MAC lanes, 1 to 32). Every record's SNR loss against the reference of its method is
-//! the mean over the target SNRs of the shift along the reference's BER curve
-//! ([`snr_loss_db`]), and the summary names the design of least model 2 energy within
-//! `--max-loss-db` of it.
+//! v2 cycle model, both at every `--lanes` (the engine's MAC lanes, 1 to 32). Every record's
+//! SNR loss against the reference of its method is the mean over the target SNRs of the shift
+//! along the reference's BER curve ([`snr_loss_db`]), and the summary names the design of
+//! least model 2 energy within `--max-loss-db` of it.
 //!
 //! Guarantees: the result is a function of the flags and the teacher files alone (common
 //! random numbers: every candidate sees the same frames), so a run is deterministic for a

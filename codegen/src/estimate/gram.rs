@@ -219,7 +219,8 @@ pub fn estimate(s: &GramShape) -> GramEstimate {
         + 2 * u64::from(pcw)
         + lanes * (2 * u64::from(haw + gaw + vaw) + 1);
     // LUTs: the engine, the ROMs and the table as logic, the H̃ load's select from the block
-    // port, and per extra lane its operand selects, product-sum adder, addresses and write-first bypasses.
+    // port, and per extra lane its operand selects, product-sum adder, addresses and
+    // write-first bypasses.
     let lane_bits = u64::from(maw + mbw) + 64 + 6 * 8 + 2 * (s.gbw + s.vbw);
     let roms = rom_luts(s.rom.0, s.rom.1) + rom_luts(s.krom.0, s.krom.1);
     let table = (s.table * s.sw).div_ceil(64);
@@ -241,4 +242,31 @@ pub fn estimate(s: &GramShape) -> GramEstimate {
 /// The estimate of the generated top `top` (the text of `gram::verilog::top`).
 pub fn estimate_top(top: &str) -> Result<GramEstimate, String> {
     Ok(estimate(&GramShape::of_top(top)?))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn banks_map_as_yosys_maps_them() {
+        // Measured on 2×2 and 4×4 QPSK designs: H 16 × 10 and G 16 × 16 in 4 + 6 RAM32M,
+        // V 41 × 24 in 16 RAM64M; the 16×16 design's 1024-word banks one RAMB18 per port.
+        assert_eq!(bank(16, 10, 2), (0, 4));
+        assert_eq!(bank(16, 16, 2), (0, 6));
+        assert_eq!(bank(41, 24, 2), (0, 16));
+        assert_eq!(bank(77, 24, 2), (0, 16 + 8));
+        assert_eq!(bank(1024, 10, 2), (2, 0));
+        assert_eq!(bank(1024, 16, 2), (2, 0));
+        assert_eq!(bank(293, 24, 2), (2, 0));
+    }
+
+    #[test]
+    fn a_top_without_the_engine_is_refused_by_name() {
+        let e = GramShape::of_top("module t; endmodule").unwrap_err();
+        assert!(e.contains("kaq_gram_core"), "{e}");
+        let top = "kaq_gram_core #(\n .M(2), .N(2)\n ) u_core (";
+        let e = GramShape::of_top(top).unwrap_err();
+        assert!(e.contains("HW") || e.contains("LANES"), "{e}");
+    }
 }
