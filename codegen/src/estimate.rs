@@ -632,6 +632,26 @@ mod tests {
     }
 
     #[test]
+    fn index_products_take_a_slice_from_nine_bits() {
+        // Each case synthesized alone (`TABLE[idx * W +: W]`, Yosys 0.23 synth_xilinx).
+        for (b, w, dsps) in [
+            (7, 14, 1),
+            (7, 6, 1),
+            (6, 14, 1),
+            (5, 14, 0),
+            (6, 6, 0),
+            (4, 24, 0),
+            (5, 24, 0),
+            (3, 14, 0),
+            (2, 96, 0),
+        ] {
+            assert_eq!(index_dsps(b, w), dsps, "{b}-bit index × {w}");
+        }
+        assert_eq!(index_dsps(7, 0), 0);
+        assert_eq!(index_dsps(12, 64), 0, "a power of two is a shift");
+    }
+
+    #[test]
     fn the_clock_plan_takes_the_fewest_registers_that_meet_the_target() {
         let s = StagePaths {
             lincomb: 6.0,
