@@ -307,6 +307,7 @@ fn explore_cg_beside_pgd_is_deterministic_and_resumes() {
         let mut c = kaq(d);
         c.args(["explore", "--teacher", "fp32.json", "--teacher", "cg.json"])
             .args(["--bits", "8", "--cg-g-bits", "8,16", "--cg-h-bits", "6,10"])
+            .args(["--lanes", "1,2"])
             .args(["--snr", "4,8", "--frames", "1500", "--samples", "400"])
             .args([
                 "--seed",
@@ -348,11 +349,16 @@ fn explore_cg_beside_pgd_is_deterministic_and_resumes() {
         assert!(m(at(8, 10), k) < m(at(16, 10), k), "{k}");
         assert!(m(at(16, 6), k) < m(at(16, 10), k), "{k}");
     }
+    // The v2 area estimate and the cycle model at both lane counts: the second lane adds a
+    // multiplier and its bank copies and takes fewer cycles.
     for r in &cg {
-        assert!(
-            r["hardware"][0]["lut"].is_null()
-                && r["hardware"][0]["bits_per_cycle"].as_f64().unwrap() > 0.0
-        );
+        let h = r["hardware"].as_array().unwrap();
+        assert_eq!(h.len(), 2, "{r}");
+        let f = |i: usize, k: &str| h[i][k].as_f64().unwrap();
+        assert_eq!(h[1]["lanes"], 2);
+        assert!(f(0, "lut") > 0.0 && f(1, "lut") > f(0, "lut"), "{r}");
+        assert!(f(1, "dsp") > f(0, "dsp") && f(1, "ff") > f(0, "ff"), "{r}");
+        assert!(f(1, "bits_per_cycle") > f(0, "bits_per_cycle") && f(0, "bits_per_cycle") > 0.0);
     }
     // Both families on the model 2 front are undominated.
     let pts: Vec<(f64, f64, &Value)> = doc["fronts"]["ber_vs_m2"]

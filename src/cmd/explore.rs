@@ -19,11 +19,12 @@
 //! `--cg-p-bits`, `--cg-d-bits`) and of H̃, e/ρ, G, ỹ (`--cg-h-bits`, `--cg-e-bits`,
 //! `--cg-g-bits`, `--cg-y-bits`), PTQ-lowered to IR v2 (`kaq_model::gram::quantized::lower_cg`),
 //! its BER measured on the v2 golden model, its energy by `kaq_ir::gram::gram_energy` with the
-//! block stage over `--block` vectors, its throughput from the v2 cycle model (one folded
-//! engine; no area estimate, so it is left off the LUT fronts). Every record's SNR loss against the reference of its method is
-//! the mean over the target SNRs of the shift along the reference's BER curve
-//! ([`snr_loss_db`]), and the summary names the design of least model 2 energy within
-//! `--max-loss-db` of it.
+//! block stage over `--block` vectors, its area by the v2 estimate
+//! (`kaq_codegen::estimate::gram`, read from the generated engine) and its throughput from the
+//! v2 cycle model, both at every `--lanes` (the engine's MAC lanes, 1 to 32). Every record's
+//! SNR loss against the reference of its method is the mean over the target SNRs of the shift
+//! along the reference's BER curve ([`snr_loss_db`]), and the summary names the design of
+//! least model 2 energy within `--max-loss-db` of it.
 //!
 //! Guarantees: the result is a function of the flags and the teacher files alone (common
 //! random numbers: every candidate sees the same frames), so a run is deterministic for a
@@ -157,7 +158,8 @@ pub struct ExploreArgs {
     #[arg(long, default_value_t = 0.2)]
     max_loss_db: f64,
 
-    /// MAC lanes per layer stage to estimate area and throughput at (each must divide N).
+    /// MAC lanes to estimate area and throughput at: per layer stage of a PGD/ADMM design
+    /// (each must divide N), of the folded engine of a cg design (1 to 32).
     #[arg(long, value_delimiter = ',', default_value = "1")]
     lanes: Vec<usize>,
 
@@ -223,8 +225,8 @@ fn efficiency(cur: &Record, next: &Record) -> f64 {
 pub struct Hardware {
     /// MAC lanes per layer stage.
     pub lanes: usize,
-    /// Estimated xc7 LUTs (absent for a cg design: no analytic area model; `kaq report
-    /// --synth` synthesizes one).
+    /// Estimated xc7 LUTs (`kaq_codegen::estimate`, or `kaq_codegen::estimate::gram` for a
+    /// cg design; absent in records of runs before the cg estimate).
     pub lut: Option<u64>,
     /// Estimated flip-flops.
     pub ff: Option<u64>,
@@ -444,6 +446,10 @@ struct ConfigKey<'a> {
     /// `--cg-gi-per-layer`; absent when not given, so that earlier results stay valid.
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     cg_gi_per_layer: bool,
+    /// With a cg teacher, the v2 area estimate and the per-lane cycles (a cg record of an
+    /// earlier run has one lane and no area: it is evaluated again).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    cg_area: Option<&'static str>,
 }
 
 fn is_default_y(g: &&[u32]) -> bool {
@@ -706,8 +712,9 @@ fn measure_ber(
 /// PTQ-lowers and measures one candidate of a cg teacher: `bits` = widths of x/r, p, d and
 /// the inner G widths (`cg_grids`);
 /// `tensor_bits` = H̃, e (and ρ), G, ỹ; every other class at `CgQuantOptions::new(x bits)`'s
-/// default (docs/ir.md §10.6). Energy by `kaq_ir::gram::gram_energy` at `--block`; cycles
-/// from the v2 cycle model (one folded engine, 1 lane); no area estimate.
+/// default (docs/ir.md §10.6). Energy by `kaq_ir::gram::gram_energy` at `--block`; per
+/// `--lanes` the v2 area estimate (`kaq_codegen::estimate::gram`) and the cycles of the v2
+/// cycle model at that many MAC lanes.
 fn evaluate_cg(
     args: &ExploreArgs,
     teacher: &kaq_model::gram::GramNet,
@@ -736,17 +743,25 @@ fn evaluate_cg(
     ]);
     let ir = lower_cg(teacher, &opts)?;
     let energy = kaq_ir::gram::gram_energy(&ir, args.block);
-    let prog = kaq_codegen::gram::Program::new(&ir);
-    let cycles =
-        kaq_codegen::gram::stream_cycles(&prog, args.block as u64) as f64 / args.block as f64;
-    let hardware = vec![Hardware {
-        lanes: 1,
-        lut: None,
-        ff: None,
-        dsp: None,
-        cycles_per_frame: cycles,
-        bits_per_cycle: f64::from(energy.bits_per_vector) / cycles,
-    }];
+    // Per lane count: the v2 area estimate from the generated top and the cycle model.
+    let mut hardware = Vec::with_capacity(args.lanes.len());
+    for &lanes in &args.lanes {
+        let prog = kaq_codegen::gram::Program::with_lanes(&ir, lanes);
+        let area = kaq_codegen::estimate::gram::estimate_top(&kaq_codegen::gram::verilog::top(
+            &prog, "kaq_top",
+        ))
+        .map_err(anyhow::Error::msg)?;
+        let cycles =
+            kaq_codegen::gram::stream_cycles(&prog, args.block as u64) as f64 / args.block as f64;
+        hardware.push(Hardware {
+            lanes,
+            lut: Some(area.lut),
+            ff: Some(area.ff),
+            dsp: Some(area.dsp),
+            cycles_per_frame: cycles,
+            bits_per_cycle: f64::from(energy.bits_per_vector) / cycles,
+        });
+    }
     let interp = kaq_ir::gram::GramInterpreter::new(ir.clone())?;
     let points = measure_ber(args, teacher.link(), &interp)?;
     Ok(Record {
@@ -1112,7 +1127,7 @@ fn plots(dir: &Path, points: &[FrontPoint], fronts: &[Front]) -> anyhow::Result<
             series("uniform bits, model 1", xy(&uniform, &m1)),
         ],
     )?;
-    // A run of cg teachers only has no area estimate: no LUT plots.
+    // Records of runs without an area estimate: no LUT plots.
     if points.iter().all(|p| p.lut.is_none()) {
         return Ok(1);
     }
@@ -1222,6 +1237,20 @@ pub fn run(args: ExploreArgs) -> anyhow::Result<()> {
                     ),
                 ));
             }
+            if let Some(&l) = args
+                .lanes
+                .iter()
+                .find(|&&l| l > kaq_codegen::gram::MAX_LANES)
+            {
+                return Err(usage_error(
+                    "--lanes",
+                    format!(
+                        "{l} is more than the {} MAC lanes of a cg design ({})",
+                        kaq_codegen::gram::MAX_LANES,
+                        path.display()
+                    ),
+                ));
+            }
             hashes.push(hex(&Sha256::digest(text.as_bytes())));
             teachers.push(Teacher::Cg(file.net));
             continue;
@@ -1261,6 +1290,10 @@ pub fn run(args: ExploreArgs) -> anyhow::Result<()> {
             .any(|t| matches!(t, Teacher::Cg(_)))
             .then(|| (cg_grids(&args, 1), args.block)),
         cg_gi_per_layer: args.cg_gi_per_layer,
+        cg_area: teachers
+            .iter()
+            .any(|t| matches!(t, Teacher::Cg(_)))
+            .then_some("estimate::gram, lanes"),
     };
     let config = hex(&Sha256::digest(
         serde_json::to_string(&key).expect("the key serializes"),
