@@ -155,9 +155,6 @@ mod fit {
     /// LUTs per lane beyond the first, per bit of its operand selects, product sum and
     /// addresses (`lane_bits`).
     pub const LUT_PER_LANE_BIT: f64 = 0.293;
-    /// LUTs per bit of the block port that the H̃ load selects a code from
-    /// (`blk_h[ld * HW +: HW]`, M·N·HW bits: a shifter by a product, as Yosys builds it).
-    pub const LUT_PER_BLOCK_BIT: f64 = 2.117;
     /// Flip-flops of the control, the dividers and the execute stage's fields.
     pub const FF_BASE: u64 = 215;
 }
@@ -191,10 +188,10 @@ fn rom_luts(words: u64, width: u64) -> u64 {
 pub fn estimate(s: &GramShape) -> GramEstimate {
     let lanes = s.lanes.max(1);
     let (maw, mbw) = s.mul;
-    // DSPs: one multiplier per lane, and the index product of the H̃ load
-    // (`blk_h[ld * HW +: HW]`).
+    // DSPs: one multiplier per lane (H̃ enters one code a beat, so its load has no index
+    // product).
     let haw = crate::design::index_width((s.m * s.n) as usize);
-    let dsp = lanes * super::mult_dsps(maw, mbw) + super::index_dsps(haw, s.hw as u32);
+    let dsp = lanes * super::mult_dsps(maw, mbw);
     // Memories: every lane's copy of banks H, G and V (two read ports each).
     let mut bram18 = 0;
     let mut lutram = 0;
@@ -218,17 +215,14 @@ pub fn estimate(s: &GramShape) -> GramEstimate {
         + s.krom.1
         + 2 * u64::from(pcw)
         + lanes * (2 * u64::from(haw + gaw + vaw) + 1);
-    // LUTs: the engine, the ROMs and the table as logic, the H̃ load's select from the block
-    // port, and per extra lane its operand selects, product-sum adder, addresses and
+    // LUTs: the engine, the ROMs and the table as logic, and per extra lane its operand selects, product-sum adder, addresses and
     // write-first bypasses.
     let lane_bits = u64::from(maw + mbw) + 64 + 6 * 8 + 2 * (s.gbw + s.vbw);
     let roms = rom_luts(s.rom.0, s.rom.1) + rom_luts(s.krom.0, s.krom.1);
     let table = (s.table * s.sw).div_ceil(64);
-    let block_bits = s.m * s.n * s.hw;
     let lut = fit::LUT_BASE
         + fit::LUT_PER_ROM_LUT * roms as f64
         + fit::LUT_PER_TABLE_LUT * table as f64
-        + fit::LUT_PER_BLOCK_BIT * block_bits as f64
         + fit::LUT_PER_LANE_BIT * ((lanes - 1) * lane_bits) as f64;
     GramEstimate {
         lut: lut.round() as u64,
