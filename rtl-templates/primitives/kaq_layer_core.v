@@ -149,9 +149,6 @@ module kaq_layer_core #(
         if (NC * P != N || P < 1) begin : g_bad_lanes
             kaq_layer_core_P_must_divide_N u_fail ();
         end
-        if (EACC_W > LACC_W) begin : g_bad_eacc
-            kaq_layer_core_EACC_W_above_LACC_W u_fail ();
-        end
         if (UPD_PIPE < 0 || UPD_PIPE > 2 || (ARCH != 0 && UPD_PIPE > 1)) begin : g_bad_pipe
             kaq_layer_core_UPD_PIPE_out_of_range u_fail ();
         end
@@ -301,9 +298,8 @@ module kaq_layer_core #(
         end
     end
 
-    // MAC lanes. Each lane's accumulator and the running sum of the lanes' low EACC_W bits
-    // (the E phase's lane sum) are read by constant index, g_lane[l].acc and
-    // g_lane[l].psum, rather than packed into one vector: a simulator then moves no bits.
+    // MAC lanes.
+    wire [P*LACC_W-1:0] lane_acc;
     genvar l;
     generate
         for (l = 0; l < P; l = l + 1) begin : g_lane
@@ -322,12 +318,7 @@ module kaq_layer_core #(
                 .clk(clk), .rst(rst), .clear(group_first), .en(issue),
                 .a(a), .b(b), .acc(acc)
             );
-            wire signed [EACC_W-1:0] psum;
-            if (l == 0) begin : g_sum0
-                assign psum = acc[EACC_W-1:0];
-            end else begin : g_sum
-                assign psum = g_lane[l-1].psum + acc[EACC_W-1:0];
-            end
+            assign lane_acc[l*LACC_W +: LACC_W] = acc;
         end
     endgenerate
 
@@ -361,7 +352,14 @@ module kaq_layer_core #(
     // 2 also the product registered (a DSP48's MREG/PREG). The G phase reads row i's e no
     // earlier than M - 1 cycles after its capture, so the registers cost no cycle while
     // M >= E_PIPE + 2 (kaq-codegen never asks for more).
-    wire signed [EACC_W-1:0] lane_sum = g_lane[P-1].psum;
+    reg signed [EACC_W-1:0] lane_sum;
+    integer k;
+    always @(*) begin
+        lane_sum = {EACC_W{1'b0}};
+        for (k = 0; k < P; k = k + 1) begin
+            lane_sum = lane_sum + lane_acc[k*LACC_W +: EACC_W];
+        end
+    end
     wire e_cap = cap && (cap_phase == PH_E);
     wire [YW-1:0] e_y_cap = ybuf[row_addr(cap_buf, cap_i)];
     wire signed [EW-1:0] e_new;
@@ -454,7 +452,7 @@ module kaq_layer_core #(
                     .IN_W(LACC_W), .MULT_W(MF_MULT_W), .SHIFT_W(MF_SHW), .OUT_W(SW),
                     .ROUNDING(MF_ROUND), .OVERFLOW(MF_OVF)
                 ) u_mf (
-                    .en(mf_cap), .x(g_lane[l].acc), .mult(MF_MULT),
+                    .en(mf_cap), .x(lane_acc[l*LACC_W +: LACC_W]), .mult(MF_MULT),
                     .shift(MF_SH), .y(mf_new[l*SW +: SW])
                 );
             end else begin : g_no_mf
@@ -464,7 +462,7 @@ module kaq_layer_core #(
                 .IN_W(LACC_W), .MULT_W(G_MULT_W), .SHIFT_W(G_SHW), .OUT_W(GW),
                 .ROUNDING(G_ROUND), .OVERFLOW(G_OVF)
             ) u_g (
-                .en(g_take), .x(g_lane[l].acc), .mult(G_MULT), .shift(G_SH),
+                .en(g_take), .x(lane_acc[l*LACC_W +: LACC_W]), .mult(G_MULT), .shift(G_SH),
                 .y(g_new[l*GW +: GW])
             );
         end
@@ -547,28 +545,17 @@ module kaq_layer_core #(
         end
     end
 
-    // The update's chunk of each vector, read in a step only: a don't-care ('x) otherwise,
-    // assigned first and the value under upd_step, so that a simulator skips the five
-    // variable selects while the engine is idle (most cycles) and synthesis keeps no select.
-    reg [P*SW-1:0] u_x1c;
-    reg [P*SW-1:0] u_x2c;
-    reg [P*SW-1:0] u_sc;
-    reg [P*SW-1:0] u_uc;
-    reg [P*GW-1:0] u_gc;
-    always @(*) begin
-        u_x1c = {(P * SW){1'bx}};
-        u_x2c = {(P * SW){1'bx}};
-        u_sc = {(P * SW){1'bx}};
-        u_uc = {(P * SW){1'bx}};
-        u_gc = {(P * GW){1'bx}};
-        if (upd_step) begin
-            u_x1c = x1b[uptr][{{(32 - CW){1'b0}}, uc} * (P * SW) +: P * SW];
-            u_x2c = x2b[uptr][{{(32 - CW){1'b0}}, uc} * (P * SW) +: P * SW];
-            u_sc = sb[uptr][{{(32 - CW){1'b0}}, uc} * (P * SW) +: P * SW];
-            u_uc = ub[uptr][{{(32 - CW){1'b0}}, uc} * (P * SW) +: P * SW];
-            u_gc = gb[uptr][{{(32 - CW){1'b0}}, uc} * (P * GW) +: P * GW];
-        end
-    end
+    wire [N*SW-1:0] u_x1 = x1b[uptr];
+    wire [N*SW-1:0] u_x2 = x2b[uptr];
+    wire [N*SW-1:0] u_s = sb[uptr];
+    wire [N*SW-1:0] u_u = ub[uptr];
+    wire [N*GW-1:0] u_g = gb[uptr];
+    // The update's chunk of each vector.
+    wire [P*SW-1:0] u_x1c = u_x1[{{(32 - CW){1'b0}}, uc} * (P * SW) +: P * SW];
+    wire [P*SW-1:0] u_x2c = u_x2[{{(32 - CW){1'b0}}, uc} * (P * SW) +: P * SW];
+    wire [P*SW-1:0] u_sc = u_s[{{(32 - CW){1'b0}}, uc} * (P * SW) +: P * SW];
+    wire [P*SW-1:0] u_uc = u_u[{{(32 - CW){1'b0}}, uc} * (P * SW) +: P * SW];
+    wire [P*GW-1:0] u_gc = u_g[{{(32 - CW){1'b0}}, uc} * (P * GW) +: P * GW];
 
     // The update pipeline: stage 0 is the step itself, stage k its values k cycles later; the
     // states are written, and the buffer marked DONE, from stage UPD_PIPE. Slice k of each
@@ -650,15 +637,24 @@ module kaq_layer_core #(
             // x - s + u of the previous layer (ADMM), exact in SW + 2 bits.
             wire signed [SW+1:0] cons = $signed({{2{xp[SW-1]}}, xp}) - $signed({{2{sp[SW-1]}}, sp})
                                       + $signed({{2{up[SW-1]}}, up});
-            // R at stage SR: with a pipeline the lincomb's own register (loaded in a step).
-            wire signed [R_W-1:0] r_s;
+            wire signed [R_W-1:0] r;
+            wire signed [R_W-1:0] r_s;  // R at stage SR
             kaq_lincomb #(
                 .A0_W(SW), .C0_W(X1_W), .A1_W(SW), .C1_W(X2_W), .A2_W(GW), .C2_W(GC_W),
-                .A3_W(SW + 2), .C3_W(C_W), .OUT_W(R_W), .REGISTERED((UP > 0) ? 1 : 0)
+                .A3_W(SW + 2), .C3_W(C_W), .OUT_W(R_W)
             ) u_r (
-                .clk(clk), .en(upd_step), .a0(xp), .c0(k_x1), .a1(xpp), .c1(k_x2), .a2(gj),
-                .c2(G_COEF), .a3(cons), .c3(k_c), .y(r_s)
+                .en(upd_step), .a0(xp), .c0(k_x1), .a1(xpp), .c1(k_x2), .a2(gj), .c2(G_COEF),
+                .a3(cons), .c3(k_c), .y(r)
             );
+            if (UP > 0) begin : g_r_reg
+                reg signed [R_W-1:0] r_q;
+                always @(posedge clk) begin
+                    if (upd_step) r_q <= r;
+                end
+                assign r_s = r_q;
+            end else begin : g_r_comb
+                assign r_s = r;
+            end
             wire signed [SW-1:0] sp_r = sc_r[l*SW +: SW];
             wire signed [SW-1:0] up_r = uc_r[l*SW +: SW];
             wire signed [PIN_W-1:0] pin;
@@ -685,7 +681,7 @@ module kaq_layer_core #(
                     .A0_W(SW), .C0_W(VX_W), .A1_W(SW), .C1_W(VU_W), .A2_W(1), .C2_W(1),
                     .A3_W(1), .C3_W(1), .OUT_W(V_W)
                 ) u_v (
-                    .clk(clk), .en(step_r), .a0(xo), .c0(c_vx), .a1(up_r), .c1(c_vu), .a2(1'b0), .c2(1'b0),
+                    .en(step_r), .a0(xo), .c0(c_vx), .a1(up_r), .c1(c_vu), .a2(1'b0), .c2(1'b0),
                     .a3(1'b0), .c3(1'b0), .y(v)
                 );
                 assign pin = v;
@@ -695,7 +691,7 @@ module kaq_layer_core #(
                     .A0_W(V_W), .C0_W(2), .A1_W(SW), .C1_W(VX_W + 1), .A2_W(1), .C2_W(1),
                     .A3_W(1), .C3_W(1), .OUT_W(WW)
                 ) u_w (
-                    .clk(clk), .en(step_r), .a0(v), .c0(2'sb01), .a1(so), .c1(neg_vx), .a2(1'b0), .c2(1'b0),
+                    .en(step_r), .a0(v), .c0(2'sb01), .a1(so), .c1(neg_vx), .a2(1'b0), .c2(1'b0),
                     .a3(1'b0), .c3(1'b0), .y(w)
                 );
                 wire signed [XOW-1:0] uo_n;
@@ -709,34 +705,29 @@ module kaq_layer_core #(
                 assign new_s[l*SW +: SW] = so;
                 assign new_u[l*SW +: SW] = uo;
             end
-            // The prox (stage SR) and the requantization of its output (stage SF); pout_s is
-            // the prox at stage SF (with a pipeline register between them, the piecewise
-            // prox's own register).
+            // The prox (stage SR) and the requantization of its output (stage SF).
+            wire signed [ROUT_W-1:0] pout;
             wire signed [ROUT_W-1:0] pout_s;
             if (PROX_KIND == 2) begin : g_table
                 wire signed [SW-1:0] idx;
-                wire signed [ROUT_W-1:0] pout;
                 kaq_requant #(
                     .IN_W(PIN_W), .MULT_W(TIN_MULT_W), .SHIFT(TIN_SHIFT), .OUT_W(SW),
                     .ROUNDING(TIN_ROUND), .OVERFLOW(TIN_OVF)
                 ) u_tin (.x(pin), .mult(TIN_MULT), .y(idx));
                 kaq_lut #(.IDX_W(SW), .TW(TW), .TABLE(PROX_TABLE)) u_lut (.idx(idx), .y(pout));
-                if (SF > SR) begin : g_p_reg
-                    reg signed [ROUT_W-1:0] pout_q;
-                    always @(posedge clk) begin
-                        if (step_r) pout_q <= pout;
-                    end
-                    assign pout_s = pout_q;
-                end else begin : g_p_comb
-                    assign pout_s = pout;
-                end
             end else begin : g_pwl
-                kaq_prox_pwl #(
-                    .W(PIN_W), .KIND(PROX_KIND), .PARAM(PROX_PARAM),
-                    .REGISTERED((SF > SR) ? 1 : 0)
-                ) u_prox (
-                    .clk(clk), .en(step_r), .x(pin), .y(pout_s)
+                kaq_prox_pwl #(.W(PIN_W), .KIND(PROX_KIND), .PARAM(PROX_PARAM)) u_prox (
+                    .en(step_r), .x(pin), .y(pout)
                 );
+            end
+            if (SF > SR) begin : g_p_reg
+                reg signed [ROUT_W-1:0] pout_q;
+                always @(posedge clk) begin
+                    if (step_r) pout_q <= pout;
+                end
+                assign pout_s = pout_q;
+            end else begin : g_p_comb
+                assign pout_s = pout;
             end
             // Saturated at this layer's width OW, sign-extended to the state registers.
             wire signed [OW-1:0] so_n;

@@ -6,9 +6,6 @@
 // accumulators); the Rust twin is the i128 sum in kaq_model::ir's interpreter. Unused terms
 // are driven with zero coefficients. With en = 0 the output is a don't-care ('x): nothing
 // may read it then, so a simulator skips the arithmetic and synthesis drops the select.
-// REGISTERED = 1 makes y a register instead, loaded with the sum at the rising clk edge of a
-// cycle with en high and holding otherwise (a pipeline register behind the sum: a simulator
-// then evaluates nothing, and writes nothing, in the other cycles); clk is unused otherwise.
 `default_nettype none
 
 module kaq_lincomb #(
@@ -20,10 +17,8 @@ module kaq_lincomb #(
     parameter integer C2_W  = 8,
     parameter integer A3_W  = 8,
     parameter integer C3_W  = 8,
-    parameter integer OUT_W = 24,
-    parameter integer REGISTERED = 0
+    parameter integer OUT_W = 24
 ) (
-    input  wire                    clk,
     input  wire                    en,
     input  wire signed [A0_W-1:0]  a0,
     input  wire signed [C0_W-1:0]  c0,
@@ -70,28 +65,15 @@ module kaq_lincomb #(
         end
     endfunction
 
-    generate
-        if (REGISTERED != 0) begin : g_reg
-            always @(posedge clk) begin
-                if (en) begin
-                    y <= lincomb(a0, c0, a1, c1, a2, c2, a3, c3);
-                end
-            end
-        end else begin : g_comb
-            // The don't-care first, then the value under en: Verilator then evaluates the
-            // function only when en is high (an if/else of two assignments becomes a select
-            // whose function body it computes every cycle).
-            always @(*) begin
-                y = {OUT_W{1'bx}};
-                if (en) begin
-                    y = lincomb(a0, c0, a1, c1, a2, c2, a3, c3);
-                end
-            end
-            /* verilator lint_off UNUSEDSIGNAL */
-            wire unused_clk = clk;
-            /* verilator lint_on UNUSEDSIGNAL */
+    // The don't-care first, then the value under en: Verilator then evaluates the function
+    // only when en is high (an if/else of two assignments becomes a select whose function
+    // body it computes every cycle).
+    always @(*) begin
+        y = {OUT_W{1'bx}};
+        if (en) begin
+            y = lincomb(a0, c0, a1, c1, a2, c2, a3, c3);
         end
-    endgenerate
+    end
 endmodule
 
 `default_nettype wire

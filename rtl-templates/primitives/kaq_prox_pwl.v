@@ -8,17 +8,14 @@
 // an unknown KIND fails elaboration. Pass PARAM sized (W'd...): lint under Verilator flags an
 // unsized 32-bit value as a WIDTH warning unless W = 32. With en = 0 the output is a
 // don't-care ('x): nothing may read it then, so a simulator skips the compares and synthesis
-// drops the select. REGISTERED = 1 makes y a register instead, loaded at the rising clk edge
-// of a cycle with en high and holding otherwise; clk is unused otherwise.
+// drops the select.
 `default_nettype none
 
 module kaq_prox_pwl #(
     parameter integer W     = 16,
     parameter integer KIND  = 0,
-    parameter [W-1:0] PARAM = {W{1'b0}},
-    parameter integer REGISTERED = 0
+    parameter [W-1:0] PARAM = {W{1'b0}}
 ) (
-    input  wire                clk,
     input  wire                en,
     input  wire signed [W-1:0] x,
     output reg  signed [W-1:0] y
@@ -50,28 +47,15 @@ module kaq_prox_pwl #(
         end
     endfunction
 
-    generate
-        if (REGISTERED != 0) begin : g_reg
-            always @(posedge clk) begin
-                if (en) begin
-                    y <= prox(x);
-                end
-            end
-        end else begin : g_comb
-            // The don't-care first, then the value under en: Verilator then evaluates the
-            // function only when en is high (an if/else of two assignments becomes a select
-            // whose function body it computes every cycle).
-            always @(*) begin
-                y = {W{1'bx}};
-                if (en) begin
-                    y = prox(x);
-                end
-            end
-            /* verilator lint_off UNUSEDSIGNAL */
-            wire unused_clk = clk;
-            /* verilator lint_on UNUSEDSIGNAL */
+    // The don't-care first, then the value under en: Verilator then evaluates the function
+    // only when en is high (an if/else of two assignments becomes a select whose function
+    // body it computes every cycle).
+    always @(*) begin
+        y = {W{1'bx}};
+        if (en) begin
+            y = prox(x);
         end
-    endgenerate
+    end
 endmodule
 
 `default_nettype wire

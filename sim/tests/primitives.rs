@@ -25,7 +25,6 @@ const REQUANT: &str = "kaq_requant.v";
 const MAC_LANE: &str = "kaq_mac_lane.v";
 const AFFINE_REQUANT: &str = "kaq_affine_requant.v";
 const PROX_PWL: &str = "kaq_prox_pwl.v";
-const LINCOMB: &str = "kaq_lincomb.v";
 const LUT: &str = "kaq_lut.v";
 const SLICER: &str = "kaq_slicer.v";
 
@@ -607,7 +606,7 @@ impl Case {
                 let _ = writeln!(
                     bench.decls,
                     "  wire signed [{}:0] y{tag};\n  \
-                     kaq_prox_pwl #(.W({w}), .KIND({}), .PARAM({w}'d{})) u{tag} (.clk(1'b0), .en(1'b1), .x(x{tag}), .y(y{tag}));",
+                     kaq_prox_pwl #(.W({w}), .KIND({}), .PARAM({w}'d{})) u{tag} (.en(1'b1), .x(x{tag}), .y(y{tag}));",
                     c.w - 1,
                     c.kind_code(),
                     c.param,
@@ -1173,16 +1172,6 @@ fn primitives_are_lint_clean() {
                 "W=17 KIND=0 PARAM=17'd1000",
                 "W=62 KIND=0 PARAM=62'h3fffffffffffffff",
                 "W=62 KIND=1 PARAM=62'h1000000000000003",
-                "W=16 KIND=0 REGISTERED=1",
-                "W=6 KIND=1 PARAM=6'd5 REGISTERED=1",
-            ],
-        ),
-        (
-            "kaq_lincomb",
-            &[LINCOMB],
-            &[
-                "A0_W=8 C0_W=8 A1_W=8 C1_W=8 A2_W=8 C2_W=8 A3_W=8 C3_W=8 OUT_W=24",
-                "A0_W=8 C0_W=14 A1_W=8 C1_W=2 A2_W=12 C2_W=14 A3_W=10 C3_W=2 OUT_W=26 REGISTERED=1",
             ],
         ),
         (
