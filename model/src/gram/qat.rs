@@ -464,14 +464,8 @@ impl crate::train::Forward for QatCg {
     }
 }
 
-/// QAT-MSE of a PTQ fake-quant cg net: the shared epoch loop (Adam, the halving schedule, the
-/// deterministic shuffles of [`crate::train`]) on the data of `config` (its `net` must be
-/// `fq`'s), the formats of `fq`'s IR fixed, the MSE loss through the STE surrogate.
-pub fn train_qat_mse(
-    fq: &FakeQuantCg,
-    config: &GramTrainConfig,
-    progress: &mut dyn FnMut(Progress<'_>),
-) -> Result<(QatCg, Vec<EpochRecord>), TrainError> {
+/// A valid training config whose net and link are the quantized net's.
+fn check_config(fq: &FakeQuantCg, config: &GramTrainConfig) -> Result<(), TrainError> {
     config.validate()?;
     if &config.net != fq.net().config() || &config.link != fq.net().link() {
         return Err(TrainError::Config {
@@ -480,6 +474,18 @@ pub fn train_qat_mse(
             reason: "the training config's net and link must be the quantized net's".into(),
         });
     }
+    Ok(())
+}
+
+/// QAT-MSE of a PTQ fake-quant cg net: the shared epoch loop (Adam, the halving schedule, the
+/// deterministic shuffles of [`crate::train`]) on the data of `config` (its `net` must be
+/// `fq`'s), the formats of `fq`'s IR fixed, the MSE loss through the STE surrogate.
+pub fn train_qat_mse(
+    fq: &FakeQuantCg,
+    config: &GramTrainConfig,
+    progress: &mut dyn FnMut(Progress<'_>),
+) -> Result<(QatCg, Vec<EpochRecord>), TrainError> {
+    check_config(fq, config)?;
     let run = config.run_config();
     let data = RunData::generate(&run)?;
     run_epochs(&run, QatCg::new(fq), &data, progress)
@@ -493,14 +499,7 @@ pub fn train_kaq(
     kaq: &KaqConfig,
     progress: &mut dyn FnMut(Progress<'_>),
 ) -> Result<(QatCg, Vec<EpochRecord>), TrainError> {
-    config.validate()?;
-    if &config.net != fq.net().config() || &config.link != fq.net().link() {
-        return Err(TrainError::Config {
-            field: "net",
-            value: format!("{:?}", config.net),
-            reason: "the training config's net and link must be the quantized net's".into(),
-        });
-    }
+    check_config(fq, config)?;
     let student = QatCg::new(fq).with_mmd(kaq)?;
     let run = config.run_config();
     let data = RunData::generate(&run)?;
