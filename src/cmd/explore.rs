@@ -238,6 +238,22 @@ pub struct Hardware {
     pub bits_per_cycle: f64,
 }
 
+impl Hardware {
+    /// The record of a design at `lanes` lanes from its estimated `[LUT, FF, DSP]` and its
+    /// mean cycles per frame, detecting `bits_per_vector` bits a frame.
+    fn estimated(lanes: usize, area: [u64; 3], cycles: f64, bits_per_vector: u32) -> Self {
+        let [lut, ff, dsp] = area;
+        Hardware {
+            lanes,
+            lut: Some(lut),
+            ff: Some(ff),
+            dsp: Some(dsp),
+            cycles_per_frame: cycles,
+            bits_per_cycle: f64::from(bits_per_vector) / cycles,
+        }
+    }
+}
+
 /// One evaluated candidate: one line of `results.jsonl`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Record {
@@ -663,14 +679,12 @@ fn evaluate(
         let cycles = kaq_codegen::report::analyse(&design)
             .total
             .cycles_per_frame();
-        hardware.push(Hardware {
+        hardware.push(Hardware::estimated(
             lanes,
-            lut: Some(area.lut),
-            ff: Some(area.ff),
-            dsp: Some(area.dsp),
-            cycles_per_frame: cycles,
-            bits_per_cycle: f64::from(energy.bits_per_vector) / cycles,
-        });
+            [area.lut, area.ff, area.dsp],
+            cycles,
+            energy.bits_per_vector,
+        ));
     }
     let interp = Interpreter::new(ir.clone())?;
     let points = measure_ber(args, teacher.link(), &interp)?;
@@ -753,14 +767,12 @@ fn evaluate_cg(
         .map_err(anyhow::Error::msg)?;
         let cycles =
             kaq_codegen::gram::stream_cycles(&prog, args.block as u64) as f64 / args.block as f64;
-        hardware.push(Hardware {
+        hardware.push(Hardware::estimated(
             lanes,
-            lut: Some(area.lut),
-            ff: Some(area.ff),
-            dsp: Some(area.dsp),
-            cycles_per_frame: cycles,
-            bits_per_cycle: f64::from(energy.bits_per_vector) / cycles,
-        });
+            [area.lut, area.ff, area.dsp],
+            cycles,
+            energy.bits_per_vector,
+        ));
     }
     let interp = kaq_ir::gram::GramInterpreter::new(ir.clone())?;
     let points = measure_ber(args, teacher.link(), &interp)?;
