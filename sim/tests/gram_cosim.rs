@@ -11,8 +11,8 @@
 //! `cargo test --release -p kaq-sim --test gram_cosim -- --ignored`.
 
 use kaq_ir::gram::GramIr;
-use kaq_model::gram::quantized::{CgQuantOptions, lower_cg};
-use kaq_model::gram::{Family, GramConfig, GramNet};
+use kaq_model::gram::quantized::CgQuantOptions;
+use kaq_model::gram::testing::{self, bin_shifted};
 use kaq_model::link::LinkConfig;
 use kaq_model::modulation::Modulation;
 use kaq_sim::cosim::gram::{GramBlock, GramRtl, GramStalls};
@@ -26,7 +26,8 @@ fn verilator_present() -> bool {
         .is_some()
 }
 
-/// A PTQ'd cg net with perturbed parameters.
+/// A PTQ'd cg net of `nt`×`nt` `modulation` with perturbed parameters
+/// ([`kaq_model::gram::testing::lowered_cg`]).
 fn lowered(
     nt: usize,
     modulation: Modulation,
@@ -46,50 +47,10 @@ fn lowered_with(
     inner: usize,
     bits: u32,
     seed: u64,
-    tune: impl Fn(&mut CgQuantOptions),
+    tune: impl FnOnce(&mut CgQuantOptions),
 ) -> GramIr {
     let link = LinkConfig::new(nt, nt, modulation).unwrap();
-    let config = GramConfig {
-        family: Family::Cg,
-        layers,
-        inner,
-    };
-    let mut net = GramNet::new(config, &link).unwrap();
-    let mut rng = ChaCha8Rng::seed_from_u64(seed);
-    for v in net.params_mut() {
-        *v += rng.random_range(-0.2..0.2);
-    }
-    let mut opts = CgQuantOptions::new(bits);
-    opts.calib_frames = 100;
-    opts.buckets = 8;
-    tune(&mut opts);
-    lower_cg(&net, &opts).unwrap()
-}
-
-/// `ir` as version 3 with random per-bin shifts of e, p, d in −2..=2 (bin 0 unshifted) on
-/// every layer, redrawn until the document validates; `None` after 50 draws.
-fn bin_shifted(ir: &GramIr, rng: &mut ChaCha8Rng) -> Option<GramIr> {
-    for _ in 0..50 {
-        let mut doc = ir.clone();
-        doc.version = 3;
-        let bins = doc.snr_bins.count;
-        for l in &mut doc.layers {
-            let mut draw = || -> Vec<i32> {
-                (0..bins)
-                    .map(|b| if b == 0 { 0 } else { rng.random_range(-2..=2) })
-                    .collect()
-            };
-            l.bin_shift = Some(kaq_ir::gram::BinShift {
-                e: draw(),
-                p: draw(),
-                d: draw(),
-            });
-        }
-        if doc.validate().is_ok() {
-            return Some(doc);
-        }
-    }
-    None
+    testing::lowered_cg(&link, layers, inner, bits, seed, tune)
 }
 
 /// The configurations with a narrow inner G (docs/ir.md §10.9) and per-bin formats (version

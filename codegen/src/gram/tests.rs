@@ -2,8 +2,8 @@
 //! over small cg configurations and block lengths, with random and extreme codes.
 
 use kaq_ir::gram::{GramInterpreter, GramIr};
-use kaq_model::gram::quantized::{CgQuantOptions, lower_cg};
-use kaq_model::gram::{Family, GramConfig, GramNet};
+use kaq_model::gram::quantized::CgQuantOptions;
+use kaq_model::gram::testing;
 use kaq_model::link::LinkConfig;
 use kaq_model::modulation::Modulation;
 use rand::{Rng, SeedableRng};
@@ -11,7 +11,8 @@ use rand_chacha::ChaCha8Rng;
 
 use super::{Engine, Program};
 
-/// A PTQ'd cg net with perturbed parameters.
+/// A PTQ'd cg net of `nt`×`nr` `modulation` with perturbed parameters
+/// ([`kaq_model::gram::testing::lowered_cg`]).
 pub(crate) fn lowered(
     nt: usize,
     nr: usize,
@@ -34,50 +35,16 @@ pub(crate) fn lowered_with(
     inner: usize,
     bits: u32,
     seed: u64,
-    tune: impl Fn(&mut CgQuantOptions),
+    tune: impl FnOnce(&mut CgQuantOptions),
 ) -> GramIr {
     let link = LinkConfig::new(nt, nr, modulation).unwrap();
-    let config = GramConfig {
-        family: Family::Cg,
-        layers,
-        inner,
-    };
-    let mut net = GramNet::new(config, &link).unwrap();
-    let mut rng = ChaCha8Rng::seed_from_u64(seed);
-    for v in net.params_mut() {
-        *v += rng.random_range(-0.2..0.2);
-    }
-    let mut opts = CgQuantOptions::new(bits);
-    opts.calib_frames = 100;
-    opts.buckets = 8;
-    tune(&mut opts);
-    lower_cg(&net, &opts).unwrap()
+    testing::lowered_cg(&link, layers, inner, bits, seed, tune)
 }
 
-/// `ir` as version 3 with random per-bin shifts of e, p, d in −2..=2 (bin 0 unshifted) on
-/// every layer, redrawn until the document validates (at most 50 draws; then `ir` as is).
-pub(crate) fn bin_shifted(ir: &GramIr, rng: &mut ChaCha8Rng) -> GramIr {
-    for _ in 0..50 {
-        let mut doc = ir.clone();
-        doc.version = 3;
-        let bins = doc.snr_bins.count;
-        for l in &mut doc.layers {
-            let mut draw = || -> Vec<i32> {
-                (0..bins)
-                    .map(|b| if b == 0 { 0 } else { rng.random_range(-2..=2) })
-                    .collect()
-            };
-            l.bin_shift = Some(kaq_ir::gram::BinShift {
-                e: draw(),
-                p: draw(),
-                d: draw(),
-            });
-        }
-        if doc.validate().is_ok() {
-            return doc;
-        }
-    }
-    ir.clone()
+/// `ir` with random per-bin shifts ([`testing::bin_shifted`]), or `ir` as is when no draw
+/// validates.
+fn bin_shifted(ir: &GramIr, rng: &mut ChaCha8Rng) -> GramIr {
+    testing::bin_shifted(ir, rng).unwrap_or_else(|| ir.clone())
 }
 
 /// A code of `w` bits: small most of the time, sometimes full range or extreme.

@@ -14,14 +14,13 @@ use serde_json::{Value, json};
 
 use crate::json_walk_tests::{dotted, nodes, other_type};
 
-use super::quantized::{CgQuantOptions, lower_cg};
-use super::{Family, GramConfig, GramNet};
 use crate::link::LinkConfig;
 use crate::modulation::Modulation;
 use kaq_ir::IrError;
 use kaq_ir::gram::{GramInterpreter, GramIr};
 
-/// A PTQ'd cg net of `nt`×`nr` `modulation` with perturbed parameters.
+/// A PTQ'd cg net of `nt`×`nr` `modulation` with perturbed parameters (seeded by `bits`, 200
+/// calibration frames).
 fn lowered(
     nt: usize,
     nr: usize,
@@ -31,20 +30,9 @@ fn lowered(
     bits: u32,
 ) -> GramIr {
     let link = LinkConfig::new(nt, nr, modulation).unwrap();
-    let config = GramConfig {
-        family: Family::Cg,
-        layers,
-        inner,
-    };
-    let mut net = GramNet::new(config, &link).unwrap();
-    let mut rng = ChaCha8Rng::seed_from_u64(bits.into());
-    for v in net.params_mut() {
-        *v += rng.random_range(-0.2..0.2);
-    }
-    let mut opts = CgQuantOptions::new(bits);
-    opts.calib_frames = 200;
-    opts.buckets = 8;
-    lower_cg(&net, &opts).unwrap()
+    super::testing::lowered_cg(&link, layers, inner, bits, bits.into(), |o| {
+        o.calib_frames = 200;
+    })
 }
 
 /// The base documents: 2×3 16-QAM (2 layers × 3 steps, 6 bits) and 2×2 QPSK (1 × 1, 8 bits).

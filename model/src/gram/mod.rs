@@ -75,6 +75,8 @@ pub mod refine;
 #[cfg(test)]
 mod refine_tests;
 pub mod stage;
+#[cfg(any(test, feature = "test-support"))]
+pub mod testing;
 #[cfg(test)]
 mod tests;
 pub mod train;
