@@ -31,7 +31,7 @@ pub struct Driver<'r> {
 
 /// Packs `codes` of `width` bits each, element j at bits [j·width, (j+1)·width), into `words`.
 /// Widths above 64 bits repeat the sign.
-fn pack(codes: impl IntoIterator<Item = i64>, width: u32, words: &mut [u32]) {
+pub(super) fn pack(codes: impl IntoIterator<Item = i64>, width: u32, words: &mut [u32]) {
     if width <= 32 {
         pack_narrow(codes, width, words);
     } else {
@@ -100,7 +100,8 @@ fn field(words: &[u32], lo: usize, width: u32) -> u64 {
     v
 }
 
-fn unpack_signed(words: &[u32], n: usize, width: u32) -> Vec<i64> {
+/// The `n` signed `width`-bit fields of `words`, element j at bits [j·width, (j+1)·width).
+pub(super) fn unpack_signed(words: &[u32], n: usize, width: u32) -> Vec<i64> {
     (0..n)
         .map(|j| sign_extend(field(words, j * width as usize, width), width))
         .collect()

@@ -13,6 +13,7 @@ use kaq_ir::gram::{GramInterpreter, GramIr};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
+use super::driver::unpack_signed;
 use super::{CosimError, RESET_CYCLES};
 use crate::model::{Model, PortId};
 use crate::port::Port;
@@ -88,39 +89,12 @@ struct Ids {
     idle: PortId,
 }
 
-/// Packs `codes` of `w` bits each, first code least significant, into 32-bit words.
+/// Packs `codes` of `w` bits each, first code least significant, into as many 32-bit words
+/// as they fill (at least one): the driver's packing ([`super::driver::pack`]).
 fn pack(codes: &[i64], w: u32) -> Vec<u32> {
-    let total = codes.len() * w as usize;
-    let mut words = vec![0u32; total.div_ceil(32).max(1)];
-    for (k, &c) in codes.iter().enumerate() {
-        for b in 0..w as usize {
-            if (c >> b) & 1 == 1 {
-                let at = k * w as usize + b;
-                words[at / 32] |= 1 << (at % 32);
-            }
-        }
-    }
+    let mut words = vec![0u32; (codes.len() * w as usize).div_ceil(32).max(1)];
+    super::driver::pack(codes.iter().copied(), w, &mut words);
     words
-}
-
-/// The `count` signed `w`-bit fields of `words`, first least significant.
-fn unpack(words: &[u32], w: u32, count: usize) -> Vec<i64> {
-    (0..count)
-        .map(|k| {
-            let mut v: i64 = 0;
-            for b in 0..w as usize {
-                let at = k * w as usize + b;
-                if (words[at / 32] >> (at % 32)) & 1 == 1 {
-                    v |= 1 << b;
-                }
-            }
-            if (v >> (w - 1)) & 1 == 1 {
-                v - (1i64 << w)
-            } else {
-                v
-            }
-        })
-        .collect()
 }
 
 impl GramRtl {
@@ -299,8 +273,8 @@ impl GramRtl {
                 report.vector_cycles.push(cycle - at - 1);
             }
             if o_valid && o_r {
-                let x = unpack(&model.get_wide(ids.out_x)?, sw, n);
-                let levels = unpack(&model.get_wide(ids.out_level)?, lw, n);
+                let x = unpack_signed(&model.get_wide(ids.out_x)?, n, sw);
+                let levels = unpack_signed(&model.get_wide(ids.out_level)?, n, lw);
                 let last = model.get(ids.out_last)? == 1;
                 report.levels.extend_from_slice(&levels);
                 let (wx, wl, wlast) = want.pop_front().expect("counted");
