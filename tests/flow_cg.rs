@@ -204,6 +204,29 @@ fn cg_flow_writes_every_artefact_resumes_and_reproduces() {
         summary.contains("kaq lower --model out/models/f32.json --ptq-bits 6 --out out/ir.json"),
         "{summary}"
     );
+
+    // KAQ (per-SNR-bin formats, an IR version 3) runs through the same stages; its student
+    // is reproduced byte for byte by the printed `kaq train --quant kaq` command.
+    let kaq = config.replace(
+        r#""quant": {"epochs": 1}"#,
+        r#""quant": {"method": "kaq", "epochs": 1, "epsilon": 5, "kernel": "multi"}"#,
+    );
+    flow(d, &kaq)
+        .success()
+        .stdout(predicate::str::contains("f32: up to date, reused"))
+        .stdout(predicate::str::contains("quant: kaq-8b"));
+    let ir: serde_json::Value =
+        serde_json::from_str(&fs::read_to_string(out.join("ir.json")).unwrap()).unwrap();
+    assert_eq!(ir["version"], 3, "a KAQ cg student is an IR version 3");
+    let summary = fs::read_to_string(out.join("summary.md")).unwrap();
+    let commands = reproduce_commands(&summary);
+    assert!(
+        commands
+            .iter()
+            .any(|c| c.contains("--quant kaq") && c.contains("--epsilon 5 --kernel multi")),
+        "{summary}"
+    );
+    assert_commands_reproduce(&commands, &out, &["ir.json", "rtl/kaq_top.v"]);
 }
 
 #[test]
@@ -223,16 +246,20 @@ fn bad_cg_configs_exit_2_naming_the_field() {
         (r#"{"net": {"arch": "pgd", "inner": 2}}"#, "net.inner"),
         (r#"{"net": {"inner": 2}}"#, "net.inner"),
         (
-            r#"{"net": {"arch": "cg"}, "quant": {"method": "kaq"}}"#,
+            r#"{"net": {"arch": "cg"}, "quant": {"method": "lsq"}}"#,
             "quant.method",
+        ),
+        (
+            r#"{"net": {"arch": "cg"}, "quant": {"method": "kaq", "kernel": "learnable"}}"#,
+            "quant.kernel",
+        ),
+        (
+            r#"{"net": {"arch": "cg"}, "quant": {"method": "kaq", "epsilon": -1}}"#,
+            "quant.epsilon",
         ),
         (
             r#"{"net": {"arch": "cg"}, "quant": {"bits": 13}}"#,
             "quant.bits",
-        ),
-        (
-            r#"{"net": {"arch": "cg"}, "quant": {"epsilon": 1}}"#,
-            "quant.epsilon",
         ),
         (
             r#"{"net": {"arch": "cg"}, "quant": {"mult_bits": 16}}"#,

@@ -156,7 +156,7 @@ impl Default for NetSection {
 /// refused naming them.
 const NOT_FOR_CG: [(&str, &[&str]); 3] = [
     ("net", &["prox", "momentum", "init"]),
-    ("quant", &["epsilon", "kernel", "mult_bits"]),
+    ("quant", &["mult_bits"]),
     ("rtl", &["clock_mhz", "testbench_frames"]),
 ];
 
@@ -485,11 +485,15 @@ impl FlowConfig {
             lr_step: q.lr_step,
             ..f32.clone()
         };
-        let kaq = KaqConfig {
-            epsilon: q.epsilon,
+        QuantTrainConfig::fine_tuning(train, q.bits, self.kaq_config())
+    }
+
+    /// KAQ's MMD settings: `quant.epsilon` and `quant.kernel` (validated before any work).
+    pub(super) fn kaq_config(&self) -> KaqConfig {
+        KaqConfig {
+            epsilon: self.quant.epsilon,
             kernel: self.kernel().unwrap_or(DEFAULT_KERNEL),
-        };
-        QuantTrainConfig::fine_tuning(train, q.bits, kaq)
+        }
     }
 
     /// MAC lanes per layer stage: `rtl.lanes`, by default what `kaq codegen` picks for the
@@ -596,8 +600,9 @@ fn arch_defaults(value: &mut serde_json::Value) -> Result<(), FieldError> {
                 return Err(FieldError::new(
                     &child(section, field),
                     "does not apply to net.arch cg (the Gram-domain net: no prox, momentum or \
-                     init; QAT-MSE or PTQ at the formats of docs/ir.md §10.6; the folded \
-                     engine has no clock plan and no testbench)",
+                     init; no multiplier width, its products are as wide as their operands' \
+                     formats (docs/ir.md §10.6); the folded engine has no clock plan and no \
+                     testbench)",
                 ));
             }
         }
@@ -810,16 +815,30 @@ impl FlowConfig {
             _ => FieldError::new(section, &e),
         };
         f32.validate().map_err(|e| train_error("train", e))?;
-        if !matches!(self.quant.method, QuantMethod::Ptq | QuantMethod::QatMse) {
+        if self.quant.method == QuantMethod::Lsq {
             return Err(FieldError::new(
                 "quant.method",
-                format!(
-                    "{}: net.arch cg quantizes by ptq or qat-mse in the flow (lsq does not \
-                     exist for the cg net; its kaq, an IR version 3, is made by kaq train \
-                     --quant kaq)",
-                    self.quant.method
-                ),
+                "lsq: net.arch cg quantizes by ptq, qat-mse or kaq (lsq does not exist for the \
+                 cg net)",
             ));
+        }
+        if self.quant.method == QuantMethod::Kaq {
+            let kernel = self
+                .kernel()
+                .map_err(|e| FieldError::new("quant.kernel", format!("{e:#}")))?;
+            if kernel == KernelMode::Learnable {
+                return Err(FieldError::new(
+                    "quant.kernel",
+                    "learnable: the cg net's KAQ takes median or multi bandwidths (learnable \
+                     ones are not implemented for the cg family)",
+                ));
+            }
+            if !(self.quant.epsilon.is_finite() && self.quant.epsilon >= 0.0) {
+                return Err(FieldError::new(
+                    "quant.epsilon",
+                    format!("{}: must be finite and ≥ 0", self.quant.epsilon),
+                ));
+            }
         }
         if !(2..=12).contains(&self.quant.bits) {
             return Err(FieldError::new(
@@ -827,7 +846,7 @@ impl FlowConfig {
                 format!("{}: net.arch cg quantizes to 2 to 12 bits", self.quant.bits),
             ));
         }
-        if self.quant.method == QuantMethod::QatMse {
+        if self.quant.method != QuantMethod::Ptq {
             self.gram_quant_config(&f32)
                 .validate()
                 .map_err(|e| train_error("quant", e))?;
