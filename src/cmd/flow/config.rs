@@ -102,9 +102,10 @@ pub const DEFAULT_ARCH: NetArch = NetArch::Pgd;
 /// The defaults that differ from [`FlowConfig::default`] (the paper's flow) for `arch`, as the
 /// JSON fields they fill in. cg: cg-k8-l4 trained as docs/f32-nets.md (`scripts/measure-gram.sh`:
 /// 2·10⁴ samples, 8 epochs at lr 1e-2 halved every 3, SNRs 15–27 dB), channel blocks of
-/// T = 14 (one resource block of OFDM symbols), the 8-bit QAT-MSE student of
-/// docs/quantization-results.md (8 epochs at lr 2e-3 halved every 2: 0.35 dB from f32 at
-/// 1e-2), BER points up to 30 dB (where MMSE crosses 1e-2).
+/// T = 14 (one resource block of OFDM symbols), the 8-bit KAQ student of
+/// docs/quantization-results.md (per-bin steps, format refinement and 8 epochs of MMD
+/// fine-tuning at lr 2e-3 halved every 2: within 0.01 dB of f32 at 1e-2), BER points up to
+/// 30 dB (where MMSE crosses 1e-2).
 pub fn arch_defaults_of(arch: NetArch) -> serde_json::Value {
     match arch {
         NetArch::Cg => serde_json::json!({
@@ -112,7 +113,7 @@ pub fn arch_defaults_of(arch: NetArch) -> serde_json::Value {
             "net": {"layers": 8, "inner": 4},
             "train": {"samples": 20000, "val_samples": 2000, "epochs": 8, "lr": 0.01,
                       "lr_step": 3, "snr_db": [15, 18, 21, 24, 27]},
-            "quant": {"method": "qat-mse", "epochs": 8, "lr": 0.002, "lr_step": 2},
+            "quant": {"method": "kaq", "epochs": 8, "lr": 0.002, "lr_step": 2},
             "ber": {"snr_db": [0, 5, 10, 15, 20, 25, 30]},
         }),
         _ => serde_json::json!({}),
@@ -1046,7 +1047,7 @@ mod tests {
             (cg.net.layers, cg.net.inner, cg.link.block),
             (8, Some(4), 14)
         );
-        assert_eq!(cg.quant.method, QuantMethod::QatMse);
+        assert_eq!(cg.quant.method, QuantMethod::Kaq);
         assert_eq!(cg.lanes(), 1);
         assert_eq!(
             (
