@@ -587,6 +587,11 @@ fn load_ir(path: &Path, link: &LinkConfig) -> anyhow::Result<Box<dyn Detector>> 
             check_ir_link("--ir", path, (ir.nt, ir.nr, ir.modulation), link)?;
             Ok(Box::new(GramInterpreter::new(ir).with_context(context)?))
         }
+        AnyIr::Oamp(ir) => {
+            check_ir_link("--ir", path, (ir.nt, ir.nr, ir.modulation), link)?;
+            let golden = kaq_ir::gram::oamp::OampInterpreter::new(*ir).with_context(context)?;
+            Ok(Box::new(golden))
+        }
     }
 }
 
@@ -636,6 +641,12 @@ fn load_rtl(path: &Path, link: &LinkConfig) -> anyhow::Result<Box<dyn Detector>>
             let rtl =
                 GramRtl::build(&ir, false).with_context(|| format!("--rtl {}", path.display()))?;
             return Ok(Box::new(GramRtlDetector::new(rtl, 1)));
+        }
+        AnyIr::Oamp(_) => {
+            return Err(usage_error(
+                "--rtl",
+                format!("{}: family oamp has no RTL yet", path.display()),
+            ));
         }
     };
     check_ir_link("--rtl", path, (ir.nt, ir.nr, ir.modulation), link)?;

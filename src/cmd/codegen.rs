@@ -199,6 +199,12 @@ pub fn run(args: CodegenArgs) -> anyhow::Result<()> {
     {
         kaq_ir::gram::AnyIr::V1(ir) => ir,
         kaq_ir::gram::AnyIr::V2(ir) => return run_gram(&args, &ir),
+        kaq_ir::gram::AnyIr::Oamp(_) => {
+            return Err(super::args::usage_error(
+                "--ir",
+                format!("{}: family oamp has no RTL yet", args.ir.display()),
+            ));
+        }
     };
     let lanes = lanes_for(&ir, args.lanes)?;
     let options = Options {

@@ -135,6 +135,12 @@ pub fn run(args: CosimArgs) -> anyhow::Result<()> {
     {
         kaq_ir::gram::AnyIr::V1(ir) => ir,
         kaq_ir::gram::AnyIr::V2(ir) => return run_gram(&args, &ir),
+        kaq_ir::gram::AnyIr::Oamp(_) => {
+            return Err(super::args::usage_error(
+                "--ir",
+                format!("{}: family oamp has no RTL yet", args.ir.display()),
+            ));
+        }
     };
     if args.block != 1 {
         return Err(super::args::usage_error(

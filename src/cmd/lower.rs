@@ -181,6 +181,9 @@ fn lower_gram(args: &LowerArgs, bits: u32, overwrite: Overwrite) -> anyhow::Resu
     } else {
         file.net
     };
+    if net.config().family == kaq_model::gram::Family::Oamp {
+        return lower_oamp(args, &net, bits, overwrite);
+    }
     let mut opts = CgQuantOptions::new(bits);
     if let Some(rule) = args.calibration {
         opts.calibration = rule;
@@ -225,6 +228,56 @@ fn lower_gram(args: &LowerArgs, bits: u32, overwrite: Overwrite) -> anyhow::Resu
         "  energy at T = 14 (docs/energy.md): model 2 {:.1} pJ/bit, model 1 {:.1} pJ/bit",
         energy.horowitz.pj_per_bit, energy.paper.pj_per_bit
     );
+    println!("IR written to {}", args.out.display());
+    Ok(())
+}
+
+/// `--ptq-bits` of an oamp model file: PTQ to IR version 4 (docs/ir.md §11).
+fn lower_oamp(
+    args: &LowerArgs,
+    net: &kaq_model::gram::GramNet,
+    bits: u32,
+    overwrite: Overwrite,
+) -> anyhow::Result<()> {
+    use kaq_model::gram::oamp_quant::{OampQuantOptions, lower_oamp};
+    for (flag, given) in [
+        ("--cg-width", !args.cg_width.is_empty()),
+        ("--g-inner-bits", !args.g_inner_bits.is_empty()),
+    ] {
+        if given {
+            return Err(super::args::usage_error(
+                flag,
+                "applies to cg nets only (this model file is an oamp net)",
+            ));
+        }
+    }
+    let mut opts = OampQuantOptions::new(bits);
+    if let Some(rule) = args.calibration {
+        opts.calibration = rule;
+    }
+    let ir = lower_oamp(net, &opts).with_context(|| format!("--model {}", args.model.display()))?;
+    write_atomic(&args.out, ir.to_json().as_bytes(), overwrite)
+        .with_context(|| format!("cannot write the IR to {}", args.out.display()))?;
+    let widest = ir
+        .bounds()
+        .map(|b| b.sums.iter().map(|s| s.1).max().unwrap_or(0))
+        .unwrap_or(0);
+    println!("IR v4 {} (oamp)", ir.name);
+    println!(
+        "  {}x{} {}, H~ {}x{}, {} layers, bank of {}, state width {} bits, {} SNR bins, \
+         {} denoiser buckets",
+        ir.nt,
+        ir.nr,
+        ir.modulation,
+        ir.m,
+        ir.n,
+        ir.layers.len(),
+        ir.bank_len(),
+        ir.state.width(),
+        ir.snr_bins.count,
+        ir.denoiser.table.len()
+    );
+    println!("  widest sum bound (interval analysis): {widest} bits");
     println!("IR written to {}", args.out.display());
     Ok(())
 }

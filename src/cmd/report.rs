@@ -149,8 +149,15 @@ pub fn run(args: ReportArgs) -> anyhow::Result<()> {
     }
     // An IR v2 (cg) document has its own report; anything else is read as v1 (and its
     // errors are v1's).
-    if let Ok(kaq_ir::gram::AnyIr::V2(ir)) = kaq_ir::gram::AnyIr::load(&args.ir) {
-        return gram::run(&args, &ir);
+    match kaq_ir::gram::AnyIr::load(&args.ir) {
+        Ok(kaq_ir::gram::AnyIr::V2(ir)) => return gram::run(&args, &ir),
+        Ok(kaq_ir::gram::AnyIr::Oamp(_)) => {
+            return Err(super::args::usage_error(
+                "--ir",
+                format!("{}: family oamp has no RTL yet", args.ir.display()),
+            ));
+        }
+        _ => {}
     }
     let ir = load_ir(&args.ir)?;
     let lanes = lanes_for(&ir, args.lanes)?;

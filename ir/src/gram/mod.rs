@@ -22,6 +22,9 @@ use crate::vocab::SnrBins;
 
 mod energy;
 mod interp;
+pub mod oamp;
+#[cfg(test)]
+mod oamp_tests;
 #[cfg(test)]
 mod tests;
 
@@ -948,6 +951,8 @@ pub enum AnyIr {
     V1(crate::Ir),
     /// Version 2 (the Gram-domain cg net).
     V2(GramIr),
+    /// Version 4 (OAMP-Net2 with an LMMSE bank, docs/ir.md §11).
+    Oamp(Box<oamp::OampIr>),
 }
 
 impl AnyIr {
@@ -971,6 +976,9 @@ impl AnyIr {
                 || version == Some(u64::from(GRAM_IR_VERSION_BIN_SHIFT)))
         {
             return GramIr::from_json(text, path).map(Self::V2);
+        }
+        if is_kaq && version == Some(u64::from(oamp::OAMP_IR_VERSION)) {
+            return oamp::OampIr::from_json(text, path).map(|ir| Self::Oamp(Box::new(ir)));
         }
         crate::Ir::from_json(text, path).map(Self::V1)
     }

@@ -65,6 +65,9 @@ pub mod file;
 mod ir_inputs_tests;
 pub mod linalg;
 pub mod oamp;
+pub mod oamp_quant;
+#[cfg(test)]
+mod oamp_quant_tests;
 pub mod qat;
 #[cfg(test)]
 mod qat_tests;

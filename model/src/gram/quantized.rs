@@ -444,7 +444,7 @@ fn float_pass(
 }
 
 /// The finest power-of-two frac whose `width`-bit symmetric codes hold `max_abs`.
-fn frac_for(max_abs: f32, width: u32) -> i32 {
+pub(super) fn frac_for(max_abs: f32, width: u32) -> i32 {
     let qp = max_code(width) as f64;
     if !(max_abs.is_finite() && max_abs > 0.0) {
         return 0;
@@ -508,7 +508,7 @@ pub(super) fn choose_frac(samples: &[&[f32]], width: u32, cal: Calibration) -> i
     }
 }
 
-fn fmt(width: u32, frac: i32) -> Result<QFormat, IrError> {
+pub(super) fn fmt(width: u32, frac: i32) -> Result<QFormat, IrError> {
     QFormat::signed(width, frac).map_err(|e| IrError::Lower(e.to_string()))
 }
 
@@ -522,7 +522,7 @@ fn coef(v: f32, bits: u32) -> Coef {
 }
 
 /// The quantizer on a code: clamp(⌊v·2^frac + ½⌋, ±Q_P) in f32.
-fn quant_code(v: f32, frac: i32, width: u32) -> i64 {
+pub(super) fn quant_code(v: f32, frac: i32, width: u32) -> i64 {
     let qp = max_code(width) as f32;
     (v * 2f32.powi(frac) + 0.5).floor().clamp(-qp, qp) as i64
 }
@@ -879,7 +879,7 @@ fn denoiser_saturation(net: &GramNet, state: QFormat, tau2: f64) -> f32 {
 /// The bucketed Gauss-QAM table: representatives geometric from max(10⁻³, one τ² LSB) to the
 /// calibrated largest τ²; thresholds at the geometric midpoints, rounded up to τ² codes;
 /// entry [j][i] = the quantizer (state format) of gq(f32((i − 2^(w−1))·2^−f_r), rep_j).m.
-fn build_denoiser(
+pub(super) fn build_denoiser(
     net: &GramNet,
     r: QFormat,
     tau2: QFormat,

@@ -1,0 +1,1 @@
+//! Tests of the version-4 (oamp) golden model.
