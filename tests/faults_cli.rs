@@ -503,7 +503,7 @@ fn command_scenarios(base: &Path) -> Vec<Scenario> {
 /// co-simulation.
 const TINY: &str = r#"{
   "link": {"nt": 2, "nr": 2, "modulation": "qpsk"},
-  "net": {"layers": 2},
+  "net": {"arch": "pgd", "layers": 2},
   "train": {"samples": 400, "val_samples": 100, "epochs": 1, "batch": 50, "lr": 0.01},
   "quant": {"epochs": 1, "bits": 6},
   "rtl": {"lanes": 2, "synth": "none", "testbench_frames": 4},
@@ -514,7 +514,7 @@ const TINY: &str = r#"{
 /// [`TINY`] with other lanes and SNR points: codegen, report and BER rerun over its output.
 const TINY_B: &str = r#"{
   "link": {"nt": 2, "nr": 2, "modulation": "qpsk"},
-  "net": {"layers": 2},
+  "net": {"arch": "pgd", "layers": 2},
   "train": {"samples": 400, "val_samples": 100, "epochs": 1, "batch": 50, "lr": 0.01},
   "quant": {"epochs": 1, "bits": 6},
   "rtl": {"lanes": 4, "synth": "none", "testbench_frames": 4},
@@ -527,7 +527,7 @@ const TINY_B: &str = r#"{
 /// without Verilator the stage is skipped and has no fault points.
 const TINY_C: &str = r#"{
   "link": {"nt": 2, "nr": 2, "modulation": "qpsk"},
-  "net": {"layers": 2},
+  "net": {"arch": "pgd", "layers": 2},
   "train": {"samples": 400, "val_samples": 100, "epochs": 1, "batch": 50, "lr": 0.01},
   "quant": {"epochs": 1, "bits": 6},
   "rtl": {"lanes": 2, "synth": "none", "testbench_frames": 4},

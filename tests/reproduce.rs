@@ -11,7 +11,7 @@ use reproduce::{assert_commands_reproduce, kaq_bin, reproduce_commands};
 
 const TINY: &str = r#"{
   "link": {"nt": 2, "nr": 2, "modulation": "qpsk"},
-  "net": {"layers": 2},
+  "net": {"arch": "pgd", "layers": 2},
   "train": {"samples": 600, "val_samples": 200, "epochs": 2, "batch": 50, "lr": 0.01},
   "quant": {"epochs": 1, "bits": 6},
   "rtl": {"lanes": 2, "synth": "none"},
