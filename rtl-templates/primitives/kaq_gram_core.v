@@ -1,8 +1,10 @@
 // kaq_gram_core — the folded engine of an IR v2 cg detector (docs/rtl.md, "IR v2").
 //
-// LANES multipliers (MAW × MBW bits), a 64-bit accumulator and a register file of three
-// synchronous memories (bank H: H̃ at HBW bits, bank G: G = H̃ᵀH̃ n × n and its narrow inner
-// copies, NG entries at GBW bits, bank V: every per-vector tensor at VBW bits) plus two
+// LANES multipliers (MAW × MBW bits), a 64-bit accumulator per lane and a register file of
+// three synchronous memories (bank H: H̃ at HBW bits, bank G: G = H̃ᵀH̃ n × n and its narrow
+// inner copies, NG entries at GBW bits, both copied per lane; bank V: every per-vector
+// tensor at VBW bits, interleaved over the lanes: register V_BASE + k in lane k mod LANES's
+// bank, row k / LANES, every tensor starting on a row) plus two
 // registers (W at WW bits; the address after it reads 1) run a looped micro-program that the
 // generated top holds in a synchronous ROM (kaq_codegen::gram::program): the
 // per-channel-block program (G's upper triangle, its copy into the lower one, the narrow
@@ -13,13 +15,15 @@
 // times with its operand addresses stepping by SA and SB; the banks and the constant ROM are
 // read with registered, write-first reads) then execute (multiply, accumulate, round and
 // saturate, write). LANES repetitions per cycle (lane l takes repetition c·LANES + l of
-// cycle c, reading its own copy of banks H, G and V, which every write updates alike; the
-// lanes' products are summed into the one accumulator, exact since no partial sum wraps); a
+// cycle c, reading its own copy of banks H and G, which every write updates alike, and its
+// own bank of V; a MAC's lanes' products are summed into accumulator `lane`, exact since no
+// partial sum wraps, and a wide MAC or look-up runs repetition l on lane l with its own
+// accumulator and writes row `dr` of every lane's bank of V, P results a cycle); a
 // division (kaq_divide_seq, n = 1) holds the execute stage 2 + 2 + SHIFT cycles; the program ends one cycle after its last issue. A
 // block's H̃ streams in as M·N beats of one code each, row-major, written into bank H as they
 // are taken (one a cycle while blk_valid is high; no copy of H̃ is latched); T and the SNR bin
-// are taken with the last code; a vector's ỹ is latched and written into bank V one code a
-// cycle (M cycles); then the program runs.
+// are taken with the last code; a vector's ỹ is latched and written into bank V LANES codes a
+// cycle (one into each lane's bank, ⌈M / LANES⌉ cycles); then the program runs.
 //
 // Ports: a block's M·N code beats (blk_valid/blk_ready: blk_h = H̃ entry (r, j) at beat
 // r*N + j; blk_t = T and blk_bin = SNR bin, read with the last), then T vector beats (y_valid/y_ready: ỹ, y_data[r*YW +: YW]), each answered by one
@@ -28,14 +32,16 @@
 // held until taken. T = 0 runs the block program and returns to idle.
 //
 // Instruction word (LSB first): op[3], a[AW], b[BW], b_const, b_bin, neg, sh[6], first,
-// last, down[6], satw[7], dest[AW], rep_m1[RPW], sa[AW], sb[BW], s_bin, sidx[SIW]. op: 0 MAC,
+// last, down[6], satw[7], dest[AW], rep_m1[RPW], sa[AW], sb[BW], s_bin, sidx[SIW], wide,
+// lane[LNW], ar[VAW], br[VAW], dr[VAW] (the bank-V rows of a, b and dest). op: 0 MAC,
 // 1 MAX, 2 DIV inv_trace, 3 DIV diag_inv, 4 BUCKET, 5 LUT. MAC repetition k: acc' = (first &&
 // k = 0 ? 0 : acc) ± (a_k·b_k << sh) (a term whose a is the one register adds b_k without
 // the multiplier); on last at k = rep_m1, dest = sat_satw(round_half_up(acc' >> down)). With
 // s_bin, sh and down are the block's SNR bin's entry of the shift table instead of the two
 // fields ({down, sh} = shift[sidx + bin]: the per-bin formats of IR version 3). The top
 // registers `ins` = rom[pc_next], `kval` = const[kaddr] and `sval` = shift[saddr]; bk_in →
-// bk_out and {lut_bucket, lut_idx} → lut_val are combinational in the top.
+// bk_out and {lut_bucket, lut_idx[l]} → lut_val[l] (one table port per lane) are
+// combinational in the top.
 `default_nettype none
 
 module kaq_gram_core #(
@@ -64,7 +70,6 @@ module kaq_gram_core #(
     parameter integer G_BASE = 16,
     parameter integer V_BASE = 32,
     parameter integer NV = 32,
-    parameter integer X_BASE = 40,
     parameter integer W_ADDR = 62,
     parameter integer RW = 8,
     parameter integer BKW = 3,
@@ -84,8 +89,12 @@ module kaq_gram_core #(
     parameter integer VAW = 5,
     parameter integer LDW = 5,
     parameter integer LANES = 1,
+    parameter integer LNW = 1,
+    parameter integer YROWS = 4,
+    parameter integer X_ROW = 2,
     parameter integer KBW = RPW + 6,
     parameter integer IW = 3 + AW + BW + 3 + 6 + 2 + 6 + 7 + AW + RPW + AW + BW + 1 + SIW
+                           + 1 + LNW + 3 * VAW
 ) (
     input  wire                  clk,
     input  wire                  rst,
@@ -111,8 +120,8 @@ module kaq_gram_core #(
     output wire signed [63:0]    bk_in,
     input  wire [BKW-1:0]        bk_out,
     output wire [BKW-1:0]        lut_bucket,
-    output wire [RW-1:0]         lut_idx,
-    input  wire signed [SW-1:0]  lut_val
+    output wire [LANES*RW-1:0]   lut_idx,
+    input  wire [LANES*SW-1:0]   lut_val
 );
     localparam [2:0] S_IDLE = 3'd0, S_LOAD_H = 3'd1, S_RUN = 3'd2, S_WAIT_Y = 3'd3,
                      S_LOAD_Y = 3'd4, S_OUT = 3'd5;
@@ -122,7 +131,9 @@ module kaq_gram_core #(
     localparam integer NH = M * N;
     localparam integer PW = MAW + MBW;
     localparam integer LDH = NH - 1;
-    localparam integer LDY = M - 1;
+    localparam integer LDY = YROWS - 1;
+    localparam integer NVR = NV / LANES;
+    localparam integer YBW = YROWS * LANES * YW;
     localparam [LDW-1:0] LD_H_END = LDH[LDW-1:0];
     localparam [LDW-1:0] LD_Y_END = LDY[LDW-1:0];
 
@@ -133,7 +144,7 @@ module kaq_gram_core #(
     reg [TW-1:0] t_left;
     reg [BINW-1:0] bin;
     reg [BKW-1:0] bucket;
-    reg [M*YW-1:0] ybuf;
+    reg [YBW-1:0] ybuf;
     reg [LDW-1:0] ld;
 
     // Instruction fields (issue stage).
@@ -154,6 +165,11 @@ module kaq_gram_core #(
     wire [BW-1:0] sb = ins[27 + 3*AW + BW + RPW +: BW];
     wire s_bin = ins[27 + 3*AW + 2*BW + RPW];
     wire [SIW-1:0] sidx = ins[28 + 3*AW + 2*BW + RPW +: SIW];
+    wire wide = ins[28 + 3*AW + 2*BW + RPW + SIW];
+    wire [LNW-1:0] ilane = ins[29 + 3*AW + 2*BW + RPW + SIW +: LNW];
+    wire [VAW-1:0] iar = ins[29 + 3*AW + 2*BW + RPW + SIW + LNW +: VAW];
+    wire [VAW-1:0] ibr = ins[29 + 3*AW + 2*BW + RPW + SIW + LNW + VAW +: VAW];
+    wire [VAW-1:0] idr = ins[29 + 3*AW + 2*BW + RPW + SIW + LNW + 2*VAW +: VAW];
 
     // Every code beat is taken in S_LOAD_H, the cycle it is written (see S_LOAD_H).
     assign blk_ready = (state == S_LOAD_H);
@@ -168,6 +184,9 @@ module kaq_gram_core #(
     reg [KBW-1:0] cnt;
     reg [AW-1:0] a_run;
     reg [BW-1:0] b_run;
+    // The bank-V rows of a and b (every lane reads the same row of its bank).
+    reg [VAW-1:0] ar_run;
+    reg [VAW-1:0] br_run;
     reg draining;
     localparam integer LM1 = LANES - 1;
     localparam [KBW-1:0] K_LANES = LANES[KBW-1:0];
@@ -177,6 +196,12 @@ module kaq_gram_core #(
     wire last_rep = (cnt + K_LM1 >= rep_k);
     wire [AW-1:0] a_cur = first_rep ? ia : a_run;
     wire [BW-1:0] b_cur = first_rep ? ib : b_run;
+    wire [VAW-1:0] ar_cur = first_rep ? iar : ar_run;
+    wire [VAW-1:0] br_cur = first_rep ? ibr : br_run;
+    /* verilator lint_off UNUSEDSIGNAL */
+    wire [AW-1:0] sa_u = sa;
+    wire [BW-1:0] sb_u = sb;
+    /* verilator lint_on UNUSEDSIGNAL */
     /* verilator lint_off UNUSEDSIGNAL */
     wire [AW-1:0] b_reg = b_cur[AW-1:0];
     /* verilator lint_on UNUSEDSIGNAL */
@@ -212,10 +237,12 @@ module kaq_gram_core #(
     reg [6:0] x_satw;
     reg [AW-1:0] x_dest;
     reg x_bconst;
+    reg x_wide;
+    reg [LNW-1:0] x_lane;
+    reg [VAW-1:0] x_dr;
     reg [2:0] x_abank;
     reg [2:0] x_bbank;
     reg x_waiting;
-    reg signed [63:0] acc;
     reg signed [WW-1:0] wreg;
 
     wire d0_ready, d0_done, d1_ready, d1_done;
@@ -253,11 +280,10 @@ module kaq_gram_core #(
         end
     endgenerate
     wire signed [63:0] prod = (x_abank == B_ONE) ? bv : mp64;
-    // lprod[l]: lane l's product (0 when inactive); psum: their sum with lane 0's product.
-    /* verilator lint_off UNUSEDSIGNAL */
+    // lprod[l]: lane l's product (lane 0's always active, lane l's 0 when inactive); psum:
+    // their sum.
     wire [64*LANES-1:0] lprod;
-    /* verilator lint_on UNUSEDSIGNAL */
-    assign lprod[63:0] = 64'd0;
+    assign lprod[63:0] = prod;
     reg signed [63:0] psum;
     integer li;
     always @(*) begin
@@ -267,15 +293,14 @@ module kaq_gram_core #(
     // The shift and the rounding of this instruction: its fields, or its bin's table entry.
     wire [5:0] e_sh = x_sbin ? sval[5:0] : x_sh;
     wire [5:0] e_down = x_sbin ? sval[11:6] : x_down;
-    wire signed [63:0] term = psum <<< e_sh;
-    wire signed [63:0] base = x_first ? 64'sd0 : acc;
-    wire signed [63:0] accn = x_neg ? base - term : base + term;
     wire signed [63:0] half = (e_down == 6'd0) ? 64'sd0 : (ONE_V <<< (e_down - 6'd1));
-    wire signed [63:0] rnd = (accn + half) >>> e_down;
     wire signed [63:0] smax = (ONE_V <<< (x_satw - 7'd1)) - ONE_V;
-    wire signed [63:0] sat = (x_satw == 7'd0) ? rnd
-                           : (rnd > smax) ? smax
-                           : (rnd < -smax) ? -smax : rnd;
+    // lsat[l]: lane l's finished sum (its accumulator's update rounded and saturated);
+    // lane 0's is `sat`.
+    /* verilator lint_off UNUSEDSIGNAL */
+    wire [64*LANES-1:0] lsat;
+    /* verilator lint_on UNUSEDSIGNAL */
+    wire signed [63:0] sat = $signed(lsat[63:0]);
 
     // The dividers.
     wire signed [OW0-1:0] d0_y;
@@ -302,7 +327,6 @@ module kaq_gram_core #(
 
     assign bk_in = av;
     assign lut_bucket = bucket;
-    assign lut_idx = {~av[RW-1], av[RW-2:0]};
 
     // The execute stage's write.
     wire x_done = x_valid && x_complete;
@@ -314,14 +338,12 @@ module kaq_gram_core #(
             OP_MAX: x_wd = (av > bv) ? av : bv;
             OP_DIV0: x_wd = {{(64 - OW0){d0_y[OW0-1]}}, d0_y};
             OP_DIV1: x_wd = {{(64 - OW1){d1_y[OW1-1]}}, d1_y};
-            OP_LUT: x_wd = {{(64 - SW){lut_val[SW-1]}}, lut_val};
             default: x_wd = sat;
         endcase
     end
     wire [2:0] x_wbank = bank_of(x_dest);
     /* verilator lint_off UNUSEDSIGNAL */
     wire [AW-1:0] x_wg = x_dest - G_BASE[AW-1:0];
-    wire [AW-1:0] x_wv = x_dest - V_BASE[AW-1:0];
     wire signed [63:0] x_wd_u = x_wd;
     /* verilator lint_on UNUSEDSIGNAL */
 
@@ -332,9 +354,14 @@ module kaq_gram_core #(
     wire [GAW-1:0] wa_g = x_wg[GAW-1:0];
     wire [GBW-1:0] wd_g = x_wd_u[GBW-1:0];
     wire ld_y = (state == S_LOAD_Y);
-    wire we_v = ld_y || (x_we && (x_wbank == B_V));
-    wire [VAW-1:0] wa_v = ld_y ? ld_u[VAW-1:0] : x_wv[VAW-1:0];
-    wire [VBW-1:0] wd_v = ld_y ? {{(VBW - YW){ybuf[YW-1]}}, ybuf[YW-1:0]} : x_wd_u[VBW-1:0];
+    // Each lane's bank of V: its write (ỹ's codes, lane l's result of a wide instruction,
+    // or the result of an instruction whose lane is l) at one row.
+    wire x_wv_on = x_we && (x_wbank == B_V);
+    wire [VAW-1:0] wa_v = ld_y ? ld_u[VAW-1:0] : x_dr;
+    wire [LANES-1:0] we_vl;
+    /* verilator lint_off UNUSEDSIGNAL */
+    wire [VBW*LANES-1:0] wd_vl;
+    /* verilator lint_on UNUSEDSIGNAL */
     /* verilator lint_off UNUSEDSIGNAL */
     wire [LDW-1:0] ld_u = ld;
     /* verilator lint_on UNUSEDSIGNAL */
@@ -364,6 +391,8 @@ module kaq_gram_core #(
             cnt <= {KBW{1'b0}};
             a_run <= {AW{1'b0}};
             b_run <= {BW{1'b0}};
+            ar_run <= {VAW{1'b0}};
+            br_run <= {VAW{1'b0}};
             draining <= 1'b0;
             x_valid <= 1'b0;
             x_op <= OP_MAC;
@@ -376,10 +405,12 @@ module kaq_gram_core #(
             x_satw <= 7'd0;
             x_dest <= {AW{1'b0}};
             x_bconst <= 1'b0;
+            x_wide <= 1'b0;
+            x_lane <= {LNW{1'b0}};
+            x_dr <= {VAW{1'b0}};
             x_abank <= B_ONE;
             x_bbank <= B_ONE;
             x_waiting <= 1'b0;
-            acc <= 64'sd0;
             wreg <= {WW{1'b0}};
         end else begin
             pc <= pc_next;
@@ -393,6 +424,8 @@ module kaq_gram_core #(
                 end
                 a_run <= a_cur + sa * LANES[AW-1:0];
                 b_run <= b_cur + sb * LANES[BW-1:0];
+                ar_run <= ar_cur + sa_u[VAW-1:0];
+                br_run <= br_cur + sb_u[VAW-1:0];
             end
             if (x_complete) begin
                 x_valid <= issue;
@@ -406,6 +439,9 @@ module kaq_gram_core #(
                 x_satw <= satw;
                 x_dest <= dest;
                 x_bconst <= b_const;
+                x_wide <= wide;
+                x_lane <= ilane;
+                x_dr <= idr;
                 x_abank <= bank_of(a_cur);
                 x_bbank <= bank_of(b_reg);
             end
@@ -413,7 +449,6 @@ module kaq_gram_core #(
             if (x_valid && x_is_div && !x_waiting) x_waiting <= 1'b1;
             if (x_done) begin
                 x_waiting <= 1'b0;
-                if (x_op == OP_MAC) acc <= accn;
                 if (x_op == OP_BUCKET) bucket <= bk_out;
                 if (x_we && (x_wbank == B_W)) wreg <= x_wd_u[WW-1:0];
             end
@@ -435,7 +470,7 @@ module kaq_gram_core #(
                     end
                 end
                 S_WAIT_Y: if (y_valid) begin
-                    ybuf <= y_data;
+                    ybuf <= y_in;
                     pc_end <= PB[PCW-1:0] + PV[PCW-1:0] - 1'b1;
                     in_block <= 1'b0;
                     ld <= {LDW{1'b0}};
@@ -444,7 +479,7 @@ module kaq_gram_core #(
                     state <= S_LOAD_Y;
                 end
                 S_LOAD_Y: begin
-                    ybuf <= ybuf >> YW;
+                    ybuf <= y_next;
                     ld <= ld + 1'b1;
                     if (ld == LD_Y_END) state <= S_RUN;
                 end
@@ -463,36 +498,69 @@ module kaq_gram_core #(
         end
     end
 
-    // The lanes: each its copy of banks H, G and V (one write port, written alike; two
-    // registered write-first read ports, H only loaded), read at repetition cnt + l; lanes
-    // 1 … LANES−1 also their multipliers. A repeated MAC reads a (and a register b) in one
-    // bank of H, G and V over its repetitions (kaq_codegen::gram asserts it) and a constant b
-    // as one constant, so a lane past 0 needs no W, one or constant port.
+    // ỹ latched, padded to whole rows of LANES codes; each load cycle writes the next row.
+    wire [YBW-1:0] y_in;
+    wire [YBW-1:0] y_next;
+    generate
+        if (YBW > M * YW) begin : g_ypad
+            assign y_in = {{(YBW - M * YW){1'b0}}, y_data};
+        end else begin : g_ynopad
+            assign y_in = y_data;
+        end
+        if (YROWS > 1) begin : g_yshift
+            assign y_next = {{(LANES * YW){1'b0}}, ybuf[YBW-1:LANES*YW]};
+        end else begin : g_yhold
+            assign y_next = ybuf;
+        end
+    endgenerate
+
+    // The lanes: each its copy of banks H and G (one write port, written alike; two
+    // registered write-first read ports, H only loaded), read at repetition cnt + l, and its
+    // bank of V (rows ar/br, the same for every lane; one write port, two registered
+    // write-first reads); its multiplier (lane 0's above), its accumulator and finish, its
+    // table port. A repeated MAC reads a (and a register b) in one bank of H, G and V over
+    // its repetitions and lane l reads bank V only in its own bank (kaq_codegen::gram asserts
+    // both) and a constant b as one constant, so a lane past 0 needs no W, one or constant
+    // port.
     genvar gl;
     generate
         for (gl = 0; gl < LANES; gl = gl + 1) begin : g_lane
             localparam integer GL = gl;
             localparam [AW-1:0] AL = GL[AW-1:0];
             localparam [BW-1:0] BL = GL[BW-1:0];
+            localparam [KBW-1:0] KL = GL[KBW-1:0];
+            localparam [LNW-1:0] LL = GL[LNW-1:0];
             wire [AW-1:0] la = a_cur + sa * AL;
             /* verilator lint_off UNUSEDSIGNAL */
             wire [BW-1:0] lb_full = b_cur + sb * BL;
             wire [AW-1:0] lb = lb_full[AW-1:0];
             wire [AW-1:0] la_g = la - G_BASE[AW-1:0];
             wire [AW-1:0] lb_g = lb - G_BASE[AW-1:0];
-            wire [AW-1:0] la_v = la - V_BASE[AW-1:0];
-            wire [AW-1:0] lb_v = lb - V_BASE[AW-1:0];
             /* verilator lint_on UNUSEDSIGNAL */
             reg [HW-1:0] mem_h [0:NH-1];
             reg [GBW-1:0] mem_g [0:NG-1];
-            reg [VBW-1:0] mem_v [0:NV-1];
+            reg [VBW-1:0] mem_v [0:NVR-1];
             reg [HW-1:0] h_qa, h_qb;
             reg [GBW-1:0] g_qa, g_qb;
             reg [VBW-1:0] v_qa, v_qb;
             wire [GAW-1:0] ra_g_a = la_g[GAW-1:0];
             wire [GAW-1:0] ra_g_b = lb_g[GAW-1:0];
-            wire [VAW-1:0] ra_v_a = la_v[VAW-1:0];
-            wire [VAW-1:0] ra_v_b = lb_v[VAW-1:0];
+            // Active: a MAC's or look-up's repetition cnt + l exists (lane 0 always).
+            reg act;
+            always @(posedge clk) begin
+                if (rst) act <= 1'b0;
+                else if (x_complete)
+                    act <= issue && ((op == OP_MAC) || (op == OP_LUT)) && (cnt + KL <= rep_k);
+            end
+            // This lane's write of bank V.
+            wire we = ld_y || (x_wv_on && (x_wide ? act : (x_lane == LL)));
+            wire [YW-1:0] ycode = ybuf[GL*YW +: YW];
+            wire signed [SW-1:0] lv = lut_val[GL*SW +: SW];
+            wire [VBW-1:0] wd = ld_y ? {{(VBW - YW){ycode[YW-1]}}, ycode}
+                              : (x_op == OP_LUT) ? {{(VBW - SW){lv[SW-1]}}, lv}
+                              : (x_op == OP_MAC) ? lsat[64*GL +: VBW] : x_wd_u[VBW-1:0];
+            assign we_vl[gl] = we;
+            assign wd_vl[VBW*gl +: VBW] = wd;
             always @(posedge clk) begin
                 if (we_h) mem_h[ld_h] <= h_in;
                 h_qa <= mem_h[la[HAW-1:0]];
@@ -504,9 +572,9 @@ module kaq_gram_core #(
                 g_qb <= (we_g && (wa_g == ra_g_b)) ? wd_g : mem_g[ra_g_b];
             end
             always @(posedge clk) begin
-                if (we_v) mem_v[wa_v] <= wd_v;
-                v_qa <= (we_v && (wa_v == ra_v_a)) ? wd_v : mem_v[ra_v_a];
-                v_qb <= (we_v && (wa_v == ra_v_b)) ? wd_v : mem_v[ra_v_b];
+                if (we) mem_v[wa_v] <= wd;
+                v_qa <= (we && (wa_v == ar_cur)) ? wd : mem_v[ar_cur];
+                v_qb <= (we && (wa_v == br_cur)) ? wd : mem_v[br_cur];
             end
             wire signed [63:0] ha = {{(64 - HW){h_qa[HW-1]}}, h_qa};
             wire signed [63:0] hb = {{(64 - HW){h_qb[HW-1]}}, h_qb};
@@ -516,14 +584,8 @@ module kaq_gram_core #(
             wire signed [63:0] vb = {{(64 - VBW){v_qb[VBW-1]}}, v_qb};
             assign lane_a[64*gl +: 64] = (x_abank == B_H) ? ha : (x_abank == B_G) ? ga : va;
             assign lane_b[64*gl +: 64] = (x_bbank == B_H) ? hb : (x_bbank == B_G) ? gb : vb;
+            assign lut_idx[RW*gl +: RW] = {~v_qa[RW-1], v_qa[RW-2:0]};
             if (GL > 0) begin : g_mul
-                localparam [KBW-1:0] KL = GL[KBW-1:0];
-                reg act;
-                always @(posedge clk) begin
-                    if (rst) act <= 1'b0;
-                    else if (x_complete)
-                        act <= issue && (op == OP_MAC) && (cnt + KL <= rep_k);
-                end
                 /* verilator lint_off UNUSEDSIGNAL */
                 wire signed [63:0] lav = lane_a[64*gl +: 64];
                 wire signed [63:0] lbv = x_bconst ? kv : lane_b[64*gl +: 64];
@@ -539,18 +601,37 @@ module kaq_gram_core #(
                 end
                 assign lprod[64*gl +: 64] = act ? lmp64 : 64'sd0;
             end
+            // The accumulator: a wide instruction's own product, else the lanes' sum into
+            // the instruction's lane.
+            reg signed [63:0] acc;
+            wire upd = x_wide ? act : (x_lane == LL);
+            wire signed [63:0] lin = x_wide ? $signed(lprod[64*gl +: 64]) : psum;
+            wire signed [63:0] term = lin <<< e_sh;
+            wire signed [63:0] base = x_first ? 64'sd0 : acc;
+            wire signed [63:0] accn = x_neg ? base - term : base + term;
+            wire signed [63:0] rnd = (accn + half) >>> e_down;
+            wire signed [63:0] lsv = (x_satw == 7'd0) ? rnd
+                                   : (rnd > smax) ? smax
+                                   : (rnd < -smax) ? -smax : rnd;
+            assign lsat[64*gl +: 64] = lsv;
+            always @(posedge clk) begin
+                if (rst) acc <= 64'sd0;
+                else if (x_done && (x_op == OP_MAC) && upd) acc <= accn;
+            end
         end
     endgenerate
 
-    // The output: a copy of x, written with it.
+    // The output: a copy of x, written with it (entry i in lane i mod LANES's bank, row
+    // X_ROW + i / LANES).
     genvar gi;
     generate
         for (gi = 0; gi < N; gi = gi + 1) begin : g_out
-            localparam integer XI = X_BASE + gi;
-            localparam [AW-1:0] XA = XI[AW-1:0];
+            localparam integer XL = gi % LANES;
+            localparam integer XR = X_ROW + gi / LANES;
+            localparam [VAW-1:0] XRA = XR[VAW-1:0];
             reg [SW-1:0] xo;
             always @(posedge clk)
-                if (x_we && (x_dest == XA)) xo <= x_wd_u[SW-1:0];
+                if (we_vl[XL] && !ld_y && (wa_v == XRA)) xo <= wd_vl[VBW*XL +: SW];
             assign out_x[gi*SW +: SW] = xo;
         end
     endgenerate

@@ -1,12 +1,12 @@
 //! The IR v2 (cg) RTL under Verilator against the golden model `GramInterpreter`, bit for
 //! bit on every output beat (x, the levels, the last-of-block flag), over small
 //! configurations (2×2 and 4×4, QPSK and 16-QAM, K = 1..3 layers, L = 1..3 inner steps),
-//! block lengths 0..5, random and extreme codes, random stalls on every port, 1 to 16 MAC
+//! block lengths 0..5, random and extreme codes, random stalls on every port, 1 to 32 MAC
 //! lanes; the measured cycles of every block and every vector equal the analytic cycle model
 //! exactly.
 //!
 //! A missing Verilator skips, or fails under `KAQ_REQUIRE_VERILATOR=1`. The wider sweep
-//! (`gram_rtl_matches_golden_model_over_many_configurations`: 20 configurations, ≥ 10^5
+//! (`gram_rtl_matches_golden_model_over_many_configurations`: 21 configurations, ≥ 10^5
 //! vectors) is `#[ignore]`d: run it with
 //! `cargo test --release -p kaq-sim --test gram_cosim -- --ignored`.
 
@@ -227,6 +227,8 @@ fn gram_rtl_matches_golden_model_with_stalls() {
         (4, Modulation::Qpsk, 3, 3, 8, 4),
         (4, Modulation::Qam16, 2, 3, 8, 3),
         (4, Modulation::Qpsk, 2, 2, 8, 8),
+        (4, Modulation::Qam16, 2, 2, 8, 16),
+        (2, Modulation::Qpsk, 2, 3, 8, 32),
     ];
     let (c, v) = sweep(&configs, 40);
     eprintln!("{c} configurations, {v} vectors, 0 mismatches");
@@ -243,7 +245,7 @@ fn gram_rtl_matches_golden_model_with_g_inner_and_bin_shift() {
 }
 
 #[test]
-#[ignore = "builds 20 designs and runs 10^5 vectors; run with --ignored"]
+#[ignore = "builds 21 designs and runs 10^5 vectors; run with --ignored"]
 fn gram_rtl_matches_golden_model_over_many_configurations() {
     if !verilator_present() {
         return;
@@ -261,6 +263,7 @@ fn gram_rtl_matches_golden_model_over_many_configurations() {
     configs.push((3, Modulation::Qam16, 2, 2, 10, 5));
     configs.push((2, Modulation::Qam16, 3, 1, 7, 1));
     configs.push((4, Modulation::Qpsk, 2, 2, 9, 16));
+    configs.push((4, Modulation::Qam16, 3, 2, 8, 32));
     let (c, v) = sweep(&configs, 700);
     assert!(c >= 20 && v >= 100_000, "{c} configurations, {v} vectors");
     eprintln!("{c} configurations, {v} vectors, 0 mismatches");
@@ -283,6 +286,7 @@ fn generated_gram_designs_are_lint_clean_and_latch_free() {
         (1, Modulation::Qpsk, 1, 1, 6, 1),
         (2, Modulation::Qam16, 3, 2, 8, 4),
         (4, Modulation::Qam16, 2, 3, 10, 3),
+        (2, Modulation::Qpsk, 2, 2, 8, 32),
     ]
     .iter()
     .enumerate()

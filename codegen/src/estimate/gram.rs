@@ -104,7 +104,7 @@ impl GramShape {
         };
         let table = top
             .lines()
-            .filter(|l| l.contains(": lut_val = ") && !l.contains("default"))
+            .filter(|l| l.contains(": lut_f = ") && !l.contains("default"))
             .count() as u64;
         let n = int("N")?;
         Ok(GramShape {
@@ -155,6 +155,10 @@ mod fit {
     /// LUTs per lane beyond the first, per bit of its operand selects, product sum and
     /// addresses (`lane_bits`).
     pub const LUT_PER_LANE_BIT: f64 = 0.293;
+    /// LUTs per lane beyond the first of its accumulator's update and finish (the product
+    /// shift, the add, the rounding shift, the saturation: 64 bits each) and its bank-V
+    /// write select.
+    pub const LUT_PER_LANE_FINISH: f64 = 950.0;
     /// Flip-flops of the control, the dividers and the execute stage's fields.
     pub const FF_BASE: u64 = 215;
 }
@@ -192,38 +196,40 @@ pub fn estimate(s: &GramShape) -> GramEstimate {
     // product).
     let haw = crate::design::index_width((s.m * s.n) as usize);
     let dsp = lanes * super::mult_dsps(maw, mbw);
-    // Memories: every lane's copy of banks H, G and V (two read ports each).
+    // Memories: every lane's copy of banks H and G and its interleaved bank of V (NV / P
+    // rows), two read ports each.
     let mut bram18 = 0;
     let mut lutram = 0;
-    for (d, w) in [(s.m * s.n, s.hw), (s.n * s.n, s.gbw), (s.nv, s.vbw)] {
+    for (d, w) in [(s.m * s.n, s.hw), (s.n * s.n, s.gbw), (s.nv / lanes, s.vbw)] {
         let (b, l) = bank(d, w, 2);
         bram18 += lanes * b;
         lutram += lanes * l;
     }
-    // Flip-flops: the accumulator, W, the outputs, the vector beat, the instruction and the
-    // constant, two program counters, and per lane the registered bank addresses and its
-    // valid bit.
+    // Flip-flops: W, the outputs, the vector beat (whole rows of P codes), the instruction
+    // and the constant, two program counters, and per lane its accumulator, the registered
+    // bank addresses and its valid bit.
     let gaw = crate::design::index_width((s.n * s.n) as usize);
-    let vaw = crate::design::index_width(s.nv as usize);
+    let vaw = crate::design::index_width((s.nv / lanes) as usize);
     let pcw = crate::design::index_width(s.rom.0 as usize);
     let ff = fit::FF_BASE
-        + 64
         + s.ww
         + s.n * s.sw
-        + s.m * s.yw
+        + s.m.div_ceil(lanes) * lanes * s.yw
         + s.rom.1
         + s.krom.1
         + 2 * u64::from(pcw)
-        + lanes * (2 * u64::from(haw + gaw + vaw) + 1);
+        + lanes * (64 + 2 * u64::from(haw + gaw + vaw) + 1);
     // LUTs: the engine, the ROMs and the table as logic, and per extra lane its operand selects, product-sum adder, addresses and
     // write-first bypasses.
     let lane_bits = u64::from(maw + mbw) + 64 + 6 * 8 + 2 * (s.gbw + s.vbw);
     let roms = rom_luts(s.rom.0, s.rom.1) + rom_luts(s.krom.0, s.krom.1);
-    let table = (s.table * s.sw).div_ceil(64);
+    // The table: one port per lane.
+    let table = lanes * (s.table * s.sw).div_ceil(64);
     let lut = fit::LUT_BASE
         + fit::LUT_PER_ROM_LUT * roms as f64
         + fit::LUT_PER_TABLE_LUT * table as f64
-        + fit::LUT_PER_LANE_BIT * ((lanes - 1) * lane_bits) as f64;
+        + fit::LUT_PER_LANE_BIT * ((lanes - 1) * lane_bits) as f64
+        + fit::LUT_PER_LANE_FINISH * (lanes - 1) as f64;
     GramEstimate {
         lut: lut.round() as u64,
         ff,

@@ -1,7 +1,8 @@
 //! The cycle-level Rust twin of the folded Gram engine: runs a [`Program`] instruction by
 //! instruction exactly as `kaq_gram_core` does (registers at their banks' widths, a 64-bit
-//! accumulator, one MAC repetition per cycle, a division 2 + N_W + SHIFT cycles, the loads and
-//! the pipeline's drain), and counts the cycles. Tested
+//! accumulator per lane, P MAC repetitions a cycle — summed into one accumulator, or
+//! elementwise on P accumulators for a wide instruction —, a division 2 + N_W + SHIFT cycles,
+//! the loads and the pipeline's drain), and counts the cycles. Tested
 //! equal to the golden model `kaq_ir::gram::GramInterpreter`, so the program is right before
 //! any Verilog runs; the co-simulation then checks the RTL against the golden model directly.
 
@@ -15,7 +16,8 @@ pub struct Engine<'p> {
     prog: &'p Program,
     /// The register file.
     pub regs: Vec<i64>,
-    acc: i64,
+    /// One accumulator per lane.
+    acc: Vec<i64>,
     bucket: usize,
     bin: usize,
     /// Cycles run.
@@ -42,7 +44,7 @@ impl<'p> Engine<'p> {
         Engine {
             prog,
             regs: vec![0; prog.map.count],
-            acc: 0,
+            acc: vec![0; prog.lanes],
             bucket: 0,
             bin: 0,
             cycles: 0,
@@ -85,14 +87,27 @@ impl<'p> Engine<'p> {
         };
         let (sh, down) = p.shift_of(ins, self.bin);
         let term = prod.wrapping_shl(sh);
-        let base = if ins.first && k == 0 { 0 } else { self.acc };
-        self.acc = if ins.neg {
+        // A wide instruction's repetition k on lane k's accumulator, writing dest + k; else
+        // every repetition into accumulator `lane` (the lanes' products summed: the same
+        // integer in any order, the sum wrapping nowhere), finishing at the last.
+        let (l, first, done, dest) = if ins.wide {
+            (k, ins.first, ins.last, ins.dest + k)
+        } else {
+            (
+                ins.lane,
+                ins.first && k == 0,
+                ins.last && k + 1 == ins.rep as usize,
+                ins.dest,
+            )
+        };
+        let base = if first { 0 } else { self.acc[l] };
+        self.acc[l] = if ins.neg {
             base.wrapping_sub(term)
         } else {
             base.wrapping_add(term)
         };
-        if ins.last && k + 1 == ins.rep as usize {
-            self.write(ins.dest, finish(self.acc, down, ins.satw));
+        if done {
+            self.write(dest, finish(self.acc[l], down, ins.satw));
         }
     }
 
@@ -119,9 +134,13 @@ impl<'p> Engine<'p> {
             }
             Op::Bucket => self.bucket = p.thresholds.iter().filter(|&&t| a >= t).count(),
             Op::Lut => {
+                // One look-up per lane, row k of the wide instruction on lane k.
                 let half = 1i64 << (p.r_width - 1);
-                let v = p.table[self.bucket][(a + half) as usize];
-                self.write(ins.dest, v);
+                for k in 0..ins.rep as usize {
+                    let a = self.read(ins.a + k * ins.sa as usize);
+                    let v = p.table[self.bucket][(a + half) as usize];
+                    self.write(ins.dest + k, v);
+                }
             }
         }
         self.cycles += p.cycles_of(ins);
@@ -147,7 +166,7 @@ impl<'p> Engine<'p> {
         for (k, &v) in y.iter().enumerate() {
             self.write(map.y + k, v);
         }
-        self.cycles += y.len() as u64 + 1;
+        self.cycles += self.prog.load_cycles() + 1;
         for ins in &self.prog.vector {
             self.step(ins);
         }

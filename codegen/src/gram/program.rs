@@ -79,6 +79,13 @@ pub struct Ins {
     pub sa: u32,
     /// Stride of operand b over the repetitions.
     pub sb: u32,
+    /// Elementwise across the lanes (a MAC or a table look-up of `rep` ≤ lanes repetitions
+    /// in one cycle): repetition k runs on lane k with its own accumulator and writes
+    /// `dest + k`. Otherwise a MAC's lanes' products are summed into accumulator `lane`.
+    pub wide: bool,
+    /// The accumulator (and the writing lane) of an instruction that is not wide: the bank
+    /// of `dest` in bank V (0 for a destination in bank G or W).
+    pub lane: usize,
 }
 
 impl Ins {
@@ -100,6 +107,8 @@ impl Ins {
             rep: 1,
             sa: 0,
             sb: 0,
+            wide: false,
+            lane: 0,
         }
     }
 }
@@ -148,12 +157,22 @@ pub struct RegMap {
     pub one: usize,
     /// Registers in all.
     pub count: usize,
+    /// The lanes: bank V is interleaved over them (register `v() + k` in bank `k mod
+    /// lanes`, row `k / lanes`), and every tensor of bank V starts at a multiple of them.
+    pub lanes: usize,
 }
 
 impl RegMap {
-    fn new(m: usize, n: usize, copies: usize) -> Self {
-        let mut next = 0;
-        let mut take = |k: usize| {
+    fn new(m: usize, n: usize, copies: usize, lanes: usize) -> Self {
+        let mut next = 0usize;
+        let mut v0: Option<usize> = None;
+        // A tensor of bank V starts on a multiple of the lanes (its element k in bank k mod
+        // lanes); H and G are not interleaved.
+        let mut take = |k: usize, in_v: bool| {
+            if in_v {
+                let base = *v0.get_or_insert(next);
+                next = base + (next - base).div_ceil(lanes) * lanes;
+            }
             let at = next;
             next += k;
             at
@@ -161,28 +180,49 @@ impl RegMap {
         // Bank H (H̃), bank G (G and its narrow copies), bank V (every other tensor), then W
         // and the constant one, which are registers of their own (docs/rtl.md, "IR v2").
         let map = RegMap {
-            h: take(m * n),
-            g: take(n * n),
-            gn: take(copies * n * n),
-            y: take(m),
-            dinv: take(n),
-            trace: take(1),
-            inv_trace: take(1),
-            z: take(n),
-            yy: take(1),
-            x: take(n),
-            e: take(n),
-            rho: take(n),
-            p: take(n),
-            d: take(n),
-            r: take(n),
-            v2: take(1),
-            tau2: take(1),
-            w: take(1),
-            one: take(1),
+            h: take(m * n, false),
+            g: take(n * n, false),
+            gn: take(copies * n * n, false),
+            y: take(m, true),
+            dinv: take(n, true),
+            trace: take(1, true),
+            inv_trace: take(1, true),
+            z: take(n, true),
+            yy: take(1, true),
+            x: take(n, true),
+            e: take(n, true),
+            rho: take(n, true),
+            p: take(n, true),
+            d: take(n, true),
+            r: take(n, true),
+            v2: take(1, true),
+            tau2: take(1, true),
+            // Bank V ends on a whole row.
+            w: take(1, true),
+            one: take(1, false),
             count: 0,
+            lanes,
         };
         RegMap { count: next, ..map }
+    }
+
+    /// The bank-V lane (interleaved bank) of register `r` of bank V.
+    pub fn v_lane(&self, r: usize) -> usize {
+        (r - self.v()) % self.lanes
+    }
+
+    /// The row of register `r` in its bank-V lane (0 for a register outside bank V).
+    pub fn v_row(&self, r: usize) -> usize {
+        if self.bank(r) == 2 {
+            (r - self.v()) / self.lanes
+        } else {
+            0
+        }
+    }
+
+    /// Rows of every bank-V lane.
+    pub fn v_rows(&self) -> usize {
+        (self.w - self.v()) / self.lanes
     }
 
     /// First register of bank V.
@@ -318,7 +358,27 @@ pub(crate) fn bits_for(bound: i128) -> u32 {
     129 - bound.unsigned_abs().leading_zeros()
 }
 
+/// One term of a row-wise combine ([`Builder::rows`]) over the rows i of a tensor.
+#[derive(Clone)]
+enum RowTerm {
+    /// `a_i · b_i` (b a register), `a_i · b` (a constant): elementwise, `a` and `b` the
+    /// tensors' first registers.
+    Elem(Term),
+    /// `Σ_j a[i·row + j] · b[j]` over `len` terms: row i of a matrix (first register `a`)
+    /// times the vector at `b`.
+    Dot {
+        a: usize,
+        row: usize,
+        b: usize,
+        len: usize,
+        neg: bool,
+        frac: Vec<i32>,
+    },
+}
+
 struct Builder {
+    map: RegMap,
+    lanes: usize,
     consts: Vec<i64>,
     /// The stored width of every register (its bank's tensor width).
     wid: Vec<u32>,
@@ -427,18 +487,140 @@ impl Builder {
         last.last = true;
         last.satw = satw;
         last.dest = dest;
-        for (k, (ins, sh)) in prog[start..].iter_mut().zip(&shs).enumerate() {
+        let lane = self.lane_of(dest);
+        for (k, sh) in shs.iter().enumerate() {
             let down: Vec<u32> = if k + 1 == count {
                 (0..nb).map(|b| (f[b] - out_frac[b]) as u32).collect()
             } else {
                 vec![0; nb]
             };
-            if sh.iter().all(|&v| v == sh[0]) && down.iter().all(|&v| v == down[0]) {
-                ins.sh = sh[0];
-                ins.down = down[0];
-            } else {
-                let pat: Vec<(u32, u32)> = sh.iter().copied().zip(down).collect();
-                ins.shift_bin = Some(self.pattern(&pat));
+            let ins = &mut prog[start + k];
+            ins.lane = lane;
+            self.set_shifts(ins, sh, &down);
+        }
+    }
+
+    /// The accumulator and writing lane of a destination: its bank-V lane, else 0.
+    fn lane_of(&self, dest: usize) -> usize {
+        if self.map.bank(dest) == 2 {
+            self.map.v_lane(dest)
+        } else {
+            0
+        }
+    }
+
+    /// Sets the product shift `sh` and the finish's `down` (one per SNR bin) of `ins`: its
+    /// fields when equal in every bin, else a pattern of the per-bin shift table.
+    fn set_shifts(&mut self, ins: &mut Ins, sh: &[u32], down: &[u32]) {
+        if sh.iter().all(|&v| v == sh[0]) && down.iter().all(|&v| v == down[0]) {
+            ins.sh = sh[0];
+            ins.down = down[0];
+        } else {
+            let pat: Vec<(u32, u32)> = sh.iter().copied().zip(down.iter().copied()).collect();
+            ins.shift_bin = Some(self.pattern(&pat));
+        }
+    }
+
+    /// The instructions of `combine(terms_i, out)` into `dest + i` for every row i < `n`,
+    /// the lanes across rows: the rows in passes of up to P (the lanes), each pass one
+    /// wide instruction per elementwise term (lane l, its own accumulator, row `i₀ + l`),
+    /// then each row's dot product, if any, split over the lanes into the row's accumulator
+    /// (lane `l`), finishing the row. The elementwise terms come first; the sum is the same
+    /// integer in any order (docs/ir.md §10.4).
+    #[allow(clippy::too_many_arguments)]
+    fn rows(
+        &mut self,
+        prog: &mut Vec<Ins>,
+        n: usize,
+        terms: &[RowTerm],
+        out_frac: &[i32],
+        satw: u32,
+        dest: usize,
+    ) {
+        let nb = out_frac.len();
+        let frac = |t: &RowTerm| match t {
+            RowTerm::Elem(t) => t.frac.clone(),
+            RowTerm::Dot { frac, .. } => frac.clone(),
+        };
+        let f: Vec<i32> = (0..nb)
+            .map(|b| terms.iter().map(|t| frac(t)[b]).fold(out_frac[b], i32::max))
+            .collect();
+        let down: Vec<u32> = (0..nb).map(|b| (f[b] - out_frac[b]) as u32).collect();
+        let zero = vec![0; nb];
+        let p = self.lanes;
+        let elems: Vec<&Term> = terms
+            .iter()
+            .filter_map(|t| match t {
+                RowTerm::Elem(t) => Some(t),
+                RowTerm::Dot { .. } => None,
+            })
+            .collect();
+        let dot = terms.iter().find(|t| matches!(t, RowTerm::Dot { .. }));
+        for i0 in (0..n).step_by(p) {
+            let w = p.min(n - i0);
+            for (k, t) in elems.iter().enumerate() {
+                let (a, b, b_const, b_bin, sb) = match t.b {
+                    B::Reg(r) if self.wid[r] > self.wid[t.a] => (r + i0, t.a + i0, false, false, 1),
+                    B::Reg(r) => (t.a + i0, r + i0, false, false, 1),
+                    B::Const(c) => (t.a + i0, c, true, false, 0),
+                    B::Bin(c) => (t.a + i0, c, true, true, 0),
+                };
+                let last = dot.is_none() && k + 1 == elems.len();
+                let mut ins = Ins {
+                    a,
+                    b,
+                    b_const,
+                    b_bin,
+                    neg: t.neg,
+                    first: k == 0,
+                    last,
+                    satw: if last { satw } else { 0 },
+                    dest: if last { dest + i0 } else { 0 },
+                    rep: w as u32,
+                    sa: 1,
+                    sb,
+                    wide: true,
+                    ..Ins::nop(Op::Mac)
+                };
+                let sh: Vec<u32> = (0..nb).map(|b| (f[b] - t.frac[b]) as u32).collect();
+                self.set_shifts(&mut ins, &sh, if last { &down } else { &zero });
+                prog.push(ins);
+            }
+            if let Some(&RowTerm::Dot {
+                a,
+                row,
+                b,
+                len,
+                neg,
+                ref frac,
+            }) = dot
+            {
+                let sh: Vec<u32> = (0..nb).map(|k| (f[k] - frac[k]) as u32).collect();
+                for l in 0..w {
+                    let i = i0 + l;
+                    let (ra, rb) = (a + i * row, b);
+                    let (a, b) = if self.wid[rb] > self.wid[ra] {
+                        (rb, ra)
+                    } else {
+                        (ra, rb)
+                    };
+                    let mut ins = Ins {
+                        a,
+                        b,
+                        neg,
+                        first: elems.is_empty(),
+                        last: true,
+                        satw,
+                        dest: dest + i,
+                        rep: len as u32,
+                        sa: 1,
+                        sb: 1,
+                        lane: self.lane_of(dest + i),
+                        ..Ins::nop(Op::Mac)
+                    };
+                    self.set_shifts(&mut ins, &sh, &down);
+                    prog.push(ins);
+                }
             }
         }
     }
@@ -487,7 +669,7 @@ impl Program {
                 inner.push(s);
             }
         }
-        let map = RegMap::new(m, n, inner.len());
+        let map = RegMap::new(m, n, inner.len(), lanes);
         let bank_w = bank_widths(ir);
         // Every register's value width (its tensor's format), which sizes the multiplier;
         // its bank's width (at least as wide) is what is stored.
@@ -534,6 +716,8 @@ impl Program {
             wid[at..at + n * n].fill(gfmt.width() - s);
         }
         let mut bld = Builder {
+            map,
+            lanes,
             consts: Vec::new(),
             wid,
             shifts: Vec::new(),
@@ -618,6 +802,7 @@ impl Program {
             block.push(Ins {
                 a: gidx(i, i),
                 dest: map.dinv + i,
+                lane: map.v_lane(map.dinv + i),
                 ..Ins::nop(Op::Div(1))
             });
         }
@@ -654,19 +839,25 @@ impl Program {
             };
             let x_zero = k == 0;
             // e = z − Gx.
-            for i in 0..n {
-                let mut terms = vec![konst(&mut bld, map.z + i, 1, false, same(zf))];
-                if !x_zero {
-                    terms.extend((0..n).map(|j| reg(gidx(i, j), map.x + j, true, same(gf + xf))));
-                }
-                bld.combine(
-                    &mut vector,
-                    &terms,
-                    &at(&|f| f.e.frac()),
-                    f.e.width(),
-                    map.e + i,
-                );
+            let mut terms = vec![RowTerm::Elem(konst(&mut bld, map.z, 1, false, same(zf)))];
+            if !x_zero {
+                terms.push(RowTerm::Dot {
+                    a: map.g,
+                    row: n,
+                    b: map.x,
+                    len: n,
+                    neg: true,
+                    frac: same(gf + xf),
+                });
             }
+            bld.rows(
+                &mut vector,
+                n,
+                &terms,
+                &at(&|f| f.e.frac()),
+                f.e.width(),
+                map.e,
+            );
             // W, exact at F_W.
             let wf = at(&|f| {
                 [yyf, xf + zf, xf + f.e.frac(), yyf]
@@ -714,97 +905,106 @@ impl Program {
             let steps = layer.steps.len();
             for (l, s) in layer.steps.iter().enumerate() {
                 let rho = if l == 0 { map.e } else { map.rho };
-                for i in 0..n {
-                    let mut terms =
-                        vec![reg(rho + i, map.dinv + i, false, at(&|f| df + f.e.frac()))];
-                    if l > 0 && s.beta.code != 0 {
-                        terms.push(konst(
-                            &mut bld,
-                            map.p + i,
-                            s.beta.code,
-                            false,
-                            at(&|f| s.beta.frac + f.p.frac()),
-                        ));
-                    }
-                    bld.combine(
-                        &mut vector,
-                        &terms,
-                        &at(&|f| f.p.frac()),
-                        f.p.width(),
-                        map.p + i,
-                    );
-                    let mut terms = Vec::new();
-                    if l > 0 {
-                        terms.push(konst(&mut bld, map.d + i, 1, false, at(&|f| f.d.frac())));
-                    }
-                    if s.omega.code != 0 || terms.is_empty() {
-                        terms.push(konst(
-                            &mut bld,
-                            map.p + i,
-                            s.omega.code,
-                            false,
-                            at(&|f| s.omega.frac + f.p.frac()),
-                        ));
-                    }
-                    bld.combine(
-                        &mut vector,
-                        &terms,
-                        &at(&|f| f.d.frac()),
-                        f.d.width(),
-                        map.d + i,
-                    );
+                let mut terms = vec![RowTerm::Elem(reg(
+                    rho,
+                    map.dinv,
+                    false,
+                    at(&|f| df + f.e.frac()),
+                ))];
+                if l > 0 && s.beta.code != 0 {
+                    terms.push(RowTerm::Elem(konst(
+                        &mut bld,
+                        map.p,
+                        s.beta.code,
+                        false,
+                        at(&|f| s.beta.frac + f.p.frac()),
+                    )));
                 }
+                bld.rows(
+                    &mut vector,
+                    n,
+                    &terms,
+                    &at(&|f| f.p.frac()),
+                    f.p.width(),
+                    map.p,
+                );
+                let mut terms = Vec::new();
+                if l > 0 {
+                    terms.push(RowTerm::Elem(konst(
+                        &mut bld,
+                        map.d,
+                        1,
+                        false,
+                        at(&|f| f.d.frac()),
+                    )));
+                }
+                if s.omega.code != 0 || terms.is_empty() {
+                    terms.push(RowTerm::Elem(konst(
+                        &mut bld,
+                        map.p,
+                        s.omega.code,
+                        false,
+                        at(&|f| s.omega.frac + f.p.frac()),
+                    )));
+                }
+                bld.rows(
+                    &mut vector,
+                    n,
+                    &terms,
+                    &at(&|f| f.d.frac()),
+                    f.d.width(),
+                    map.d,
+                );
                 if l + 1 < steps {
-                    for i in 0..n {
-                        let mut terms =
-                            vec![konst(&mut bld, map.e + i, 1, false, at(&|f| f.e.frac()))];
-                        terms.extend((0..n).map(|j| {
-                            reg(
-                                gsrc + i * n + j,
-                                map.d + j,
-                                true,
-                                at(&|f| gi.frac() + f.d.frac()),
-                            )
-                        }));
-                        terms.push(Term {
-                            a: map.d + i,
+                    let terms = [
+                        RowTerm::Elem(konst(&mut bld, map.e, 1, false, at(&|f| f.e.frac()))),
+                        RowTerm::Elem(Term {
+                            a: map.d,
                             b: B::Bin(delta),
                             neg: true,
                             frac: at(&|f| layer.delta.frac + f.d.frac()),
-                        });
-                        bld.combine(
-                            &mut vector,
-                            &terms,
-                            &at(&|f| f.e.frac()),
-                            f.e.width(),
-                            map.rho + i,
-                        );
-                    }
+                        }),
+                        RowTerm::Dot {
+                            a: gsrc,
+                            row: n,
+                            b: map.d,
+                            len: n,
+                            neg: true,
+                            frac: at(&|f| gi.frac() + f.d.frac()),
+                        },
+                    ];
+                    bld.rows(
+                        &mut vector,
+                        n,
+                        &terms,
+                        &at(&|f| f.e.frac()),
+                        f.e.width(),
+                        map.rho,
+                    );
                 }
             }
             // r = x + γ d.
-            for i in 0..n {
-                let mut terms = Vec::new();
-                if !x_zero {
-                    terms.push(konst(&mut bld, map.x + i, 1, false, same(xf)));
-                }
-                if layer.gamma.code != 0 || terms.is_empty() {
-                    terms.push(konst(
-                        &mut bld,
-                        map.d + i,
-                        layer.gamma.code,
-                        false,
-                        at(&|f| layer.gamma.frac + f.d.frac()),
-                    ));
-                }
-                bld.combine(
-                    &mut vector,
-                    &terms,
-                    &same(f.r.frac()),
-                    f.r.width(),
-                    map.r + i,
-                );
+            let mut terms = Vec::new();
+            if !x_zero {
+                terms.push(RowTerm::Elem(konst(&mut bld, map.x, 1, false, same(xf))));
             }
+            if layer.gamma.code != 0 || terms.is_empty() {
+                terms.push(RowTerm::Elem(konst(
+                    &mut bld,
+                    map.d,
+                    layer.gamma.code,
+                    false,
+                    at(&|f| layer.gamma.frac + f.d.frac()),
+                )));
+            }
+            bld.rows(
+                &mut vector,
+                n,
+                &terms,
+                &same(f.r.frac()),
+                f.r.width(),
+                map.r,
+            );
             // τ², bucket, table.
             let ts = bld.bins(&layer.ts.codes);
             let terms = [
@@ -833,10 +1033,13 @@ impl Program {
                 a: map.tau2,
                 ..Ins::nop(Op::Bucket)
             });
-            for i in 0..n {
+            for i0 in (0..n).step_by(lanes) {
                 vector.push(Ins {
-                    a: map.r + i,
-                    dest: map.x + i,
+                    a: map.r + i0,
+                    dest: map.x + i0,
+                    rep: lanes.min(n - i0) as u32,
+                    sa: 1,
+                    wide: true,
                     ..Ins::nop(Op::Lut)
                 });
             }
@@ -903,15 +1106,59 @@ impl Program {
 
     /// Asserts what the lanes rely on: every repetition of a repeated MAC reads a in the bank
     /// of its first (H, G or V, never W or the one), and b from that bank too or from one
-    /// constant.
+    /// constant; repetition k, on lane k mod P in the instruction's cycle ⌊k / P⌋, reads
+    /// bank V only in its lane's bank (interleaved bank k mod P) at the first repetition's
+    /// row plus ⌊k / P⌋ (stride 1) or at that row (stride 0); a wide instruction fits on the
+    /// lanes and writes a whole row from lane 0; any other writes bank V from its `lane`'s
+    /// bank and G and W from lane 0.
     fn checked(self) -> Self {
         let map = self.map;
+        let p = self.lanes;
         for ins in self.block.iter().chain(&self.vector) {
             assert!(
                 ins.shift_bin
                     .is_none_or(|b| ins.op == Op::Mac && b + self.bins <= self.shifts.len()),
                 "a per-bin shift is a MAC's and names a run of the table"
             );
+            assert!(
+                !ins.wide || (matches!(ins.op, Op::Mac | Op::Lut) && ins.rep as usize <= p),
+                "a wide instruction is a MAC or a look-up on at most the lanes"
+            );
+            let lane_reads = |start: usize, stride: u32| {
+                if map.bank(start) != 2 {
+                    return;
+                }
+                assert!(stride <= 1, "bank V is read at stride 0 or 1");
+                let row = map.v_row(start);
+                for k in 0..ins.rep as usize {
+                    let r = start + k * stride as usize;
+                    assert!(
+                        map.v_lane(r) == k % p && map.v_row(r) == row + (k / p) * stride as usize,
+                        "repetition {k} reads bank V in its lane's bank"
+                    );
+                }
+            };
+            lane_reads(ins.a, ins.sa);
+            if !ins.b_const && ins.op == Op::Mac {
+                lane_reads(ins.b, ins.sb);
+            }
+            let writes =
+                ins.op == Op::Mac && ins.last || matches!(ins.op, Op::Max | Op::Div(_) | Op::Lut);
+            if writes {
+                if ins.wide {
+                    assert!(
+                        map.bank(ins.dest) == 2 && map.v_lane(ins.dest) == 0,
+                        "a wide instruction writes a row of bank V"
+                    );
+                } else if map.bank(ins.dest) == 2 {
+                    assert!(
+                        ins.lane == map.v_lane(ins.dest),
+                        "a write from its lane's bank"
+                    );
+                } else {
+                    assert!(ins.lane == 0, "G and W are written from lane 0");
+                }
+            }
             if ins.op != Op::Mac || ins.rep == 1 {
                 continue;
             }
@@ -927,10 +1174,7 @@ impl Program {
             };
             one_bank("a", ins.a, ins.sa);
             if ins.b_const {
-                assert!(
-                    ins.sb == 0 && !ins.b_bin,
-                    "a repeated constant is one constant"
-                );
+                assert!(ins.sb == 0, "a repeated constant is one constant");
             } else {
                 one_bank("b", ins.b, ins.sb);
             }
@@ -954,6 +1198,7 @@ impl Program {
         match ins.op {
             Op::Div(k) => 2 + 2 + u64::from(self.divs[usize::from(k)].shift()),
             Op::Mac => u64::from(ins.rep).div_ceil(self.lanes as u64),
+            // A wide look-up: one cycle for up to P rows.
             _ => 1,
         }
     }
@@ -965,10 +1210,16 @@ impl Program {
         self.block.iter().map(|i| self.cycles_of(i)).sum::<u64>() + 1
     }
 
-    /// Cycles of a vector (from its acceptance to `out_valid`): ỹ written one code a cycle,
-    /// the program, one cycle draining the pipeline.
+    /// Cycles of a vector (from its acceptance to `out_valid`): ỹ written P codes a cycle
+    /// (one into each interleaved bank of V, ⌈M / P⌉ cycles), the program, one cycle
+    /// draining the pipeline.
     pub fn vector_cycles(&self) -> u64 {
-        self.m as u64 + self.vector.iter().map(|i| self.cycles_of(i)).sum::<u64>() + 1
+        self.load_cycles() + self.vector.iter().map(|i| self.cycles_of(i)).sum::<u64>() + 1
+    }
+
+    /// Cycles writing a vector's ỹ into bank V: ⌈M / P⌉.
+    pub fn load_cycles(&self) -> u64 {
+        self.m.div_ceil(self.lanes) as u64
     }
 
     /// Multiplies of the block and the vector program.
@@ -1014,23 +1265,26 @@ pub fn analytic_cycles_lanes(ir: &GramIr, lanes: usize) -> (u64, u64) {
         + div(&b.inv_trace.op)
         + n * div(&b.diag_inv.op)
         + 1;
-    // Load, z, ‖ỹ‖², the drain.
-    let mut vector = m + n * c(m) + c(m) + 1;
+    // The passes of a row-wise combine or look-up: ⌈N / P⌉, each one cycle per elementwise
+    // term (the rows' dot products come on top).
+    let q = c(n);
+    // Load (P codes a cycle), z, ‖ỹ‖², the drain.
+    let mut vector = c(m) + n * c(m) + c(m) + 1;
     for (k, layer) in ir.layers.iter().enumerate() {
         let later = u64::from(k > 0);
         // e, W, v² and its floor.
-        vector += n * (1 + later * c(n)) + (2 + later * 2 * c(n)) + 2;
+        vector += q + later * n * c(n) + (2 + later * 2 * c(n)) + 2;
         let steps = layer.steps.len();
         for (l, s) in layer.steps.iter().enumerate() {
             let on = u64::from(l > 0);
-            vector += n * (1 + on * u64::from(s.beta.code != 0));
-            vector += n * (on + u64::from(s.omega.code != 0 || l == 0));
+            vector += q * (1 + on * u64::from(s.beta.code != 0));
+            vector += q * (on + u64::from(s.omega.code != 0 || l == 0));
             if l + 1 < steps {
-                vector += n * (c(n) + 2);
+                vector += 2 * q + n * c(n);
             }
         }
         // r, τ², the bucket, the table.
-        vector += n * (later + u64::from(layer.gamma.code != 0 || k == 0)) + 2 + 1 + n;
+        vector += q * (later + u64::from(layer.gamma.code != 0 || k == 0)) + 2 + 1 + q;
     }
     (block, vector)
 }

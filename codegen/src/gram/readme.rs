@@ -75,7 +75,9 @@ pub fn readme(ir: &GramIr, prog: &Program, top: &str) -> String {
         "## Timing (exact)\n\n\
          One folded engine with {} MAC lane(s) runs every stage in a two-stage pipeline (issue\n\
          with registered memory reads, execute); a multiply-accumulate instruction of k terms\n\
-         takes ⌈k / {}⌉ cycles (the lanes' products summed into one accumulator); a division\n\
+         takes ⌈k / {}⌉ cycles (the lanes' products summed into one accumulator), an elementwise\n\
+         term or table look-up of the N rows ⌈N / P⌉ (P rows a cycle, one accumulator, bank-V\n\
+         bank and table port per lane); a division\n\
          takes 4 + its shift cycles (1/tr G: shift {}, D: shift {}); a program ends one cycle\n\
          after its last issue.\n\n\
          - H̃: {} beats written into bank H straight from `blk_h`, one code a cycle while\n  \
@@ -85,7 +87,8 @@ pub fn readme(ir: &GramIr, prog: &Program, top: &str) -> String {
          its copy {}, {} narrow inner copies of G × {} (`g_inner`), the trace {n}; {} divisions;\n  \
          1 drain).\n\
          - Vector: **{pv} cycles** from the accepting edge of a vector beat to `out_valid`\n  \
-         ({m} cycles writing ỹ; {mv} multiply-accumulates, {} other instructions; 1 drain).\n\
+         ({} cycles writing ỹ, {} codes a cycle; {mv} multiply-accumulates, {} other instructions;\n  \
+         1 drain).\n\
          - Without stalls a vector takes {} cycles (accept, program, output), a block of T\n  \
          vectors 1 + {} + {pb} + T·{} cycles from its beat's first valid cycle.\n\n\
          The cycle model is `kaq_codegen::gram::program::analytic_cycles_lanes` (closed form, equal to\n\
@@ -101,6 +104,8 @@ pub fn readme(ir: &GramIr, prog: &Program, top: &str) -> String {
         prog.inner.len(),
         n * n,
         n + 1,
+        prog.load_cycles(),
+        prog.lanes.min(m),
         prog.vector
             .iter()
             .filter(|i| i.op != super::program::Op::Mac)
@@ -114,7 +119,7 @@ pub fn readme(ir: &GramIr, prog: &Program, top: &str) -> String {
         "## Arithmetic\n\n\
          Every tensor is stored at its format's width: bank H {} bits, bank G {} bits, bank V\n\
          {} bits, the register W {} bits (from the interval analysis); each lane's multiplier is\n\
-         {} × {} bits (a term 1 · constant bypasses it) and the accumulator 64 bits: every aligned\n\
+         {} × {} bits (a term 1 · constant bypasses it) and each lane's accumulator 64 bits: every aligned\n\
          sum of the IR is below 2^62 in any order (docs/ir.md §10.4), so the shifted products and\n\
          their sums are exact however the lanes split them, and the finish (round half-up, saturate symmetric) reproduces every `combine`\n\
          bit for bit. The reciprocals are `kaq_divide_seq` (restoring division,\n\

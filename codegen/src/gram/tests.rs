@@ -68,12 +68,14 @@ fn program_equals_golden_model() {
         (2, 3, Modulation::Qam16, 1, 3),
         (4, 4, Modulation::Qpsk, 3, 1),
         (4, 4, Modulation::Qam16, 2, 2),
+        (4, 4, Modulation::Qam16, 3, 2),
+        (2, 2, Modulation::Qam16, 2, 3),
     ]
     .iter()
     .enumerate()
     {
         let ir = lowered(nt, nr, modulation, layers, inner, 8, c as u64);
-        let prog = Program::with_lanes(&ir, [1, 2, 3, 4, 8, 5][c]);
+        let prog = Program::with_lanes(&ir, [1, 2, 3, 4, 8, 5, 16, 32][c]);
         let golden = GramInterpreter::new(ir.clone()).unwrap();
         for _ in 0..20 {
             let t = rng.random_range(1..=5);
@@ -118,7 +120,7 @@ fn the_closed_form_cycle_model_equals_the_program() {
     .enumerate()
     {
         let ir = lowered(nt, nr, modulation, layers, inner, 8, 100 + c as u64);
-        for lanes in 1..=9 {
+        for lanes in (1..=9).chain([16, 32]) {
             let prog = Program::with_lanes(&ir, lanes);
             assert_eq!(
                 super::program::analytic_cycles_lanes(&ir, lanes),

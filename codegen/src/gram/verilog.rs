@@ -4,7 +4,7 @@
 
 use std::fmt::Write as _;
 
-use super::program::{Ins, Program, bits_for};
+use super::program::{Ins, Program, RegMap, bits_for};
 
 /// Width of the block-length field `blk_t`.
 pub const T_WIDTH: u32 = 16;
@@ -35,8 +35,10 @@ pub struct Widths {
     pub haw: u32,
     /// Bank G address bits.
     pub gaw: u32,
-    /// Bank V address bits.
+    /// Bank V row bits (the rows of each lane's interleaved bank).
     pub vaw: u32,
+    /// Lane-index bits (the `lane` field).
+    pub lnw: u32,
     /// Shift-table address bits (at least `binw + 1` when the table is not empty, else 1).
     pub siw: u32,
     /// Entries of bank G (G and its narrow copies).
@@ -72,17 +74,34 @@ impl Widths {
             rpw,
             haw: addr_bits(p.m * p.n),
             gaw: addr_bits(ng),
-            vaw: addr_bits(p.map.w - p.map.v()),
+            vaw: addr_bits(p.map.v_rows()),
+            lnw: addr_bits(p.lanes),
             siw,
             ng,
-            iw: 3 + aw + bw + 3 + 6 + 2 + 6 + 7 + aw + rpw + aw + bw + 1 + siw,
+            iw: 3
+                + aw
+                + bw
+                + 3
+                + 6
+                + 2
+                + 6
+                + 7
+                + aw
+                + rpw
+                + aw
+                + bw
+                + 1
+                + siw
+                + 1
+                + addr_bits(p.lanes)
+                + 3 * addr_bits(p.map.v_rows()),
             lw: bits_for(p.levels as i128 - 1),
         }
     }
 }
 
 /// The instruction word of `ins` (see `kaq_gram_core.v`), as hex digits.
-fn word(ins: &Ins, w: &Widths) -> String {
+fn word(ins: &Ins, map: &RegMap, w: &Widths) -> String {
     let mut v: u128 = 0;
     let mut at = 0u32;
     let mut put = |x: u128, bits: u32| {
@@ -107,6 +126,12 @@ fn word(ins: &Ins, w: &Widths) -> String {
     put(ins.sb.into(), w.bw);
     put(ins.shift_bin.is_some().into(), 1);
     put(ins.shift_bin.unwrap_or(0) as u128, w.siw);
+    put(ins.wide.into(), 1);
+    put(ins.lane as u128, w.lnw);
+    put(map.v_row(ins.a) as u128, w.vaw);
+    let b_row = if ins.b_const { 0 } else { map.v_row(ins.b) };
+    put(b_row as u128, w.vaw);
+    put(map.v_row(ins.dest) as u128, w.vaw);
     format!("{}'h{v:x}", w.iw)
 }
 
@@ -155,7 +180,7 @@ pub fn top(p: &Program, top: &str) -> String {
         "    wire [{}:0] pc_next;\n    reg  [{}:0] ins;\n    wire [{}:0] kaddr;\n    \
          reg  signed [{}:0] kval;\n    wire [{}:0] saddr;\n    \
          {} [11:0] sval;\n    wire signed [63:0] bk_in;\n    wire [{}:0] bk_out;\n    \
-         wire [{}:0] lut_bucket;\n    wire [{}:0] lut_idx;\n    reg  signed [{}:0] lut_val;\n",
+         wire [{}:0] lut_bucket;\n    wire [{}:0] lut_idx;\n    wire [{}:0] lut_val;\n",
         w.pcw - 1,
         w.iw - 1,
         w.kaw - 1,
@@ -164,8 +189,8 @@ pub fn top(p: &Program, top: &str) -> String {
         if p.shifts.is_empty() { "wire" } else { "reg " },
         w.bkw - 1,
         w.bkw - 1,
-        p.r_width - 1,
-        sw - 1
+        p.lanes * p.r_width as usize - 1,
+        p.lanes * sw as usize - 1
     );
     let [d0, d1] = p.divs;
     let dmin = |d: i64| format!("{}'d{d}", p.div_w - 1);
@@ -176,7 +201,7 @@ pub fn top(p: &Program, top: &str) -> String {
         "    kaq_gram_core #(\n        .M({m}), .N({n}), .HW({hw}), .YW({yw}), .SW({sw}), \
          .TW({T_WIDTH}), .BINW({}),\n        .GBW({gbw}), .VBW({vbw}), .WW({ww}), .MAW({}), \
          .MBW({}), .KW({kw}),\n        .NG({}), .SIW({}), .AW({}), .BW({}), .KAW({}), .PCW({}), .RPW({}), \
-         .PB({}), .PV({}),\n        .G_BASE({}), .V_BASE({}), .NV({}), .X_BASE({}), \
+         .PB({}), .PV({}),\n        .G_BASE({}), .V_BASE({}), .NV({}), .X_ROW({}), .YROWS({}), .LNW({}), \
          .W_ADDR({}),\n        .RW({}), .BKW({}), .DIVW({}),\n        \
          .SH0({}), .DMIN0({}), .OW0({}), .RND0({}), .OVF0({}),\n        \
          .SH1({}), .DMIN1({}), .OW1({}), .RND1({}), .OVF1({}),\n        \
@@ -203,7 +228,9 @@ pub fn top(p: &Program, top: &str) -> String {
         map.g,
         map.v(),
         map.w - map.v(),
-        map.x,
+        map.v_row(map.x),
+        p.load_cycles(),
+        w.lnw,
         map.w,
         p.r_width,
         w.bkw,
@@ -236,7 +263,7 @@ pub fn top(p: &Program, top: &str) -> String {
         words - 1
     );
     for (i, ins) in p.block.iter().chain(&p.vector).enumerate() {
-        let _ = writeln!(s, "        rom[{i}] = {};", word(ins, &w));
+        let _ = writeln!(s, "        rom[{i}] = {};", word(ins, &p.map, &w));
     }
     s.push_str("    end\n    always @(posedge clk) ins <= rom[pc_next];\n\n");
     // The constant ROM.
@@ -287,16 +314,21 @@ pub fn top(p: &Program, top: &str) -> String {
             .collect();
         let _ = writeln!(s, "    assign bk_out = {};\n", terms.join("\n        + "));
     }
-    // The table.
+    // The table, one port per lane.
     let rw = p.r_width;
-    s.push_str("    // The denoiser table: lut_val = table[lut_bucket][lut_idx].\n");
-    s.push_str("    always @(*) begin\n        case ({lut_bucket, lut_idx})\n");
+    let kb = w.bkw + rw;
+    let _ = writeln!(
+        s,
+        "    // The denoiser table: lut_val[l] = table[lut_bucket][lut_idx[l]], one port per lane.\n    \
+         function automatic signed [{}:0] lut_f(input [{}:0] k);\n        case (k)",
+        sw - 1,
+        kb - 1
+    );
     for (b, row) in p.table.iter().enumerate() {
         for (i, &c) in row.iter().enumerate() {
             let _ = writeln!(
                 s,
-                "            {}'d{}: lut_val = {};",
-                w.bkw + rw,
+                "            {kb}'d{}: lut_f = {};",
                 (b << rw) | i,
                 lit(c, sw)
             );
@@ -304,7 +336,11 @@ pub fn top(p: &Program, top: &str) -> String {
     }
     let _ = writeln!(
         s,
-        "            default: lut_val = {{{sw}{{1'b0}}}};\n        endcase\n    end\n"
+        "            default: lut_f = {{{sw}{{1'b0}}}};\n        endcase\n    endfunction\n    \
+         genvar gt;\n    generate\n        for (gt = 0; gt < {}; gt = gt + 1) begin : g_lut\n            \
+         assign lut_val[gt*{sw} +: {sw}] = lut_f({{lut_bucket, lut_idx[gt*{rw} +: {rw}]}});\n        \
+         end\n    endgenerate\n",
+        p.lanes
     );
     // The slicer.
     let lw = w.lw;

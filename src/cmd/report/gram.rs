@@ -145,9 +145,14 @@ fn table(ir: &GramIr, c: &Cycles, eval: Option<&Evaluation>) -> String {
     let bound = (c.macs_vector as u64).div_ceil(c.lanes as u64);
     let _ = writeln!(
         s,
-        "multiply bound per vector ceil(MACs / {}) = {bound} cycles: P_vec is {:.3}x it",
+        "multiply bound per vector ceil(MACs / {}) = {bound} cycles: P_vec is {:.3}x it ({} the 10 % goal)",
         c.lanes,
-        c.p_vec as f64 / bound as f64
+        c.p_vec as f64 / bound as f64,
+        if c.p_vec * 10 <= bound * 11 {
+            "within"
+        } else {
+            "outside"
+        }
     );
     if let Some(e) = eval {
         s.push_str(&evaluation_table(e));
