@@ -68,7 +68,7 @@ pub struct Bank {
     /// b_j = prior_j·α_j·σ_j = s2·α_j²T_j/N.
     pub b: QFormat,
     /// `J − 1` v² codes (at the layers' common v2 frac), non-increasing:
-    /// j = #{t : v² < thresholds[t]}.
+    /// `j = #{t : v² < thresholds[t]}`.
     pub thresholds: Vec<i64>,
 }
 
@@ -245,7 +245,7 @@ impl OampIr {
         2 * i - (self.levels() as i32 - 1)
     }
 
-    /// The bank entry of v² code `v2`: #{t : v2 < thresholds[t]}.
+    /// The bank entry of v² code `v2`: `#{t : v2 < thresholds[t]}`.
     #[inline]
     pub fn select(&self, v2: i64) -> usize {
         self.block
