@@ -63,7 +63,7 @@ fn cg_flow_writes_every_artefact_resumes_and_reproduces() {
     flow(d, config)
         .success()
         .stdout(predicate::str::contains("lower: skipped"))
-        .stdout(predicate::str::contains("quant: qat-mse-8b"));
+        .stdout(predicate::str::contains("quant: kaq-8b"));
     let out = d.join("out");
     for f in [
         "models/f32.json",
@@ -81,8 +81,11 @@ fn cg_flow_writes_every_artefact_resumes_and_reproduces() {
     }
     let ir: serde_json::Value =
         serde_json::from_str(&fs::read_to_string(out.join("ir.json")).unwrap()).unwrap();
-    assert_eq!(ir["version"], 2, "the cg student is an IR v2 document");
-    assert_eq!(ir["name"], "cg-k2-l1-qat-mse-8b");
+    assert_eq!(
+        ir["version"], 3,
+        "the cg net's KAQ student (per-SNR-bin steps) is an IR version 3"
+    );
+    assert_eq!(ir["name"], "cg-k2-l1-kaq-8b");
     let report: serde_json::Value =
         serde_json::from_str(&fs::read_to_string(out.join("report.json")).unwrap()).unwrap();
     let c = &report["cycles"];
@@ -109,7 +112,7 @@ fn cg_flow_writes_every_artefact_resumes_and_reproduces() {
     );
 
     let summary = fs::read_to_string(out.join("summary.md")).unwrap();
-    let int = "cg-k2-l1-qat-mse-8b-int";
+    let int = "cg-k2-l1-kaq-8b-int";
     for needle in [
         "2×2 QPSK link",
         "cg-k2-l1 (the Gram-domain unfolded CG net: K = 2 layers × L = 1 inner steps)",
@@ -123,7 +126,8 @@ fn cg_flow_writes_every_artefact_resumes_and_reproduces() {
         &format!("{} cycles", c["block_cycles"]),
         &energy,
         "mmse (16-bit)",
-        "kaq train --quant qat-mse --teacher out/models/f32.json --bits 8",
+        "kaq train --quant kaq --teacher out/models/f32.json --bits 8",
+        "--epsilon 10 --kernel median",
         "kaq ber --nt 2 --nr 2 --mod qpsk --detector mmse",
     ] {
         assert!(
@@ -204,6 +208,29 @@ fn cg_flow_writes_every_artefact_resumes_and_reproduces() {
         summary.contains("kaq lower --model out/models/f32.json --ptq-bits 6 --out out/ir.json"),
         "{summary}"
     );
+
+    // QAT-MSE (fixed formats, an IR version 2) runs through the same stages; its student is
+    // reproduced byte for byte by the printed `kaq train --quant qat-mse` command.
+    let qat = config.replace(
+        r#""quant": {"epochs": 1}"#,
+        r#""quant": {"method": "qat-mse", "epochs": 1}"#,
+    );
+    flow(d, &qat)
+        .success()
+        .stdout(predicate::str::contains("f32: up to date, reused"))
+        .stdout(predicate::str::contains("quant: qat-mse-8b"));
+    let ir: serde_json::Value =
+        serde_json::from_str(&fs::read_to_string(out.join("ir.json")).unwrap()).unwrap();
+    assert_eq!(ir["version"], 2, "a QAT-MSE cg student is an IR version 2");
+    let summary = fs::read_to_string(out.join("summary.md")).unwrap();
+    let commands = reproduce_commands(&summary);
+    assert!(
+        commands
+            .iter()
+            .any(|c| c.contains("kaq train --quant qat-mse --teacher out/models/f32.json")),
+        "{summary}"
+    );
+    assert_commands_reproduce(&commands, &out, &["ir.json", "rtl/kaq_top.v"]);
 }
 
 #[test]
@@ -223,16 +250,20 @@ fn bad_cg_configs_exit_2_naming_the_field() {
         (r#"{"net": {"arch": "pgd", "inner": 2}}"#, "net.inner"),
         (r#"{"net": {"inner": 2}}"#, "net.inner"),
         (
-            r#"{"net": {"arch": "cg"}, "quant": {"method": "kaq"}}"#,
+            r#"{"net": {"arch": "cg"}, "quant": {"method": "lsq"}}"#,
             "quant.method",
+        ),
+        (
+            r#"{"net": {"arch": "cg"}, "quant": {"method": "kaq", "kernel": "learnable"}}"#,
+            "quant.kernel",
+        ),
+        (
+            r#"{"net": {"arch": "cg"}, "quant": {"method": "kaq", "epsilon": -1}}"#,
+            "quant.epsilon",
         ),
         (
             r#"{"net": {"arch": "cg"}, "quant": {"bits": 13}}"#,
             "quant.bits",
-        ),
-        (
-            r#"{"net": {"arch": "cg"}, "quant": {"epsilon": 1}}"#,
-            "quant.epsilon",
         ),
         (
             r#"{"net": {"arch": "cg"}, "quant": {"mult_bits": 16}}"#,

@@ -102,9 +102,10 @@ pub const DEFAULT_ARCH: NetArch = NetArch::Pgd;
 /// The defaults that differ from [`FlowConfig::default`] (the paper's flow) for `arch`, as the
 /// JSON fields they fill in. cg: cg-k8-l4 trained as docs/f32-nets.md (`scripts/measure-gram.sh`:
 /// 2·10⁴ samples, 8 epochs at lr 1e-2 halved every 3, SNRs 15–27 dB), channel blocks of
-/// T = 14 (one resource block of OFDM symbols), the 8-bit QAT-MSE student of
-/// docs/quantization-results.md (8 epochs at lr 2e-3 halved every 2: 0.35 dB from f32 at
-/// 1e-2), BER points up to 30 dB (where MMSE crosses 1e-2).
+/// T = 14 (one resource block of OFDM symbols), the 8-bit KAQ student of
+/// docs/quantization-results.md (per-bin steps, format refinement and 8 epochs of MMD
+/// fine-tuning at lr 2e-3 halved every 2: within 0.01 dB of f32 at 1e-2), BER points up to
+/// 30 dB (where MMSE crosses 1e-2).
 pub fn arch_defaults_of(arch: NetArch) -> serde_json::Value {
     match arch {
         NetArch::Cg => serde_json::json!({
@@ -112,7 +113,7 @@ pub fn arch_defaults_of(arch: NetArch) -> serde_json::Value {
             "net": {"layers": 8, "inner": 4},
             "train": {"samples": 20000, "val_samples": 2000, "epochs": 8, "lr": 0.01,
                       "lr_step": 3, "snr_db": [15, 18, 21, 24, 27]},
-            "quant": {"method": "qat-mse", "epochs": 8, "lr": 0.002, "lr_step": 2},
+            "quant": {"method": "kaq", "epochs": 8, "lr": 0.002, "lr_step": 2},
             "ber": {"snr_db": [0, 5, 10, 15, 20, 25, 30]},
         }),
         _ => serde_json::json!({}),
@@ -156,7 +157,7 @@ impl Default for NetSection {
 /// refused naming them.
 const NOT_FOR_CG: [(&str, &[&str]); 3] = [
     ("net", &["prox", "momentum", "init"]),
-    ("quant", &["epsilon", "kernel", "mult_bits"]),
+    ("quant", &["mult_bits"]),
     ("rtl", &["clock_mhz", "testbench_frames"]),
 ];
 
@@ -485,11 +486,15 @@ impl FlowConfig {
             lr_step: q.lr_step,
             ..f32.clone()
         };
-        let kaq = KaqConfig {
-            epsilon: q.epsilon,
+        QuantTrainConfig::fine_tuning(train, q.bits, self.kaq_config())
+    }
+
+    /// KAQ's MMD settings: `quant.epsilon` and `quant.kernel` (validated before any work).
+    pub(super) fn kaq_config(&self) -> KaqConfig {
+        KaqConfig {
+            epsilon: self.quant.epsilon,
             kernel: self.kernel().unwrap_or(DEFAULT_KERNEL),
-        };
-        QuantTrainConfig::fine_tuning(train, q.bits, kaq)
+        }
     }
 
     /// MAC lanes per layer stage: `rtl.lanes`, by default what `kaq codegen` picks for the
@@ -596,8 +601,9 @@ fn arch_defaults(value: &mut serde_json::Value) -> Result<(), FieldError> {
                 return Err(FieldError::new(
                     &child(section, field),
                     "does not apply to net.arch cg (the Gram-domain net: no prox, momentum or \
-                     init; QAT-MSE or PTQ at the formats of docs/ir.md §10.6; the folded \
-                     engine has no clock plan and no testbench)",
+                     init; no multiplier width, its products are as wide as their operands' \
+                     formats (docs/ir.md §10.6); the folded engine has no clock plan and no \
+                     testbench)",
                 ));
             }
         }
@@ -810,16 +816,30 @@ impl FlowConfig {
             _ => FieldError::new(section, &e),
         };
         f32.validate().map_err(|e| train_error("train", e))?;
-        if !matches!(self.quant.method, QuantMethod::Ptq | QuantMethod::QatMse) {
+        if self.quant.method == QuantMethod::Lsq {
             return Err(FieldError::new(
                 "quant.method",
-                format!(
-                    "{}: net.arch cg quantizes by ptq or qat-mse in the flow (lsq does not \
-                     exist for the cg net; its kaq, an IR version 3, is made by kaq train \
-                     --quant kaq)",
-                    self.quant.method
-                ),
+                "lsq: net.arch cg quantizes by ptq, qat-mse or kaq (lsq does not exist for the \
+                 cg net)",
             ));
+        }
+        if self.quant.method == QuantMethod::Kaq {
+            let kernel = self
+                .kernel()
+                .map_err(|e| FieldError::new("quant.kernel", format!("{e:#}")))?;
+            if kernel == KernelMode::Learnable {
+                return Err(FieldError::new(
+                    "quant.kernel",
+                    "learnable: the cg net's KAQ takes median or multi bandwidths (learnable \
+                     ones are not implemented for the cg family)",
+                ));
+            }
+            if !(self.quant.epsilon.is_finite() && self.quant.epsilon >= 0.0) {
+                return Err(FieldError::new(
+                    "quant.epsilon",
+                    format!("{}: must be finite and ≥ 0", self.quant.epsilon),
+                ));
+            }
         }
         if !(2..=12).contains(&self.quant.bits) {
             return Err(FieldError::new(
@@ -827,7 +847,7 @@ impl FlowConfig {
                 format!("{}: net.arch cg quantizes to 2 to 12 bits", self.quant.bits),
             ));
         }
-        if self.quant.method == QuantMethod::QatMse {
+        if self.quant.method != QuantMethod::Ptq {
             self.gram_quant_config(&f32)
                 .validate()
                 .map_err(|e| train_error("quant", e))?;
@@ -1027,7 +1047,7 @@ mod tests {
             (cg.net.layers, cg.net.inner, cg.link.block),
             (8, Some(4), 14)
         );
-        assert_eq!(cg.quant.method, QuantMethod::QatMse);
+        assert_eq!(cg.quant.method, QuantMethod::Kaq);
         assert_eq!(cg.lanes(), 1);
         assert_eq!(
             (

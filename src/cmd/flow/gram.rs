@@ -74,12 +74,19 @@ pub(super) fn flow(config: &FlowConfig, stages: &mut Stages) -> anyhow::Result<R
     let f32_bytes = read(&f32_path)?;
     let method = config.quant.method;
     let bits = config.quant.bits;
+    // The MMD settings enter the key only for kaq, so a ptq or qat-mse out/ stays up to date.
+    let kaq_key = if method == kaq_model::quant::QuantMethod::Kaq {
+        config_json(&config.kaq_config()).into_bytes()
+    } else {
+        Vec::new()
+    };
     let key = digest(&[
         b"quant-cg",
         method.to_string().as_bytes(),
         &bits.to_le_bytes(),
         config_json(&quant_config).as_bytes(),
         &f32_bytes,
+        &kaq_key,
     ]);
     let ir = if stages.up_to_date("quant", &key, &[&ir_path])
         && let Ok(kaq_ir::gram::AnyIr::V2(ir)) = kaq_ir::gram::AnyIr::load(&ir_path)
@@ -90,8 +97,8 @@ pub(super) fn flow(config: &FlowConfig, stages: &mut Stages) -> anyhow::Result<R
         let t = Instant::now();
         let label = format!("{method}-{bits}b");
         let bar = crate::progress::open_bar(&label, "");
-        // The flow config refuses `quant.method = "kaq"` for cg, so the MMD settings are unused.
-        let kaq = kaq_model::quant::kaq::KaqConfig::default();
+        // The MMD settings (used by `quant.method = "kaq"` only).
+        let kaq = config.kaq_config();
         let result = crate::cmd::train::cg_student(
             &f32_file.net,
             method,
@@ -500,12 +507,17 @@ pub(super) fn commands(c: &FlowConfig, args: &FlowArgs) -> Vec<String> {
             )
         } else {
             format!(
-                "kaq train --quant {} --teacher {out}/models/f32.json --bits {} --epochs {} --lr {} --lr-step {} {data} --seed {} --snr {} --out {out}/ir.json",
+                "kaq train --quant {} --teacher {out}/models/f32.json --bits {} --epochs {} --lr {} --lr-step {}{} {data} --seed {} --snr {} --out {out}/ir.json",
                 c.quant.method,
                 c.quant.bits,
                 c.quant.epochs,
                 c.quant.lr,
                 c.quant.lr_step,
+                if c.quant.method == kaq_model::quant::QuantMethod::Kaq {
+                    format!(" --epsilon {} --kernel {}", c.quant.epsilon, c.quant.kernel)
+                } else {
+                    String::new()
+                },
                 c.train.seed,
                 join(&c.train.snr_db),
             )
