@@ -11,7 +11,8 @@
 //!   per-stage [`Taps`] for co-simulation.
 //!
 //! * [`gram`]: IR version 2, the Gram-domain cg net with its per-channel-block stage, and its
-//!   golden model [`gram::GramInterpreter`] (docs/ir.md §10).
+//!   golden model [`gram::GramInterpreter`] (docs/ir.md §10); version 4, OAMP-Net2 with an
+//!   LMMSE bank, in [`gram::oamp`] (docs/ir.md §11).
 //!
 //! An [`Ir`] states everything the hardware needs and nothing else: dimensions, modulation,
 //! the SNR binning the receiver applies, the input formats, the integer parameters and

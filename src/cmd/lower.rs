@@ -15,8 +15,10 @@
 //! again (checked against the model file's SHA-256), so a site-trained net calibrates on its
 //! site. `--calibration max|mse|pQ` picks the rule that sets each format's step from the
 //! calibration values (default mse; [`kaq_model::gram::quantized::Calibration`]). A
-//! Gram-domain file without `--ptq-bits` is a usage error naming `--ptq-bits`; an ep or oamp file is refused (only cg
-//! lowers to v2 so far).
+//! Gram-domain file without `--ptq-bits` is a usage error naming `--ptq-bits`. An oamp file
+//! lowers the same way to an IR version 4 document (docs/ir.md §11;
+//! [`kaq_model::gram::oamp_quant::lower_oamp`]; `--cg-width` and `--g-inner-bits` are cg's and
+//! refused for it); an ep file is refused.
 //!
 //! A plain f32 model file is refused (quantize it first with `kaq train --quant`). The output
 //! is checked before any work; an existing file is never replaced without `--force`, and the

@@ -6,6 +6,8 @@
 //! * [`combine`]: the one aligned-sum-and-requantize rule every per-vector stage uses.
 //! * [`GramInterpreter`]: the integer golden model, batched over the vectors of a channel
 //!   block, with per-stage taps ([`BlockTaps`], [`VectorTaps`]).
+//! * [`oamp`]: IR version 4, OAMP-Net2 with a per-block LMMSE bank (`family: "oamp"`,
+//!   docs/ir.md §11) and its golden model [`oamp::OampInterpreter`].
 //!
 //! Guarantees: a validated [`GramIr`] cannot make the interpreter panic or overflow — every
 //! sum's bound is computed by interval analysis ([`GramIr::bounds`]) from the formats and the
@@ -944,7 +946,8 @@ impl GramIr {
 /// Overflow mode of every v2 requantization (the quantizer's symmetric saturation).
 pub const GRAM_OVERFLOW: OverflowMode = OverflowMode::SaturateSymmetric;
 
-/// A document of either version: v1 ([`crate::Ir`]) or v2 ([`GramIr`]).
+/// A document of any version: v1 ([`crate::Ir`]), v2/v3 ([`GramIr`]) or v4
+/// ([`oamp::OampIr`]).
 #[derive(Debug, Clone, PartialEq)]
 pub enum AnyIr {
     /// Version 1 (PGD-Net, ADMM-Net).

@@ -68,7 +68,7 @@ pub struct Bank {
     /// b_j = prior_j·α_j·σ_j = s2·α_j²T_j/N.
     pub b: QFormat,
     /// `J − 1` v² codes (at the layers' common v2 frac), non-increasing:
-    /// j = #{t : v² < thresholds[t]}.
+    /// `j = #{t : v² < thresholds[t]}`.
     pub thresholds: Vec<i64>,
 }
 
@@ -245,7 +245,7 @@ impl OampIr {
         2 * i - (self.levels() as i32 - 1)
     }
 
-    /// The bank entry of v² code `v2`: #{t : v2 < thresholds[t]}.
+    /// The bank entry of v² code `v2`: `#{t : v2 < thresholds[t]}`.
     #[inline]
     pub fn select(&self, v2: i64) -> usize {
         self.block
@@ -851,6 +851,26 @@ fn t(v: i64) -> i128 {
     i128::from(v)
 }
 
+/// [`combine`] with a debug-build check that the aligned sum stays below 2^62, the bound the
+/// interval analysis proves (docs/ir.md §11.4).
+#[inline]
+fn comb(terms: &[(i128, i32)], out: QFormat) -> i64 {
+    #[cfg(debug_assertions)]
+    {
+        let f = terms.iter().map(|t| t.1).fold(out.frac(), i32::max);
+        let aligned: i128 = terms
+            .iter()
+            .map(|&(v, fr)| (v << ((f - fr) as u32)).abs())
+            .sum();
+        debug_assert!(
+            aligned < 1i128 << MAX_SUM_BITS,
+            "an accumulator reached 2^{} (bound 2^{MAX_SUM_BITS})",
+            bits(aligned)
+        );
+    }
+    combine(terms, out)
+}
+
 /// Debug-build check that a value stays within its declared code range.
 #[inline]
 fn within(v: i64, f: QFormat) {
@@ -903,7 +923,7 @@ impl OampInterpreter {
                 for r in 0..m {
                     s += t(h[r * n + i]) * t(h[r * n + j]);
                 }
-                let c = combine(&[(s, two_h)], b.g);
+                let c = comb(&[(s, two_h)], b.g);
                 w.g[i * n + j] = c;
                 w.g[j * n + i] = c;
             }
@@ -941,14 +961,14 @@ impl OampInterpreter {
                     for kk in 0..c {
                         s += t(w.e[i * n + kk]) * t(w.l[c * n + kk]);
                     }
-                    let v = combine(&[(t(a), gf), (-s, ldf + lf)], k.ld);
+                    let v = comb(&[(t(a), gf), (-s, ldf + lf)], k.ld);
                     within(v, k.ld);
                     w.e[i * n + c] = v;
                 }
                 w.piv[c] = w.e[c * n + c];
                 w.pinv[c] = k.pivot_inv.op.apply(1, w.piv[c]);
                 for i in c + 1..n {
-                    w.l[i * n + c] = combine(&[(t(w.e[i * n + c]) * t(w.pinv[c]), ldf + pif)], k.l);
+                    w.l[i * n + c] = comb(&[(t(w.e[i * n + c]) * t(w.pinv[c]), ldf + pif)], k.l);
                 }
             }
             // W = L⁻¹: W_cc = 2^wf, W_ic = −Σ_{k=c}^{i−1} L_ik W_kc.
@@ -960,13 +980,13 @@ impl OampInterpreter {
                     for kk in c..i {
                         s += t(w.l[i * n + kk]) * t(w.w[kk * n + c]);
                     }
-                    w.w[i * n + c] = combine(&[(-s, lf + wf)], k.w);
+                    w.w[i * n + c] = comb(&[(-s, lf + wf)], k.w);
                 }
             }
             // V = D⁻¹W, Q = WᵀV (symmetric: Q_ij for i ≥ j, mirrored).
             for r in 0..n {
                 for c in 0..=r {
-                    w.v[r * n + c] = combine(&[(t(w.pinv[r]) * t(w.w[r * n + c]), pif + wf)], k.v);
+                    w.v[r * n + c] = comb(&[(t(w.pinv[r]) * t(w.w[r * n + c]), pif + wf)], k.v);
                 }
             }
             let q = &mut w.q[jb * n * n..(jb + 1) * n * n];
@@ -976,7 +996,7 @@ impl OampInterpreter {
                     for kk in i..n {
                         s += t(w.w[kk * n + i]) * t(w.v[kk * n + j]);
                     }
-                    let v = combine(&[(s, wf + vf)], k.q);
+                    let v = comb(&[(s, wf + vf)], k.q);
                     q[i * n + j] = v;
                     q[j * n + i] = v;
                 }
@@ -985,7 +1005,7 @@ impl OampInterpreter {
             let (mut tp, mut sp) = (0i128, 0i128);
             for i in 0..n {
                 for j in 0..n {
-                    let p = combine(&[(t(delta) * t(q[i * n + j]), gf + qf)], k.p);
+                    let p = comb(&[(t(delta) * t(q[i * n + j]), gf + qf)], k.p);
                     if i == j {
                         tp += t(p);
                     }
@@ -993,16 +1013,16 @@ impl OampInterpreter {
                 }
             }
             let c = ((n as i128) << pf) - tp;
-            let s = combine(&[(tp, pf), (-sp, 2 * pf)], k.p);
+            let s = comb(&[(tp, pf), (-sp, 2 * pf)], k.p);
             let ci = k.c_inv.op.apply(1, c as i64);
             let nn = n as i128;
-            let al = combine(&[(nn * t(ci), cif)], k.alpha);
-            let sigma = combine(&[(t(s) * t(ci), pf + cif)], k.sigma);
+            let al = comb(&[(nn * t(ci), cif)], k.alpha);
+            let sigma = comb(&[(t(s) * t(ci), pf + cif)], k.sigma);
             let (alf, sf) = (k.alpha.frac(), k.sigma.frac());
             w.alpha[jb] = al;
-            w.a[jb] = combine(&[(t(al) * ((1i128 << sf) - t(sigma)), alf + sf)], k.a);
+            w.a[jb] = comb(&[(t(al) * ((1i128 << sf) - t(sigma)), alf + sf)], k.a);
             let pr = k.prior[jb];
-            w.b[jb] = combine(&[(t(pr.code) * t(al) * t(sigma), pr.frac + alf + sf)], k.b);
+            w.b[jb] = comb(&[(t(pr.code) * t(al) * t(sigma), pr.frac + alf + sf)], k.b);
             if let Some(tp) = taps.as_deref_mut() {
                 tp.bank.push(BankTaps {
                     pivots: w.piv.clone(),
@@ -1035,10 +1055,10 @@ impl OampInterpreter {
             for r in 0..m {
                 s += t(h[r * n + j]) * t(y[r]);
             }
-            w.z[j] = combine(&[(s, fh + fy)], ir.front.z);
+            w.z[j] = comb(&[(s, fh + fy)], ir.front.z);
         }
         let yy_s: i128 = y.iter().map(|&v| t(v) * t(v)).sum();
-        w.yy = combine(&[(yy_s, 2 * fy)], ir.front.yy);
+        w.yy = comb(&[(yy_s, 2 * fy)], ir.front.yy);
         w.x.fill(0);
         let (gf, xf, zf, yyf) = (
             b.g.frac(),
@@ -1062,7 +1082,7 @@ impl OampInterpreter {
                 for j in 0..n {
                     s += t(w.g[i * n + j]) * t(w.x[j]);
                 }
-                w.ev[i] = combine(&[(t(w.z[i]), zf), (-s, gf + xf)], f.e);
+                w.ev[i] = comb(&[(t(w.z[i]), zf), (-s, gf + xf)], f.e);
             }
             let xz: i128 = (0..n).map(|i| t(w.x[i]) * t(w.z[i])).sum();
             let xe: i128 = (0..n).map(|i| t(w.x[i]) * t(w.ev[i])).sum();
@@ -1071,7 +1091,7 @@ impl OampInterpreter {
                 - (xz << (fw - xf - zf))
                 - (xe << (fw - xf - ef))
                 - (t(noise) << (fw - yyf));
-            let v2 = combine(&[(wsum * t(w.inv_trace), fw + itf)], f.v2).max(l.v2_floor);
+            let v2 = comb(&[(wsum * t(w.inv_trace), fw + itf)], f.v2).max(l.v2_floor);
             let jb = ir.select(v2);
             let q = &w.q[jb * n * n..(jb + 1) * n * n];
             for i in 0..n {
@@ -1079,12 +1099,12 @@ impl OampInterpreter {
                 for j in 0..n {
                     s += t(q[i * n + j]) * t(w.ev[j]);
                 }
-                w.gv[i] = combine(&[(s, k.q.frac() + ef)], f.g);
+                w.gv[i] = comb(&[(s, k.q.frac() + ef)], f.g);
             }
             let ga = t(l.gamma.code) * t(w.alpha[jb]);
             let gaf = l.gamma.frac + k.alpha.frac() + f.g.frac();
             for i in 0..n {
-                w.r[i] = combine(&[(t(w.x[i]), xf), (ga * t(w.gv[i]), gaf)], f.r);
+                w.r[i] = comb(&[(t(w.x[i]), xf), (ga * t(w.gv[i]), gaf)], f.r);
             }
             let tau2 = combine(
                 &[

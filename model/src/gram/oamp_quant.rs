@@ -459,7 +459,9 @@ pub fn lower_oamp(net: &GramNet, opts: &OampQuantOptions) -> Result<OampIr, Mode
             .collect(),
         ld,
         pivot_inv: recip(bb, &st.pivot_inv, ld)?,
-        l: calibrated(bb, &st.l)?,
+        // |L| ≤ 1 is the usual case and never below: at most width − 2 (a tiny L of a nearly
+        // diagonal G would otherwise take a frac whose A term leaves 2^62).
+        l: fmt(bb, choose_frac(&[&st.l], bb, cal).min(bb as i32 - 2))?,
         w: wf,
         v: calibrated(bb, &st.v)?,
         q: calibrated(opts.wide_bits, &st.q)?,
