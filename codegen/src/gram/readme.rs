@@ -76,8 +76,8 @@ pub fn readme(ir: &GramIr, prog: &Program, top: &str) -> String {
          One folded engine with {} MAC lane(s) runs every stage in a two-stage pipeline (issue\n\
          with registered memory reads, execute); a multiply-accumulate instruction of k terms\n\
          takes ⌈k / {}⌉ cycles (the lanes' products summed into one accumulator), an elementwise\n\
-         term or table look-up of the N rows ⌈N / P⌉ (P rows a cycle, one accumulator, bank-V\n\
-         bank and table port per lane); a division\n\
+         term or the table look-up of the {n} rows {} cycles ({} rows a cycle: each lane its own\n\
+         accumulator, bank of V and table port); a division\n\
          takes 4 + its shift cycles (1/tr G: shift {}, D: shift {}); a program ends one cycle\n\
          after its last issue.\n\n\
          - H̃: {} beats written into bank H straight from `blk_h`, one code a cycle while\n  \
@@ -96,6 +96,8 @@ pub fn readme(ir: &GramIr, prog: &Program, top: &str) -> String {
          these cycles.\n",
         prog.lanes,
         prog.lanes,
+        n.div_ceil(prog.lanes),
+        prog.lanes.min(n),
         prog.divs[0].shift(),
         prog.divs[1].shift(),
         m * n,
