@@ -68,7 +68,7 @@ pub(super) fn flow(config: &FlowConfig, stages: &mut Stages) -> anyhow::Result<R
         "the paper's PGD-Net",
     )?;
 
-    // 3. The student: PTQ (and QAT-MSE) straight to the IR v2 document.
+    // 3. The student: PTQ, QAT-MSE or KAQ straight to its IR document (v2, or v3 for KAQ).
     let quant_config = config.gram_quant_config(&f32_config);
     let ir_path = out.join("ir.json");
     let f32_bytes = read(&f32_path)?;
@@ -111,17 +111,18 @@ pub(super) fn flow(config: &FlowConfig, stages: &mut Stages) -> anyhow::Result<R
         let (ir, _) = result.with_context(|| format!("quantization ({label}) failed"))?;
         plot::write_atomically(&ir_path, ir.to_json().as_bytes())?;
         println!(
-            "quant: {label} in {:.1} s → {} ({}, IR v2)",
+            "quant: {label} in {:.1} s → {} ({}, IR version {})",
             t.elapsed().as_secs_f64(),
             ir_path.display(),
-            ir.name
+            ir.name,
+            ir.version
         );
         stages.record("quant", &key, t)?;
         ir
     };
     stages.skipped(
         "lower",
-        "the cg student is written as its IR v2 document by quant".to_string(),
+        "the cg student is written as its IR document by quant".to_string(),
     );
 
     // 4. Codegen: the folded engine.
@@ -183,14 +184,24 @@ pub(super) fn flow(config: &FlowConfig, stages: &mut Stages) -> anyhow::Result<R
             let mut options = kaq_codegen::hierarchy::HierOptions::new(target);
             options.limit = Some(limit);
             options.cache = Some(cache.to_path_buf());
+            // One unit, so no per-unit line comes until it ends: a step shows it running.
+            let step = crate::progress::step(
+                "synth",
+                &format!("Yosys {target} of the engine (limit {} s)", limit.as_secs()),
+            );
             let e = kaq_codegen::gram::evaluate(
                 &prog,
                 block,
                 &dir.path().join("units"),
                 &options,
                 &crate::cmd::report::unit_progress,
-            )
-            .with_context(|| format!("{target} synthesis failed"))?;
+            );
+            step.finish(if e.is_ok() {
+                "Yosys done"
+            } else {
+                "Yosys failed"
+            });
+            let e = e.with_context(|| format!("{target} synthesis failed"))?;
             print!("{}", crate::cmd::report::evaluation_table(&e));
             let mut v = json!(e.synth.total);
             v["complete"] = json!(e.synth.complete);
@@ -292,9 +303,9 @@ pub(super) fn flow(config: &FlowConfig, stages: &mut Stages) -> anyhow::Result<R
     Ok(Results {
         design: format!(
             "{f32_name} (the Gram-domain unfolded CG net: K = {} layers × L = {inner} inner \
-             steps), {method} {bits}-bit (IR v2); RTL: the folded engine, channel blocks of \
-             T = {block} vectors.",
-            config.net.layers
+             steps), {method} {bits}-bit (IR version {}); RTL: the folded engine, channel \
+             blocks of T = {block} vectors.",
+            config.net.layers, ir.version
         ),
         f32_name,
         ir_name: ir.name.clone(),
