@@ -100,7 +100,10 @@ fn cg_flow_writes_every_artefact_resumes_and_reproduces() {
     let flow_json: serde_json::Value =
         serde_json::from_str(&fs::read_to_string(out.join("flow.json")).unwrap()).unwrap();
     assert_eq!(flow_json["config"]["net"]["inner"], 1);
-    assert_eq!(flow_json["config"]["rtl"]["lanes"], 1);
+    assert_eq!(
+        flow_json["config"]["rtl"]["lanes"], 8,
+        "the cg default lanes"
+    );
 
     // Both energy models of the design at T (docs/energy.md), quoted by the summary.
     let e = &report["energy"]["design"];
@@ -154,7 +157,10 @@ fn cg_flow_writes_every_artefact_resumes_and_reproduces() {
                 && summary.contains("Cycles measured equal to the analytic model"),
             "{summary}"
         );
-        assert!(summary.contains("kaq cosim --ir out/ir.json --frames 12 --block 3 --snr 0,10"));
+        assert!(
+            summary
+                .contains("kaq cosim --ir out/ir.json --lanes 8 --frames 12 --block 3 --snr 0,10")
+        );
     }
     // The paper's PGD-Net trains by the paper's protocol on a channel per frame.
     assert!(
@@ -248,7 +254,8 @@ fn bad_cg_configs_exit_2_naming_the_field() {
         (r#"{"net": {"arch": "cg", "depth": 3}}"#, "net.depth"),
         (r#"{"net": {"arch": "ep"}}"#, "net.arch"),
         (r#"{"net": {"arch": "pgd", "inner": 2}}"#, "net.inner"),
-        (r#"{"net": {"inner": 2}}"#, "net.inner"),
+        // The default net is cg, so `inner` alone is not refused; another net's is.
+        (r#"{"net": {"arch": "admm", "inner": 2}}"#, "net.inner"),
         (
             r#"{"net": {"arch": "cg"}, "quant": {"method": "lsq"}}"#,
             "quant.method",

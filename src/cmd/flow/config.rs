@@ -92,12 +92,17 @@ impl From<Arch> for NetArch {
     }
 }
 
-/// The flow's net when the config names none: the one-line switch of the default flow.
-/// [`FlowConfig::default`] is the paper's flow whatever it is; a config read by
-/// [`FlowConfig::from_value`] gets the defaults of its net ([`arch_defaults`]), so flipping this
-/// to [`NetArch::Cg`] makes `{}` the cg flow while `{"net": {"arch": "pgd", "prox": "soft"}}`
+/// The flow's net when the config names none: the Gram-domain cg net, the best detector whose
+/// 8-bit integer model is within 0.5 dB of its f32 net (docs/quantization-results.md) and the
+/// only lowered one that beats MMSE. [`FlowConfig::default`] is the paper's flow whatever it
+/// is; a config read by [`FlowConfig::from_value`] gets the defaults of its net
+/// ([`arch_defaults`]), so `{}` is the cg flow while `{"net": {"arch": "pgd", "prox": "soft"}}`
 /// stays the paper's.
-pub const DEFAULT_ARCH: NetArch = NetArch::Pgd;
+pub const DEFAULT_ARCH: NetArch = NetArch::Cg;
+
+/// The cg engine's MAC lanes when `rtl.lanes` is left out: the row-wise lanes keep P_vec
+/// within 2 % of the multiply bound at 8 (docs/rtl.md), at a synthesis time that fits the flow.
+pub const CG_DEFAULT_LANES: usize = 8;
 
 /// The defaults that differ from [`FlowConfig::default`] (the paper's flow) for `arch`, as the
 /// JSON fields they fill in. cg: cg-k8-l4 trained as docs/f32-nets.md (`scripts/measure-gram.sh`:
@@ -501,7 +506,7 @@ impl FlowConfig {
     /// link (the largest divisor of N up to 8: 8 on the default 16×16 16-QAM link).
     pub(super) fn lanes(&self) -> usize {
         if self.is_cg() {
-            return self.rtl.lanes.unwrap_or(1);
+            return self.rtl.lanes.unwrap_or(CG_DEFAULT_LANES);
         }
         let n =
             LinkConfig::new(self.link.nt, self.link.nr, self.link.modulation).map_or(1, |l| l.n());
@@ -1048,7 +1053,7 @@ mod tests {
             (8, Some(4), 14)
         );
         assert_eq!(cg.quant.method, QuantMethod::Kaq);
-        assert_eq!(cg.lanes(), 1);
+        assert_eq!(cg.lanes(), CG_DEFAULT_LANES);
         assert_eq!(
             (
                 cg.train.samples,
