@@ -962,40 +962,7 @@ impl GramInterpreter {
         decisions: &mut [i32],
     ) -> Result<(), IrError> {
         let (m, n) = (self.ir.m, self.ir.n);
-        if frames.m != m || frames.n != n || frames.modulation != self.ir.modulation {
-            return Err(IrError::Shape(format!(
-                "frames are {}×{} {}, the IR needs {m}×{n} {}",
-                frames.m, frames.n, frames.modulation, self.ir.modulation
-            )));
-        }
-        let f = frames.frames;
-        if decisions.len() != f * n
-            || frames.h.len() < f * m * n
-            || frames.y.len() < f * m
-            || frames.noise_var.len() < f
-        {
-            return Err(IrError::Shape(
-                "frame batch or decision buffer of the wrong length".into(),
-            ));
-        }
-        // A new block: σ² differs, or H̃ differs in any bit (a split between frames with equal
-        // codes changes no output). Found once per frame.
-        let starts: Vec<bool> = (0..f).map(|b| frames.starts_block(b)).collect();
-        // Chunks of whole blocks, at least 32 frames each.
-        let mut cuts = vec![0];
-        for (b, &s) in starts.iter().enumerate().skip(1) {
-            if b - cuts[cuts.len() - 1] >= 32 && s {
-                cuts.push(b);
-            }
-        }
-        cuts.push(f);
-        let mut parts: Vec<(usize, &mut [i32])> = Vec::new();
-        let mut rest = decisions;
-        for c in cuts.windows(2) {
-            let (head, tail) = rest.split_at_mut((c[1] - c[0]) * n);
-            parts.push((c[0], head));
-            rest = tail;
-        }
+        let (starts, parts) = block_parts(frames, m, n, self.ir.modulation, decisions)?;
         parts.into_par_iter().for_each(|(first, out)| {
             if self.lanes32 {
                 self.detect_part::<i32>(frames, &starts, first, out);
@@ -1038,6 +1005,52 @@ impl GramInterpreter {
             }
         }
     }
+}
+
+/// Checks a frame batch against an `m × n` Gram-domain IR and its decision buffer, finds the
+/// frames that start a channel block (σ² differs, or H̃ differs in any bit: a split between
+/// frames with equal codes changes no output; found once per frame), and cuts the buffer into
+/// parts of whole blocks, at least 32 frames each, each with its first frame, for the workers.
+#[allow(clippy::type_complexity)]
+pub(super) fn block_parts<'d>(
+    frames: &Received<'_>,
+    m: usize,
+    n: usize,
+    modulation: crate::modulation::Modulation,
+    decisions: &'d mut [i32],
+) -> Result<(Vec<bool>, Vec<(usize, &'d mut [i32])>), IrError> {
+    if frames.m != m || frames.n != n || frames.modulation != modulation {
+        return Err(IrError::Shape(format!(
+            "frames are {}×{} {}, the IR needs {m}×{n} {modulation}",
+            frames.m, frames.n, frames.modulation
+        )));
+    }
+    let f = frames.frames;
+    if decisions.len() != f * n
+        || frames.h.len() < f * m * n
+        || frames.y.len() < f * m
+        || frames.noise_var.len() < f
+    {
+        return Err(IrError::Shape(
+            "frame batch or decision buffer of the wrong length".into(),
+        ));
+    }
+    let starts: Vec<bool> = (0..f).map(|b| frames.starts_block(b)).collect();
+    let mut cuts = vec![0];
+    for (b, &s) in starts.iter().enumerate().skip(1) {
+        if b - cuts[cuts.len() - 1] >= 32 && s {
+            cuts.push(b);
+        }
+    }
+    cuts.push(f);
+    let mut parts = Vec::with_capacity(cuts.len() - 1);
+    let mut rest = decisions;
+    for c in cuts.windows(2) {
+        let (head, tail) = rest.split_at_mut((c[1] - c[0]) * n);
+        parts.push((c[0], head));
+        rest = tail;
+    }
+    Ok((starts, parts))
 }
 
 #[cfg(test)]

@@ -345,6 +345,40 @@ fn code_max(f: QFormat) -> i128 {
     i128::from(max_code(f.width()))
 }
 
+/// The dimension fields every Gram-domain document shares (docs/ir.md §10.5): `name`, `nt`,
+/// `nr`, `m` = 2·nr, `n` = the real dimensions of nt symbols, each within [`MAX_DIM`].
+fn check_dims(
+    name: &str,
+    nt: usize,
+    nr: usize,
+    m: usize,
+    n: usize,
+    modulation: Modulation,
+) -> Result<(), IrError> {
+    if name.is_empty() || name.len() > 128 || name.chars().any(char::is_control) {
+        return Err(IrError::invalid(
+            "name",
+            "must be 1 to 128 bytes, no control characters",
+        ));
+    }
+    for (field, v) in [("nt", nt), ("nr", nr)] {
+        if !(1..=256).contains(&v) {
+            return Err(IrError::invalid(field, format!("{v} is outside 1..=256")));
+        }
+    }
+    if m != 2 * nr || m > MAX_DIM {
+        return Err(IrError::invalid(
+            "m",
+            format!("{m} is not 2·nr = {}", 2 * nr),
+        ));
+    }
+    let n_want = modulation.real_dims_per_symbol() * nt;
+    if n != n_want || n > MAX_DIM {
+        return Err(IrError::invalid("n", format!("{n} is not {n_want}")));
+    }
+    Ok(())
+}
+
 fn check_fmt(field: &str, f: &QFormat, lo: u32, hi: u32) -> Result<(), IrError> {
     if !f.is_signed() {
         return Err(IrError::invalid(field, "must be signed"));
@@ -470,28 +504,14 @@ impl GramIr {
                 ),
             ));
         }
-        if self.name.is_empty() || self.name.len() > 128 || self.name.chars().any(char::is_control)
-        {
-            return Err(IrError::invalid(
-                "name",
-                "must be 1 to 128 bytes, no control characters",
-            ));
-        }
-        for (field, v) in [("nt", self.nt), ("nr", self.nr)] {
-            if !(1..=256).contains(&v) {
-                return Err(IrError::invalid(field, format!("{v} is outside 1..=256")));
-            }
-        }
-        if self.m != 2 * self.nr || self.m > MAX_DIM {
-            return Err(IrError::invalid(
-                "m",
-                format!("{} is not 2·nr = {}", self.m, 2 * self.nr),
-            ));
-        }
-        let n_want = self.modulation.real_dims_per_symbol() * self.nt;
-        if self.n != n_want || self.n > MAX_DIM {
-            return Err(IrError::invalid("n", format!("{} is not {n_want}", self.n)));
-        }
+        check_dims(
+            &self.name,
+            self.nt,
+            self.nr,
+            self.m,
+            self.n,
+            self.modulation,
+        )?;
         self.snr_bins
             .validate()
             .map_err(|e| IrError::invalid("snr_bins", e))?;

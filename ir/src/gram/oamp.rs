@@ -11,11 +11,13 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::interp::block_parts;
 use super::{
     Coef, MAX_BUCKETS, MAX_GRAM_LAYERS, MAX_SUM_BITS, MAX_TABLE_INPUT_WIDTH, Reciprocal, SumBits,
-    VectorFront, bits, bound_err, check_code, check_coef, check_fmt, code_max, combine, sum_bound,
+    VectorFront, bits, bound_err, check_code, check_coef, check_dims, check_fmt, code_max, combine,
+    sum_bound,
 };
-use crate::document::{IR_FORMAT, IrError, MAX_DIM};
+use crate::document::{IR_FORMAT, IrError};
 use crate::fixed::{QFormat, max_code};
 use crate::interp::Received;
 use crate::modulation::Modulation;
@@ -267,28 +269,14 @@ impl OampIr {
                 format!("{} is not {OAMP_IR_VERSION} (family oamp)", self.version),
             ));
         }
-        if self.name.is_empty() || self.name.len() > 128 || self.name.chars().any(char::is_control)
-        {
-            return Err(IrError::invalid(
-                "name",
-                "must be 1 to 128 bytes, no control characters",
-            ));
-        }
-        for (field, v) in [("nt", self.nt), ("nr", self.nr)] {
-            if !(1..=256).contains(&v) {
-                return Err(IrError::invalid(field, format!("{v} is outside 1..=256")));
-            }
-        }
-        if self.m != 2 * self.nr || self.m > MAX_DIM {
-            return Err(IrError::invalid(
-                "m",
-                format!("{} is not 2·nr = {}", self.m, 2 * self.nr),
-            ));
-        }
-        let n_want = self.modulation.real_dims_per_symbol() * self.nt;
-        if self.n != n_want || self.n > MAX_DIM {
-            return Err(IrError::invalid("n", format!("{} is not {n_want}", self.n)));
-        }
+        check_dims(
+            &self.name,
+            self.nt,
+            self.nr,
+            self.m,
+            self.n,
+            self.modulation,
+        )?;
         self.snr_bins
             .validate()
             .map_err(|e| IrError::invalid("snr_bins", e))?;
@@ -1213,37 +1201,7 @@ impl OampInterpreter {
     ) -> Result<(), IrError> {
         use rayon::prelude::*;
         let (m, n) = (self.ir.m, self.ir.n);
-        if frames.m != m || frames.n != n || frames.modulation != self.ir.modulation {
-            return Err(IrError::Shape(format!(
-                "frames are {}×{} {}, the IR needs {m}×{n} {}",
-                frames.m, frames.n, frames.modulation, self.ir.modulation
-            )));
-        }
-        let f = frames.frames;
-        if decisions.len() != f * n
-            || frames.h.len() < f * m * n
-            || frames.y.len() < f * m
-            || frames.noise_var.len() < f
-        {
-            return Err(IrError::Shape(
-                "frame batch or decision buffer of the wrong length".into(),
-            ));
-        }
-        let starts: Vec<bool> = (0..f).map(|b| frames.starts_block(b)).collect();
-        let mut cuts = vec![0];
-        for (b, &s) in starts.iter().enumerate().skip(1) {
-            if b - cuts[cuts.len() - 1] >= 32 && s {
-                cuts.push(b);
-            }
-        }
-        cuts.push(f);
-        let mut parts: Vec<(usize, &mut [i32])> = Vec::new();
-        let mut rest = decisions;
-        for c in cuts.windows(2) {
-            let (head, tail) = rest.split_at_mut((c[1] - c[0]) * n);
-            parts.push((c[0], head));
-            rest = tail;
-        }
+        let (starts, parts) = block_parts(frames, m, n, self.ir.modulation, decisions)?;
         parts.into_par_iter().for_each(|(first, out)| {
             let mut w = Work::new(n, self.ir.bank_len());
             let mut hc = vec![0i64; m * n];
