@@ -206,7 +206,8 @@ fn v2_wiring_refusals_name_the_flag() {
             .code(2)
             .stderr(predicate::str::contains("--ptq-bits"));
     }
-    // Only cg lowers to v2: an ep file is refused, status 1, nothing written.
+    // An ep file does not lower (cg and oamp do): refused naming --model, status 2, nothing
+    // written.
     train(d, "ep", "ep.json", &[]);
     kaq(d)
         .args([
@@ -219,8 +220,9 @@ fn v2_wiring_refusals_name_the_flag() {
             "ir.json",
         ])
         .assert()
-        .code(1)
-        .stderr(predicate::str::contains("only the cg family"));
+        .code(2)
+        .stderr(predicate::str::contains("--model"))
+        .stderr(predicate::str::contains("does not lower to an IR yet"));
     assert!(!d.join("ir.json").exists());
     // A v2 IR of another link.
     kaq(d)

@@ -170,7 +170,7 @@ fn lower_gram(args: &LowerArgs, bits: u32, overwrite: Overwrite) -> anyhow::Resu
     use kaq_model::gram::quantized::{CgQuantOptions, lower_cg};
     let file = GramModelFile::load(&args.model).with_context(|| {
         format!(
-            "--model {} (--ptq-bits needs a cg model file)",
+            "--model {} (--ptq-bits needs a cg or oamp model file)",
             args.model.display()
         )
     })?;
@@ -183,8 +183,19 @@ fn lower_gram(args: &LowerArgs, bits: u32, overwrite: Overwrite) -> anyhow::Resu
     } else {
         file.net
     };
-    if net.config().family == kaq_model::gram::Family::Oamp {
-        return lower_oamp(args, &net, bits, overwrite);
+    match net.config().family {
+        kaq_model::gram::Family::Oamp => return lower_oamp(args, &net, bits, overwrite),
+        kaq_model::gram::Family::Ep => {
+            return Err(super::args::usage_error(
+                "--model",
+                format!(
+                    "{} is an EPNet (family ep), which does not lower to an IR yet (cg nets \
+                     lower to IR version 2, oamp nets to version 4)",
+                    args.model.display()
+                ),
+            ));
+        }
+        kaq_model::gram::Family::Cg => {}
     }
     let mut opts = CgQuantOptions::new(bits);
     if let Some(rule) = args.calibration {
