@@ -258,6 +258,96 @@ pub struct Denoiser {
     pub table: Vec<Vec<i64>>,
 }
 
+impl Denoiser {
+    /// Checks the table against the width of its input r and the state format (docs/ir.md
+    /// §10.5): 1..=MAX_BUCKETS buckets, one threshold fewer (ascending codes), one
+    /// representative per bucket, 2^(r width) symmetric state codes per row.
+    pub(crate) fn validate(&self, r_width: u32, state: QFormat) -> Result<(), IrError> {
+        if self.table.is_empty() || self.table.len() > MAX_BUCKETS {
+            return Err(IrError::invalid(
+                "denoiser.table",
+                format!("{} buckets is outside 1..={MAX_BUCKETS}", self.table.len()),
+            ));
+        }
+        if self.thresholds.len() + 1 != self.table.len() {
+            return Err(IrError::invalid(
+                "denoiser.thresholds",
+                format!(
+                    "{} entries, buckets − 1 = {} needed",
+                    self.thresholds.len(),
+                    self.table.len() - 1
+                ),
+            ));
+        }
+        if self.representatives.len() != self.table.len() {
+            return Err(IrError::invalid(
+                "denoiser.representatives",
+                format!(
+                    "{} entries, {} buckets",
+                    self.representatives.len(),
+                    self.table.len()
+                ),
+            ));
+        }
+        for i in 1..self.thresholds.len() {
+            if self.thresholds[i] < self.thresholds[i - 1] {
+                return Err(IrError::invalid(
+                    format!("denoiser.thresholds[{i}]"),
+                    "not ascending",
+                ));
+            }
+        }
+        for (i, &t) in self.thresholds.iter().enumerate() {
+            check_code(&format!("denoiser.thresholds[{i}]"), t)?;
+        }
+        let entries = 1usize << r_width;
+        let qx = code_max(state);
+        for (j, row) in self.table.iter().enumerate() {
+            if row.len() != entries {
+                return Err(IrError::invalid(
+                    format!("denoiser.table[{j}]"),
+                    format!(
+                        "{} entries, 2^(r width {r_width}) = {entries} needed",
+                        row.len()
+                    ),
+                ));
+            }
+            for (i, &v) in row.iter().enumerate() {
+                if i128::from(v).abs() > qx {
+                    return Err(IrError::invalid(
+                        format!("denoiser.table[{j}][{i}]"),
+                        format!(
+                            "{v} is not a symmetric code of state ({} bits)",
+                            state.width()
+                        ),
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Checks the slicer: levels − 1 ascending thresholds (docs/ir.md §10.5).
+fn check_slicer(slicer: &[i64], levels: usize) -> Result<(), IrError> {
+    if slicer.len() + 1 != levels {
+        return Err(IrError::invalid(
+            "slicer",
+            format!(
+                "{} thresholds, levels − 1 = {} needed",
+                slicer.len(),
+                levels - 1
+            ),
+        ));
+    }
+    for i in 1..slicer.len() {
+        if slicer[i] < slicer[i - 1] {
+            return Err(IrError::invalid(format!("slicer[{i}]"), "not ascending"));
+        }
+    }
+    Ok(())
+}
+
 /// The IR v2 document of a Gram-domain cg net (docs/ir.md §10).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -700,84 +790,8 @@ impl GramIr {
                 }
             }
         }
-        let dn = &self.denoiser;
-        if dn.table.is_empty() || dn.table.len() > MAX_BUCKETS {
-            return Err(IrError::invalid(
-                "denoiser.table",
-                format!("{} buckets is outside 1..={MAX_BUCKETS}", dn.table.len()),
-            ));
-        }
-        if dn.thresholds.len() + 1 != dn.table.len() {
-            return Err(IrError::invalid(
-                "denoiser.thresholds",
-                format!(
-                    "{} entries, buckets − 1 = {} needed",
-                    dn.thresholds.len(),
-                    dn.table.len() - 1
-                ),
-            ));
-        }
-        if dn.representatives.len() != dn.table.len() {
-            return Err(IrError::invalid(
-                "denoiser.representatives",
-                format!(
-                    "{} entries, {} buckets",
-                    dn.representatives.len(),
-                    dn.table.len()
-                ),
-            ));
-        }
-        for i in 1..dn.thresholds.len() {
-            if dn.thresholds[i] < dn.thresholds[i - 1] {
-                return Err(IrError::invalid(
-                    format!("denoiser.thresholds[{i}]"),
-                    "not ascending",
-                ));
-            }
-        }
-        for (i, &t) in dn.thresholds.iter().enumerate() {
-            check_code(&format!("denoiser.thresholds[{i}]"), t)?;
-        }
-        let entries = 1usize << r_width;
-        let qx = code_max(self.state);
-        for (j, row) in dn.table.iter().enumerate() {
-            if row.len() != entries {
-                return Err(IrError::invalid(
-                    format!("denoiser.table[{j}]"),
-                    format!(
-                        "{} entries, 2^(r width {r_width}) = {entries} needed",
-                        row.len()
-                    ),
-                ));
-            }
-            for (i, &v) in row.iter().enumerate() {
-                if i128::from(v).abs() > qx {
-                    return Err(IrError::invalid(
-                        format!("denoiser.table[{j}][{i}]"),
-                        format!(
-                            "{v} is not a symmetric code of state ({} bits)",
-                            self.state.width()
-                        ),
-                    ));
-                }
-            }
-        }
-        let levels = self.levels();
-        if self.slicer.len() + 1 != levels {
-            return Err(IrError::invalid(
-                "slicer",
-                format!(
-                    "{} thresholds, levels − 1 = {} needed",
-                    self.slicer.len(),
-                    levels - 1
-                ),
-            ));
-        }
-        for i in 1..self.slicer.len() {
-            if self.slicer[i] < self.slicer[i - 1] {
-                return Err(IrError::invalid(format!("slicer[{i}]"), "not ascending"));
-            }
-        }
+        self.denoiser.validate(r_width, self.state)?;
+        check_slicer(&self.slicer, self.levels())?;
         self.bounds().map(|_| ())
     }
 

@@ -13,9 +13,8 @@ use serde::{Deserialize, Serialize};
 
 use super::interp::block_parts;
 use super::{
-    Coef, MAX_BUCKETS, MAX_GRAM_LAYERS, MAX_SUM_BITS, MAX_TABLE_INPUT_WIDTH, Reciprocal, SumBits,
-    VectorFront, bits, bound_err, check_code, check_coef, check_dims, check_fmt, code_max, combine,
-    sum_bound,
+    Coef, MAX_GRAM_LAYERS, MAX_SUM_BITS, MAX_TABLE_INPUT_WIDTH, Reciprocal, SumBits, VectorFront,
+    bits, bound_err, check_code, check_coef, check_dims, check_fmt, code_max, combine, sum_bound,
 };
 use crate::document::{IR_FORMAT, IrError};
 use crate::fixed::{QFormat, max_code};
@@ -454,81 +453,8 @@ impl OampIr {
                 check_coef(&at(name), c)?;
             }
         }
-        let dn = &self.denoiser;
-        if dn.table.is_empty() || dn.table.len() > MAX_BUCKETS {
-            return Err(IrError::invalid(
-                "denoiser.table",
-                format!("{} buckets is outside 1..={MAX_BUCKETS}", dn.table.len()),
-            ));
-        }
-        if dn.thresholds.len() + 1 != dn.table.len() {
-            return Err(IrError::invalid(
-                "denoiser.thresholds",
-                format!(
-                    "{} entries, buckets − 1 = {} needed",
-                    dn.thresholds.len(),
-                    dn.table.len() - 1
-                ),
-            ));
-        }
-        if dn.representatives.len() != dn.table.len() {
-            return Err(IrError::invalid(
-                "denoiser.representatives",
-                format!(
-                    "{} entries, {} buckets",
-                    dn.representatives.len(),
-                    dn.table.len()
-                ),
-            ));
-        }
-        for (i, &t) in dn.thresholds.iter().enumerate() {
-            check_code(&format!("denoiser.thresholds[{i}]"), t)?;
-            if i > 0 && t < dn.thresholds[i - 1] {
-                return Err(IrError::invalid(
-                    format!("denoiser.thresholds[{i}]"),
-                    "not ascending",
-                ));
-            }
-        }
-        let entries = 1usize << r_width;
-        let qx = code_max(self.state);
-        for (j, row) in dn.table.iter().enumerate() {
-            if row.len() != entries {
-                return Err(IrError::invalid(
-                    format!("denoiser.table[{j}]"),
-                    format!(
-                        "{} entries, 2^(r width {r_width}) = {entries} needed",
-                        row.len()
-                    ),
-                ));
-            }
-            if let Some(i) = row.iter().position(|&v| i128::from(v).abs() > qx) {
-                return Err(IrError::invalid(
-                    format!("denoiser.table[{j}][{i}]"),
-                    format!(
-                        "{} is not a symmetric code of state ({} bits)",
-                        row[i],
-                        self.state.width()
-                    ),
-                ));
-            }
-        }
-        let levels = self.levels();
-        if self.slicer.len() + 1 != levels {
-            return Err(IrError::invalid(
-                "slicer",
-                format!(
-                    "{} thresholds, levels − 1 = {} needed",
-                    self.slicer.len(),
-                    levels - 1
-                ),
-            ));
-        }
-        for i in 1..self.slicer.len() {
-            if self.slicer[i] < self.slicer[i - 1] {
-                return Err(IrError::invalid(format!("slicer[{i}]"), "not ascending"));
-            }
-        }
+        self.denoiser.validate(r_width, self.state)?;
+        super::check_slicer(&self.slicer, self.levels())?;
         self.bounds().map(|_| ())
     }
 
