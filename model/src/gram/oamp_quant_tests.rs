@@ -5,8 +5,8 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
 use super::oamp_quant::{OampQuantOptions, lower_oamp};
+use super::testing::agreement;
 use super::{Family, GramConfig, GramNet};
-use crate::detect::Detector;
 use crate::link::LinkConfig;
 use crate::modulation::Modulation;
 use kaq_ir::gram::AnyIr;
@@ -14,7 +14,7 @@ use kaq_ir::gram::oamp::OampInterpreter;
 
 /// Decisions of the golden model of `net`'s lowering at `opts` and of the float net on
 /// `frames` frames (block fading `block`, SNR per block drawn from `snr`): (agreeing, total).
-fn agreement(
+fn lowered_agreement(
     net: &GramNet,
     opts: &OampQuantOptions,
     block: usize,
@@ -30,18 +30,7 @@ fn agreement(
     }
     let golden = OampInterpreter::new(ir).expect("validates");
     let link = net.link().clone().with_block(block).expect("block");
-    let mut rng = ChaCha8Rng::seed_from_u64(seed);
-    let blocks = frames.div_ceil(block);
-    let snr_db: Vec<f64> = (0..blocks)
-        .flat_map(|_| std::iter::repeat_n(rng.random_range(snr.0..snr.1), block))
-        .collect();
-    let batch = link.generator().expect("gen").generate(&snr_db, &mut rng);
-    let n = batch.n;
-    let mut a = vec![0i32; batch.frames * n];
-    let mut b = vec![0i32; batch.frames * n];
-    golden.detect(&batch, &mut a).expect("golden");
-    net.detect(&batch, &mut b).expect("float");
-    (a.iter().zip(&b).filter(|(x, y)| x == y).count(), a.len())
+    agreement(&link, &golden, net, snr, frames, seed)
 }
 
 /// Small nets (N = 2..8, QPSK and 16-QAM, 1..4 layers, perturbed parameters), block lengths
@@ -70,7 +59,7 @@ fn small_nets_at_12_bits_agree_with_the_float_net() {
         opts.buckets = 64;
         let block = rng.random_range(1..=14);
         let lo = rng.random_range(10.0..25.0);
-        let (s, t) = agreement(&net, &opts, block, (lo, lo + 5.0), 300, case as u64);
+        let (s, t) = lowered_agreement(&net, &opts, block, (lo, lo + 5.0), 300, case as u64);
         same += s;
         total += t;
     }
@@ -90,7 +79,7 @@ fn trained_oamp_k10_at_8_bits_agrees_with_its_float_net() {
     let file = super::file::GramModelFile::load(&path).expect("model file");
     let mut opts = OampQuantOptions::new(8);
     opts.calib_frames = 500;
-    let (s, t) = agreement(&file.net, &opts, 14, (18.0, 24.0), 140, 7);
+    let (s, t) = lowered_agreement(&file.net, &opts, 14, (18.0, 24.0), 140, 7);
     assert!(s as f64 >= 0.98 * t as f64, "decisions agree on {s} of {t}");
 }
 

@@ -4,6 +4,7 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
 use super::quantized::{Calibration, CgQuantOptions, bin_shifts, choose_frac, quantize_cg};
+use super::testing::agreement;
 use super::{Family, GramConfig, GramNet};
 use crate::detect::Detector;
 use crate::link::LinkConfig;
@@ -12,7 +13,7 @@ use kaq_ir::gram::{GramInterpreter, GramIr};
 
 /// Decisions of the golden model and of the fake-quant net on `frames` frames of `link`
 /// (block fading `block`) at SNRs drawn from `snr`: (agreeing, total).
-fn agreement(
+fn lowered_agreement(
     net: &GramNet,
     opts: &CgQuantOptions,
     block: usize,
@@ -29,18 +30,7 @@ fn agreement(
     );
     let golden = GramInterpreter::new(ir).expect("validates");
     let link = net.link().clone().with_block(block).expect("block");
-    let mut rng = ChaCha8Rng::seed_from_u64(seed);
-    let blocks = frames.div_ceil(block);
-    let snr_db: Vec<f64> = (0..blocks)
-        .flat_map(|_| std::iter::repeat_n(rng.random_range(snr.0..snr.1), block))
-        .collect();
-    let batch = link.generator().expect("gen").generate(&snr_db, &mut rng);
-    let n = batch.n;
-    let mut a = vec![0i32; batch.frames * n];
-    let mut b = vec![0i32; batch.frames * n];
-    golden.detect(&batch, &mut a).expect("golden");
-    fq.detect(&batch, &mut b).expect("fake-quant");
-    (a.iter().zip(&b).filter(|(x, y)| x == y).count(), a.len())
+    agreement(&link, &golden, &fq, snr, frames, seed)
 }
 
 #[test]
@@ -66,7 +56,7 @@ fn random_cg_configs_agree_with_fake_quant() {
         opts.calib_frames = 300;
         let block = rng.random_range(1..=14);
         let lo = rng.random_range(0.0..25.0);
-        let (s, t) = agreement(&net, &opts, block, (lo, lo + 5.0), 200, case as u64);
+        let (s, t) = lowered_agreement(&net, &opts, block, (lo, lo + 5.0), 200, case as u64);
         same += s;
         total += t;
     }
@@ -84,7 +74,7 @@ fn trained_cg_k8_l4_agrees_with_fake_quant_at_8_bits() {
     let file = super::file::GramModelFile::load(&path).expect("model file");
     let mut opts = CgQuantOptions::new(8);
     opts.calib_frames = 500;
-    let (s, t) = agreement(&file.net, &opts, 14, (15.0, 30.0), 140, 7);
+    let (s, t) = lowered_agreement(&file.net, &opts, 14, (15.0, 30.0), 140, 7);
     assert!(
         s as f64 >= 0.999 * t as f64,
         "decisions agree on {s} of {t}"
@@ -112,7 +102,7 @@ fn trained_cg_k8_l4_with_narrow_inner_g_agrees_with_fake_quant() {
             .chain([None, None])
             .collect::<Vec<_>>()
     );
-    let (s, t) = agreement(&file.net, &opts, 14, (15.0, 30.0), 140, 7);
+    let (s, t) = lowered_agreement(&file.net, &opts, 14, (15.0, 30.0), 140, 7);
     assert!(
         s as f64 >= 0.999 * t as f64,
         "decisions agree on {s} of {t}"
@@ -259,7 +249,7 @@ fn bin_adaptive_configs_agree_with_fake_quant() {
             .count();
         let block = rng.random_range(1..=14);
         let lo = rng.random_range(5.0..28.0);
-        let (s, t) = agreement(&net, &opts, block, (lo, lo + 5.0), 200, case as u64);
+        let (s, t) = lowered_agreement(&net, &opts, block, (lo, lo + 5.0), 200, case as u64);
         same += s;
         total += t;
     }

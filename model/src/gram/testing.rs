@@ -1,6 +1,6 @@
 //! Fixtures for the tests of this crate and of the crates downstream (feature `test-support`):
-//! small cg designs lowered from nets with perturbed parameters, and version-3 documents with
-//! random per-bin shifts.
+//! small cg designs lowered from nets with perturbed parameters, version-3 documents with
+//! random per-bin shifts, and the decision agreement of two detectors on block fading.
 
 use kaq_ir::gram::{BinShift, GramIr};
 use rand::{Rng, SeedableRng};
@@ -8,6 +8,7 @@ use rand_chacha::ChaCha8Rng;
 
 use super::quantized::{CgQuantOptions, lower_cg};
 use super::{Family, GramConfig, GramNet};
+use crate::detect::Detector;
 use crate::link::LinkConfig;
 
 /// The PTQ lowering at `bits` (100 calibration frames, 8 buckets, then `tune`) of a cg net on
@@ -62,4 +63,32 @@ pub fn bin_shifted(ir: &GramIr, rng: &mut ChaCha8Rng) -> Option<GramIr> {
         }
     }
     None
+}
+
+/// Decisions of `a` and `b` on the same `frames` frames of `link` (block fading at its block
+/// length; one SNR per block drawn from `snr` with `seed`): (agreeing, total).
+pub fn agreement(
+    link: &LinkConfig,
+    a: &dyn Detector,
+    b: &dyn Detector,
+    snr: (f64, f64),
+    frames: usize,
+    seed: u64,
+) -> (usize, usize) {
+    let block = link.block;
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    let blocks = frames.div_ceil(block);
+    let snr_db: Vec<f64> = (0..blocks)
+        .flat_map(|_| std::iter::repeat_n(rng.random_range(snr.0..snr.1), block))
+        .collect();
+    let batch = link.generator().expect("gen").generate(&snr_db, &mut rng);
+    let n = batch.n;
+    let mut da = vec![0i32; batch.frames * n];
+    let mut db = vec![0i32; batch.frames * n];
+    for (d, out) in [(a, &mut da), (b, &mut db)] {
+        if let Err(e) = d.detect(&batch, out) {
+            panic!("{}: {e}", d.name());
+        }
+    }
+    (da.iter().zip(&db).filter(|(x, y)| x == y).count(), da.len())
 }
