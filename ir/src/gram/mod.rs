@@ -258,6 +258,39 @@ pub struct Denoiser {
     pub table: Vec<Vec<i64>>,
 }
 
+impl VectorFront {
+    /// Checks the per-vector front end against `bins` SNR bins (docs/ir.md §10.5): the formats
+    /// of z and ‖ỹ‖², one noise code per bin.
+    pub(crate) fn validate(&self, bins: usize) -> Result<(), IrError> {
+        check_fmt("front.z", &self.z, 2, 32)?;
+        check_fmt("front.yy", &self.yy, 2, 40)?;
+        if self.noise.len() != bins {
+            return Err(IrError::invalid(
+                "front.noise",
+                format!(
+                    "{} entries, snr_bins.count = {bins} needed",
+                    self.noise.len()
+                ),
+            ));
+        }
+        for (i, &v) in self.noise.iter().enumerate() {
+            check_code(&format!("front.noise[{i}]"), v)?;
+        }
+        Ok(())
+    }
+}
+
+/// Checks the number of layers: 1..=MAX_GRAM_LAYERS.
+fn check_layer_count(layers: usize) -> Result<(), IrError> {
+    if layers == 0 || layers > MAX_GRAM_LAYERS {
+        return Err(IrError::invalid(
+            "layers",
+            format!("{layers} layers is outside 1..={MAX_GRAM_LAYERS}"),
+        ));
+    }
+    Ok(())
+}
+
 impl Denoiser {
     /// Checks the table against the width of its input r and the state format (docs/ir.md
     /// §10.5): 1..=MAX_BUCKETS buckets, one threshold fewer (ascending codes), one
@@ -645,29 +678,8 @@ impl GramIr {
                 ));
             }
         }
-        check_fmt("front.z", &self.front.z, 2, 32)?;
-        check_fmt("front.yy", &self.front.yy, 2, 40)?;
-        if self.front.noise.len() != bins {
-            return Err(IrError::invalid(
-                "front.noise",
-                format!(
-                    "{} entries, snr_bins.count = {bins} needed",
-                    self.front.noise.len()
-                ),
-            ));
-        }
-        for (i, &v) in self.front.noise.iter().enumerate() {
-            check_code(&format!("front.noise[{i}]"), v)?;
-        }
-        if self.layers.is_empty() || self.layers.len() > MAX_GRAM_LAYERS {
-            return Err(IrError::invalid(
-                "layers",
-                format!(
-                    "{} layers is outside 1..={MAX_GRAM_LAYERS}",
-                    self.layers.len()
-                ),
-            ));
-        }
+        self.front.validate(bins)?;
+        check_layer_count(self.layers.len())?;
         let inner = self.inner();
         let tau2_frac = self.layers[0].formats.tau2.frac();
         let r_width = self.layers[0].formats.r.width();

@@ -13,8 +13,8 @@ use serde::{Deserialize, Serialize};
 
 use super::interp::block_parts;
 use super::{
-    Coef, MAX_GRAM_LAYERS, MAX_SUM_BITS, MAX_TABLE_INPUT_WIDTH, Reciprocal, SumBits, VectorFront,
-    bits, bound_err, check_code, check_coef, check_dims, check_fmt, code_max, combine, sum_bound,
+    Coef, MAX_SUM_BITS, MAX_TABLE_INPUT_WIDTH, Reciprocal, SumBits, VectorFront, bits, bound_err,
+    check_code, check_coef, check_dims, check_fmt, code_max, combine, sum_bound,
 };
 use crate::document::{IR_FORMAT, IrError};
 use crate::fixed::{QFormat, max_code};
@@ -383,29 +383,8 @@ impl OampIr {
                 ));
             }
         }
-        check_fmt("front.z", &self.front.z, 2, 32)?;
-        check_fmt("front.yy", &self.front.yy, 2, 40)?;
-        if self.front.noise.len() != bins {
-            return Err(IrError::invalid(
-                "front.noise",
-                format!(
-                    "{} entries, snr_bins.count = {bins} needed",
-                    self.front.noise.len()
-                ),
-            ));
-        }
-        for (i, &v) in self.front.noise.iter().enumerate() {
-            check_code(&format!("front.noise[{i}]"), v)?;
-        }
-        if self.layers.is_empty() || self.layers.len() > MAX_GRAM_LAYERS {
-            return Err(IrError::invalid(
-                "layers",
-                format!(
-                    "{} layers is outside 1..={MAX_GRAM_LAYERS}",
-                    self.layers.len()
-                ),
-            ));
-        }
+        self.front.validate(bins)?;
+        super::check_layer_count(self.layers.len())?;
         let tau2_frac = self.layers[0].formats.tau2.frac();
         let v2_frac = self.layers[0].formats.v2.frac();
         let r_width = self.layers[0].formats.r.width();
