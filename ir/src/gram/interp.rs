@@ -9,7 +9,7 @@ use super::combine;
 use super::{GramIr, GramLayer};
 use crate::document::IrError;
 use crate::fixed::{QFormat, max_code};
-use crate::interp::Received;
+use crate::interp::{Received, front_end};
 
 /// The per-channel-block stage's codes.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -575,10 +575,6 @@ impl Plan {
     }
 }
 
-fn front_end(v: f32, step: f32, qp: f32) -> i64 {
-    (v / step + 0.5).floor().clamp(-qp, qp) as i64
-}
-
 impl GramInterpreter {
     /// Validates `ir` and builds its golden model.
     pub fn new(ir: GramIr) -> Result<Self, IrError> {
@@ -663,38 +659,8 @@ impl GramInterpreter {
     }
 
     fn check_codes(&self, h: &[i64], ys: &[i64], bin: usize) -> Result<(), IrError> {
-        let (m, n) = (self.ir.m, self.ir.n);
-        if h.len() != m * n {
-            return Err(IrError::invalid(
-                "h",
-                format!("{} codes given, M·N = {} needed", h.len(), m * n),
-            ));
-        }
-        if !ys.len().is_multiple_of(m) {
-            return Err(IrError::invalid(
-                "y",
-                format!("{} codes is not a multiple of M = {m}", ys.len()),
-            ));
-        }
-        if bin >= self.ir.snr_bins.count {
-            return Err(IrError::invalid(
-                "bin",
-                format!("{bin} is outside 0..{}", self.ir.snr_bins.count),
-            ));
-        }
-        for (field, codes, w) in [
-            ("h", h, self.ir.inputs.h.width()),
-            ("y", ys, self.ir.inputs.y.width()),
-        ] {
-            let (lo, hi) = (-(1i64 << (w - 1)), (1i64 << (w - 1)) - 1);
-            if let Some(i) = codes.iter().position(|c| !(lo..=hi).contains(c)) {
-                return Err(IrError::invalid(
-                    format!("{field}[{i}]"),
-                    format!("{} is not a {w}-bit code", codes[i]),
-                ));
-            }
-        }
-        Ok(())
+        let ir = &self.ir;
+        check_block_codes(h, ys, bin, (ir.m, ir.n), &ir.inputs, ir.snr_bins.count)
     }
 
     /// The block stage of channel codes `h` (docs/ir.md §10.3), into `w`: H̃ᵀ, G (in full),
@@ -1005,6 +971,46 @@ impl GramInterpreter {
             }
         }
     }
+}
+
+/// Checks one channel block given as codes (docs/ir.md §10.3, §11.3): H̃ of `M·N` codes, the
+/// vectors ỹ a multiple of M codes, the SNR bin below `bins`, every code within its input width.
+pub(super) fn check_block_codes(
+    h: &[i64],
+    ys: &[i64],
+    bin: usize,
+    (m, n): (usize, usize),
+    inputs: &crate::document::Inputs,
+    bins: usize,
+) -> Result<(), IrError> {
+    if h.len() != m * n {
+        return Err(IrError::invalid(
+            "h",
+            format!("{} codes given, M·N = {} needed", h.len(), m * n),
+        ));
+    }
+    if !ys.len().is_multiple_of(m) {
+        return Err(IrError::invalid(
+            "y",
+            format!("{} codes is not a multiple of M = {m}", ys.len()),
+        ));
+    }
+    if bin >= bins {
+        return Err(IrError::invalid(
+            "bin",
+            format!("{bin} is outside 0..{bins}"),
+        ));
+    }
+    for (field, codes, w) in [("h", h, inputs.h.width()), ("y", ys, inputs.y.width())] {
+        let (lo, hi) = (-(1i64 << (w - 1)), (1i64 << (w - 1)) - 1);
+        if let Some(i) = codes.iter().position(|c| !(lo..=hi).contains(c)) {
+            return Err(IrError::invalid(
+                format!("{field}[{i}]"),
+                format!("{} is not a {w}-bit code", codes[i]),
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// Checks a frame batch against an `m × n` Gram-domain IR and its decision buffer, finds the

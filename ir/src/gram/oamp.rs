@@ -11,14 +11,14 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::interp::block_parts;
+use super::interp::{block_parts, check_block_codes};
 use super::{
     Coef, MAX_SUM_BITS, MAX_TABLE_INPUT_WIDTH, Reciprocal, SumBits, VectorFront, bits, bound_err,
     check_code, check_coef, check_dims, check_fmt, code_max, combine, sum_bound,
 };
 use crate::document::{IR_FORMAT, IrError};
 use crate::fixed::{QFormat, max_code};
-use crate::interp::Received;
+use crate::interp::{Received, front_end};
 use crate::modulation::Modulation;
 use crate::vocab::SnrBins;
 
@@ -795,12 +795,12 @@ impl OampInterpreter {
 
     /// The front end's code of one real value of H̃.
     pub fn quantize_h(&self, v: f32) -> i64 {
-        (v / self.h_step + 0.5).floor().clamp(-self.h_qp, self.h_qp) as i64
+        front_end(v, self.h_step, self.h_qp)
     }
 
     /// The front end's code of one real value of ỹ.
     pub fn quantize_y(&self, v: f32) -> i64 {
-        (v / self.y_step + 0.5).floor().clamp(-self.y_qp, self.y_qp) as i64
+        front_end(v, self.y_step, self.y_qp)
     }
 
     /// The block stage of channel codes `h` in SNR bin `bin` (docs/ir.md §11.3).
@@ -1041,38 +1041,8 @@ impl OampInterpreter {
     }
 
     fn check_codes(&self, h: &[i64], ys: &[i64], bin: usize) -> Result<(), IrError> {
-        let (m, n) = (self.ir.m, self.ir.n);
-        if h.len() != m * n {
-            return Err(IrError::invalid(
-                "h",
-                format!("{} codes given, M·N = {} needed", h.len(), m * n),
-            ));
-        }
-        if !ys.len().is_multiple_of(m) {
-            return Err(IrError::invalid(
-                "y",
-                format!("{} codes is not a multiple of M = {m}", ys.len()),
-            ));
-        }
-        if bin >= self.ir.snr_bins.count {
-            return Err(IrError::invalid(
-                "bin",
-                format!("{bin} is outside 0..{}", self.ir.snr_bins.count),
-            ));
-        }
-        for (field, codes, w) in [
-            ("h", h, self.ir.inputs.h.width()),
-            ("y", ys, self.ir.inputs.y.width()),
-        ] {
-            let (lo, hi) = (-(1i64 << (w - 1)), (1i64 << (w - 1)) - 1);
-            if let Some(i) = codes.iter().position(|c| !(lo..=hi).contains(c)) {
-                return Err(IrError::invalid(
-                    format!("{field}[{i}]"),
-                    format!("{} is not a {w}-bit code", codes[i]),
-                ));
-            }
-        }
-        Ok(())
+        let ir = &self.ir;
+        check_block_codes(h, ys, bin, (ir.m, ir.n), &ir.inputs, ir.snr_bins.count)
     }
 
     /// Runs one channel block given as codes: H̃ (row-major), the T vectors ỹ (`T × M`) and the

@@ -172,9 +172,9 @@ fn check(v: i128, bound: i64, what: &str, k: usize) {
 }
 
 /// The front end's quantizer: `clamp(⌊v/step + ½⌋, −Q_P, Q_P)` in f32, exactly as the
-/// fake-quant nets quantize their inputs.
+/// fake-quant nets quantize their inputs (also the Gram-domain golden models' front end).
 #[inline]
-fn front_end(v: f32, step: f32, qp: f32) -> i64 {
+pub(crate) fn front_end(v: f32, step: f32, qp: f32) -> i64 {
     (v / step + 0.5).floor().clamp(-qp, qp) as i64
 }
 
