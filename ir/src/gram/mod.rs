@@ -443,6 +443,19 @@ pub struct SumBits {
     pub sums: Vec<(String, u32)>,
 }
 
+impl SumBits {
+    /// Bounds the sum `name` of `terms` written at `fmt` and records its bits; an error names
+    /// it when the bound does not stay below 2^[`MAX_SUM_BITS`].
+    fn push(&mut self, name: String, terms: &[(i128, i32)], fmt: QFormat) -> Result<(), IrError> {
+        let s = sum_bound(terms, fmt).map_err(|_| bound_err(&name))?;
+        if bits(s) > MAX_SUM_BITS {
+            return Err(bound_err(&name));
+        }
+        self.sums.push((name, bits(s)));
+        Ok(())
+    }
+}
+
 fn bits(b: i128) -> u32 {
     128 - b.unsigned_abs().leading_zeros()
 }
@@ -858,14 +871,8 @@ impl GramIr {
         let yb = 1i128 << (self.inputs.y.width() - 1);
         let (fh, fy) = (self.inputs.h.frac(), self.inputs.y.frac());
         let b = &self.block;
-        let mut push = |name: String, terms: &[(i128, i32)], fmt: QFormat| -> Result<(), IrError> {
-            let s = sum_bound(terms, fmt).map_err(|_| bound_err(&name))?;
-            if bits(s) > MAX_SUM_BITS {
-                return Err(bound_err(&name));
-            }
-            out.sums.push((name, bits(s)));
-            Ok(())
-        };
+        let mut push =
+            |name: String, terms: &[(i128, i32)], fmt: QFormat| out.push(name, terms, fmt);
         push("block.g".into(), &[(m * hb * hb, 2 * fh)], b.g)?;
         let gq = code_max(b.g);
         if bits(n * gq) > MAX_SUM_BITS {

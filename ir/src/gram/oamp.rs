@@ -447,14 +447,8 @@ impl OampIr {
         let (fh, fy) = (self.inputs.h.frac(), self.inputs.y.frac());
         let b = &self.block;
         let k = &b.bank;
-        let mut push = |name: String, terms: &[(i128, i32)], fmt: QFormat| -> Result<(), IrError> {
-            let s = sum_bound(terms, fmt).map_err(|_| bound_err(&name))?;
-            if bits(s) > MAX_SUM_BITS {
-                return Err(bound_err(&name));
-            }
-            out.sums.push((name, bits(s)));
-            Ok(())
-        };
+        let mut push =
+            |name: String, terms: &[(i128, i32)], fmt: QFormat| out.push(name, terms, fmt);
         push("block.g".into(), &[(m * hb * hb, 2 * fh)], b.g)?;
         let gq = code_max(b.g);
         if bits(n * gq) > MAX_SUM_BITS {
