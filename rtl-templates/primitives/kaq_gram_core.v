@@ -42,6 +42,13 @@
 // registers `ins` = rom[pc_next], `kval` = const[kaddr] and `sval` = shift[saddr]; bk_in →
 // bk_out and {lut_bucket, lut_idx[l]} → lut_val[l] (one table port per lane) are
 // combinational in the top.
+//
+// Taps (TAPS = 1, the co-simulation's build; 0, the default, leaves `tap` a constant 1'b0
+// and adds no logic): tap = {data[64*LANES], lanes[LANES], pc[PCW], valid}, every cycle the
+// execute stage writes a register or the bucket: valid, the ROM address of the writing
+// instruction, which lanes write (lane l's write of its bank of V; lane 0 also for bank G,
+// W and the bucket) and each lane's value as stored (its bank's width, sign-extended; the
+// bucket zero-extended). ỹ's and H̃'s loads are not shown.
 `default_nettype none
 
 module kaq_gram_core #(
@@ -94,7 +101,9 @@ module kaq_gram_core #(
     parameter integer X_ROW = 2,
     parameter integer KBW = RPW + 6,
     parameter integer IW = 3 + AW + BW + 3 + 6 + 2 + 6 + 7 + AW + RPW + AW + BW + 1 + SIW
-                           + 1 + LNW + 3 * VAW
+                           + 1 + LNW + 3 * VAW,
+    parameter integer TAPS = 0,
+    parameter integer TAPW = (TAPS != 0) ? 1 + PCW + LANES + 64 * LANES : 1
 ) (
     input  wire                  clk,
     input  wire                  rst,
@@ -121,7 +130,8 @@ module kaq_gram_core #(
     input  wire [BKW-1:0]        bk_out,
     output wire [BKW-1:0]        lut_bucket,
     output wire [LANES*RW-1:0]   lut_idx,
-    input  wire [LANES*SW-1:0]   lut_val
+    input  wire [LANES*SW-1:0]   lut_val,
+    output wire [TAPW-1:0]       tap
 );
     localparam [2:0] S_IDLE = 3'd0, S_LOAD_H = 3'd1, S_RUN = 3'd2, S_WAIT_Y = 3'd3,
                      S_LOAD_Y = 3'd4, S_OUT = 3'd5;
@@ -618,6 +628,38 @@ module kaq_gram_core #(
                 if (rst) acc <= 64'sd0;
                 else if (x_done && (x_op == OP_MAC) && upd) acc <= accn;
             end
+        end
+    endgenerate
+
+    // The tap port (see the header): the execute stage's writes, off unless TAPS.
+    generate
+        if (TAPS != 0) begin : g_taps
+            reg [PCW-1:0] x_pc;
+            always @(posedge clk) if (x_complete) x_pc <= pc;
+            wire x_bk = x_done && (x_op == OP_BUCKET);
+            wire other = (x_we && ((x_wbank == B_G) || (x_wbank == B_W))) || x_bk;
+            wire [LANES-1:0] t_lanes;
+            wire [64*LANES-1:0] t_data;
+            genvar gt;
+            for (gt = 0; gt < LANES; gt = gt + 1) begin : g_tap
+                wire [VBW-1:0] v = wd_vl[VBW*gt +: VBW];
+                wire [63:0] vx = {{(64 - VBW){v[VBW-1]}}, v};
+                if (gt == 0) begin : g_tap0
+                    wire [63:0] gx = {{(64 - GBW){wd_g[GBW-1]}}, wd_g};
+                    wire [WW-1:0] w = x_wd_u[WW-1:0];
+                    wire [63:0] wx = {{(64 - WW){w[WW-1]}}, w};
+                    wire [63:0] bx = {{(64 - BKW){1'b0}}, bk_out};
+                    assign t_data[63:0] = x_bk ? bx : (x_wbank == B_G) ? gx
+                                        : (x_wbank == B_W) ? wx : vx;
+                    assign t_lanes[gt] = (!ld_y && we_vl[gt]) || other;
+                end else begin : g_tapl
+                    assign t_data[64*gt +: 64] = vx;
+                    assign t_lanes[gt] = !ld_y && we_vl[gt];
+                end
+            end
+            assign tap = {t_data, t_lanes, x_pc, x_done && (x_we || x_op == OP_BUCKET)};
+        end else begin : g_no_taps
+            assign tap = 1'b0;
         end
     endgenerate
 

@@ -1,5 +1,7 @@
 //! The IR v2 (cg) RTL under Verilator against the golden model `GramInterpreter`, bit for
-//! bit on every output beat (x, the levels, the last-of-block flag), over small
+//! bit on every output beat (x, the levels, the last-of-block flag) and on every stage's
+//! taps (every register write the tap port shows, against the golden model's block and
+//! vector taps; a deliberately altered golden value is found and named), over small
 //! configurations (2×2 and 4×4, QPSK and 16-QAM, K = 1..3 layers, L = 1..3 inner steps),
 //! block lengths 0..5, random and extreme codes, random stalls on every port, 1 to 32 MAC
 //! lanes; the measured cycles of every block and every vector equal the analytic cycle model
@@ -10,12 +12,15 @@
 //! vectors) is `#[ignore]`d: run it with
 //! `cargo test --release -p kaq-sim --test gram_cosim -- --ignored`.
 
+use kaq_codegen::gram::Tensor;
 use kaq_ir::gram::GramIr;
+use kaq_ir::gram::{BlockTaps, VectorTaps};
 use kaq_model::gram::quantized::CgQuantOptions;
 use kaq_model::gram::testing::{self, bin_shifted};
 use kaq_model::link::LinkConfig;
 use kaq_model::modulation::Modulation;
 use kaq_sim::cosim::gram::{GramBlock, GramRtl, GramStalls};
+use kaq_sim::cosim::gram_taps::TapMismatch;
 use kaq_sim::tools::{self, Tool};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -178,6 +183,22 @@ fn sweep_irs(configs: &[(String, GramIr, usize)], per_run: usize) -> (usize, usi
                 report.mismatches.len(),
                 report.mismatches[0]
             );
+            // Every stage's taps: every value the generator's table lists, once, equal.
+            assert!(report.taps);
+            assert_eq!(
+                report.tap_mismatch_count,
+                0,
+                "config {c} ({name} P{lanes}) stall {stall}: first tap mismatch {:?}, anomaly {:?}",
+                report.tap_mismatches.first().map(|m| m.to_string()),
+                report.tap_anomalies.first()
+            );
+            let (per_block, per_vector) = rtl.taps_per_run();
+            assert!(per_block > 0 && per_vector > 0);
+            assert_eq!(
+                report.taps_compared,
+                bl.len() as u64 * per_block + want as u64 * per_vector,
+                "every listed tap compared"
+            );
             assert_eq!(report.vector_cycles.len(), want);
             assert!(
                 report.vector_cycles.iter().all(|&v| v == pv),
@@ -232,6 +253,150 @@ fn gram_rtl_matches_golden_model_with_stalls() {
     ];
     let (c, v) = sweep(&configs, 40);
     eprintln!("{c} configurations, {v} vectors, 0 mismatches");
+}
+
+/// One golden value altered (`alter` on a block's taps) must come back as the first tap
+/// mismatch, named by `check`; the outputs stay equal.
+fn altered_golden_is_named(
+    rtl: &GramRtl,
+    bl: &[GramBlock],
+    alter: impl Fn(&mut BlockTaps, &mut [VectorTaps]),
+    check: impl Fn(&TapMismatch),
+) {
+    let stalls = GramStalls {
+        block: 0.3,
+        vector: 0.3,
+        output: 0.3,
+        seed: 9,
+    };
+    let report = rtl
+        .run_against(bl, stalls, |k, b| {
+            let (mut bt, mut vt) = rtl.golden().run_block_codes(&b.h, &b.ys, b.bin)?;
+            if k == 1 {
+                alter(&mut bt, &mut vt);
+            }
+            Ok((bt, vt))
+        })
+        .expect("runs");
+    assert!(report.mismatches.is_empty(), "{:?}", report.mismatches);
+    assert!(
+        report.tap_anomalies.is_empty(),
+        "{:?}",
+        report.tap_anomalies
+    );
+    assert_eq!(report.tap_mismatch_count, 1, "{:?}", report.tap_mismatches);
+    let m = &report.tap_mismatches[0];
+    assert_eq!(m.block, 1);
+    assert_eq!(m.rtl, m.golden - 1, "{m}");
+    check(m);
+}
+
+#[test]
+fn a_wrong_golden_tap_is_found_and_named() {
+    if !verilator_present() {
+        return;
+    }
+    // K = 3, L = 3 on 2 lanes (wide and lane-split writes), a narrow inner G.
+    let ir = lowered_with(4, Modulation::Qam16, 3, 3, 8, 0x18, |o| {
+        o.g_inner = vec![9, 7, 16];
+    });
+    let rtl = GramRtl::build_lanes(&ir, 2, false).expect("builds");
+    let mut rng = ChaCha8Rng::seed_from_u64(0x1818);
+    let mut bl = blocks(&ir, &mut rng, 3);
+    // Block 1 has three vectors.
+    bl[1].ys = (0..3 * ir.m)
+        .map(|_| code(&mut rng, ir.inputs.y.width()))
+        .collect();
+    let first_vector = bl[0].ys.len() / ir.m;
+    // Layer 2's r[3] of the block's second vector.
+    altered_golden_is_named(
+        &rtl,
+        &bl,
+        |_, v| v[1].layers[1].r[3] += 1,
+        |m| {
+            assert_eq!(m.vector, Some(first_vector + 1));
+            assert_eq!((m.layer, m.tensor, m.element), (Some(2), Tensor::R, 3));
+            let text = m.to_string();
+            assert!(text.contains("layer 2 r[3]"), "{text}");
+        },
+    );
+    // Layer 3's d of its last inner step (no ρ follows), element 0, of the first vector.
+    altered_golden_is_named(
+        &rtl,
+        &bl,
+        |_, v| v[0].layers[2].d[2 * ir.n] += 1,
+        |m| {
+            assert_eq!(m.vector, Some(first_vector));
+            assert_eq!((m.layer, m.tensor, m.element), (Some(3), Tensor::D(2), 0));
+            assert!(m.to_string().contains("layer 3 step 3 d[0]"), "{m}");
+        },
+    );
+    // The block stage's D[2].
+    altered_golden_is_named(
+        &rtl,
+        &bl,
+        |b, _| b.diag_inv[2] += 1,
+        |m| {
+            assert_eq!(m.vector, None);
+            assert_eq!((m.layer, m.tensor, m.element), (None, Tensor::DiagInv, 2));
+            assert!(
+                m.to_string().contains("block 1 block stage diag_inv[2]"),
+                "{m}"
+            );
+        },
+    );
+    // G[1][2] (its upper-triangle write) differs, not its copy G[2][1]; the narrow copies
+    // derived from it may.
+    let stalls = GramStalls {
+        block: 0.0,
+        vector: 0.0,
+        output: 0.0,
+        seed: 3,
+    };
+    let n = ir.n;
+    let report = rtl
+        .run_against(&bl, stalls, |k, b| {
+            let (mut bt, vt) = rtl.golden().run_block_codes(&b.h, &b.ys, b.bin)?;
+            if k == 2 {
+                bt.g[n + 2] += 1;
+            }
+            Ok((bt, vt))
+        })
+        .expect("runs");
+    assert!(report.tap_mismatch_count >= 1);
+    let m = &report.tap_mismatches[0];
+    assert_eq!((m.block, m.tensor, m.element), (2, Tensor::G, n + 2), "{m}");
+    assert!(
+        report
+            .tap_mismatches
+            .iter()
+            .all(|m| m.element == n + 2 && matches!(m.tensor, Tensor::G | Tensor::GInner(_))),
+        "{:?}",
+        report.tap_mismatches
+    );
+}
+
+#[test]
+fn without_the_tap_port_only_outputs_are_compared() {
+    if !verilator_present() {
+        return;
+    }
+    let ir = lowered(2, Modulation::Qpsk, 2, 2, 8, 0x19);
+    let rtl = GramRtl::build_with(&ir, 1, false, false).expect("builds");
+    assert!(!rtl.has_taps());
+    let mut rng = ChaCha8Rng::seed_from_u64(0x19);
+    let bl = blocks(&ir, &mut rng, 6);
+    let stalls = GramStalls {
+        block: 0.2,
+        vector: 0.2,
+        output: 0.2,
+        seed: 1,
+    };
+    let report = rtl.run(&bl, stalls).expect("runs");
+    assert!(report.mismatches.is_empty());
+    assert!(!report.taps);
+    assert_eq!(report.taps_compared, 0);
+    assert!(report.vectors > 0);
 }
 
 #[test]

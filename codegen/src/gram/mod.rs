@@ -20,7 +20,7 @@ use crate::synth::SynthError;
 use crate::{CodegenError, GeneratedFile, check_top_name};
 
 pub use exec::Engine;
-pub use program::{Ins, Op, Program, RegMap};
+pub use program::{Ins, Op, Program, RegMap, Stage, TapWrite, Tensor};
 
 /// The hand-written cells a v2 design includes, in dependency order.
 pub const PRIMITIVES: [(&str, &str); 3] = [
@@ -41,11 +41,17 @@ pub const PRIMITIVES: [(&str, &str); 3] = [
 /// Every Verilog source of the design of `prog` with top module `top`: the cells, then the
 /// generated top (`<top>.v`).
 pub fn sources(prog: &Program, top: &str) -> Vec<(String, String)> {
+    sources_taps(prog, top, false)
+}
+
+/// [`sources`], with the core's tap port on when `taps` (the co-simulation's build,
+/// [`verilog::top_taps`]).
+pub fn sources_taps(prog: &Program, top: &str, taps: bool) -> Vec<(String, String)> {
     let mut out: Vec<(String, String)> = PRIMITIVES
         .iter()
         .map(|(n, t)| ((*n).to_string(), (*t).to_string()))
         .collect();
-    out.push((format!("{top}.v"), verilog::top(prog, top)));
+    out.push((format!("{top}.v"), verilog::top_taps(prog, top, taps)));
     out
 }
 

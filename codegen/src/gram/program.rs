@@ -113,6 +113,100 @@ impl Ins {
     }
 }
 
+/// The golden-model value an instruction writes (docs/rtl.md, "IR v2", taps): a tensor of
+/// the block stage or of a vector, by name; a layer's tensors with [`Stage::layer`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Tensor {
+    /// G, `n × n` row-major.
+    G,
+    /// Narrow inner copy `c` of G (`g_inner`, docs/ir.md §10.9), `n × n`.
+    GInner(usize),
+    /// tr G.
+    Trace,
+    /// 1/tr G.
+    InvTrace,
+    /// D = 1/diag G.
+    DiagInv,
+    /// z = H̃ᵀỹ.
+    Z,
+    /// ‖ỹ‖².
+    Yy,
+    /// e = z − Gx.
+    E,
+    /// W, the unrounded residual power sum.
+    W,
+    /// v² before its floor.
+    V2Unfloored,
+    /// v² (floored).
+    V2,
+    /// p of inner step `l` (0-based).
+    P(usize),
+    /// d of inner step `l`.
+    D(usize),
+    /// ρ after inner step `l` (the next step's; the last step has none).
+    Rho(usize),
+    /// The denoiser input r.
+    R,
+    /// τ².
+    Tau2,
+    /// The denoiser bucket (the engine's bucket register).
+    Bucket,
+    /// The layer's new x.
+    X,
+}
+
+impl Tensor {
+    /// The tensor's name as the reports spell it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Tensor::G => "g",
+            Tensor::GInner(_) => "g_inner",
+            Tensor::Trace => "trace",
+            Tensor::InvTrace => "inv_trace",
+            Tensor::DiagInv => "diag_inv",
+            Tensor::Z => "z",
+            Tensor::Yy => "yy",
+            Tensor::E => "e",
+            Tensor::W => "w",
+            Tensor::V2Unfloored => "v2_unfloored",
+            Tensor::V2 => "v2",
+            Tensor::P(_) => "p",
+            Tensor::D(_) => "d",
+            Tensor::Rho(_) => "rho",
+            Tensor::R => "r",
+            Tensor::Tau2 => "tau2",
+            Tensor::Bucket => "bucket",
+            Tensor::X => "x",
+        }
+    }
+}
+
+/// What a run of instructions computes: a tensor, of layer `layer` (0-based) for a layer's.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Stage {
+    /// The tensor.
+    pub tensor: Tensor,
+    /// The layer (0-based) of a layer's tensor, else `None`.
+    pub layer: Option<usize>,
+}
+
+/// One value an instruction writes, as the tap port shows it: lane `lane`'s write of
+/// element `element` of `stage`'s tensor.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TapWrite {
+    /// The lane whose write it is (0 for bank G, W and the bucket).
+    pub lane: usize,
+    /// The tensor (and layer).
+    pub stage: Stage,
+    /// The element within the tensor (row-major for G).
+    pub element: usize,
+}
+
+/// Labels the instructions `stages.len()..upto` with `tensor` of `layer`.
+fn mark(stages: &mut Vec<Stage>, upto: usize, tensor: Tensor, layer: Option<usize>) {
+    stages.resize(upto, Stage { tensor, layer });
+}
+
 /// The register map: every buffer's first register.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RegMap {
@@ -299,6 +393,8 @@ pub struct Program {
     /// per distinct shift of a layer with at least two inner steps; copy `c` is at
     /// `map.gn + c·n²`.
     pub inner: Vec<u32>,
+    /// What every instruction (block then vector program) computes ([`Program::tap_writes`]).
+    pub stages: Vec<Stage>,
 }
 
 /// One term of a combine: a · b (b a register or a constant) at `frac[bin]` in SNR bin
@@ -754,6 +850,8 @@ impl Program {
                 bld.combine(&mut block, &terms, &same(gf), gfmt.width(), gidx(i, j));
             }
         }
+        let mut sb = Vec::new();
+        let mut sv = Vec::new();
         let trace: Vec<Term> = (0..n)
             .map(|i| Term {
                 a: gidx(i, i),
@@ -776,6 +874,7 @@ impl Program {
                 });
             }
         }
+        mark(&mut sb, block.len(), Tensor::G, None);
         // The narrow copies: G⁽ʷ⁾ = sat_w(round_half_up(G >> s)), one entry a cycle.
         for (c, &s) in inner.iter().enumerate() {
             for k in 0..n * n {
@@ -791,13 +890,16 @@ impl Program {
                     ..Ins::nop(Op::Mac)
                 });
             }
+            mark(&mut sb, block.len(), Tensor::GInner(c), None);
         }
         bld.combine(&mut block, &trace, &same(gf), 0, map.trace);
+        mark(&mut sb, block.len(), Tensor::Trace, None);
         block.push(Ins {
             a: map.trace,
             dest: map.inv_trace,
             ..Ins::nop(Op::Div(0))
         });
+        mark(&mut sb, block.len(), Tensor::InvTrace, None);
         for i in 0..n {
             block.push(Ins {
                 a: gidx(i, i),
@@ -806,6 +908,7 @@ impl Program {
                 ..Ins::nop(Op::Div(1))
             });
         }
+        mark(&mut sb, block.len(), Tensor::DiagInv, None);
 
         // The vector front.
         let mut vector = Vec::new();
@@ -816,11 +919,13 @@ impl Program {
             let z = ir.front.z;
             bld.combine(&mut vector, &terms, &same(z.frac()), z.width(), map.z + j);
         }
+        mark(&mut sv, vector.len(), Tensor::Z, None);
         let terms: Vec<Term> = (0..m)
             .map(|r| reg(map.y + r, map.y + r, false, same(2 * fy)))
             .collect();
         let yy = ir.front.yy;
         bld.combine(&mut vector, &terms, &same(yy.frac()), yy.width(), map.yy);
+        mark(&mut sv, vector.len(), Tensor::Yy, None);
         let noise = bld.bins(&ir.front.noise);
         let konst = |bld: &mut Builder, a: usize, code: i64, neg: bool, frac: Vec<i32>| Term {
             a,
@@ -858,6 +963,7 @@ impl Program {
                 f.e.width(),
                 map.e,
             );
+            mark(&mut sv, vector.len(), Tensor::E, Some(k));
             // W, exact at F_W.
             let wf = at(&|f| {
                 [yyf, xf + zf, xf + f.e.frac(), yyf]
@@ -878,6 +984,7 @@ impl Program {
                 frac: same(yyf),
             });
             bld.combine(&mut vector, &terms, &wf, 0, map.w);
+            mark(&mut sv, vector.len(), Tensor::W, Some(k));
             // v² = max(combine(W · 1/tr G), floor).
             let wf_it: Vec<i32> = wf.iter().map(|&w| w + it_f).collect();
             let terms = [reg(map.w, map.inv_trace, false, wf_it)];
@@ -888,6 +995,7 @@ impl Program {
                 f.v2.width(),
                 map.v2,
             );
+            mark(&mut sv, vector.len(), Tensor::V2Unfloored, Some(k));
             vector.push(Ins {
                 a: map.v2,
                 b: bld.konst(layer.v2_floor),
@@ -895,6 +1003,7 @@ impl Program {
                 dest: map.v2,
                 ..Ins::nop(Op::Max)
             });
+            mark(&mut sv, vector.len(), Tensor::V2, Some(k));
             // The inner steps; ρ's G·d reads the layer's narrow copy of G, if any.
             let delta = bld.bins(&layer.delta.codes);
             let gi = layer.inner_g(gfmt);
@@ -928,6 +1037,7 @@ impl Program {
                     f.p.width(),
                     map.p,
                 );
+                mark(&mut sv, vector.len(), Tensor::P(l), Some(k));
                 let mut terms = Vec::new();
                 if l > 0 {
                     terms.push(RowTerm::Elem(konst(
@@ -955,6 +1065,7 @@ impl Program {
                     f.d.width(),
                     map.d,
                 );
+                mark(&mut sv, vector.len(), Tensor::D(l), Some(k));
                 if l + 1 < steps {
                     let terms = [
                         RowTerm::Elem(konst(&mut bld, map.e, 1, false, at(&|f| f.e.frac()))),
@@ -981,6 +1092,7 @@ impl Program {
                         f.e.width(),
                         map.rho,
                     );
+                    mark(&mut sv, vector.len(), Tensor::Rho(l), Some(k));
                 }
             }
             // r = x + γ d.
@@ -1005,6 +1117,7 @@ impl Program {
                 f.r.width(),
                 map.r,
             );
+            mark(&mut sv, vector.len(), Tensor::R, Some(k));
             // τ², bucket, table.
             let ts = bld.bins(&layer.ts.codes);
             let terms = [
@@ -1029,10 +1142,12 @@ impl Program {
                 f.tau2.width(),
                 map.tau2,
             );
+            mark(&mut sv, vector.len(), Tensor::Tau2, Some(k));
             vector.push(Ins {
                 a: map.tau2,
                 ..Ins::nop(Op::Bucket)
             });
+            mark(&mut sv, vector.len(), Tensor::Bucket, Some(k));
             for i0 in (0..n).step_by(lanes) {
                 vector.push(Ins {
                     a: map.r + i0,
@@ -1043,6 +1158,7 @@ impl Program {
                     ..Ins::nop(Op::Lut)
                 });
             }
+            mark(&mut sv, vector.len(), Tensor::X, Some(k));
         }
 
         let b = &ir.block;
@@ -1100,6 +1216,7 @@ impl Program {
             lanes,
             shifts: bld.shifts,
             inner,
+            stages: sb.into_iter().chain(sv).collect(),
         }
         .checked()
     }
@@ -1114,6 +1231,11 @@ impl Program {
     fn checked(self) -> Self {
         let map = self.map;
         let p = self.lanes;
+        assert_eq!(
+            self.stages.len(),
+            self.block.len() + self.vector.len(),
+            "every instruction is labelled with its stage"
+        );
         for ins in self.block.iter().chain(&self.vector) {
             assert!(
                 ins.shift_bin
@@ -1180,6 +1302,81 @@ impl Program {
             }
         }
         self
+    }
+
+    /// The first register of `tensor` and its length.
+    fn tensor_at(&self, tensor: Tensor) -> (usize, usize) {
+        let (map, n) = (&self.map, self.n);
+        match tensor {
+            Tensor::G => (map.g, n * n),
+            Tensor::GInner(c) => (map.gn + c * n * n, n * n),
+            Tensor::Trace => (map.trace, 1),
+            Tensor::InvTrace => (map.inv_trace, 1),
+            Tensor::DiagInv => (map.dinv, n),
+            Tensor::Z => (map.z, n),
+            Tensor::Yy => (map.yy, 1),
+            Tensor::E => (map.e, n),
+            Tensor::W => (map.w, 1),
+            Tensor::V2Unfloored | Tensor::V2 => (map.v2, 1),
+            Tensor::P(_) => (map.p, n),
+            Tensor::D(_) => (map.d, n),
+            Tensor::Rho(_) => (map.rho, n),
+            Tensor::R => (map.r, n),
+            Tensor::Tau2 => (map.tau2, 1),
+            Tensor::Bucket => (0, 1),
+            Tensor::X => (map.x, n),
+        }
+    }
+
+    /// Whether `ins` writes a register (or the bucket): what the tap port shows.
+    pub fn writes(ins: &Ins) -> bool {
+        match ins.op {
+            Op::Mac => ins.last,
+            Op::Max | Op::Div(_) | Op::Lut | Op::Bucket => true,
+        }
+    }
+
+    /// Per ROM word (block program at 0, vector program after it), the values it writes as
+    /// the tap port shows them (docs/rtl.md, "IR v2", taps): none for an instruction that
+    /// writes nothing, one per repetition (lane k) for a wide instruction, else one from
+    /// its lane. The co-simulation checks every write against the golden model with it.
+    pub fn tap_writes(&self) -> Vec<Vec<TapWrite>> {
+        self.block
+            .iter()
+            .chain(&self.vector)
+            .zip(&self.stages)
+            .map(|(ins, &stage)| {
+                if !Self::writes(ins) {
+                    return Vec::new();
+                }
+                let (base, len) = self.tensor_at(stage.tensor);
+                let at = |dest: usize| {
+                    if stage.tensor == Tensor::Bucket {
+                        return 0;
+                    }
+                    assert!(
+                        (base..base + len).contains(&dest),
+                        "an instruction labelled {stage:?} writes register {dest}"
+                    );
+                    dest - base
+                };
+                if ins.wide {
+                    (0..ins.rep as usize)
+                        .map(|k| TapWrite {
+                            lane: k,
+                            stage,
+                            element: at(ins.dest + k),
+                        })
+                        .collect()
+                } else {
+                    vec![TapWrite {
+                        lane: ins.lane,
+                        stage,
+                        element: at(ins.dest),
+                    }]
+                }
+            })
+            .collect()
     }
 
     /// The `(sh, down)` of `ins` in SNR bin `bin`: its fields, or its entry of the per-bin

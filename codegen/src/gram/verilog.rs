@@ -141,8 +141,21 @@ fn lit(v: i64, w: u32) -> String {
     format!("{w}'sh{:x}", (v as u64) & mask)
 }
 
-/// The Verilog of the top module `top`.
+/// Bits of the core's tap bus with taps on: valid, the pc, the lanes' enables, 64 bits a
+/// lane of data (`kaq_gram_core.v`).
+pub fn tap_width(p: &Program) -> u32 {
+    1 + Widths::of(p).pcw + p.lanes as u32 + 64 * p.lanes as u32
+}
+
+/// The Verilog of the top module `top`, taps off (synthesis and the flow's RTL).
 pub fn top(p: &Program, top: &str) -> String {
+    top_taps(p, top, false)
+}
+
+/// The Verilog of the top module `top`; with `taps` the core's tap port is on and the top
+/// has the outputs `tap_valid`, `tap_pc`, `tap_lanes` and `tap_data` (docs/rtl.md, "IR v2",
+/// taps), else the port is a constant left unconnected inside the top.
+pub fn top_taps(p: &Program, top: &str, taps: bool) -> String {
     let w = Widths::of(p);
     let (m, n) = (p.m, p.n);
     let (hw, yw, sw) = (p.h_width, p.y_width, p.state_width);
@@ -166,13 +179,24 @@ pub fn top(p: &Program, top: &str) -> String {
          input  wire [{}:0] blk_bin,\n    input  wire y_valid,\n    output wire y_ready,\n    \
          input  wire [{}:0] y_data,\n    output wire out_valid,\n    input  wire out_ready,\n    \
          output wire [{}:0] out_x,\n    output wire [{}:0] out_level,\n    \
-         output wire out_last,\n    output wire idle\n);",
+         output wire out_last,\n    output wire idle{}\n);",
         hw as usize - 1,
         T_WIDTH - 1,
         w.binw - 1,
         m * yw as usize - 1,
         n * sw as usize - 1,
-        n * w.lw as usize - 1
+        n * w.lw as usize - 1,
+        if taps {
+            format!(
+                ",\n    output wire tap_valid,\n    output wire [{}:0] tap_pc,\n    \
+                 output wire [{}:0] tap_lanes,\n    output wire [{}:0] tap_data",
+                w.pcw - 1,
+                p.lanes - 1,
+                64 * p.lanes - 1
+            )
+        } else {
+            String::new()
+        }
     );
     let kw = p.const_w;
     let _ = writeln!(
@@ -196,6 +220,26 @@ pub fn top(p: &Program, top: &str) -> String {
     let dmin = |d: i64| format!("{}'d{d}", p.div_w - 1);
     let map = &p.map;
     let [_, gbw, vbw, ww] = p.bank_w;
+    // The core's tap port: on, split into the top's tap outputs; off, a constant bit.
+    if taps {
+        let (pcw, lanes) = (w.pcw, p.lanes as u32);
+        let _ = writeln!(
+            s,
+            "    wire [{}:0] tap;\n    assign tap_valid = tap[0];\n    \
+             assign tap_pc = tap[{pcw}:1];\n    assign tap_lanes = tap[{}:{}];\n    \
+             assign tap_data = tap[{}:{}];",
+            tap_width(p) - 1,
+            pcw + lanes,
+            pcw + 1,
+            tap_width(p) - 1,
+            pcw + lanes + 1
+        );
+    } else {
+        s.push_str(
+            "    /* verilator lint_off UNUSEDSIGNAL */\n    wire tap;\n    \
+             /* verilator lint_on UNUSEDSIGNAL */\n",
+        );
+    }
     let _ = writeln!(
         s,
         "    kaq_gram_core #(\n        .M({m}), .N({n}), .HW({hw}), .YW({yw}), .SW({sw}), \
@@ -205,14 +249,14 @@ pub fn top(p: &Program, top: &str) -> String {
          .W_ADDR({}),\n        .RW({}), .BKW({}), .DIVW({}),\n        \
          .SH0({}), .DMIN0({}), .OW0({}), .RND0({}), .OVF0({}),\n        \
          .SH1({}), .DMIN1({}), .OW1({}), .RND1({}), .OVF1({}),\n        \
-         .HAW({}), .GAW({}), .VAW({}), .LDW({}), .LANES({}), .IW({})\n    \
+         .HAW({}), .GAW({}), .VAW({}), .LDW({}), .LANES({}), .IW({}){}\n    \
          ) u_core (\n        .clk(clk), .rst(rst), .blk_valid(blk_valid), .blk_ready(blk_ready), \
          .blk_h(blk_h),\n        .blk_t(blk_t), .blk_bin(blk_bin), .y_valid(y_valid), \
          .y_ready(y_ready), .y_data(y_data),\n        .out_valid(out_valid), \
          .out_ready(out_ready), .out_x(out_x), .out_last(out_last), .idle(idle),\n        \
          .pc_next(pc_next), .ins(ins), .kaddr(kaddr), .kval(kval), .saddr(saddr), \
          .sval(sval),\n        .bk_in(bk_in), .bk_out(bk_out),\n        .lut_bucket(lut_bucket), .lut_idx(lut_idx), \
-         .lut_val(lut_val)\n    );\n",
+         .lut_val(lut_val), .tap(tap)\n    );\n",
         w.binw,
         p.mul_w[0],
         p.mul_w[1],
@@ -250,7 +294,8 @@ pub fn top(p: &Program, top: &str) -> String {
         w.vaw,
         w.haw.max(w.vaw),
         p.lanes,
-        w.iw
+        w.iw,
+        if taps { ", .TAPS(1)" } else { "" }
     );
     // The program ROM.
     let words = p.block.len() + p.vector.len();

@@ -1,19 +1,22 @@
 //! Co-simulation of an IR v2 (cg) design: the generated top (`kaq_codegen::gram`) under
 //! Verilator, driven through its channel-block interface with random stalls on every port
 //! (block beats, vector beats, output back-pressure), every output beat (x, the levels, the
-//! last-of-block flag) compared bit for bit with the golden model `GramInterpreter`, and the
-//! measured cycles of every block and vector checked equal to the analytic cycle model.
+//! last-of-block flag) compared bit for bit with the golden model `GramInterpreter`, every
+//! stage's taps too when the design is built with its tap port ([`super::gram_taps`]: every
+//! register write against the golden model's block and vector taps), and the measured cycles
+//! of every block and vector checked equal to the analytic cycle model.
 
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
 use kaq_codegen::gram::verilog::{T_WIDTH, Widths};
-use kaq_codegen::gram::{Program, sources};
-use kaq_ir::gram::{GramInterpreter, GramIr};
+use kaq_codegen::gram::{Program, sources_taps};
+use kaq_ir::gram::{BlockTaps, GramInterpreter, GramIr, VectorTaps};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
 use super::driver::unpack_signed;
+use super::gram_taps::{GoldenBlock, Run, TapChecker, TapMismatch};
 use super::{CosimError, RESET_CYCLES};
 use crate::model::{Model, PortId};
 use crate::port::Port;
@@ -60,6 +63,18 @@ pub struct GramReport {
     pub vector_cycles: Vec<u64>,
     /// The RTL's decisions (alphabet levels, `n` per vector) in stream order.
     pub levels: Vec<i64>,
+    /// Whether every stage's taps were compared (the design built with its tap port).
+    pub taps: bool,
+    /// Tap values compared with the golden model.
+    pub taps_compared: u64,
+    /// Tap mismatches and anomalies in all (0 when bit-exact).
+    pub tap_mismatch_count: u64,
+    /// The first differing tap values (at most [`super::gram_taps::MAX_KEPT`]), in stream
+    /// order: a vector's first is the first its program wrote wrong.
+    pub tap_mismatches: Vec<TapMismatch>,
+    /// Writes that are not the generator's table's (missing, repeated, from other lanes),
+    /// described (at most [`super::gram_taps::MAX_KEPT`]).
+    pub tap_anomalies: Vec<String>,
 }
 
 /// A built v2 design and its golden model.
@@ -70,6 +85,7 @@ pub struct GramRtl {
     widths: Widths,
     built: BuiltModel,
     build_time: Duration,
+    taps: bool,
 }
 
 struct Ids {
@@ -89,6 +105,13 @@ struct Ids {
     idle: PortId,
 }
 
+struct TapIds {
+    valid: PortId,
+    pc: PortId,
+    lanes: PortId,
+    data: PortId,
+}
+
 /// Packs `codes` of `w` bits each, first code least significant, into as many 32-bit words
 /// as they fill (at least one): the driver's packing ([`super::driver::pack`]).
 fn pack(codes: &[i64], w: u32) -> Vec<u32> {
@@ -103,9 +126,20 @@ impl GramRtl {
         Self::build_lanes(ir, 1, trace)
     }
 
-    /// Generates the design of `ir` on `lanes` (≥ 1) MAC lanes (top `kaq_top`) and builds it
-    /// under Verilator.
+    /// Generates the design of `ir` on `lanes` (≥ 1) MAC lanes (top `kaq_top`) with its tap
+    /// port and builds it under Verilator: [`GramRtl::run`] compares every stage's taps.
     pub fn build_lanes(ir: &GramIr, lanes: usize, trace: bool) -> Result<Self, CosimError> {
+        Self::build_with(ir, lanes, trace, true)
+    }
+
+    /// [`GramRtl::build_lanes`], the tap port on only with `taps` (without, only the outputs
+    /// are compared; the design is then the flow's RTL exactly).
+    pub fn build_with(
+        ir: &GramIr,
+        lanes: usize,
+        trace: bool,
+        taps: bool,
+    ) -> Result<Self, CosimError> {
         let start = Instant::now();
         let golden = GramInterpreter::new(ir.clone())?;
         let prog = Program::with_lanes(ir, lanes);
@@ -130,6 +164,15 @@ impl GramRtl {
             Port::output("out_last", 1),
             Port::output("idle", 1),
         ];
+        let mut ports = ports;
+        if taps {
+            ports.extend([
+                Port::output("tap_valid", 1),
+                Port::output("tap_pc", widths.pcw),
+                Port::output("tap_lanes", prog.lanes as u32),
+                Port::output("tap_data", 64 * prog.lanes as u32),
+            ]);
+        }
         // The block beat loads H̃ (M·N registers) in one for loop: Verilator unrolls it only
         // above its default limits (64 iterations), else refuses it (BLKLOOPINIT) at 16×16.
         let mut build = VerilatorBuild::new(top)
@@ -138,7 +181,7 @@ impl GramRtl {
             .verilator_arg("65536")
             .verilator_arg("--unroll-stmts")
             .verilator_arg("10000000");
-        for (name, text) in sources(&prog, top) {
+        for (name, text) in sources_taps(&prog, top, taps) {
             build = build.source_text(name, text);
         }
         let built = build.ports(ports).build()?;
@@ -148,7 +191,19 @@ impl GramRtl {
             widths,
             built,
             build_time: start.elapsed(),
+            taps,
         })
+    }
+
+    /// Whether the design has its tap port (and a run compares every stage's taps).
+    pub fn has_taps(&self) -> bool {
+        self.taps
+    }
+
+    /// Tap values the generator's table lists for a block stage and for a vector: a run
+    /// without stalls or mismatches compares `blocks × .0 + vectors × .1` of them.
+    pub fn taps_per_run(&self) -> (u64, u64) {
+        TapChecker::new(&self.prog).per_run()
     }
 
     /// The program (and so the analytic cycle model).
@@ -166,8 +221,23 @@ impl GramRtl {
         &self.golden
     }
 
-    /// Streams `blocks` through the design with `stalls` and compares every output beat.
+    /// Streams `blocks` through the design with `stalls` and compares every output beat and,
+    /// with the tap port, every stage's taps with the golden model.
     pub fn run(&self, blocks: &[GramBlock], stalls: GramStalls) -> Result<GramReport, CosimError> {
+        self.run_against(blocks, stalls, |_, b| {
+            Ok(self.golden.run_block_codes(&b.h, &b.ys, b.bin)?)
+        })
+    }
+
+    /// [`GramRtl::run`] against the golden taps `golden(k, block)` of block `k` (called
+    /// twice a block: for the outputs first, for the taps when the block is taken) — the
+    /// golden model's, or deliberately altered ones to show a difference is found and named.
+    pub fn run_against(
+        &self,
+        blocks: &[GramBlock],
+        stalls: GramStalls,
+        mut golden: impl FnMut(usize, &GramBlock) -> Result<(BlockTaps, Vec<VectorTaps>), CosimError>,
+    ) -> Result<GramReport, CosimError> {
         for (name, value) in [
             ("block stall", stalls.block),
             ("vector stall", stalls.vector),
@@ -181,8 +251,11 @@ impl GramRtl {
         // The golden outputs, in stream order: (x, levels, last).
         let mut want = VecDeque::new();
         let mut ys = VecDeque::new();
-        for b in blocks {
-            let (_, taps) = self.golden.run_block_codes(&b.h, &b.ys, b.bin)?;
+        // Per vector over the stream: (its block, its index in the block).
+        let mut vector_of = Vec::new();
+        for (bi, b) in blocks.iter().enumerate() {
+            let (_, taps) = golden(bi, b)?;
+            vector_of.extend((0..taps.len()).map(|k| (bi, k)));
             let t = taps.len();
             for (k, v) in taps.into_iter().enumerate() {
                 want.push_back((v.output, v.levels, k + 1 == t));
@@ -214,9 +287,24 @@ impl GramRtl {
             model.set(id, 0)?;
         }
         model.reset(RESET_CYCLES)?;
+        let tap_ids = if self.taps {
+            Some(TapIds {
+                valid: model.port("tap_valid")?,
+                pc: model.port("tap_pc")?,
+                lanes: model.port("tap_lanes")?,
+                data: model.port("tap_data")?,
+            })
+        } else {
+            None
+        };
+        let mut checker = TapChecker::new(&self.prog);
+        let mut gold: Option<GoldenBlock> = None;
+        let mut tap_words = vec![0u32; 2 * self.prog.lanes];
+        let mut tap_values = vec![0i64; self.prog.lanes];
         let mut rng = ChaCha8Rng::seed_from_u64(stalls.seed ^ 0x6772_616d);
         let mut report = GramReport {
             blocks: blocks.len(),
+            taps: self.taps,
             ..GramReport::default()
         };
         let (sw, lw) = (self.prog.state_width, self.widths.lw);
@@ -265,6 +353,17 @@ impl GramRtl {
             let y_ready = model.get(ids.y_ready)? == 1;
             let y_fire = y_v && y_ready;
             let o_valid = model.get(ids.out_valid)? == 1;
+            if let Some(t) = &tap_ids
+                && model.get(t.valid)? == 1
+            {
+                let pc = model.get(t.pc)? as usize;
+                let lanes = model.get(t.lanes)?;
+                model.get_wide_into(t.data, &mut tap_words)?;
+                for (v, w) in tap_values.iter_mut().zip(tap_words.chunks_exact(2)) {
+                    *v = (u64::from(w[0]) | (u64::from(w[1]) << 32)) as i64;
+                }
+                checker.write(gold.as_ref(), pc, lanes, &tap_values);
+            }
             // Cycles strictly between the accepting cycle and the first ready / valid one.
             if y_ready && let Some(at) = block_at.take() {
                 report.block_cycles.push(cycle - at - 1);
@@ -293,6 +392,18 @@ impl GramRtl {
                     // The block is taken with its last code.
                     let t = blocks[next_block].ys.len() / m;
                     blk_code = 0;
+                    if tap_ids.is_some() {
+                        let b = &blocks[next_block];
+                        let (bt, vt) = golden(next_block, b)?;
+                        gold = Some(GoldenBlock::new(
+                            self.golden.ir(),
+                            &self.prog,
+                            bt,
+                            vt,
+                            b.bin,
+                        ));
+                        checker.start(Some(Run::Block(next_block)));
+                    }
                     next_block += 1;
                     if t > 0 {
                         block_at = Some(cycle);
@@ -300,6 +411,10 @@ impl GramRtl {
                 }
             }
             if y_fire {
+                if tap_ids.is_some() {
+                    let (b, k) = vector_of[y_sent];
+                    checker.start(Some(Run::Vector { v: y_sent, b, k }));
+                }
                 ys.pop_front();
                 y_sent += 1;
                 vector_at = Some(cycle);
@@ -322,6 +437,13 @@ impl GramRtl {
         }
         report.vectors = seen;
         report.cycles = cycle;
+        if tap_ids.is_some() {
+            checker.start(None);
+            report.taps_compared = checker.compared;
+            report.tap_mismatch_count = checker.count;
+            report.tap_mismatches = checker.mismatches;
+            report.tap_anomalies = checker.anomalies;
+        }
         Ok(report)
     }
 }
