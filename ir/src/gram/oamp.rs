@@ -768,6 +768,97 @@ fn within(v: i64, f: QFormat) {
     );
 }
 
+/// Formats and pivot reciprocal of the integer LDLᵀ inverse chain of docs/ir.md §11.3 (shared
+/// by the oamp bank and any family that inverts an SPD matrix held at `a_frac`).
+pub(crate) struct LdlChain<'a> {
+    pub a_frac: i32,
+    pub ld: QFormat,
+    pub l: QFormat,
+    pub w: QFormat,
+    pub v: QFormat,
+    pub q: QFormat,
+    pub pivot_inv: &'a Reciprocal,
+}
+
+/// Scratch of [`ldl_inverse`], each `n × n` (`piv`, `pinv`: `n`); after the call `piv`, `pinv`,
+/// `l` and `w` hold the pivots, their reciprocals, L and W = L⁻¹ (for taps).
+pub(crate) struct LdlScratch<'a> {
+    pub e: &'a mut [i64],
+    pub l: &'a mut [i64],
+    pub w: &'a mut [i64],
+    pub v: &'a mut [i64],
+    pub piv: &'a mut [i64],
+    pub pinv: &'a mut [i64],
+}
+
+/// Q ≈ A⁻¹ (codes at `chain.q`) of the symmetric `n × n` matrix A whose entry (i, c), i ≥ c, is
+/// `a(i, c)` at `chain.a_frac`, by docs/ir.md §11.3: LDLᵀ column by column with the named
+/// clamped reciprocal of each pivot, W = L⁻¹, V = D⁻¹W, Q = WᵀV.
+pub(crate) fn ldl_inverse(
+    n: usize,
+    a: impl Fn(usize, usize) -> i64,
+    chain: &LdlChain<'_>,
+    s: LdlScratch<'_>,
+    q: &mut [i64],
+) {
+    let (gf, ldf, lf, wf, vf) = (
+        chain.a_frac,
+        chain.ld.frac(),
+        chain.l.frac(),
+        chain.w.frac(),
+        chain.v.frac(),
+    );
+    let pif = chain.pivot_inv.format.frac();
+    let one_w = 1i64 << wf;
+    // LDLᵀ: E_ic = A_ic − Σ_{k<c} E_ik L_ck (i ≥ c), d_c = E_cc, ι_c = 1/d_c, L_ic = E_ic ι_c.
+    s.l.fill(0);
+    for c in 0..n {
+        for i in c..n {
+            let mut acc = 0i128;
+            for kk in 0..c {
+                acc += t(s.e[i * n + kk]) * t(s.l[c * n + kk]);
+            }
+            let v = comb(&[(t(a(i, c)), gf), (-acc, ldf + lf)], chain.ld);
+            within(v, chain.ld);
+            s.e[i * n + c] = v;
+        }
+        s.piv[c] = s.e[c * n + c];
+        s.pinv[c] = chain.pivot_inv.op.apply(1, s.piv[c]);
+        for i in c + 1..n {
+            s.l[i * n + c] = comb(&[(t(s.e[i * n + c]) * t(s.pinv[c]), ldf + pif)], chain.l);
+        }
+    }
+    // W = L⁻¹: W_cc = 2^wf, W_ic = −Σ_{k=c}^{i−1} L_ik W_kc.
+    s.w.fill(0);
+    for c in 0..n {
+        s.w[c * n + c] = one_w;
+        for i in c + 1..n {
+            let mut acc = 0i128;
+            for kk in c..i {
+                acc += t(s.l[i * n + kk]) * t(s.w[kk * n + c]);
+            }
+            s.w[i * n + c] = comb(&[(-acc, lf + wf)], chain.w);
+        }
+    }
+    // V = D⁻¹W, Q = WᵀV (symmetric: Q_ij for i ≥ j, mirrored).
+    for r in 0..n {
+        for c in 0..=r {
+            s.v[r * n + c] = comb(&[(t(s.pinv[r]) * t(s.w[r * n + c]), pif + wf)], chain.v);
+        }
+    }
+    for i in 0..n {
+        for j in 0..=i {
+            let mut acc = 0i128;
+            for kk in i..n {
+                acc += t(s.w[kk * n + i]) * t(s.v[kk * n + j]);
+            }
+            let v = comb(&[(acc, wf + vf)], chain.q);
+            q[i * n + j] = v;
+            q[j * n + i] = v;
+        }
+    }
+}
+
 impl OampInterpreter {
     /// Validates `ir` and builds its golden model.
     pub fn new(ir: OampIr) -> Result<Self, IrError> {
@@ -819,17 +910,8 @@ impl OampInterpreter {
         w.inv_trace = b.inv_trace.op.apply(1, trace);
         w.bin = bin;
         let gf = b.g.frac();
-        let (ldf, lf, wf, vf, qf, pf) = (
-            k.ld.frac(),
-            k.l.frac(),
-            k.w.frac(),
-            k.v.frac(),
-            k.q.frac(),
-            k.p.frac(),
-        );
-        let pif = k.pivot_inv.format.frac();
+        let (qf, pf) = (k.q.frac(), k.p.frac());
         let cif = k.c_inv.format.frac();
-        let one_w = 1i64 << wf;
         if let Some(tp) = taps.as_deref_mut() {
             tp.g = w.g.clone();
             tp.trace = trace;
@@ -838,56 +920,32 @@ impl OampInterpreter {
         }
         for jb in 0..k.delta.len() {
             let delta = k.delta[jb][bin];
-            // LDLᵀ of A = G + δI, column by column: E_ic = A_ic − Σ_{k<c} E_ik L_ck (i ≥ c),
-            // d_c = E_cc, ι_c = 1/d_c, L_ic = E_ic ι_c.
-            w.l.fill(0);
-            for c in 0..n {
-                for i in c..n {
-                    let a = w.g[i * n + c] + if i == c { delta } else { 0 };
-                    let mut s = 0i128;
-                    for kk in 0..c {
-                        s += t(w.e[i * n + kk]) * t(w.l[c * n + kk]);
-                    }
-                    let v = comb(&[(t(a), gf), (-s, ldf + lf)], k.ld);
-                    within(v, k.ld);
-                    w.e[i * n + c] = v;
-                }
-                w.piv[c] = w.e[c * n + c];
-                w.pinv[c] = k.pivot_inv.op.apply(1, w.piv[c]);
-                for i in c + 1..n {
-                    w.l[i * n + c] = comb(&[(t(w.e[i * n + c]) * t(w.pinv[c]), ldf + pif)], k.l);
-                }
-            }
-            // W = L⁻¹: W_cc = 2^wf, W_ic = −Σ_{k=c}^{i−1} L_ik W_kc.
-            w.w.fill(0);
-            for c in 0..n {
-                w.w[c * n + c] = one_w;
-                for i in c + 1..n {
-                    let mut s = 0i128;
-                    for kk in c..i {
-                        s += t(w.l[i * n + kk]) * t(w.w[kk * n + c]);
-                    }
-                    w.w[i * n + c] = comb(&[(-s, lf + wf)], k.w);
-                }
-            }
-            // V = D⁻¹W, Q = WᵀV (symmetric: Q_ij for i ≥ j, mirrored).
-            for r in 0..n {
-                for c in 0..=r {
-                    w.v[r * n + c] = comb(&[(t(w.pinv[r]) * t(w.w[r * n + c]), pif + wf)], k.v);
-                }
-            }
+            let chain = LdlChain {
+                a_frac: gf,
+                ld: k.ld,
+                l: k.l,
+                w: k.w,
+                v: k.v,
+                q: k.q,
+                pivot_inv: &k.pivot_inv,
+            };
             let q = &mut w.q[jb * n * n..(jb + 1) * n * n];
-            for i in 0..n {
-                for j in 0..=i {
-                    let mut s = 0i128;
-                    for kk in i..n {
-                        s += t(w.w[kk * n + i]) * t(w.v[kk * n + j]);
-                    }
-                    let v = comb(&[(s, wf + vf)], k.q);
-                    q[i * n + j] = v;
-                    q[j * n + i] = v;
-                }
-            }
+            let scratch = LdlScratch {
+                e: &mut w.e,
+                l: &mut w.l,
+                w: &mut w.w,
+                v: &mut w.v,
+                piv: &mut w.piv,
+                pinv: &mut w.pinv,
+            };
+            let g = &w.g;
+            ldl_inverse(
+                n,
+                |i, c| g[i * n + c] + if i == c { delta } else { 0 },
+                &chain,
+                scratch,
+                q,
+            );
             // P = δQ, tr P, ‖P‖²_F, c, S, 1/c, α, a, b.
             let (mut tp, mut sp) = (0i128, 0i128);
             for i in 0..n {
