@@ -157,6 +157,19 @@ fn cg_flow_writes_every_artefact_resumes_and_reproduces() {
                 && summary.contains("Cycles measured equal to the analytic model"),
             "{summary}"
         );
+        // Every stage's taps were compared, and there were some to compare.
+        let taps = summary
+            .split("compared with the golden model's taps: ")
+            .nth(1)
+            .unwrap_or_else(|| panic!("no tap comparison in the summary:\n{summary}"));
+        assert!(taps.starts_with("0 mismatches"), "{summary}");
+        let compared: u64 = summary
+            .split(" tap values)")
+            .next()
+            .and_then(|s| s.rsplit('(').next())
+            .and_then(|n| n.parse().ok())
+            .unwrap_or_else(|| panic!("no tap count in the summary:\n{summary}"));
+        assert!(compared > 0, "{summary}");
         assert!(
             summary
                 .contains("kaq cosim --ir out/ir.json --lanes 8 --frames 12 --block 3 --snr 0,10")

@@ -394,6 +394,9 @@ fn cosim_stage(
         "block": block,
         "mismatches": report.mismatches.len(),
         "first_mismatch": report.mismatches.first(),
+        "taps_compared": report.taps_compared,
+        "tap_mismatches": report.tap_mismatch_count,
+        "first_tap_mismatch": report.tap_mismatches.first().map(|m| m.to_string()),
         "stall_prob": p,
         "block_cycles": pb,
         "vector_cycles": pv,
@@ -407,11 +410,13 @@ fn cosim_stage(
         format!("{}\n", serde_json::to_string_pretty(&value)?).as_bytes(),
     )?;
     println!(
-        "cosim: {} vectors in {} blocks of {block}, {} mismatches, cycles {}, {:.0} vectors/s \
-         (build {:.1} s)",
+        "cosim: {} vectors in {} blocks of {block}, {} mismatches, {} tap values with {} \
+         mismatches, cycles {}, {:.0} vectors/s (build {:.1} s)",
         report.vectors,
         report.blocks,
         report.mismatches.len(),
+        report.taps_compared,
+        report.tap_mismatch_count,
         if exact { "as analysed" } else { "DIFFERENT" },
         report.vectors as f64 / seconds.max(1e-9),
         rtl.build_time().as_secs_f64()
@@ -429,12 +434,17 @@ fn cosim_text(cosim: Option<&serde_json::Value>, note: Option<&str>) -> String {
         };
     };
     let mismatches = v["mismatches"].as_u64().unwrap_or(u64::MAX);
+    // A cosim.json written before taps were compared has no tap fields.
+    let taps = match (v["taps_compared"].as_u64(), v["tap_mismatches"].as_u64()) {
+        (Some(compared), Some(wrong)) => Some((compared, wrong)),
+        _ => None,
+    };
     let exact = v["cycles_exact"].as_bool() == Some(true);
     let mut paragraphs = vec![format!(
         "**{}**: {} vectors in {} channel blocks of T = {} through the Verilator-built RTL with \
          random stalls on the block, vector and output ports (probability {}), every output \
-         beat (codes, levels, last) compared with the integer golden model: {} mismatches.",
-        if mismatches == 0 {
+         beat (codes, levels, last) compared with the integer golden model: {} mismatches{}.",
+        if mismatches == 0 && taps.is_none_or(|(_, wrong)| wrong == 0) {
             "Bit-exact"
         } else {
             "MISMATCH"
@@ -443,10 +453,21 @@ fn cosim_text(cosim: Option<&serde_json::Value>, note: Option<&str>) -> String {
         v["blocks"],
         v["block"],
         v["stall_prob"],
-        mismatches
+        mismatches,
+        match taps {
+            Some((compared, wrong)) => format!(
+                "; every value the engine writes in the block stage and in every layer \
+                 ({compared} tap values) compared with the golden model's taps: {wrong} \
+                 mismatches"
+            ),
+            None => "; stage taps not compared".to_string(),
+        }
     )];
     if let Some(first) = v["first_mismatch"].as_str() {
         paragraphs.push(format!("First mismatch: {first}"));
+    }
+    if let Some(first) = v["first_tap_mismatch"].as_str() {
+        paragraphs.push(format!("First tap mismatch: {first}"));
     }
     paragraphs.push(format!(
         "Cycles measured {} the analytic model: {} per channel block, {} per vector; {:.0} \
