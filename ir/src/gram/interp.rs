@@ -29,12 +29,18 @@ pub struct BlockTaps {
 pub struct LayerTaps {
     /// e = z − Gx.
     pub e: Vec<i64>,
+    /// W, the numerator of v² at F_W (docs/ir.md §10.3).
+    pub w: i64,
+    /// v² before its floor.
+    pub v2_unfloored: i64,
     /// v² (floored).
     pub v2: i64,
     /// p_l of every inner step (`L × n`).
     pub p: Vec<i64>,
     /// d_{l+1} of every inner step (`L × n`).
     pub d: Vec<i64>,
+    /// ρ after every inner step but the last (`(L − 1) × n`).
+    pub rho: Vec<i64>,
     /// The denoiser input r.
     pub r: Vec<i64>,
     /// τ².
@@ -782,12 +788,14 @@ impl GramInterpreter {
                 - (dot(&w.x, &w.z) << sh[1])
                 - (dot(&w.x, &w.e) << sh[2])
                 - (noise << sh[3]);
-            let v2 = lp.v2.apply([wsum * inv_trace]).max(*v2_floor);
+            let v2_unfloored = lp.v2.apply([wsum * inv_trace]);
+            let v2 = v2_unfloored.max(*v2_floor);
             w.rho.copy_from_slice(&w.e);
             w.d.fill(L::default());
             w.p.fill(L::default());
             let mut tap_p = Vec::new();
             let mut tap_d = Vec::new();
+            let mut tap_rho = Vec::new();
             let dl = L::of(lp.rho.fold(2, delta.codes[bin]));
             let gamma = L::of(lp.r.fold(1, gamma.code));
             let (frho, rp) = (lp.rho.fin::<L>(), lp.rho2);
@@ -827,6 +835,9 @@ impl GramInterpreter {
                         let b = (rho_half - dl * d) >> rp.m;
                         *rho = ((a + b) >> rp.down).max(frho.lo).min(frho.hi);
                     }
+                    if taps.is_some() {
+                        tap_rho.extend(w.rho.iter().map(|c| c.wide()));
+                    }
                 }
             }
             for ((r, &x), &d) in w.r.iter_mut().zip(&w.x).zip(&w.d) {
@@ -864,9 +875,12 @@ impl GramInterpreter {
             if let Some(t) = taps.as_deref_mut() {
                 t.layers.push(LayerTaps {
                     e: wide(&w.e),
+                    w: wsum,
+                    v2_unfloored,
                     v2,
                     p: tap_p,
                     d: tap_d,
+                    rho: tap_rho,
                     r: wide(&w.r),
                     tau2,
                     bucket,

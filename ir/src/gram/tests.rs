@@ -332,9 +332,10 @@ fn reference(ir: &GramIr, h: &[i64], ys: &[i64], bin: usize) -> (BlockTaps, Vec<
             ];
             let fw = w_terms.iter().map(|t| t.1).fold(f.v2.frac(), i32::max);
             let w: i128 = w_terms.iter().map(|&(v, fr)| v << (fw - fr)).sum();
-            let v2 = combine(&[(w * i128::from(inv_trace), fw + it_f)], f.v2).max(l.v2_floor);
+            let v2_unfloored = combine(&[(w * i128::from(inv_trace), fw + it_f)], f.v2);
+            let v2 = v2_unfloored.max(l.v2_floor);
             let (mut rho, mut d, mut p) = (e.clone(), vec![0i64; n], vec![0i64; n]);
-            let (mut tp, mut td) = (Vec::new(), Vec::new());
+            let (mut tp, mut td, mut trho) = (Vec::new(), Vec::new(), Vec::new());
             let dl = l.delta.codes[bin];
             for (s_i, s) in l.steps.iter().enumerate() {
                 for i in 0..n {
@@ -383,6 +384,7 @@ fn reference(ir: &GramIr, h: &[i64], ys: &[i64], bin: usize) -> (BlockTaps, Vec<
                             )
                         })
                         .collect();
+                    trho.extend_from_slice(&rho);
                 }
             }
             let r: Vec<i64> = (0..n)
@@ -422,9 +424,12 @@ fn reference(ir: &GramIr, h: &[i64], ys: &[i64], bin: usize) -> (BlockTaps, Vec<
                 .collect();
             layers.push(LayerTaps {
                 e,
+                w: i64::try_from(w).expect("W fits 64 bits"),
+                v2_unfloored,
                 v2,
                 p: tp,
                 d: td,
+                rho: trho,
                 r,
                 tau2,
                 bucket,
@@ -687,45 +692,65 @@ fn worked_example_of_the_docs() {
             diag_inv: vec![73, 117],
         }
     );
-    let layer =
-        |e: [i64; 2], v2, p: [i64; 4], d: [i64; 4], r: [i64; 2], tau2, bucket, x: [i64; 2]| {
-            LayerTaps {
-                e: e.to_vec(),
-                v2,
-                p: p.to_vec(),
-                d: d.to_vec(),
-                r: r.to_vec(),
-                tau2,
-                bucket,
-                x: x.to_vec(),
-            }
-        };
+    // (e, W, v² before and after its floor, p, d, ρ, r, τ², bucket, x)
+    type Layer = (
+        [i64; 2],
+        i64,
+        i64,
+        i64,
+        [i64; 4],
+        [i64; 4],
+        [i64; 2],
+        [i64; 2],
+        i64,
+        usize,
+        [i64; 2],
+    );
+    let layer = |(e, w, v2_unfloored, v2, p, d, rho, r, tau2, bucket, x): Layer| LayerTaps {
+        e: e.to_vec(),
+        w,
+        v2_unfloored,
+        v2,
+        p: p.to_vec(),
+        d: d.to_vec(),
+        rho: rho.to_vec(),
+        r: r.to_vec(),
+        tau2,
+        bucket,
+        x: x.to_vec(),
+    };
     assert_eq!(
         v,
         vec![VectorTaps {
             z: vec![63, -51],
             yy: 510,
             layers: vec![
-                layer(
+                layer((
                     [32, -25],
+                    497,
+                    349,
                     349,
                     [37, -46, 8, -8],
                     [32, -40, 38, -46],
+                    [-1, 2],
                     [5, -6],
                     91,
                     1,
                     [3, -3]
-                ),
-                layer(
+                )),
+                layer((
                     [8, -10],
+                    47,
+                    33,
                     33,
                     [9, -18, 1, -4],
                     [8, -16, 9, -19],
+                    [-1, 0],
                     [4, -5],
                     12,
                     0,
                     [4, -4]
-                ),
+                )),
             ],
             output: vec![4, -4],
             levels: vec![1, -1],

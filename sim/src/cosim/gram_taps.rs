@@ -3,13 +3,12 @@
 //! every register write of the execute stage with the writing instruction's ROM address, and
 //! the generator's table ([`Program::tap_writes`]) names the tensor, layer and element each
 //! address writes. Each value is checked against the golden model's [`BlockTaps`] and
-//! [`VectorTaps`]; the four intermediates the golden model does not keep (the narrow inner
-//! copies of G, W, v² before its floor and ρ) are derived from its other taps by docs/ir.md
-//! §10.3's formulas, exactly (i128 sums, [`combine`]). Every run of a program must write
-//! every value its table lists, once, from the listed lanes.
+//! [`VectorTaps`]; the narrow inner copies of G, which the golden model keeps only as its
+//! working copy, are narrowed from its G with kaq-ir's own [`narrow_g`]. Every run of a
+//! program must write every value its table lists, once, from the listed lanes.
 
 use kaq_codegen::gram::{Program, TapWrite, Tensor};
-use kaq_ir::gram::{BlockTaps, GramIr, VectorTaps, combine, narrow_g};
+use kaq_ir::gram::{BlockTaps, GramIr, VectorTaps, narrow_g};
 
 /// The first (or any) differing value of a stage: where, what the RTL wrote, what the golden
 /// model expects.
@@ -59,7 +58,7 @@ impl std::fmt::Display for TapMismatch {
 }
 
 /// The golden values of one channel block: its block-stage taps, its vectors' taps and the
-/// derived intermediates.
+/// narrow inner copies of G.
 #[derive(Debug, Clone)]
 pub struct GoldenBlock {
     /// The block stage.
@@ -69,8 +68,6 @@ pub struct GoldenBlock {
     bin: usize,
     /// The narrow inner copies of G, one per [`Program::inner`] shift.
     g_inner: Vec<Vec<i64>>,
-    /// Per vector, per layer: (W, v² unfloored, ρ of every inner step but the last, `(L − 1) × n`).
-    derived: Vec<Vec<(i64, i64, Vec<i64>)>>,
 }
 
 impl GoldenBlock {
@@ -89,13 +86,11 @@ impl GoldenBlock {
             .iter()
             .map(|&s| block.g.iter().map(|&c| narrow_g(c, s, gw - s)).collect())
             .collect();
-        let derived = vectors.iter().map(|v| derive(ir, &block, v, bin)).collect();
         GoldenBlock {
             block,
             vectors,
             bin,
             g_inner,
-            derived,
         }
     }
 
@@ -127,16 +122,15 @@ impl GoldenBlock {
             (Tensor::Yy, None) => Some(v.yy),
             (t, Some(l)) => {
                 let lt = v.layers.get(l)?;
-                let (wsum, v2u, rho) = self.derived.get(k)?.get(l)?;
                 let n = lt.e.len();
                 match t {
                     Tensor::E => lt.e.get(e).copied(),
-                    Tensor::W => Some(*wsum),
-                    Tensor::V2Unfloored => Some(*v2u),
+                    Tensor::W => Some(lt.w),
+                    Tensor::V2Unfloored => Some(lt.v2_unfloored),
                     Tensor::V2 => Some(lt.v2),
                     Tensor::P(s) => lt.p.get(s * n + e).copied(),
                     Tensor::D(s) => lt.d.get(s * n + e).copied(),
-                    Tensor::Rho(s) => rho.get(s * n + e).copied(),
+                    Tensor::Rho(s) => lt.rho.get(s * n + e).copied(),
                     Tensor::R => lt.r.get(e).copied(),
                     Tensor::Tau2 => Some(lt.tau2),
                     Tensor::Bucket => Some(lt.bucket as i64),
@@ -147,62 +141,6 @@ impl GoldenBlock {
             _ => None,
         }
     }
-}
-
-fn t(v: i64, f: i32) -> (i128, i32) {
-    (i128::from(v), f)
-}
-
-fn dot(a: &[i64], b: &[i64]) -> i128 {
-    a.iter()
-        .zip(b)
-        .map(|(&x, &y)| i128::from(x) * i128::from(y))
-        .sum()
-}
-
-/// Per layer of vector `v`: W, v² before its floor and ρ after every inner step but the last
-/// (docs/ir.md §10.3), from the golden taps of the block and of the vector.
-fn derive(ir: &GramIr, b: &BlockTaps, v: &VectorTaps, bin: usize) -> Vec<(i64, i64, Vec<i64>)> {
-    let n = ir.n;
-    let (gf, xf) = (ir.block.g.frac(), ir.state.frac());
-    let (zf, yyf) = (ir.front.z.frac(), ir.front.yy.frac());
-    let it_f = ir.block.inv_trace.format.frac();
-    let mut x = vec![0i64; n];
-    let mut out = Vec::with_capacity(ir.layers.len());
-    for (l, lt) in ir.layers.iter().zip(&v.layers) {
-        let f = l.formats_at(bin);
-        let terms = [
-            t(v.yy, yyf),
-            (-dot(&x, &v.z), xf + zf),
-            (-dot(&x, &lt.e), xf + f.e.frac()),
-            t(-ir.front.noise[bin], yyf),
-        ];
-        let fw = terms.iter().map(|t| t.1).fold(f.v2.frac(), i32::max);
-        let w: i128 = terms.iter().map(|&(v, fr)| v << (fw - fr)).sum();
-        let v2u = combine(&[(w * i128::from(b.inv_trace), fw + it_f)], f.v2);
-        let gi = l.inner_g(ir.block.g);
-        let dl = i128::from(l.delta.codes[bin]);
-        let mut rho = Vec::new();
-        for s in 0..l.steps.len().saturating_sub(1) {
-            let d = &lt.d[s * n..(s + 1) * n];
-            for i in 0..n {
-                let gd: i128 = (0..n)
-                    .map(|j| i128::from(combine(&[t(b.g[i * n + j], gf)], gi)) * i128::from(d[j]))
-                    .sum();
-                rho.push(combine(
-                    &[
-                        t(lt.e[i], f.e.frac()),
-                        (-gd, gi.frac() + f.d.frac()),
-                        (-dl * i128::from(d[i]), l.delta.frac + f.d.frac()),
-                    ],
-                    f.e,
-                ));
-            }
-        }
-        out.push((w as i64, v2u, rho));
-        x.clone_from(&lt.x);
-    }
-    out
 }
 
 /// Which program a run of the engine executes.
