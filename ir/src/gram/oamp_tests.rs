@@ -634,3 +634,137 @@ fn malformed_documents_name_the_field() {
     assert!(gi.run_block_codes(&[0; 4], &[0; 2], 2).is_err());
     assert!(gi.run_block_codes(&[0, 0, 0, 128], &[0; 2], 0).is_err());
 }
+
+/// The document of docs/ir.md §11.7: QPSK, N = M = 2, J = 2 bank entries, one SNR bin, K = 2.
+fn worked_example() -> OampIr {
+    let layer = |gamma: i64| OampLayer {
+        formats: OampFormats {
+            e: f(10, 6),
+            g: f(10, 6),
+            r: f(4, 2),
+            v2: f(12, 8),
+            tau2: f(10, 6),
+        },
+        v2_floor: 1,
+        gamma: Coef {
+            code: gamma,
+            frac: 2,
+        },
+        c0: Coef { code: 1, frac: 2 },
+        c1: Coef { code: 9, frac: 6 },
+        phi: Coef { code: 4, frac: 2 },
+        phi_xi: Coef { code: 1, frac: 3 },
+    };
+    let g = f(12, 6);
+    let ld = f(16, 8);
+    let p = f(12, 10);
+    OampIr {
+        format: crate::document::IR_FORMAT.into(),
+        version: OAMP_IR_VERSION,
+        name: "oamp-worked-example".into(),
+        family: OampFamily::Oamp,
+        modulation: Modulation::Qpsk,
+        nt: 1,
+        nr: 1,
+        m: 2,
+        n: 2,
+        snr_bins: SnrBins {
+            min_db: 10.0,
+            step_db: 10.0,
+            count: 1,
+        },
+        inputs: Inputs {
+            h: f(8, 5),
+            y: f(8, 5),
+        },
+        state: f(4, 2),
+        block: OampBlock {
+            g,
+            inv_trace: recip(12, 6, g.frac()),
+            bank: Bank {
+                delta: vec![vec![8], vec![64]],
+                prior: vec![Coef { code: 8, frac: 3 }, Coef { code: 1, frac: 3 }],
+                ld,
+                pivot_inv: recip(16, 12, ld.frac()),
+                l: f(12, 10),
+                w: f(12, 10),
+                v: f(16, 12),
+                q: f(12, 8),
+                p,
+                c_inv: recip(12, 8, p.frac()),
+                alpha: f(12, 8),
+                sigma: f(12, 10),
+                a: f(12, 8),
+                b: f(12, 8),
+                thresholds: vec![100],
+            },
+        },
+        front: VectorFront {
+            z: f(12, 6),
+            yy: f(16, 8),
+            noise: vec![13],
+        },
+        layers: vec![layer(4), layer(3)],
+        denoiser: Denoiser {
+            thresholds: vec![16],
+            representatives: vec![0.1, 1.0],
+            table: vec![
+                vec![-4, -4, -4, -4, -4, -4, -3, -1, 1, 3, 4, 4, 4, 4, 4, 4],
+                vec![-4, -4, -3, -3, -2, -2, -1, 0, 0, 1, 2, 2, 3, 3, 4, 4],
+            ],
+        },
+        slicer: vec![0],
+    }
+}
+
+/// Every number of docs/ir.md §11.7 (derived there by hand from §11.3) against the golden
+/// model's taps, and the example against the §11.3 reference of this file.
+#[test]
+fn worked_example_of_the_docs() {
+    let ir = worked_example();
+    ir.validate().unwrap();
+    let h = [29, -9, 7, 22];
+    let y = [40, -21];
+    check_against_reference(&ir, &h, &y, 0);
+    let gi = OampInterpreter::new(ir).unwrap();
+    let (bt, vt) = gi.run_block_codes(&h, &y, 0).unwrap();
+    assert_eq!(bt.g, [56, -7, -7, 35]);
+    assert_eq!((bt.trace, bt.inv_trace), (91, 45));
+    let e0 = &bt.bank[0];
+    assert_eq!(e0.pivots, [256, 169]);
+    assert_eq!(e0.pivot_inv, [4096, 6205]);
+    assert_eq!(e0.l, [0, 0, -112, 0]);
+    assert_eq!(e0.w, [1024, 0, 112, 1024]);
+    assert_eq!(e0.q, [261, 42, 42, 388]);
+    assert_eq!(
+        [e0.c, e0.s, e0.c_inv, e0.alpha, e0.sigma, e0.a, e0.b],
+        [1723, 271, 152, 304, 161, 256, 48]
+    );
+    let e1 = &bt.bank[1];
+    assert_eq!(e1.pivots, [480, 394]);
+    assert_eq!(e1.pivot_inv, [2185, 2661]);
+    assert_eq!(e1.l, [0, 0, -60, 0]);
+    assert_eq!(e1.w, [1024, 0, 60, 1024]);
+    assert_eq!(e1.q, [137, 10, 10, 166]);
+    assert_eq!(
+        [e1.c, e1.s, e1.c_inv, e1.alpha, e1.sigma, e1.a, e1.b],
+        [836, 485, 314, 628, 595, 263, 46]
+    );
+    let v = &vt[0];
+    assert_eq!((v.z.as_slice(), v.yy), ([63, -51].as_slice(), 510));
+    let l0 = &v.layers[0];
+    assert_eq!(l0.e, [63, -51]);
+    assert_eq!((l0.v2, l0.j), (349, 0));
+    assert_eq!(l0.g, [56, -67]);
+    assert_eq!(l0.r, [4, -5]);
+    assert_eq!((l0.tau2, l0.bucket), (36, 1));
+    assert_eq!(l0.x, [3, -2]);
+    let l1 = &v.layers[1];
+    assert_eq!(l1.e, [18, -28]);
+    assert_eq!((l1.v2, l1.j), (68, 1));
+    assert_eq!(l1.g, [9, -17]);
+    assert_eq!(l1.r, [4, -4]);
+    assert_eq!((l1.tau2, l1.bucket), (8, 0));
+    assert_eq!(l1.x, [4, -3]);
+    assert_eq!(v.levels, [1, -1]);
+}
