@@ -113,12 +113,29 @@ fn rtl_of_another_link_exits_2_naming_the_flag() {
 mod gram_ir;
 
 /// The IR v2 engine through `--rtl` on block fading (channel blocks of 7 vectors): every
-/// point's bit errors, bits and frames equal the golden model's.
+/// point's bit errors, bits and frames equal the golden model's, outputs only (the flow's
+/// RTL, no tap port) by default and with every stage's taps checked under `--rtl-taps`.
 #[test]
 fn rtl_ber_of_an_ir_v2_design_equals_the_golden_model() {
     if !verilator_present() {
         return;
     }
+    for taps in [false, true] {
+        rtl_ber_of_an_ir_v2_design(taps);
+    }
+}
+
+#[test]
+fn rtl_taps_without_rtl_is_a_usage_error() {
+    Command::cargo_bin("kaq")
+        .unwrap()
+        .args(["ber", "--rtl-taps", "--snr", "5"])
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("--rtl"));
+}
+
+fn rtl_ber_of_an_ir_v2_design(taps: bool) {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(
         dir.path().join("cg.json"),
@@ -151,8 +168,10 @@ fn rtl_ber_of_an_ir_v2_design_equals_the_golden_model() {
             "--json",
             "ber.json",
         ])
+        .args(taps.then_some("--rtl-taps"))
         .assert()
         .success()
-        .stderr(predicate::str::contains("IR v2 engine"));
+        .stderr(predicate::str::contains("IR v2 engine"))
+        .stderr(predicate::str::contains("with its tap port").count(usize::from(taps)));
     assert_rtl_points_equal_golden(dir.path());
 }

@@ -40,6 +40,18 @@ type SetFn = unsafe extern "C" fn(*mut c_void, u32, u64);
 type GetFn = unsafe extern "C" fn(*mut c_void, u32) -> u64;
 type SetWideFn = unsafe extern "C" fn(*mut c_void, u32, *const u32, u32) -> i32;
 type GetWideFn = unsafe extern "C" fn(*mut c_void, u32, *mut u32, u32) -> i32;
+type RunFn = unsafe extern "C" fn(
+    *mut c_void,
+    u64,
+    *const u32,
+    u32,
+    u32,
+    *const u32,
+    u32,
+    *mut u32,
+    u64,
+    *mut u64,
+) -> u64;
 type TraceOpenFn = unsafe extern "C" fn(*mut c_void, *const c_char) -> i32;
 type InfoFn = unsafe extern "C" fn() -> u32;
 
@@ -54,6 +66,7 @@ struct ShimApi {
     get: GetFn,
     set_wide: SetWideFn,
     get_wide: GetWideFn,
+    run: RunFn,
     trace_open: TraceOpenFn,
     trace_flush: SimFn,
 }
@@ -100,6 +113,23 @@ impl PortKey for &str {
 impl PortKey for &String {
     fn resolve(&self, model: &Model) -> Result<usize, SimError> {
         model.port(self).map(PortId::index)
+    }
+}
+
+/// The ports [`Model::run_while_low`] records on every cycle a valid port is nonzero.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Capture {
+    valid: u32,
+    ports: Vec<u32>,
+    words: usize,
+    design: u64,
+}
+
+impl Capture {
+    /// Words of one record: per port in order, two for a port of at most 64 bits (low
+    /// first), else its words.
+    pub fn record_words(&self) -> usize {
+        self.words
     }
 }
 
@@ -181,6 +211,7 @@ impl Model {
             get: symbol!("sim_get", GetFn),
             set_wide: symbol!("sim_set_wide", SetWideFn),
             get_wide: symbol!("sim_get_wide", GetWideFn),
+            run: symbol!("sim_run", RunFn),
             trace_open: symbol!("sim_trace_open", TraceOpenFn),
             trace_flush: symbol!("sim_trace_flush", SimFn),
         };
@@ -434,6 +465,89 @@ impl Model {
         unsafe { (self.api.step)(self.sim.as_ptr()) }
         self.cycles += 1;
         Ok(())
+    }
+
+    /// Runs up to `max` clock cycles ([`tick`](Model::tick)s, inputs held) in the shim, one
+    /// call for all of them, while every port of `stop` (at most 64 bits each) reads 0: the
+    /// run ends before the first cycle whose outputs, as settled after the previous tick,
+    /// show a `stop` port nonzero. With a `capture`, each cycle whose `capture.valid` port
+    /// reads nonzero first appends one record of its ports' words to `buf`
+    /// ([`Capture::record_words`] words: a port of at most 64 bits as two words, low first,
+    /// a wide one as its words); the run also ends, before that cycle, when the record would
+    /// not fit. Returns the cycles run and the words of `buf` written.
+    pub fn run_while_low(
+        &mut self,
+        max: u64,
+        stop: &[PortId],
+        capture: Option<&Capture>,
+        buf: &mut [u32],
+    ) -> Result<(u64, usize), SimError> {
+        if self.clock.is_none() {
+            return Err(SimError::NoControlPort {
+                top: self.top.clone(),
+                role: "clock",
+            });
+        }
+        let mut stops = Vec::with_capacity(stop.len());
+        for &p in stop {
+            let index = p.resolve(self)?;
+            Self::scalar(&self.ports[index])?;
+            stops.push(index as u32);
+        }
+        let (valid, cap): (u32, &[u32]) = match capture {
+            Some(c) => {
+                if c.design != self.design {
+                    return Err(SimError::ForeignPort {
+                        top: self.top.clone(),
+                        index: c.valid as usize,
+                    });
+                }
+                (c.valid, &c.ports)
+            }
+            None => (u32::MAX, &[]),
+        };
+        let mut used = 0u64;
+        // SAFETY: `sim` is live; every index in `stops`, `valid` and `cap` names a port of this
+        // library (resolved above or by `Model::capture`), each `stop` and `valid` one of at
+        // most 64 bits; the shim writes at most `buf.len()` words into `buf` and one u64 into
+        // `used`.
+        let n = unsafe {
+            (self.api.run)(
+                self.sim.as_ptr(),
+                max,
+                stops.as_ptr(),
+                stops.len() as u32,
+                valid,
+                cap.as_ptr(),
+                cap.len() as u32,
+                buf.as_mut_ptr(),
+                buf.len() as u64,
+                &mut used,
+            )
+        };
+        self.cycles += n;
+        Ok((n, used as usize))
+    }
+
+    /// A capture for [`run_while_low`](Model::run_while_low): the `ports` recorded on every
+    /// cycle `valid` (at most 64 bits) reads nonzero.
+    pub fn capture(&self, valid: PortId, ports: &[PortId]) -> Result<Capture, SimError> {
+        let v = valid.resolve(self)?;
+        Self::scalar(&self.ports[v])?;
+        let mut indices = Vec::with_capacity(ports.len());
+        let mut words = 0;
+        for &p in ports {
+            let index = p.resolve(self)?;
+            let port = &self.ports[index];
+            words += if port.is_wide() { port.words() } else { 2 };
+            indices.push(index as u32);
+        }
+        Ok(Capture {
+            valid: v as u32,
+            ports: indices,
+            words,
+            design: self.design,
+        })
     }
 
     /// Holds reset active for `cycles` clock cycles, then releases it and settles.

@@ -9,7 +9,7 @@ use std::fmt::Write as _;
 use crate::port::{Direction, Port};
 
 /// Version of the C ABI below; bump it whenever a function's signature or meaning changes.
-pub const SHIM_ABI_VERSION: u32 = 2;
+pub const SHIM_ABI_VERSION: u32 = 3;
 
 /// What the shim is generated from.
 #[derive(Debug, Clone, Copy)]
@@ -195,6 +195,57 @@ pub fn generate(spec: &ShimSpec<'_>) -> String {
         }
     }
     s.push_str("    default: return -1;\n    }\n}\n\n");
+
+    // Free-running cycles (`sim_run`): the words of one port as a capture records them (a
+    // port of at most 64 bits as two words, low first; a wide one as its words).
+    s.push_str("static uint32_t port_words(uint32_t port) {\n    switch (port) {\n");
+    for (i, port) in spec.ports.iter().enumerate() {
+        let _ = writeln!(
+            s,
+            "    case {i}: return {};",
+            if port.is_wide() { port.words() } else { 2 }
+        );
+    }
+    s.push_str("    default: return 0;\n    }\n}\n\n");
+    s.push_str("static void capture_port(void* p, uint32_t port, uint32_t* out) {\n");
+    s.push_str("    Sim* s = static_cast<Sim*>(p);\n    switch (port) {\n");
+    for (i, port) in spec.ports.iter().enumerate() {
+        if port.is_wide() {
+            let _ = writeln!(
+                s,
+                "    case {i}: std::memcpy(out, s->top->{}.data(), {} * sizeof(uint32_t)); return;",
+                port.name,
+                port.words()
+            );
+        }
+    }
+    s.push_str("    default: {\n        const uint64_t v = sim_get(p, port);\n");
+    s.push_str("        out[0] = static_cast<uint32_t>(v);\n");
+    s.push_str("        out[1] = static_cast<uint32_t>(v >> 32);\n        return;\n    }\n");
+    s.push_str("    }\n}\n\n");
+    // Up to `max` cycles while every `stop` port reads 0: before each cycle's tick, when
+    // port `cap_valid` (none: UINT32_MAX) reads nonzero, the `cap` ports' words are appended
+    // to `buf` as one record; the run ends early, before the cycle, when the record would
+    // not fit. Returns the cycles ticked; `*used` = the words written.
+    s.push_str(
+        "uint64_t sim_run(void* p, uint64_t max, const uint32_t* stop, uint32_t n_stop,\n             \
+         uint32_t cap_valid, const uint32_t* cap, uint32_t n_cap, uint32_t* buf,\n             \
+         uint64_t buf_words, uint64_t* used) {\n",
+    );
+    s.push_str("    uint64_t rec = 0;\n");
+    s.push_str("    for (uint32_t i = 0; i < n_cap; ++i) rec += port_words(cap[i]);\n");
+    s.push_str("    uint64_t n = 0, w = 0;\n    for (; n < max; ++n) {\n");
+    s.push_str("        bool stopped = false;\n");
+    s.push_str(
+        "        for (uint32_t i = 0; i < n_stop; ++i) if (sim_get(p, stop[i]) != 0) stopped = true;\n",
+    );
+    s.push_str("        if (stopped) break;\n");
+    s.push_str("        if (cap_valid != UINT32_MAX && sim_get(p, cap_valid) != 0) {\n");
+    s.push_str("            if (w + rec > buf_words) break;\n");
+    s.push_str("            for (uint32_t i = 0; i < n_cap; ++i) {\n");
+    s.push_str("                capture_port(p, cap[i], buf + w);\n");
+    s.push_str("                w += port_words(cap[i]);\n            }\n        }\n");
+    s.push_str("        sim_tick(p);\n    }\n    *used = w;\n    return n;\n}\n\n");
 
     // Tracing: 0 on success, -1 when not compiled in or not openable, -2 when already open.
     s.push_str("int32_t sim_trace_open(void* p, const char* path) {\n");

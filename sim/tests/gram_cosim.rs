@@ -400,6 +400,54 @@ fn without_the_tap_port_only_outputs_are_compared() {
 }
 
 #[test]
+fn fast_forward_is_the_per_cycle_run_exactly() {
+    if !verilator_present() {
+        return;
+    }
+    // The shim's free run of the cycles that wait on no port (taps recorded there, stall
+    // draws skipped) against every cycle driven from Rust: the same report, field by field
+    // (outputs, levels, cycles of every block and vector, every tap compared), with and
+    // without the tap port, without and with stalls on every port, and with the tap buffer
+    // filling after 1 and 3 records.
+    let ir = lowered(4, Modulation::Qam16, 2, 2, 8, 0x1f);
+    let mut rng = ChaCha8Rng::seed_from_u64(0x1f);
+    let bl = blocks(&ir, &mut rng, 9);
+    for taps in [true, false] {
+        let per_cycle = GramRtl::build_with(&ir, 2, false, taps)
+            .expect("builds")
+            .with_fast_forward(false);
+        let fast = GramRtl::build_with(&ir, 2, false, taps).expect("builds");
+        for (s, stall) in [0.0, 0.3, 0.6].into_iter().enumerate() {
+            let stalls = GramStalls {
+                block: stall,
+                vector: stall,
+                output: stall,
+                seed: s as u64 + 3,
+            };
+            let want = per_cycle.run(&bl, stalls).expect("runs");
+            assert!(want.mismatches.is_empty() && want.tap_mismatch_count == 0);
+            assert_eq!(want.taps, taps);
+            assert!(want.vectors > 0 && (want.taps_compared > 0) == taps);
+            assert_eq!(
+                fast.run(&bl, stalls).expect("runs"),
+                want,
+                "taps {taps} stall {stall}"
+            );
+            for records in [1, 3] {
+                let small = GramRtl::build_with(&ir, 2, false, taps)
+                    .expect("builds")
+                    .with_tap_records(records);
+                assert_eq!(
+                    small.run(&bl, stalls).expect("runs"),
+                    want,
+                    "{records} records"
+                );
+            }
+        }
+    }
+}
+
+#[test]
 fn gram_rtl_matches_golden_model_with_g_inner_and_bin_shift() {
     if !verilator_present() {
         return;

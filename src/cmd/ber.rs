@@ -66,7 +66,9 @@
 //! lanes, or the largest divisor of N below 8) and runs it as one more detector, named like
 //! `pgd-soft-k5-kaq-4b-rtl`: BER through the hardware itself. Same link rules as `--ir`. An
 //! IR v2 document builds the folded cg engine (`kaq_sim::cosim::GramRtlDetector`): the frames
-//! enter in channel blocks as for `--ir`, one block beat and T vector beats each.
+//! enter in channel blocks as for `--ir`, one block beat and T vector beats each. Its outputs
+//! are compared with the golden model (a mismatch fails the run); `--rtl-taps` builds it with
+//! its tap port and checks every stage's taps too (slower; a tap mismatch fails the run).
 //!
 //! `--plot PATH.svg` draws log BER against SNR, one curve per detector, with the Wilson
 //! intervals as error bars. A point with zero bit errors has no place on a log axis: it is left
@@ -119,6 +121,12 @@ pub struct BerArgs {
     /// repeat for several. Its decisions equal the golden model's (`--ir`) bit for bit.
     #[arg(long, value_name = "PATH")]
     rtl: Vec<PathBuf>,
+
+    /// With --rtl of an IR v2 (cg) document: build the design with its tap port and check
+    /// every stage's taps against the golden model as well (a tap mismatch fails the run);
+    /// slower. Without it only the outputs are compared, on the flow's RTL exactly.
+    #[arg(long, requires = "rtl")]
+    rtl_taps: bool,
 
     /// Transmit antennas (streams), 1 to 256.
     #[arg(long, value_parser = parse_antennas, default_value_t = 16)]
@@ -387,7 +395,7 @@ pub fn run(args: BerArgs) -> anyhow::Result<()> {
         }));
     }
     for path in &args.rtl {
-        let rtl = load_rtl(path, &link)?;
+        let rtl = load_rtl(path, &link, args.rtl_taps)?;
         let mut name = rtl.name();
         if detectors.iter().any(|d| d.name() == name) {
             name = format!("{name} ({})", path.display());
@@ -627,7 +635,8 @@ fn check_ir_link(
 }
 
 /// The RTL of an IR file built with Verilator, as a detector (see the module docs).
-fn load_rtl(path: &Path, link: &LinkConfig) -> anyhow::Result<Box<dyn Detector>> {
+/// `taps`: an IR v2 design is built with its tap port and its taps are checked too.
+fn load_rtl(path: &Path, link: &LinkConfig, taps: bool) -> anyhow::Result<Box<dyn Detector>> {
     use kaq_ir::gram::AnyIr;
     use kaq_sim::cosim::{GramRtlDetector, Rtl, RtlDetector, gram::GramRtl};
     let ir = match AnyIr::load(path).map_err(|e| ir_usage_error("--rtl", path, e))? {
@@ -635,11 +644,12 @@ fn load_rtl(path: &Path, link: &LinkConfig) -> anyhow::Result<Box<dyn Detector>>
         AnyIr::V2(ir) => {
             check_ir_link("--rtl", path, (ir.nt, ir.nr, ir.modulation), link)?;
             eprintln!(
-                "building the RTL of {} with Verilator (the folded IR v2 engine)…",
-                ir.name
+                "building the RTL of {} with Verilator (the folded IR v2 engine{})…",
+                ir.name,
+                if taps { ", with its tap port" } else { "" }
             );
-            let rtl =
-                GramRtl::build(&ir, false).with_context(|| format!("--rtl {}", path.display()))?;
+            let rtl = GramRtl::build_with(&ir, 1, false, taps)
+                .with_context(|| format!("--rtl {}", path.display()))?;
             return Ok(Box::new(GramRtlDetector::new(rtl, 1)));
         }
         AnyIr::Oamp(_) => {

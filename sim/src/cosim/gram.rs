@@ -86,6 +86,8 @@ pub struct GramRtl {
     built: BuiltModel,
     build_time: Duration,
     taps: bool,
+    fast_forward: bool,
+    tap_records: usize,
 }
 
 struct Ids {
@@ -192,7 +194,29 @@ impl GramRtl {
             built,
             build_time: start.elapsed(),
             taps,
+            fast_forward: true,
+            tap_records: 1024,
         })
+    }
+
+    /// With `on` (the default) a run hands every stretch of cycles in which the design waits
+    /// on no port to the shim in one call ([`Model::run_while_low`]: while `blk_ready`,
+    /// `y_ready`, `out_valid` and `idle` are all low, which are registered, so no input can
+    /// matter by the handshake rules), the tap port's writes of those cycles recorded there
+    /// and checked in bulk, and the stall pattern's draws for them skipped: the run is the
+    /// per-cycle one's exactly (same stalls, cycles, outputs and taps; a test compares the
+    /// two). Off, every cycle is driven from Rust.
+    pub fn with_fast_forward(mut self, on: bool) -> Self {
+        self.fast_forward = on;
+        self
+    }
+
+    /// Tap records (cycles that write) the shim keeps per free-running call (default 1024,
+    /// at least 1): a stretch with more writes takes more calls, the run unchanged (a test
+    /// shrinks it to cover that).
+    pub fn with_tap_records(mut self, records: usize) -> Self {
+        self.tap_records = records.max(1);
+        self
     }
 
     /// Whether the design has its tap port (and a run compares every stage's taps).
@@ -297,6 +321,13 @@ impl GramRtl {
         } else {
             None
         };
+        let stop = [ids.blk_ready, ids.y_ready, ids.out_valid, ids.idle];
+        let capture = match &tap_ids {
+            Some(t) => Some(model.capture(t.valid, &[t.pc, t.lanes, t.data])?),
+            None => None,
+        };
+        let mut tap_buf =
+            vec![0u32; capture.as_ref().map_or(0, |c| c.record_words()) * self.tap_records];
         let mut checker = TapChecker::new(&self.prog);
         let mut gold: Option<GoldenBlock> = None;
         let mut tap_words = vec![0u32; 2 * self.prog.lanes];
@@ -323,6 +354,30 @@ impl GramRtl {
         let mut cycle: u64 = 0;
         let mut idle = 0u64;
         loop {
+            if self.fast_forward {
+                // The cycles until the design waits on a port again (none if it does now),
+                // at most up to the hang limit below.
+                let budget = HANG_CYCLES.saturating_sub(idle);
+                let (skipped, used) =
+                    model.run_while_low(budget, &stop, capture.as_ref(), &mut tap_buf)?;
+                if let Some(c) = &capture {
+                    for rec in tap_buf[..used].chunks_exact(c.record_words()) {
+                        let (pc, lanes) = (
+                            rec[0] as usize,
+                            u64::from(rec[2]) | (u64::from(rec[3]) << 32),
+                        );
+                        for (v, w) in tap_values.iter_mut().zip(rec[4..].chunks_exact(2)) {
+                            *v = (u64::from(w[0]) | (u64::from(w[1]) << 32)) as i64;
+                        }
+                        checker.write(gold.as_ref(), pc, lanes, &tap_values);
+                    }
+                }
+                // The stall draws those cycles would have made (none of them can fire).
+                let draws = u64::from(next_block < blocks.len()) + u64::from(!ys.is_empty()) + 1;
+                skip_draws(&mut rng, draws * skipped);
+                cycle += skipped;
+                idle += skipped;
+            }
             // Drive this cycle's inputs.
             let blk_v = next_block < blocks.len() && !rng.random_bool(stalls.block);
             if blk_v && h_on_port != Some((next_block, blk_code)) {
@@ -423,7 +478,7 @@ impl GramRtl {
                 idle = 0;
             } else {
                 idle += 1;
-                if idle > 1_000_000 {
+                if idle > HANG_CYCLES {
                     return Err(CosimError::Hang {
                         cycles: idle,
                         at: cycle,
@@ -445,6 +500,17 @@ impl GramRtl {
             report.tap_anomalies = checker.anomalies;
         }
         Ok(report)
+    }
+}
+
+/// Cycles without a handshake after which a run is a hang.
+const HANG_CYCLES: u64 = 1_000_000;
+
+/// Advances `rng` past `draws` calls of `random_bool` (each takes one `u64`, two words, for
+/// any probability below 1).
+fn skip_draws(rng: &mut ChaCha8Rng, draws: u64) {
+    if draws > 0 {
+        rng.set_word_pos(rng.get_word_pos() + 2 * u128::from(draws));
     }
 }
 
@@ -485,4 +551,26 @@ pub fn link_blocks(
         });
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn skipping_draws_is_drawing_them() {
+        for p in [0.0, 0.2, 0.6, 0.999] {
+            for n in [0u64, 1, 3, 7, 8, 31, 32, 33, 1000] {
+                let mut drawn = ChaCha8Rng::seed_from_u64(5);
+                let mut skipped = drawn.clone();
+                for _ in 0..n {
+                    drawn.random_bool(p);
+                }
+                skip_draws(&mut skipped, n);
+                let a: Vec<bool> = (0..100).map(|_| drawn.random_bool(p)).collect();
+                let b: Vec<bool> = (0..100).map(|_| skipped.random_bool(p)).collect();
+                assert_eq!(a, b, "p {p} n {n}");
+            }
+        }
+    }
 }

@@ -12,7 +12,9 @@ use super::gram::{GramBlock, GramRtl, GramStalls};
 /// H̃ changes, and at most 2^16 − 1 vectors per block beat), streams the blocks through a fresh
 /// model instance on the calling thread without stalls and returns the levels the RTL put on
 /// `out_level`. The outputs are also compared with the golden model as in `kaq cosim`; a
-/// mismatch fails the call, naming the first one.
+/// mismatch fails the call, naming the first one. A design built with its tap port
+/// ([`GramRtl::has_taps`]) has every stage's taps checked too, and a tap mismatch or anomaly
+/// fails the call likewise.
 #[derive(Debug)]
 pub struct GramRtlDetector {
     rtl: GramRtl,
@@ -104,6 +106,18 @@ impl Detector for GramRtlDetector {
                 "{} of {} vectors differ from the golden model; first: {first}",
                 report.mismatches.len(),
                 report.vectors
+            )));
+        }
+        if report.tap_mismatch_count > 0 {
+            let first = report
+                .tap_mismatches
+                .first()
+                .map(ToString::to_string)
+                .or_else(|| report.tap_anomalies.first().cloned())
+                .unwrap_or_default();
+            return Err(fail(format!(
+                "{} tap values differ from the golden model; first: {first}",
+                report.tap_mismatch_count
             )));
         }
         if report.levels.len() != decisions.len() {
