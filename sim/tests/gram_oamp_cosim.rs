@@ -157,3 +157,76 @@ fn oamp_k10_8b_rtl_matches_golden_model() {
     blocks.extend(oamp_link_blocks(&ir, 16, 8, &[14.0, 24.0], 3).unwrap());
     check(&ir, &rtl, lanes, &blocks, 11);
 }
+
+#[test]
+fn generated_oamp_designs_are_lint_clean_and_latch_free() {
+    for tool in [Tool::Verilator, Tool::Iverilog] {
+        if tools::require(tool)
+            .expect("KAQ_REQUIRE_VERILATOR=1 but a tool is unusable")
+            .is_none()
+        {
+            return;
+        }
+    }
+    for (c, &(nt, modulation, layers, lanes)) in [
+        (1, Modulation::Qpsk, 1, 1),
+        (2, Modulation::Qam16, 2, 3),
+        (2, Modulation::Qpsk, 3, 8),
+    ]
+    .iter()
+    .enumerate()
+    {
+        let ir = lowered_oamp(nt, modulation, layers, 60 + c as u64);
+        let files =
+            kaq_codegen::gram::oamp::generate_lanes(&ir, "kaq_top", lanes).expect("generates");
+        let dir = tempfile::tempdir().unwrap();
+        let mut sources = Vec::new();
+        for f in &files {
+            let path = dir.path().join(&f.name);
+            std::fs::write(&path, &f.contents).unwrap();
+            if f.name.ends_with(".v") {
+                sources.push(path);
+            }
+        }
+        let lint = std::process::Command::new("verilator")
+            .args(["--lint-only", "-Wall", "--top-module", "kaq_top"])
+            .args(&sources)
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&lint.stderr);
+        assert!(
+            lint.status.success() && !text.contains("%Warning"),
+            "config {c}: {text}"
+        );
+        let image = dir.path().join("top.vvp");
+        let icarus = std::process::Command::new("iverilog")
+            .args(["-g2012", "-Wall", "-o"])
+            .arg(&image)
+            .args(&sources)
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&icarus.stderr);
+        assert!(
+            icarus.status.success() && text.trim().is_empty(),
+            "config {c}: {text}"
+        );
+        if tools::require(Tool::Yosys).expect("yosys").is_some() {
+            let names: Vec<String> = sources.iter().map(|p| p.display().to_string()).collect();
+            let script = format!(
+                "read_verilog -sv {}; hierarchy -top kaq_top; proc; flatten; \
+                 select -assert-none t:$dlatch t:$adlatch t:$dlatchsr t:$sr",
+                names.join(" ")
+            );
+            let yosys = std::process::Command::new("yosys")
+                .args(["-q", "-p", &script])
+                .output()
+                .unwrap();
+            assert!(
+                yosys.status.success(),
+                "config {c}: {}{}",
+                String::from_utf8_lossy(&yosys.stdout),
+                String::from_utf8_lossy(&yosys.stderr)
+            );
+        }
+    }
+}

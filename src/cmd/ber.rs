@@ -645,7 +645,10 @@ fn load_rtl(path: &Path, link: &LinkConfig) -> anyhow::Result<Box<dyn Detector>>
         AnyIr::Oamp(_) => {
             return Err(usage_error(
                 "--rtl",
-                format!("{}: family oamp has no RTL yet", path.display()),
+                format!(
+                    "{}: family oamp has no RTL detector yet (kaq cosim runs its RTL)",
+                    path.display()
+                ),
             ));
         }
     };
