@@ -91,6 +91,17 @@ module kaq_gram_core #(
     parameter integer OW1 = 16,
     parameter integer RND1 = 0,
     parameter integer OVF1 = 0,
+    parameter integer NDIV = 2,
+    parameter integer SH2 = 16,
+    parameter [DIVW-2:0] DMIN2 = 1,
+    parameter integer OW2 = 16,
+    parameter integer RND2 = 0,
+    parameter integer OVF2 = 0,
+    parameter integer JSEL = 0,
+    parameter integer NSEL = 0,
+    parameter integer NSELP = (NSEL > 0) ? NSEL : 1,
+    parameter [64*NSELP-1:0] SEL_T = 0,
+    parameter integer SEL_STRIDE = 0,
     parameter integer HAW = 4,
     parameter integer GAW = 4,
     parameter integer VAW = 5,
@@ -101,7 +112,7 @@ module kaq_gram_core #(
     parameter integer X_ROW = 2,
     parameter integer KBW = RPW + 6,
     parameter integer IW = 3 + AW + BW + 3 + 6 + 2 + 6 + 7 + AW + RPW + AW + BW + 1 + SIW
-                           + 1 + LNW + 3 * VAW,
+                           + 1 + LNW + 3 * VAW + JSEL,
     parameter integer TAPS = 0,
     parameter integer TAPW = (TAPS != 0) ? 1 + PCW + LANES + 64 * LANES : 1
 ) (
@@ -136,7 +147,7 @@ module kaq_gram_core #(
     localparam [2:0] S_IDLE = 3'd0, S_LOAD_H = 3'd1, S_RUN = 3'd2, S_WAIT_Y = 3'd3,
                      S_LOAD_Y = 3'd4, S_OUT = 3'd5;
     localparam [2:0] OP_MAC = 3'd0, OP_MAX = 3'd1, OP_DIV0 = 3'd2, OP_DIV1 = 3'd3,
-                     OP_BUCKET = 3'd4, OP_LUT = 3'd5;
+                     OP_BUCKET = 3'd4, OP_LUT = 3'd5, OP_DIV2 = 3'd6, OP_SEL = 3'd7;
     localparam [2:0] B_H = 3'd0, B_G = 3'd1, B_V = 3'd2, B_W = 3'd3, B_ONE = 3'd4;
     localparam integer NH = M * N;
     localparam integer PW = MAW + MBW;
@@ -204,7 +215,9 @@ module kaq_gram_core #(
     wire [KBW-1:0] rep_k = {{(KBW - RPW){1'b0}}, rep_m1};
     wire first_rep = (cnt == {KBW{1'b0}});
     wire last_rep = (cnt + K_LM1 >= rep_k);
-    wire [AW-1:0] a_cur = first_rep ? ia : a_run;
+    // With JSEL, the first repetition's a of an a_sel instruction adds the bank-entry
+    // selection offset (below).
+    wire [AW-1:0] a_cur;
     wire [BW-1:0] b_cur = first_rep ? ib : b_run;
     wire [VAW-1:0] ar_cur = first_rep ? iar : ar_run;
     wire [VAW-1:0] br_cur = first_rep ? ibr : br_run;
@@ -255,9 +268,10 @@ module kaq_gram_core #(
     reg x_waiting;
     reg signed [WW-1:0] wreg;
 
-    wire d0_ready, d0_done, d1_ready, d1_done;
-    wire x_is_div = (x_op == OP_DIV0) || (x_op == OP_DIV1);
-    wire x_div_done = ((x_op == OP_DIV0) && d0_done) || ((x_op == OP_DIV1) && d1_done);
+    wire d0_ready, d0_done, d1_ready, d1_done, d2_done;
+    wire x_is_div = (x_op == OP_DIV0) || (x_op == OP_DIV1) || ((NDIV > 2) && (x_op == OP_DIV2));
+    wire x_div_done = ((x_op == OP_DIV0) && d0_done) || ((x_op == OP_DIV1) && d1_done)
+                    || ((x_op == OP_DIV2) && d2_done);
     wire x_complete = !x_valid || !x_is_div || (x_waiting && x_div_done);
     wire running = (state == S_RUN);
     wire issue = running && !draining && x_complete;
@@ -334,6 +348,55 @@ module kaq_gram_core #(
     /* verilator lint_off UNUSEDSIGNAL */
     wire unused = d0_ready | d1_ready;
     /* verilator lint_on UNUSEDSIGNAL */
+    // The third divider (an oamp design's 1/c, NDIV = 3).
+    wire signed [63:0] d2_w;
+    generate
+        if (NDIV > 2) begin : g_div2
+            wire d2_ready;
+            wire signed [OW2-1:0] d2_y;
+            wire d2_start = x_valid && (x_op == OP_DIV2) && !x_waiting;
+            kaq_divide_seq #(
+                .N_W(2), .D_W(DIVW), .SHIFT(SH2), .D_MIN(DMIN2), .OUT_W(OW2),
+                .ROUNDING(RND2), .OVERFLOW(OVF2)
+            ) u_div2 (
+                .clk(clk), .rst(rst), .start(d2_start), .n(2'sd1), .d(av[DIVW-1:0]),
+                .ready(d2_ready), .done(d2_done), .y(d2_y)
+            );
+            /* verilator lint_off UNUSEDSIGNAL */
+            wire unused2 = d2_ready;
+            /* verilator lint_on UNUSEDSIGNAL */
+            assign d2_w = {{(64 - OW2){d2_y[OW2-1]}}, d2_y};
+        end else begin : g_no_div2
+            assign d2_done = 1'b0;
+            assign d2_w = 64'sd0;
+        end
+    endgenerate
+
+    // The bank-entry selection (an oamp design, JSEL = 1): OP_SEL sets jofs = SEL_STRIDE ·
+    // #{t : av < SEL_T[t]}, forwarded to the instruction issued in the cycle it executes;
+    // the first repetition's a of an a_sel instruction (the word's top bit) adds it.
+    generate
+        if (JSEL != 0) begin : g_sel
+            wire a_sel = ins[IW-1];
+            reg [AW-1:0] jofs;
+            reg [AW-1:0] jnew;
+            integer si;
+            always @(*) begin
+                jnew = {AW{1'b0}};
+                for (si = 0; si < NSEL; si = si + 1)
+                    if (av < $signed(SEL_T[64*si +: 64])) jnew = jnew + SEL_STRIDE[AW-1:0];
+            end
+            wire x_sel = x_valid && x_complete && (x_op == OP_SEL);
+            wire [AW-1:0] jofs_now = x_sel ? jnew : jofs;
+            always @(posedge clk) begin
+                if (rst) jofs <= {AW{1'b0}};
+                else if (x_sel) jofs <= jnew;
+            end
+            assign a_cur = first_rep ? (a_sel ? ia + jofs_now : ia) : a_run;
+        end else begin : g_no_sel
+            assign a_cur = first_rep ? ia : a_run;
+        end
+    endgenerate
 
     assign bk_in = av;
     assign lut_bucket = bucket;
@@ -348,6 +411,7 @@ module kaq_gram_core #(
             OP_MAX: x_wd = (av > bv) ? av : bv;
             OP_DIV0: x_wd = {{(64 - OW0){d0_y[OW0-1]}}, d0_y};
             OP_DIV1: x_wd = {{(64 - OW1){d1_y[OW1-1]}}, d1_y};
+            OP_DIV2: x_wd = d2_w;
             default: x_wd = sat;
         endcase
     end

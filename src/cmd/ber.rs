@@ -655,7 +655,10 @@ fn load_rtl(path: &Path, link: &LinkConfig, taps: bool) -> anyhow::Result<Box<dy
         AnyIr::Oamp(_) => {
             return Err(usage_error(
                 "--rtl",
-                format!("{}: family oamp has no RTL yet", path.display()),
+                format!(
+                    "{}: family oamp has no RTL detector yet (kaq cosim runs its RTL)",
+                    path.display()
+                ),
             ));
         }
     };

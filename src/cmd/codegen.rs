@@ -199,12 +199,7 @@ pub fn run(args: CodegenArgs) -> anyhow::Result<()> {
     {
         kaq_ir::gram::AnyIr::V1(ir) => ir,
         kaq_ir::gram::AnyIr::V2(ir) => return run_gram(&args, &ir),
-        kaq_ir::gram::AnyIr::Oamp(_) => {
-            return Err(super::args::usage_error(
-                "--ir",
-                format!("{}: family oamp has no RTL yet", args.ir.display()),
-            ));
-        }
+        kaq_ir::gram::AnyIr::Oamp(ir) => return run_oamp(&args, &ir),
     };
     let lanes = lanes_for(&ir, args.lanes)?;
     let options = Options {
@@ -290,6 +285,49 @@ fn run_gram(args: &CodegenArgs, ir: &kaq_ir::gram::GramIr) -> anyhow::Result<()>
         ir.name,
         if lanes == 1 { "" } else { "s" },
         ir.layers.len()
+    );
+    println!(
+        "  block stage {block} cycles, {vector} cycles per vector ({} without stalls)",
+        vector + 2
+    );
+    println!(
+        "  codegen with writing {:.1} ms",
+        start.elapsed().as_secs_f64() * 1e3
+    );
+    Ok(())
+}
+
+/// `kaq codegen` of an IR v4 (oamp) document: the folded Gram engine running the oamp
+/// programs (`kaq_codegen::gram::oamp`) on `--lanes` MAC lanes (default 1, 1 to 32); no
+/// testbench (the design is checked by `kaq_sim::cosim::gram_oamp`).
+fn run_oamp(args: &CodegenArgs, ir: &kaq_ir::gram::oamp::OampIr) -> anyhow::Result<()> {
+    let lanes = gram_lanes("--lanes", args.lanes)?;
+    if let Some(flag) = args.pipeline.given() {
+        return Err(usage_error(
+            flag,
+            "does not apply to an IR v4 (oamp) design (the folded engine has no update lanes \
+             to pipeline)",
+        ));
+    }
+    let start = Instant::now();
+    let files = match kaq_codegen::gram::oamp::generate_lanes(ir, &args.top, lanes) {
+        Ok(f) => f,
+        Err(e @ CodegenError::TopName(..)) => return Err(usage_error("--top", e)),
+        Err(e) => return Err(e).context("code generation failed"),
+    };
+    let written = kaq_codegen::write_files(&files, &args.out, args.force)
+        .with_context(|| format!("--out {}", args.out.display()))?;
+    let (block, vector) = kaq_codegen::gram::oamp::analytic_cycles(ir, lanes);
+    println!(
+        "wrote {} files to {} (top {}, IR v4 {}, folded engine, {lanes} lane{}, {} layers, \
+         bank of {})",
+        written.len(),
+        args.out.display(),
+        args.top,
+        ir.name,
+        if lanes == 1 { "" } else { "s" },
+        ir.layers.len(),
+        ir.bank_len()
     );
     println!(
         "  block stage {block} cycles, {vector} cycles per vector ({} without stalls)",

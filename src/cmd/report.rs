@@ -154,7 +154,10 @@ pub fn run(args: ReportArgs) -> anyhow::Result<()> {
         Ok(kaq_ir::gram::AnyIr::Oamp(_)) => {
             return Err(super::args::usage_error(
                 "--ir",
-                format!("{}: family oamp has no RTL yet", args.ir.display()),
+                format!(
+                    "{}: family oamp has no report yet (kaq codegen and kaq cosim take it)",
+                    args.ir.display()
+                ),
             ));
         }
         _ => {}

@@ -20,6 +20,8 @@ pub struct Engine<'p> {
     acc: Vec<i64>,
     bucket: usize,
     bin: usize,
+    /// The bank-entry selection offset (an oamp design's [`Op::Select`]).
+    jofs: usize,
     /// Cycles run.
     pub cycles: u64,
 }
@@ -47,6 +49,7 @@ impl<'p> Engine<'p> {
             acc: vec![0; prog.lanes],
             bucket: 0,
             bin: 0,
+            jofs: 0,
             cycles: 0,
         }
     }
@@ -68,7 +71,7 @@ impl<'p> Engine<'p> {
 
     fn mac(&mut self, ins: &Ins, k: usize) {
         let p = self.prog;
-        let a = self.read(ins.a + k * ins.sa as usize);
+        let a = self.read(self.a_reg(ins) + k * ins.sa as usize);
         let bi = ins.b + k * ins.sb as usize;
         let b = if ins.b_const {
             p.consts[bi + if ins.b_bin { self.bin } else { 0 }]
@@ -111,9 +114,14 @@ impl<'p> Engine<'p> {
         }
     }
 
+    /// Operand a's first register: `a`, plus the selection offset with `a_sel`.
+    fn a_reg(&self, ins: &Ins) -> usize {
+        ins.a + if ins.a_sel { self.jofs } else { 0 }
+    }
+
     fn step(&mut self, ins: &Ins) {
         let p = self.prog;
-        let a = self.read(ins.a);
+        let a = self.read(self.a_reg(ins));
         let b = if ins.b_const {
             p.consts[ins.b + if ins.b_bin { self.bin } else { 0 }]
         } else {
@@ -127,17 +135,24 @@ impl<'p> Engine<'p> {
             }
             Op::Max => self.write(ins.dest, a.max(b)),
             Op::Div(k) => {
-                let d = p.divs[usize::from(k)];
+                let d = p.divider(k);
                 let (r, o) = (d.rounding(), d.overflow());
                 let q = divide(1, a, d.shift(), d.d_min(), r, o, d.out_width());
                 self.write(ins.dest, q);
             }
             Op::Bucket => self.bucket = p.thresholds.iter().filter(|&&t| a >= t).count(),
+            Op::Select => {
+                let s = p
+                    .sel
+                    .as_ref()
+                    .expect("a Select instruction has a selection");
+                self.jofs = s.thresholds.iter().filter(|&&t| a < t).count() * s.stride;
+            }
             Op::Lut => {
                 // One look-up per lane, row k of the wide instruction on lane k.
                 let half = 1i64 << (p.r_width - 1);
                 for k in 0..ins.rep as usize {
-                    let a = self.read(ins.a + k * ins.sa as usize);
+                    let a = self.read(self.a_reg(ins) + k * ins.sa as usize);
                     let v = p.table[self.bucket][(a + half) as usize];
                     self.write(ins.dest + k, v);
                 }

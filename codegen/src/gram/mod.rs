@@ -5,10 +5,13 @@
 //! cycle-level Rust twin.
 
 pub mod exec;
+pub mod oamp;
 pub mod program;
 pub mod readme;
 pub mod verilog;
 
+#[cfg(test)]
+mod oamp_tests;
 #[cfg(test)]
 mod tests;
 

@@ -20,12 +20,17 @@ pub enum Op {
     Mac,
     /// `dest = max(reg[a], const[b])`.
     Max,
-    /// `dest = divider k (1 / reg[a])`: 0 is `block.inv_trace`, 1 is `block.diag_inv`.
+    /// `dest = divider k (1 / reg[a])`: 0 is `block.inv_trace`, 1 is `block.diag_inv` (an oamp
+    /// design's `block.bank.pivot_inv`), 2 an oamp design's `block.bank.c_inv`.
     Div(u8),
     /// `bucket = #{j : reg[a] ≥ thresholds[j]}`.
     Bucket,
     /// `dest = table[bucket][reg[a] + 2^(r.width − 1)]`.
     Lut,
+    /// The bank entry of an oamp design (docs/rtl.md, "IR v4"): `j = #{t : reg[a] <
+    /// sel.thresholds[t]}`; the selection offset `j · sel.stride` is added to the a address
+    /// of every later instruction with [`Ins::a_sel`].
+    Select,
 }
 
 impl Op {
@@ -35,9 +40,11 @@ impl Op {
             Op::Mac => 0,
             Op::Max => 1,
             Op::Div(0) => 2,
-            Op::Div(_) => 3,
+            Op::Div(1) => 3,
+            Op::Div(_) => 6,
             Op::Bucket => 4,
             Op::Lut => 5,
+            Op::Select => 7,
         }
     }
 }
@@ -86,10 +93,13 @@ pub struct Ins {
     /// The accumulator (and the writing lane) of an instruction that is not wide: the bank
     /// of `dest` in bank V (0 for a destination in bank G or W).
     pub lane: usize,
+    /// Add the bank-entry selection offset ([`Op::Select`]) to operand a's register (an oamp
+    /// design's reads of Q_j, α_j, a_j, b_j).
+    pub a_sel: bool,
 }
 
 impl Ins {
-    fn nop(op: Op) -> Self {
+    pub(super) fn nop(op: Op) -> Self {
         Ins {
             op,
             a: 0,
@@ -109,6 +119,7 @@ impl Ins {
             sb: 0,
             wide: false,
             lane: 0,
+            a_sel: false,
         }
     }
 }
@@ -153,6 +164,8 @@ pub enum Tensor {
     Bucket,
     /// The layer's new x.
     X,
+    /// A tensor of an oamp design (docs/rtl.md, "IR v4"); its taps name registers.
+    Oamp(super::oamp::OampTensor),
 }
 
 impl Tensor {
@@ -177,6 +190,7 @@ impl Tensor {
             Tensor::Tau2 => "tau2",
             Tensor::Bucket => "bucket",
             Tensor::X => "x",
+            Tensor::Oamp(t) => t.name(),
         }
     }
 }
@@ -203,7 +217,7 @@ pub struct TapWrite {
 }
 
 /// Labels the instructions `stages.len()..upto` with `tensor` of `layer`.
-fn mark(stages: &mut Vec<Stage>, upto: usize, tensor: Tensor, layer: Option<usize>) {
+pub(super) fn mark(stages: &mut Vec<Stage>, upto: usize, tensor: Tensor, layer: Option<usize>) {
     stages.resize(upto, Stage { tensor, layer });
 }
 
@@ -257,7 +271,7 @@ pub struct RegMap {
 }
 
 impl RegMap {
-    fn new(m: usize, n: usize, copies: usize, lanes: usize) -> Self {
+    pub(super) fn new(m: usize, n: usize, copies: usize, lanes: usize) -> Self {
         let mut next = 0usize;
         let mut v0: Option<usize> = None;
         // A tensor of bank V starts on a multiple of the lanes (its element k in bank k mod
@@ -395,20 +409,34 @@ pub struct Program {
     pub inner: Vec<u32>,
     /// What every instruction (block then vector program) computes ([`Program::tap_writes`]).
     pub stages: Vec<Stage>,
+    /// The third divider (`Op::Div(2)`): an oamp design's `block.bank.c_inv`; none in cg.
+    pub div2: Option<Divide>,
+    /// The bank-entry selection of an oamp design ([`Op::Select`]); none in cg.
+    pub sel: Option<Selection>,
+}
+
+/// The bank-entry selection of an oamp design (docs/rtl.md, "IR v4").
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Selection {
+    /// `block.bank.thresholds` (non-increasing v² codes).
+    pub thresholds: Vec<i64>,
+    /// Registers between two bank entries' copies of a tensor (the offset of entry j is
+    /// `j · stride`).
+    pub stride: usize,
 }
 
 /// One term of a combine: a · b (b a register or a constant) at `frac[bin]` in SNR bin
 /// `bin` (one entry when no layer has `bin_shift`, else one per bin).
 #[derive(Clone)]
-struct Term {
-    a: usize,
-    b: B,
-    neg: bool,
-    frac: Vec<i32>,
+pub(super) struct Term {
+    pub(super) a: usize,
+    pub(super) b: B,
+    pub(super) neg: bool,
+    pub(super) frac: Vec<i32>,
 }
 
 #[derive(Clone, Copy)]
-enum B {
+pub(super) enum B {
     Reg(usize),
     Const(usize),
     Bin(usize),
@@ -456,7 +484,7 @@ pub(crate) fn bits_for(bound: i128) -> u32 {
 
 /// One term of a row-wise combine ([`Builder::rows`]) over the rows i of a tensor.
 #[derive(Clone)]
-enum RowTerm {
+pub(super) enum RowTerm {
     /// `a_i · b_i` (b a register), `a_i · b` (a constant): elementwise, `a` and `b` the
     /// tensors' first registers.
     Elem(Term),
@@ -472,18 +500,18 @@ enum RowTerm {
     },
 }
 
-struct Builder {
-    map: RegMap,
-    lanes: usize,
-    consts: Vec<i64>,
+pub(super) struct Builder {
+    pub(super) map: RegMap,
+    pub(super) lanes: usize,
+    pub(super) consts: Vec<i64>,
     /// The stored width of every register (its bank's tensor width).
-    wid: Vec<u32>,
+    pub(super) wid: Vec<u32>,
     /// The per-bin shift table ([`Program::shifts`]).
-    shifts: Vec<(u32, u32)>,
+    pub(super) shifts: Vec<(u32, u32)>,
 }
 
 impl Builder {
-    fn konst(&mut self, v: i64) -> usize {
+    pub(super) fn konst(&mut self, v: i64) -> usize {
         if let Some(i) = self.consts.iter().position(|&c| c == v) {
             return i;
         }
@@ -491,7 +519,7 @@ impl Builder {
         self.consts.len() - 1
     }
 
-    fn bins(&mut self, codes: &[i64]) -> usize {
+    pub(super) fn bins(&mut self, codes: &[i64]) -> usize {
         let at = self.consts.len();
         self.consts.extend_from_slice(codes);
         at
@@ -514,7 +542,7 @@ impl Builder {
     /// repeated MAC. An instruction whose shift (or, finishing, whose `down`) differs between
     /// the bins takes both from the per-bin shift table; the instructions themselves are
     /// those of every bin.
-    fn combine(
+    pub(super) fn combine(
         &mut self,
         prog: &mut Vec<Ins>,
         terms: &[Term],
@@ -597,7 +625,7 @@ impl Builder {
     }
 
     /// The accumulator and writing lane of a destination: its bank-V lane, else 0.
-    fn lane_of(&self, dest: usize) -> usize {
+    pub(super) fn lane_of(&self, dest: usize) -> usize {
         if self.map.bank(dest) == 2 {
             self.map.v_lane(dest)
         } else {
@@ -624,7 +652,7 @@ impl Builder {
     /// (lane `l`), finishing the row. The elementwise terms come first; the sum is the same
     /// integer in any order (docs/ir.md §10.4).
     #[allow(clippy::too_many_arguments)]
-    fn rows(
+    pub(super) fn rows(
         &mut self,
         prog: &mut Vec<Ins>,
         n: usize,
@@ -1217,6 +1245,8 @@ impl Program {
             shifts: bld.shifts,
             inner,
             stages: sb.into_iter().chain(sv).collect(),
+            div2: None,
+            sel: None,
         }
         .checked()
     }
@@ -1228,7 +1258,7 @@ impl Program {
     /// row plus ⌊k / P⌋ (stride 1) or at that row (stride 0); a wide instruction fits on the
     /// lanes and writes a whole row from lane 0; any other writes bank V from its `lane`'s
     /// bank and G and W from lane 0.
-    fn checked(self) -> Self {
+    pub(super) fn checked(self) -> Self {
         let map = self.map;
         let p = self.lanes;
         assert_eq!(
@@ -1325,6 +1355,7 @@ impl Program {
             Tensor::Tau2 => (map.tau2, 1),
             Tensor::Bucket => (0, 1),
             Tensor::X => (map.x, n),
+            Tensor::Oamp(_) => (0, map.count),
         }
     }
 
@@ -1333,6 +1364,7 @@ impl Program {
         match ins.op {
             Op::Mac => ins.last,
             Op::Max | Op::Div(_) | Op::Lut | Op::Bucket => true,
+            Op::Select => false,
         }
     }
 
@@ -1388,12 +1420,20 @@ impl Program {
         }
     }
 
+    /// Divider `k` (0 and 1: [`Program::divs`], 2: [`Program::div2`]).
+    pub fn divider(&self, k: u8) -> Divide {
+        match k {
+            0 | 1 => self.divs[usize::from(k)],
+            _ => self.div2.expect("a Div(2) instruction has a third divider"),
+        }
+    }
+
     /// Cycles of one instruction in the execute stage: a MAC ⌈its repetitions / lanes⌉; a division
     /// 2 + its N_W + SHIFT steps (N_W = 2: n = 1): the starting cycle, the steps, the cycle
     /// `done` is seen and the result written; any other 1.
     pub fn cycles_of(&self, ins: &Ins) -> u64 {
         match ins.op {
-            Op::Div(k) => 2 + 2 + u64::from(self.divs[usize::from(k)].shift()),
+            Op::Div(k) => 2 + 2 + u64::from(self.divider(k).shift()),
             Op::Mac => u64::from(ins.rep).div_ceil(self.lanes as u64),
             // A wide look-up: one cycle for up to P rows.
             _ => 1,

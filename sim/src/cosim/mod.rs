@@ -42,6 +42,7 @@ mod detector;
 mod driver;
 pub mod gram;
 mod gram_detector;
+pub mod gram_oamp;
 pub mod gram_taps;
 
 pub use compare::{Mismatch, RtlFrame, StageTap, compare};
