@@ -404,6 +404,75 @@ fn compares_the_cg_family() {
     );
 }
 
+/// The oamp family: the f32 teacher, PTQ, QAT-MSE and KAQ (MMD loss) at every width in one BER
+/// run (4×4 QPSK, K = 2); LSQ left out with the reason; every student an IR version 4.
+#[test]
+fn compares_the_oamp_family() {
+    let dir = tempfile::tempdir().unwrap();
+    let flags: Vec<&str> = TINY
+        .iter()
+        .copied()
+        .filter(|f| *f != "--methods" && *f != "fp32,ptq,qat-mse")
+        .collect();
+    kaq(dir.path())
+        .args(["--arch", "oamp", "--layers", "2"])
+        .args(["--nt", "4", "--nr", "4", "--mod", "qpsk"])
+        .args(flags)
+        .args(["--out", "report"])
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("kaq@4 epoch 2/2"));
+    let out = dir.path().join("report");
+    assert_eq!(
+        listing(&out.join("models")),
+        [
+            "fp32.json",
+            "kaq-4bit.ir.json",
+            "kaq-8bit.ir.json",
+            "ptq-4bit.ir.json",
+            "ptq-8bit.ir.json",
+            "qat-mse-4bit.ir.json",
+            "qat-mse-8bit.ir.json"
+        ]
+    );
+    let md = fs::read_to_string(out.join("report.md")).unwrap();
+    assert!(md.starts_with("# kaq compare: oamp"), "{md}");
+    assert!(
+        md.contains("| SNR [dB] | fp32 | ptq@4 | qat-mse@4 | kaq@4 | ptq@8 | qat-mse@8 | kaq@8 |"),
+        "{md}"
+    );
+    assert!(
+        md.contains("not run: lsq — not available for the oamp family"),
+        "{md}"
+    );
+    let report = read_json(&out.join("report.json"));
+    assert_eq!(report["teacher"]["config"]["net"]["family"], "oamp");
+    let runs = report["runs"].as_array().unwrap();
+    assert_eq!(runs.len(), 6);
+    for run in runs {
+        let trains = run["method"] == "qat-mse" || run["method"] == "kaq";
+        assert_eq!(
+            run["history"].as_array().unwrap().len(),
+            if trains { 2 } else { 0 },
+            "{}",
+            run["label"]
+        );
+        let ir = out.join(run["model"].as_str().unwrap());
+        let doc = read_json(&ir);
+        assert_eq!(doc["version"], 4, "{}", ir.display());
+        assert_eq!(doc["family"], "oamp", "{}", ir.display());
+        assert_eq!(
+            run["measured_as"],
+            "integer golden model of the IR v4 document"
+        );
+    }
+    // The trained students' constants differ from the PTQ student's at the same formats.
+    let ptq = read_json(&out.join("models/ptq-8bit.ir.json"));
+    let qat = read_json(&out.join("models/qat-mse-8bit.ir.json"));
+    assert_eq!(ptq["block"], qat["block"]);
+    assert_ne!(ptq["layers"], qat["layers"]);
+}
+
 /// Methods and families kaq compare cannot quantize exit 2 naming them, before --out exists.
 #[test]
 fn refuses_methods_and_families_without_quantized_forms() {
@@ -426,8 +495,8 @@ fn refuses_methods_and_families_without_quantized_forms() {
             "invalid value for --arch: ep: the ep family has no quantized forms yet",
         ),
         (
-            &["--arch", "oamp", "--methods", "ptq"],
-            "invalid value for --arch: oamp: the oamp family has no quantized forms yet",
+            &["--arch", "oamp", "--methods", "ptq,lsq"],
+            "invalid value for --methods: lsq is not available for the oamp family",
         ),
         (&["--arch", "pgd", "--inner", "2"], "--inner"),
     ];

@@ -39,10 +39,11 @@
 //!   (ADMM-Net: s⁽ᵏ⁾) of the f32 teacher and of every method at the lowest bit width, on the
 //!   same fixed batch (the first `--hist-samples` samples of the validation set).
 //!
-//! `--arch cg` (module `gram`) compares the Gram-domain unfolded CG: f32, PTQ and QAT-MSE
-//! (LSQ and KAQ do not lower to IR v2 and are refused with status 2), each student written as
-//! `models/<method>-<bits>bit.ir.json` and measured as its integer golden model, with the same
-//! report files except the histograms; `--arch ep|oamp` is refused (no quantized forms).
+//! `--arch cg|oamp` (module `gram`) compares the Gram-domain unfolded CG or OAMP-Net2: f32,
+//! PTQ, QAT-MSE and KAQ (LSQ does not lower to IR v2 or v4 and is refused with status 2), each
+//! student written as `models/<method>-<bits>bit.ir.json` and measured as its integer golden
+//! model, with the same report files except the histograms; `--arch ep` is refused (no
+//! quantized forms).
 //!
 //! Bad arguments end with status 2 and a message naming the argument; run-time failures
 //! (refused output directory, divergence) with status 1.

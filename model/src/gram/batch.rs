@@ -258,11 +258,11 @@ pub(crate) fn forward_serial(net: &GramNet, data: &TrainBatch<'_>, out: &mut [f3
     });
 }
 
-/// The outputs x⁽¹⁾ … x⁽ᴷ⁾ of every layer of the cg net `net` on every sample of `data`,
-/// `batch × K × n` (sample, layer, value); empty for the other families.
+/// The outputs x⁽¹⁾ … x⁽ᴷ⁾ of every layer of the cg or oamp net `net` on every sample of `data`,
+/// `batch × K × n` (sample, layer, value); empty for ep.
 pub(crate) fn cg_layer_outputs(net: &GramNet, data: &TrainBatch<'_>) -> Vec<f32> {
     let (n, k) = (data.n, net.config().layers);
-    if net.config().family != Family::Cg {
+    if !matches!(net.config().family, Family::Cg | Family::Oamp) {
         return Vec::new();
     }
     let parts: Vec<Vec<f32>> = chunks(data)
@@ -270,12 +270,10 @@ pub(crate) fn cg_layer_outputs(net: &GramNet, data: &TrainBatch<'_>) -> Vec<f32>
         .map(|range| {
             let mut runner = Runner::new(net, net.params());
             let mut part = Vec::with_capacity(range.len() * k * n);
-            run_chunk(&mut runner, data, range, |runner, _| {
-                if let FamilyWs::Cg(ws) = &runner.ws {
-                    for l in 1..=k {
-                        part.extend_from_slice(ws.output(l));
-                    }
-                }
+            run_chunk(&mut runner, data, range, |runner, _| match &runner.ws {
+                FamilyWs::Cg(ws) => (1..=k).for_each(|l| part.extend_from_slice(ws.output(l))),
+                FamilyWs::Oamp(ws) => (1..=k).for_each(|l| part.extend_from_slice(ws.output(l))),
+                FamilyWs::Ep(_) => {}
             });
             part
         })

@@ -65,6 +65,9 @@ pub mod file;
 mod ir_inputs_tests;
 pub mod linalg;
 pub mod oamp;
+pub mod oamp_qat;
+#[cfg(test)]
+mod oamp_qat_tests;
 pub mod oamp_quant;
 #[cfg(test)]
 mod oamp_quant_tests;

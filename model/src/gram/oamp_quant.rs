@@ -356,7 +356,7 @@ fn float_pass(
 }
 
 /// A constant's code at `bits`: the finest frac (0..=40) holding |v|.
-fn coef(v: f64, bits: u32) -> Coef {
+pub(crate) fn coef(v: f64, bits: u32) -> Coef {
     let frac = frac_for(v.abs() as f32, bits).clamp(0, 40);
     let qp = max_code(bits) as f64;
     Coef {

@@ -1,5 +1,5 @@
-//! `kaq compare --arch cg`: the Gram-domain unfolded CG teacher and its PTQ and QAT-MSE
-//! students ([`kaq_model::gram::quantized`], [`kaq_model::gram::qat`]), measured in the same
+//! `kaq compare --arch cg|oamp`: the Gram-domain unfolded CG (or OAMP-Net2, below) teacher and
+//! its PTQ and QAT-MSE students ([`kaq_model::gram::quantized`], [`kaq_model::gram::qat`]), measured in the same
 //! single BER run and written to the same report files as the unfolded nets.
 //!
 //! Each student is its IR v2 document (`models/<method>-<bits>bit.ir.json`, the input of
@@ -10,7 +10,12 @@
 //! an IR version 3, docs/ir.md §10.8), its formats refined on the golden model, the
 //! fine-tuning at those formats with the loss MSE + ε Σ MMD² (`--epsilon`, `--kernel`
 //! median or multi), and the formats refined again (`kaq_model::gram::qat::kaq_cg`; no
-//! learned steps). LSQ does not exist for cg
+//! learned steps).
+//!
+//! For oamp the students are IR v4 documents (docs/ir.md §11): PTQ is `quantize_oamp`,
+//! QAT-MSE and KAQ fine-tune the layer constants at the PTQ formats through the fake-quant
+//! net's STE surrogate (`kaq_model::gram::oamp_qat`), KAQ with the loss MSE + ε Σ MMD²; there
+//! are no per-SNR-bin steps nor a format refinement for oamp (IR v4 has one format per tensor). LSQ does not exist for cg
 //! ([`super::options::CG_UNSUPPORTED`]); the activation histograms are not drawn.
 
 use std::path::Path;
@@ -18,8 +23,11 @@ use std::path::Path;
 use anyhow::Context;
 use indicatif::ProgressBar;
 use kaq_ir::gram::GramInterpreter;
+use kaq_ir::gram::oamp::OampInterpreter;
 use kaq_model::ber::{BerConfig, DEFAULT_BATCH_FRAMES};
 use kaq_model::gram::file::GramModelFile;
+use kaq_model::gram::oamp_qat::{quantize_oamp, train_kaq_oamp, train_qat_mse_oamp};
+use kaq_model::gram::oamp_quant::OampQuantOptions;
 use kaq_model::gram::qat::{kaq_cg, train_qat_mse};
 use kaq_model::gram::quantized::{CgQuantOptions, quantize_cg};
 use kaq_model::gram::refine::RefineOptions;
@@ -32,7 +40,7 @@ use kaq_model::train::{EpochRecord, TrainConfig};
 use kaq_model::{Detector, LinkConfig};
 use serde::Serialize;
 
-use super::options::{CG_UNSUPPORTED, CompareArgs, FP32, Labelled, RunKey};
+use super::options::{ArchChoice, CG_UNSUPPORTED, CompareArgs, FP32, Labelled, RunKey};
 use super::report::render;
 use super::results::{Report, TeacherReport, accuracy, accuracy_series, ber_plots, summarize};
 use super::stages::{on_progress, run_ber};
@@ -44,7 +52,11 @@ pub(super) fn teacher_config(
     args: &CompareArgs,
     link: LinkConfig,
 ) -> anyhow::Result<GramTrainConfig> {
-    let mut net = GramConfig::new(Family::Cg, args.layers);
+    let family = match args.arch {
+        ArchChoice::Gram(f) => f,
+        ArchChoice::Unfolded(_) => Family::Cg,
+    };
+    let mut net = GramConfig::new(family, args.layers);
     if let Some(inner) = args.inner {
         net.inner = inner;
     }
@@ -122,7 +134,7 @@ struct CgRunReport<'a> {
 /// One trained cg student.
 struct CgStudent {
     key: RunKey,
-    golden: GramInterpreter,
+    golden: Box<dyn Detector + Send + Sync>,
     config: CgRunConfig,
     history: Vec<EpochRecord>,
 }
@@ -207,7 +219,8 @@ fn train_student(
     };
     ir.name = format!("cg-{}-{}b", key.method, key.bits);
     plot::write_atomically(path, ir.to_json().as_bytes())?;
-    let golden = GramInterpreter::new(ir).with_context(|| format!("{label}: invalid IR"))?;
+    let golden =
+        Box::new(GramInterpreter::new(ir).with_context(|| format!("{label}: invalid IR"))?);
     let config = CgRunConfig {
         ptq: PtqReport {
             bits: opts.bits,
@@ -219,6 +232,80 @@ fn train_student(
             calibration_snr_db: opts.calib_snr,
             calibration_seed: opts.seed,
             bin_adaptive: opts.bin_adaptive,
+        },
+        train,
+    };
+    Ok(CgStudent {
+        key,
+        golden,
+        config,
+        history,
+    })
+}
+
+/// One oamp student: PTQ to IR v4 at `key.bits` ([`quantize_oamp`]); QAT-MSE fine-tunes at
+/// the PTQ formats with the MSE loss, KAQ with the loss MSE + ε Σ_k MMD² (no per-SNR-bin
+/// steps: IR v4 has one format per tensor); the IR saved under `models/`.
+fn train_oamp_student(
+    args: &CompareArgs,
+    teacher: &GramNet,
+    data: &GramTrainConfig,
+    key: RunKey,
+    path: &Path,
+) -> anyhow::Result<CgStudent> {
+    let label = key.label();
+    let mut opts = OampQuantOptions::new(key.bits);
+    if let Some(n) = args.calibration_samples {
+        opts.calib_frames = n;
+    }
+    let cg_opts = ptq_options(args, data, key.bits);
+    opts.calib_snr = cg_opts.calib_snr;
+    let fq = quantize_oamp(teacher, &opts).with_context(|| format!("PTQ of {label} failed"))?;
+    let (mut ir, train, history) = match key.method {
+        QuantMethod::Ptq => (fq.ir().clone(), None, Vec::new()),
+        QuantMethod::QatMse | QuantMethod::Kaq => {
+            let defaults = QuantTrainConfig::default();
+            let config = GramTrainConfig {
+                epochs: args.quant_epochs.unwrap_or(defaults.train.epochs),
+                lr: args.quant_lr.unwrap_or(defaults.train.lr),
+                lr_step: defaults.train.lr_step,
+                ..data.clone()
+            };
+            config
+                .validate()
+                .map_err(|e| train_config_error(e, "--train-snr"))?;
+            let bar: ProgressBar = crate::progress::open_bar("", "batches");
+            let result = if key.method == QuantMethod::Kaq {
+                let kaq = KaqConfig {
+                    epsilon: args.epsilon,
+                    kernel: args.kernel,
+                };
+                train_kaq_oamp(&fq, &config, &kaq, &mut on_progress(&label, &bar))
+            } else {
+                train_qat_mse_oamp(&fq, &config, &mut on_progress(&label, &bar))
+            }
+            .and_then(|(qat, history)| Ok((qat.lower()?, history)));
+            bar.finish_and_clear();
+            let (ir, history) = result.with_context(|| format!("quantized run {label} failed"))?;
+            (ir, Some(config), history)
+        }
+        other => anyhow::bail!("internal error: {other} is not an oamp method"),
+    };
+    ir.name = format!("oamp-{}-{}b", key.method, key.bits);
+    plot::write_atomically(path, ir.to_json().as_bytes())?;
+    let golden =
+        Box::new(OampInterpreter::new(ir).with_context(|| format!("{label}: invalid IR"))?);
+    let config = CgRunConfig {
+        ptq: PtqReport {
+            bits: opts.bits,
+            input_bits: opts.input_bits,
+            wide_bits: opts.wide_bits,
+            scalar_bits: opts.scalar_bits,
+            calibration: format!("{:?}", opts.calibration).to_lowercase(),
+            calibration_frames: opts.calib_frames,
+            calibration_snr_db: opts.calib_snr,
+            calibration_seed: opts.seed,
+            bin_adaptive: false,
         },
         train,
     };
@@ -244,8 +331,12 @@ pub(super) fn compare(
     let mut students = Vec::with_capacity(runs.len());
     for &key in runs {
         let path = models.join(file_name(key));
-        students.push(train_student(args, &teacher, &data, key, &path)?);
+        students.push(match data.net.family {
+            Family::Oamp => train_oamp_student(args, &teacher, &data, key, &path)?,
+            _ => train_student(args, &teacher, &data, key, &path)?,
+        });
     }
+    let oamp = data.net.family == Family::Oamp;
     let ber = BerConfig {
         link: teacher.link().clone(),
         snr_db: args.snr.0.clone(),
@@ -264,7 +355,7 @@ pub(super) fn compare(
     for s in &students {
         labelled.push(Labelled {
             label: s.key.label(),
-            inner: &s.golden,
+            inner: s.golden.as_ref(),
         });
     }
     let detectors: Vec<&dyn Detector> = labelled.iter().map(|d| d as &dyn Detector).collect();
@@ -295,7 +386,11 @@ pub(super) fn compare(
                 bits: s.key.bits,
                 model: format!("models/{}", file_name(s.key)),
                 reused: false,
-                measured_as: "integer golden model of the IR v2 document",
+                measured_as: if oamp {
+                    "integer golden model of the IR v4 document"
+                } else {
+                    "integer golden model of the IR v2 document"
+                },
                 config: &s.config,
                 history: &s.history,
                 validation_accuracy: accuracy(&s.history),
@@ -307,6 +402,14 @@ pub(super) fn compare(
         summary: &summary,
     };
     let mut json = serde_json::to_string_pretty(&report).context("cannot encode the report")?;
+    let family_line = if oamp {
+        format!("oamp K={}", data.net.layers)
+    } else {
+        format!(
+            "cg K={} with {} inner steps",
+            data.net.layers, data.net.inner
+        )
+    };
     json.push('\n');
     plot::write_atomically(&out.join("report.json"), json.as_bytes())?;
 
@@ -314,19 +417,28 @@ pub(super) fn compare(
         .quant_epochs
         .unwrap_or(QuantTrainConfig::default().train.epochs);
     let mut setup = vec![format!(
-        "f32 teacher: {source}; cg K={} with {} inner steps; {} epochs, {} samples, batch {}, \
+        "f32 teacher: {source}; {family_line}; {} epochs, {} samples, batch {}, \
          lr {} halved every {} epochs, training SNR {:?} dB, seed {}",
-        data.net.layers,
-        data.net.inner,
-        data.epochs,
-        data.samples,
-        data.batch,
-        data.lr,
-        data.lr_step,
-        data.snr_db,
-        data.seed
+        data.epochs, data.samples, data.batch, data.lr, data.lr_step, data.snr_db, data.seed
     )];
-    if let Some(s) = students.first() {
+    if let (true, Some(s)) = (oamp, students.first()) {
+        let p = &s.config.ptq;
+        setup.push(format!(
+            "students: PTQ to IR v4 (docs/ir.md §11.6: x, r at b bits, inputs at b + 2, e and g \
+             at b + 4, G, z and Q_j at b + 8, the LDLᵀ tensors at 24, scalars and constants at \
+             {} bits; {} calibration, {} frames at {:.1}–{:.1} dB); QAT-MSE fine-tunes the \
+             layer constants γ, θ, φ, ξ at the PTQ formats through the fake-quant net's STE \
+             surrogate: {quant_epochs} epochs on the teacher's data; KAQ: the same fine-tuning \
+             with the loss MSE + ε Σ MMD² (no per-SNR-bin steps and no format refinement for \
+             oamp: IR v4 has one format per tensor); every student measured as its IR's \
+             integer golden model",
+            p.scalar_bits,
+            p.calibration,
+            p.calibration_frames,
+            p.calibration_snr_db.0,
+            p.calibration_snr_db.1
+        ));
+    } else if let Some(s) = students.first() {
         let p = &s.config.ptq;
         setup.push(format!(
             "students: PTQ to IR v2 (x, p, d, r at b bits, inputs at b + 2, e and ρ at b + 4, \
@@ -346,15 +458,18 @@ pub(super) fn compare(
         ));
     }
     setup.push(format!(
-        "not run: lsq — not available for the cg family ({CG_UNSUPPORTED})"
+        "not run: lsq — not available for the {} family ({CG_UNSUPPORTED})",
+        data.net.family
     ));
     setup.push(format!(
         "BER: one run, every detector on the same frames; a point stops at {} bit errors or \
          {} frames; seed {}; SNR per receive antenna; 95 % Wilson intervals",
         ber.min_errors, ber.max_frames, ber.seed
     ));
-    let checks =
-        vec!["KAQ checks: not run (the cg form of KAQ has no learned steps to check)".to_string()];
+    let checks = vec![format!(
+        "KAQ checks: not run (the {} form of KAQ has no learned steps to check)",
+        data.net.family
+    )];
     let mut plots: String = bits.iter().map(|b| format!("ber-{b}bit.svg, ")).collect();
     plots += "accuracy.svg";
     let md = render(teacher.name(), &ber, setup, &names, &points, checks, plots);

@@ -30,7 +30,7 @@ pub enum Method {
 /// Arguments of `kaq compare`.
 #[derive(Debug, Args)]
 pub struct CompareArgs {
-    /// Architecture: pgd or admm (unfolded nets), or cg (the Gram-domain unfolded CG).
+    /// Architecture: pgd or admm (unfolded nets), or cg or oamp (Gram-domain families).
     #[arg(long, value_parser = parse_arch, default_value = "pgd", conflicts_with = "teacher")]
     pub(super) arch: ArchChoice,
 
@@ -199,8 +199,8 @@ fn parse_arch(s: &str) -> Result<ArchChoice, String> {
 }
 
 /// Why the cg family has no LSQ student.
-pub(super) const CG_UNSUPPORTED: &str = "IR v2 holds power-of-two formats only, so LSQ's \
-     learned step does not lower to it; its power-of-two form is not implemented";
+pub(super) const CG_UNSUPPORTED: &str = "IR v2 and v4 hold power-of-two formats only, so \
+     LSQ's learned step does not lower to them; its power-of-two form is not implemented";
 
 pub(super) fn parse_method(s: &str) -> Result<Method, String> {
     match s.trim().to_ascii_lowercase().as_str() {
@@ -269,13 +269,13 @@ impl CompareArgs {
     pub(super) fn quant_methods(&self) -> anyhow::Result<Vec<QuantMethod>> {
         let family = match self.arch {
             ArchChoice::Unfolded(_) => None,
-            ArchChoice::Gram(Family::Cg) => Some(Family::Cg),
+            ArchChoice::Gram(f @ (Family::Cg | Family::Oamp)) => Some(f),
             ArchChoice::Gram(f) => {
                 return Err(usage_error(
                     "--arch",
                     format!(
                         "{f}: the {f} family has no quantized forms yet \
-                         (kaq compare takes pgd, admm or cg)"
+                         (kaq compare takes pgd, admm, cg or oamp)"
                     ),
                 ));
             }
@@ -304,17 +304,22 @@ impl CompareArgs {
                     return Err(usage_error(
                         "--methods",
                         format!(
-                            "{q} is not available for the cg family ({CG_UNSUPPORTED}); \
-                                 cg takes fp32, ptq, qat-mse, kaq"
+                            "{q} is not available for the {f} family ({CG_UNSUPPORTED}); \
+                                 {f} takes fp32, ptq, qat-mse, kaq",
+                            f = family.expect("only a Gram family lacks a method")
                         ),
                     ));
                 }
-                if family.is_some() && q == QuantMethod::Kaq && self.kernel == KernelMode::Learnable
+                if let Some(f) = family
+                    && q == QuantMethod::Kaq
+                    && self.kernel == KernelMode::Learnable
                 {
                     return Err(usage_error(
                         "--kernel",
-                        "learnable bandwidths are not implemented for the cg family's KAQ \
-                         (median or multi)",
+                        format!(
+                            "learnable bandwidths are not implemented for the {f} family's KAQ \
+                             (median or multi)"
+                        ),
                     ));
                 }
                 if !methods.contains(&q) {
