@@ -587,6 +587,12 @@ fn load_ir(path: &Path, link: &LinkConfig) -> anyhow::Result<Box<dyn Detector>> 
     use kaq_ir::gram::{AnyIr, GramInterpreter};
     let context = || format!("--ir {}", path.display());
     match AnyIr::load(path).map_err(|e| ir_usage_error("--ir", path, e))? {
+        AnyIr::Ep(ir) => {
+            check_ir_link("--ir", path, (ir.nt, ir.nr, ir.modulation), link)?;
+            Ok(Box::new(
+                kaq_ir::gram::ep::EpInterpreter::new(*ir).with_context(context)?,
+            ))
+        }
         AnyIr::V1(ir) => {
             check_ir_link("--ir", path, (ir.nt, ir.nr, ir.modulation), link)?;
             Ok(Box::new(Interpreter::new(ir).with_context(context)?))
@@ -640,6 +646,12 @@ fn load_rtl(path: &Path, link: &LinkConfig, taps: bool) -> anyhow::Result<Box<dy
     use kaq_ir::gram::AnyIr;
     use kaq_sim::cosim::{GramRtlDetector, Rtl, RtlDetector, gram::GramRtl};
     let ir = match AnyIr::load(path).map_err(|e| ir_usage_error("--rtl", path, e))? {
+        AnyIr::Ep(_) => {
+            return Err(usage_error(
+                "--rtl",
+                format!("{}: family ep has no RTL yet", path.display()),
+            ));
+        }
         AnyIr::V1(ir) => ir,
         AnyIr::V2(ir) => {
             check_ir_link("--rtl", path, (ir.nt, ir.nr, ir.modulation), link)?;

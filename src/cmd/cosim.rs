@@ -133,6 +133,12 @@ pub fn run(args: CosimArgs) -> anyhow::Result<()> {
     let ir = match kaq_ir::gram::AnyIr::load(&args.ir)
         .with_context(|| format!("--ir {}", args.ir.display()))?
     {
+        kaq_ir::gram::AnyIr::Ep(_) => {
+            return Err(super::args::usage_error(
+                "--ir",
+                format!("{}: family ep has no RTL yet", args.ir.display()),
+            ));
+        }
         kaq_ir::gram::AnyIr::V1(ir) => ir,
         kaq_ir::gram::AnyIr::V2(ir) => return run_gram(&args, &ir),
         kaq_ir::gram::AnyIr::Oamp(ir) => return run_oamp(&args, &ir),

@@ -18,7 +18,8 @@
 //! Gram-domain file without `--ptq-bits` is a usage error naming `--ptq-bits`. An oamp file
 //! lowers the same way to an IR version 4 document (docs/ir.md §11;
 //! [`kaq_model::gram::oamp_quant::lower_oamp`]; `--cg-width` and `--g-inner-bits` are cg's and
-//! refused for it); an ep file is refused.
+//! refused for it); an ep file lowers to an IR version 5 document (docs/ir.md §12;
+//! [`kaq_model::gram::ep_quant::lower_ep`]; the same two flags refused).
 //!
 //! A plain f32 model file is refused (quantize it first with `kaq train --quant`). The output
 //! is checked before any work; an existing file is never replaced without `--force`, and the
@@ -170,7 +171,7 @@ fn lower_gram(args: &LowerArgs, bits: u32, overwrite: Overwrite) -> anyhow::Resu
     use kaq_model::gram::quantized::{CgQuantOptions, lower_cg};
     let file = GramModelFile::load(&args.model).with_context(|| {
         format!(
-            "--model {} (--ptq-bits needs a cg or oamp model file)",
+            "--model {} (--ptq-bits needs a cg, oamp or ep model file)",
             args.model.display()
         )
     })?;
@@ -185,16 +186,7 @@ fn lower_gram(args: &LowerArgs, bits: u32, overwrite: Overwrite) -> anyhow::Resu
     };
     match net.config().family {
         kaq_model::gram::Family::Oamp => return lower_oamp(args, &net, bits, overwrite),
-        kaq_model::gram::Family::Ep => {
-            return Err(super::args::usage_error(
-                "--model",
-                format!(
-                    "{} is an EPNet (family ep), which does not lower to an IR yet (cg nets \
-                     lower to IR version 2, oamp nets to version 4)",
-                    args.model.display()
-                ),
-            ));
-        }
+        kaq_model::gram::Family::Ep => return lower_ep(args, &net, bits, overwrite),
         kaq_model::gram::Family::Cg => {}
     }
     let mut opts = CgQuantOptions::new(bits);
@@ -241,6 +233,56 @@ fn lower_gram(args: &LowerArgs, bits: u32, overwrite: Overwrite) -> anyhow::Resu
         "  energy at T = 14 (docs/energy.md): model 2 {:.1} pJ/bit, model 1 {:.1} pJ/bit",
         energy.horowitz.pj_per_bit, energy.paper.pj_per_bit
     );
+    println!("IR written to {}", args.out.display());
+    Ok(())
+}
+
+/// `--ptq-bits` of an ep model file: PTQ to IR version 5 (docs/ir.md §12).
+fn lower_ep(
+    args: &LowerArgs,
+    net: &kaq_model::gram::GramNet,
+    bits: u32,
+    overwrite: Overwrite,
+) -> anyhow::Result<()> {
+    use kaq_model::gram::ep_quant::{EpQuantOptions, lower_ep};
+    for (flag, given) in [
+        ("--cg-width", !args.cg_width.is_empty()),
+        ("--g-inner-bits", !args.g_inner_bits.is_empty()),
+    ] {
+        if given {
+            return Err(super::args::usage_error(
+                flag,
+                "applies to cg nets only (this model file is an ep net)",
+            ));
+        }
+    }
+    let mut opts = EpQuantOptions::new(bits);
+    if let Some(rule) = args.calibration {
+        opts.calibration = rule;
+    }
+    let ir = lower_ep(net, &opts).with_context(|| format!("--model {}", args.model.display()))?;
+    write_atomic(&args.out, ir.to_json().as_bytes(), overwrite)
+        .with_context(|| format!("cannot write the IR to {}", args.out.display()))?;
+    let widest = ir
+        .bounds()
+        .map(|b| b.sums.iter().map(|s| s.1).max().unwrap_or(0))
+        .unwrap_or(0);
+    println!("IR v5 {} (ep)", ir.name);
+    println!(
+        "  {}x{} {}, H~ {}x{}, {} layers, state width {} bits, t width {} bits, {} SNR bins, \
+         {} h buckets",
+        ir.nt,
+        ir.nr,
+        ir.modulation,
+        ir.m,
+        ir.n,
+        ir.layers,
+        ir.state.width(),
+        ir.formats.t.width(),
+        ir.snr_bins.count,
+        ir.moments.mean.len()
+    );
+    println!("  widest sum bound (interval analysis): {widest} bits");
     println!("IR written to {}", args.out.display());
     Ok(())
 }

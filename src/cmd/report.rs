@@ -150,6 +150,12 @@ pub fn run(args: ReportArgs) -> anyhow::Result<()> {
     // An IR v2 (cg) document has its own report; anything else is read as v1 (and its
     // errors are v1's).
     match kaq_ir::gram::AnyIr::load(&args.ir) {
+        Ok(kaq_ir::gram::AnyIr::Ep(_)) => {
+            return Err(super::args::usage_error(
+                "--ir",
+                format!("{}: family ep has no RTL yet", args.ir.display()),
+            ));
+        }
         Ok(kaq_ir::gram::AnyIr::V2(ir)) => return gram::run(&args, &ir),
         Ok(kaq_ir::gram::AnyIr::Oamp(_)) => {
             return Err(super::args::usage_error(

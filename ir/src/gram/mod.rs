@@ -8,6 +8,8 @@
 //!   block, with per-stage taps ([`BlockTaps`], [`VectorTaps`]).
 //! * [`oamp`]: IR version 4, OAMP-Net2 with a per-block LMMSE bank (`family: "oamp"`,
 //!   docs/ir.md §11) and its golden model [`oamp::OampInterpreter`].
+//! * [`ep`]: IR version 5, EPNet with a per-vector, per-layer LDLᵀ inverse (`family: "ep"`,
+//!   docs/ir.md §12) and its golden model [`ep::EpInterpreter`].
 //!
 //! Guarantees: a validated [`GramIr`] cannot make the interpreter panic or overflow — every
 //! sum's bound is computed by interval analysis ([`GramIr::bounds`]) from the formats and the
@@ -23,6 +25,9 @@ use crate::modulation::Modulation;
 use crate::vocab::SnrBins;
 
 mod energy;
+pub mod ep;
+#[cfg(test)]
+mod ep_tests;
 mod interp;
 pub mod oamp;
 #[cfg(test)]
@@ -999,8 +1004,8 @@ impl GramIr {
 /// Overflow mode of every v2 requantization (the quantizer's symmetric saturation).
 pub const GRAM_OVERFLOW: OverflowMode = OverflowMode::SaturateSymmetric;
 
-/// A document of any version: v1 ([`crate::Ir`]), v2/v3 ([`GramIr`]) or v4
-/// ([`oamp::OampIr`]).
+/// A document of any version: v1 ([`crate::Ir`]), v2/v3 ([`GramIr`]), v4
+/// ([`oamp::OampIr`]) or v5 ([`ep::EpIr`]).
 #[derive(Debug, Clone, PartialEq)]
 pub enum AnyIr {
     /// Version 1 (PGD-Net, ADMM-Net).
@@ -1009,6 +1014,8 @@ pub enum AnyIr {
     V2(GramIr),
     /// Version 4 (OAMP-Net2 with an LMMSE bank, docs/ir.md §11).
     Oamp(Box<oamp::OampIr>),
+    /// Version 5 (EPNet with a per-vector LDLᵀ inverse, docs/ir.md §12).
+    Ep(Box<ep::EpIr>),
 }
 
 impl AnyIr {
@@ -1035,6 +1042,9 @@ impl AnyIr {
         }
         if is_kaq && version == Some(u64::from(oamp::OAMP_IR_VERSION)) {
             return oamp::OampIr::from_json(text, path).map(|ir| Self::Oamp(Box::new(ir)));
+        }
+        if is_kaq && version == Some(u64::from(ep::EP_IR_VERSION)) {
+            return ep::EpIr::from_json(text, path).map(|ir| Self::Ep(Box::new(ir)));
         }
         crate::Ir::from_json(text, path).map(Self::V1)
     }

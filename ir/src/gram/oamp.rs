@@ -161,7 +161,7 @@ pub struct OampIr {
     pub slicer: Vec<i64>,
 }
 
-fn check_recip(field: &str, r: &Reciprocal, divisor: QFormat) -> Result<(), IrError> {
+pub(super) fn check_recip(field: &str, r: &Reciprocal, divisor: QFormat) -> Result<(), IrError> {
     check_fmt(&format!("{field}.format"), &r.format, 2, 32)?;
     if r.format.width() != r.op.out_width() {
         return Err(IrError::invalid(
@@ -193,7 +193,7 @@ fn check_recip(field: &str, r: &Reciprocal, divisor: QFormat) -> Result<(), IrEr
     Ok(())
 }
 
-fn abs_max(v: impl IntoIterator<Item = i64>) -> i128 {
+pub(super) fn abs_max(v: impl IntoIterator<Item = i64>) -> i128 {
     v.into_iter()
         .map(|c| i128::from(c).abs())
         .max()
@@ -734,14 +734,14 @@ impl Work {
 }
 
 #[inline]
-fn t(v: i64) -> i128 {
+pub(super) fn t(v: i64) -> i128 {
     i128::from(v)
 }
 
 /// [`combine`] with a debug-build check that the aligned sum stays below 2^62, the bound the
 /// interval analysis proves (docs/ir.md §11.4).
 #[inline]
-fn comb(terms: &[(i128, i32)], out: QFormat) -> i64 {
+pub(super) fn comb(terms: &[(i128, i32)], out: QFormat) -> i64 {
     #[cfg(debug_assertions)]
     {
         let f = terms.iter().map(|t| t.1).fold(out.frac(), i32::max);
@@ -760,7 +760,7 @@ fn comb(terms: &[(i128, i32)], out: QFormat) -> i64 {
 
 /// Debug-build check that a value stays within its declared code range.
 #[inline]
-fn within(v: i64, f: QFormat) {
+pub(super) fn within(v: i64, f: QFormat) {
     debug_assert!(
         i128::from(v).abs() <= code_max(f),
         "{v} outside the {}-bit format",

@@ -60,6 +60,9 @@ pub(crate) mod batch;
 pub mod cg;
 pub mod denoise;
 pub mod ep;
+pub mod ep_quant;
+#[cfg(test)]
+mod ep_quant_tests;
 pub mod file;
 #[cfg(test)]
 mod ir_inputs_tests;
