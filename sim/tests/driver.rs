@@ -161,6 +161,92 @@ fn mac_matches_rust_model_bit_for_bit_over_random_cycles() {
 }
 
 #[test]
+fn run_while_low_is_ticking_with_reads_between() {
+    if !verilator_present() {
+        return;
+    }
+    // `Model::run_while_low` (the shim's `sim_run`) against `tick` and reads from Rust, inputs
+    // held: the same cycles, the same records of the captured ports (a wide one as its
+    // words, a narrow one as two) on the cycles the valid port (here in_ready) reads 1, the same state after,
+    // the stop before the first cycle a stop port reads 1, a full buffer ending the run.
+    let built = mac_fixture::build().build().unwrap();
+    let mut rng = ChaCha8Rng::seed_from_u64(9);
+    for round in 0..6 {
+        let inputs = MacInputs {
+            rst: false,
+            in_valid: true,
+            out_ready: round % 2 == 0,
+            ..random_inputs(&mut rng)
+        };
+        let mut slow = Model::new(&built, round).unwrap();
+        let mut fast = Model::new(&built, round).unwrap();
+        let ids = MacIds::new(&slow).unwrap();
+        for m in [&mut slow, &mut fast] {
+            m.reset(2).unwrap();
+            apply(m, &ids, &inputs).unwrap();
+            m.eval();
+        }
+        let stop = if round < 2 { vec![] } else { vec![ids.count] };
+        let max = 40;
+        let mut want = Vec::new();
+        let mut cycles = 0;
+        while cycles < max && stop.iter().all(|&p| slow.get(p).unwrap() == 0) {
+            if slow.get(ids.in_ready).unwrap() == 1 {
+                want.extend(slow.get_wide(ids.tag_q).unwrap());
+                let acc = slow.get(ids.acc).unwrap();
+                want.extend([acc as u32, (acc >> 32) as u32]);
+            }
+            slow.tick().unwrap();
+            cycles += 1;
+        }
+        let capture = fast.capture(ids.in_ready, &[ids.tag_q, ids.acc]).unwrap();
+        assert_eq!(capture.record_words(), 3 + 2);
+        let mut buf = vec![0u32; 5 * 64];
+        let (n, used) = fast
+            .run_while_low(max, &stop, Some(&capture), &mut buf)
+            .unwrap();
+        assert_eq!((n, &buf[..used]), (cycles, &want[..]), "round {round}");
+        eprintln!(
+            "round {round}: {cycles} cycles, {} record words",
+            want.len()
+        );
+        assert_eq!(fast.cycles(), slow.cycles());
+        for id in [ids.out_valid, ids.in_ready, ids.acc, ids.count] {
+            assert_eq!(fast.get(id).unwrap(), slow.get(id).unwrap());
+        }
+        assert_eq!(
+            fast.get_wide(ids.history).unwrap(),
+            slow.get_wide(ids.history).unwrap()
+        );
+        if want.len() > 5 {
+            // Room for one record: the run ends before the cycle of the second.
+            let mut again = Model::new(&built, round).unwrap();
+            again.reset(2).unwrap();
+            apply(&mut again, &ids, &inputs).unwrap();
+            again.eval();
+            let mut one = vec![0u32; 5];
+            let (n1, used1) = again
+                .run_while_low(max, &stop, Some(&capture), &mut one)
+                .unwrap();
+            assert!(
+                n1 < cycles && used1 == 5 && one == want[..5],
+                "round {round}"
+            );
+        }
+    }
+    let mut model = Model::new(&built, 1).unwrap();
+    let ids = MacIds::new(&model).unwrap();
+    let wide = model
+        .run_while_low(1, &[ids.tag_q], None, &mut [])
+        .unwrap_err();
+    assert!(matches!(wide, SimError::WidePort { .. }), "{wide}");
+    assert!(matches!(
+        model.capture(ids.history, &[ids.acc]).unwrap_err(),
+        SimError::WidePort { .. }
+    ));
+}
+
+#[test]
 fn rebuild_with_same_inputs_is_a_cache_hit() {
     if !verilator_present() {
         return;
