@@ -15,9 +15,10 @@
 //! x⁺ = q(φ m(r, bucket) − φξ r) with m the denoiser table's entry.
 //!
 //! The five layer constants are γ, c0 = 1 − 2θ, c1 = θ², φ, φξ, each at the finest frac
-//! holding it at `scalar_bits` (the PTQ rule, [`lower_oamp_with`]). Every product there stays
-//! below 2^53 at the PTQ formats, so the f64 values are the integer model's (the agreement
-//! test checks ≥ 99.9 % of decisions).
+//! holding it at `scalar_bits` (the PTQ rule, [`lower_oamp_with`]). An f64 value differs from
+//! the integer model's only where an exact sum needs more than 53 bits; the tests check equal
+//! last-layer state codes on every vector of small nets at 8, 6 and 4 bits, and ≥ 99.9 % equal
+//! decisions after fine-tuning.
 //!
 //! The STE surrogate ([`QatOamp`]) is the same forward with each quantizer's offset
 //! q(v) − v treated as a constant (recorded into, or replayed from, an [`OampTape`] with the
@@ -411,7 +412,7 @@ pub fn lower_oamp_with(
         .into());
     }
     let cw = opts.scalar_bits;
-    let (k_n, off) = (ir.layers.len(), net.offsets());
+    let off = net.offsets();
     let p = net.params();
     let mut out = ir.clone();
     for (k, l) in out.layers.iter_mut().enumerate() {
@@ -423,7 +424,6 @@ pub fn lower_oamp_with(
         l.phi = coef(phi, cw);
         l.phi_xi = coef(phi * xi, cw);
     }
-    debug_assert_eq!(out.layers.len(), k_n);
     out.validate()?;
     Ok(out)
 }

@@ -302,3 +302,24 @@ fn qat_mse_training_lowers_the_training_loss() {
     assert!(train_qat_mse_oamp(&fq, &other, &mut |_| {}).is_err());
     let _ = fq.name();
 }
+
+/// The trained oamp-k10 (16×16 16-QAM): at 8 and 6 bits the fake-quant net's last-layer state
+/// codes are the golden model's on every vector (full-size sums, 18–30 dB).
+#[test]
+fn trained_oamp_k10_fake_quant_is_its_golden_model() {
+    let path =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/gram/oamp-k10.model.json");
+    let file = super::file::GramModelFile::load(&path).expect("model file");
+    for bits in [8u32, 6] {
+        let mut opts = OampQuantOptions::new(bits);
+        opts.calib_frames = 300;
+        let fq = quantize_oamp(&file.net, &opts).unwrap();
+        let golden = OampInterpreter::new(fq.ir().clone()).unwrap();
+        let batch = frames_at(&file.net, 24, 1, bits.into(), (18.0, 30.0));
+        assert_eq!(
+            fq.forward_codes(&batch).unwrap(),
+            golden_codes(&golden, &batch),
+            "bits {bits}"
+        );
+    }
+}
