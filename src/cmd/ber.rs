@@ -65,7 +65,8 @@
 //! `--rtl PATH` (repeatable) builds the RTL generated from an IR file with Verilator (8 MAC
 //! lanes, or the largest divisor of N below 8) and runs it as one more detector, named like
 //! `pgd-soft-k5-kaq-4b-rtl`: BER through the hardware itself. Same link rules as `--ir`. An
-//! IR v2 document builds the folded cg engine (`kaq_sim::cosim::GramRtlDetector`): the frames
+//! IR v2 document builds the cg engine at the flow's lane count (8, `CG_DEFAULT_LANES`; the
+//! engine takes any P from 1 to 32) as `kaq_sim::cosim::GramRtlDetector`: the frames
 //! enter in channel blocks as for `--ir`, one block beat and T vector beats each. Its outputs
 //! are compared with the golden model (a mismatch fails the run); `--rtl-taps` builds it with
 //! its tap port and checks every stage's taps too (slower; a tap mismatch fails the run).
@@ -655,12 +656,13 @@ fn load_rtl(path: &Path, link: &LinkConfig, taps: bool) -> anyhow::Result<Box<dy
         AnyIr::V1(ir) => ir,
         AnyIr::V2(ir) => {
             check_ir_link("--rtl", path, (ir.nt, ir.nr, ir.modulation), link)?;
+            let lanes = super::flow::CG_DEFAULT_LANES;
             eprintln!(
-                "building the RTL of {} with Verilator (the folded IR v2 engine{})…",
+                "building the RTL of {} with Verilator (the IR v2 engine, {lanes} lanes{})…",
                 ir.name,
                 if taps { ", with its tap port" } else { "" }
             );
-            let rtl = GramRtl::build_with(&ir, 1, false, taps)
+            let rtl = GramRtl::build_with(&ir, lanes, false, taps)
                 .with_context(|| format!("--rtl {}", path.display()))?;
             return Ok(Box::new(GramRtlDetector::new(rtl, 1)));
         }

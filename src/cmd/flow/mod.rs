@@ -26,6 +26,9 @@ mod gram;
 mod stages;
 mod summary;
 
+/// The cg engine's lane count in the flow (and in `kaq ber --rtl` of an IR v2 document).
+pub(crate) use config::CG_DEFAULT_LANES;
+
 use std::fs;
 use std::path::PathBuf;
 use std::time::Instant;
