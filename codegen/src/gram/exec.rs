@@ -24,6 +24,8 @@ pub struct Engine<'p> {
     jofs: usize,
     /// Cycles run.
     pub cycles: u64,
+    /// The largest |accumulator| any MAC reached (the 64-bit accumulator's headroom).
+    pub acc_peak: u64,
 }
 
 fn finish(acc: i64, down: u32, satw: u32) -> i64 {
@@ -51,6 +53,7 @@ impl<'p> Engine<'p> {
             bin: 0,
             jofs: 0,
             cycles: 0,
+            acc_peak: 0,
         }
     }
 
@@ -109,6 +112,7 @@ impl<'p> Engine<'p> {
         } else {
             base.wrapping_add(term)
         };
+        self.acc_peak = self.acc_peak.max(self.acc[l].unsigned_abs());
         if done {
             self.write(dest, finish(self.acc[l], down, ins.satw));
         }

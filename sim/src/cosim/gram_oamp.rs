@@ -96,6 +96,17 @@ impl OampRtl {
     /// Streams `blocks` through the design with `stalls` and compares every output beat with
     /// the golden model.
     pub fn run(&self, blocks: &[GramBlock], stalls: GramStalls) -> Result<GramReport, CosimError> {
+        self.run_against(&self.golden, blocks, stalls)
+    }
+
+    /// [`OampRtl::run`] against `golden` (the design's golden model, or one of an altered IR
+    /// to show that a difference is found).
+    pub fn run_against(
+        &self,
+        golden: &OampInterpreter,
+        blocks: &[GramBlock],
+        stalls: GramStalls,
+    ) -> Result<GramReport, CosimError> {
         for (name, value) in [
             ("block stall", stalls.block),
             ("vector stall", stalls.vector),
@@ -110,7 +121,7 @@ impl OampRtl {
         let mut want = VecDeque::new();
         let mut ys: VecDeque<Vec<u32>> = VecDeque::new();
         for b in blocks {
-            let (_, taps) = self.golden.run_block_codes(&b.h, &b.ys, b.bin)?;
+            let (_, taps) = golden.run_block_codes(&b.h, &b.ys, b.bin)?;
             let t = taps.len();
             for (k, v) in taps.into_iter().enumerate() {
                 let x = v.layers.last().map(|l| l.x.clone()).unwrap_or_default();
