@@ -89,6 +89,8 @@ fn check(ir: &OampIr, rtl: &OampRtl, lanes: usize, blocks: &[GramBlock], seed: u
     };
     let r = rtl.run(blocks, free).unwrap();
     assert!(r.mismatches.is_empty(), "{:?}", &r.mismatches[..1]);
+    assert_eq!(r.tap_mismatch_count, 0, "{:?}", r.tap_anomalies);
+    assert_eq!(r.taps, r.taps_compared > 0);
     assert_eq!(r.vectors, want);
     assert!(
         r.block_cycles.iter().all(|&c| c == blk),
@@ -108,6 +110,7 @@ fn check(ir: &OampIr, rtl: &OampRtl, lanes: usize, blocks: &[GramBlock], seed: u
     };
     let r = rtl.run(blocks, stalls).unwrap();
     assert!(r.mismatches.is_empty(), "{:?}", &r.mismatches[..1]);
+    assert_eq!(r.tap_mismatch_count, 0, "{:?}", r.tap_anomalies);
     assert_eq!(r.vectors, want);
     // Stalls on the ports do not change the engine's cycles.
     assert!(r.vector_cycles.iter().all(|&c| c == vec));
@@ -132,7 +135,8 @@ fn oamp_rtl_matches_golden_model_with_stalls() {
     .enumerate()
     {
         let ir = lowered_oamp(nt, modulation, layers, c as u64 + 40);
-        let rtl = OampRtl::build(&ir, lanes, false).unwrap();
+        // Every other design with its tap port (each register write against the twin's).
+        let rtl = OampRtl::build_with(&ir, lanes, false, c % 2 == 1).unwrap();
         let mut blocks = random_blocks(&ir, 12, &mut rng);
         blocks.extend(oamp_link_blocks(&ir, 24, 6, &[0.0, 10.0, 20.0, 30.0], c as u64).unwrap());
         vectors += check(&ir, &rtl, lanes, &blocks, c as u64);
