@@ -111,7 +111,9 @@ fn oamp_lowers_runs_in_ber_codegen_and_cosim() {
         .success();
     let text = String::from_utf8_lossy(&out.get_output().stdout).to_string();
     assert!(
-        text.contains("24 vectors in 4 blocks of 6: 0 mismatches") && text.contains("equal"),
+        text.contains("24 vectors in 4 blocks of 6: 0 mismatches")
+            && text.contains("Rust twin, 0 mismatches")
+            && text.contains("equal"),
         "{text}"
     );
     // Not yet: the report and the RTL as a BER detector, refused naming --ir / --rtl.

@@ -33,8 +33,10 @@
 //
 // Instruction word (LSB first): op[3], a[AW], b[BW], b_const, b_bin, neg, sh[6], first,
 // last, down[6], satw[7], dest[AW], rep_m1[RPW], sa[AW], sb[BW], s_bin, sidx[SIW], wide,
-// lane[LNW], ar[VAW], br[VAW], dr[VAW] (the bank-V rows of a, b and dest). op: 0 MAC,
-// 1 MAX, 2 DIV inv_trace, 3 DIV diag_inv, 4 BUCKET, 5 LUT. MAC repetition k: acc' = (first &&
+// lane[LNW], ar[VAW], br[VAW], dr[VAW] (the bank-V rows of a, b and dest), then with JSEL
+// a_sel. op: 0 MAC, 1 MAX, 2 DIV inv_trace, 3 DIV diag_inv (an oamp design's pivot_inv),
+// 4 BUCKET, 5 LUT, 6 DIV c_inv (NDIV = 3), 7 SELECT (JSEL = 1: the bank entry of an oamp
+// design, docs/rtl.md "IR v4"; a_sel adds its offset to a). MAC repetition k: acc' = (first &&
 // k = 0 ? 0 : acc) ± (a_k·b_k << sh) (a term whose a is the one register adds b_k without
 // the multiplier); on last at k = rep_m1, dest = sat_satw(round_half_up(acc' >> down)). With
 // s_bin, sh and down are the block's SNR bin's entry of the shift table instead of the two

@@ -422,7 +422,8 @@ fn run_gram(args: &CosimArgs, ir: &kaq_ir::gram::GramIr) -> anyhow::Result<()> {
 
 /// `kaq cosim` of an IR v4 (oamp) document: the oamp programs on the Gram engine under
 /// Verilator (`kaq_sim::cosim::gram_oamp`), every output beat against `OampInterpreter`, the
-/// measured cycles against the analytic model. No tap port yet (outputs only).
+/// measured cycles against the analytic model, every register write on the tap port against
+/// the engine's Rust twin.
 fn run_oamp(args: &CosimArgs, ir: &kaq_ir::gram::oamp::OampIr) -> anyhow::Result<()> {
     use kaq_sim::cosim::gram::GramStalls;
     use kaq_sim::cosim::gram_oamp::{OampRtl, oamp_link_blocks};
@@ -443,7 +444,7 @@ fn run_oamp(args: &CosimArgs, ir: &kaq_ir::gram::oamp::OampIr) -> anyhow::Result
             "not supported for IR v4 designs yet",
         ));
     }
-    let rtl = OampRtl::build(ir, lanes, false)?;
+    let rtl = OampRtl::build_with(ir, lanes, false, true)?;
     let blocks = oamp_link_blocks(ir, args.frames, args.block, &args.snr.0, args.seed)?;
     let stall = args.stall_prob;
     let stalls = GramStalls {
@@ -470,6 +471,13 @@ fn run_oamp(args: &CosimArgs, ir: &kaq_ir::gram::oamp::OampIr) -> anyhow::Result
         println!("  first: {first}");
     }
     println!(
+        "  taps: {} register writes compared with the engine's Rust twin, {} mismatches",
+        report.taps_compared, report.tap_mismatch_count
+    );
+    if let Some(first) = report.tap_anomalies.first() {
+        println!("  first tap mismatch: {first}");
+    }
+    println!(
         "  cycles: block stage {pb}, vector {pv} (analytic); measured {}",
         if exact { "equal" } else { "DIFFERENT" }
     );
@@ -478,7 +486,7 @@ fn run_oamp(args: &CosimArgs, ir: &kaq_ir::gram::oamp::OampIr) -> anyhow::Result
         report.vectors as f64 / secs.max(1e-9),
         rtl.build_time().as_secs_f64()
     );
-    if !report.mismatches.is_empty() || !exact {
+    if !report.mismatches.is_empty() || report.tap_mismatch_count > 0 || !exact {
         bail!("the RTL differs from the golden model");
     }
     Ok(())

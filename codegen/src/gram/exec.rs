@@ -24,6 +24,13 @@ pub struct Engine<'p> {
     jofs: usize,
     /// Cycles run.
     pub cycles: u64,
+    /// The largest |accumulator| any MAC reached (the 64-bit accumulator's headroom).
+    pub acc_peak: u64,
+    /// When `Some`, every register (and bucket) write of the programs as the tap port shows
+    /// it: (ROM word, lane, value as stored).
+    pub log: Option<Vec<(usize, usize, i64)>>,
+    /// The ROM word running (none during the loads).
+    word: Option<usize>,
 }
 
 fn finish(acc: i64, down: u32, satw: u32) -> i64 {
@@ -51,6 +58,9 @@ impl<'p> Engine<'p> {
             bin: 0,
             jofs: 0,
             cycles: 0,
+            acc_peak: 0,
+            log: None,
+            word: None,
         }
     }
 
@@ -67,6 +77,14 @@ impl<'p> Engine<'p> {
         let w = self.prog.bank_w[self.prog.map.bank(r).min(3)];
         let sh = 64 - w;
         self.regs[r] = (v << sh) >> sh;
+    }
+
+    /// [`Engine::write`] of an instruction's result from `lane`, logged.
+    fn put(&mut self, r: usize, v: i64, lane: usize) {
+        self.write(r, v);
+        if let (Some(log), Some(w)) = (self.log.as_mut(), self.word) {
+            log.push((w, lane, self.regs[r]));
+        }
     }
 
     fn mac(&mut self, ins: &Ins, k: usize) {
@@ -109,8 +127,9 @@ impl<'p> Engine<'p> {
         } else {
             base.wrapping_add(term)
         };
+        self.acc_peak = self.acc_peak.max(self.acc[l].unsigned_abs());
         if done {
-            self.write(dest, finish(self.acc[l], down, ins.satw));
+            self.put(dest, finish(self.acc[l], down, ins.satw), l);
         }
     }
 
@@ -133,14 +152,19 @@ impl<'p> Engine<'p> {
                     self.mac(ins, k);
                 }
             }
-            Op::Max => self.write(ins.dest, a.max(b)),
+            Op::Max => self.put(ins.dest, a.max(b), ins.lane),
             Op::Div(k) => {
                 let d = p.divider(k);
                 let (r, o) = (d.rounding(), d.overflow());
                 let q = divide(1, a, d.shift(), d.d_min(), r, o, d.out_width());
-                self.write(ins.dest, q);
+                self.put(ins.dest, q, ins.lane);
             }
-            Op::Bucket => self.bucket = p.thresholds.iter().filter(|&&t| a >= t).count(),
+            Op::Bucket => {
+                self.bucket = p.thresholds.iter().filter(|&&t| a >= t).count();
+                if let (Some(log), Some(w)) = (self.log.as_mut(), self.word) {
+                    log.push((w, 0, self.bucket as i64));
+                }
+            }
             Op::Select => {
                 let s = p
                     .sel
@@ -154,7 +178,7 @@ impl<'p> Engine<'p> {
                 for k in 0..ins.rep as usize {
                     let a = self.read(self.a_reg(ins) + k * ins.sa as usize);
                     let v = p.table[self.bucket][(a + half) as usize];
-                    self.write(ins.dest + k, v);
+                    self.put(ins.dest + k, v, k);
                 }
             }
         }
@@ -170,9 +194,11 @@ impl<'p> Engine<'p> {
         // The drain (H̃'s M·N load cycles precede the block beat's acceptance).
         self.cycles += 1;
         self.bin = bin;
-        for ins in &self.prog.block {
+        for (w, ins) in self.prog.block.iter().enumerate() {
+            self.word = Some(w);
             self.step(ins);
         }
+        self.word = None;
     }
 
     /// Loads ỹ, runs the vector program and returns x⁽ᴷ⁾.
@@ -182,9 +208,12 @@ impl<'p> Engine<'p> {
             self.write(map.y + k, v);
         }
         self.cycles += self.prog.load_cycles() + 1;
-        for ins in &self.prog.vector {
+        let base = self.prog.block.len();
+        for (w, ins) in self.prog.vector.iter().enumerate() {
+            self.word = Some(base + w);
             self.step(ins);
         }
+        self.word = None;
         self.regs[map.x..map.x + self.prog.n].to_vec()
     }
 

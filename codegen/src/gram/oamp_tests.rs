@@ -65,6 +65,9 @@ fn code(rng: &mut ChaCha8Rng, w: u32) -> i64 {
 /// asserts every x equal; also the cycles against [`Program::block_cycles`] and
 /// [`Program::vector_cycles`]. Returns the vectors compared.
 fn check(ir: &OampIr, prog: &Program, blocks: usize, rng: &mut ChaCha8Rng) -> (usize, usize) {
+    // Every accumulator stays within the widest sum bound of the interval analysis (so
+    // below 2^62 and exact in 64 bits).
+    let widest = ir.bounds().unwrap().sums.iter().map(|s| s.1).max().unwrap();
     let golden = OampInterpreter::new(ir.clone()).unwrap();
     let (m, n) = (ir.m, ir.n);
     let mut vectors = 0;
@@ -94,6 +97,11 @@ fn check(ir: &OampIr, prog: &Program, blocks: usize, rng: &mut ChaCha8Rng) -> (u
             let levels: Vec<i32> = x.iter().map(|&c| eng.level(c)).collect();
             assert_eq!(levels, taps[v].levels, "block {blk} vector {v}: levels");
             vectors += 1;
+            assert!(
+                eng.acc_peak < 1u64 << widest,
+                "an accumulator reached {} (bound 2^{widest})",
+                eng.acc_peak
+            );
             nonzero += x.iter().filter(|&&c| c != 0).count();
             entries.extend(taps[v].layers.iter().map(|l| l.j));
         }
@@ -137,6 +145,8 @@ fn oamp_program_equals_golden_model_on_small_designs() {
 fn oamp_program_equals_golden_model_on_oamp_k10_8b() {
     let ir = oamp_k10_8b();
     assert_eq!(ir.n, 32);
+    let widest = ir.bounds().unwrap().sums.iter().map(|s| s.1).max().unwrap();
+    assert_eq!(widest, 57, "the widest sum bound of oamp-k10 at 8 bits");
     let mut rng = ChaCha8Rng::seed_from_u64(7);
     for lanes in [1, 8, 32] {
         let prog = program(&ir, lanes);
