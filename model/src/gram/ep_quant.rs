@@ -423,7 +423,16 @@ pub fn lower_ep(net: &GramNet, opts: &EpQuantOptions) -> Result<EpIr, ModelError
     // resolution where the load's range needs a coarser step (at b ≥ 10 G is wider than ℓ).
     let load_frac = choose_frac(&[&st.load], opts.inverse_bits, cal);
     let g = fmt(wb, choose_frac(&[&st.g], wb, cal).min(load_frac))?;
-    let z = calibrated(wb, &st.z)?;
+    // μ = P(z + g) aligns the two products P·z and P·g: their fracs may differ by at most
+    // the headroom each leaves below 2^62 (small nets calibrate z far finer than g).
+    let ib = opts.inverse_bits;
+    let nbits = (usize::BITS - link.n().leading_zeros()) as i32;
+    let gam_cal = choose_frac(&[&st.gam], ib, cal);
+    let z_cal = choose_frac(&[&st.z], wb, cal);
+    let up = 61 - nbits - 2 * (ib as i32 - 1);
+    let down = 61 - nbits - (ib as i32 - 1) - (wb as i32 - 1);
+    let z = fmt(wb, z_cal.min(gam_cal + up.max(0)))?;
+    let gam = fmt(ib, gam_cal.min(z.frac() + down.max(0)))?;
     let recip = |w: u32,
                  samples: &[f32],
                  divisor: QFormat,
@@ -450,7 +459,6 @@ pub fn lower_ep(net: &GramNet, opts: &EpQuantOptions) -> Result<EpIr, ModelError
             format: fmt(w, frac)?,
         })
     };
-    let ib = opts.inverse_bits;
     let ld = calibrated(ib, &st.ld)?;
     let q = calibrated(ib, &st.q)?;
     let inverse = EpInverse {
@@ -478,7 +486,7 @@ pub fn lower_ep(net: &GramNet, opts: &EpQuantOptions) -> Result<EpIr, ModelError
     let t = calibrated(opts.bits, &t_clip)?;
     let formats = EpFormats {
         load,
-        gam: calibrated(ib, &st.gam)?,
+        gam,
         mu: calibrated(ib, &st.mu)?,
         c,
         c_inv: recip(sb, &st.c_inv, c, c_min, Divisor::Clamped)?,

@@ -62,3 +62,64 @@ fn trained_net_lowerings_agree_with_the_float_net() {
         assert!(int >= want, "{bits} bits: {int} < {want}");
     }
 }
+
+/// Small nets (N = 2..8, QPSK and 16-QAM, 1..4 layers, perturbed β and floors), block
+/// lengths 1..14, SNR windows over 10..30 dB: at 12 bits the golden model decides as the
+/// float net on at least 99 % of the symbols (the rest are the float net's near-ties and the
+/// bin-centre s2 of the IR).
+#[test]
+fn small_nets_at_12_bits_agree_with_the_float_net() {
+    use super::testing::agreement;
+    use super::{Family, GramConfig};
+    use crate::link::LinkConfig;
+    use crate::modulation::Modulation;
+    use rand::Rng;
+    let mut rng = ChaCha8Rng::seed_from_u64(43);
+    let (mut same, mut total) = (0, 0);
+    for case in 0..8 {
+        let modulation = [Modulation::Qpsk, Modulation::Qam16][case % 2];
+        let nt = rng.random_range(1..=2);
+        let link = LinkConfig::new(nt, nt + rng.random_range(0..=1), modulation).unwrap();
+        let config = GramConfig {
+            family: Family::Ep,
+            layers: rng.random_range(1..=4),
+            inner: 0,
+        };
+        let mut net = GramNet::new(config, &link).unwrap();
+        for v in net.params_mut() {
+            *v += rng.random_range(-0.05..0.05);
+        }
+        net.project();
+        let mut opts = EpQuantOptions::new(12);
+        opts.calib_frames = 300;
+        let ir = lower_ep(&net, &opts).expect("lowers");
+        let golden = EpInterpreter::new(ir).expect("validates");
+        let block = rng.random_range(1..=14);
+        let lo = rng.random_range(10.0..25.0);
+        let link = net.link().clone().with_block(block).expect("block");
+        let (s, t) = agreement(&link, &golden, &net, (lo, lo + 5.0), 300, case as u64);
+        same += s;
+        total += t;
+    }
+    let rate = same as f64 / total as f64;
+    assert!(
+        rate >= 0.99,
+        "decisions agree on {same} of {total} ({rate})"
+    );
+}
+
+#[test]
+fn the_lowering_refuses_other_families_and_bad_widths() {
+    use super::{Family, GramConfig};
+    use crate::link::LinkConfig;
+    use crate::modulation::Modulation;
+    let link = LinkConfig::new(1, 1, Modulation::Qpsk).unwrap();
+    let oamp = GramNet::new(GramConfig::new(Family::Oamp, 1), &link).unwrap();
+    assert!(lower_ep(&oamp, &EpQuantOptions::new(8)).is_err());
+    let ep = GramNet::new(GramConfig::new(Family::Ep, 2), &link).unwrap();
+    assert!(lower_ep(&ep, &EpQuantOptions::new(13)).is_err());
+    let mut o = EpQuantOptions::new(8);
+    o.coef_bits = 30;
+    assert!(lower_ep(&ep, &o).is_err());
+    assert!(lower_ep(&ep, &EpQuantOptions::new(8)).is_ok());
+}
