@@ -265,6 +265,9 @@ fn float_pass_out(
                 rec(&mut st.q_inv, iq);
                 let lh = s2 * iv - cc * iq;
                 let gh = s2 * post.mean * iv - tn * iq;
+                // ℓ̂ and ĝ are held at the load's and g's formats before the mix.
+                rec(&mut st.load, lh);
+                rec(&mut st.gam, gh);
                 let (lh, gh) = if lh < 0.0 {
                     (load[i], gam[i])
                 } else {
@@ -314,7 +317,8 @@ fn quantile(samples: &[f32], q: f64) -> f64 {
 /// The moment tables: representatives geometric between the 0.1 % and 99.9 % quantiles of the
 /// calibration h (at least one h LSB), thresholds at the geometric midpoints rounded up to h
 /// codes; entry [j][i] = the quantizers of the Gauss-QAM mean (at `state`) and variance (at
-/// `var`) at t = (i − 2^(w−1))·2^−f_t, h = rep_j.
+/// `var`) at t = (i − 2^(w−1))·2^−f_t, h = rep_j, except at the saturating t codes ±Q(t),
+/// which hold the limits as |t| → ∞ (the outer level, variance 0).
 fn build_moments(
     net: &GramNet,
     st: &Stats,
@@ -339,13 +343,24 @@ fn build_moments(
         .collect();
     let half = 1i64 << (t.width() - 1);
     let tstep = 2f64.powi(-t.frac());
+    let edge = (net.link().modulation.levels_per_dim() - 1).max(1) as f64;
     let (mut mean, mut vars) = (Vec::with_capacity(nb), Vec::with_capacity(nb));
     for &rep in &reps {
         let (mut mr, mut vr) = (Vec::new(), Vec::new());
         for i in 0..2 * half {
-            let post = gq.eval((i - half) as f64 * tstep, rep);
-            mr.push(code_f64(post.mean, state.frac(), state.width()));
-            vr.push(code_f64(post.var, var.frac(), var.width()).max(0));
+            // The saturating codes ±Q(t) stand for every |t| beyond the range (the cavity of a
+            // site whose c is small has |t| far beyond the alphabet): their entries are the
+            // limits as |t| → ∞, the outer level with variance 0. Entry 0 (t = −2^(w−1)) is
+            // never addressed (t saturates symmetrically).
+            let code = i - half;
+            let (mean, v) = if code.abs() >= half - 1 {
+                (code.signum() as f64 * edge, 0.0)
+            } else {
+                let post = gq.eval(code as f64 * tstep, rep);
+                (post.mean, post.var)
+            };
+            mr.push(code_f64(mean, state.frac(), state.width()));
+            vr.push(code_f64(v, var.frac(), var.width()).max(0));
         }
         mean.push(mr);
         vars.push(vr);
@@ -375,15 +390,15 @@ pub fn lower_ep(net: &GramNet, opts: &EpQuantOptions) -> Result<EpIr, ModelError
         ))
         .into());
     }
-    for (name, w) in [
-        ("input_bits", opts.input_bits),
-        ("wide_bits", opts.wide_bits),
-        ("inverse_bits", opts.inverse_bits),
-        ("scalar_bits", opts.scalar_bits),
-        ("coef_bits", opts.coef_bits),
+    for (name, w, hi) in [
+        ("input_bits", opts.input_bits, 24),
+        ("wide_bits", opts.wide_bits, 32),
+        ("inverse_bits", opts.inverse_bits, 32),
+        ("scalar_bits", opts.scalar_bits, 32),
+        ("coef_bits", opts.coef_bits, 24),
     ] {
-        if !(2..=24).contains(&w) {
-            return Err(IrError::Lower(format!("{name} = {w}: must be 2..=24")).into());
+        if !(2..=hi).contains(&w) {
+            return Err(IrError::Lower(format!("{name} = {w}: must be 2..={hi}")).into());
         }
     }
     let link = net.link().clone();
@@ -396,40 +411,6 @@ pub fn lower_ep(net: &GramNet, opts: &EpQuantOptions) -> Result<EpIr, ModelError
     plain.block = 1;
     let frames = plain.generator()?.generate(&snr, &mut rng);
     let st = float_pass(net, &p, opts, &frames);
-    if std::env::var_os("KAQ_EP_STATS").is_some() {
-        for (name, v) in [
-            ("h", &st.h),
-            ("y", &st.y),
-            ("g", &st.g),
-            ("z", &st.z),
-            ("load", &st.load),
-            ("gam", &st.gam),
-            ("ld", &st.ld),
-            ("pivot_inv", &st.pivot_inv),
-            ("l", &st.l),
-            ("w", &st.w),
-            ("v", &st.v),
-            ("q", &st.q),
-            ("mu", &st.mu),
-            ("c", &st.c),
-            ("c_inv", &st.c_inv),
-            ("tn", &st.tn),
-            ("t", &st.t),
-            ("hv", &st.hv),
-            ("var", &st.var),
-            ("v_inv", &st.v_inv),
-            ("q_inv", &st.q_inv),
-        ] {
-            eprintln!(
-                "{name:10} n={:9} q.5={:10.3e} q.99={:10.3e} q.9999={:10.3e} max={:10.3e}",
-                v.len(),
-                quantile(v, 0.5),
-                quantile(v, 0.99),
-                quantile(v, 0.9999),
-                quantile(v, 1.0)
-            );
-        }
-    }
     let cal = opts.calibration;
     let calibrated = |w: u32, s: &[f32]| fmt(w, choose_frac(&[s], w, cal));
     let h_in = calibrated(opts.input_bits, &st.h)?;
@@ -438,8 +419,20 @@ pub fn lower_ep(net: &GramNet, opts: &EpQuantOptions) -> Result<EpIr, ModelError
     let edge = (link.modulation.levels_per_dim() - 1).max(1) as f32;
     let state = fmt(opts.bits, frac_for(edge, opts.bits))?;
     let wb = opts.wide_bits;
-    let g = calibrated(wb, &st.g)?;
-    let z = calibrated(wb, &st.z)?;
+    // A = G + diag(ℓ) is held at ℓ's frac, which must not be below G's: G gives up
+    // resolution where the load's range needs a coarser step (at b ≥ 10 G is wider than ℓ).
+    let load_frac = choose_frac(&[&st.load], opts.inverse_bits, cal);
+    let g = fmt(wb, choose_frac(&[&st.g], wb, cal).min(load_frac))?;
+    // μ = P(z + g) aligns the two products P·z and P·g: their fracs may differ by at most
+    // the headroom each leaves below 2^62 (small nets calibrate z far finer than g).
+    let ib = opts.inverse_bits;
+    let nbits = (usize::BITS - link.n().leading_zeros()) as i32;
+    let gam_cal = choose_frac(&[&st.gam], ib, cal);
+    let z_cal = choose_frac(&[&st.z], wb, cal);
+    let up = 61 - nbits - 2 * (ib as i32 - 1);
+    let down = 61 - nbits - (ib as i32 - 1) - (wb as i32 - 1);
+    let z = fmt(wb, z_cal.min(gam_cal + up.max(0)))?;
+    let gam = fmt(ib, gam_cal.min(z.frac() + down.max(0)))?;
     let recip = |w: u32,
                  samples: &[f32],
                  divisor: QFormat,
@@ -466,7 +459,6 @@ pub fn lower_ep(net: &GramNet, opts: &EpQuantOptions) -> Result<EpIr, ModelError
             format: fmt(w, frac)?,
         })
     };
-    let ib = opts.inverse_bits;
     let ld = calibrated(ib, &st.ld)?;
     let q = calibrated(ib, &st.q)?;
     let inverse = EpInverse {
@@ -478,7 +470,7 @@ pub fn lower_ep(net: &GramNet, opts: &EpQuantOptions) -> Result<EpIr, ModelError
         q,
     };
     let sb = opts.scalar_bits;
-    let load = fmt(ib, choose_frac(&[&st.load], ib, cal).max(g.frac()))?;
+    let load = fmt(ib, load_frac)?;
     let c = fmt(sb, choose_frac(&[&st.c], sb, cal).clamp(0, 40))?;
     let var = fmt(sb, frac_for(link.modulation.es() as f32, sb))?;
     let c_min = (C_FLOOR * 2f64.powi(c.frac())).ceil() as i64;
@@ -494,7 +486,7 @@ pub fn lower_ep(net: &GramNet, opts: &EpQuantOptions) -> Result<EpIr, ModelError
     let t = calibrated(opts.bits, &t_clip)?;
     let formats = EpFormats {
         load,
-        gam: calibrated(ib, &st.gam)?,
+        gam,
         mu: calibrated(ib, &st.mu)?,
         c,
         c_inv: recip(sb, &st.c_inv, c, c_min, Divisor::Clamped)?,
