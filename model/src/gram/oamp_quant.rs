@@ -249,6 +249,19 @@ fn bank_delta(net: &GramNet, bins: &SnrBins, bin: usize, j: usize) -> f64 {
     f64::from(bin_s2(net, bins, bin)) / super::es_dim(net.link()) * OAMP_BANK_RATIO.powi(j as i32)
 }
 
+/// The smallest δ code (at `g`) whose 1/δ fits every format in `inverse` (at least 1 code):
+/// the pivots' reciprocals and Q_j are at most 1/δ_j in exact arithmetic (the pivots of the SPD
+/// A_j = G + δ_j I are ≥ λ_min(A_j) ≥ δ_j, and ‖A_j⁻¹‖₂ ≤ 1/δ_j bounds every entry of Q_j), so
+/// with δ_j at or above this floor neither saturates on any channel (docs/ir.md §11.6). At high
+/// SNR the LMMSE δ_j = s2·8^j/E_s falls below it and is raised to it.
+pub(crate) fn delta_floor(g: QFormat, inverse: &[QFormat]) -> i64 {
+    let top = inverse
+        .iter()
+        .map(|f| max_code(f.width()) as f64 * 2f64.powi(-f.frac()))
+        .fold(f64::INFINITY, f64::min);
+    ((2f64.powi(g.frac()) / top).ceil() as i64).clamp(1, max_code(g.width()))
+}
+
 /// The v² below which entry j + 1 is nearer than entry j: E_s/8^j/√8 (as the f32 stage).
 fn bank_threshold(es: f64, j: usize) -> f64 {
     es / OAMP_BANK_RATIO.powi(j as i32) / OAMP_BANK_RATIO.sqrt()
@@ -443,13 +456,16 @@ pub fn lower_oamp(net: &GramNet, opts: &OampQuantOptions) -> Result<OampIr, Mode
     let es = super::es_dim(&link);
     let v2w = opts.scalar_bits;
     let v2f = fmt(v2w, choose_frac(&[&st.v2], v2w, cal))?;
+    let pivot_inv = recip(bb, &st.pivot_inv, ld)?;
+    let q = calibrated(opts.wide_bits, &st.q)?;
+    let d_floor = delta_floor(g, &[pivot_inv.format, q]);
     let bank = Bank {
         delta: (0..OAMP_BANK)
             .map(|j| {
                 (0..bins)
                     .map(|bin| {
                         let d = bank_delta(net, &opts.snr_bins, bin, j);
-                        quant_code(d as f32, g.frac(), g.width()).max(1)
+                        quant_code(d as f32, g.frac(), g.width()).max(d_floor)
                     })
                     .collect()
             })
@@ -458,13 +474,13 @@ pub fn lower_oamp(net: &GramNet, opts: &OampQuantOptions) -> Result<OampIr, Mode
             .map(|j| coef(es / OAMP_BANK_RATIO.powi(j as i32), opts.scalar_bits))
             .collect(),
         ld,
-        pivot_inv: recip(bb, &st.pivot_inv, ld)?,
+        pivot_inv,
         // |L| ≤ 1 is the usual case and never below: at most width − 2 (a tiny L of a nearly
         // diagonal G would otherwise take a frac whose A term leaves 2^62).
         l: fmt(bb, choose_frac(&[&st.l], bb, cal).min(bb as i32 - 2))?,
         w: wf,
         v: calibrated(bb, &st.v)?,
-        q: calibrated(opts.wide_bits, &st.q)?,
+        q,
         p: pf,
         c_inv: recip(bb, &st.c_inv, pf)?,
         alpha: calibrated(opts.scalar_bits, &st.alpha)?,

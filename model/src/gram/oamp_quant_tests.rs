@@ -110,3 +110,66 @@ fn the_lowering_refuses_other_families_and_bad_widths() {
     o.bank_bits = 30;
     assert!(lower_oamp(&oamp, &o).is_err());
 }
+
+/// The bank's δ floor (docs/ir.md §11.6): every δ code of the lowering is at least the floor of
+/// its inverse's formats, the floor is what raises the LMMSE δ at high SNR, and with it no
+/// pivot reciprocal and no entry of Q_j saturates on Rayleigh channels in the top SNR bins
+/// (without it the small δ of those bins drives 1/δ past Q's format).
+#[test]
+fn the_delta_floor_keeps_the_bank_inverse_unsaturated_at_high_snr() {
+    use super::oamp_quant::delta_floor;
+    use kaq_ir::fixed::max_code;
+    let link = LinkConfig::new(2, 2, Modulation::Qam16).unwrap();
+    let config = GramConfig {
+        family: Family::Oamp,
+        layers: 2,
+        inner: 0,
+    };
+    let net = GramNet::new(config, &link).unwrap();
+    let mut opts = OampQuantOptions::new(8);
+    opts.calib_frames = 300;
+    let ir = lower_oamp(&net, &opts).expect("lowers");
+    let bank = &ir.block.bank;
+    let floor = delta_floor(ir.block.g, &[bank.pivot_inv.format, bank.q]);
+    assert!(floor > 1, "the floor is above one code at these formats");
+    for row in &bank.delta {
+        assert!(
+            row.iter().all(|&d| d >= floor),
+            "a δ below the floor: {row:?}"
+        );
+    }
+    let top = ir.snr_bins.count - 1;
+    assert_eq!(
+        bank.delta[0][top], floor,
+        "the floor raises δ_0 in the top bin"
+    );
+    let gi = OampInterpreter::new(ir.clone()).expect("validates");
+    let mut rng = ChaCha8Rng::seed_from_u64(7);
+    let (m, n) = (ir.m, ir.n);
+    let scale = (0.5 / m as f64).sqrt();
+    for _ in 0..200 {
+        let h: Vec<i64> = (0..m * n)
+            .map(|_| {
+                let (u, v): (f64, f64) = (rng.random(), rng.random());
+                let g = (-2.0 * (1.0 - u).ln()).sqrt() * (std::f64::consts::TAU * v).cos();
+                gi.quantize_h((g * scale) as f32)
+            })
+            .collect();
+        let ys = vec![0; m];
+        for bin in [top - 20, top - 10, top] {
+            let (bt, _) = gi.run_block_codes(&h, &ys, bin).unwrap();
+            for (j, e) in bt.bank.iter().enumerate() {
+                let qi = max_code(bank.pivot_inv.format.width());
+                assert!(
+                    e.pivot_inv.iter().all(|&c| c < qi),
+                    "entry {j} bin {bin}: ι saturates"
+                );
+                let qq = max_code(bank.q.width());
+                assert!(
+                    e.q.iter().all(|&c| c.abs() < qq),
+                    "entry {j} bin {bin}: Q saturates"
+                );
+            }
+        }
+    }
+}
