@@ -206,8 +206,7 @@ fn v2_wiring_refusals_name_the_flag() {
             .code(2)
             .stderr(predicate::str::contains("--ptq-bits"));
     }
-    // An ep file does not lower (cg and oamp do): refused naming --model, status 2, nothing
-    // written.
+    // An ep file lowers too (IR version 5, docs/ir.md §12; tests/ep_cli.rs runs it).
     train(d, "ep", "ep.json", &[]);
     kaq(d)
         .args([
@@ -217,12 +216,12 @@ fn v2_wiring_refusals_name_the_flag() {
             "--ptq-bits",
             "8",
             "--out",
-            "ir.json",
+            "ep-ir.json",
         ])
         .assert()
-        .code(2)
-        .stderr(predicate::str::contains("--model"))
-        .stderr(predicate::str::contains("does not lower to an IR yet"));
+        .success()
+        .stdout(predicate::str::contains("IR v5"));
+    assert!(d.join("ep-ir.json").exists());
     assert!(!d.join("ir.json").exists());
     // A v2 IR of another link.
     kaq(d)
