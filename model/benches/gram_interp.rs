@@ -6,6 +6,11 @@
 //! ratios are per-core comparisons in one run. The golden model computes the per-block stage
 //! (G, 1/tr G, D) once per block and allocates its buffers once per call.
 //!
+//! The near-ML EPNet `docs/gram/ep-k10.model.json` (K = 10, IR v5: a per-vector, per-layer
+//! integer LDLᵀ inverse) and OAMP-Net2 `docs/gram/oamp-k10.model.json` (K = 10, IR v4) run
+//! beside it on the same vectors: each f32 net and the golden model of its 8-bit PTQ IR, in
+//! groups of their own (`gram_ep_oamp_…`, ten samples: an EP call takes about a second).
+//!
 //! Two groups time the same calls: `gram_cg_k8_l4_16x16_16qam_t14` in wall time and
 //! `gram_cg_k8_l4_16x16_16qam_t14_cpu` in the CPU time of the process's threads (Linux
 //! `/proc/self/task/*/schedstat`), which a shared, loaded machine does not inflate. Select one
@@ -17,9 +22,13 @@ use std::sync::OnceLock;
 use criterion::measurement::{Measurement, ValueFormatter};
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use kaq_ir::gram::GramInterpreter;
+use kaq_ir::gram::ep::EpInterpreter;
+use kaq_ir::gram::oamp::OampInterpreter;
 use kaq_model::Detector;
 use kaq_model::gram::GramNet;
+use kaq_model::gram::ep_quant::{EpQuantOptions, lower_ep};
 use kaq_model::gram::file::GramModelFile;
+use kaq_model::gram::oamp_quant::{OampQuantOptions, lower_oamp};
 use kaq_model::gram::quantized::{CgQuantOptions, FakeQuantCg, quantize_cg};
 use kaq_model::link::{FrameBatch, stream_rng};
 use rand::Rng;
@@ -45,16 +54,36 @@ struct Setup {
     net: GramNet,
     golden: GramInterpreter,
     fq: FakeQuantCg,
+    ep_net: GramNet,
+    ep_golden: EpInterpreter,
+    oamp_net: GramNet,
+    oamp_golden: OampInterpreter,
     batch: FrameBatch,
+}
+
+/// A trained Gram-net file of docs/gram/.
+fn load_net(name: &str) -> GramNet {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../docs/gram")
+        .join(name);
+    GramModelFile::load(&path)
+        .unwrap_or_else(|e| panic!("{name}: {e}"))
+        .net
 }
 
 fn setup() -> &'static Setup {
     static SETUP: OnceLock<Setup> = OnceLock::new();
     SETUP.get_or_init(|| {
-        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("../docs/gram/cg-k8-l4.model.json");
-        let file = GramModelFile::load(&path).expect("the trained cg-k8-l4 model file");
-        let net = file.net;
+        let net = load_net("cg-k8-l4.model.json");
+        let ep_net = load_net("ep-k10.model.json");
+        let ep_golden =
+            EpInterpreter::new(lower_ep(&ep_net, &EpQuantOptions::new(8)).expect("EP PTQ"))
+                .expect("valid EP IR");
+        let oamp_net = load_net("oamp-k10.model.json");
+        let oamp_golden = OampInterpreter::new(
+            lower_oamp(&oamp_net, &OampQuantOptions::new(8)).expect("OAMP PTQ"),
+        )
+        .expect("valid OAMP IR");
         let mut opts = CgQuantOptions::new(8);
         opts.calib_frames = 500;
         let fq = quantize_cg(&net, &opts).expect("PTQ");
@@ -72,6 +101,10 @@ fn setup() -> &'static Setup {
             net,
             golden,
             fq,
+            ep_net,
+            ep_golden,
+            oamp_net,
+            oamp_golden,
             batch,
         }
     })
@@ -79,11 +112,28 @@ fn setup() -> &'static Setup {
 
 fn bench_in<M: Measurement>(c: &mut Criterion<M>, group: &str) {
     let s = setup();
-    let batch = &s.batch;
+    run_group(c, group, &[&s.net, &s.golden, &s.fq], 100);
+    run_group(
+        c,
+        &group.replace("cg_k8_l4", "ep_oamp_k10"),
+        &[&s.ep_net, &s.ep_golden, &s.oamp_net, &s.oamp_golden],
+        10,
+    );
+}
+
+/// Times every detector of `detectors` on the setup's vectors in one group.
+fn run_group<M: Measurement>(
+    c: &mut Criterion<M>,
+    group: &str,
+    detectors: &[&dyn Detector],
+    samples: usize,
+) {
+    let batch = &setup().batch;
     let mut decisions = vec![0i32; batch.frames * batch.n];
     let mut group = c.benchmark_group(group);
     group.throughput(Throughput::Elements(batch.frames as u64));
-    for detector in [&s.net as &dyn Detector, &s.golden, &s.fq] {
+    group.sample_size(samples);
+    for &detector in detectors {
         group.bench_function(detector.name(), |b| {
             b.iter(|| {
                 pool().install(|| {
