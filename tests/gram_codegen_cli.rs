@@ -164,4 +164,13 @@ fn cosim_runs_the_v2_design_bit_exact_in_channel_blocks() {
         .assert()
         .code(2)
         .stderr(predicate::str::contains("--lanes"));
+    // The v1-only outputs are refused, named, before anything is built or written.
+    for (flag, file) in [("--json", "c.json"), ("--trace", "c.vcd")] {
+        kaq(d)
+            .args(["cosim", "--ir", "ir.json", "--frames", "6", flag, file])
+            .assert()
+            .code(2)
+            .stderr(predicate::str::contains(flag).and(predicate::str::contains("IR v2")));
+        assert!(!d.join(file).exists());
+    }
 }

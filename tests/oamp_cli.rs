@@ -116,6 +116,15 @@ fn oamp_lowers_runs_in_ber_codegen_and_cosim() {
             && text.contains("equal"),
         "{text}"
     );
+    kaq(d)
+        .args([
+            "cosim", "--ir", "ir.json", "--frames", "6", "--json", "c.json",
+        ])
+        .assert()
+        .code(2)
+        .stderr(predicates::str::contains("--json"))
+        .stderr(predicates::str::contains("IR v4"));
+    assert!(!d.join("c.json").exists());
     // Not yet: the report and the RTL as a BER detector, refused naming --ir / --rtl.
     for (args, flag) in [
         (vec!["report", "--ir", "ir.json"], "--ir"),

@@ -347,16 +347,16 @@ fn unavailable(e: CosimError) -> anyhow::Error {
     }
 }
 
-/// `kaq cosim` of an IR v2 (cg) design (`kaq_sim::cosim::gram`): link frames in channel
-/// blocks of `--block`, stalls on every port, every output beat compared with the golden
-/// model and every block's and vector's cycles with the analytic model.
-fn run_gram(args: &CosimArgs, ir: &kaq_ir::gram::GramIr) -> anyhow::Result<()> {
-    use kaq_sim::cosim::gram::{GramRtl, GramStalls, link_blocks};
+/// The lanes of a Gram-engine design (IR `version`: "v2" or "v4"), refusing the flags that
+/// only IR v1 designs take, each named.
+fn gram_options(args: &CosimArgs, version: &str) -> anyhow::Result<usize> {
     let lanes = super::codegen::gram_lanes("--lanes", args.lanes)?;
     if let Some(flag) = args.pipeline.given() {
         return Err(super::args::usage_error(
             flag,
-            "the update pipeline is for IR v1 designs; a v2 design has its own schedule",
+            format!(
+                "the update pipeline is for IR v1 designs; a {version} design has its own schedule"
+            ),
         ));
     }
     if args.trace.is_some() || args.json.is_some() {
@@ -366,18 +366,33 @@ fn run_gram(args: &CosimArgs, ir: &kaq_ir::gram::GramIr) -> anyhow::Result<()> {
             } else {
                 "--json"
             },
-            "not supported for IR v2 designs yet",
+            format!("not supported for IR {version} designs yet"),
         ));
     }
-    let rtl = GramRtl::build_lanes(ir, lanes, false)?;
-    let blocks = link_blocks(ir, args.frames, args.block, &args.snr.0, args.seed)?;
+    Ok(lanes)
+}
+
+/// The stalls of a Gram-engine run: `--stall-prob` on the block and vector inputs,
+/// `--backpressure-prob` (default the same) on the output.
+fn gram_stalls(args: &CosimArgs) -> kaq_sim::cosim::gram::GramStalls {
     let stall = args.stall_prob;
-    let stalls = GramStalls {
+    kaq_sim::cosim::gram::GramStalls {
         block: stall,
         vector: stall,
         output: args.backpressure_prob.unwrap_or(stall),
         seed: args.seed,
-    };
+    }
+}
+
+/// `kaq cosim` of an IR v2 (cg) design (`kaq_sim::cosim::gram`): link frames in channel
+/// blocks of `--block`, stalls on every port, every output beat compared with the golden
+/// model and every block's and vector's cycles with the analytic model.
+fn run_gram(args: &CosimArgs, ir: &kaq_ir::gram::GramIr) -> anyhow::Result<()> {
+    use kaq_sim::cosim::gram::{GramRtl, link_blocks};
+    let lanes = gram_options(args, "v2")?;
+    let rtl = GramRtl::build_lanes(ir, lanes, false)?;
+    let blocks = link_blocks(ir, args.frames, args.block, &args.snr.0, args.seed)?;
+    let stalls = gram_stalls(args);
     let start = std::time::Instant::now();
     let report = rtl.run(&blocks, stalls)?;
     let secs = start.elapsed().as_secs_f64();
@@ -425,34 +440,11 @@ fn run_gram(args: &CosimArgs, ir: &kaq_ir::gram::GramIr) -> anyhow::Result<()> {
 /// measured cycles against the analytic model, every register write on the tap port against
 /// the engine's Rust twin.
 fn run_oamp(args: &CosimArgs, ir: &kaq_ir::gram::oamp::OampIr) -> anyhow::Result<()> {
-    use kaq_sim::cosim::gram::GramStalls;
     use kaq_sim::cosim::gram_oamp::{OampRtl, oamp_link_blocks};
-    let lanes = super::codegen::gram_lanes("--lanes", args.lanes)?;
-    if let Some(flag) = args.pipeline.given() {
-        return Err(super::args::usage_error(
-            flag,
-            "the update pipeline is for IR v1 designs; a v4 design has its own schedule",
-        ));
-    }
-    if args.trace.is_some() || args.json.is_some() {
-        return Err(super::args::usage_error(
-            if args.trace.is_some() {
-                "--trace"
-            } else {
-                "--json"
-            },
-            "not supported for IR v4 designs yet",
-        ));
-    }
+    let lanes = gram_options(args, "v4")?;
     let rtl = OampRtl::build_with(ir, lanes, false, true)?;
     let blocks = oamp_link_blocks(ir, args.frames, args.block, &args.snr.0, args.seed)?;
-    let stall = args.stall_prob;
-    let stalls = GramStalls {
-        block: stall,
-        vector: stall,
-        output: args.backpressure_prob.unwrap_or(stall),
-        seed: args.seed,
-    };
+    let stalls = gram_stalls(args);
     let start = std::time::Instant::now();
     let report = rtl.run(&blocks, stalls)?;
     let secs = start.elapsed().as_secs_f64();
