@@ -150,13 +150,17 @@ fn json_path_at(text: &str, line: usize, column: usize) -> String {
     path
 }
 
-/// The JSON path of the value serde stopped at (see [`json_path_at`]).
-pub(crate) fn json_path_of(text: &str, e: &serde_json::Error) -> String {
-    json_path_at(text, e.line(), e.column())
+/// The canonical JSON text of an IR document (pretty, trailing newline): equal documents give
+/// equal bytes.
+pub(crate) fn canonical_json<T: serde::Serialize>(doc: &T) -> String {
+    let mut s = serde_json::to_string_pretty(doc).expect("an IR always serializes");
+    s.push('\n');
+    s
 }
 
 impl IrError {
-    fn parse(text: &str, path: &str, error: serde_json::Error) -> Self {
+    /// A parse error of `text` (file `path`), naming the JSON path of the field serde stopped at.
+    pub(crate) fn parse(text: &str, path: &str, error: serde_json::Error) -> Self {
         Self::Parse {
             path: path.to_string(),
             field: json_path_at(text, error.line(), error.column()),
@@ -509,9 +513,7 @@ impl Ir {
     /// The canonical JSON text (pretty, trailing newline): equal IRs give equal bytes, and
     /// `from_json(to_json(ir)) == ir`.
     pub fn to_json(&self) -> String {
-        let mut s = serde_json::to_string_pretty(self).expect("an IR always serializes");
-        s.push('\n');
-        s
+        canonical_json(self)
     }
 
     /// Checks every field (see the module docs); the error names the first offending one.

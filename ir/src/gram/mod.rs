@@ -581,20 +581,14 @@ fn bound_err(field: &str) -> IrError {
 impl GramIr {
     /// Parses and validates a v2 document; `path` names it in errors.
     pub fn from_json(text: &str, path: &str) -> Result<Self, IrError> {
-        let ir: GramIr = serde_json::from_str(text).map_err(|error| IrError::Parse {
-            path: path.to_string(),
-            field: crate::document::json_path_of(text, &error),
-            error,
-        })?;
+        let ir: GramIr = serde_json::from_str(text).map_err(|e| IrError::parse(text, path, e))?;
         ir.validate()?;
         Ok(ir)
     }
 
     /// The canonical JSON text (pretty, trailing newline).
     pub fn to_json(&self) -> String {
-        let mut s = serde_json::to_string_pretty(self).expect("an IR always serializes");
-        s.push('\n');
-        s
+        crate::document::canonical_json(self)
     }
 
     /// The first layer with per-SNR-bin format shifts (version 3, docs/ir.md §10.8), if any.
