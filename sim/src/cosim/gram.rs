@@ -525,7 +525,34 @@ pub fn link_blocks(
     seed: u64,
 ) -> Result<Vec<GramBlock>, CosimError> {
     let golden = GramInterpreter::new(ir.clone())?;
-    let link = kaq_model::link::LinkConfig::new(ir.nt, ir.nr, ir.modulation)?.with_block(block)?;
+    let front = Front {
+        link: (ir.nt, ir.nr, ir.modulation),
+        h: &|v| golden.quantize_h(v),
+        y: &|v| golden.quantize_y(v),
+        bin: &|noise_var| ir.bin_of(noise_var),
+    };
+    blocks_through(&front, frames, block, snr_db, seed)
+}
+
+/// The golden model's front end of a Gram-engine design: its link (nt, nr, modulation), the
+/// quantizers of H̃ and ỹ and the SNR bin of a noise variance.
+pub(crate) struct Front<'a> {
+    pub link: (usize, usize, kaq_ir::Modulation),
+    pub h: &'a dyn Fn(f32) -> i64,
+    pub y: &'a dyn Fn(f32) -> i64,
+    pub bin: &'a dyn Fn(f32) -> usize,
+}
+
+/// [`link_blocks`] through any family's front end.
+pub(crate) fn blocks_through(
+    front: &Front<'_>,
+    frames: usize,
+    block: usize,
+    snr_db: &[f64],
+    seed: u64,
+) -> Result<Vec<GramBlock>, CosimError> {
+    let (nt, nr, modulation) = front.link;
+    let link = kaq_model::link::LinkConfig::new(nt, nr, modulation)?.with_block(block)?;
     let blocks = frames.div_ceil(block);
     let per_frame: Vec<f64> = (0..blocks)
         .flat_map(|b| std::iter::repeat_n(snr_db[b * snr_db.len() / blocks], block))
@@ -533,7 +560,7 @@ pub fn link_blocks(
         .collect();
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
     let batch = link.generator()?.generate(&per_frame, &mut rng);
-    let (m, n) = (ir.m, ir.n);
+    let (m, n) = (batch.m, batch.n);
     let mut out = Vec::with_capacity(blocks);
     for b in 0..blocks {
         let first = b * block;
@@ -541,13 +568,13 @@ pub fn link_blocks(
         out.push(GramBlock {
             h: batch.h[first * m * n..(first + 1) * m * n]
                 .iter()
-                .map(|&v| golden.quantize_h(v as f32))
+                .map(|&v| (front.h)(v as f32))
                 .collect(),
             ys: batch.y[first * m..last * m]
                 .iter()
-                .map(|&v| golden.quantize_y(v as f32))
+                .map(|&v| (front.y)(v as f32))
                 .collect(),
-            bin: ir.bin_of(batch.noise_var[first] as f32),
+            bin: (front.bin)(batch.noise_var[first] as f32),
         });
     }
     Ok(out)

@@ -439,32 +439,13 @@ pub fn oamp_link_blocks(
     seed: u64,
 ) -> Result<Vec<GramBlock>, CosimError> {
     let golden = OampInterpreter::new(ir.clone())?;
-    let link = kaq_model::link::LinkConfig::new(ir.nt, ir.nr, ir.modulation)?.with_block(block)?;
-    let blocks = frames.div_ceil(block);
-    let per_frame: Vec<f64> = (0..blocks)
-        .flat_map(|b| std::iter::repeat_n(snr_db[b * snr_db.len() / blocks], block))
-        .take(frames)
-        .collect();
-    let mut rng = ChaCha8Rng::seed_from_u64(seed);
-    let batch = link.generator()?.generate(&per_frame, &mut rng);
-    let (m, n) = (ir.m, ir.n);
-    let mut out = Vec::with_capacity(blocks);
-    for b in 0..blocks {
-        let first = b * block;
-        let last = (first + block).min(frames);
-        out.push(GramBlock {
-            h: batch.h[first * m * n..(first + 1) * m * n]
-                .iter()
-                .map(|&v| golden.quantize_h(v as f32))
-                .collect(),
-            ys: batch.y[first * m..last * m]
-                .iter()
-                .map(|&v| golden.quantize_y(v as f32))
-                .collect(),
-            bin: ir.bin_of(batch.noise_var[first] as f32),
-        });
-    }
-    Ok(out)
+    let front = super::gram::Front {
+        link: (ir.nt, ir.nr, ir.modulation),
+        h: &|v| golden.quantize_h(v),
+        y: &|v| golden.quantize_y(v),
+        bin: &|noise_var| ir.bin_of(noise_var),
+    };
+    super::gram::blocks_through(&front, frames, block, snr_db, seed)
 }
 
 #[cfg(test)]
